@@ -1,0 +1,196 @@
+"""Configuration: YAML defaults, per-scale overlays and dotted ``key=value`` overrides.
+
+The default tree is composed from ``aebench/configs/base.yaml`` (the root keys) and every
+``aebench/configs/sections/<name>.yaml`` (mounted under ``<name>``). Each file has the shape::
+
+    defaults: {...}          # every valid key of that part, with its default
+    scales:                  # optional overlays, one per scale
+      smoke: {...}
+      small: {...}
+      paper: {...}
+
+Composition order: defaults -> overlay of the chosen ``scale`` -> ``extra`` (e.g. a
+protocol's settings) -> user overrides. Every key anywhere must exist in the defaults, so
+a typo is an error naming the valid keys. A default of ``{}`` marks an open mapping (any
+sub-key allowed, e.g. ``weights.syncnet=PATH``).
+
+The fully resolved config dumps to YAML and hashes to a short id (:func:`config_hash`),
+which identifies run cells.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+SCALES = ("smoke", "small", "paper")
+
+
+class ConfigError(ValueError):
+    """An invalid override or config file; the message says what is valid."""
+
+
+def _read_part(path: Path) -> tuple[dict, dict]:
+    data = yaml.safe_load(path.read_text()) or {}
+    unknown = set(data) - {"defaults", "scales"}
+    if unknown:
+        raise ConfigError(f"{path}: top-level keys must be 'defaults' and 'scales', got {sorted(unknown)}")
+    scales = data.get("scales") or {}
+    bad = set(scales) - set(SCALES)
+    if bad:
+        raise ConfigError(f"{path}: unknown scale(s) {sorted(bad)}; valid: {', '.join(SCALES)}")
+    return data.get("defaults") or {}, scales
+
+
+def _parts() -> list[tuple[str | None, Path]]:
+    parts: list[tuple[str | None, Path]] = [(None, CONFIG_DIR / "base.yaml")]
+    for path in sorted((CONFIG_DIR / "sections").glob("*.yaml")):
+        parts.append((path.stem, path))
+    return parts
+
+
+def default_tree(scale: str = "smoke") -> DictConfig:
+    """Defaults with the overlay of ``scale`` applied (validated like any override)."""
+    if scale not in SCALES:
+        raise ConfigError(f"unknown scale '{scale}'; valid: {', '.join(SCALES)}")
+    tree: dict[str, Any] = {}
+    overlays: list[dict] = []
+    for name, path in _parts():
+        defaults, scales = _read_part(path)
+        overlay = scales.get(scale) or {}
+        if name is None:
+            tree.update(defaults)
+            overlays.append(overlay)
+        else:
+            if name in tree:
+                raise ConfigError(f"section '{name}' ({path}) clashes with a root key")
+            tree[name] = defaults
+            overlays.append({name: overlay})
+    cfg = OmegaConf.create(tree)
+    for overlay in overlays:
+        _merge_checked(cfg, overlay, origin=f"scale '{scale}' overlay")
+    cfg.scale = scale
+    return cfg
+
+
+def _is_open(node: Any) -> bool:
+    return isinstance(node, DictConfig) and len(node) == 0
+
+
+def _merge_checked(cfg: DictConfig, update: Mapping, origin: str, prefix: str = "") -> None:
+    """Merge ``update`` into ``cfg`` in place, refusing keys absent from ``cfg``."""
+    for key, value in update.items():
+        path = f"{prefix}{key}"
+        if key not in cfg:
+            valid = ", ".join(sorted(str(k) for k in cfg.keys()))
+            where = f" under '{prefix[:-1]}'" if prefix else ""
+            raise ConfigError(f"unknown config key '{path}' (from {origin}); valid keys{where}: {valid}")
+        current = cfg[key]
+        if isinstance(current, DictConfig) and not _is_open(current):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"'{path}' is a group of settings ({', '.join(map(str, current.keys()))}); set one of its keys, e.g. {path}.{next(iter(current.keys()))}=...")
+            _merge_checked(current, value, origin, prefix=f"{path}.")
+        elif isinstance(current, DictConfig):  # open mapping
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"'{path}' is a mapping; set {path}.NAME=VALUE")
+            for k, v in value.items():
+                current[k] = v
+        else:
+            cfg[key] = _coerce(path, current, value)
+
+
+def _coerce(path: str, current: Any, value: Any) -> Any:
+    if isinstance(value, (DictConfig, ListConfig)):
+        value = OmegaConf.to_container(value)
+    if current is None or value is None:
+        return value
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"'{path}' takes true or false, got {value!r}")
+        return value
+    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(current, int) and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(current, (int, float)) and not isinstance(value, (int, float)):
+        raise ConfigError(f"'{path}' takes a number, got {value!r}")
+    if isinstance(current, ListConfig) and not isinstance(value, list):
+        value = [value]
+    return value
+
+
+def parse_overrides(args: Iterable[str]) -> dict:
+    """Turn ``["a.b=1", "c=[x,y]"]`` into a nested dict, with values typed as YAML would."""
+    nested: dict = {}
+    for arg in args:
+        if "=" not in arg:
+            raise ConfigError(f"override '{arg}' is not of the form key=value")
+        key, raw = arg.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise ConfigError(f"override '{arg}' has an empty key")
+        value = OmegaConf.to_container(OmegaConf.from_dotlist([f"v={raw}"]))["v"]
+        node = nested
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{arg}' conflicts with another override of '{part}'")
+        node[parts[-1]] = value
+    return nested
+
+
+def load_config(overrides: Sequence[str] = (), extra: Mapping | None = None, scale: str | None = None) -> DictConfig:
+    """The fully resolved config.
+
+    ``scale`` (or a ``scale=...`` override, which wins) picks the overlay; ``extra`` (a
+    protocol's or method's settings, nested dict or dotted keys) applies before the overrides.
+    """
+    user = parse_overrides(overrides)
+    extra = dict(extra or {})
+    if any("." in str(k) for k in extra):
+        extra = parse_overrides(f"{k}={_dump_value(v)}" for k, v in extra.items())
+    chosen = user.get("scale", extra.get("scale", scale or "smoke"))
+    cfg = default_tree(str(chosen))
+    _merge_checked(cfg, {k: v for k, v in extra.items() if k != "scale"}, origin="protocol/extra settings")
+    _merge_checked(cfg, {k: v for k, v in user.items() if k != "scale"}, origin="command line")
+    cfg.scale = str(chosen)
+    return cfg
+
+
+def _dump_value(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_dump_value(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    """Canonical YAML (sorted keys) of a resolved config."""
+    return yaml.safe_dump(OmegaConf.to_container(cfg, resolve=True), sort_keys=True)
+
+
+def config_hash(cfg: DictConfig | Mapping, length: int = 12) -> str:
+    """Short stable hash of the resolved config; identifies a run cell."""
+    container = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    text = yaml.safe_dump(container, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def valid_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
+    """Every dotted leaf key of ``cfg`` (for help texts)."""
+    keys: list[str] = []
+    for k, v in cfg.items():
+        path = f"{prefix}{k}"
+        if isinstance(v, DictConfig) and not _is_open(v):
+            keys.extend(valid_keys(v, f"{path}."))
+        else:
+            keys.append(path)
+    return keys

@@ -1,0 +1,251 @@
+"""A prepared identity on disk and its views (splits, few-shot clips, working resolution).
+
+On-disk format (DESIGN.md, "Prepared identity")::
+
+    <root>/<name>/meta.json          schema, source + sha256, fps, n_frames, size, intrinsics,
+                                     near/far, audio_rate, settings, library versions,
+                                     "frames_format": "jpg" | "png" | "npy"
+    <root>/<name>/frames/00000.jpg   (or frames.npy, uint8 (n, H, W, 3))
+    <root>/<name>/masks/00000.png    (or masks.npy, uint8 (n, H, W)) labels:
+                                     0 background, 1 audio-independent head, 2 audio-related
+                                     lower face, 3 torso/neck
+    <root>/<name>/landmarks.npy      float32 (n, 68, 2) pixels (x, y)
+    <root>/<name>/poses.npy          float32 (n, 4, 4) camera-to-world, head in canonical frame
+    <root>/<name>/audio.wav          16 kHz mono
+    <root>/<name>/features/<extractor>.npy  float32 (n, T, C), one window per frame
+    <root>/<name>/background.png
+
+An identity is written into ``<name>.partial`` and renamed when complete, so a folder
+with ``meta.json`` is always whole.
+
+A view (:meth:`Identity.split`, :meth:`Identity.clip`, :meth:`Identity.at_size`) has the
+same API over a subset of frames and/or another resolution; indices are view-local.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+SCHEMA_VERSION = 1
+LABELS = {"background": 0, "head": 1, "audio": 2, "torso": 3}
+
+
+class IdentityError(RuntimeError):
+    """A prepared identity is missing, incomplete or asked for something it lacks."""
+
+
+class Identity:
+    """Read access to a prepared identity (or a view of one)."""
+
+    def __init__(self, path: Path, meta: dict, indices: np.ndarray | None = None, size: int | None = None):
+        self.path = Path(path)
+        self.meta = meta
+        self._all = int(meta["n_frames"])
+        self.indices = np.arange(self._all) if indices is None else np.asarray(indices, dtype=np.int64)
+        self._native = tuple(meta["size"])  # (H, W)
+        self._size = size  # square working size, or None for native
+
+    # ----- construction -------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path) -> "Identity":
+        path = Path(path)
+        meta_path = path / "meta.json"
+        if not meta_path.exists():
+            hint = " (an interrupted preparation left a .partial folder; re-run it)" if path.with_name(path.name + ".partial").exists() else ""
+            raise IdentityError(f"{path} is not a prepared identity: no meta.json{hint}")
+        meta = json.loads(meta_path.read_text())
+        if meta.get("schema") != SCHEMA_VERSION:
+            raise IdentityError(f"{path}: schema {meta.get('schema')} is not the supported {SCHEMA_VERSION}; prepare it again")
+        return cls(path, meta)
+
+    def _view(self, indices=None, size=None) -> "Identity":
+        return Identity(self.path, self.meta, self.indices if indices is None else indices,
+                        self._size if size is None else size)
+
+    # ----- basic facts --------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.meta.get("name", self.path.name)
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.indices)
+
+    @property
+    def fps(self) -> float:
+        return float(self.meta["fps"])
+
+    @property
+    def audio_rate(self) -> int:
+        return int(self.meta.get("audio_rate", 16000))
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(H, W) of the frames this view returns."""
+        return (self._size, self._size) if self._size else self._native
+
+    @property
+    def scale(self) -> float:
+        """Working size over native size (1.0 for native views)."""
+        return self.size[0] / self._native[0]
+
+    @property
+    def near(self) -> float:
+        return float(self.meta["near"])
+
+    @property
+    def far(self) -> float:
+        return float(self.meta["far"])
+
+    @property
+    def intrinsics(self) -> np.ndarray:
+        """(focal, cx, cy) in pixels of this view's resolution."""
+        return np.asarray(self.meta["intrinsics"], dtype=np.float32) * self.scale
+
+    def K(self) -> np.ndarray:
+        f, cx, cy = self.intrinsics
+        return np.array([[f, 0, cx], [0, f, cy], [0, 0, 1]], dtype=np.float32)
+
+    # ----- per-frame data -------------------------------------------------------------
+    def _resize(self, img: np.ndarray, nearest: bool = False) -> np.ndarray:
+        if not self._size or img.shape[:2] == (self._size, self._size):
+            return img
+        interp = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA
+        return cv2.resize(img, (self._size, self._size), interpolation=interp)
+
+    @cached_property
+    def _frames_npy(self):
+        return np.load(self.path / "frames.npy", mmap_mode="r")
+
+    @cached_property
+    def _masks_npy(self):
+        return np.load(self.path / "masks.npy", mmap_mode="r")
+
+    def frame(self, i: int) -> np.ndarray:
+        """uint8 (H, W, 3) RGB frame ``i`` of this view."""
+        j = int(self.indices[i])
+        fmt = self.meta.get("frames_format", "jpg")
+        if fmt == "npy":
+            img = np.asarray(self._frames_npy[j])
+        else:
+            img = cv2.imread(str(self.path / "frames" / f"{j:05d}.{fmt}"), cv2.IMREAD_COLOR)
+            if img is None:
+                raise IdentityError(f"{self.path}: frame {j} is missing")
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        return self._resize(img)
+
+    def mask(self, i: int) -> np.ndarray:
+        """uint8 (H, W) region labels of frame ``i`` (see :data:`LABELS`)."""
+        j = int(self.indices[i])
+        if (self.path / "masks.npy").exists():
+            m = np.asarray(self._masks_npy[j])
+        else:
+            m = cv2.imread(str(self.path / "masks" / f"{j:05d}.png"), cv2.IMREAD_UNCHANGED)
+            if m is None:
+                raise IdentityError(f"{self.path}: mask {j} is missing")
+        return self._resize(m, nearest=True)
+
+    def frames(self) -> np.ndarray:
+        """All frames of the view, uint8 (n, H, W, 3)."""
+        return np.stack([self.frame(i) for i in range(self.n_frames)])
+
+    def masks(self) -> np.ndarray:
+        return np.stack([self.mask(i) for i in range(self.n_frames)])
+
+    @cached_property
+    def _landmarks(self) -> np.ndarray:
+        return np.load(self.path / "landmarks.npy").astype(np.float32)
+
+    @property
+    def landmarks(self) -> np.ndarray:
+        """float32 (n, 68, 2) pixel coordinates (x, y) at this view's resolution."""
+        return self._landmarks[self.indices] * self.scale
+
+    @cached_property
+    def _poses(self) -> np.ndarray:
+        return np.load(self.path / "poses.npy").astype(np.float32)
+
+    @property
+    def poses(self) -> np.ndarray:
+        """float32 (n, 4, 4) camera-to-world matrices."""
+        return self._poses[self.indices]
+
+    def background(self) -> np.ndarray:
+        img = cv2.imread(str(self.path / "background.png"), cv2.IMREAD_COLOR)
+        if img is None:
+            raise IdentityError(f"{self.path}: background.png is missing")
+        return self._resize(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+
+    # ----- audio ---------------------------------------------------------------------------
+    @cached_property
+    def _audio(self) -> np.ndarray:
+        from aebench.media import read_audio
+
+        return read_audio(self.path / "audio.wav", self.audio_rate)
+
+    @property
+    def samples_per_frame(self) -> float:
+        return self.audio_rate / self.fps
+
+    @property
+    def audio(self) -> np.ndarray:
+        """float32 16 kHz mono samples covering this view's frames (contiguous views)."""
+        spf = self.samples_per_frame
+        start = int(round(self.indices[0] * spf))
+        stop = int(round((self.indices[-1] + 1) * spf))
+        return self._audio[start:stop]
+
+    def features(self, name: str = "mfcc") -> np.ndarray:
+        """float32 (n, T, C) audio feature windows, one per frame of the view.
+
+        Computed over the whole identity's audio on first use and cached under
+        ``features/<name>.npy``."""
+        from aebench.data.features import load_or_compute
+
+        return load_or_compute(self, name)[self.indices]
+
+    # ----- views ---------------------------------------------------------------------------
+    def split(self, which: str) -> "Identity":
+        """The paper's split: first half of the frames trains, second half tests."""
+        half = self._all // 2
+        if which == "train":
+            idx = self.indices[self.indices < half]
+        elif which == "test":
+            idx = self.indices[self.indices >= half]
+        else:
+            raise IdentityError(f"split must be 'train' or 'test', got {which!r}")
+        return self._view(indices=idx)
+
+    def clip(self, seconds: float) -> "Identity":
+        """The first ``seconds`` of the training half (the few-shot clip)."""
+        train = self.split("train")
+        n = int(round(seconds * self.fps))
+        if n <= 0:
+            raise IdentityError(f"clip length must be positive, got {seconds} s")
+        if n > train.n_frames:
+            raise IdentityError(
+                f"{self.name}: a {seconds} s clip needs {n} frames but the training half has only "
+                f"{train.n_frames} ({train.n_frames / self.fps:.1f} s)")
+        return self._view(indices=train.indices[:n])
+
+    def at_size(self, size: int | None) -> "Identity":
+        """The same frames at a square working resolution (None or 0 = native)."""
+        if size and self._native[0] != self._native[1]:
+            raise IdentityError(f"{self.name}: frames are not square {self._native}")
+        return Identity(self.path, self.meta, self.indices, size or None)
+
+    def __repr__(self) -> str:
+        return f"Identity({self.name!r}, frames={self.n_frames}, size={self.size})"
+
+
+def list_identities(root: str | Path) -> list[Path]:
+    """Folders under ``root`` that are complete prepared identities."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and (p / "meta.json").exists())
