@@ -1,0 +1,59 @@
+"""LPIPS (Zhang et al. 2018) with the ``lpips`` package, AlexNet backbone, version 0.1.
+
+Recipe: ``lpips.LPIPS(net="alex")`` on the full frame, inputs RGB scaled to [-1, 1] as
+``lpips.im2tensor`` does (``x / 127.5 - 1``), one value per frame, averaged. The linear
+calibration layers ship inside the ``lpips`` package (``weights/v0.1/alex.pth``); the
+AlexNet backbone is torchvision's ``alexnet-owt-7be5be79.pth`` taken from the verified
+weights store (``lpips_alexnet``), loaded with ``weights_only=True`` into
+``lpips.LPIPS(net="alex", pretrained=True, pnet_rand=True)`` so that nothing downloads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def build_lpips(backbone_state: dict):
+    """An eval-mode ``lpips.LPIPS`` AlexNet model with ``backbone_state`` (torchvision
+    ``alexnet`` keys ``features.{i}.weight|bias``) copied into its feature slices."""
+    import warnings
+
+    import lpips
+    import torch
+
+    with warnings.catch_warnings():  # torchvision's notice about lpips' old `pretrained=` argument
+        warnings.simplefilter("ignore", UserWarning)
+        model = lpips.LPIPS(net="alex", pretrained=True, pnet_rand=True, verbose=False)
+    used = set()
+    with torch.no_grad():
+        for sl in (model.net.slice1, model.net.slice2, model.net.slice3, model.net.slice4, model.net.slice5):
+            for idx, layer in sl.named_children():
+                for pname, param in layer.named_parameters(recurse=False):
+                    key = f"features.{idx}.{pname}"
+                    if key not in backbone_state:
+                        raise KeyError(f"AlexNet weights lack {key}: not a torchvision alexnet state dict")
+                    param.copy_(backbone_state[key])
+                    used.add(key)
+    if not used:
+        raise KeyError("no AlexNet feature weights were loaded")
+    return model.eval()
+
+
+def to_lpips_tensor(frames: np.ndarray):
+    """uint8 (n, H, W, 3) -> float32 (n, 3, H, W) in [-1, 1] (``lpips.im2tensor`` scaling)."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    return x / 127.5 - 1.0
+
+
+def lpips_frames(model, pred: np.ndarray, gt: np.ndarray, batch: int = 4) -> np.ndarray:
+    """Per-frame LPIPS of uint8 (n, H, W, 3) frame stacks."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(pred), batch):
+            d = model(to_lpips_tensor(pred[s:s + batch]), to_lpips_tensor(gt[s:s + batch]))
+            out.append(d.reshape(-1).double().numpy())
+    return np.concatenate(out) if out else np.zeros(0)

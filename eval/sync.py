@@ -1,0 +1,153 @@
+"""SyncNet LSE-C (``sync_conf``) and LSE-D (``sync_dist``), as ``syncnet_python`` computes them.
+
+Reference: joonson/syncnet_python ``SyncNetInstance.evaluate`` (reproduced by the
+``syncnet-python`` PyPI package, whose ``SyncNetModel`` architecture is used here), as
+run by ``run_syncnet.py`` (``--batch_size 20 --vshift 15``) and by the Wav2Lip /
+talking-head LSE scripts. :func:`sync_scores` reproduces it step by step:
+
+* video at 25 fps; the network sees BGR 224x224 crops (the reference reads its crop
+  JPEGs with ``cv2.imread``) as float 0..255, no normalisation;
+* audio 16 kHz as 16-bit PCM values (the reference reads an int16 wav with
+  ``scipy.io.wavfile``; a float signal in [-1, 1] is converted with ``round(x * 32768)``,
+  clipped), MFCC by ``python_speech_features.mfcc(audio, 16000)`` (13 coefficients,
+  25 ms windows every 10 ms = 100 Hz);
+* ``min_length = min(n_frames, floor(n_samples / 640))``; windows ``i`` in
+  ``range(min_length - 5)`` (the reference's ``lastframe``: one fewer than would fit);
+  video window = frames ``i .. i+4``, audio window = MFCC columns ``4i .. 4i+19``;
+* per window a lip and an audio embedding (batches of 20; eval mode, so batching does
+  not change values); the audio *embeddings* are zero-padded by ``vshift = 15`` on both
+  sides and ``dists[i][k] = pairwise_distance(v_i, a_padded[i + k])`` (torch's, with
+  its eps=1e-6); ``mdist = mean_i dists[i]`` over the 31 offsets;
+* LSE-D = ``min(mdist)``, LSE-C = ``median(mdist) - min(mdist)`` (torch median of 31
+  values), offset = ``vshift - argmin``.
+
+Face crops: the reference detects faces with S3FD, smooths the box size and centre with
+a 13-tap median filter and crops, from the frame padded by ``bs * (1 + 2 * 0.4)`` pixels
+of grey 110, rows ``cy - bs .. cy + bs * (1 + 2 * 0.4)`` and columns
+``cx - bs * 1.4 .. cx + bs * 1.4`` (``bs`` = half the larger box side, crop scale 0.4),
+resized to 224x224. We do the same smoothing and crop, but the box comes from dlib's 68
+landmarks instead of S3FD (whose weights are not in this environment): x from the jaw
+extremes (points 0-16), bottom at the chin (largest y), top at the eyebrows (points
+17-26) raised by a quarter of the brow-to-chin height, approximating S3FD's
+forehead-to-chin box. Frames with no face take the box of the nearest frame with one;
+if fewer than half of the frames have a face, the sync metrics are missing. A clip that
+is not 25 fps is resampled to 25 fps by nearest frame (as ``ffmpeg -r 25`` does in the
+reference pipeline). Every video frame is one track (no scene cuts assumed).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+VSHIFT = 15
+BATCH = 20
+CROP_SCALE = 0.4
+SIZE = 224
+
+
+def load_syncnet(state_dict: dict):
+    """``syncnet_python.SyncNetModel`` in eval mode with ``state_dict`` loaded (strict)."""
+    from syncnet_python import SyncNetModel
+
+    model = SyncNetModel()
+    model.load_state_dict(state_dict, strict=True)
+    return model.eval()
+
+
+def to_int16(audio16k: np.ndarray) -> np.ndarray:
+    """Float [-1, 1] audio -> int16 PCM (as a 16-bit wav holds it); int16 input unchanged."""
+    a = np.asarray(audio16k)
+    if a.dtype == np.int16:
+        return a
+    return np.clip(np.round(a.astype(np.float64) * 32768.0), -32768, 32767).astype(np.int16)
+
+
+def mfcc(audio16k: np.ndarray) -> np.ndarray:
+    """(13, T) MFCC at 100 Hz exactly as the reference computes it."""
+    import python_speech_features
+
+    return np.asarray(python_speech_features.mfcc(to_int16(audio16k), 16000)).T
+
+
+def sync_scores(crops: np.ndarray, audio16k: np.ndarray, model, vshift: int = VSHIFT,
+                batch_size: int = BATCH) -> tuple[int, float, float]:
+    """(offset, LSE-C, LSE-D) of uint8 RGB face crops (n, 224, 224, 3) at 25 fps and 16 kHz audio."""
+    import torch
+
+    crops = np.asarray(crops)
+    if crops.ndim != 4 or crops.shape[1:] != (SIZE, SIZE, 3):
+        raise ValueError(f"crops must be (n, 224, 224, 3) uint8, got {crops.shape}")
+    audio = to_int16(audio16k)
+    min_length = min(len(crops), len(audio) // 640)
+    lastframe = min_length - 5
+    if lastframe < 1:
+        raise ValueError(f"too short for SyncNet: {len(crops)} frames, {len(audio) / 16000:.2f} s of audio "
+                         "(needs at least 6 frames and 0.24 s)")
+    video = torch.from_numpy(np.ascontiguousarray(crops[:min_length, :, :, ::-1])).permute(3, 0, 1, 2)
+    video = video.float().unsqueeze(0)  # (1, 3, T, 224, 224), BGR 0..255
+    cc = torch.from_numpy(mfcc(audio).astype(float)).float()[None, None]  # (1, 1, 13, T)
+    im_feat, cc_feat = [], []
+    with torch.no_grad():
+        for i in range(0, lastframe, batch_size):
+            idx = range(i, min(lastframe, i + batch_size))
+            im_feat.append(model.forward_lip(torch.cat([video[:, :, v:v + 5] for v in idx], 0)))
+            cc_feat.append(model.forward_aud(torch.cat([cc[:, :, :, v * 4:v * 4 + 20] for v in idx], 0)))
+    im_feat, cc_feat = torch.cat(im_feat, 0), torch.cat(cc_feat, 0)
+    win = 2 * vshift + 1
+    ccp = torch.nn.functional.pad(cc_feat, (0, 0, vshift, vshift))
+    dists = torch.stack([torch.nn.functional.pairwise_distance(im_feat[[i], :].repeat(win, 1), ccp[i:i + win])
+                         for i in range(len(im_feat))], 1)
+    mdist = dists.mean(1)
+    minval, minidx = torch.min(mdist, 0)
+    return int(vshift - minidx), float(torch.median(mdist) - minval), float(minval)
+
+
+def boxes_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
+    """(n, 68, 2) -> (n, 4) x1, y1, x2, y2 S3FD-like face boxes; NaN rows where no face."""
+    lm = np.asarray(landmarks, dtype=np.float64)
+    x1, x2 = lm[:, :17, 0].min(1), lm[:, :17, 0].max(1)
+    y2 = lm[:, :, 1].max(1)
+    brow = lm[:, 17:27, 1].min(1)
+    y1 = brow - 0.25 * (y2 - brow)
+    return np.stack([x1, y1, x2, y2], 1)
+
+
+def fill_missing(boxes: np.ndarray) -> np.ndarray:
+    """Rows without a face take the nearest row with one."""
+    ok = ~np.isnan(boxes).any(1)
+    if not ok.any():
+        raise ValueError("no face found in any frame")
+    good = np.flatnonzero(ok)
+    nearest = good[np.abs(np.arange(len(boxes))[:, None] - good[None, :]).argmin(1)]
+    return boxes[nearest]
+
+
+def crop_faces(frames: np.ndarray, boxes: np.ndarray, crop_scale: float = CROP_SCALE) -> np.ndarray:
+    """uint8 (n, 224, 224, 3) crops as the reference ``crop_video`` cuts them from (n, 4) boxes."""
+    import cv2
+    from scipy import signal
+
+    b = np.asarray(boxes, dtype=np.float64)
+    s = np.maximum(b[:, 3] - b[:, 1], b[:, 2] - b[:, 0]) / 2
+    x, y = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+    s, x, y = (signal.medfilt(v, kernel_size=13) for v in (s, x, y))
+    out = np.empty((len(frames), SIZE, SIZE, 3), np.uint8)
+    for i, img in enumerate(frames):
+        bs = s[i]
+        pad = int(bs * (1 + 2 * crop_scale))
+        img_p = cv2.copyMakeBorder(np.ascontiguousarray(img), pad, pad, pad, pad, cv2.BORDER_CONSTANT,
+                                   value=(110, 110, 110))
+        my, mx = y[i] + pad, x[i] + pad
+        crop = img_p[int(my - bs):int(my + bs * (1 + 2 * crop_scale)),
+                     int(mx - bs * (1 + crop_scale)):int(mx + bs * (1 + crop_scale))]
+        out[i] = cv2.resize(crop, (SIZE, SIZE))
+    return out
+
+
+def resample_to_25fps(frames: np.ndarray, fps: float) -> np.ndarray:
+    """Nearest-frame resampling to 25 fps (identity at 25 fps)."""
+    if abs(fps - 25.0) < 1e-3:
+        return frames
+    n_out = int(round(len(frames) * 25.0 / fps))
+    idx = np.minimum(np.round(np.arange(n_out) * fps / 25.0).astype(int), len(frames) - 1)
+    return frames[idx]

@@ -1,0 +1,254 @@
+"""The verified weights store (DESIGN.md): ``aebench.paths.weights_dir()``.
+
+``eval/manifest.json`` names every official file with its sha256, size, source URL and
+licence. A file is verified (sha256) before use; when the manifest knows only a hash
+prefix (face-alignment's torch-hub names) or nothing (the wav2vec 2.0 folder), that is
+said plainly and only the prefix / loadability is checked.
+
+Loading is always ``torch.load(path, map_location="cpu", weights_only=True)``: a file that
+needs a code-running pickle (a whole pickled ``nn.Module``, a custom class) is refused.
+The original ``syncnet_v2.model`` is a legacy-format pickle of a *state dict* (the
+reference ``SyncNetInstance.loadParameters`` iterates ``loaded_state.items()``), which
+``weights_only=True`` reads. If a copy is instead a whole pickled module, it is refused;
+convert it once, in an environment you trust, with
+``python -c "import torch; torch.save(torch.load('IN', weights_only=False).state_dict(), 'OUT')"``
+and pass OUT explicitly (it is then recorded as unofficial, with its sha256).
+
+Explicit user files (``weights={"syncnet": PATH}``) are used as given: their sha256 is
+recorded and they are marked ``official`` only when it equals the manifest's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import shutil
+import warnings
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from aebench.paths import weights_dir
+
+MANIFEST_PATH = Path(__file__).with_name("manifest.json")
+
+
+class WeightsError(RuntimeError):
+    """A weights file that exists but must not be used (wrong hash, unsafe pickle, unreadable)."""
+
+
+class WeightsMissing(WeightsError):
+    """A weights file that is not in the store; ``fix`` is the command that installs it."""
+
+    def __init__(self, name: str, message: str):
+        super().__init__(message)
+        self.name = name
+        self.fix = fix_command(name)
+
+
+@dataclass(frozen=True)
+class WeightRecord:
+    """Which file a metric used, for the output's ``info``."""
+
+    name: str
+    path: str
+    sha256: str
+    official: bool
+    verification: str  # "sha256" | "sha256-prefix" | "none (hash unknown)" | "explicit file"
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@lru_cache(maxsize=1)
+def manifest() -> dict[str, dict]:
+    return json.loads(MANIFEST_PATH.read_text())
+
+
+def entry(name: str) -> dict:
+    m = manifest()
+    if name not in m:
+        raise KeyError(f"unknown weights {name!r}; known: {', '.join(sorted(m))}")
+    return m[name]
+
+
+def store_path(name: str) -> Path:
+    return weights_dir() / entry(name)["file"]
+
+
+def fix_command(name: str) -> str:
+    e = entry(name)
+    return (f"aebench weights add {name} /path/to/{e['file']}  "
+            f"(get it from {e['url']}; or `aebench weights fetch {name}` where the internet is reachable)")
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 of a file, or of a folder (sorted relative names and contents)."""
+    h = hashlib.sha256()
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        if path.is_dir():
+            h.update(str(f.relative_to(path)).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+_HASH_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def _cached_sha256(path: Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _HASH_CACHE:
+        _HASH_CACHE[key] = sha256_file(path)
+    return _HASH_CACHE[key]
+
+
+def verify(name: str, path: Path) -> tuple[str, str]:
+    """(sha256, how it was verified) for ``path`` as the official ``name``; raises on mismatch."""
+    e = entry(name)
+    digest = _cached_sha256(Path(path))
+    if e.get("sha256"):
+        if digest != e["sha256"]:
+            raise WeightsError(
+                f"{path}: sha256 {digest} does not match the official {name} ({e['sha256']}); "
+                f"refusing it. If it is your own file, pass it explicitly (--weights {name}=PATH) "
+                f"and it is recorded as unofficial.")
+        return digest, "sha256"
+    prefix = e.get("sha256_prefix")
+    if prefix:
+        if not digest.startswith(prefix):
+            raise WeightsError(f"{path}: sha256 {digest} does not start with the official prefix {prefix} of {name}")
+        warnings.warn(f"{name}: only the sha256 prefix {prefix} is known; the full hash is not verified", stacklevel=2)
+        return digest, "sha256-prefix"
+    warnings.warn(f"{name}: no official sha256 is known; only loadability is checked", stacklevel=2)
+    return digest, "none (hash unknown)"
+
+
+def resolve(name: str, explicit: str | Path | None = None) -> WeightRecord:
+    """The file to use for ``name``: an explicit user file, else the verified store copy."""
+    e = entry(name)
+    if explicit is not None:
+        p = Path(explicit)
+        if not p.exists():
+            raise WeightsError(f"--weights {name}={p}: no such file")
+        digest = _cached_sha256(p)
+        return WeightRecord(name, str(p), digest, official=bool(e.get("sha256")) and digest == e["sha256"],
+                            verification="explicit file")
+    p = store_path(name)
+    if not p.exists():
+        raise WeightsMissing(name, f"{name} weights not found at {p}")
+    digest, how = verify(name, p)
+    return WeightRecord(name, str(p), digest, official=how == "sha256", verification=how)
+
+
+def load_state_dict(path: str | Path) -> dict:
+    """A tensor state dict through ``torch.load(weights_only=True)``; unsafe pickles are refused."""
+    import torch
+
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise WeightsError(
+            f"{path}: refused, it needs a code-running pickle (torch.load weights_only=True failed: "
+            f"{str(exc).splitlines()[0]}). If it is a whole pickled model, convert it once where you trust "
+            "the file: python -c \"import torch; torch.save(torch.load('IN', weights_only=False)"
+            ".state_dict(), 'OUT')\" and pass OUT.") from exc
+    except Exception as exc:  # truncated or not a torch file
+        raise WeightsError(f"{path}: cannot be read as torch weights ({exc})") from exc
+    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsError(f"{path}: is not a state dict of tensors (got {type(obj).__name__})")
+    return dict(obj)
+
+
+def _check_loadable(name: str, path: Path) -> None:
+    kind = entry(name).get("kind")
+    if kind == "torch":
+        load_state_dict(path)
+    elif kind == "hf_folder":
+        if not path.is_dir() or not (path / "config.json").exists():
+            raise WeightsError(f"{path}: not a Hugging Face model folder (config.json missing)")
+    elif kind == "torchscript":
+        import torch
+
+        try:
+            torch.jit.load(str(path), map_location="cpu")
+        except Exception as exc:
+            raise WeightsError(f"{path}: not a loadable TorchScript archive ({exc})") from exc
+
+
+def add(name: str, src: str | Path) -> Path:
+    """Verify ``src`` as the official ``name`` and copy it into the store (atomically)."""
+    src = Path(src)
+    if not src.exists():
+        raise WeightsError(f"{src}: no such file or folder")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        verify(name, src)
+    _check_loadable(name, src)
+    dst = store_path(name)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".partial")
+    if tmp.is_dir():
+        shutil.rmtree(tmp)
+    (shutil.copytree if src.is_dir() else shutil.copyfile)(src, tmp)
+    if dst.is_dir():
+        shutil.rmtree(dst)
+    tmp.replace(dst)
+    return dst
+
+
+def fetch(name: str, timeout: float = 20.0) -> Path:
+    """Download ``name`` from its source URL, verify, store. Fails clearly without internet."""
+    import urllib.error
+    import urllib.request
+
+    e = entry(name)
+    if e.get("kind") == "hf_folder":
+        raise WeightsError(
+            f"{name} is a Hugging Face folder; download it with `huggingface-cli download "
+            f"facebook/{e['file']} --local-dir DIR` where the internet is reachable, then: aebench weights add {name} DIR")
+    dst = store_path(name)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".download")
+    try:
+        with urllib.request.urlopen(e["url"], timeout=timeout) as r, open(tmp, "wb") as fh:
+            shutil.copyfileobj(r, fh, 1 << 20)
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise WeightsError(
+            f"cannot download {name} from {e['url']} ({exc}). Manual alternative: download "
+            f"{e['file']} on a machine with internet, copy it here, then: aebench weights add {name} FILE") from exc
+    try:
+        return add(name, tmp)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def status() -> list[dict]:
+    """One row per manifest entry: present, verified, path, fix command."""
+    rows = []
+    for name, e in manifest().items():
+        p = store_path(name)
+        row = {"name": name, "present": p.exists(), "verified": "-", "path": str(p), "fix": ""}
+        if not p.exists():
+            row["fix"] = f"aebench weights add {name} FILE | aebench weights fetch {name}"
+        else:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    _, how = verify(name, p)
+                row["verified"] = {"sha256": "yes (sha256)", "sha256-prefix": "prefix only (full sha256 unknown)",
+                                   "none (hash unknown)": "no (sha256 unknown)"}[how]
+            except WeightsError as exc:
+                row["verified"] = "MISMATCH"
+                row["fix"] = str(exc)
+        rows.append(row)
+    return rows
