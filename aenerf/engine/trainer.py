@@ -1,0 +1,129 @@
+"""The training loop every NeRF method shares: Adam with exponential lr decay, seeded
+batches, periodic checkpoints with resume, a hard stop on a non-finite loss, tqdm progress
+with loss and PSNR, and ``log.txt``.
+
+The model is an ``nn.Module`` with ``training_step(batch, step) -> (loss, stats)`` where
+``stats`` is a dict of floats (include ``"psnr"`` to see it on the progress bar); batches come
+from ``batch_fn(step, generator)``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from aenerf.engine.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint, step_dir
+
+FINAL = "final"
+
+
+class NonFiniteLoss(RuntimeError):
+    """Training produced NaN/Inf; the message names the step and the loss terms."""
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def psnr(mse: torch.Tensor | float) -> float:
+    """PSNR in dB of an MSE of [0, 1] images."""
+    mse = float(mse)
+    return float("inf") if mse <= 0 else -10.0 * math.log10(mse)
+
+
+def lr_at(step: int, lr: float, rate: float, decay_steps: int) -> float:
+    return lr * rate ** (step / max(decay_steps, 1))
+
+
+class Trainer:
+    """Runs ``iters`` steps of ``model`` into ``ckpt_root``; see the module docstring.
+
+    Checkpoints go to ``ckpt_root/step_XXXXXXXX`` every ``cfg.ckpt_every`` steps and
+    ``ckpt_root/final`` at the end (its ``state.json`` carries ``meta``). A new Trainer on the
+    same root resumes from the latest step checkpoint; when ``final`` exists ``fit`` returns
+    it at once. ``init_from`` (a checkpoint dir) initialises the weights of a fresh run
+    (fine-tuning from a base model); the optimizer and step count start anew.
+    """
+
+    def __init__(self, model: torch.nn.Module, train_cfg, ckpt_root: Path,
+                 batch_fn: Callable[[int, torch.Generator], dict], device: torch.device, seed: int = 0,
+                 meta: dict | None = None, init_from: Path | None = None, desc: str = "train"):
+        self.model, self.cfg, self.root = model, train_cfg, Path(ckpt_root)
+        self.batch_fn, self.device, self.seed, self.meta, self.desc = batch_fn, device, seed, dict(meta or {}), desc
+        self.init_from = init_from
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=float(train_cfg.lr), betas=(0.9, 0.999))
+        self.step = 0
+        self.history: list[dict] = []
+
+    @property
+    def final_dir(self) -> Path:
+        return self.root / FINAL
+
+    def _generator(self, step: int) -> torch.Generator:
+        g = torch.Generator(device=self.device)
+        g.manual_seed(self.seed * 1_000_003 + step)
+        return g
+
+    def _restore(self) -> None:
+        last = latest_checkpoint(self.root)
+        if last is not None:
+            state = load_checkpoint(last, self.model, self.optimizer, map_location=self.device)
+            self.step = int(state["step"])
+        elif self.init_from is not None:
+            load_checkpoint(self.init_from, self.model, None, map_location=self.device)
+
+    def fit(self, iters: int) -> Path:
+        if (self.final_dir / "state.json").exists():
+            return self.final_dir
+        self.root.mkdir(parents=True, exist_ok=True)
+        seed_everything(self.seed)
+        self._restore()
+        self.model.train()
+        cfg = self.cfg
+        log = (self.root / "log.txt").open("a")
+        bar = tqdm(total=iters, initial=self.step, desc=self.desc, dynamic_ncols=True, leave=False)
+        t0, start = time.perf_counter(), self.step
+        try:
+            while self.step < iters:
+                step = self.step
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr_at(step, float(cfg.lr), float(cfg.lr_decay_rate), int(cfg.lr_decay_steps))
+                batch = self.batch_fn(step, self._generator(step))
+                loss, stats = self.model.training_step(batch, step)
+                if not torch.isfinite(loss):
+                    terms = ", ".join(f"{k}={v:.4g}" for k, v in stats.items())
+                    raise NonFiniteLoss(f"{self.desc}: loss is {loss.item()} at step {step} ({terms}); "
+                                        f"lower train.lr or check the inputs; last good checkpoint: {latest_checkpoint(self.root)}")
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if float(cfg.grad_clip) > 0:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(cfg.grad_clip))
+                self.optimizer.step()
+                self.step = step + 1
+                bar.update(1)
+                stats = {"loss": float(loss.detach()), **stats}
+                self.history.append({"step": self.step, **stats})
+                if self.step % int(cfg.log_every) == 0 or self.step == iters:
+                    bar.set_postfix(loss=f"{stats['loss']:.4g}", psnr=f"{stats.get('psnr', float('nan')):.2f}")
+                    log.write(f"step {self.step} " + " ".join(f"{k}={v:.5g}" for k, v in stats.items()) + "\n")
+                    log.flush()
+                if self.step % int(cfg.ckpt_every) == 0 and self.step < iters:
+                    save_checkpoint(step_dir(self.root, self.step), self.model, self.optimizer, self.step, self.meta)
+                    prune_checkpoints(self.root, int(cfg.keep_ckpts))
+        finally:
+            bar.close()
+            log.close()
+        self.elapsed = time.perf_counter() - t0
+        self.steps_run = self.step - start
+        save_checkpoint(step_dir(self.root, self.step), self.model, self.optimizer, self.step, self.meta)
+        prune_checkpoints(self.root, int(cfg.keep_ckpts))
+        return save_checkpoint(self.final_dir, self.model, None, self.step, self.meta)

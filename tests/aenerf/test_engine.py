@@ -1,0 +1,133 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from aenerf.engine.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, step_dir
+from aenerf.engine.encoding import PositionalEncoding
+from aenerf.engine.rays import image_rays, pixel_rays, project
+from aenerf.engine.references import RefEncoder, project_to_refs, sample_features
+from aenerf.engine.render import composite, render_rays
+from aenerf.engine.sampling import sample_pdf, stratified
+
+torch.set_num_threads(2)
+
+
+def look_at_origin(dist=4.0):
+    """Camera at (0, 0, -dist) looking along +z at the origin (OpenCV axes)."""
+    c2w = torch.eye(4)
+    c2w[2, 3] = -dist
+    return c2w
+
+
+def test_composite_hand_computed():
+    # two samples, sigma 1 and 2, z at 0 and 1 (|d| = 1): alpha1 = 1 - e^-1, alpha2 = 1 (last interval is 1e10)
+    sigma = torch.tensor([[1.0, 2.0]])
+    z = torch.tensor([[0.0, 1.0]])
+    rgb = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+    out = composite(sigma, {"rgb": rgb, "m": torch.tensor([[1.0, 0.0]])}, z, torch.tensor([[0.0, 0.0, 1.0]]),
+                    {"rgb": torch.tensor([[0.0, 0.0, 1.0]]), "m": 0.5})
+    a1 = 1 - math.exp(-1)
+    w = [a1, (1 - a1) * 1.0]
+    assert torch.allclose(out["weights"], torch.tensor([w]), atol=1e-6)
+    assert torch.allclose(out["rgb"], torch.tensor([[w[0], w[1], 0.0]]), atol=1e-6)
+    assert torch.allclose(out["depth"], torch.tensor([w[1]]), atol=1e-6)
+    assert torch.allclose(out["m"], torch.tensor([w[0]]), atol=1e-6)
+
+
+def test_composite_background_and_ray_length():
+    # empty space shows the background; density scales with |d|
+    z = torch.tensor([[1.0, 2.0, 3.0]])
+    zero = composite(torch.zeros(1, 3), {"rgb": torch.ones(1, 3, 3)}, z, torch.tensor([[0.0, 0.0, 1.0]]),
+                     {"rgb": torch.tensor([[0.2, 0.3, 0.4]])})
+    assert torch.allclose(zero["rgb"], torch.tensor([[0.2, 0.3, 0.4]]))
+    sig = torch.tensor([[0.5, 0.0, 0.0]])
+    one = composite(sig, {}, z, torch.tensor([[0.0, 0.0, 1.0]]))
+    two = composite(sig, {}, z, torch.tensor([[0.0, 0.0, 2.0]]))
+    assert one["weights"][0, 0] == pytest.approx(1 - math.exp(-0.5), abs=1e-6)
+    assert two["weights"][0, 0] == pytest.approx(1 - math.exp(-1.0), abs=1e-6)
+
+
+def test_rays_and_projection_roundtrip():
+    c2w = look_at_origin()
+    intr = torch.tensor([40.0, 16.0, 16.0])
+    o, d = image_rays(32, 32, intr, c2w)
+    assert o.shape == (1024, 3) and torch.allclose(d[:, 2], torch.ones(1024))
+    # the centre pixel's ray passes through the origin
+    o1, d1 = pixel_rays(c2w, intr, torch.tensor([[16.0, 16.0]]))
+    assert torch.allclose(o1 + 4.0 * d1, torch.zeros(1, 3), atol=1e-6)
+    # a point along a pixel ray projects back onto that pixel at its depth
+    uv = torch.tensor([[3.5, 27.25]])
+    o2, d2 = pixel_rays(c2w, intr, uv)
+    back, depth = project(o2 + 2.5 * d2, c2w, intr)
+    assert torch.allclose(back, uv, atol=1e-4) and depth.item() == pytest.approx(2.5)
+    # y down: a point above the axis (negative y) lands in the upper half
+    assert project(torch.tensor([[0.0, -0.5, 0.0]]), c2w, intr)[0][0, 1] < 16
+
+
+def test_sample_features_reads_the_projected_pixel():
+    maps = torch.arange(2 * 1 * 4 * 5, dtype=torch.float32).reshape(2, 1, 4, 5)
+    uv = torch.tensor([[[2.5, 1.5]], [[0.5, 3.5]]])  # pixel centres (x=2, y=1) and (x=0, y=3)
+    out = sample_features(maps, uv)
+    assert out.shape == (2, 1, 1)
+    assert out[0, 0, 0] == maps[0, 0, 1, 2] and out[1, 0, 0] == maps[1, 0, 3, 0]
+    assert sample_features(maps, torch.tensor([[[-5.0, -5.0]], [[50.0, 1.0]]])).abs().sum() == 0
+    enc = RefEncoder(feat_dim=4, width=8, layers=3)
+    feats = enc(torch.rand(2, 16, 12, 3))
+    assert feats.shape == (2, 7, 16, 12)  # no downsampling
+    uvs, dirs = project_to_refs(torch.zeros(5, 3), torch.stack([look_at_origin(), look_at_origin(3.0)]), torch.tensor([20.0, 6.0, 8.0]))
+    assert torch.allclose(uvs, torch.tensor([6.0, 8.0]).expand(2, 5, 2)) and torch.allclose(dirs[..., 2], torch.ones(2, 5))
+
+
+def test_positional_encoding():
+    pe = PositionalEncoding(3)
+    x = torch.tensor([[0.25, 0.0, 1.0]])
+    y = pe(x)
+    assert y.shape == (1, pe.out_dim) and pe.out_dim == 21
+    assert y[0, 3].item() == pytest.approx(math.sin(math.pi * 0.25))
+    assert y[0, 3 + 9].item() == pytest.approx(math.cos(math.pi * 0.25))
+
+
+def test_stratified_and_pdf_sampling():
+    g = torch.Generator().manual_seed(0)
+    z = stratified(2.0, 6.0, 5, 8, perturb=True, generator=g)
+    assert z.shape == (5, 8) and (z >= 2).all() and (z <= 6).all() and (z.diff(dim=-1) >= 0).all()
+    assert torch.allclose(stratified(2.0, 6.0, 1, 5, perturb=False), torch.tensor([[2.0, 3.0, 4.0, 5.0, 6.0]]))
+    bins = torch.linspace(0, 4, 5).expand(2000, 5)
+    weights = torch.tensor([0.0, 0.0, 1.0, 0.0]).expand(2000, 4)
+    s = sample_pdf(bins, weights, 4, deterministic=False, generator=g)
+    inside = ((s >= 2) & (s <= 3)).float().mean()
+    assert inside > 0.99  # all mass in bin [2, 3]
+
+
+def test_render_rays_on_a_sphere():
+    """An opaque red unit sphere in front of a blue background, seen through its centre and its edge."""
+
+    def field(pts, dirs, level):
+        inside = (pts.norm(dim=-1) < 1.0).float()
+        return {"sigma": inside * 50.0, "rgb": torch.tensor([1.0, 0.0, 0.0]).expand(*pts.shape[:2], 3)}
+
+    c2w = look_at_origin()
+    o, d = pixel_rays(c2w, torch.tensor([10.0, 0.0, 0.0]), torch.tensor([[0.0, 0.0], [30.0, 0.0]]))
+    bg = torch.tensor([[0.0, 0.0, 1.0]]).expand(2, 3)
+    out = render_rays(field, o, d, 2.0, 6.0, bg, 64, 64, perturb=False)
+    assert torch.allclose(out["fine"]["rgb"][0], torch.tensor([1.0, 0.0, 0.0]), atol=1e-2)
+    assert torch.allclose(out["fine"]["rgb"][1], torch.tensor([0.0, 0.0, 1.0]), atol=1e-4)
+    assert out["fine"]["depth"][0].item() == pytest.approx(3.0, abs=0.1)
+    assert out["fine"]["z"].shape == (2, 128)
+
+
+def test_checkpoint_roundtrip(tmp_path):
+    net = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(net.parameters())
+    net(torch.ones(1, 3)).sum().backward()
+    opt.step()
+    save_checkpoint(step_dir(tmp_path, 7), net, opt, 7, {"a": 1})
+    other = torch.nn.Linear(3, 2)
+    opt2 = torch.optim.Adam(other.parameters())
+    state = load_checkpoint(latest_checkpoint(tmp_path), other, opt2)
+    assert state == {"step": 7, "meta": {"a": 1}}
+    x = torch.rand(4, 3)
+    assert torch.equal(net(x), other(x))
+    assert opt2.state_dict()["state"][0]["step"] == 1

@@ -1,0 +1,69 @@
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from aebench.config import load_config
+from aenerf.engine.checkpoint import list_checkpoints, read_state
+from aenerf.engine.trainer import NonFiniteLoss, Trainer
+
+torch.set_num_threads(2)
+
+
+class Colour(torch.nn.Module):
+    def __init__(self, bad_at=None):
+        super().__init__()
+        self.c = torch.nn.Parameter(torch.zeros(3))
+        self.bad_at = bad_at
+
+    def training_step(self, batch, step):
+        loss = ((self.c - batch["target"]) ** 2).mean()
+        if step == self.bad_at:
+            loss = loss * float("nan")
+        return loss, {"psnr": -10 * torch.log10(loss.detach()).item() if loss.item() > 0 else 99.0}
+
+
+def cfg(**kw):
+    c = load_config(scale="smoke").train
+    c = OmegaConf.merge(c, {"lr": 0.05, "ckpt_every": 5, "log_every": 1, **kw})
+    return c
+
+
+def batches(step, g):
+    return {"target": torch.tensor([0.2, 0.5, 0.8])}
+
+
+def test_trainer_fits_checkpoints_and_resumes(tmp_path):
+    torch.manual_seed(0)
+    m = Colour()
+    tr = Trainer(m, cfg(), tmp_path, batches, torch.device("cpu"), meta={"k": 1})
+    with pytest.raises(KeyboardInterrupt):
+        m.training_step = _interrupt_after(m.training_step, 12)
+        tr.fit(30)
+    assert [p.name for p in list_checkpoints(tmp_path)][-1] == "step_00000010"
+    m2 = Colour()
+    tr2 = Trainer(m2, cfg(), tmp_path, batches, torch.device("cpu"), meta={"k": 1})
+    final = tr2.fit(30)
+    assert tr2.steps_run == 20  # resumed at 10
+    assert read_state(final) == {"step": 30, "meta": {"k": 1}}
+    assert tr2.history[0]["step"] == 11 and tr2.history[-1]["loss"] < 0.03  # initial loss 0.31
+    # finished: returns at once without training
+    m3 = Colour()
+    assert Trainer(m3, cfg(), tmp_path, batches, torch.device("cpu")).fit(30) == final
+    assert torch.equal(m3.c, torch.zeros(3))
+
+
+def _interrupt_after(fn, n):
+    calls = {"n": 0}
+
+    def wrapped(batch, step):
+        calls["n"] += 1
+        if calls["n"] > n:
+            raise KeyboardInterrupt
+        return fn(batch, step)
+
+    return wrapped
+
+
+def test_trainer_stops_on_nan_naming_the_step(tmp_path):
+    with pytest.raises(NonFiniteLoss, match="step 3"):
+        Trainer(Colour(bad_at=3), cfg(), tmp_path, batches, torch.device("cpu")).fit(10)
