@@ -237,7 +237,9 @@ def status() -> list[dict]:
     rows = []
     for name, e in manifest().items():
         p = store_path(name)
-        row = {"name": name, "present": p.exists(), "verified": "-", "path": str(p), "fix": ""}
+        known = ("known" if e.get("sha256") else
+                 f"prefix {e['sha256_prefix']} only" if e.get("sha256_prefix") else "UNKNOWN")
+        row = {"name": name, "present": p.exists(), "sha256": known, "verified": "-", "path": str(p), "fix": ""}
         if not p.exists():
             row["fix"] = f"aebench weights add {name} FILE | aebench weights fetch {name}"
         else:
