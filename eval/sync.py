@@ -22,7 +22,8 @@ talking-head LSE scripts. :func:`sync_scores` reproduces it step by step:
   values), offset = ``vshift - argmin``.
 
 Face crops: the reference detects faces with S3FD, smooths the box size and centre with
-a 13-tap median filter and crops, from the frame padded by ``bs * (1 + 2 * 0.4)`` pixels
+a 13-tap median filter (scipy ``medfilt``, zero-padded at the ends; fewer taps for a
+clip shorter than 13 frames) and crops, from the frame padded by ``bs * (1 + 2 * 0.4)`` pixels
 of grey 110, rows ``cy - bs .. cy + bs * (1 + 2 * 0.4)`` and columns
 ``cx - bs * 1.4 .. cx + bs * 1.4`` (``bs`` = half the larger box side, crop scale 0.4),
 resized to 224x224. We do the same smoothing and crop, but the box comes from dlib's 68
@@ -130,7 +131,8 @@ def crop_faces(frames: np.ndarray, boxes: np.ndarray, crop_scale: float = CROP_S
     b = np.asarray(boxes, dtype=np.float64)
     s = np.maximum(b[:, 3] - b[:, 1], b[:, 2] - b[:, 0]) / 2
     x, y = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
-    s, x, y = (signal.medfilt(v, kernel_size=13) for v in (s, x, y))
+    k = min(13, len(b) if len(b) % 2 else len(b) - 1)  # the reference's 13 taps; fewer for clips under 13 frames
+    s, x, y = (signal.medfilt(v, kernel_size=k) for v in (s, x, y))
     out = np.empty((len(frames), SIZE, SIZE, 3), np.uint8)
     for i, img in enumerate(frames):
         bs = s[i]
