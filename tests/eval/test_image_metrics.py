@@ -1,0 +1,50 @@
+"""PSNR and SSIM: against scikit-image directly, identity and degradation sanity."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from eval import evaluate
+
+
+def _frames(seed=0, n=3, size=64):
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8)
+    return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_CUBIC) for f in small])
+
+
+def test_ssim_and_psnr_match_skimage():
+    gt = _frames(0)
+    pred = np.stack([cv2.GaussianBlur(f, (5, 5), 1.2) for f in gt])
+    r = evaluate(pred, gt, metrics=["psnr", "ssim"], progress=False)
+    for row, p, g in zip(r.frames, pred, gt):
+        gf, pf = g / 255.0, p / 255.0
+        assert row["ssim"] == pytest.approx(structural_similarity(gf, pf, channel_axis=-1, data_range=1.0), abs=1e-12)
+        assert row["psnr"] == pytest.approx(peak_signal_noise_ratio(gf, pf, data_range=1.0), abs=1e-9)
+    assert r.summary["psnr"] == pytest.approx(np.mean([f["psnr"] for f in r.frames]))
+
+
+def test_identical_clip():
+    gt = _frames(1)
+    r = evaluate(gt, gt.copy(), metrics=["psnr", "ssim"], progress=False)
+    assert math.isinf(r.summary["psnr"]) and r.summary["psnr"] > 0
+    assert r.summary["ssim"] == pytest.approx(1.0, abs=1e-12)
+    assert r.to_json()["summary"]["psnr"] == "inf"
+
+
+@pytest.mark.parametrize("name,sign", [("psnr", 1), ("ssim", 1)])
+def test_blur_and_shift_make_it_worse(name, sign):
+    gt = _frames(2)
+    vals = []
+    for s in (0.8, 2.0, 4.0):
+        pred = np.stack([cv2.GaussianBlur(f, (0, 0), s) for f in gt])
+        vals.append(evaluate(pred, gt, metrics=[name], progress=False).summary[name])
+    assert vals[0] > vals[1] > vals[2]  # more blur, worse
+    shifted = evaluate(np.roll(gt, 2, axis=2), gt, metrics=[name], progress=False).summary[name]
+    perfect = evaluate(gt, gt, metrics=[name], progress=False).summary[name]
+    assert shifted < perfect
