@@ -13,6 +13,7 @@ import math
 import os
 import warnings
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -125,9 +126,9 @@ def evaluate(pred, gt=None, audio=None, metrics=None, weights=None, progress: bo
     if "lpips" in names:
         try:
             rec = wstore.resolve("lpips_alexnet", weights.get("lpips_alexnet"))
-            from eval.lpips_metric import build_lpips, lpips_frames
+            from eval.lpips_metric import lpips_frames
 
-            model = build_lpips(wstore.load_state_dict(rec.path))
+            model = _model("lpips", rec.path, rec.sha256)
             info["weights"]["lpips_alexnet"] = rec.to_json()
             vals = [lpips_frames(model, pred_frames[s:s + 4], gt_frames[s:s + 4])
                     for s in tqdm(range(0, n, 4), desc="lpips", disable=not progress, unit="batch")]
@@ -175,6 +176,19 @@ def evaluate(pred, gt=None, audio=None, metrics=None, weights=None, progress: bo
     return EvalResult(summary, missing, rows, info)
 
 
+@lru_cache(maxsize=4)
+def _model(kind: str, path: str, sha256: str):
+    """Networks built once per weights file (keyed by its hash) and reused across calls."""
+    state = wstore.load_state_dict(path)
+    if kind == "lpips":
+        from eval.lpips_metric import build_lpips
+
+        return build_lpips(state)
+    from eval.sync import load_syncnet
+
+    return load_syncnet(state)
+
+
 def _sync(frames, fps, landmarks, audio16k, weights, names, summary, missing, info) -> None:
     from eval import sync
 
@@ -192,7 +206,7 @@ def _sync(frames, fps, landmarks, audio16k, weights, names, summary, missing, in
         for m in wanted:
             missing[m] = f"dlib found a face in only {int(has_face.sum())}/{len(has_face)} frames (need half)"
         return
-    model = sync.load_syncnet(wstore.load_state_dict(rec.path))
+    model = _model("syncnet", rec.path, rec.sha256)
     info["weights"]["syncnet"] = rec.to_json()
     boxes = sync.fill_missing(sync.boxes_from_landmarks(landmarks))
     crops = sync.crop_faces(frames, boxes)
