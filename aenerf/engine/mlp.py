@@ -4,12 +4,14 @@ Layout of the original NeRF (and DFRF's face NeRF): ``depth`` ReLU layers of ``w
 [gamma(x), cond] with a skip connection re-injecting the input at ``depth // 2``; density
 from the trunk; colour from a ``width // 2`` layer on [trunk feature, gamma(d)]. ``cond``
 is whatever conditions the field (audio code, aggregated reference features).
-Activations: density ReLU (>= 0), colour and mask sigmoid.
+Activations: density softplus (>= 0; mip-NeRF's choice: NeRF's ReLU can leave a whole
+network with zero density and no gradient at init), colour and mask sigmoid.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -38,7 +40,7 @@ class NeRFMLP(nn.Module):
             if i == self.skip and i > 0:
                 h = torch.cat([h, inp], -1)
             h = torch.relu(layer(h))
-        out = {"sigma": torch.relu(self.sigma(h)[..., 0]),
+        out = {"sigma": F.softplus(self.sigma(h)[..., 0]),
                "rgb": torch.sigmoid(self.rgb(torch.cat([self.feature(h), d], -1)))}
         if self.mask is not None:
             out["mask"] = torch.sigmoid(self.mask(h)[..., 0])

@@ -1,0 +1,89 @@
+"""Audio Aware Aggregation (AE-NeRF eq. 3, 4).
+
+f~ = AAA(a, a_ref_1..L, f_ref_1..L). Tokens of width ``dim`` (128 in the paper): the target
+audio code -> T_a_tar (N x dim), reference audio codes -> T_a_ref (N L x dim), sampled
+reference features -> T_f_ref (N L x dim). Two cross-attention blocks, each
+``h = q + MHCA(LN(q), LN(T_a_ref), LN(T_f_ref)); h = h + FFN(LN(h))`` with
+MHCA = softmax[(Q W_Q)(K W_K)^T / sqrt(d)] (V W_V), the softmax over the L references of
+each point; the second block's query is the first block's output. Then FC-ReLU-FC -> f~.
+
+Resolutions of the paper's open points:
+
+- Target and reference audio codes go through the *same* token projection (they are the
+  same kind of input), so equal audio gives equal tokens.
+- W_Q and W_K start equal (identity), so at initialisation the first block attends by
+  audio similarity (LN'd tokens all have the same norm, hence the matching reference has
+  the largest score per head); training moves them freely. The paper does not state an
+  init; this one makes its Fig. 5 behaviour the starting point rather than something to
+  discover from scratch in a few-shot fine-tune.
+- ``last_attention`` keeps the first block's weights (N, heads, L) for Fig. 5-style plots.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class CrossAttention(nn.Module):
+    """Multi-head attention of one query token over L key/value tokens per point."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"AAA token width {dim} is not divisible by heads={heads}")
+        self.heads, self.dh = heads, dim // heads
+        self.wq, self.wk, self.wv = (nn.Linear(dim, dim, bias=False) for _ in range(3))
+        self.wo = nn.Linear(dim, dim)
+        with torch.no_grad():
+            self.wq.weight.copy_(torch.eye(dim))
+            self.wk.weight.copy_(torch.eye(dim))
+
+    def forward(self, q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """``q`` (N, 1, D), ``k``/``v`` (N, L, D) -> (N, 1, D) and weights (N, heads, L)."""
+        n, l, _ = k.shape
+        qh = self.wq(q).view(n, 1, self.heads, self.dh).transpose(1, 2)  # (N, h, 1, dh)
+        kh = self.wk(k).view(n, l, self.heads, self.dh).transpose(1, 2)  # (N, h, L, dh)
+        vh = self.wv(v).view(n, l, self.heads, self.dh).transpose(1, 2)
+        attn = torch.softmax((qh @ kh.transpose(-1, -2)) / self.dh ** 0.5, dim=-1)  # over the L refs
+        out = (attn @ vh).transpose(1, 2).reshape(n, 1, -1)
+        return self.wo(out), attn[:, :, 0]
+
+
+class CrossBlock(nn.Module):
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.ln_q, self.ln_k, self.ln_v, self.ln_f = (nn.LayerNorm(dim) for _ in range(4))
+        self.attn = CrossAttention(dim, heads)
+        self.ffn = nn.Sequential(nn.Linear(dim, 2 * dim), nn.ReLU(True), nn.Linear(2 * dim, dim))
+
+    def forward(self, q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        h, attn = self.attn(self.ln_q(q), self.ln_k(k), self.ln_v(v))
+        h = q + h
+        return h + self.ffn(self.ln_f(h)), attn
+
+
+class AudioAwareAggregation(nn.Module):
+    def __init__(self, audio_dim: int, feat_dim: int, dim: int = 128, heads: int = 4, out_dim: int = 128,
+                 blocks: int = 2):
+        super().__init__()
+        self.audio_tok = nn.Linear(audio_dim, dim)
+        self.feat_tok = nn.Linear(feat_dim, dim)
+        self.blocks = nn.ModuleList(CrossBlock(dim, heads) for _ in range(blocks))
+        self.head = nn.Sequential(nn.Linear(dim, out_dim), nn.ReLU(True), nn.Linear(out_dim, out_dim))
+        self.last_attention: Tensor | None = None
+
+    def forward(self, a: Tensor, a_ref: Tensor, feats: Tensor) -> Tensor:
+        """``a`` (A,) or (N, A) target audio code, ``a_ref`` (L, A) or (N, L, A), ``feats``
+        (N, L, feat_dim) sampled reference features -> f~ (N, out_dim)."""
+        n, l = feats.shape[:2]
+        t_tar = self.audio_tok(a).expand(n, -1)[:, None] if a.dim() == 1 else self.audio_tok(a)[:, None]
+        t_ref = self.audio_tok(a_ref)
+        t_ref = t_ref.expand(n, l, -1) if t_ref.dim() == 2 else t_ref
+        t_f = self.feat_tok(feats)
+        h = t_tar
+        for i, block in enumerate(self.blocks):
+            h, attn = block(h, t_ref, t_f)
+            if i == 0:
+                self.last_attention = attn.detach()
+        return self.head(h[:, 0])

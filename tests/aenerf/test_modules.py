@@ -1,0 +1,117 @@
+import pytest
+import torch
+
+from aenerf.method import build_model
+from aenerf.modules.aaa import AudioAwareAggregation
+from aenerf.modules.rrs import regionwise
+from aenerf.modules.warper import Warper, offset_loss
+from tests.aenerf.helpers import fake_batch, smoke_cfg
+
+torch.set_num_threads(2)
+
+VARIANTS = {
+    "full": [],
+    "no_aaa": ["aenerf.aaa=false"],
+    "no_aafg": ["aenerf.aafg=false"],
+    "no_warper": ["aenerf.warper=false"],
+    "no_rrs": ["aenerf.rrs=false"],
+}
+
+
+@pytest.mark.parametrize("eps", [0.2, 0.4, 0.6])
+def test_rrs_set_sizes_match_eps(eps):
+    labels = torch.tensor([2] * 50 + [1] * 100 + [0] * 40 + [3] * 10)
+    g = torch.Generator().manual_seed(1)
+    groups = regionwise(labels, eps, g)
+    ar = labels == 2
+    assert int((groups.overlap & ar).sum()) == round(eps * 50)
+    assert int((groups.overlap & ~ar).sum()) == round(eps * 150)
+    assert int(groups.aa_only.sum()) == 50 - round(eps * 50) and bool((labels[groups.aa_only] == 2).all())
+    assert int(groups.ai_only.sum()) == 150 - round(eps * 150) and bool((labels[groups.ai_only] != 2).all())
+    # a partition of the batch
+    assert torch.equal(groups.overlap.int() + groups.aa_only.int() + groups.ai_only.int(), torch.ones(200, dtype=torch.int))
+    # random: another draw picks other overlap rays
+    assert not torch.equal(groups.overlap, regionwise(labels, eps, g).overlap)
+
+
+@pytest.mark.parametrize("heads", [1, 4])
+def test_aaa_attends_most_to_the_reference_with_the_target_audio(heads):
+    """Fig. 5 property: with one reference carrying the target's audio, the first block gives it
+    the largest attention (here from the module's own initialisation, over many random inputs)."""
+    torch.manual_seed(0)
+    aaa = AudioAwareAggregation(audio_dim=16, feat_dim=8, dim=32, heads=heads, out_dim=8)
+    hits = 0
+    trials = 50
+    for t in range(trials):
+        a_ref = torch.randn(4, 16)
+        k = t % 4
+        out = aaa(a_ref[k].clone(), a_ref, torch.randn(10, 4, 8))
+        assert out.shape == (10, 8)
+        att = aaa.last_attention  # (N, heads, L)
+        assert torch.allclose(att.sum(-1), torch.ones(10, heads), atol=1e-5)  # softmax over the L refs
+        hits += int(att.mean(1)[0].argmax()) == k
+    assert hits == trials
+
+
+def test_aaa_attention_is_learnable_towards_the_matching_reference():
+    """Break the init (random W_Q, W_K), then train a few steps on a task that needs the
+    matching reference's feature: the attention must come back to it."""
+    torch.manual_seed(0)
+    aaa = AudioAwareAggregation(audio_dim=8, feat_dim=8, dim=16, heads=2, out_dim=8)
+    for block in aaa.blocks:
+        torch.nn.init.normal_(block.attn.wq.weight, std=0.3)
+        torch.nn.init.normal_(block.attn.wk.weight, std=0.3)
+    opt = torch.optim.Adam(aaa.parameters(), lr=3e-3)
+
+    def sample():
+        a_ref = torch.randn(4, 8)
+        k = int(torch.randint(4, (1,)))
+        feats = torch.randn(32, 4, 8)
+        return a_ref[k].clone(), a_ref, feats, feats[:, k], k
+
+    def accuracy(n=40):
+        with torch.no_grad():
+            hits = 0
+            for _ in range(n):
+                a, a_ref, feats, _, k = sample()
+                aaa(a, a_ref, feats)
+                hits += int(aaa.last_attention.mean(1)[0].argmax()) == k
+        return hits / n
+
+    before = accuracy()
+    for _ in range(300):
+        a, a_ref, feats, target, _ = sample()
+        loss = ((aaa(a, a_ref, feats) - target) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = accuracy()
+    assert after >= 0.9 and after > before
+
+
+def test_warper_starts_as_plain_projection_and_offset_loss():
+    w = Warper(x_dim=9, audio_dim=4, width=8)
+    off = w(torch.randn(5, 9), torch.randn(4), torch.randn(3, 4), torch.randn(5, 3), torch.randn(3, 5, 3))
+    assert off.shape == (3, 5, 2) and off.abs().max() == 0
+    assert offset_loss(torch.tensor([[[3.0, 4.0], [0.0, 0.0]]])).item() == pytest.approx(2.5, abs=1e-5)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_module_receives_gradient(variant):
+    torch.manual_seed(0)
+    cfg = smoke_cfg(*VARIANTS[variant])
+    batch = fake_batch(n_rays=32, channels=8)
+    model = build_model(cfg, audio_channels=8)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(2):  # the warper's last layer starts at zero, so its inner layers get gradient from step 2
+        loss, stats = model.training_step(batch, 0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert torch.isfinite(loss) and "psnr" in stats
+    dead = [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert not dead, f"no gradient reaches {dead}"
+    names = {n.split(".")[0] for n, _ in model.named_parameters()}
+    assert {"audio_net", "ref_encoder", "aggregator", "nerfs"} <= names
+    assert ("warper" in names) == ("warper=false" not in " ".join(VARIANTS[variant]))
+    assert ("ai" in dict(model.nerfs["fine"].named_children())) == (variant != "no_aafg")
