@@ -1,0 +1,139 @@
+"""``external``: score videos rendered by any other system (Wav2Lip, RAD-NeRF, your own) in the
+same tables as the methods trained here.
+
+Layout of ``cfg.external.root`` (one entry per identity, named as the prepared identity)::
+
+    ROOT/<identity>.mp4                 one render of that identity (any driving audio)
+    ROOT/<identity>/<audio>.mp4         one render per driving audio; <audio> is chosen by
+                                        ``external.audio`` (e.g. ``zozo``), default ``self``
+                                        (self-driven: the identity's own test-half audio)
+
+``finetune`` trains nothing: it finds the identity's entry, lists its videos and records them
+(with size and mtime, so a replaced file is noticed) in ``<run_dir>/checkpoint/external.json``,
+which is the "checkpoint". ``pretrain`` returns None. ``render`` picks the video for
+``external.audio``, checks its frame rate against the identity's and its frame count against
+the driving audio, ``n = round(len(audio) / 16000 * fps)``: a video within
+``external.tolerance`` frames (default 1) is accepted; one longer than ``n`` is trimmed to
+``n`` frames (re-encoded with the driving audio, ``crf`` 12); one equal or shorter is copied
+byte for byte. Anything else is refused with a message naming both counts.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+from aebench.data import Identity
+from aebench.methods import Method
+
+CKPT_FILE = "external.json"
+VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm")
+
+
+class ExternalError(RuntimeError):
+    """An external render that is missing or does not fit the identity and driving audio."""
+
+
+def expected_frames(n_samples: int, fps: float, audio_rate: int = 16000) -> int:
+    """Frames a method renders for ``n_samples`` of driving audio: one per 1/fps."""
+    return int(round(n_samples / audio_rate * fps))
+
+
+def find_entry(root: Path, identity: str) -> dict[str, Path]:
+    """The videos of ``identity`` under ``root`` keyed by driving-audio name (``*`` for a
+    single ``ROOT/<identity>.<ext>`` render)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ExternalError(f"external.root {root} is not a folder; set external.root=DIR holding "
+                            f"<identity>.mp4 or <identity>/<audio>.mp4 renders")
+    folder = root / identity
+    if folder.is_dir():
+        videos = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in VIDEO_EXTS}
+        if not videos:
+            raise ExternalError(f"{folder} holds no video ({', '.join(VIDEO_EXTS)})")
+        return videos
+    for ext in VIDEO_EXTS:
+        if (root / f"{identity}{ext}").is_file():
+            return {"*": root / f"{identity}{ext}"}
+    have = sorted(p.name for p in root.iterdir())
+    raise ExternalError(f"no render of identity '{identity}' under {root}: expected {identity}.mp4 or "
+                        f"{identity}/<audio>.mp4; found {have[:10]}")
+
+
+def count_frames(path: Path) -> tuple[int, float]:
+    """(decoded frame count, fps) of a video; decodes it, since container counts can lie."""
+    import av
+
+    from aebench.media import MediaError, probe
+
+    info = probe(path)
+    try:
+        with av.open(str(path)) as box:
+            n = sum(1 for _ in box.decode(video=0))
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"{path}: video cannot be decoded ({exc})") from exc
+    return n, info.fps
+
+
+class External(Method):
+    name = "external"
+    has_base_model = False
+
+    def pretrain(self, identities: list[Identity], cfg: DictConfig, run_dir: Path) -> Path | None:
+        return None
+
+    def finetune(self, identity: Identity, clip: Identity, base: Path | None, cfg: DictConfig, run_dir: Path) -> Path:
+        videos = find_entry(Path(cfg.external.root), identity.name)
+        ckpt = Path(run_dir) / "checkpoint"
+        ckpt.mkdir(parents=True, exist_ok=True)
+        record = {"root": str(Path(cfg.external.root).resolve()), "identity": identity.name,
+                  "videos": {k: {"path": str(p.resolve()), "bytes": p.stat().st_size,
+                                 "mtime": p.stat().st_mtime} for k, p in videos.items()}}
+        tmp = ckpt / (CKPT_FILE + ".partial")
+        tmp.write_text(json.dumps(record, indent=2))
+        tmp.replace(ckpt / CKPT_FILE)
+        return ckpt
+
+    def render(self, checkpoint: Path, identity: Identity, driving_audio: np.ndarray, cfg: DictConfig, out: Path) -> Path:
+        record_path = Path(checkpoint) / CKPT_FILE
+        if not record_path.exists():
+            raise ExternalError(f"{checkpoint} is not an external checkpoint (no {CKPT_FILE}); run finetune first")
+        record = json.loads(record_path.read_text())
+        videos = record["videos"]
+        key = str(cfg.external.audio)
+        if "*" in videos:
+            entry = videos["*"]
+        elif key in videos:
+            entry = videos[key]
+        else:
+            raise ExternalError(f"identity '{record['identity']}' has renders for audio {sorted(videos)}, "
+                                f"not '{key}'; set external.audio=NAME")
+        src = Path(entry["path"])
+        if not src.exists() or src.stat().st_size != entry["bytes"]:
+            raise ExternalError(f"{src} is missing or changed since it was recorded; run finetune again")
+        n_video, fps = count_frames(src)
+        if abs(fps - identity.fps) > 0.01:
+            raise ExternalError(f"{src} runs at {fps:g} fps but identity '{identity.name}' at {identity.fps:g} fps; "
+                                f"resample the render to {identity.fps:g} fps")
+        n = expected_frames(len(driving_audio), identity.fps, identity.audio_rate)
+        tol = int(cfg.external.tolerance)
+        if abs(n_video - n) > tol:
+            raise ExternalError(
+                f"{src} has {n_video} frames but the driving audio ({len(driving_audio) / identity.audio_rate:.2f} s "
+                f"at {identity.fps:g} fps) needs {n} (tolerance {tol}); is it the render of this audio?")
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if n_video > n:
+            from aebench.media import iter_video, write_video
+
+            frames = (f for i, f in zip(range(n), iter_video(src)))
+            write_video(out, frames, fps=identity.fps, audio=driving_audio, audio_rate=identity.audio_rate, crf=12)
+        else:
+            tmp = out.with_name(out.stem + ".partial" + out.suffix)
+            shutil.copyfile(src, tmp)
+            tmp.replace(out)
+        return out

@@ -1,0 +1,50 @@
+import torch
+
+from baselines.audio_net import AudioAttNet, AudioEncoder, AudioNet, smoothing_window
+
+torch.set_num_threads(2)
+
+
+def test_audionet_original_window_and_other_lengths():
+    net = AudioNet(in_channels=29, dim_aud=64)
+    assert net(torch.randn(5, 16, 29)).shape == (5, 64)  # DeepSpeech 16x29 as in AD-NeRF
+    assert AudioNet(13, 32)(torch.randn(3, 9, 13)).shape == (3, 32)  # mfcc-like windows
+
+
+def test_audionet_rejects_wrong_channels():
+    try:
+        AudioNet(13)(torch.randn(2, 16, 29))
+    except ValueError as exc:
+        assert "(B, T, 13)" in str(exc)
+    else:
+        raise AssertionError("wrong channel count accepted")
+
+
+def test_attnet_is_a_convex_combination():
+    att = AudioAttNet(att_dims=8, seq_len=8)
+    x = torch.randn(4, 8, 16)
+    w = att.weights(x)
+    assert torch.allclose(w.sum(-1), torch.ones(4), atol=1e-6) and (w >= 0).all()
+    assert torch.allclose(att(x), (w[..., None] * x).sum(1), atol=1e-6)
+    # only the first att_dims channels steer the weights
+    y = x.clone()
+    y[..., 8:] += 5.0
+    assert torch.allclose(att.weights(y), w)
+
+
+def test_smoothing_window_zero_pads_clip_ends():
+    idx, valid = smoothing_window(1, 10, 8)
+    assert idx.tolist() == [0, 0, 0, 0, 1, 2, 3, 4] and valid.tolist() == [False] * 3 + [True] * 5
+    idx, valid = smoothing_window(9, 10, 8)
+    assert valid.tolist() == [True] * 5 + [False] * 3
+
+
+def test_encoder_encode_all_matches_per_frame():
+    torch.manual_seed(0)
+    enc = AudioEncoder(13, 16, smo_size=8, att_dims=16)
+    feats = torch.randn(12, 16, 13)
+    for smooth in (False, True):
+        all_codes = enc.encode_all(feats, smooth)
+        one = torch.stack([enc(feats, i, smooth) for i in range(12)])
+        assert torch.allclose(all_codes, one, atol=1e-5)
+    assert not torch.allclose(enc.encode_all(feats, True), enc.encode_all(feats, False))
