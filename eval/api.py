@@ -135,8 +135,15 @@ def evaluate(pred, gt=None, audio=None, metrics=None, weights=None, progress: bo
             per_frame["lpips"] = np.concatenate(vals)
         except wstore.WeightsMissing as exc:
             missing["lpips"] = f"{exc}. Fix: {exc.fix}"
+    sync_rec = None
+    sync_wanted = [m for m in ("sync_conf", "sync_dist") if m in names]
+    if sync_wanted:  # weights first: no landmark pass for a metric that will be missing anyway
+        try:
+            sync_rec = wstore.resolve("syncnet", weights.get("syncnet"))
+        except wstore.WeightsMissing as exc:
+            missing.update({m: f"{exc}. Fix: {exc.fix}" for m in sync_wanted})
     pred_lm = None
-    if "lmd" in names or "sync_conf" in names or "sync_dist" in names:
+    if "lmd" in names or sync_rec is not None:
         from aebench.data.landmarks import LandmarkDetector
 
         pred_lm = LandmarkDetector().detect_many(pred_frames, progress=progress, desc="landmarks (pred)")
@@ -156,8 +163,8 @@ def evaluate(pred, gt=None, audio=None, metrics=None, weights=None, progress: bo
             summary["lmd"] = float(vals[ok].mean())
         else:
             missing["lmd"] = "dlib found no face in both prediction and ground truth in any frame"
-    if "sync_conf" in names or "sync_dist" in names:
-        _sync(pred_frames, fps, pred_lm, audio16k, weights, names, summary, missing, info)
+    if sync_rec is not None:
+        _sync(pred_frames, fps, pred_lm, audio16k, sync_rec, sync_wanted, summary, missing, info)
 
     for m in chosen:
         if m.name in missing:
@@ -189,16 +196,9 @@ def _model(kind: str, path: str, sha256: str):
     return load_syncnet(state)
 
 
-def _sync(frames, fps, landmarks, audio16k, weights, names, summary, missing, info) -> None:
+def _sync(frames, fps, landmarks, audio16k, rec, wanted, summary, missing, info) -> None:
     from eval import sync
 
-    wanted = [m for m in ("sync_conf", "sync_dist") if m in names]
-    try:
-        rec = wstore.resolve("syncnet", weights.get("syncnet"))
-    except wstore.WeightsMissing as exc:
-        for m in wanted:
-            missing[m] = f"{exc}. Fix: {exc.fix}"
-        return
     has_face = ~np.isnan(landmarks).any(axis=(1, 2))
     info["sync"] = {"frames_without_face": int((~has_face).sum()), "fps_in": float(fps),
                     "face_crop": "dlib-landmark box, S3FD-style crop (crop scale 0.4), 224x224"}
@@ -219,7 +219,7 @@ def _sync(frames, fps, landmarks, audio16k, weights, names, summary, missing, in
         return
     info["sync"]["offset"] = offset
     info["sync"]["n_frames_25fps"] = int(len(crops))
-    if "sync_conf" in names:
+    if "sync_conf" in wanted:
         summary["sync_conf"] = conf
-    if "sync_dist" in names:
+    if "sync_dist" in wanted:
         summary["sync_dist"] = dist
