@@ -16,7 +16,9 @@ SSIM
     search, where the images are ``np.float32(cv2.imread(...)) / 255``), written for
     current scikit-image: ``multichannel=True`` became ``channel_axis=-1`` and a float
     image needs an explicit ``data_range`` (old versions inferred 2 for float input:
-    stated here so older numbers can be reconciled). Per frame, then averaged.
+    stated here so older numbers can be reconciled). Per frame, then averaged. Beware:
+    some NeRF code bases' ``SSIMMeter`` use torchmetrics' 11x11 Gaussian SSIM instead,
+    which gives different (usually higher) values; ours is scikit-image's uniform 7x7.
 """
 
 from __future__ import annotations

@@ -1,5 +1,12 @@
 """LMD, landmark distance on the mouth (Chen et al. 2018, as used by AD-NeRF/DFRF/AE-NeRF tables).
 
+Source: ``LMDMeter(backend="dlib", region="mouth")`` in ``nerf/utils.py`` of RAD-NeRF
+(ashawkey) and ER-NeRF (Fictionarry), the community's evaluation code: landmarks 48:68,
+``lms - lms.mean(0)`` on each set, ``np.sqrt(((p - t) ** 2).sum(1)).mean(0)`` per frame,
+averaged over frames. Differences, stated: that code takes dlib's *first* detection, we
+take the largest face (identical with one face); it crashes on a frame without a face,
+we exclude and count such frames.
+
 Recipe: dlib 68-point landmarks (``aebench.data.landmarks.LandmarkDetector``, HOG face
 detector with 1 upsample, largest face) on every predicted and ground-truth frame; mouth
 points 48-67 (20 points); each set mean-centred per frame (so a global translation of the

@@ -4,7 +4,9 @@ Recipe: ``lpips.LPIPS(net="alex")`` on the full frame, inputs RGB scaled to [-1,
 ``lpips.im2tensor`` does (``x / 127.5 - 1``), one value per frame, averaged. The linear
 calibration layers ship inside the ``lpips`` package (``weights/v0.1/alex.pth``); the
 AlexNet backbone is torchvision's ``alexnet-owt-7be5be79.pth`` taken from the verified
-weights store (``lpips_alexnet``), loaded with ``weights_only=True`` into
+weights store (``lpips_alexnet``). Same as ER-NeRF/RAD-NeRF's ``LPIPSMeter(net="alex")``
+(``lpips.LPIPS(net="alex")(truths, preds, normalize=True)`` on [0, 1] images: identical
+to scaling to [-1, 1] first). The backbone is loaded with ``weights_only=True`` into
 ``lpips.LPIPS(net="alex", pretrained=True, pnet_rand=True)`` so that nothing downloads.
 """
 
