@@ -61,6 +61,8 @@ PHONEMES: dict[str, tuple] = {
     "_": ("pause", 0, 0, 0, (0.00, 0.60, 0.00), (0.15, 0.40)),
 }
 VOWELS = ["a", "e", "i", "o", "u"]
+# rms level of each sound relative to a vowel (nasals are murmurs, /s/ louder than /f/, p > b)
+GAIN = {**{v: 0.2 for v in "aeiou"}, "m": 0.07, "n": 0.07, "b": 0.1, "p": 0.16, "s": 0.1, "f": 0.05, "_": 0.0}
 CONSONANTS = ["m", "n", "b", "p", "s", "f"]
 
 NEUTRAL = np.array(PHONEMES["_"][4], dtype=np.float64)
@@ -172,18 +174,22 @@ def synth_audio(rng: np.random.Generator, seq, n_samples: int, look: Look) -> np
             x = src[a0:a1]
             for f, bw in ((f1, 80), (f2, 110), (f3, 160)):
                 x = _resonate(x, f * look.tract, bw)
-            seg = x * (0.35 if kind == "nasal" else 1.0)
+            seg = x / (np.std(x) + 1e-12)
         elif kind == "fric":
-            seg = _bandnoise(rng, m, f1, f2) * (0.5 if name == "s" else 0.25)
+            seg = _bandnoise(rng, m, f1, f2)
+            seg /= np.std(seg) + 1e-12
         else:  # stop: closure silence then a short release burst
             seg = np.zeros(m)
-            b = min(int(0.012 * RATE), m)
-            seg[m - pad - b:m - pad] = _bandnoise(rng, b, 500, 4000) * (0.8 if name == "p" else 0.5)
+            end = s1 - a0  # the burst ends the closure
+            start = max(end - int(0.012 * RATE), 0)
+            if end - start > 32:
+                burst = _bandnoise(rng, end - start, 500, 4000)
+                seg[start:end] = burst / (np.std(burst) + 1e-12)
         env = np.ones(m)
         ramp = np.sin(np.linspace(0, np.pi / 2, min(2 * pad, m // 2) + 1)[1:]) ** 2
         env[:len(ramp)] *= ramp
         env[m - len(ramp):] *= ramp[::-1]
-        out[a0:a1] += seg * env / (np.std(seg) + 1e-9) * (0.2 if kind != "stop" else 1.0) * (np.std(seg) > 0)
+        out[a0:a1] += seg * env * GAIN[name]
     peak = np.abs(out).max()
     return (out / peak * 0.8 if peak > 0 else out).astype(np.float32)
 
