@@ -148,21 +148,7 @@ def evaluate(pred, gt=None, audio=None, metrics=None, weights=None, progress: bo
 
         pred_lm = LandmarkDetector().detect_many(pred_frames, progress=progress, desc="landmarks (pred)")
     if "lmd" in names:
-        from aebench.data.landmarks import LandmarkDetector
-        from eval.lmd import lmd_frames
-
-        gt_lm = LandmarkDetector().detect_many(gt_frames, progress=progress, desc="landmarks (gt)")
-        vals = lmd_frames(pred_lm, gt_lm)
-        ok = ~np.isnan(vals)
-        info["lmd"] = {"resolution": info["resolution"], "units": "pixels of the evaluated resolution",
-                       "frames_without_face": int((~ok).sum()),
-                       "pred_without_face": int(np.isnan(pred_lm).any(axis=(1, 2)).sum()),
-                       "gt_without_face": int(np.isnan(gt_lm).any(axis=(1, 2)).sum())}
-        if ok.any():
-            per_frame["lmd"] = vals
-            summary["lmd"] = float(vals[ok].mean())
-        else:
-            missing["lmd"] = "dlib found no face in both prediction and ground truth in any frame"
+        _lmd(pred_lm, gt_frames, progress, per_frame, summary, missing, info)
     if sync_rec is not None:
         _sync(pred_frames, fps, pred_lm, audio16k, sync_rec, sync_wanted, summary, missing, info)
 
@@ -181,6 +167,24 @@ def evaluate(pred, gt=None, audio=None, metrics=None, weights=None, progress: bo
             row[k] = None if math.isnan(x) else x
         rows.append(row)
     return EvalResult(summary, missing, rows, info)
+
+
+def _lmd(pred_lm, gt_frames, progress, per_frame, summary, missing, info) -> None:
+    from aebench.data.landmarks import LandmarkDetector
+    from eval.lmd import lmd_frames
+
+    gt_lm = LandmarkDetector().detect_many(gt_frames, progress=progress, desc="landmarks (gt)")
+    vals = lmd_frames(pred_lm, gt_lm)
+    ok = ~np.isnan(vals)
+    info["lmd"] = {"resolution": info["resolution"], "units": "pixels of the evaluated resolution",
+                   "frames_without_face": int((~ok).sum()),
+                   "pred_without_face": int(np.isnan(pred_lm).any(axis=(1, 2)).sum()),
+                   "gt_without_face": int(np.isnan(gt_lm).any(axis=(1, 2)).sum())}
+    if ok.any():
+        per_frame["lmd"] = vals
+        summary["lmd"] = float(vals[ok].mean())
+    else:
+        missing["lmd"] = "dlib found no face in both prediction and ground truth in any frame"
 
 
 @lru_cache(maxsize=4)
