@@ -101,7 +101,7 @@ def evaluate(pred, gt=None, audio=None, metrics=None, weights=None, progress: bo
     chosen = select(list(metrics) if metrics is not None else None, gt is not None, audio16k is not None)
     info: dict = {"n_frames": int(len(pred_frames)), "resolution": [int(pred_frames.shape[2]), int(pred_frames.shape[1])],
                   "fps": float(fps), "audio": audio_src, "metrics": [m.name for m in chosen],
-                  "recipes": {m.name: m.recipe for m in chosen}, "weights": {}}
+                  "recipes": {m.name: m.recipe for m in chosen}, "weights": {}, "versions": _versions()}
     gt_frames = None
     if gt is not None and any(m.needs_gt for m in chosen):
         gt_frames, _ = load_frames(gt)
@@ -185,6 +185,19 @@ def _lmd(pred_lm, gt_frames, progress, per_frame, summary, missing, info) -> Non
         summary["lmd"] = float(vals[ok].mean())
     else:
         missing["lmd"] = "dlib found no face in both prediction and ground truth in any frame"
+
+
+def _versions() -> dict[str, str]:
+    """Versions of the packages whose code defines the numbers."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("scikit-image", "lpips", "syncnet-python", "python-speech-features", "dlib-bin", "torch"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "absent"
+    return out
 
 
 @lru_cache(maxsize=4)
