@@ -28,6 +28,13 @@ loudness.
 Ground truth: masks label the ray hits (0 background, 1 head, 2 audio-related lower front
 of the face incl. the mouth, 3 torso/neck); landmarks are 68 points in the iBUG layout
 placed on the head surface (mouth points follow the opening) and projected exactly.
+Besides the prepared-identity files, each identity has ``mouth.npy`` float32 (n, 3), the
+per-frame (opening, width, roundness) in [0, 1], and ``phonemes.json``, the list of
+``[phoneme, start_s, end_s]`` ("_" = pause): ground truth for lip-sync diagnostics.
+
+Frames are rendered with one ray per pixel centre (no anti-aliasing), which is exactly
+what a NeRF renders for that pixel. The settings are recorded in ``meta.json``; an
+identity whose seconds/size/seed/index match is not rendered again.
 """
 
 from __future__ import annotations
