@@ -20,7 +20,7 @@ from aebench.methods import Method, driving_pose_indices
 from aenerf.engine.encoding import PositionalEncoding
 from aenerf.engine.mlp import NeRFMLP
 from aenerf.engine.render import render_rays
-from aenerf.engine.trainer import Trainer, psnr
+from aenerf.engine.trainer import Trainer, psnr, seed_everything
 from aenerf.engine.views import Views, sample_rays
 from baselines.audio_net import AudioEncoder
 
@@ -159,6 +159,7 @@ class AudioNeRFMethod(Method):
         tcfg = train_settings(cfg, self.name)
         hp = self.hparams(cfg, views[0].audio.shape[-1])
         hp["step_offset"] = step_offset
+        seed_everything(int(cfg.seed))  # the same seed gives the same initial weights
         model = self.model_cls(hp).to(device)
         model.views, model.train_cfg = views, tcfg
 

@@ -2,7 +2,7 @@ import torch
 
 from baselines.audio_net import AudioAttNet, AudioEncoder, AudioNet, smoothing_window
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # 2 threads on a loaded 2-core machine spin-wait 100x slower
 
 
 def test_audionet_original_window_and_other_lengths():

@@ -1,0 +1,61 @@
+"""DFRF and AD-NeRF through the Method API on the synthetic corpus: base model (DFRF),
+fine-tune on a clip, render a driving audio into an mp4 with one frame per 1/fps."""
+
+import numpy as np
+import pytest
+import torch
+
+from aebench.config import load_config
+from aebench.data import Identity
+from aebench.data.identity import list_identities
+from aebench.media import probe
+from aebench.methods import get_method
+from aenerf.engine.checkpoint import read_state
+
+torch.set_num_threads(1)  # 2 threads on a loaded 2-core machine spin-wait
+
+
+def _cfg(root, **extra):
+    over = [f"data.root={root}", "data.size=32", "data.clip_seconds=1.0", "device=cpu", "train.iters=6",
+            "train.pretrain_iters=5", "train.batch_rays=64", "train.n_coarse=8", "train.n_fine=8",
+            "train.render_frames=0"]
+    return load_config(over + [f"{k}={v}" for k, v in extra.items()])
+
+
+def _identities(root, cfg):
+    return [Identity.open(p).at_size(int(cfg.data.size)) for p in list_identities(root)]
+
+
+def test_dfrf_base_then_finetune_then_render(synth_root, tmp_path):
+    cfg = _cfg(synth_root, **{"dfrf.nosmo_iters": 8})
+    ids = _identities(synth_root, cfg)
+    method = get_method("dfrf")
+    assert method.has_base_model
+    base = method.pretrain(ids[1:], cfg, tmp_path / "base")
+    assert read_state(base)["meta"]["identities"] == [ids[1].name]
+    clip = ids[0].clip(1.0)
+    ckpt = method.finetune(ids[0], clip, base, cfg, tmp_path / "ft")
+    meta = read_state(ckpt)["meta"]
+    assert meta["hp"]["step_offset"] == 5  # DFRF's global step continues from the base model
+    assert set(meta["render_refs"]) <= set(clip.indices.tolist()) and len(meta["render_refs"]) == 4
+    audio = ids[0].split("test").audio[: 3 * 640 + 10]
+    out = method.render(ckpt, ids[0], audio, cfg, tmp_path / "dfrf.mp4")
+    info = probe(out)
+    assert info.n_frames == 3 and info.has_audio and (info.width, info.height) == (32, 32)
+    # smoothing is on at render time: 5 base + 6 fine-tune steps >= nosmo_iters 8
+    model, state = method.load(ckpt, cfg, "cpu")
+    assert model.smoothing(int(state["step"]))
+
+
+def test_adnerf_has_no_base_and_renders(synth_root, tmp_path):
+    cfg = _cfg(synth_root)
+    ids = _identities(synth_root, cfg)
+    method = get_method("adnerf")
+    assert method.pretrain(ids, cfg, tmp_path / "base") is None
+    with pytest.raises(ValueError, match="from scratch"):
+        method.finetune(ids[0], ids[0].clip(1.0), tmp_path, cfg, tmp_path / "x")
+    ckpt = method.finetune(ids[0], ids[0].clip(1.0), None, cfg, tmp_path / "ft")
+    out = method.render(ckpt, ids[0], np.zeros(2 * 640, np.float32), cfg, tmp_path / "ad.mp4")
+    assert probe(out).n_frames == 2
+    with pytest.raises(ValueError, match="'adnerf' checkpoint, not 'dfrf'"):
+        get_method("dfrf").render(ckpt, ids[0], np.zeros(640, np.float32), cfg, tmp_path / "bad.mp4")
