@@ -18,7 +18,8 @@ Extractors (``extract(name, ...)`` returns float32 ``(n_frames, T, C)``):
 * ``wav2vec2`` (the paper's choice): last hidden states of ``transformers.Wav2Vec2Model``
   loaded only from the local weights store ``weights_dir()/wav2vec2-base-960h``
   (never downloaded). Input normalised to zero mean / unit variance as the
-  Wav2Vec2FeatureExtractor of base-960h does. Shape ``(n_frames, 16, 768)`` for a base model.
+  Wav2Vec2FeatureExtractor of base-960h does; long audio runs in 20 s chunks with 1 s of
+  context on each side (memory stays bounded on 71 s clips). Shape ``(n_frames, 16, 768)`` for a base model.
 
 ``load_or_compute(identity, name)`` caches the windows of all frames of an identity as
 ``<identity>/features/<name>.npy`` with a sidecar ``<name>.json`` holding the settings
@@ -124,15 +125,27 @@ def _wav2vec2_model(folder: Path):
     return _MODELS[key]
 
 
+CHUNK_STEPS = 1000  # wav2vec2 runs on 20 s chunks (attention is quadratic in length) ...
+CONTEXT_STEPS = 50  # ... each seeing 1 s of extra audio on both sides
+
+
 def _wav2vec2_steps(audio: np.ndarray, rate: int) -> np.ndarray:
     model = _wav2vec2_model(wav2vec2_dir())
     import torch
 
-    x = (audio - audio.mean()) / np.sqrt(audio.var() + 1e-7)
+    x = ((audio - audio.mean()) / np.sqrt(audio.var() + 1e-7)).astype(np.float32)
+    hop, field = 320, 400  # conv feature encoder stride and receptive field (samples)
+    n_steps = (len(x) - field) // hop + 1
     device = next(model.parameters()).device
+    parts = []
     with torch.no_grad():
-        out = model(torch.from_numpy(x[None].astype(np.float32)).to(device)).last_hidden_state[0]
-    return out.float().cpu().numpy()
+        for a in range(0, n_steps, CHUNK_STEPS):
+            b = min(a + CHUNK_STEPS, n_steps)
+            a0, b0 = max(a - CONTEXT_STEPS, 0), min(b + CONTEXT_STEPS, n_steps)
+            chunk = torch.from_numpy(x[a0 * hop:(b0 - 1) * hop + field][None]).to(device)
+            out = model(chunk).last_hidden_state[0]
+            parts.append(out[a - a0:b - a0].float().cpu().numpy())
+    return np.concatenate(parts)
 
 
 def _wav2vec2_settings() -> dict:
@@ -141,6 +154,7 @@ def _wav2vec2_settings() -> dict:
     config = (folder / "config.json").read_bytes()
     return {"folder": WAV2VEC2_FOLDER, "config_sha256": hashlib.sha256(config).hexdigest(),
             "weights": weights.name, "weights_bytes": weights.stat().st_size, "layer": "last_hidden_state",
+            "chunk_steps": CHUNK_STEPS, "context_steps": CONTEXT_STEPS,
             "input": "zero mean, unit variance"}
 
 

@@ -124,6 +124,17 @@ def test_wav2vec2_from_a_tiny_local_model(tmp_path, monkeypatch):
     assert ref.shape[0] == 51  # (16000 + 2 * 200 - 400) / 320 + 1 steps, step k centred at k * 20 ms
     np.testing.assert_allclose(f[12], ref[16:32], rtol=1e-4, atol=1e-5)
 
+    monkeypatch.setattr(F, "CHUNK_STEPS", 20)  # chunked: same steps, same alignment
+    monkeypatch.setattr(F, "CONTEXT_STEPS", 5)
+    chunked = F.extract("wav2vec2", audio, n_frames=25)
+    assert chunked.shape == f.shape
+    zero = np.all(f == 0, axis=-1)
+    np.testing.assert_array_equal(np.all(chunked == 0, axis=-1), zero)  # same padding
+    corr = np.corrcoef(chunked[~zero].ravel(), f[~zero].ravel())[0, 1]
+    assert corr > 0.95, corr  # only the attention context differs
+    monkeypatch.undo()
+    monkeypatch.setenv("AEBENCH_WEIGHTS", str(tmp_path))
+
     idt = _identity(tmp_path, audio, n_frames=25)
     stored = F.extract("wav2vec2", idt._audio, n_frames=25)  # the wav is int16-quantised
     np.testing.assert_allclose(idt.features("wav2vec2"), stored, rtol=1e-4, atol=1e-5)
