@@ -140,3 +140,13 @@ def test_wav2vec2_from_a_tiny_local_model(tmp_path, monkeypatch):
     np.testing.assert_allclose(idt.features("wav2vec2"), stored, rtol=1e-4, atol=1e-5)
     assert json.loads((idt.path / "features" / "wav2vec2.json").read_text())["weights"] == "model.safetensors"
     F._MODELS.clear()
+
+
+def test_mfcc_on_real_driving_audio(shared_data):
+    from aebench.media import read_audio
+
+    audio = read_audio(shared_data / "audio" / "zozo.wav", 16000)
+    n = int(len(audio) / 16000 * 25)
+    f = F.extract("mfcc", audio, n_frames=n)
+    assert f.shape == (n, 16, 26) and np.isfinite(f).all()
+    assert f[n // 2].std() > 0.3  # speech, not padding
