@@ -102,7 +102,7 @@ def draw_look(rng: np.random.Generator) -> Look:
     f0 = rng.uniform(180, 240) if female else rng.uniform(95, 140)
     tract = rng.uniform(1.05, 1.15) if female else rng.uniform(0.9, 1.0)
     return Look(radii, tuple(skin), tuple(hair), tuple(lips), tuple(shirt),
-                float(rng.uniform(-0.5, -0.3)), float(f0), float(tract))
+                float(rng.uniform(-0.6, -0.2)), float(f0), float(tract))
 
 
 def make_background(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -237,8 +237,8 @@ def smooth_curves(rng: np.random.Generator, n: int, dims: int) -> np.ndarray:
     return out / 2.0
 
 
-CAM_DIST = 4.8
-CAM_Y = 0.35
+CAM_DIST = 4.2
+CAM_Y = 0.3
 
 
 def camera_poses(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -297,7 +297,7 @@ def _ellipse_in(sx, sy, cx, cy, rx, ry) -> np.ndarray:
 def mouth_shape(mouth) -> tuple[float, float]:
     """(half-width, half-height of the opening) on the unit sphere for (open, width, round)."""
     op, wd, rd = mouth
-    return 0.13 + 0.12 * wd - 0.06 * rd, 0.11 * op
+    return 0.14 + 0.13 * wd - 0.07 * rd, 0.12 * op
 
 
 def head_colour(s: np.ndarray, look: Look, mouth) -> tuple[np.ndarray, np.ndarray]:
