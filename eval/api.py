@@ -150,7 +150,7 @@ def evaluate(pred, gt=None, audio=None, metrics=None, weights=None, progress: bo
     if "lmd" in names:
         _lmd(pred_lm, gt_frames, progress, per_frame, summary, missing, info)
     if sync_rec is not None:
-        _sync(pred_frames, fps, pred_lm, audio16k, sync_rec, sync_wanted, summary, missing, info)
+        _sync(pred_frames, fps, pred_lm, audio16k, sync_rec, sync_wanted, summary, missing, info, progress)
 
     for m in chosen:
         if m.name in missing:
@@ -213,7 +213,7 @@ def _model(kind: str, path: str, sha256: str):
     return load_syncnet(state)
 
 
-def _sync(frames, fps, landmarks, audio16k, rec, wanted, summary, missing, info) -> None:
+def _sync(frames, fps, landmarks, audio16k, rec, wanted, summary, missing, info, progress=False) -> None:
     from eval import sync
 
     has_face = ~np.isnan(landmarks).any(axis=(1, 2))
@@ -229,7 +229,7 @@ def _sync(frames, fps, landmarks, audio16k, rec, wanted, summary, missing, info)
     crops = sync.crop_faces(frames, boxes)
     crops = sync.resample_to_25fps(crops, fps)
     try:
-        offset, conf, dist = sync.sync_scores(crops, audio16k, model)
+        offset, conf, dist = sync.sync_scores(crops, audio16k, model, progress=progress)
     except ValueError as exc:
         for m in wanted:
             missing[m] = str(exc)

@@ -71,9 +71,10 @@ def mfcc(audio16k: np.ndarray) -> np.ndarray:
 
 
 def sync_scores(crops: np.ndarray, audio16k: np.ndarray, model, vshift: int = VSHIFT,
-                batch_size: int = BATCH) -> tuple[int, float, float]:
+                batch_size: int = BATCH, progress: bool = False) -> tuple[int, float, float]:
     """(offset, LSE-C, LSE-D) of uint8 RGB face crops (n, 224, 224, 3) at 25 fps and 16 kHz audio."""
     import torch
+    from tqdm import tqdm
 
     crops = np.asarray(crops)
     if crops.ndim != 4 or crops.shape[1:] != (SIZE, SIZE, 3):
@@ -89,7 +90,7 @@ def sync_scores(crops: np.ndarray, audio16k: np.ndarray, model, vshift: int = VS
     cc = torch.from_numpy(mfcc(audio).astype(float)).float()[None, None]  # (1, 1, 13, T)
     im_feat, cc_feat = [], []
     with torch.no_grad():
-        for i in range(0, lastframe, batch_size):
+        for i in tqdm(range(0, lastframe, batch_size), desc="syncnet", unit="batch", disable=not progress):
             idx = range(i, min(lastframe, i + batch_size))
             im_feat.append(model.forward_lip(torch.cat([video[:, :, v:v + 5] for v in idx], 0)))
             cc_feat.append(model.forward_aud(torch.cat([cc[:, :, :, v * 4:v * 4 + 20] for v in idx], 0)))
