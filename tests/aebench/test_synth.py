@@ -149,3 +149,27 @@ def test_cli_synth(tmp_path):
     assert [p.name for p in list_identities(tmp_path)] == ["synth_00", "synth_01"]
     bad = CliRunner().invoke(synth_cmd, ["--out", str(tmp_path), "--size", "4"])
     assert bad.exit_code != 0
+
+
+def _ridge_r2(xtr, ytr, xte, yte, lam):
+    mu, ym = xtr.mean(0), ytr.mean(0)
+    w = np.linalg.solve((xtr - mu).T @ (xtr - mu) + lam * np.eye(xtr.shape[1]), (xtr - mu).T @ (ytr - ym))
+    pred = (xte - mu) @ w + ym
+    return 1 - ((pred - yte) ** 2).sum(0) / ((yte - yte.mean(0)) ** 2).sum(0)
+
+
+def test_mouth_is_predictable_from_phonetics_not_from_loudness(tmp_path):
+    """A linear probe on MFCC windows predicts the mouth of an unseen identity; loudness cannot."""
+    paths = synth.make_corpus(tmp_path, identities=4, seconds=10.0, size=8, seed=1)
+    feats, loud, mouth = [], [], []
+    for p in paths:
+        idt = Identity.open(p)
+        feats.append(idt.features("mfcc")[:, 4:12].reshape(idt.n_frames, -1))
+        rms = np.sqrt((idt._audio[: idt.n_frames * 640].reshape(idt.n_frames, 640) ** 2).mean(1))
+        loud.append(np.column_stack([np.log(rms + 1e-4), np.log(rms + 1e-4) ** 2]))
+        mouth.append(np.load(p / "mouth.npy"))
+    ytr, yte = np.concatenate(mouth[:3]), mouth[3]
+    r2_mfcc = _ridge_r2(np.concatenate(feats[:3]), ytr, feats[3], yte, lam=10.0)
+    r2_loud = _ridge_r2(np.concatenate(loud[:3]), ytr, loud[3], yte, lam=1e-3)
+    assert r2_mfcc[0] > 0.6 and r2_mfcc[0] > r2_loud[0] + 0.2, (r2_mfcc, r2_loud)  # opening
+    assert r2_mfcc[1] > r2_loud[1] + 0.2 and r2_mfcc[2] > r2_loud[2] + 0.2, (r2_mfcc, r2_loud)  # width, rounding
