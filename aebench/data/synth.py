@@ -8,8 +8,10 @@ Scene and camera convention (the same as :mod:`aebench.data.prepare`)
 OpenCV camera axes: x right, y down, z forward (the viewing direction). The head is an
 ellipsoid of radii about 1 fixed at the world origin, its face looking towards -z (towards
 the camera). ``poses[i]`` is the camera-to-world matrix of frame ``i``: the camera sits at
-about ``(0, 0.35, -D)`` and moves by small smooth rotations about the head (a few degrees)
-and tiny translations, i.e. the head moves in the camera frame. The torso and neck are
+``R_i (0, CAM_Y, -CAM_DIST + tiny offsets)`` with ``CAM_Y = 0.3``, ``CAM_DIST = 4.2`` and
+``R_i`` a small smooth rotation (yaw/pitch/roll up to 4/3/2 degrees) about the head, i.e.
+the head moves in the camera frame. Focal length is ``1.2 * size`` pixels, principal
+point the image centre. The torso and neck are
 fixed in the *camera* frame (like a real torso that does not follow head rotations), and
 the background image is static. Intrinsics are a pinhole ``(focal, cx, cy)`` in pixels;
 ``near``/``far`` are the camera distance minus/plus 1.5 head radii.
