@@ -339,17 +339,30 @@ def head_colour(s: np.ndarray, look: Look, mouth) -> tuple[np.ndarray, np.ndarra
     return col, audio
 
 
+TORSO_RADII = (1.7, 0.9, 0.8)
+TORSO_OFFSET = np.array([0.0, 2.25, 0.4])  # torso centre relative to the head centre, camera frame
+
+
+def scene_hits(c2w: np.ndarray, dirs: np.ndarray, look: Look) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ray parameters t of the head, torso and neck hits (inf where missed) for camera rays
+    ``dirs`` (z = 1, so t is the camera depth). The head is at the world origin; torso and
+    neck are placed in camera coordinates relative to where the head centre projects."""
+    R, o = c2w[:3, :3], c2w[:3, 3]
+    t_head = _hit_ellipsoid(o, dirs @ R.T, look.radii)
+    hc = R.T @ (-o)  # head centre in camera coordinates
+    t_torso = _hit_ellipsoid(np.zeros(3), dirs, TORSO_RADII, hc + TORSO_OFFSET)
+    t_neck = _hit_neck(dirs, (hc[0], hc[2] + 0.15), 0.38, (hc[1] + 0.4, hc[1] + 1.8))
+    return t_head, t_torso, t_neck
+
+
 def render_frame(c2w: np.ndarray, mouth, look: Look, background: np.ndarray,
                  dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Ray-cast one frame: float RGB (H, W, 3) and uint8 labels (H, W)."""
     size = background.shape[0]
     R, o = c2w[:3, :3], c2w[:3, 3]
     dw = dirs @ R.T
-    t_head = _hit_ellipsoid(o, dw, look.radii)
-    # torso/neck in camera coordinates (head centre sits at R^T (0 - o))
+    t_head, t_torso, t_neck = scene_hits(c2w, dirs, look)
     hc = R.T @ (-o)
-    t_torso = _hit_ellipsoid(np.zeros(3), dirs, (1.7, 0.9, 0.8), hc + np.array([0, 2.25, 0.4]))
-    t_neck = _hit_neck(dirs, (hc[0], hc[2] + 0.15), 0.38, (hc[1] + 0.4, hc[1] + 1.8))
     t_body = np.minimum(t_torso, t_neck)
 
     rgb = background.reshape(-1, 3).copy()
@@ -362,7 +375,7 @@ def render_frame(c2w: np.ndarray, mouth, look: Look, background: np.ndarray,
         is_neck = t_neck[body] <= t_torso[body]
         n = np.where(is_neck[:, None],
                      np.stack([p[:, 0] - hc[0], np.zeros(len(p)), p[:, 2] - hc[2] - 0.15], -1),
-                     (p - hc - np.array([0, 2.25, 0.4])) / np.array([1.7, 0.9, 0.8]) ** 2)
+                     (p - hc - TORSO_OFFSET) / np.asarray(TORSO_RADII) ** 2)
         n /= np.linalg.norm(n, axis=-1, keepdims=True)
         shade = 0.35 + 0.65 * np.clip(n @ light, 0, 1)
         alb = np.where(is_neck[:, None], np.asarray(look.skin) * 0.85, np.asarray(look.shirt))

@@ -173,3 +173,15 @@ def test_mouth_is_predictable_from_phonetics_not_from_loudness(tmp_path):
     r2_loud = _ridge_r2(np.concatenate(loud[:3]), ytr, loud[3], yte, lam=1e-3)
     assert r2_mfcc[0] > 0.6 and r2_mfcc[0] > r2_loud[0] + 0.2, (r2_mfcc, r2_loud)  # opening
     assert r2_mfcc[1] > r2_loud[1] + 0.2 and r2_mfcc[2] > r2_loud[2] + 0.2, (r2_mfcc, r2_loud)  # width, rounding
+
+
+def test_scene_depth_lies_within_near_far():
+    """Every ray hit (head, neck, torso) has a camera depth inside the recorded near/far bounds."""
+    rng = np.random.default_rng(0)
+    look, poses, dirs = synth.draw_look(rng), synth.camera_poses(rng, 60), synth._ray_dirs(32)
+    depths = []
+    for c2w in poses[::6]:
+        t = np.minimum.reduce(synth.scene_hits(c2w, dirs, look))
+        depths.append(t[np.isfinite(t)])  # dirs have z = 1, so t is the camera depth
+    depths = np.concatenate(depths)
+    assert synth.CAM_DIST - 1.5 < depths.min() and depths.max() < synth.CAM_DIST + 1.5
