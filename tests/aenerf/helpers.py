@@ -13,7 +13,7 @@ def smoke_cfg(*overrides: str):
 
 def orbit_pose(yaw: float, dist: float = 4.0) -> torch.Tensor:
     """Camera at distance ``dist`` looking at the origin, rotated by ``yaw`` about y (OpenCV axes)."""
-    c, s = torch.cos(torch.tensor(yaw)), torch.sin(torch.tensor(yaw))
+    c, s = torch.cos(torch.tensor(float(yaw))), torch.sin(torch.tensor(float(yaw)))
     rot = torch.tensor([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
     c2w = torch.eye(4)
     c2w[:3, :3] = rot

@@ -11,7 +11,7 @@ from aenerf.engine.references import RefEncoder, project_to_refs, sample_feature
 from aenerf.engine.render import composite, render_rays
 from aenerf.engine.sampling import sample_pdf, stratified
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # 2 threads on the shared 2-core machine spin-wait badly under load
 
 
 def look_at_origin(dist=4.0):

@@ -7,7 +7,7 @@ from aenerf.modules.rrs import regionwise
 from aenerf.modules.warper import Warper, offset_loss
 from tests.aenerf.helpers import fake_batch, smoke_cfg
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # 2 threads on the shared 2-core machine spin-wait badly under load
 
 VARIANTS = {
     "full": [],

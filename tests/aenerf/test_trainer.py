@@ -6,7 +6,7 @@ from aebench.config import load_config
 from aenerf.engine.checkpoint import list_checkpoints, read_state
 from aenerf.engine.trainer import NonFiniteLoss, Trainer
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # 2 threads on the shared 2-core machine spin-wait badly under load
 
 
 class Colour(torch.nn.Module):

@@ -1,0 +1,129 @@
+"""``aebench bench train|render``: speed of any registered NeRF method through the Method API.
+
+Both take ``key=value`` overrides (``method=aenerf|dfrf|adnerf``, ``scale=smoke|small|paper``,
+``train.iters=...``). Data: the identities under ``data.root`` when it holds any, otherwise
+a synthetic corpus made in a temporary folder at the scale's ``data.size``.
+
+Training speed is measured as the difference of two fine-tunes from scratch (``--warmup``
+iterations and ``train.iters`` iterations), so data loading and first-call set-up cancel out;
+rays/s = iterations/s x ``train.batch_rays``. Peak memory is CUDA max allocated on a GPU,
+the process's peak RSS on CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+
+def _setup(overrides: tuple[str, ...], work: Path):
+    from aebench.config import load_config
+    from aebench.data import Identity
+    from aebench.data.identity import list_identities
+
+    cfg = load_config(list(overrides))
+    found = list_identities(cfg.data.root)
+    if not found:
+        from aebench.data.synth import make_corpus
+
+        make_corpus(work / "synth", identities=1, seconds=4.0, size=int(cfg.data.size), seed=int(cfg.seed))
+        found = list_identities(work / "synth")
+    identity = Identity.open(found[0]).at_size(int(cfg.data.size))
+    clip = identity.clip(float(cfg.data.clip_seconds)) if float(cfg.data.clip_seconds) > 0 else identity.split("train")
+    return cfg, identity, clip
+
+
+def _peak_memory(device) -> str:
+    import resource
+
+    import torch
+
+    if device.type == "cuda":
+        return f"{torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB CUDA max allocated"
+    return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB peak RSS (CPU)"
+
+
+def _finetune(method, identity, clip, cfg, iters: int, run_dir: Path) -> tuple[float, Path]:
+    from omegaconf import OmegaConf
+
+    c = OmegaConf.merge(cfg, {"train": {"iters": iters}})
+    t0 = time.perf_counter()
+    ckpt = method.finetune(identity, clip, None, c, run_dir)
+    return time.perf_counter() - t0, ckpt
+
+
+def _report(result: dict, out: str | None) -> None:
+    for k, v in result.items():
+        click.echo(f"{k:>16}: {v}")
+    if out:
+        Path(out).write_text(json.dumps(result, indent=1))
+
+
+@click.command("train", context_settings={"ignore_unknown_options": True})
+@click.argument("overrides", nargs=-1)
+@click.option("--warmup", default=3, show_default=True, help="iterations of the set-up run subtracted out")
+@click.option("--json", "json_out", default=None, help="also write the figures to this JSON file")
+def train_cmd(overrides: tuple[str, ...], warmup: int, json_out: str | None) -> None:
+    """Training iterations/s and rays/s of METHOD at SCALE, e.g. `method=aenerf scale=smoke train.iters=30`."""
+    import torch
+
+    from aebench.device import resolve_device
+    from aebench.methods import get_method
+
+    with tempfile.TemporaryDirectory(prefix="aebench-bench-") as tmp:
+        work = Path(tmp)
+        cfg, identity, clip = _setup(overrides, work)
+        torch.manual_seed(int(cfg.seed))
+        device = resolve_device(cfg.device)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        method = get_method(cfg.method)
+        iters = int(cfg.train.iters)
+        if iters <= warmup:
+            raise click.ClickException(f"train.iters={iters} must exceed --warmup={warmup}")
+        t_warm, _ = _finetune(method, identity, clip, cfg, warmup, work / "warm")
+        t_full, _ = _finetune(method, identity, clip, cfg, iters, work / "full")
+        rate = (iters - warmup) / max(t_full - t_warm, 1e-9)
+        _report({"method": cfg.method, "scale": cfg.scale, "device": str(device), "size": f"{identity.size[0]} px",
+                 "iterations": iters, "batch_rays": int(cfg.train.batch_rays),
+                 "samples/ray": f"{int(cfg.train.n_coarse)}+{int(cfg.train.n_fine)}",
+                 "iters/s": round(rate, 3), "rays/s": round(rate * int(cfg.train.batch_rays), 1),
+                 "setup s": round(t_warm - warmup / rate, 2), "peak memory": _peak_memory(device)}, json_out)
+
+
+@click.command("render", context_settings={"ignore_unknown_options": True})
+@click.argument("overrides", nargs=-1)
+@click.option("--frames", default=10, show_default=True, help="frames to render (driving audio = the test half's own)")
+@click.option("--checkpoint", type=click.Path(exists=True, file_okay=False), default=None,
+              help="a trained checkpoint; default: a quick fine-tune of train.iters iterations")
+@click.option("--json", "json_out", default=None, help="also write the figures to this JSON file")
+def render_cmd(overrides: tuple[str, ...], frames: int, checkpoint: str | None, json_out: str | None) -> None:
+    """Rendering frames/s of METHOD at SCALE (full frames at data.size, mp4 with audio)."""
+    import torch
+
+    from aebench.device import resolve_device
+    from aebench.media import probe
+    from aebench.methods import get_method
+
+    with tempfile.TemporaryDirectory(prefix="aebench-bench-") as tmp:
+        work = Path(tmp)
+        cfg, identity, clip = _setup(overrides, work)
+        device = resolve_device(cfg.device)
+        method = get_method(cfg.method)
+        ckpt = Path(checkpoint) if checkpoint else _finetune(method, identity, clip, cfg, int(cfg.train.iters), work / "ft")[1]
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        test = identity.split("test")
+        audio = test.audio[: int(round(frames * identity.audio_rate / identity.fps))]
+        t0 = time.perf_counter()
+        out = method.render(ckpt, identity, audio, cfg, work / "render.mp4")
+        dt = time.perf_counter() - t0
+        info = probe(out)
+        _report({"method": cfg.method, "scale": cfg.scale, "device": str(device), "size": f"{identity.size[0]} px",
+                 "frames": frames, "video": f"{info.n_frames} frames, audio={info.has_audio}",
+                 "frames/s": round(frames / dt, 3), "rays/s": round(frames * identity.size[0] * identity.size[1] / dt, 1),
+                 "peak memory": _peak_memory(device)}, json_out)
