@@ -27,7 +27,8 @@ Deviations (deliberate, all shared with DFRF and AE-NeRF here so only the method
 * Rays: ``face_fraction`` of them from the head labels (1, 2) of the prepared masks instead of
   the face bounding box; the rest uniform over the image.
 * Network layout is the engine's ``NeRFMLP`` (skip input re-injected before layer 4, a
-  width-256 feature layer before the colour branch), as for every NeRF method here.
+  width-256 feature layer before the colour branch, softplus density where the official code
+  uses ReLU), as for every NeRF method here.
 """
 
 from __future__ import annotations

@@ -144,7 +144,8 @@ class AudioNeRFMethod(Method):
         keys = ("pe_x", "pe_d", "audio_dim", "smo_size", "att_dims", "width", "depth", "nosmo_iters")
         return {"audio_channels": int(audio_channels), **{k: s[k] for k in keys}}
 
-    def batch_extra(self, views: Views, frame: int, generator: torch.Generator) -> dict:
+    def batch_extra(self, views: Views, frame: int, generator: torch.Generator, hp: dict) -> dict:
+        """Conditioning a batch needs besides rays (DFRF: its reference frames)."""
         return {}
 
     def meta_extra(self, clip: Identity, cfg: DictConfig) -> dict:
@@ -167,7 +168,7 @@ class AudioNeRFMethod(Method):
             k = int(torch.randint(len(views), (1,), generator=g, device=g.device))
             frame = int(torch.randint(views[k].n, (1,), generator=g, device=g.device))
             batch = sample_rays(views[k], frame, int(tcfg.batch_rays), float(tcfg.face_fraction), g)
-            batch.update(view=k, generator=g, **self.batch_extra(views[k], frame, g))
+            batch.update(view=k, generator=g, **self.batch_extra(views[k], frame, g, hp))
             return batch
 
         meta = {"method": self.name, "hp": hp, "features": str(cfg.features), **meta_extra}

@@ -42,7 +42,9 @@ Deviations (deliberate):
   does, then sampled bilinearly (the official code rounds the first lookup to a pixel).
 * Rays: ``face_fraction`` from the head labels instead of the face box; one NeRF renders
   head and torso over ``background.png`` (DFRF composites over a torso background image).
-* NeRF layout is the engine's ``NeRFMLP``, as for every method here.
+* NeRF layout is the engine's ``NeRFMLP``, as for every method here (input re-injected before
+  layer ``depth // 2``, a feature layer before the colour branch, softplus density where the
+  official code uses ReLU).
 """
 
 from __future__ import annotations
@@ -185,9 +187,9 @@ class DFRF(AudioNeRFMethod):
         hp["image_size"] = int(cfg.data.size) if int(cfg.data.size) > 0 else REF_IMAGE_SIZE
         return hp
 
-    def batch_extra(self, views: Views, frame: int, generator: torch.Generator) -> dict:
+    def batch_extra(self, views: Views, frame: int, generator: torch.Generator, hp: dict) -> dict:
         """4 random frames of the same identity other than the target (DFRF training)."""
-        n_refs = int(self._n_refs)
+        n_refs = int(hp["n_refs"])
         others = torch.randperm(views.n, generator=generator, device=generator.device)
         others = others[others != frame] if views.n > 1 else others
         if others.numel() < n_refs:  # tiny clips: repeat
@@ -203,14 +205,9 @@ class DFRF(AudioNeRFMethod):
 
         if not identities:
             raise ValueError("dfrf pretrain needs at least one identity")
-        self._n_refs = int(cfg.dfrf.n_refs)
         views = [self._views(i.split("train"), cfg) for i in identities]
         return self._train(views, cfg, Path(run_dir) / "checkpoint", int(cfg.train.pretrain_iters), None, 0,
                            {"identities": [i.name for i in identities]}, "dfrf pretrain")
-
-    def finetune(self, identity, clip, base, cfg, run_dir):
-        self._n_refs = int(cfg.dfrf.n_refs)
-        return super().finetune(identity, clip, base, cfg, run_dir)
 
     def render_context(self, model: DFRFModel, identity: Identity, meta: dict, cfg: DictConfig, device) -> dict:
         clip = training_clip(identity, cfg)

@@ -38,7 +38,6 @@ def test_smoke_training_raises_psnr_and_checkpoint_round_trips(method_cls, tmp_p
     views = toy_views()
     cfg = _cfg()
     method = method_cls()
-    method._n_refs = int(cfg.dfrf.n_refs)
     torch.manual_seed(0)
     fresh = method.model_cls(method.hparams(cfg, views.audio.shape[-1]))
     fresh.train_cfg = cfg.train
