@@ -66,14 +66,20 @@ def _report(result: dict, out: str | None) -> None:
 @click.command("train", context_settings={"ignore_unknown_options": True})
 @click.argument("overrides", nargs=-1)
 @click.option("--warmup", default=3, show_default=True, help="iterations of the set-up run subtracted out")
+@click.option("--threads", default=0, show_default=True, help="torch CPU threads (0 = torch's default)")
 @click.option("--json", "json_out", default=None, help="also write the figures to this JSON file")
-def train_cmd(overrides: tuple[str, ...], warmup: int, json_out: str | None) -> None:
+def train_cmd(overrides: tuple[str, ...], warmup: int, threads: int, json_out: str | None) -> None:
     """Training iterations/s and rays/s of METHOD at SCALE, e.g. `method=aenerf scale=smoke train.iters=30`."""
     import torch
 
+    if threads:
+        torch.set_num_threads(threads)
+    from aebench.config import load_config
     from aebench.device import resolve_device
     from aebench.methods import get_method
 
+    if int(load_config(list(overrides)).train.iters) <= warmup:
+        raise click.ClickException(f"train.iters must exceed --warmup={warmup}")
     with tempfile.TemporaryDirectory(prefix="aebench-bench-") as tmp:
         work = Path(tmp)
         cfg, identity, clip = _setup(overrides, work)
@@ -83,12 +89,10 @@ def train_cmd(overrides: tuple[str, ...], warmup: int, json_out: str | None) -> 
             torch.cuda.reset_peak_memory_stats(device)
         method = get_method(cfg.method)
         iters = int(cfg.train.iters)
-        if iters <= warmup:
-            raise click.ClickException(f"train.iters={iters} must exceed --warmup={warmup}")
         t_warm, _ = _finetune(method, identity, clip, cfg, warmup, work / "warm")
         t_full, _ = _finetune(method, identity, clip, cfg, iters, work / "full")
         rate = (iters - warmup) / max(t_full - t_warm, 1e-9)
-        _report({"method": cfg.method, "scale": cfg.scale, "device": str(device), "size": f"{identity.size[0]} px",
+        _report({"method": cfg.method, "scale": cfg.scale, "device": str(device), "threads": torch.get_num_threads(), "size": f"{identity.size[0]} px",
                  "iterations": iters, "batch_rays": int(cfg.train.batch_rays),
                  "samples/ray": f"{int(cfg.train.n_coarse)}+{int(cfg.train.n_fine)}",
                  "iters/s": round(rate, 3), "rays/s": round(rate * int(cfg.train.batch_rays), 1),
@@ -100,10 +104,14 @@ def train_cmd(overrides: tuple[str, ...], warmup: int, json_out: str | None) -> 
 @click.option("--frames", default=10, show_default=True, help="frames to render (driving audio = the test half's own)")
 @click.option("--checkpoint", type=click.Path(exists=True, file_okay=False), default=None,
               help="a trained checkpoint; default: a quick fine-tune of train.iters iterations")
+@click.option("--threads", default=0, show_default=True, help="torch CPU threads (0 = torch's default)")
 @click.option("--json", "json_out", default=None, help="also write the figures to this JSON file")
-def render_cmd(overrides: tuple[str, ...], frames: int, checkpoint: str | None, json_out: str | None) -> None:
+def render_cmd(overrides: tuple[str, ...], frames: int, checkpoint: str | None, threads: int, json_out: str | None) -> None:
     """Rendering frames/s of METHOD at SCALE (full frames at data.size, mp4 with audio)."""
     import torch
+
+    if threads:
+        torch.set_num_threads(threads)
 
     from aebench.device import resolve_device
     from aebench.media import probe
@@ -123,7 +131,7 @@ def render_cmd(overrides: tuple[str, ...], frames: int, checkpoint: str | None, 
         out = method.render(ckpt, identity, audio, cfg, work / "render.mp4")
         dt = time.perf_counter() - t0
         info = probe(out)
-        _report({"method": cfg.method, "scale": cfg.scale, "device": str(device), "size": f"{identity.size[0]} px",
+        _report({"method": cfg.method, "scale": cfg.scale, "device": str(device), "threads": torch.get_num_threads(), "size": f"{identity.size[0]} px",
                  "frames": frames, "video": f"{info.n_frames} frames, audio={info.has_audio}",
                  "frames/s": round(frames / dt, 3), "rays/s": round(frames * identity.size[0] * identity.size[1] / dt, 1),
                  "peak memory": _peak_memory(device)}, json_out)

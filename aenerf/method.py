@@ -62,6 +62,19 @@ def make_batch_fn(views_list: list, cfg: DictConfig):
     return batch_fn
 
 
+def _check_base(meta: dict, arch: dict, channels: int, features: str, base: Path) -> None:
+    """A base model must have this run's network (variant switches and sizes) and audio input."""
+    if meta.get("features") != features or meta.get("audio_channels") != channels:
+        raise ValueError(f"base model {base} was trained on '{meta.get('features')}' audio features "
+                         f"({meta.get('audio_channels')} channels); this run uses features={features} ({channels}); "
+                         f"use a base model pretrained with the same features")
+    diff = {k: (meta["arch"].get(k), v) for k, v in arch.items() if meta["arch"].get(k) != v}
+    if diff:
+        raise ValueError(f"base model {base} has another network than this run (base vs run: "
+                         + ", ".join(f"aenerf.{k}: {a} vs {b}" for k, (a, b) in diff.items())
+                         + "); pretrain a base model with the same aenerf settings")
+
+
 class AENeRF(Method):
     name = "aenerf"
     has_base_model = True
@@ -87,14 +100,9 @@ class AENeRF(Method):
         seed_everything(int(cfg.seed))
         views = [Views.from_identity(i, cfg.features, device) for i in identities]
         channels = views[0].audio.shape[-1]
-        arch = None
+        model = build_model(cfg, channels).to(device)
         if base is not None:
-            meta = read_state(base)["meta"]
-            arch, channels = meta["arch"], meta["audio_channels"]
-            if meta.get("features") != cfg.features:
-                raise ValueError(f"base model {base} was trained on '{meta.get('features')}' audio features, "
-                                 f"this run uses features={cfg.features}; use a matching base model")
-        model = build_model(cfg, channels, arch).to(device)
+            _check_base(read_state(base)["meta"], model.arch, int(channels), cfg.features, base)
         refs = views[-1].indices[fixed_references(views[-1].n, int(model.arch["n_refs"]))]
         meta = {"method": self.name, "arch": model.arch, "audio_channels": int(channels), "features": cfg.features,
                 "fine": model.fine, "refs": [int(r) for r in refs], "identity": views[-1].name}

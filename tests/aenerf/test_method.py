@@ -78,3 +78,10 @@ def test_checkpoint_round_trip_gives_identical_renders(synth_root, tmp_path):
     assert torch.equal(outs[0], outs[1])
     fresh = build_model(cfg, meta["audio_channels"], meta["arch"])
     assert any(not torch.equal(p, q) for p, q in zip(fresh.state_dict().values(), a.state_dict().values()))
+
+
+def test_finetune_refuses_a_base_model_of_another_variant(synth_root, tmp_path):
+    idents = identities(synth_root)
+    base = AENeRF().pretrain(idents[1:], smoke_cfg(*TINY, "train.pretrain_iters=1"), tmp_path / "base")
+    with pytest.raises(ValueError, match="aenerf.aaa: True vs False"):
+        AENeRF().finetune(idents[0], idents[0].clip(1.0), base, smoke_cfg(*TINY, "aenerf.aaa=false"), tmp_path / "ft")

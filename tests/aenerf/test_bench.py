@@ -1,0 +1,27 @@
+import json
+
+from click.testing import CliRunner
+
+from aenerf.bench import render_cmd, train_cmd
+
+TINY = ["method=aenerf", "scale=smoke", "data.size=32", "train.batch_rays=32", "train.n_coarse=4", "train.n_fine=4"]
+
+
+def test_bench_train_and_render_report_speed(tmp_path):
+    root = ["data.root=" + str(tmp_path / "none")]  # no identities there: a synthetic one is made
+    res = CliRunner().invoke(train_cmd, [*TINY, *root, "train.iters=5", "--warmup", "2", "--threads", "1",
+                                         "--json", str(tmp_path / "t.json")])
+    assert res.exit_code == 0, res.output
+    figures = json.loads((tmp_path / "t.json").read_text())
+    assert figures["iters/s"] > 0 and figures["rays/s"] == round(figures["iters/s"] * 32, 1)
+    assert "peak memory" in res.output
+    res = CliRunner().invoke(render_cmd, [*TINY, *root, "train.iters=2", "--frames", "2", "--threads", "1",
+                                          "--json", str(tmp_path / "r.json")])
+    assert res.exit_code == 0, res.output
+    figures = json.loads((tmp_path / "r.json").read_text())
+    assert figures["frames/s"] > 0 and figures["video"] == "2 frames, audio=True"
+
+
+def test_bench_rejects_bad_settings(tmp_path):
+    res = CliRunner().invoke(train_cmd, [*TINY, "train.iters=2", "--warmup", "3"])
+    assert res.exit_code != 0 and "must exceed" in res.output
