@@ -1,0 +1,94 @@
+"""Region masks from 68 landmarks, and the median background.
+
+Labels (DESIGN.md): 0 background, 1 audio-independent head, 2 audio-related lower face,
+3 torso/neck. Recipe, painted in this order (later wins):
+
+* torso/neck (3): a polygon from the jaw sides (points 3 and 13) down a neck of
+  ``neck_width`` x face width, widening to shoulders of ``shoulder_width`` x face width
+  from ~0.6 face heights below the chin down to the image bottom;
+* head (1): convex hull of the jaw contour and the brows lifted by ``forehead`` x the
+  brow-to-chin height and widened by ``hair_width`` (forehead/hair), and the upper jaw
+  points widened by ``hair_width`` (hair beside the cheeks), plus the ellipse
+  fitted to those points;
+* audio (2): the jaw contour's hull cut to the half-plane below the nose line (through
+  nostril points 31 and 35), i.e. mouth, lower cheeks and chin.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+JAW = slice(0, 17)
+BROWS = slice(17, 27)
+
+
+def region_mask(lm: np.ndarray, size: int, forehead: float = 0.6, neck_width: float = 0.7,
+                shoulder_width: float = 2.6, hair_width: float = 1.3) -> np.ndarray:
+    """uint8 (size, size) labels for one frame's (68, 2) landmarks."""
+    mask = np.zeros((size, size), np.uint8)
+    jaw, brows = lm[JAW], lm[BROWS]
+    face_w = float(np.linalg.norm(jaw[16] - jaw[0]))
+    chin = jaw[8]
+    up = chin - brows.mean(0)  # brow -> chin direction (face "down")
+    face_h = float(np.linalg.norm(up))
+    down = up / max(face_h, 1e-6)
+    right = np.array([-down[1], down[0]])  # perpendicular (image-right for an upright face)
+    if right[0] < 0:
+        right = -right
+
+    neck_c = chin + down * 0.3 * face_h
+    shoulder_c = chin + down * 0.6 * face_h
+    bottom_c = shoulder_c + down * 4 * size
+    torso = np.array([jaw[3], jaw[13], neck_c + right * neck_width * face_w / 2,
+                      shoulder_c + right * shoulder_width * face_w / 2, bottom_c + right * shoulder_width * face_w / 2,
+                      bottom_c - right * shoulder_width * face_w / 2, shoulder_c - right * shoulder_width * face_w / 2,
+                      neck_c - right * neck_width * face_w / 2])
+    cv2.fillPoly(mask, [np.round(torso).astype(np.int32)], 3)
+
+    lifted = brows - down * forehead * face_h
+    mid = lifted.mean(0)
+    lifted = mid + (lifted - mid) + np.outer((lifted - mid) @ right, right) * (hair_width - 1)  # hair is wider
+    upper_jaw = jaw[[0, 1, 2, 3, 13, 14, 15, 16]]
+    fmid = jaw.mean(0)
+    wide_jaw = upper_jaw + np.outer((upper_jaw - fmid) @ right, right) * (hair_width - 1)  # hair beside the cheeks
+    pts = np.concatenate([jaw, brows, lifted, wide_jaw]).astype(np.float32)
+    cv2.fillConvexPoly(mask, np.round(cv2.convexHull(pts)).astype(np.int32), 1)
+    ellipse_pts = np.concatenate([jaw, lifted]).astype(np.float32)
+    cv2.ellipse(mask, cv2.fitEllipse(ellipse_pts), 1, -1)
+
+    lower = np.zeros_like(mask)
+    cv2.fillConvexPoly(lower, np.round(cv2.convexHull(jaw.astype(np.float32))).astype(np.int32), 1)
+    ys, xs = np.mgrid[0:size, 0:size]
+    a, b = lm[31], lm[35]
+    normal = np.array([-(b - a)[1], (b - a)[0]])
+    if normal @ down < 0:
+        normal = -normal
+    below = ((xs - a[0]) * normal[0] + (ys - a[1]) * normal[1]) >= 0
+    mask[(lower > 0) & below] = 2
+    return mask
+
+
+def median_background(frames, masks, dilate: int = 7) -> np.ndarray:
+    """uint8 (H, W, 3): per pixel the median over frames where it is background (label 0,
+    after dilating the person by ``dilate`` px); never-background pixels are inpainted."""
+    frames = np.asarray(frames)
+    kernel = np.ones((2 * dilate + 1, 2 * dilate + 1), np.uint8) if dilate > 0 else None
+    bg = np.stack([(cv2.dilate((m > 0).astype(np.uint8), kernel) if kernel is not None else (m > 0)) == 0
+                   for m in masks])
+    out = np.zeros(frames.shape[1:], np.uint8)
+    seen = bg.any(0)
+    for y in range(0, frames.shape[1], 32):  # row bands bound the float copy's memory
+        f = frames[:, y:y + 32].astype(np.float32)
+        f[~bg[:, y:y + 32]] = np.nan
+        with np.errstate(all="ignore"):
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                med = np.nanmedian(f, axis=0)
+        out[y:y + 32] = np.nan_to_num(med, nan=0).round().clip(0, 255).astype(np.uint8)
+    hole = (~seen).astype(np.uint8)
+    if hole.any():
+        out = cv2.inpaint(out, hole, 5, cv2.INPAINT_TELEA)
+    return out
