@@ -73,8 +73,12 @@ def resampled_frames(clip: Path, fps: float, max_seconds: float | None):
                     yield last
                     k += 1
                 last = img
-            if last is not None and (max_seconds is None or k < round(max_seconds * fps)):
+            stream = box.streams.video[0]
+            rate = float(stream.average_rate or stream.guessed_rate or fps)
+            end = t + 1.0 / rate if last is not None else 0.0  # the last frame shows until t + 1/rate
+            while last is not None and k / fps < end - 5e-4 and (max_seconds is None or k < round(max_seconds * fps)):
                 yield last
+                k += 1
     except av.error.FFmpegError as exc:
         raise PrepareError(f"{clip}: video cannot be decoded after {k} output frames, the file looks "
                            f"truncated or corrupt ({exc})") from exc
@@ -182,13 +186,19 @@ def _run(clip: Path, name: str, tmp: Path, p, size: int, fps: float, max_seconds
     from aebench.data import pose as P
     from aebench.data.landmarks import LandmarkDetector
     from aebench.data.regions import median_background, region_mask
-    from aebench.media import read_audio
+    from aebench.media import probe, read_audio
 
     t0 = time.perf_counter()
     try:
+        info = probe(clip)
+    except MediaError as exc:
+        raise PrepareError(f"{exc}; is the file complete (not truncated) and a video?") from exc
+    if not info.has_audio:
+        raise PrepareError(f"{clip}: no audio stream; a talking-head identity needs the speech track")
+    try:
         audio = read_audio(clip, AUDIO_RATE)
     except MediaError as exc:
-        raise PrepareError(f"{clip}: cannot use its audio: {exc} (a talking-head identity needs the speech)") from exc
+        raise PrepareError(f"{exc}; the speech track is needed") from exc
     if max_seconds is not None:
         audio = audio[: int(round(max_seconds * AUDIO_RATE))]
 
