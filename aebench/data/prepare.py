@@ -4,7 +4,7 @@ Stages: decode + resample to ``fps`` + centre square crop + resize -> dlib 68 la
 (box found on a ``detect_size`` copy, landmarks predicted at full size) -> fill frames
 without a face by linear interpolation, Gaussian smoothing over time -> PnP head pose
 (:mod:`aebench.data.pose`) -> region masks and median background
-(:mod:`aebench.data.regions`) -> audio (16 kHz mono) trimmed to the video -> features.
+(:mod:`aebench.data.regions`, optionally refined per frame by grabCut) -> audio (16 kHz mono) trimmed to the video -> features.
 
 Frame-rate conversion is by timestamp: output frame ``k`` (time ``k / fps``) is the last
 source frame whose presentation time is <= ``k / fps`` (+ half a millisecond), so 30 ->
@@ -185,7 +185,7 @@ def _run(clip: Path, name: str, tmp: Path, p, size: int, fps: float, max_seconds
 
     from aebench.data import pose as P
     from aebench.data.landmarks import LandmarkDetector
-    from aebench.data.regions import median_background, region_mask
+    from aebench.data.regions import median_background, refine_person, region_mask
     from aebench.media import probe, read_audio
 
     t0 = time.perf_counter()
@@ -254,10 +254,15 @@ def _run(clip: Path, name: str, tmp: Path, p, size: int, fps: float, max_seconds
     for i in tqdm(range(n), desc=f"{name}: masks", disable=not progress, unit="frame"):
         m = region_mask(lms[i], size, float(p.forehead), float(p.neck_width), float(p.shoulder_width),
                         float(p.hair_width))
+        img = None
+        if p.refine or i in pick:
+            img = cv2.cvtColor(cv2.imread(str(tmp / "frames" / f"{i:05d}.jpg")), cv2.COLOR_BGR2RGB)
+        if p.refine:
+            m = refine_person(img, m, lms[i], min(size, int(p.refine_size)), int(p.refine_iters), float(p.refine_ring))
         cv2.imwrite(str(tmp / "masks" / f"{i:05d}.png"), m)
         if i in pick:
             bg_masks.append(m)
-            bg_frames.append(cv2.imread(str(tmp / "frames" / f"{i:05d}.jpg"))[..., ::-1])
+            bg_frames.append(img)
     bg = median_background(np.stack(bg_frames), bg_masks, max(0, round(int(p.bg_dilate) * size / 512)))
     cv2.imwrite(str(tmp / "background.png"), cv2.cvtColor(bg, cv2.COLOR_RGB2BGR))
 

@@ -92,3 +92,43 @@ def median_background(frames, masks, dilate: int = 7) -> np.ndarray:
     if hole.any():
         out = cv2.inpaint(out, hole, 5, cv2.INPAINT_TELEA)
     return out
+
+
+def refine_person(img: np.ndarray, labels: np.ndarray, lm: np.ndarray, work: int = 128, iters: int = 2,
+                  ring: float = 0.35) -> np.ndarray:
+    """Refine the person/background split of ``labels`` with ``cv2.grabCut`` on a ``work`` px copy.
+
+    Seeds: the landmarks' hull (face) and the audio region are sure foreground; the rest of
+    the landmark masks, and a ring of ``ring`` x face width around them, probable
+    foreground; pixels beyond the ring probable background, and the top image corners
+    beyond it sure background. Where grabCut adds person pixels (hair, shoulders) they
+    become head (above the chin) or torso (below); mask pixels it rejects become background,
+    except the sure face. Returns new labels (same shape)."""
+    size = labels.shape[0]
+    s = work / size
+    small = cv2.resize(img, (work, work), interpolation=cv2.INTER_AREA)
+    lab = cv2.resize(labels, (work, work), interpolation=cv2.INTER_NEAREST)
+    sure = np.zeros((size, size), np.uint8)
+    cv2.fillConvexPoly(sure, np.round(cv2.convexHull(lm[:27].astype(np.float32))).astype(np.int32), 1)
+    sure[labels == 2] = 1
+    sure_s = cv2.resize(sure, (work, work), interpolation=cv2.INTER_NEAREST)
+    face_w = float(np.linalg.norm(lm[16] - lm[0])) * s
+    r = max(1, int(ring * face_w))
+    near = cv2.dilate((lab > 0).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    gc = np.full((work, work), cv2.GC_PR_BGD, np.uint8)
+    gc[near > 0] = cv2.GC_PR_FGD
+    gc[(near == 0) & (np.arange(work)[:, None] < lm[8, 1] * s)] = cv2.GC_BGD  # beside/above the head, far out
+    gc[sure_s > 0] = cv2.GC_FGD
+    if not (gc == cv2.GC_BGD).any() and not (gc == cv2.GC_PR_BGD).any():
+        return labels
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.grabCut(np.ascontiguousarray(small[..., ::-1]), gc, None, bgd, fgd, iters, cv2.GC_INIT_WITH_MASK)
+    fg = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).astype(np.uint8)
+    fg = cv2.resize(fg, (size, size), interpolation=cv2.INTER_NEAREST) > 0
+    out = labels.copy()
+    rows = np.arange(size)[:, None] < lm[8, 1]
+    add = fg & (labels == 0)
+    out[add & rows] = 1
+    out[add & ~rows] = 3
+    out[~fg & (labels > 0) & (sure == 0)] = 0
+    return out
