@@ -63,6 +63,20 @@ def test_masks_follow_landmarks(may):
         ex, ey = np.round(lm[27]).astype(int)  # nose bridge is head
         assert m[ey, ex] == LABELS["head"]
         assert m[-1, int(lm[8, 0])] == LABELS["torso"] and m[0, 0] == LABELS["background"]
+        # grabCut refinement: May's hair, 0.2 face widths beside the temples, is head
+        fw = np.linalg.norm(lm[16] - lm[0])
+        for x, y in ((lm[0, 0] - 0.2 * fw, lm[0, 1]), (lm[16, 0] + 0.2 * fw, lm[16, 1])):
+            assert m[int(y), int(x)] == LABELS["head"]
+
+
+def test_refinement_adds_hair(may):
+    from aebench.data.regions import refine_person, region_mask
+
+    img, lm = may.frame(0), may.landmarks[0]
+    plain = region_mask(lm, SIZE)
+    refined = refine_person(img, plain, lm)
+    assert (refined > 0).sum() > 1.05 * (plain > 0).sum()
+    assert (refined[plain == LABELS["audio"]] == LABELS["audio"]).all()  # the sure face is kept
 
 
 def test_poses_finite_and_smooth(may):
