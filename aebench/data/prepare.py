@@ -143,6 +143,14 @@ def prepare(clip: str | Path, name: str, out: str | Path, size: int = 512, fps: 
     cfg = load_config(list(overrides))  # unknown keys raise ConfigError naming the valid ones
     if not clip.is_file():
         raise PrepareError(f"{clip}: no such file")
+    from aebench.data.features import FeatureError
+    from aebench.data.features import settings as feature_settings
+
+    try:  # unknown extractors and missing wav2vec2 weights fail here, before any work
+        for f in features:
+            feature_settings(f)
+    except FeatureError as exc:
+        raise PrepareError(str(exc)) from exc
     settings = _settings(cfg, size, fps, max_seconds, features)
     sha = sha256_file(clip)
     final, tmp = out / name, out / (name + ".partial")

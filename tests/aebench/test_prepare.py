@@ -186,3 +186,10 @@ def test_unknown_setting(shared_data, tmp_path):
                 overrides=["prepare.nope=1"], progress=False)
     print(err.value)
     _no_leftovers(tmp_path, "x")
+
+
+def test_unknown_feature_fails_before_work(shared_data, tmp_path):
+    with pytest.raises(PrepareError, match="unknown audio feature extractor 'nope'"):
+        prepare(shared_data / "clips" / "may_short.mp4", "x", tmp_path, size=32, max_seconds=1,
+                features=("mfcc", "nope"), progress=False)
+    _no_leftovers(tmp_path, "x")
