@@ -129,6 +129,12 @@ def test_french_30fps_resampled(shared_data, tmp_path):
     assert res.exit_code == 0 and "fr" in res.output and "french_30fps.mp4" in res.output
     res = runner.invoke(preview, ["fr", "--root", str(tmp_path), "--out", str(tmp_path / "p.png")])
     assert res.exit_code == 0 and (tmp_path / "p.png").stat().st_size > 0
+    res = runner.invoke(preview, ["fr", "--root", str(tmp_path), "--out", str(tmp_path / "p.mp4")])
+    assert res.exit_code == 0, res.output
+    from aebench.media import probe
+
+    info = probe(tmp_path / "p.mp4")
+    assert info.has_audio and info.width == 64 and abs(info.fps - 25) < 1e-6
 
 
 def test_resampling_picks_by_timestamp(tmp_path):
