@@ -1,0 +1,183 @@
+"""``aebench run | ablate | tables | plot | regress``: protocols end to end, and their reports."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from aebench.config import ConfigError, parse_overrides
+from aebench.paths import runs_dir
+
+#: keys of `aebench run` that are not config keys
+RUN_KEYS = ("protocol", "data", "methods", "launcher", "runs")
+ABLATIONS = {"AAA": "w/o AAA", "AAFG": "w/o AAFG", "WARPER": "w/o Warper", "RRS": "w/o RRS"}
+
+
+def _split_args(args: tuple[str, ...]) -> tuple[dict, list[str]]:
+    """Run-level keys (protocol=, data=, methods=, launcher=, runs=) apart from config overrides."""
+    run, rest = {}, []
+    for arg in args:
+        key = arg.split("=", 1)[0]
+        if key in RUN_KEYS:
+            run.update(parse_overrides([arg]))
+        else:
+            rest.append(arg)
+    parse_overrides(rest)  # syntax errors now, key errors at expansion
+    return run, rest
+
+
+def _scale(overrides: list[str]) -> str:
+    return str(parse_overrides([o for o in overrides if o.startswith("scale=")]).get("scale", "smoke"))
+
+
+def expand(protocol_name: str, overrides: list[str], data: str | None = None, methods=None,
+           rows: list[str] | None = None):
+    """Load, prepare data for, and expand a protocol into cells."""
+    from aebench.protocol import expand_cells, load_protocol
+    from aebench.protocol.launchers import data_root_for
+
+    protocol = load_protocol(protocol_name, _scale(overrides))
+    if rows is not None:
+        protocol.rows = [r for r in protocol.rows if r.label in rows]
+    root = data_root_for(protocol, data)
+    cells = expand_cells(protocol, root, [o for o in overrides if not o.startswith("scale=")], methods)
+    return protocol, cells
+
+
+def execute(protocol_name: str, overrides: list[str], data=None, methods=None, launcher="local",
+            runs_root: Path | None = None, rows=None):
+    from aebench.protocol.launchers import launch
+
+    runs_root = Path(runs_root or runs_dir())
+    protocol, cells = expand(protocol_name, overrides, data, methods, rows)
+    click.echo(f"protocol {protocol.name} (scale {protocol.scale}): {len(cells)} cells -> {runs_root / protocol.name}")
+    outcomes = launch(cells, runs_root, launcher)
+    done = sum(o.status == "done" for o in outcomes)
+    skipped = sum(o.status == "skipped" for o in outcomes)
+    failed = [o for o in outcomes if o.status == "failed"]
+    click.echo(f"{done} cells run, {skipped} already done, {len(failed)} failed")
+    for o in failed:
+        click.echo(f"  FAILED {o.cell.label} ({o.cell.cell_id}): {o.error}  [log: {runs_root / o.cell.protocol / o.cell.cell_id / 'log.txt'}]", err=True)
+    return protocol, cells, failed
+
+
+def _usage(fn):
+    def wrapper(*a, **k):
+        try:
+            return fn(*a, **k)
+        except (ConfigError, ValueError, KeyError, FileNotFoundError) as exc:
+            raise click.UsageError(str(exc)) from exc
+    wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
+    return wrapper
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1)
+@_usage
+def run(args: tuple[str, ...]) -> None:
+    """Run a protocol: protocol=NAME [scale=smoke|small|paper] [data=synth|DIR] [methods=[a,b]]
+    [launcher=local|ray] [runs=DIR] [key=value ...].
+
+    Trains each base model once, fine-tunes, renders, evaluates every cell into the run store
+    (results/runs/<protocol>/<cell-id>/). Finished cells are skipped; an interrupted run resumes.
+    """
+    run_keys, overrides = _split_args(args)
+    if "protocol" not in run_keys:
+        from aebench.protocol.spec import available_protocols
+
+        raise click.UsageError(f"name a protocol: protocol=NAME; available: {', '.join(available_protocols())}")
+    methods = run_keys.get("methods")
+    methods = [methods] if isinstance(methods, str) else methods
+    _, _, failed = execute(str(run_keys["protocol"]), overrides, run_keys.get("data"), methods,
+                           str(run_keys.get("launcher", "local")), run_keys.get("runs"))
+    if failed:
+        sys.exit(1)
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option("--drop", "drops", multiple=True, required=True,
+              help="ablation to run beside the full model: AAA, AAFG, Warper, RRS (repeatable)")
+@click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex"]), default="md")
+@click.argument("overrides", nargs=-1)
+@_usage
+def ablate(drops: tuple[str, ...], fmt: str, overrides: tuple[str, ...]) -> None:
+    """Run the full AE-NeRF and the named ablations on the ablation protocol's grid; print Table 4."""
+    unknown = [d for d in drops if d.upper() not in ABLATIONS]
+    if unknown:
+        raise click.UsageError(f"unknown ablation(s) {unknown}; valid: AAA, AAFG, Warper, RRS")
+    rows = ["AE-NeRF"] + [ABLATIONS[d.upper()] for d in drops]
+    run_keys, rest = _split_args(overrides)
+    protocol, _, failed = execute("ablation", rest, run_keys.get("data"), None,
+                                  str(run_keys.get("launcher", "local")), run_keys.get("runs"), rows=rows)
+    from aebench.report.tables import render_table
+
+    click.echo(render_table("ablation", Path(run_keys.get("runs") or runs_dir()), fmt))
+    if failed:
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("protocol", required=False, default="smoke")
+@click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex"]), default="md")
+@click.option("--root", type=click.Path(path_type=Path), default=None, help="run store root (default results/runs)")
+def tables(protocol: str, fmt: str, root: Path | None) -> None:
+    """Our numbers in the layout of the paper's table, with the paper's numbers beside."""
+    from aebench.report.tables import render_table
+
+    click.echo(render_table(protocol, Path(root or runs_dir()), fmt))
+
+
+@click.command()
+@click.argument("protocol", required=False, default="smoke")
+@click.option("--root", type=click.Path(path_type=Path), default=None, help="run store root (default results/runs)")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="folder for the PNGs (default <root>/<protocol>/plots)")
+def plot(protocol: str, root: Path | None, out: Path | None) -> None:
+    """Metric vs clip length / iterations, ablation bars and training curves (PNG)."""
+    from aebench.report.plots import plot as make_plots
+
+    root = Path(root or runs_dir())
+    for path in make_plots(protocol, root, Path(out or root / protocol / "plots")):
+        click.echo(path)
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option("--reference", type=click.Path(path_type=Path), default=Path("results/reference/smoke.json"), show_default=True)
+@click.option("--read", "read_only", is_flag=True, help="only read the run store, do not run missing cells")
+@click.option("--write", "write", is_flag=True, help="write (update) the reference from this run instead of comparing")
+@click.option("--runs", type=click.Path(path_type=Path), default=None, help="run store root (default results/runs)")
+@click.argument("overrides", nargs=-1)
+@_usage
+def regress(reference: Path, read_only: bool, write: bool, runs: Path | None, overrides: tuple[str, ...]) -> None:
+    """Re-run (or read) the reference's protocol and fail when a metric got worse than the
+    reference beyond its tolerance (direction-aware), naming the metric and the cells."""
+    from aebench.protocol.launchers import launch
+    from aebench.protocol.regress import compare, read_reference, summaries, write_reference
+
+    runs_root = Path(runs or runs_dir())
+    ref = None if write else read_reference(reference)
+    protocol_name = ref["protocol"] if ref else "smoke"
+    overrides = list(ref.get("overrides", [])) if ref else list(overrides)
+    protocol, cells = expand(protocol_name, overrides)
+    if not read_only:
+        failed = [o for o in launch(cells, runs_root) if o.status == "failed"]
+        for o in failed:
+            click.echo(f"FAILED cell {o.cell.label}: {o.error}", err=True)
+    current = summaries({c.key: runs_root / c.protocol / c.cell_id for c in cells})
+    if write:
+        if len(current) != len(cells):
+            raise click.ClickException(f"only {len(current)} of {len(cells)} cells finished; not writing a reference")
+        write_reference(reference, protocol.name, protocol.scale, overrides, current)
+        click.echo(f"wrote {reference} ({len(current)} cells)")
+        return
+    findings = compare(ref, current)
+    for f in findings:
+        if not f.fails:
+            click.echo(f"note: {f}")
+    fails = [f for f in findings if f.fails]
+    if fails:
+        for f in fails:
+            click.echo(f"REGRESSION {f}", err=True)
+        raise click.ClickException(f"{len(fails)} regression(s) against {reference}")
+    click.echo(f"regression check passed: {len(current)} cells within tolerance of {reference}")

@@ -1,0 +1,100 @@
+"""Launchers: run a protocol's cells in-process (``local``) or as Ray tasks (``ray``).
+
+Both write the same run store. With Ray, base models are trained first (one task per
+distinct base model), then every cell is a task asking for one GPU where the cluster has
+GPUs; ``RAY_ADDRESS`` picks a running cluster, otherwise a local instance is started.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tqdm import tqdm
+
+from aebench import REPO_ROOT
+from aebench.protocol.cells import Cell, base_key
+from aebench.protocol.runner import CellOutcome, ensure_base, run_cell
+from aebench.protocol.spec import Protocol
+
+LAUNCHERS = ("local", "ray")
+
+
+def data_root_for(protocol: Protocol, data: str | None = None) -> Path:
+    """The identities folder of a run; ``synth`` builds the synthetic corpus on first use."""
+    spec = data or protocol.data
+    if spec != "synth":
+        return Path(spec).expanduser().resolve()
+    s = protocol.synth
+    root = REPO_ROOT / "data" / "synth" / f"{s['identities']}x{float(s['seconds']):g}s-{s['size']}px-seed{s['seed']}"
+    from aebench.data.synth import make_corpus
+
+    make_corpus(root, identities=int(s["identities"]), seconds=float(s["seconds"]), size=int(s["size"]),
+                seed=int(s["seed"]))
+    return root
+
+
+def run_local(cells: list[Cell], runs_root: Path, progress: bool = True) -> list[CellOutcome]:
+    outcomes = []
+    bar = tqdm(cells, desc="cells", unit="cell", disable=not progress, dynamic_ncols=True)
+    say = tqdm.write if progress else (lambda *_: None)
+    for i, cell in enumerate(bar):
+        bar.set_postfix_str(f"{cell.row} / {cell.identity}")
+        say(f"[{i + 1}/{len(cells)}] {cell.label}  ({cell.cell_id})")
+        outcome = run_cell(cell, runs_root, progress=say)
+        say(f"  -> {outcome.status}" + (f": {outcome.error}" if outcome.error else ""))
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _remote_base(cell: Cell, runs_root: str, registry: dict) -> str:
+    from aebench.methods import METHODS, get_method
+
+    METHODS.update(registry)
+    return str(ensure_base(get_method(cell.method), cell.cfg, Path(runs_root), progress=print))
+
+
+def _remote_cell(cell: Cell, runs_root: str, registry: dict) -> CellOutcome:
+    from aebench.methods import METHODS
+
+    METHODS.update(registry)
+    return run_cell(cell, Path(runs_root), progress=print)
+
+
+def run_ray(cells: list[Cell], runs_root: Path, progress: bool = True) -> list[CellOutcome]:
+    try:
+        import ray
+    except ImportError as exc:
+        raise RuntimeError("launcher=ray needs Ray: pip install 'aebench[ray]'") from exc
+    from aebench.methods import METHODS, method_class
+
+    if not ray.is_initialized():
+        ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False, log_to_driver=progress,
+                 runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}})
+    gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+    registry = dict(METHODS)
+    base_task = ray.remote(num_gpus=gpus, num_cpus=1)(_remote_base)
+    cell_task = ray.remote(num_gpus=gpus, num_cpus=1)(_remote_cell)
+    firsts: dict[str, Cell] = {}
+    for cell in cells:
+        if method_class(cell.method).has_base_model:
+            firsts.setdefault(base_key(cell.cfg), cell)
+    ray.get([base_task.remote(c, str(runs_root), registry) for c in firsts.values()])
+    pending = {cell_task.remote(c, str(runs_root), registry): c for c in cells}
+    outcomes = []
+    with tqdm(total=len(cells), desc="cells (ray)", unit="cell", disable=not progress) as bar:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            pending.pop(done[0])
+            outcomes.append(ray.get(done[0]))
+            bar.update(1)
+    order = {c.cell_id: i for i, c in enumerate(cells)}
+    return sorted(outcomes, key=lambda o: order[o.cell.cell_id])
+
+
+def launch(cells: list[Cell], runs_root: Path, launcher: str = "local", progress: bool = True) -> list[CellOutcome]:
+    if launcher == "local":
+        return run_local(cells, runs_root, progress)
+    if launcher == "ray":
+        return run_ray(cells, runs_root, progress)
+    raise ValueError(f"unknown launcher '{launcher}'; valid: {', '.join(LAUNCHERS)}")

@@ -1,0 +1,153 @@
+"""Run one cell end to end (base model shared, fine-tune, render, evaluate) into the run store.
+
+A cell is skipped when its ``done`` marker exists; an interrupted cell restarts in the same
+directory, and the methods resume from their last checkpoint there. Every write is atomic
+and each cell (and each base model) is held under a file lock, so concurrent runs of the
+same protocol never corrupt a cell: the second waits, then finds it done.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+from aebench.config import to_yaml
+from aebench.data import Identity
+from aebench.paths import shared_data_dir
+from aebench.protocol.cells import Cell, base_key
+from aebench.protocol.store import cell_lock, is_done, log_line, mark_done, write_json
+
+
+@dataclass
+class CellOutcome:
+    cell: Cell
+    status: str  # "done" | "skipped" | "failed"
+    error: str | None = None
+
+
+def _identity(cfg: DictConfig, name: str) -> Identity:
+    return Identity.open(Path(cfg.data.root) / name).at_size(int(cfg.data.size))
+
+
+def driving_audio(cfg: DictConfig, identity: Identity) -> tuple[np.ndarray, bool]:
+    """The cell's driving audio and whether it is self-driven (ground truth exists)."""
+    spec = str(cfg.run.audio)
+    if spec == "self":
+        return identity.split("test").audio, True
+    root = Path(cfg.data.root)
+    if (root / spec / "meta.json").exists():
+        return Identity.open(root / spec).split("test").audio, False
+    from aebench.media import read_audio
+
+    path = shared_data_dir() / spec.split(":", 1)[1] if spec.startswith("shared:") else Path(spec)
+    return read_audio(path), False
+
+
+def ensure_base(method, cfg: DictConfig, runs_root: Path, progress=print) -> Path | None:
+    """The shared base model of this cell's method and settings, trained once."""
+    if not method.has_base_model:
+        return None
+    base_dir = runs_root / "_base" / f"{cfg.method}-{base_key(cfg)}"
+    with cell_lock(base_dir):
+        if is_done(base_dir):
+            return Path(json.loads((base_dir / "base.json").read_text())["checkpoint"])
+        ids = list(cfg.run.base_identities)
+        if not ids:
+            raise RuntimeError(f"method {cfg.method} needs a base model but the cell names no base identities")
+        progress(f"  base model {cfg.method} on {', '.join(ids)} -> {base_dir}")
+        atomic_cfg = base_dir / "config.yaml"
+        base_dir.mkdir(parents=True, exist_ok=True)
+        atomic_cfg.write_text(to_yaml(cfg))
+        t0 = time.perf_counter()
+        ckpt = method.pretrain([_identity(cfg, n) for n in ids], cfg, base_dir)
+        write_json(base_dir / "base.json", {"checkpoint": str(ckpt), "identities": ids,
+                                            "pretrain_s": time.perf_counter() - t0})
+        mark_done(base_dir)
+        return Path(ckpt)
+
+
+def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
+    """Run ``cell`` unless already done. Failures are logged in the cell and returned."""
+    from aebench.methods import get_method
+    from eval import evaluate
+
+    cell_dir = runs_root / cell.protocol / cell.cell_id
+    if is_done(cell_dir):
+        return CellOutcome(cell, "skipped")
+    with cell_lock(cell_dir):
+        if is_done(cell_dir):
+            return CellOutcome(cell, "skipped")
+        cfg = cell.cfg
+        try:
+            cell_dir.mkdir(parents=True, exist_ok=True)
+            (cell_dir / "config.yaml").write_text(to_yaml(cfg))
+            log_line(cell_dir, f"cell {cell.cell_id}: {cell.label}")
+            method = get_method(cell.method)
+            identity = _identity(cfg, cell.identity)
+            clip = identity.clip(cell.clip_seconds) if cell.clip_seconds > 0 else identity.split("train")
+            timings = {}
+            t0 = time.perf_counter()
+            base_info = None
+            if method.has_base_model:
+                base = ensure_base(method, cfg, runs_root, progress)
+                base_info = json.loads((base.parents[1] / "base.json").read_text()) if (base.parents[1] / "base.json").exists() else None
+            else:
+                base = None
+            timings["pretrain_s"] = (base_info or {}).get("pretrain_s", 0.0)
+            progress(f"  fine-tune {cell.method} on {cell.identity} ({cell.iters} it)")
+            log_line(cell_dir, "fine-tune")
+            t0 = time.perf_counter()
+            ckpt = method.finetune(identity, clip, base, cfg, cell_dir)
+            timings["finetune_s"] = time.perf_counter() - t0
+            train_log = Path(ckpt).parent / "log.txt"
+            if train_log.exists():
+                with open(cell_dir / "log.txt", "a") as fh:
+                    fh.write(train_log.read_text())
+            audio, self_driven = driving_audio(cfg, identity)
+            progress(f"  render ({'self' if self_driven else cfg.run.audio}-driven)")
+            log_line(cell_dir, "render")
+            t0 = time.perf_counter()
+            video = method.render(Path(ckpt), identity, audio, cfg, cell_dir / "render.mp4")
+            timings["render_s"] = time.perf_counter() - t0
+            progress("  evaluate")
+            log_line(cell_dir, "evaluate")
+            t0 = time.perf_counter()
+            from aebench.media import read_video
+
+            n = len(read_video(video)[0])
+            gt = identity.split("test").frames()[:n] if self_driven else None
+            weights = {k: str(v) for k, v in cfg.weights.items()} or None
+            result = evaluate(video, gt=gt, audio=audio[: int(round(n * identity.samples_per_frame))],
+                              metrics=_metrics_for(cell, self_driven), weights=weights, progress=False)
+            result.write(cell_dir)
+            timings["eval_s"] = time.perf_counter() - t0
+            write_json(cell_dir / "cell.json", {
+                "protocol": cell.protocol, "cell_id": cell.cell_id, "row": cell.row, "method": cell.method,
+                "identity": cell.identity, "clip_seconds": cell.clip_seconds, "iters": cell.iters,
+                "audio": cell.audio, "seed": cell.seed, "scale": cfg.scale, "data_root": str(cfg.data.root),
+                "size": int(cfg.data.size), "base": str(base.parents[1]) if base is not None else None,
+                "base_identities": list(cfg.run.base_identities), "timings": timings,
+                "train_hours": (timings["pretrain_s"] + timings["finetune_s"]) / 3600.0,
+                "key": cell.key})
+            if not (cell_dir / "render.mp4").exists():
+                shutil.copy(video, cell_dir / "render.mp4")
+            mark_done(cell_dir)
+            log_line(cell_dir, "done")
+            return CellOutcome(cell, "done")
+        except Exception as exc:  # a failing cell is recorded and the run goes on
+            log_line(cell_dir, "FAILED:\n" + traceback.format_exc())
+            return CellOutcome(cell, "failed", f"{type(exc).__name__}: {exc}")
+
+
+def _metrics_for(cell: Cell, self_driven: bool) -> list[str]:
+    """The protocol's metrics; cross-driven cells keep only those that need no ground truth."""
+    from eval import METRICS
+
+    return [n for n in cell.metrics if self_driven or not METRICS[n].needs_gt]

@@ -1,0 +1,50 @@
+"""A test double for the protocol runner: 'renders' the ground-truth test frames plus seeded
+noise, with a base model that only counts how often it was trained. Registered by tests only."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from aebench.media import write_video
+from aebench.methods import Method, driving_pose_indices
+
+
+class NoisyGT(Method):
+    name = "noisy_gt"
+    has_base_model = True
+
+    def pretrain(self, identities, cfg, run_dir):
+        ckpt = Path(run_dir) / "ckpt"
+        ckpt.mkdir(parents=True, exist_ok=True)
+        counter = Path(os.environ["FAKE_METHOD_COUNTER"]) if "FAKE_METHOD_COUNTER" in os.environ else None
+        if counter is not None:
+            with open(counter, "a") as fh:
+                fh.write("pretrain\n")
+        (ckpt / "base.json").write_text(json.dumps([i.name for i in identities]))
+        return ckpt
+
+    def finetune(self, identity, clip, base, cfg, run_dir):
+        ckpt = Path(run_dir) / "checkpoint" / "final"
+        ckpt.mkdir(parents=True, exist_ok=True)
+        (ckpt.parent / "log.txt").write_text("step 1 loss=0.5 psnr=10\nstep 2 loss=0.25 psnr=12\n")
+        return ckpt
+
+    def render(self, checkpoint, identity, driving_audio, cfg, out):
+        fail_on = os.environ.get("FAKE_METHOD_FAIL")
+        if fail_on and fail_on == str(cfg.run.row):
+            raise RuntimeError("injected failure")
+        test = identity.split("test")
+        n = int(round(len(driving_audio) / identity.samples_per_frame))
+        if int(cfg.train.render_frames) > 0:
+            n = min(n, int(cfg.train.render_frames))
+        noise = 8.0
+        rng = np.random.default_rng(int(cfg.seed))
+        frames = []
+        for k in driving_pose_indices(test.n_frames, n):
+            img = test.frame(int(k)).astype(np.float32) + rng.normal(0, noise, (*identity.size, 3))
+            frames.append(np.clip(img, 0, 255).astype(np.uint8))
+        return write_video(out, frames, identity.fps, driving_audio[: int(round(n * identity.samples_per_frame))], crf=0)

@@ -1,0 +1,182 @@
+"""Protocol runner: validation, cell expansion, run store, resume, locks, regression, Ray launcher."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from aebench.config import ConfigError
+from aebench.methods import METHODS
+from aebench.protocol import ProtocolError, expand_cells, load_protocol
+from aebench.protocol.launchers import launch
+from aebench.protocol.regress import compare
+from aebench.protocol.runner import run_cell
+from aebench.protocol.spec import available_protocols
+
+PAPER_PROTOCOLS = {"self_driven", "cross_driven", "fewshot_length", "fewshot_iters", "ablation", "rrs", "smoke"}
+
+
+@pytest.fixture(autouse=True)
+def fake_method(monkeypatch):
+    monkeypatch.setitem(METHODS, "noisy_gt", "tests.aebench.fake_method:NoisyGT")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    from aebench.data.synth import make_corpus
+
+    out = tmp_path_factory.mktemp("corpus3")
+    make_corpus(out, identities=3, seconds=2.0, size=16, seed=0)
+    return out
+
+
+def write_protocol(tmp_path: Path, **fields) -> Path:
+    spec = {"name": "toy", "table": None, "metrics": ["psnr", "ssim"],
+            "rows": [{"label": "A", "method": "noisy_gt"}, {"label": "B", "method": "noisy_gt", "set": {"train.render_frames": 3}}],
+            "targets": ["synth_02"], "base": "leave_one_out", "data": "synth",
+            "grid": {"clip_seconds": [0, 0.4], "iters": [5], "audio": ["self"], "seed": [0]},
+            "settings": {"train.render_frames": 4}}
+    spec.update(fields)
+    path = tmp_path / "toy.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_every_paper_protocol_ships_and_loads_at_every_scale(corpus):
+    assert PAPER_PROTOCOLS <= set(available_protocols())
+    for name in PAPER_PROTOCOLS:
+        for scale in ("smoke", "small", "paper"):
+            p = load_protocol(name, scale)
+            assert p.rows and p.metrics
+        smoke = load_protocol(name, "smoke")
+        assert smoke.data == "synth", f"{name} must run on the synthetic corpus at smoke scale"
+        cells = expand_cells(smoke, corpus)
+        assert cells and all(c.cfg.scale == "smoke" for c in cells)
+
+
+def test_protocol_validation_names_valid_fields(tmp_path):
+    with pytest.raises(ProtocolError, match="unknown field.*nope.*valid"):
+        load_protocol(write_protocol(tmp_path, nope=1))
+    with pytest.raises(ProtocolError, match="grid: unknown field"):
+        load_protocol(write_protocol(tmp_path, grid={"clip": [1]}))
+    with pytest.raises(ProtocolError, match="unknown protocol 'missing'"):
+        load_protocol("missing")
+
+
+def test_cell_expansion_counts_and_ids(tmp_path, corpus):
+    protocol = load_protocol(write_protocol(tmp_path))
+    cells = expand_cells(protocol, corpus)
+    assert len(cells) == 2 * 1 * 2  # rows x targets x clip lengths
+    assert len({c.cell_id for c in cells}) == 4
+    again = expand_cells(load_protocol(write_protocol(tmp_path)), corpus)
+    assert [c.cell_id for c in cells] == [c.cell_id for c in again]
+    assert all(c.cfg.run.base_identities == ["synth_00", "synth_01"] for c in cells)
+    assert {c.iters for c in cells} == {5}
+    seeded = expand_cells(protocol, corpus, ["seed=3"])
+    assert not {c.cell_id for c in seeded} & {c.cell_id for c in cells}
+    with pytest.raises(ConfigError, match="unknown config key 'train.nope'"):
+        expand_cells(protocol, corpus, ["train.nope=1"])
+    with pytest.raises(ProtocolError, match="no row uses methods"):
+        expand_cells(protocol, corpus, methods=["dfrf"])
+
+
+def test_run_store_resume_after_failure_and_base_shared(tmp_path, corpus, monkeypatch):
+    counter = tmp_path / "pretrain.count"
+    monkeypatch.setenv("FAKE_METHOD_COUNTER", str(counter))
+    protocol = load_protocol(write_protocol(tmp_path))
+    cells = expand_cells(protocol, corpus)
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("FAKE_METHOD_FAIL", "B")  # the "killed" half of the run
+    first = launch(cells, runs, progress=False)
+    assert [o.status for o in first] == ["done", "done", "failed", "failed"]
+    failed_dir = runs / "toy" / cells[2].cell_id
+    assert not (failed_dir / "done").exists() and "injected failure" in (failed_dir / "log.txt").read_text()
+    done_dir = runs / "toy" / cells[0].cell_id
+    for name in ("config.yaml", "cell.json", "metrics.json", "frames.csv", "render.mp4", "log.txt", "done"):
+        assert (done_dir / name).exists(), name
+    stamp = (done_dir / "done").read_text()
+    monkeypatch.delenv("FAKE_METHOD_FAIL")
+    second = launch(cells, runs, progress=False)
+    assert [o.status for o in second] == ["skipped", "skipped", "done", "done"]
+    assert (done_dir / "done").read_text() == stamp
+    assert counter.read_text().count("pretrain") == 1  # one base model shared by every cell
+    info = json.loads((done_dir / "cell.json").read_text())
+    assert info["row"] == "A" and info["identity"] == "synth_02" and info["scale"] == "smoke"
+    metrics = json.loads((done_dir / "metrics.json").read_text())
+    assert 20 < metrics["summary"]["psnr"] < 40
+
+
+def test_concurrent_runs_of_one_cell_do_not_collide(tmp_path, corpus, monkeypatch):
+    cell = expand_cells(load_protocol(write_protocol(tmp_path)), corpus)[0]
+    runs = tmp_path / "runs"
+    outcomes = []
+    threads = [threading.Thread(target=lambda: outcomes.append(run_cell(cell, runs, progress=lambda *_: None)))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(o.status for o in outcomes) == ["done", "skipped"]
+
+
+def test_regression_compare_is_direction_aware():
+    ref = {"tolerances": {"psnr": 1.0, "lmd": 0.5},
+           "cells": {"A|x": {"psnr": 30.0, "lmd": 2.0, "lpips": None, "ssim": 0.9},
+                     "B|x": {"psnr": 25.0}}}
+    ok = compare(ref, {"A|x": {"psnr": 29.5, "lmd": 2.4, "lpips": None, "ssim": 0.95}, "B|x": {"psnr": 40.0}})
+    assert not [f for f in ok if f.fails]
+    assert [f.kind for f in ok] == ["not-comparable"]
+    bad = compare(ref, {"A|x": {"psnr": 28.0, "lmd": 1.0, "lpips": None, "ssim": None}})
+    fails = {(f.cell, f.metric, f.kind) for f in bad if f.fails}
+    assert fails == {("A|x", "psnr", "worse"), ("A|x", "ssim", "missing-now"), ("B|x", "", "cell-missing")}
+    worse_lmd = compare({"cells": {"A": {"lmd": 1.0}}, "tolerances": {"lmd": 0.1}}, {"A": {"lmd": 1.5}})
+    assert [f.kind for f in worse_lmd] == ["worse"]
+
+
+def test_regress_cli_write_pass_and_fail(tmp_path, corpus, monkeypatch):
+    from aebench.cli.protocol import regress
+
+    proto = write_protocol(tmp_path)
+    monkeypatch.setattr("aebench.protocol.launchers.data_root_for", lambda p, data=None: corpus)
+    ref = tmp_path / "ref.json"
+    runs = tmp_path / "runs"
+    runner = CliRunner()
+    from aebench.cli.protocol import expand
+    from aebench.protocol.regress import summaries, write_reference
+
+    _, cells = expand(str(proto), [])
+    launch(cells, runs, progress=False)
+    current = summaries({c.key: runs / c.protocol / c.cell_id for c in cells})
+    write_reference(ref, str(proto), "smoke", [], current)
+    res = runner.invoke(regress, ["--reference", str(ref), "--read", "--runs", str(runs)])
+    assert res.exit_code == 0, res.output
+    assert "regression check passed: 4 cells" in res.output
+    data = json.loads(ref.read_text())
+    key = sorted(data["cells"])[0]
+    data["cells"][key]["psnr"] = 99.0
+    ref.write_text(json.dumps(data))
+    res = runner.invoke(regress, ["--reference", str(ref), "--read", "--runs", str(runs)])
+    assert res.exit_code != 0
+    assert f"REGRESSION {key}: psnr worse" in res.output
+
+
+def test_ray_launcher_matches_local(tmp_path, corpus):
+    ray = pytest.importorskip("ray")
+    protocol = load_protocol(write_protocol(tmp_path, rows=[{"label": "A", "method": "noisy_gt"}]))
+    cells = expand_cells(protocol, corpus)
+    local = launch(cells, tmp_path / "local", progress=False)
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        remote = launch(cells, tmp_path / "ray", "ray", progress=False)
+    finally:
+        ray.shutdown()
+    assert [o.status for o in local] == [o.status for o in remote] == ["done", "done"]
+    for c in cells:
+        a = json.loads((tmp_path / "local" / "toy" / c.cell_id / "metrics.json").read_text())["summary"]
+        b = json.loads((tmp_path / "ray" / "toy" / c.cell_id / "metrics.json").read_text())["summary"]
+        assert a == b
