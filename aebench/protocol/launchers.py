@@ -47,11 +47,11 @@ def run_local(cells: list[Cell], runs_root: Path, progress: bool = True) -> list
     return outcomes
 
 
-def _remote_base(cell: Cell, runs_root: str, registry: dict) -> str:
+def _remote_base(cell: Cell, runs_root: str, registry: dict) -> dict | None:
     from aebench.methods import METHODS, get_method
 
     METHODS.update(registry)
-    return str(ensure_base(get_method(cell.method), cell.cfg, Path(runs_root), progress=print))
+    return ensure_base(get_method(cell.method), cell.cfg, Path(runs_root), progress=print)
 
 
 def _remote_cell(cell: Cell, runs_root: str, registry: dict) -> CellOutcome:

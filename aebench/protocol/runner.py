@@ -50,27 +50,27 @@ def driving_audio(cfg: DictConfig, identity: Identity) -> tuple[np.ndarray, bool
     return read_audio(path), False
 
 
-def ensure_base(method, cfg: DictConfig, runs_root: Path, progress=print) -> Path | None:
-    """The shared base model of this cell's method and settings, trained once."""
+def ensure_base(method, cfg: DictConfig, runs_root: Path, progress=print) -> dict | None:
+    """The shared base model of this cell's method and settings, trained once: the contents
+    of its ``base.json`` (checkpoint, identities, pretrain_s) plus its folder as ``dir``."""
     if not method.has_base_model:
         return None
     base_dir = runs_root / "_base" / f"{cfg.method}-{base_key(cfg)}"
     with cell_lock(base_dir):
         if is_done(base_dir):
-            return Path(json.loads((base_dir / "base.json").read_text())["checkpoint"])
+            return {**json.loads((base_dir / "base.json").read_text()), "dir": str(base_dir)}
         ids = list(cfg.run.base_identities)
         if not ids:
             raise RuntimeError(f"method {cfg.method} needs a base model but the cell names no base identities")
         progress(f"  base model {cfg.method} on {', '.join(ids)} -> {base_dir}")
-        atomic_cfg = base_dir / "config.yaml"
         base_dir.mkdir(parents=True, exist_ok=True)
-        atomic_cfg.write_text(to_yaml(cfg))
+        (base_dir / "config.yaml").write_text(to_yaml(cfg))
         t0 = time.perf_counter()
         ckpt = method.pretrain([_identity(cfg, n) for n in ids], cfg, base_dir)
-        write_json(base_dir / "base.json", {"checkpoint": str(ckpt), "identities": ids,
-                                            "pretrain_s": time.perf_counter() - t0})
+        info = {"checkpoint": str(ckpt), "identities": ids, "pretrain_s": time.perf_counter() - t0}
+        write_json(base_dir / "base.json", info)
         mark_done(base_dir)
-        return Path(ckpt)
+        return {**info, "dir": str(base_dir)}
 
 
 def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
@@ -93,14 +93,9 @@ def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
             identity = _identity(cfg, cell.identity)
             clip = identity.clip(cell.clip_seconds) if cell.clip_seconds > 0 else identity.split("train")
             timings = {}
-            t0 = time.perf_counter()
-            base_info = None
-            if method.has_base_model:
-                base = ensure_base(method, cfg, runs_root, progress)
-                base_info = json.loads((base.parents[1] / "base.json").read_text()) if (base.parents[1] / "base.json").exists() else None
-            else:
-                base = None
-            timings["pretrain_s"] = (base_info or {}).get("pretrain_s", 0.0)
+            base_info = ensure_base(method, cfg, runs_root, progress)
+            base = Path(base_info["checkpoint"]) if base_info else None
+            timings["pretrain_s"] = base_info["pretrain_s"] if base_info else 0.0
             progress(f"  fine-tune {cell.method} on {cell.identity} ({cell.iters} it)")
             log_line(cell_dir, "fine-tune")
             t0 = time.perf_counter()
@@ -132,7 +127,7 @@ def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
                 "protocol": cell.protocol, "cell_id": cell.cell_id, "row": cell.row, "method": cell.method,
                 "identity": cell.identity, "clip_seconds": cell.clip_seconds, "iters": cell.iters,
                 "audio": cell.audio, "seed": cell.seed, "scale": cfg.scale, "data_root": str(cfg.data.root),
-                "size": int(cfg.data.size), "base": str(base.parents[1]) if base is not None else None,
+                "size": int(cfg.data.size), "base": base_info["dir"] if base_info else None,
                 "base_identities": list(cfg.run.base_identities), "timings": timings,
                 "train_hours": (timings["pretrain_s"] + timings["finetune_s"]) / 3600.0,
                 "key": cell.key})
