@@ -13,7 +13,7 @@ def test_bench_train_and_render_report_speed(tmp_path):
                                          "--json", str(tmp_path / "t.json")])
     assert res.exit_code == 0, res.output
     figures = json.loads((tmp_path / "t.json").read_text())
-    assert figures["iters/s"] > 0 and figures["rays/s"] == round(figures["iters/s"] * 32, 1)
+    assert figures["iters/s"] > 0 and abs(figures["rays/s"] - figures["iters/s"] * 32) <= 0.1 + 32 * 0.001  # both printed rounded
     assert "peak memory" in res.output
     res = CliRunner().invoke(render_cmd, [*TINY, *root, "train.iters=2", "--frames", "2", "--threads", "1",
                                           "--json", str(tmp_path / "r.json")])
