@@ -157,11 +157,36 @@ def load_config(overrides: Sequence[str] = (), extra: Mapping | None = None, sca
     if any("." in str(k) for k in extra):
         extra = parse_overrides(f"{k}={_dump_value(v)}" for k, v in extra.items())
     chosen = user.get("scale", extra.get("scale", scale or "smoke"))
-    cfg = default_tree(str(chosen))
-    _merge_checked(cfg, {k: v for k, v in extra.items() if k != "scale"}, origin="protocol/extra settings")
-    _merge_checked(cfg, {k: v for k, v in user.items() if k != "scale"}, origin="command line")
-    cfg.scale = str(chosen)
+
+    def compose(preset: Mapping | None) -> DictConfig:
+        cfg = default_tree(str(chosen))
+        if preset:
+            _merge_checked(cfg, {"train": preset}, origin=f"train.preset=official ({PRESETS_FILE.name})")
+        _merge_checked(cfg, {k: v for k, v in extra.items() if k != "scale"}, origin="protocol/extra settings")
+        _merge_checked(cfg, {k: v for k, v in user.items() if k != "scale"}, origin="command line")
+        cfg.scale = str(chosen)
+        return cfg
+
+    cfg = compose(None)
+    preset = str(cfg.train.preset)
+    if preset not in TRAIN_PRESETS:
+        raise ConfigError(f"unknown train.preset '{preset}'; valid: {', '.join(TRAIN_PRESETS)}")
+    if preset == "official":
+        official = official_train(str(cfg.method))
+        if official:  # methods without training (external) have none
+            cfg = compose(official)
     return cfg
+
+
+#: train.preset values: the protocol's shared conditions, or each method's published ones
+TRAIN_PRESETS = ("shared", "official")
+PRESETS_FILE = CONFIG_DIR / "presets" / "official.yaml"
+
+
+def official_train(method: str) -> dict:
+    """A method's published train.* values (``configs/presets/official.yaml``); {} when it has none."""
+    data = yaml.safe_load(PRESETS_FILE.read_text()) or {}
+    return dict(data.get(method) or {})
 
 
 def _dump_value(value: Any) -> str:

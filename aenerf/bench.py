@@ -33,7 +33,7 @@ def _setup(overrides: tuple[str, ...], work: Path):
         make_corpus(work / "synth", identities=1, seconds=4.0, size=int(cfg.data.size), seed=int(cfg.seed))
         found = list_identities(work / "synth")
     identity = Identity.open(found[0]).at_size(int(cfg.data.size))
-    clip = identity.clip(float(cfg.data.clip_seconds)) if float(cfg.data.clip_seconds) > 0 else identity.split("train")
+    clip = identity.fewshot_clip(float(cfg.data.clip_seconds))
     return cfg, identity, clip
 
 

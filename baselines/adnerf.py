@@ -4,16 +4,19 @@ identity from scratch (no base model).
 As the paper and ``YudongGuo/AD-NeRF`` (NeRFs/HeadNeRF) define it:
 
 * AudioNet encodes each frame's audio window to a 64-d code; after ``nosmo_iters`` (200k of
-  400k official iterations) AudioAttNet smooths the codes of 8 neighbouring frames and is
-  optimised with 5x the learning rate (:mod:`baselines.audio_net`).
+  400k official iterations; here the shared ``train.smooth_from``) AudioAttNet smooths the
+  codes of 8 neighbouring frames and is optimised with 5x the learning rate
+  (:mod:`aenerf.engine.audio`).
 * The NeRF is the original 8x256 MLP with a skip at layer 4, input gamma(x) (10 frequencies)
-  concatenated with the audio code, view directions gamma(d) (4 frequencies) into the colour
-  branch; coarse 64 + fine 128 samples; Adam lr 5e-4 decayed by 0.1 over 250k steps
-  (``lrate_decay`` 250 x 1000); 2048 rays per step, 95% of them inside the face box
-  (``sample_rate`` 0.95).
-* Colour is composited over the background image: the official ``raw2outputs`` replaces the
-  last sample's colour by the background pixel (whose interval is 1e10 long); the engine's
-  ``composite`` adds the left-over transmittance times the background pixel, the same image.
+  concatenated with the audio code, view directions gamma(d) (4 frequencies) into a 3-layer
+  colour branch (:class:`aenerf.engine.mlp.NeRFMLP`); coarse 64 + fine 128 samples. Its own
+  training values (Adam lr 5e-4 decayed by 0.1 over ``lrate_decay`` 250 x 1000 steps; 2048
+  rays per step, ``sample_rate`` 0.95 inside the face box; ``run_nerf.py`` 525-610) are the
+  ``train.preset=official`` values (``configs/presets/official.yaml``); in a protocol it
+  trains under the shared ``train.*`` like every other row.
+* Colour is composited over the background image exactly as the official ``raw2outputs``
+  (``NeRFs/HeadNeRF/run_nerf.py`` 335-384): the last sample's colour is the background pixel
+  and absorbs the transmittance left (:mod:`aenerf.engine.render`).
 
 Deviations (deliberate, all shared with DFRF and AE-NeRF here so only the method differs):
 
@@ -24,31 +27,50 @@ Deviations (deliberate, all shared with DFRF and AE-NeRF here so only the method
   Because the camera follows the head pose, the torso moves with the head, as in AD-NeRF's
   head-only stage; evaluation compares these full frames.
 * The suite's audio features (``cfg.features``, mfcc by default) replace DeepSpeech.
-* Rays: ``face_fraction`` of them from the head labels (1, 2) of the prepared masks instead of
-  the face bounding box; the rest uniform over the image.
-* Network layout is the engine's ``NeRFMLP`` (skip input re-injected before layer 4, a
-  width-256 feature layer before the colour branch, softplus density where the official code
-  uses ReLU), as for every NeRF method here.
+* The face box is the bounding box of the head labels (1, 2) of the prepared masks (the
+  official one comes from the face-parsing/landmark rectangle).
+* Softplus density where the official code uses ReLU + 1e-6 (:mod:`aenerf.engine.mlp`), as for
+  every NeRF method here.
 """
 
 from __future__ import annotations
 
-from baselines.common import AudioNeRFMethod, AudioNeRFModel
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from aenerf.engine.method import NeRFMethod, NeRFModel
+from aenerf.engine.mlp import NeRFMLP
+from aenerf.engine.settings import NeRFSettings, TrainSettings
 
 
-class ADNeRFModel(AudioNeRFModel):
-    """The audio-conditioned NeRF: audio code is the only conditioning."""
+@dataclass(frozen=True)
+class ADNeRFSettings(NeRFSettings):
+    """``cfg.adnerf``: AD-NeRF's sizes (paper scale = the official HeadNeRF's). ``n_refs`` is 0."""
 
 
-class ADNeRF(AudioNeRFMethod):
+class ADNeRFModel(NeRFModel):
+    """The audio-conditioned NeRF: the audio code is the only conditioning."""
+
+    def __init__(self, settings: ADNeRFSettings, audio_channels: int, train: TrainSettings):
+        super().__init__(settings, audio_channels, train)
+        s = settings
+        self.coarse = NeRFMLP(self.pe_x.out_dim, self.pe_d.out_dim, s.audio_dim, s.width, s.depth)
+        self.fine = NeRFMLP(self.pe_x.out_dim, self.pe_d.out_dim, s.audio_dim, s.width, s.depth)
+
+    def field(self, code: Tensor, refs, groups):
+        nets = {"coarse": self.coarse, "fine": self.fine}
+
+        def fn(points: Tensor, dirs: Tensor, level: str) -> dict:
+            n, s = points.shape[:2]
+            d = self.pe_d(dirs)[:, None].expand(n, s, -1)
+            return nets[level](self.pe_x(points), d, code.expand(n, s, -1))
+
+        return fn
+
+
+class ADNeRF(NeRFMethod):
     name = "adnerf"
     has_base_model = False
+    settings_cls = ADNeRFSettings
     model_cls = ADNeRFModel
-
-    def pretrain(self, identities, cfg, run_dir):
-        return None
-
-    def finetune(self, identity, clip, base, cfg, run_dir):
-        if base is not None:
-            raise ValueError("adnerf trains each identity from scratch; it has no base model")
-        return super().finetune(identity, clip, None, cfg, run_dir)

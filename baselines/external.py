@@ -38,11 +38,6 @@ class ExternalError(RuntimeError):
     """An external render that is missing or does not fit the identity and driving audio."""
 
 
-def expected_frames(n_samples: int, fps: float, audio_rate: int = 16000) -> int:
-    """Frames a method renders for ``n_samples`` of driving audio: one per 1/fps."""
-    return int(round(n_samples / audio_rate * fps))
-
-
 def find_entry(root: Path, identity: str) -> dict[str, Path]:
     """The videos of ``identity`` under ``root`` keyed by driving-audio name (``*`` for a
     single ``ROOT/<identity>.<ext>`` render)."""
@@ -119,7 +114,7 @@ class External(Method):
         if abs(fps - identity.fps) > 0.01:
             raise ExternalError(f"{src} runs at {fps:g} fps but identity '{identity.name}' at {identity.fps:g} fps; "
                                 f"resample the render to {identity.fps:g} fps")
-        n = expected_frames(len(driving_audio), identity.fps, identity.audio_rate)
+        n = identity.frames_for_audio(len(driving_audio))
         tol = int(cfg.external.tolerance)
         if abs(n_video - n) > tol:
             raise ExternalError(

@@ -13,13 +13,17 @@ Extractors (``extract(name, ...)`` returns float32 ``(n_frames, T, C)``):
 
 * ``mfcc`` (offline default): python_speech_features MFCC, 13 coefficients (c0 replaced
   by log energy) + 13 deltas (N=2), 25 ms Hamming window, 20 ms step, 26 mel filters,
-  each of the 26 channels normalised to zero mean / unit variance over the clip.
-  Shape ``(n_frames, 16, 26)``.
+  un-normalised (see normalisation below). Shape ``(n_frames, 16, 26)``.
 * ``wav2vec2`` (the paper's choice): last hidden states of ``transformers.Wav2Vec2Model``
   loaded only from the local weights store ``weights_dir()/wav2vec2-base-960h``
   (never downloaded). Input normalised to zero mean / unit variance as the
   Wav2Vec2FeatureExtractor of base-960h does; long audio runs in 20 s chunks with 1 s of
   context on each side (memory stays bounded on 71 s clips). Shape ``(n_frames, 16, 768)`` for a base model.
+
+Normalisation: extractors return raw features; a method normalises every window it sees
+(target, references, driving audio) with *one* :class:`AudioNorm`, the per-channel mean and
+std of its training clip, stored in its checkpoint. So a self-driven render sees exactly the
+training clip's scale (no per-clip z-scoring of the driving audio).
 
 ``load_or_compute(identity, name)`` caches the windows of all frames of an identity as
 ``<identity>/features/<name>.npy`` with a sidecar ``<name>.json`` holding the settings
@@ -32,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +45,7 @@ STEP_S = 0.02  # 50 Hz feature rate
 HALF_WIN = 200  # samples of front padding at 16 kHz: centres step k at k * STEP_S
 WINDOW = 16  # T: feature steps per video frame
 WAV2VEC2_FOLDER = "wav2vec2-base-960h"
-_VERSION = 1  # bump when an extractor's output changes
+_VERSION = 2  # bump when an extractor's output changes
 
 
 class FeatureError(RuntimeError):
@@ -70,7 +75,7 @@ def _prepare_audio(audio: np.ndarray, n_frames: int, fps: float, rate: int) -> n
 
 # ----------------------------------------------------------------------------- mfcc
 MFCC_SETTINGS = {"numcep": 13, "deltas": 2, "winlen": 0.025, "winstep": STEP_S, "nfilt": 26, "nfft": 512,
-                 "winfunc": "hamming", "normalise": "per-coefficient over the clip"}
+                 "winfunc": "hamming", "normalise": "none (AudioNorm of the training clip)"}
 
 
 def _mfcc_steps(audio: np.ndarray, rate: int) -> np.ndarray:
@@ -79,8 +84,37 @@ def _mfcc_steps(audio: np.ndarray, rate: int) -> np.ndarray:
     s = MFCC_SETTINGS
     feat = mfcc(audio, samplerate=rate, winlen=s["winlen"], winstep=s["winstep"], numcep=s["numcep"],
                 nfilt=s["nfilt"], nfft=s["nfft"], appendEnergy=True, winfunc=np.hamming)
-    feat = np.concatenate([feat, delta(feat, s["deltas"])], axis=1)
-    return (feat - feat.mean(0)) / (feat.std(0) + 1e-6)
+    return np.concatenate([feat, delta(feat, s["deltas"])], axis=1)
+
+
+# ----------------------------------------------------------------------------- normalisation
+@dataclass(frozen=True)
+class AudioNorm:
+    """Per-channel statistics of a training clip's features: ``mean`` and ``std`` (C,).
+
+    Computed from the centre step of each frame's window (each feature step counted once),
+    applied to whole windows: ``(w - mean) / std``. Stored in checkpoints (``to_dict``), so
+    target, reference and driving windows share one scale.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def of(cls, windows: np.ndarray) -> "AudioNorm":
+        """Statistics of (n, T, C) windows."""
+        centre = np.asarray(windows, dtype=np.float64)[:, windows.shape[1] // 2]
+        return cls(centre.mean(0).astype(np.float32), (centre.std(0) + 1e-6).astype(np.float32))
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        return ((np.asarray(windows, dtype=np.float32) - self.mean) / self.std).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "AudioNorm":
+        return cls(np.asarray(d["mean"], dtype=np.float32), np.asarray(d["std"], dtype=np.float32))
 
 
 # ----------------------------------------------------------------------------- wav2vec2

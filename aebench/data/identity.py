@@ -233,6 +233,33 @@ class Identity:
                 f"{train.n_frames} ({train.n_frames / self.fps:.1f} s)")
         return self._view(indices=train.indices[:n])
 
+    def fewshot_clip(self, seconds: float) -> "Identity":
+        """The fine-tuning clip: the first ``seconds`` of the training half, or the whole
+        training half for ``seconds`` <= 0 (``data.clip_seconds``)."""
+        return self.clip(seconds) if seconds > 0 else self.split("train")
+
+    def select(self, indices) -> "Identity":
+        """A view of the given identity-level frame numbers (e.g. a checkpoint's references)."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= self._all):
+            raise IdentityError(f"{self.name}: frames {idx.tolist()} are not all in 0..{self._all - 1}")
+        return self._view(indices=idx)
+
+    # ----- rendering length -------------------------------------------------------------
+    def frames_for_audio(self, n_samples: int, cap: int = 0) -> int:
+        """Frames of a render driven by ``n_samples`` of audio: one per 1/fps, at most ``cap``
+        (0 = no cap; ``train.render_frames``). Every method and the runner count this way."""
+        n = int(round(n_samples / self.audio_rate * self.fps))
+        if cap > 0:
+            n = min(n, int(cap))
+        if n <= 0:
+            raise ValueError(f"driving audio of {n_samples} samples is shorter than one frame at {self.fps:g} fps")
+        return n
+
+    def samples_for_frames(self, n_frames: int) -> int:
+        """Audio samples covering ``n_frames`` frames (the audio muxed with a render)."""
+        return int(round(n_frames * self.samples_per_frame))
+
     def at_size(self, size: int | None) -> "Identity":
         """The same frames at a square working resolution (None or 0 = native)."""
         if size and self._native[0] != self._native[1]:

@@ -91,7 +91,7 @@ def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
             log_line(cell_dir, f"cell {cell.cell_id}: {cell.label}")
             method = get_method(cell.method)
             identity = _identity(cfg, cell.identity)
-            clip = identity.clip(cell.clip_seconds) if cell.clip_seconds > 0 else identity.split("train")
+            clip = identity.fewshot_clip(cell.clip_seconds)
             timings = {}
             base_info = ensure_base(method, cfg, runs_root, progress)
             base = Path(base_info["checkpoint"]) if base_info else None

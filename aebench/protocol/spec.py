@@ -42,6 +42,9 @@ FIELDS = {"name", "description", "table", "rows_from", "metrics", "rows", "targe
 ROW_FIELDS = {"label", "method", "set"}
 GRID_FIELDS = {"clip_seconds", "iters", "audio", "seed"}
 SYNTH_FIELDS = {"identities", "seconds", "size", "seed"}
+#: config sections and keys every row of a protocol shares (equal footing); a row may set only
+#: its method's own switches
+SHARED_SECTIONS = ("train", "data", "features", "seed", "scale", "device")
 
 
 class ProtocolError(ValueError):
@@ -112,7 +115,13 @@ def load_protocol(name_or_path: str | Path, scale: str = "smoke") -> Protocol:
         _check_fields(f"{path} rows[{i}]", r, ROW_FIELDS)
         if "method" not in r:
             raise ProtocolError(f"{path} rows[{i}]: needs a method")
-        rows.append(Row(label=str(r.get("label", r["method"])), method=r["method"], set=dict(r.get("set") or {})))
+        row_set = dict(r.get("set") or {})
+        shared = [k for k in row_set if str(k).split(".")[0] in SHARED_SECTIONS]
+        if shared:
+            raise ProtocolError(f"{path} rows[{i}] sets {', '.join(shared)}: training conditions ({', '.join(SHARED_SECTIONS)}) "
+                                f"are shared by every row of a protocol; put them under 'settings' (all rows), or use "
+                                f"train.preset=official for each method's own values")
+        rows.append(Row(label=str(r.get("label", r["method"])), method=r["method"], set=row_set))
     if not rows:
         raise ProtocolError(f"{path}: no rows")
     rows_from = data.get("rows_from", "method")

@@ -1,11 +1,16 @@
 """The NeRF MLP body with colour, density and optional parsing-mask heads.
 
-Layout of the original NeRF (and DFRF's face NeRF): ``depth`` ReLU layers of ``width`` on
-[gamma(x), cond] with a skip connection re-injecting the input at ``depth // 2``; density
-from the trunk; colour from a ``width // 2`` layer on [trunk feature, gamma(d)]. ``cond``
-is whatever conditions the field (audio code, aggregated reference features).
-Activations: density softplus (>= 0; mip-NeRF's choice: NeRF's ReLU can leave a whole
-network with zero density and no gradient at init), colour and mask sigmoid.
+Layout of the official AD-NeRF/DFRF face NeRF (``Face_Feature_NeRF``,
+``sstzal/DFRF NeRFs/run_nerf_helpers_deform.py`` 601-659; AD-NeRF ``run_nerf_helpers.py``
+166-188): ``depth`` ReLU layers of ``width`` on [gamma(x), cond], the input re-injected after
+layer ``depth // 2`` (``skips=[4]`` for D=8); density from the trunk feature h; colour from
+``1 + depth // 4`` ReLU layers of ``width // 2`` on [h, gamma(d)] (``views_linears``; the
+official ``feature = h``, no extra feature layer) and a linear layer to RGB. ``cond`` is
+whatever conditions the field (audio code, aggregated reference features).
+Activations: density softplus (>= 0) where the official code uses ReLU + 1e-6 (a deliberate
+deviation: NeRF's ReLU can leave a whole network with zero density and no gradient at init;
+with the background as the last sample, see :mod:`aenerf.engine.render`, a small positive
+density shows the background just as ReLU's zero does); colour and mask sigmoid.
 """
 
 from __future__ import annotations
@@ -23,12 +28,14 @@ class NeRFMLP(nn.Module):
         first = in_dim + cond_dim
         layers = []
         for i in range(depth):
-            fan_in = first if i == 0 else width + (first if i == self.skip else 0)
+            fan_in = first if i == 0 else width + (first if i == self.skip + 1 else 0)
             layers.append(nn.Linear(fan_in, width))
         self.layers = nn.ModuleList(layers)
         self.sigma = nn.Linear(width, 1)
-        self.feature = nn.Linear(width, width)
-        self.rgb = nn.Sequential(nn.Linear(width + dir_dim, width // 2), nn.ReLU(True), nn.Linear(width // 2, 3))
+        colour: list[nn.Module] = [nn.Linear(width + dir_dim, width // 2), nn.ReLU(True)]
+        for _ in range(depth // 4):
+            colour += [nn.Linear(width // 2, width // 2), nn.ReLU(True)]
+        self.rgb = nn.Sequential(*colour, nn.Linear(width // 2, 3))
         self.mask = nn.Linear(width, 1) if with_mask else None
 
     def forward(self, x: Tensor, d: Tensor, cond: Tensor | None = None) -> dict[str, Tensor]:
@@ -37,11 +44,11 @@ class NeRFMLP(nn.Module):
         inp = x if cond is None else torch.cat([x, cond], -1)
         h = inp
         for i, layer in enumerate(self.layers):
-            if i == self.skip and i > 0:
+            if i == self.skip + 1:
                 h = torch.cat([h, inp], -1)
             h = torch.relu(layer(h))
         out = {"sigma": F.softplus(self.sigma(h)[..., 0]),
-               "rgb": torch.sigmoid(self.rgb(torch.cat([self.feature(h), d], -1)))}
+               "rgb": torch.sigmoid(self.rgb(torch.cat([h, d], -1)))}
         if self.mask is not None:
             out["mask"] = torch.sigmoid(self.mask(h)[..., 0])
         return out

@@ -6,6 +6,13 @@ it returns at least ``"sigma"`` (N, S) non-negative densities and ``"rgb"`` (N, 
 colours in [0, 1]. Any other (N, S, C) or (N, S) output (e.g. a parsing mask) is composited
 the same way; keys beginning with ``aux_`` are passed through untouched (e.g. warper
 offsets for a regulariser).
+
+Background convention (the official AD-NeRF/DFRF ``raw2outputs``: ``NeRFs/HeadNeRF/run_nerf.py``
+and ``NeRFs/run_nerf_deform.py``, ``rgb = torch.cat((rgb[:, :-1], bc_rgb[:, None]), 1)`` with a
+last interval of 1e10): the *last sample's* value is the ray's background value and it absorbs
+all transmittance left, so ``C = sum_{i<S} T_i alpha_i c_i + T_S * B``. A field that is empty
+(any small density, softplus or ReLU) therefore shows the background exactly; the field's own
+output at the last sample is never used.
 """
 
 from __future__ import annotations
@@ -19,34 +26,35 @@ from aenerf.engine.sampling import sample_pdf, stratified
 
 Field = Callable[[Tensor, Tensor, str], dict]
 
-FAR_DIST = 1e10  # length of the last interval (NeRF): the ray's end absorbs what is left
-
 
 def composite(sigma: Tensor, values: Mapping[str, Tensor], z: Tensor, rays_d: Tensor,
               backgrounds: Mapping[str, Tensor | float] | None = None) -> dict[str, Tensor]:
-    """Alpha-composite per-sample ``values`` along rays.
+    """Alpha-composite per-sample ``values`` (N, S[, C]) along rays, sigma (N, S), z (N, S).
 
-    alpha_i = 1 - exp(-sigma_i delta_i), delta_i = (z_{i+1} - z_i) |d| (last: 1e10),
-    T_i = prod_{j<i} (1 - alpha_j), w_i = T_i alpha_i; each value V = sum_i w_i v_i +
-    (1 - sum_i w_i) * background (default 0). Also returns ``weights``, ``acc`` (opacity)
-    and ``depth`` (expected z; empty rays give the weighted mean of what they hit, 0 if none).
+    alpha_i = 1 - exp(-sigma_i delta_i) with delta_i = (z_{i+1} - z_i) |d| for i < S; the last
+    sample is the background: alpha_S = 1 and its value is ``backgrounds[name]`` ((N, C) or a
+    scalar; 0 when not given). T_i = prod_{j<i} (1 - alpha_j), w_i = T_i alpha_i. Returns each
+    composited value, ``weights`` (N, S; the last column is the background's share),
+    ``acc`` (N,) the field's opacity (sum of the first S-1 weights) and ``depth`` (N,)
+    (expected z, the background counting as the last sample's z).
     """
     backgrounds = backgrounds or {}
-    dists = z[:, 1:] - z[:, :-1]
-    dists = torch.cat([dists, torch.full_like(dists[:, :1], FAR_DIST)], -1) * rays_d.norm(dim=-1, keepdim=True)
-    alpha = 1.0 - torch.exp(-sigma * dists)
-    trans = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]), 1.0 - alpha + 1e-10], -1), -1)[:, :-1]
-    weights = alpha * trans
-    acc = weights.sum(-1)
+    dists = (z[:, 1:] - z[:, :-1]) * rays_d.norm(dim=-1, keepdim=True)
+    alpha = 1.0 - torch.exp(-sigma[:, :-1] * dists)
+    trans = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]), 1.0 - alpha + 1e-10], -1), -1)  # (N, S)
+    weights = torch.cat([alpha * trans[:, :-1], trans[:, -1:]], -1)
+    acc = weights[:, :-1].sum(-1)
     out = {"weights": weights, "acc": acc, "depth": (weights * z).sum(-1)}
     for name, v in values.items():
         squeeze = v.dim() == 2
         v3 = v[..., None] if squeeze else v
-        res = (weights[..., None] * v3).sum(-2)
+        res = (weights[:, :-1, None] * v3[:, :-1]).sum(-2)
         bg = backgrounds.get(name)
         if bg is not None:
             bg = torch.as_tensor(bg, dtype=res.dtype, device=res.device)
-            res = res + (1.0 - acc)[:, None] * (bg if bg.dim() == 2 else bg.expand_as(res))
+            if squeeze and bg.dim() == 1:
+                bg = bg[:, None]
+            res = res + weights[:, -1:] * (bg if bg.dim() == 2 else bg.expand_as(res))
         out[name] = res[:, 0] if squeeze else res
     return out
 

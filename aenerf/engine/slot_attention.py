@@ -4,8 +4,11 @@ reference features of each point (AE-NeRF Table 4 "w/o AAA").
 Per point, the L reference features are the inputs and ``n_slots`` slots compete for them
 (softmax over slots, weighted mean over inputs, GRU update, residual MLP) for ``iters``
 rounds; the slots are then flattened and mapped by FC-ReLU-FC to the output width.
-Deviation: slots start from learned per-slot means (no Gaussian sampling), so inference is
-deterministic and slots keep a fixed order for the final FC.
+As DFRF's ``SlotAttention`` (``sstzal/DFRF NeRFs/run_nerf_helpers_deform.py`` 492-569): q/k/v
+linear layers with biases, softmax over slots plus eps, GRU update and residual MLP.
+Deviation: slots start from learned per-slot means instead of ``mu + sigma * randn`` (DFRF
+samples them, at test time too), so inference is deterministic and slots keep a fixed order
+for the final FC.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ class SlotAggregation(nn.Module):
         self.inp = nn.Linear(in_dim, dim)
         self.norm_in, self.norm_slots, self.norm_mlp = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.slots_mu = nn.Parameter(torch.randn(n_slots, dim) * dim ** -0.5)
-        self.q, self.k, self.v = (nn.Linear(dim, dim, bias=False) for _ in range(3))
+        self.q, self.k, self.v = (nn.Linear(dim, dim) for _ in range(3))  # with biases, as DFRF's to_q/to_k/to_v
         self.gru = nn.GRUCell(dim, dim)
         self.mlp = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(True), nn.Linear(dim, dim))
         self.out = nn.Sequential(nn.Linear(n_slots * dim, out_dim), nn.ReLU(True), nn.Linear(out_dim, out_dim))

@@ -44,6 +44,21 @@ def lr_at(step: int, lr: float, rate: float, decay_steps: int) -> float:
     return lr * rate ** (step / max(decay_steps, 1))
 
 
+class ScaledAdam(torch.optim.Adam):
+    """Adam whose param groups may carry ``lr_mult``: the Trainer sets one schedule for every
+    group and this applies each group's multiple at the step (AudioAttNet's 5x)."""
+
+    def step(self, closure=None):
+        saved = [g["lr"] for g in self.param_groups]
+        for g in self.param_groups:
+            g["lr"] = g["lr"] * g.get("lr_mult", 1.0)
+        try:
+            return super().step(closure)
+        finally:
+            for g, lr in zip(self.param_groups, saved):
+                g["lr"] = lr
+
+
 class Trainer:
     """Runs ``iters`` steps of ``model`` into ``ckpt_root``; see the module docstring.
 
@@ -51,16 +66,25 @@ class Trainer:
     ``ckpt_root/final`` at the end (its ``state.json`` carries ``meta``). A new Trainer on the
     same root resumes from the latest step checkpoint; when ``final`` exists ``fit`` returns
     it at once. ``init_from`` (a checkpoint dir) initialises the weights of a fresh run
-    (fine-tuning from a base model); the optimizer and step count start anew.
+    (fine-tuning from a base model), then ``reinit(model)`` runs (e.g. DFRF re-initialises its
+    warp); the optimizer starts anew (as DFRF's fine-tuning, which does not reload Adam's
+    state) and the local step count at 0. ``step_offset`` (the base model's global step) shifts
+    the lr schedule, so it continues from the base model's step count as DFRF's
+    ``global_step`` does.
+
+    The optimizer is Adam over ``model.param_groups()`` when the model has it (groups may carry
+    ``lr_mult``, applied at each step: AudioAttNet's 5x), else over all parameters.
     """
 
     def __init__(self, model: torch.nn.Module, train_cfg, ckpt_root: Path,
                  batch_fn: Callable[[int, torch.Generator], dict], device: torch.device, seed: int = 0,
-                 meta: dict | None = None, init_from: Path | None = None, desc: str = "train"):
+                 meta: dict | None = None, init_from: Path | None = None, desc: str = "train",
+                 reinit: Callable[[torch.nn.Module], None] | None = None, step_offset: int = 0):
         self.model, self.cfg, self.root = model, train_cfg, Path(ckpt_root)
         self.batch_fn, self.device, self.seed, self.meta, self.desc = batch_fn, device, seed, dict(meta or {}), desc
-        self.init_from = init_from
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=float(train_cfg.lr), betas=(0.9, 0.999))
+        self.init_from, self.reinit, self.step_offset = init_from, reinit, int(step_offset)
+        groups = model.param_groups() if hasattr(model, "param_groups") else model.parameters()
+        self.optimizer = ScaledAdam(groups, lr=float(train_cfg.lr), betas=(0.9, 0.999))
         self.step = 0
         self.history: list[dict] = []
 
@@ -80,6 +104,8 @@ class Trainer:
             self.step = int(state["step"])
         elif self.init_from is not None:
             load_checkpoint(self.init_from, self.model, None, map_location=self.device)
+            if self.reinit is not None:
+                self.reinit(self.model)
 
     def fit(self, iters: int) -> Path:
         if (self.final_dir / "state.json").exists():
@@ -96,7 +122,8 @@ class Trainer:
             while self.step < iters:
                 step = self.step
                 for group in self.optimizer.param_groups:
-                    group["lr"] = lr_at(step, float(cfg.lr), float(cfg.lr_decay_rate), int(cfg.lr_decay_steps))
+                    group["lr"] = lr_at(step + self.step_offset, float(cfg.lr), float(cfg.lr_decay_rate),
+                                        int(cfg.lr_decay_steps))
                 batch = self.batch_fn(step, self._generator(step))
                 loss, stats = self.model.training_step(batch, step)
                 if not torch.isfinite(loss):
@@ -110,7 +137,7 @@ class Trainer:
                 self.optimizer.step()
                 self.step = step + 1
                 bar.update(1)
-                stats = {"loss": float(loss.detach()), **stats}
+                stats = {"loss": float(loss.detach()), **stats, "lr": self.optimizer.param_groups[0]["lr"]}
                 self.history.append({"step": self.step, **stats})
                 if self.step % int(cfg.log_every) == 0 or self.step == iters:
                     bar.set_postfix(loss=f"{stats['loss']:.4g}", psnr=f"{stats.get('psnr', float('nan')):.2f}")

@@ -8,9 +8,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from aebench.data.features import AudioNorm
 from aenerf.engine.rays import pixel_rays
 
-HEAD_LABELS = (1, 2)  # labels of the face/head region the batch sampler favours
+HEAD_LABELS = (1, 2)  # labels of the face/head region whose bounding box is the face box
 
 
 @dataclass
@@ -20,7 +21,8 @@ class Views:
     ``frames`` float (n, H, W, 3) in [0, 1]; ``masks`` uint8 labels (n, H, W) (0 background,
     1 head, 2 audio-related lower face, 3 torso); ``poses`` (n, 4, 4) camera-to-world;
     ``intrinsics`` (3,) focal, cx, cy; ``background`` (H, W, 3); ``audio`` float (n, T, C)
-    feature windows (or None); ``indices`` the identity-level frame numbers.
+    feature windows normalised by ``norm`` (or None); ``face_box`` long (n, 4) inclusive pixel
+    bounds x0, y0, x1, y1 of the head labels; ``indices`` the identity-level frame numbers.
     """
 
     name: str
@@ -33,6 +35,8 @@ class Views:
     far: float
     audio: Tensor | None
     indices: np.ndarray
+    face_box: Tensor
+    norm: AudioNorm | None = None
     fps: float = 25.0
 
     @property
@@ -44,46 +48,63 @@ class Views:
         return tuple(self.frames.shape[1:3])
 
     @classmethod
-    def from_identity(cls, identity, features: str | None = "mfcc", device="cpu") -> "Views":
-        """Load a view's frames, masks, poses and (when ``features`` is set) audio windows."""
+    def from_identity(cls, identity, features: str | None = "mfcc", device="cpu",
+                      norm: AudioNorm | None = None) -> "Views":
+        """Load a view's frames, masks, poses and (when ``features`` is set) audio windows,
+        normalised with ``norm`` (default: this view's own statistics, i.e. the training clip's)."""
         audio = None
         if features:
-            audio = torch.from_numpy(np.ascontiguousarray(identity.features(features), dtype=np.float32)).to(device)
+            raw = identity.features(features)
+            norm = norm or AudioNorm.of(raw)
+            audio = torch.from_numpy(norm(raw)).to(device)
+        masks = torch.from_numpy(identity.masks()).to(device)
         return cls(
             name=identity.name,
             frames=torch.from_numpy(identity.frames()).to(device).float().div_(255.0),
-            masks=torch.from_numpy(identity.masks()).to(device),
+            masks=masks,
             poses=torch.from_numpy(np.ascontiguousarray(identity.poses)).to(device),
             intrinsics=torch.from_numpy(identity.intrinsics.copy()).to(device),
             background=torch.from_numpy(identity.background().copy()).to(device).float().div_(255.0),
             near=identity.near, far=identity.far, audio=audio,
-            indices=np.asarray(identity.indices), fps=identity.fps)
+            indices=np.asarray(identity.indices), face_box=face_boxes(masks), norm=norm, fps=identity.fps)
+
+
+def face_boxes(masks: Tensor) -> Tensor:
+    """(n, 4) inclusive bounds x0, y0, x1, y1 of the head labels of each (n, H, W) mask; the
+    whole image for a frame without them."""
+    n, h, w = masks.shape
+    head = torch.zeros_like(masks, dtype=torch.bool)
+    for lab in HEAD_LABELS:
+        head |= masks == lab
+    rows, cols = head.any(2), head.any(1)  # (n, H), (n, W)
+    ar_h = torch.arange(h, device=masks.device)
+    ar_w = torch.arange(w, device=masks.device)
+    big = torch.tensor(10**9, device=masks.device)
+    y0 = torch.where(rows, ar_h, big).min(1).values
+    y1 = torch.where(rows, ar_h, -big).max(1).values
+    x0 = torch.where(cols, ar_w, big).min(1).values
+    x1 = torch.where(cols, ar_w, -big).max(1).values
+    box = torch.stack([x0, y0, x1, y1], 1)
+    empty = ~rows.any(1)
+    box[empty] = torch.tensor([0, 0, w - 1, h - 1], device=masks.device)
+    return box.long()
 
 
 def sample_rays(views: Views, frame: int, n_rays: int, face_fraction: float,
                 generator: torch.Generator | None = None) -> dict[str, Tensor]:
-    """``n_rays`` random pixels of ``frame``: a ``face_fraction`` share from the head region
-    (labels 1 and 2; uniform when the frame has none), the rest uniform over the image
-    (talking-head NeRFs bias rays to the face this way; AD-NeRF/DFRF sample inside the face
-    box). Returns rays, target colours, labels, background colours and pixel positions."""
+    """``n_rays`` random pixels of ``frame``: a ``face_fraction`` share uniform inside the face
+    box (the bounding box of the head labels), the rest uniform over the image, as AD-NeRF and
+    DFRF draw ``sample_rate`` of their rays inside the face rectangle. Returns rays, target
+    colours, labels, background colours and pixel positions."""
     h, w = views.hw
     dev = views.frames.device
     mask = views.masks[frame]
     n_face = int(round(n_rays * face_fraction))
-    flat = []
-    if n_face:
-        head = torch.zeros_like(mask, dtype=torch.bool)
-        for lab in HEAD_LABELS:
-            head |= mask == lab
-        idx = head.reshape(-1).nonzero()[:, 0]
-        if idx.numel():
-            pick = torch.randint(idx.numel(), (n_face,), device=dev, generator=generator)
-            flat.append(idx[pick])
-        else:
-            n_face = 0
-    flat.append(torch.randint(h * w, (n_rays - n_face,), device=dev, generator=generator))
-    flat = torch.cat(flat)
-    ys, xs = flat // w, flat % w
+    x0, y0, x1, y1 = (int(v) for v in views.face_box[frame])
+    xs = torch.cat([torch.randint(x0, x1 + 1, (n_face,), device=dev, generator=generator),
+                    torch.randint(w, (n_rays - n_face,), device=dev, generator=generator)])
+    ys = torch.cat([torch.randint(y0, y1 + 1, (n_face,), device=dev, generator=generator),
+                    torch.randint(h, (n_rays - n_face,), device=dev, generator=generator)])
     uv = torch.stack([xs, ys], -1).float() + 0.5
     rays_o, rays_d = pixel_rays(views.poses[frame], views.intrinsics, uv)
     return {"rays_o": rays_o, "rays_d": rays_d, "rgb": views.frames[frame, ys, xs],

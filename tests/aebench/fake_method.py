@@ -38,13 +38,11 @@ class NoisyGT(Method):
         if fail_on and fail_on == str(cfg.run.row):
             raise RuntimeError("injected failure")
         test = identity.split("test")
-        n = int(round(len(driving_audio) / identity.samples_per_frame))
-        if int(cfg.train.render_frames) > 0:
-            n = min(n, int(cfg.train.render_frames))
+        n = identity.frames_for_audio(len(driving_audio), int(cfg.train.render_frames))
         noise = 8.0
         rng = np.random.default_rng(int(cfg.seed))
         frames = []
         for k in driving_pose_indices(test.n_frames, n):
             img = test.frame(int(k)).astype(np.float32) + rng.normal(0, noise, (*identity.size, 3))
             frames.append(np.clip(img, 0, 255).astype(np.uint8))
-        return write_video(out, frames, identity.fps, driving_audio[: int(round(n * identity.samples_per_frame))], crf=0)
+        return write_video(out, frames, identity.fps, driving_audio[: identity.samples_for_frames(n)], crf=0)

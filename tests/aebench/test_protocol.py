@@ -37,7 +37,7 @@ def corpus(tmp_path_factory) -> Path:
 
 def write_protocol(tmp_path: Path, **fields) -> Path:
     spec = {"name": "toy", "table": None, "metrics": ["psnr", "ssim"],
-            "rows": [{"label": "A", "method": "noisy_gt"}, {"label": "B", "method": "noisy_gt", "set": {"train.render_frames": 3}}],
+            "rows": [{"label": "A", "method": "noisy_gt"}, {"label": "B", "method": "noisy_gt", "set": {"external.tolerance": 2}}],
             "targets": ["synth_02"], "base": "leave_one_out", "data": "synth",
             "grid": {"clip_seconds": [0, 0.4], "iters": [5], "audio": ["self"], "seed": [0]},
             "settings": {"train.render_frames": 4}}
@@ -66,6 +66,46 @@ def test_protocol_validation_names_valid_fields(tmp_path):
         load_protocol(write_protocol(tmp_path, grid={"clip": [1]}))
     with pytest.raises(ProtocolError, match="unknown protocol 'missing'"):
         load_protocol("missing")
+
+
+def test_rows_cannot_change_the_shared_training_conditions(tmp_path):
+    for key in ("train.batch_rays", "train.face_fraction", "features", "data.size", "seed"):
+        rows = [{"label": "A", "method": "noisy_gt"}, {"label": "B", "method": "noisy_gt", "set": {key: 1}}]
+        with pytest.raises(ProtocolError, match=f"rows\\[1\\] sets {key}: training conditions .* are shared"):
+            load_protocol(write_protocol(tmp_path, rows=rows))
+
+
+def test_two_rows_of_a_protocol_get_identical_ray_batches(corpus):
+    """Equal footing: AE-NeRF, DFRF and AD-NeRF rows of one protocol see the same rays, colours
+    and (for the reference methods) the same references at every step, for the same seed."""
+    import torch
+
+    from aebench.data import Identity
+    from aebench.methods import get_method
+    from aenerf.engine.views import Views
+
+    cells = expand_cells(load_protocol("smoke"), corpus)
+    assert {c.method for c in cells} == {"aenerf", "dfrf", "adnerf"}
+    batches = {}
+    for cell in cells:
+        method = get_method(cell.method)
+        clip = Identity.open(corpus / cell.identity).at_size(int(cell.cfg.data.size)).fewshot_clip(cell.clip_seconds)
+        views = [Views.from_identity(clip, str(cell.cfg.features))]
+        train, settings = method.train_settings(cell.cfg), method.settings(cell.cfg)
+        fn = method.batch_fn(views, train, settings.n_refs)
+        batches[cell.row] = [fn(step, torch.Generator().manual_seed(int(cell.cfg.seed) * 1_000_003 + step))
+                             for step in (0, 7)]
+    rows = list(batches)
+    first = batches[rows[0]]
+    for row in rows[1:]:
+        for a, b in zip(first, batches[row]):
+            for key in ("rays_o", "rays_d", "rgb", "label", "bg", "uv"):
+                assert torch.equal(a[key], b[key]), (row, key)
+            assert a["frame_index"] == b["frame_index"]
+            if a["refs"] is not None and b["refs"] is not None:
+                assert torch.equal(a["refs"], b["refs"]), row
+    # and the shared conditions are really the same in every cell's resolved config
+    assert len({str(c.cfg.train) for c in cells}) == 1 and len({c.cfg.features for c in cells}) == 1
 
 
 def test_cell_expansion_counts_and_ids(tmp_path, corpus):

@@ -1,10 +1,12 @@
-"""Tiny tensors shaped like a training batch, for module tests that need no data on disk."""
+"""Tiny tensors shaped like a training clip and its batches, for module tests that need no data on disk."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from aebench.config import load_config
+from aebench.data.features import AudioNorm
 
 
 def smoke_cfg(*overrides: str):
@@ -21,21 +23,31 @@ def orbit_pose(yaw: float, dist: float = 4.0) -> torch.Tensor:
     return c2w
 
 
-def fake_batch(n_rays: int = 64, n_refs: int = 4, size: int = 16, channels: int = 8, window: int = 8, seed: int = 0):
-    from aenerf.engine.rays import pixel_rays
+def fake_views(n: int = 6, size: int = 16, channels: int = 8, window: int = 8, seed: int = 0):
+    """A random clip of ``n`` frames as :class:`aenerf.engine.views.Views` (head labels in the middle)."""
+    from aenerf.engine.views import Views, face_boxes
 
     g = torch.Generator().manual_seed(seed)
-    intr = torch.tensor([size * 1.2, size / 2, size / 2])
-    uv = torch.rand(n_rays, 2, generator=g) * size
-    rays_o, rays_d = pixel_rays(orbit_pose(0.0), intr, uv)
-    labels = torch.randint(0, 4, (n_rays,), generator=g)
-    labels[:4] = 2
-    labels[4:8] = 1
-    return {
-        "rays_o": rays_o, "rays_d": rays_d, "rgb": torch.rand(n_rays, 3, generator=g), "label": labels,
-        "bg": torch.rand(n_rays, 3, generator=g), "audio": torch.randn(window, channels, generator=g),
-        "ref_audio": torch.randn(n_refs, window, channels, generator=g),
-        "ref_images": torch.rand(n_refs, size, size, 3, generator=g),
-        "ref_c2w": torch.stack([orbit_pose(0.1 * (i + 1)) for i in range(n_refs)]),
-        "intrinsics": intr, "near": 2.0, "far": 6.0, "generator": g,
-    }
+    masks = torch.zeros(n, size, size, dtype=torch.uint8)
+    masks[:, size // 4: 3 * size // 4, size // 4: 3 * size // 4] = 1
+    masks[:, size // 2: 3 * size // 4, size // 3: 2 * size // 3] = 2
+    masks[:, 3 * size // 4:, :] = 3
+    raw = torch.randn(n, window, channels, generator=g).numpy()
+    norm = AudioNorm.of(raw)
+    return Views(name="fake", frames=torch.rand(n, size, size, 3, generator=g), masks=masks,
+                 poses=torch.stack([orbit_pose(0.1 * i) for i in range(n)]),
+                 intrinsics=torch.tensor([size * 1.2, size / 2, size / 2]), background=torch.rand(size, size, 3, generator=g),
+                 near=2.0, far=6.0, audio=torch.from_numpy(norm(raw)), indices=np.arange(n), face_box=face_boxes(masks),
+                 norm=norm)
+
+
+def build_model(method, cfg, channels: int = 8):
+    """``method``'s network from ``cfg`` (as the skeleton builds it)."""
+    return method.model_cls(method.settings(cfg), channels, method.train_settings(cfg))
+
+
+def fake_batch(method, cfg, views=None, step: int = 0, seed: int = 0):
+    """The batch the skeleton's batch_fn gives ``method`` at ``step`` on ``views`` (default: a fake clip)."""
+    views = views or fake_views()
+    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    return method.batch_fn([views], method.train_settings(cfg), method.settings(cfg).n_refs)(step, g)

@@ -7,7 +7,7 @@ import torch
 from aenerf.engine.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, step_dir
 from aenerf.engine.encoding import PositionalEncoding
 from aenerf.engine.rays import image_rays, pixel_rays, project
-from aenerf.engine.references import RefEncoder, project_to_refs, sample_features
+from aenerf.engine.references import FeatureExtractor, clamp_to_image, project_to_refs, reference_tokens, sample_features
 from aenerf.engine.render import composite, render_rays
 from aenerf.engine.sampling import sample_pdf, stratified
 
@@ -22,18 +22,62 @@ def look_at_origin(dist=4.0):
 
 
 def test_composite_hand_computed():
-    # two samples, sigma 1 and 2, z at 0 and 1 (|d| = 1): alpha1 = 1 - e^-1, alpha2 = 1 (last interval is 1e10)
-    sigma = torch.tensor([[1.0, 2.0]])
-    z = torch.tensor([[0.0, 1.0]])
-    rgb = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
-    out = composite(sigma, {"rgb": rgb, "m": torch.tensor([[1.0, 0.0]])}, z, torch.tensor([[0.0, 0.0, 1.0]]),
+    # three samples at z 0, 1, 2 (|d| = 1), sigma 1, 2, (anything): the last sample is the background
+    sigma = torch.tensor([[1.0, 2.0, 7.0]])
+    z = torch.tensor([[0.0, 1.0, 2.0]])
+    rgb = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.3, 0.3, 0.3]]])
+    out = composite(sigma, {"rgb": rgb, "m": torch.tensor([[1.0, 0.0, 0.9]])}, z, torch.tensor([[0.0, 0.0, 1.0]]),
                     {"rgb": torch.tensor([[0.0, 0.0, 1.0]]), "m": 0.5})
-    a1 = 1 - math.exp(-1)
-    w = [a1, (1 - a1) * 1.0]
+    a1, a2 = 1 - math.exp(-1), 1 - math.exp(-2)
+    w = [a1, (1 - a1) * a2, (1 - a1) * (1 - a2)]
     assert torch.allclose(out["weights"], torch.tensor([w]), atol=1e-6)
-    assert torch.allclose(out["rgb"], torch.tensor([[w[0], w[1], 0.0]]), atol=1e-6)
-    assert torch.allclose(out["depth"], torch.tensor([w[1]]), atol=1e-6)
-    assert torch.allclose(out["m"], torch.tensor([w[0]]), atol=1e-6)
+    assert torch.allclose(out["rgb"], torch.tensor([[w[0], w[1], w[2]]]), atol=1e-6)  # bg blue takes the rest
+    assert torch.allclose(out["m"], torch.tensor([w[0] + 0.5 * w[2]]), atol=1e-6)
+    assert torch.allclose(out["acc"], torch.tensor([w[0] + w[1]]), atol=1e-6)
+    assert torch.allclose(out["depth"], torch.tensor([w[1] + 2 * w[2]]), atol=1e-6)
+
+
+@pytest.mark.parametrize("raw,tol", [(-5.0, 0.05), (-10.0, 1e-3), (-20.0, 1e-6)])
+def test_empty_softplus_field_shows_the_background(raw, tol):
+    """The bug this guards against: with a 1e10 last interval and softplus density (> 0),
+    opacity was 1 on every ray and background.png never showed."""
+    import torch.nn.functional as F
+
+    def field(pts, dirs, level):
+        n, s = pts.shape[:2]
+        return {"sigma": F.softplus(torch.full((n, s), raw)), "rgb": torch.zeros(n, s, 3),
+                "mask": torch.full((n, s), 0.7)}
+
+    c2w = look_at_origin()
+    o, d = pixel_rays(c2w, torch.tensor([10.0, 0.0, 0.0]), torch.rand(50, 2) * 20 - 10)
+    bg = torch.rand(50, 3)
+    out = render_rays(field, o, d, 2.0, 6.0, bg, 32, 32, perturb=True, backgrounds={"mask": 1.0})
+    for level in ("coarse", "fine"):
+        assert torch.allclose(out[level]["rgb"], bg, atol=tol)  # softplus(-5) = 0.0067: 3% opacity over 4 units
+        assert torch.allclose(out[level]["mask"], torch.ones(50), atol=tol)
+        assert out[level]["acc"].max() < tol
+    # and a white background shows white behind a black, empty field
+    white = render_rays(field, o, d, 2.0, 6.0, torch.ones(50, 3), 16, 0, perturb=False)["coarse"]["rgb"]
+    assert white.min() > 1 - tol
+
+
+def test_opaque_shell_hides_the_background():
+    """A thin opaque shell (radius 0.9..1) of softplus density renders its colour, not the background."""
+    import torch.nn.functional as F
+
+    def field(pts, dirs, level):
+        r = pts.norm(dim=-1)
+        shell = ((r > 0.9) & (r < 1.0)).float()
+        raw = shell * 60.0 - (1 - shell) * 10.0
+        return {"sigma": F.softplus(raw), "rgb": torch.tensor([0.2, 0.9, 0.1]).expand(*pts.shape[:2], 3)}
+
+    c2w = look_at_origin()
+    o, d = pixel_rays(c2w, torch.tensor([10.0, 0.0, 0.0]), torch.tensor([[0.0, 0.0], [30.0, 0.0]]))
+    bg = torch.tensor([[1.0, 0.0, 1.0]]).expand(2, 3)
+    fine = render_rays(field, o, d, 2.0, 6.0, bg, 64, 64, perturb=False)["fine"]
+    assert torch.allclose(fine["rgb"][0], torch.tensor([0.2, 0.9, 0.1]), atol=1e-2)  # through the shell
+    assert torch.allclose(fine["rgb"][1], torch.tensor([1.0, 0.0, 1.0]), atol=1e-3)  # misses it
+    assert fine["acc"][0] > 0.99 and fine["acc"][1] < 1e-3
 
 
 def test_composite_background_and_ray_length():
@@ -73,9 +117,13 @@ def test_sample_features_reads_the_projected_pixel():
     assert out.shape == (2, 1, 1)
     assert out[0, 0, 0] == maps[0, 0, 1, 2] and out[1, 0, 0] == maps[1, 0, 3, 0]
     assert sample_features(maps, torch.tensor([[[-5.0, -5.0]], [[50.0, 1.0]]])).abs().sum() == 0
-    enc = RefEncoder(feat_dim=4, width=8, layers=3)
-    feats = enc(torch.rand(2, 16, 12, 3))
-    assert feats.shape == (2, 7, 16, 12)  # no downsampling
+    enc = FeatureExtractor(pe=2, width=8, feat_dim=4)
+    feats = enc(torch.rand(2, 16, 12, 3), torch.stack([look_at_origin(), look_at_origin(3.0)]))
+    assert feats.shape == (2, 4, 16, 12)  # no downsampling, no raw RGB appended
+    uv = clamp_to_image(torch.tensor([[[-3.0, 5.0], [40.0, 100.0]]]), 16, 12)
+    assert torch.equal(uv, torch.tensor([[[0.5, 5.0], [11.5, 15.5]]]))
+    tok = reference_tokens(feats[:1], uv)
+    assert tok.shape == (1, 2, 6) and torch.allclose(tok[0, 1, 4:], torch.tensor([11.5 / 12, 15.5 / 16]))
     uvs, dirs = project_to_refs(torch.zeros(5, 3), torch.stack([look_at_origin(), look_at_origin(3.0)]), torch.tensor([20.0, 6.0, 8.0]))
     assert torch.allclose(uvs, torch.tensor([6.0, 8.0]).expand(2, 5, 2)) and torch.allclose(dirs[..., 2], torch.ones(2, 5))
 

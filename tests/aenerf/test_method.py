@@ -10,8 +10,8 @@ from aebench.data import Identity
 from aebench.data.identity import list_identities
 from aebench.media import probe
 from aenerf.engine.checkpoint import load_checkpoint, read_state
-from aenerf.method import AENeRF, build_model
-from tests.aenerf.helpers import fake_batch, smoke_cfg
+from aenerf.method import AENeRF
+from tests.aenerf.helpers import build_model, fake_batch, fake_views, smoke_cfg
 from tests.aenerf.test_modules import VARIANTS
 
 torch.set_num_threads(1)  # 2 threads on the shared 2-core machine spin-wait badly under load
@@ -51,7 +51,7 @@ def test_variants_pretrain_finetune_and_render_with_audio(synth_root, tmp_path, 
     target = idents[0]
     ckpt = method.finetune(target, target.clip(1.0), base, cfg, tmp_path / "ft")
     meta = read_state(ckpt)["meta"]
-    assert meta["arch"]["aaa"] == cfg.aenerf.aaa and len(meta["refs"]) == cfg.aenerf.n_refs
+    assert meta["settings"]["aaa"] == cfg.aenerf.aaa and len(meta["refs"]) == cfg.aenerf.n_refs
     assert max(meta["refs"]) < 25  # references come from the 1 s clip only
     test = target.split("test")
     audio = test.audio[: int(3 * target.audio_rate / target.fps)]
@@ -63,20 +63,22 @@ def test_variants_pretrain_finetune_and_render_with_audio(synth_root, tmp_path, 
 def test_checkpoint_round_trip_gives_identical_renders(synth_root, tmp_path):
     cfg = smoke_cfg(*TINY, "train.iters=2")
     ident = identities(synth_root)[0]
-    ckpt = AENeRF().finetune(ident, ident.clip(1.0), None, cfg, tmp_path)
+    method = AENeRF()
+    ckpt = method.finetune(ident, ident.clip(1.0), None, cfg, tmp_path)
     meta = read_state(ckpt)["meta"]
-    a = build_model(cfg, meta["audio_channels"], meta["arch"])
-    b = build_model(cfg, meta["audio_channels"], meta["arch"])
-    load_checkpoint(ckpt, a)
-    load_checkpoint(ckpt, b)
-    batch = fake_batch(n_rays=16, channels=meta["audio_channels"], window=ident.features(cfg.features).shape[1])
+    a, _ = method.load(ckpt, cfg, torch.device("cpu"))
+    b, _ = method.load(ckpt, cfg, torch.device("cpu"))
+    views = fake_views(channels=meta["audio_channels"], window=ident.features(cfg.features).shape[1])
+    batch = fake_batch(method, cfg, views)
     outs = []
     for m in (a, b):
-        ctx = m.context(batch["audio"], batch["ref_audio"], batch["ref_images"], batch["ref_c2w"], batch["intrinsics"], 2.0, 6.0)
+        idx = batch["refs"]
         with torch.no_grad():
-            outs.append(m.render_fn(ctx)(batch["rays_o"], batch["rays_d"], batch["bg"]))
+            code = m.audio(views.audio, torch.tensor([0]), False)[0]
+            refs = m.references(views.frames[idx], views.poses[idx], views.intrinsics, m.audio(views.audio, idx, False))
+            outs.append(m.render_fn(code, refs, 2.0, 6.0)(batch["rays_o"], batch["rays_d"], batch["bg"]))
     assert torch.equal(outs[0], outs[1])
-    fresh = build_model(cfg, meta["audio_channels"], meta["arch"])
+    fresh = build_model(method, cfg, meta["audio_channels"])
     assert any(not torch.equal(p, q) for p, q in zip(fresh.state_dict().values(), a.state_dict().values()))
 
 

@@ -1,11 +1,11 @@
 import pytest
 import torch
 
-from aenerf.method import build_model
+from aenerf.method import AENeRF
 from aenerf.modules.aaa import AudioAwareAggregation
 from aenerf.modules.rrs import regionwise
 from aenerf.modules.warper import Warper, offset_loss
-from tests.aenerf.helpers import fake_batch, smoke_cfg
+from tests.aenerf.helpers import build_model, fake_batch, smoke_cfg
 
 torch.set_num_threads(1)  # 2 threads on the shared 2-core machine spin-wait badly under load
 
@@ -99,9 +99,9 @@ def test_warper_starts_as_plain_projection_and_offset_loss():
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_every_module_receives_gradient(variant):
     torch.manual_seed(0)
-    cfg = smoke_cfg(*VARIANTS[variant])
-    batch = fake_batch(n_rays=32, channels=8)
-    model = build_model(cfg, audio_channels=8)
+    cfg = smoke_cfg(*VARIANTS[variant], "train.batch_rays=32", "train.smooth_from=0")  # AudioAttNet on from step 0
+    batch = fake_batch(AENeRF(), cfg)
+    model = build_model(AENeRF(), cfg)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     for _ in range(2):  # the warper's last layer starts at zero, so its inner layers get gradient from step 2
         loss, stats = model.training_step(batch, 0)
@@ -112,6 +112,6 @@ def test_every_module_receives_gradient(variant):
     dead = [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
     assert not dead, f"no gradient reaches {dead}"
     names = {n.split(".")[0] for n, _ in model.named_parameters()}
-    assert {"audio_net", "ref_encoder", "aggregator", "nerfs"} <= names
+    assert {"audio", "ref_encoder", "aggregator", "nerfs"} <= names
     assert ("warper" in names) == ("warper=false" not in " ".join(VARIANTS[variant]))
     assert ("ai" in dict(model.nerfs["fine"].named_children())) == (variant != "no_aafg")

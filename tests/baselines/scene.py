@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from aenerf.engine.views import Views
+from aebench.data.features import AudioNorm
+from aenerf.engine.views import Views, face_boxes
 
 
 def toy_views(n: int = 6, size: int = 16, t: int = 16, c: int = 13, seed: int = 0) -> Views:
@@ -32,4 +33,5 @@ def toy_views(n: int = 6, size: int = 16, t: int = 16, c: int = 13, seed: int = 
     return Views(name="toy", frames=torch.from_numpy(frames), masks=torch.from_numpy(masks),
                  poses=torch.from_numpy(poses), intrinsics=torch.tensor([f, size / 2, size / 2]),
                  background=torch.full((size, size, 3), 0.0) + torch.tensor([0.1, 0.2, 0.3]),
-                 near=1.5, far=3.5, audio=torch.from_numpy(audio), indices=np.arange(n), fps=25.0)
+                 near=1.5, far=3.5, audio=torch.from_numpy(audio), indices=np.arange(n),
+                 face_box=face_boxes(torch.from_numpy(masks)), norm=AudioNorm.of(audio), fps=25.0)

@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 from aebench.config import load_config
 from aebench.data import Identity
 from aebench.media import read_video, write_video
-from baselines.external import External, ExternalError, expected_frames
+from baselines.external import External, ExternalError
 
 FPS = 25
 RATE = 16000
@@ -33,9 +33,12 @@ def _cfg(root, **kw):
     return cfg
 
 
-def test_expected_frames():
-    assert expected_frames(16000, 25) == 25
-    assert expected_frames(10 * 640, 25) == 10
+def test_expected_frames(tmp_path):
+    ident = _identity(tmp_path)
+    assert ident.frames_for_audio(16000) == 25 and ident.frames_for_audio(10 * 640) == 10
+    assert ident.frames_for_audio(16000, cap=7) == 7 and ident.samples_for_frames(10) == 6400
+    with pytest.raises(ValueError, match="shorter than one frame"):
+        ident.frames_for_audio(100)
 
 
 def test_single_file_layout_copies_exact_and_trims_one_extra(tmp_path):

@@ -27,7 +27,7 @@ def _identities(root, cfg):
 
 
 def test_dfrf_base_then_finetune_then_render(synth_root, tmp_path):
-    cfg = _cfg(synth_root, **{"dfrf.nosmo_iters": 8})
+    cfg = _cfg(synth_root, **{"train.smooth_from": 8})
     ids = _identities(synth_root, cfg)
     method = get_method("dfrf")
     assert method.has_base_model
@@ -36,13 +36,13 @@ def test_dfrf_base_then_finetune_then_render(synth_root, tmp_path):
     clip = ids[0].clip(1.0)
     ckpt = method.finetune(ids[0], clip, base, cfg, tmp_path / "ft")
     meta = read_state(ckpt)["meta"]
-    assert meta["hp"]["step_offset"] == 5  # DFRF's global step continues from the base model
-    assert set(meta["render_refs"]) <= set(clip.indices.tolist()) and len(meta["render_refs"]) == 4
+    assert meta["step_offset"] == 5 and meta["phase"] == "finetune"  # the global step continues from the base model
+    assert set(meta["refs"]) <= set(clip.indices.tolist()) and len(meta["refs"]) == 4
     audio = ids[0].split("test").audio[: 3 * 640 + 10]
     out = method.render(ckpt, ids[0], audio, cfg, tmp_path / "dfrf.mp4")
     info = probe(out)
     assert info.n_frames == 3 and info.has_audio and (info.width, info.height) == (32, 32)
-    # smoothing is on at render time: 5 base + 6 fine-tune steps >= nosmo_iters 8
+    # smoothing is on at render time: 5 base + 6 fine-tune steps >= smooth_from 8
     model, state = method.load(ckpt, cfg, "cpu")
     assert model.smoothing(int(state["step"]))
 

@@ -1,6 +1,6 @@
 import torch
 
-from baselines.audio_net import AudioAttNet, AudioEncoder, AudioNet, smoothing_window
+from aenerf.engine.audio import AudioAttNet, AudioEncoder, AudioNet
 
 torch.set_num_threads(1)  # 2 threads on a loaded 2-core machine spin-wait 100x slower
 
@@ -32,11 +32,16 @@ def test_attnet_is_a_convex_combination():
     assert torch.allclose(att.weights(y), w)
 
 
-def test_smoothing_window_zero_pads_clip_ends():
-    idx, valid = smoothing_window(1, 10, 8)
-    assert idx.tolist() == [0, 0, 0, 0, 1, 2, 3, 4] and valid.tolist() == [False] * 3 + [True] * 5
-    idx, valid = smoothing_window(9, 10, 8)
-    assert valid.tolist() == [True] * 5 + [False] * 3
+def test_smoothing_pads_zero_feature_windows_at_clip_ends():
+    """As the official code: frames outside the clip enter AudioNet as zero *features*."""
+    torch.manual_seed(0)
+    enc = AudioEncoder(13, 16, smo_size=8, att_dims=16)
+    feats = torch.randn(10, 16, 13)
+    padded = torch.cat([torch.zeros(3, 16, 13), feats[:5]])  # frame 1: window frames -3..4
+    want = enc.att_net(enc.audio_net(padded)[None])[0]
+    assert torch.allclose(enc(feats, torch.tensor([1]), True)[0], want, atol=1e-6)
+    # zero features are not zero codes (AudioNet has biases): the padding matters
+    assert enc.audio_net(torch.zeros(1, 16, 13)).abs().sum() > 0
 
 
 def test_encoder_encode_all_matches_per_frame():
@@ -45,6 +50,6 @@ def test_encoder_encode_all_matches_per_frame():
     feats = torch.randn(12, 16, 13)
     for smooth in (False, True):
         all_codes = enc.encode_all(feats, smooth)
-        one = torch.stack([enc(feats, i, smooth) for i in range(12)])
+        one = torch.cat([enc(feats, torch.tensor([i]), smooth) for i in range(12)])
         assert torch.allclose(all_codes, one, atol=1e-5)
     assert not torch.allclose(enc.encode_all(feats, True), enc.encode_all(feats, False))

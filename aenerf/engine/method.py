@@ -1,0 +1,299 @@
+"""The one skeleton every NeRF method (AE-NeRF, DFRF, AD-NeRF) fills in.
+
+A method is a :class:`NeRFMethod` subclass naming three things: its settings dataclass
+(``settings_cls``, the YAML section ``cfg.<name>`` is validated against it), its network
+(``model_cls``, a :class:`NeRFModel`) and whether it has a base model. Everything else is
+shared, so every method trains and renders under the same conditions (``cfg.train``):
+
+* **Batches** (:meth:`NeRFMethod.batch_fn`): per step one identity (pretraining) and one
+  target frame, ``train.batch_rays`` rays (``train.face_fraction`` inside the face box), and,
+  for methods with references, ``n_refs`` other frames of the same clip (DFRF's scheme). The
+  random stream depends on the seed and the step only, so every row of a protocol sees the
+  same rays.
+* **Audio**: each clip's windows normalised with its own statistics (:class:`AudioNorm`,
+  stored in the checkpoint and reused for references and driving audio when rendering);
+  AudioNet codes, smoothed by AudioAttNet from the global step ``train.smooth_from`` on.
+* **Training** through :class:`~aenerf.engine.trainer.Trainer`; a fine-tune starts from the
+  base model's weights (then :meth:`NeRFModel.reinit_for_finetune`) and continues its global
+  step count (lr schedule and smoothing), as DFRF's ``global_step`` does.
+* **Checkpoint metadata** (``state.json`` ``meta``): method, settings (``to_dict``), audio
+  features, channels and normalisation, reference frames (identity-level numbers), global
+  step offset, phase.
+* **Rendering**: the identity's test poses in order (mirrored when the audio is longer), the
+  driving audio's codes, fixed references spread over the fine-tuning clip, chunked.
+
+A network implements :meth:`NeRFModel.field` (and, with references,
+:meth:`NeRFModel.references`; optionally ray groups, extra losses, mask backgrounds).
+Adding a method: one module (settings + model + method class), one line in
+``aebench.methods.METHODS``, one YAML section.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+from torch import Tensor, nn
+
+from aebench.data import Identity
+from aebench.data.features import AudioNorm
+from aebench.methods import Method, driving_pose_indices
+from aenerf.engine.audio import ATT_LR_MULT, AudioEncoder
+from aenerf.engine.encoding import PositionalEncoding
+from aenerf.engine.render import Field, render_rays
+from aenerf.engine.settings import NeRFSettings, TrainSettings
+from aenerf.engine.trainer import psnr
+
+CKPT_NAME = "checkpoint"
+
+
+class NeRFModel(nn.Module):
+    """A NeRF method's network: audio encoder, positional encodings, and the hooks below.
+
+    ``settings`` is the method's :class:`NeRFSettings` subclass, ``train`` the shared
+    :class:`TrainSettings`. ``phase`` ("pretrain" or "finetune") and ``step_offset`` (global
+    step at the start of this training) are set by :class:`NeRFMethod`.
+    """
+
+    #: True when the field needs the references' audio codes (AE-NeRF), not only their images
+    uses_ref_audio: ClassVar[bool] = False
+    #: composited outputs besides rgb and their background value (AE-NeRF's parsing masks)
+    mask_backgrounds: ClassVar[dict[str, float]] = {}
+
+    def __init__(self, settings: NeRFSettings, audio_channels: int, train: TrainSettings):
+        super().__init__()
+        self.settings, self.train_cfg = settings, train
+        self.audio_channels = int(audio_channels)
+        self.phase, self.step_offset = "finetune", 0
+        self.pe_x, self.pe_d = PositionalEncoding(settings.pe_x), PositionalEncoding(settings.pe_d)
+        self.audio = AudioEncoder(audio_channels, settings.audio_dim, train.smooth_window, settings.att_dims)
+
+    # ----- hooks -----------------------------------------------------------------------
+    def references(self, images: Tensor, c2w: Tensor, intrinsics: Tensor, codes: Tensor | None) -> Any:
+        """Per-reference-set conditioning from (L, H, W, 3) images, (L, 4, 4) poses, (3,)
+        intrinsics and, when :attr:`uses_ref_audio`, (L, A) audio codes."""
+        return None
+
+    def field(self, code: Tensor, refs: Any, groups: Any) -> Field:
+        """The field (see :mod:`aenerf.engine.render`) for audio code ``code`` (A,)."""
+        raise NotImplementedError
+
+    def ray_groups(self, labels: Tensor | None, generator: torch.Generator | None) -> Any:
+        """Per-ray routing for a batch with mask ``labels`` (N,); ``labels`` None at inference."""
+        return None
+
+    def extra_loss(self, out: dict, groups: Any) -> tuple[Tensor | float, dict[str, float]]:
+        """Loss terms besides the photometric one, and their stats."""
+        return 0.0, {}
+
+    def reinit_for_finetune(self) -> None:
+        """Called once after loading the base model's weights into a new fine-tune."""
+
+    # ----- shared ----------------------------------------------------------------------
+    def smoothing(self, local_step: int) -> bool:
+        return local_step + self.step_offset >= int(self.train_cfg.smooth_from)
+
+    def param_groups(self) -> list[dict]:
+        att = list(self.audio.att_net.parameters())
+        ids = {id(p) for p in att}
+        return [{"params": [p for p in self.parameters() if id(p) not in ids]},
+                {"params": att, "lr_mult": ATT_LR_MULT}]
+
+    def render(self, code: Tensor, refs: Any, rays_o: Tensor, rays_d: Tensor, bg: Tensor, near: float, far: float,
+               groups: Any, perturb: bool, generator: torch.Generator | None = None) -> dict:
+        tc = self.train_cfg
+        return render_rays(self.field(code, refs, groups), rays_o, rays_d, near, far, bg, int(tc.n_coarse),
+                           int(tc.n_fine), perturb, generator, self.mask_backgrounds)
+
+    def render_fn(self, code: Tensor, refs: Any, near: float, far: float):
+        """``fn(rays_o, rays_d, bg) -> rgb`` (N, 3) for inference."""
+        def fn(rays_o, rays_d, bg):
+            out = self.render(code, refs, rays_o, rays_d, bg, near, far, self.ray_groups(None, None), perturb=False)
+            return out.get("fine", out["coarse"])["rgb"]
+        return fn
+
+    def training_step(self, batch: dict, step: int) -> tuple[Tensor, dict[str, float]]:
+        views, g = batch["views"], batch.get("generator")
+        smooth = self.smoothing(step)
+        code = self.audio(views.audio, torch.tensor([batch["frame_index"]]), smooth)[0]
+        refs = None
+        if batch.get("refs") is not None:
+            idx = batch["refs"]
+            codes = self.audio(views.audio, idx, smooth) if self.uses_ref_audio else None
+            refs = self.references(views.frames[idx], views.poses[idx], views.intrinsics, codes)
+        groups = self.ray_groups(batch["label"], g)
+        out = self.render(code, refs, batch["rays_o"], batch["rays_d"], batch["bg"], views.near, views.far, groups,
+                          bool(self.train_cfg.perturb), g)
+        target = batch["rgb"]
+        l_p = sum(F.mse_loss(o["rgb"], target) for o in out.values())
+        extra, stats = self.extra_loss(out, groups)
+        last = out["fine"] if "fine" in out else out["coarse"]
+        mse = F.mse_loss(last["rgb"].detach(), target)
+        return l_p + extra, {"l_p": float(l_p.detach()), "psnr": psnr(mse), **stats}
+
+
+def fixed_references(n_frames: int, n_refs: int) -> np.ndarray:
+    """``n_refs`` view-local frames evenly spread over ``n_frames`` (the references used when
+    rendering; DFRF fixes 4 training frames); repeated when the clip is shorter."""
+    if n_frames < 1:
+        raise ValueError("the clip has no frames to take references from")
+    if n_frames >= n_refs:
+        return np.linspace(0, n_frames - 1, n_refs).round().astype(np.int64)
+    return np.arange(n_refs) % n_frames
+
+
+class NeRFMethod(Method):
+    """Training and rendering shared by every NeRF method; see the module docstring."""
+
+    settings_cls: ClassVar[type[NeRFSettings]] = NeRFSettings
+    model_cls: ClassVar[type[NeRFModel]] = NeRFModel
+
+    # ----- settings --------------------------------------------------------------------
+    def settings(self, cfg: DictConfig) -> NeRFSettings:
+        return self.settings_cls.from_config(cfg[self.name], where=f"config section '{self.name}'")
+
+    @staticmethod
+    def train_settings(cfg: DictConfig) -> TrainSettings:
+        return TrainSettings.from_config(cfg.train, where="config section 'train'")
+
+    # ----- Method API ------------------------------------------------------------------
+    def pretrain(self, identities: list[Identity], cfg: DictConfig, run_dir: Path) -> Path | None:
+        if not self.has_base_model:
+            return None
+        if not identities:
+            raise ValueError(f"{self.name} pretrain needs at least one identity")
+        return self._train([i.split("train") for i in identities], cfg, Path(run_dir), None, "pretrain")
+
+    def finetune(self, identity: Identity, clip: Identity, base: Path | None, cfg: DictConfig, run_dir: Path) -> Path:
+        if base is not None and not self.has_base_model:
+            raise ValueError(f"{self.name} trains each identity from scratch; it has no base model")
+        return self._train([clip], cfg, Path(run_dir), base, "finetune")
+
+    def batch_fn(self, views: list, train: TrainSettings, n_refs: int):
+        """``batch_fn(step, generator)`` for the Trainer: one identity, one frame, its rays and
+        (``n_refs`` > 0) as many other frames of the same clip as references."""
+        from aenerf.engine.views import sample_rays
+
+        def fn(step: int, g: torch.Generator) -> dict:
+            dev = g.device
+            v = views[int(torch.randint(len(views), (1,), generator=g, device=dev))]
+            frame = int(torch.randint(v.n, (1,), generator=g, device=dev))
+            batch = sample_rays(v, frame, int(train.batch_rays), float(train.face_fraction), g)
+            batch.update(views=v, frame_index=frame, generator=g, refs=None)
+            if n_refs > 0:
+                others = torch.randperm(v.n, generator=g, device=dev)
+                others = others[others != frame] if v.n > 1 else others
+                if others.numel() < n_refs:  # tiny clips: repeat
+                    others = others.repeat(n_refs // others.numel() + 1)
+                batch["refs"] = others[:n_refs].to(v.frames.device)
+            return batch
+
+        return fn
+
+    def _check_base(self, meta: dict, settings: NeRFSettings, channels: int, features: str, base: Path) -> None:
+        """A base model must be this method's, with this run's network and audio input."""
+        if meta.get("method") != self.name:
+            raise ValueError(f"base model {base} is a '{meta.get('method')}' checkpoint, not '{self.name}'")
+        if meta.get("features") != features or meta.get("audio_channels") != channels:
+            raise ValueError(f"base model {base} was trained on '{meta.get('features')}' audio features "
+                             f"({meta.get('audio_channels')} channels); this run uses features={features} ({channels}); "
+                             f"use a base model pretrained with the same features")
+        theirs = self.settings_cls.from_dict(meta["settings"], where=f"base model {base}").arch()
+        diff = {k: (theirs.get(k), v) for k, v in settings.arch().items() if theirs.get(k) != v}
+        if diff:
+            raise ValueError(f"base model {base} has another network than this run (base vs run: "
+                             + ", ".join(f"{self.name}.{k}: {a} vs {b}" for k, (a, b) in diff.items())
+                             + f"); pretrain a base model with the same {self.name} settings")
+
+    def _train(self, identities: list[Identity], cfg: DictConfig, run_dir: Path, base: Path | None, phase: str) -> Path:
+        from aebench.device import resolve_device
+        from aenerf.engine.checkpoint import read_state
+        from aenerf.engine.trainer import FINAL, Trainer, seed_everything
+        from aenerf.engine.views import Views
+
+        root = run_dir / CKPT_NAME
+        if (root / FINAL / "state.json").exists():
+            return root / FINAL
+        device = resolve_device(cfg.device)
+        train, settings = self.train_settings(cfg), self.settings(cfg)
+        features = str(cfg.features)
+        views = [Views.from_identity(i, features, device) for i in identities]
+        channels = int(views[0].audio.shape[-1])
+        offset = 0
+        if base is not None:
+            state = read_state(base)
+            self._check_base(state["meta"], settings, channels, features, base)
+            offset = int(state["step"]) + int(state["meta"].get("step_offset", 0))
+        seed_everything(int(cfg.seed))  # the same seed gives the same initial weights
+        model = self.model_cls(settings, channels, train).to(device)
+        model.phase, model.step_offset = phase, offset
+        target = views[-1]
+        refs = target.indices[fixed_references(target.n, settings.n_refs)] if settings.n_refs else []
+        iters = int(train.pretrain_iters if phase == "pretrain" else train.iters)
+        meta = {"method": self.name, "phase": phase, "settings": settings.to_dict(), "features": features,
+                "audio_channels": channels, "audio_norm": target.norm.to_dict(), "step_offset": offset,
+                "refs": [int(r) for r in refs], "identity": target.name, "identities": [v.name for v in views]}
+        trainer = Trainer(model, train, root, self.batch_fn(views, train, settings.n_refs), device, int(cfg.seed), meta,
+                          init_from=base, desc=f"{self.name} {phase} {target.name}",
+                          reinit=lambda m: m.reinit_for_finetune(), step_offset=offset)
+        return trainer.fit(iters)
+
+    # ----- rendering -------------------------------------------------------------------
+    def load(self, checkpoint: Path, cfg: DictConfig, device) -> tuple[NeRFModel, dict]:
+        """The network of ``checkpoint`` (rebuilt from its stored settings) and its state.json."""
+        from aenerf.engine.checkpoint import load_checkpoint, read_state
+
+        state = read_state(checkpoint)
+        meta = state["meta"]
+        if meta.get("method") != self.name:
+            raise ValueError(f"{checkpoint} is a '{meta.get('method')}' checkpoint, not '{self.name}'")
+        settings = self.settings_cls.from_dict(meta["settings"], where=f"checkpoint {checkpoint}")
+        model = self.model_cls(settings, meta["audio_channels"], self.train_settings(cfg)).to(device)
+        load_checkpoint(checkpoint, model, map_location=device)
+        model.phase, model.step_offset = meta.get("phase", "finetune"), int(meta.get("step_offset", 0))
+        model.eval()
+        return model, state
+
+    @torch.no_grad()
+    def render(self, checkpoint: Path, identity: Identity, driving_audio: np.ndarray, cfg: DictConfig, out: Path) -> Path:
+        from aebench.data.features import extract, load_or_compute
+        from aebench.device import resolve_device
+        from aenerf.engine.renderer import render_image, write_render
+
+        device = resolve_device(cfg.device)
+        model, state = self.load(checkpoint, cfg, device)
+        meta = state["meta"]
+        fps = identity.fps
+        n = identity.frames_for_audio(len(driving_audio), int(model.train_cfg.render_frames))
+        audio = driving_audio[: identity.samples_for_frames(n)]
+        norm = AudioNorm.from_dict(meta["audio_norm"])
+        to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
+        smooth = model.smoothing(int(state["step"]))
+        codes = model.audio.encode_all(to_t(norm(extract(meta["features"], audio, n, fps))), smooth)
+        refs = None
+        if meta["refs"]:
+            ref_view = identity.select(meta["refs"])
+            ref_codes = None
+            if model.uses_ref_audio:
+                feats = to_t(norm(load_or_compute(identity, meta["features"])))  # every frame of the identity
+                ref_codes = model.audio(feats, to_t(np.asarray(meta["refs"])), smooth)
+            refs = model.references(to_t(ref_view.frames()).float() / 255.0, to_t(ref_view.poses),
+                                    to_t(identity.intrinsics.copy()), ref_codes)
+        test = identity.split("test")
+        poses = to_t(test.poses)
+        order = driving_pose_indices(test.n_frames, n)
+        intr = to_t(identity.intrinsics.copy())
+        bg = to_t(identity.background()).float() / 255.0
+        h, w = identity.size
+        chunk = int(model.train_cfg.chunk)
+
+        def frames():
+            for i in range(n):
+                fn = model.render_fn(codes[i], refs, identity.near, identity.far)
+                yield render_image(fn, h, w, intr, poses[int(order[i])], bg, chunk)
+
+        return write_render(frames(), n, Path(out), fps, audio, identity.audio_rate, desc=f"{self.name} render")
