@@ -41,9 +41,23 @@ def expand(protocol_name: str, overrides: list[str], data: str | None = None, me
     protocol = load_protocol(protocol_name, _scale(overrides))
     if rows is not None:
         protocol.rows = [r for r in protocol.rows if r.label in rows]
+    check_features(protocol, [o for o in overrides if not o.startswith("scale=")])
     root = data_root_for(protocol, data)
     cells = expand_cells(protocol, root, [o for o in overrides if not o.startswith("scale=")], methods)
     return protocol, cells
+
+
+def check_features(protocol, overrides: list[str]) -> None:
+    """Fail before any work when the audio features of the run cannot be computed here (e.g.
+    ``scale=paper`` uses wav2vec2, whose weights must be in the local store)."""
+    from aebench.config import load_config
+    from aebench.data.features import FeatureError, settings
+
+    cfg = load_config(overrides, extra=protocol.settings, scale=protocol.scale)
+    try:
+        settings(str(cfg.features))
+    except FeatureError as exc:
+        raise click.ClickException(f"protocol {protocol.name} at scale {protocol.scale} uses features={cfg.features}: {exc}") from exc
 
 
 def execute(protocol_name: str, overrides: list[str], data=None, methods=None, launcher="local",

@@ -258,9 +258,17 @@ class NeRFMethod(Method):
         model.eval()
         return model, state
 
+    @staticmethod
+    def driving_windows(meta: dict, audio: np.ndarray, n_frames: int, fps: float) -> np.ndarray:
+        """(n_frames, T, C) windows of a driving audio, normalised with the checkpoint's
+        :class:`AudioNorm` (the training clip's statistics, as the references and training saw)."""
+        from aebench.data.features import extract
+
+        return AudioNorm.from_dict(meta["audio_norm"])(extract(meta["features"], audio, n_frames, fps))
+
     @torch.no_grad()
     def render(self, checkpoint: Path, identity: Identity, driving_audio: np.ndarray, cfg: DictConfig, out: Path) -> Path:
-        from aebench.data.features import extract, load_or_compute
+        from aebench.data.features import load_or_compute
         from aebench.device import resolve_device
         from aenerf.engine.renderer import render_image, write_render
 
@@ -273,7 +281,7 @@ class NeRFMethod(Method):
         norm = AudioNorm.from_dict(meta["audio_norm"])
         to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
         smooth = model.smoothing(int(state["step"]))
-        codes = model.audio.encode_all(to_t(norm(extract(meta["features"], audio, n, fps))), smooth)
+        codes = model.audio.encode_all(to_t(self.driving_windows(meta, audio, n, fps)), smooth)
         refs = None
         if meta["refs"]:
             ref_view = identity.select(meta["refs"])

@@ -39,3 +39,48 @@ def test_open_mapping_and_hash():
     assert config_hash(load_config(["seed=1"])) == config_hash(load_config(["seed=1"]))
     assert config_hash(load_config(["seed=1"])) != config_hash(load_config(["seed=2"]))
     assert "seed: 1" in to_yaml(load_config(["seed=1"]))
+
+
+def test_paper_scale_uses_the_papers_audio_features():
+    assert load_config(scale="paper").features == "wav2vec2"
+    assert load_config(scale="small").features == "mfcc" and load_config(scale="smoke").features == "mfcc"
+
+
+def test_shared_training_conditions_and_the_official_preset():
+    from aebench.config import official_train
+
+    shared = [load_config([f"method={m}"], scale="paper").train for m in ("aenerf", "dfrf", "adnerf")]
+    assert shared[0] == shared[1] == shared[2]  # one set of conditions for every method
+    assert (shared[0].batch_rays, shared[0].face_fraction, shared[0].lr_decay_steps) == (850, 0.95, 750000)  # DFRF's
+    ad = load_config(["method=adnerf", "train.preset=official"], scale="paper").train
+    assert (ad.batch_rays, ad.lr_decay_steps, ad.smooth_from) == (2048, 250000, 200000)  # AD-NeRF's own
+    assert load_config(["method=dfrf", "train.preset=official"]).train.batch_rays == official_train("dfrf")["batch_rays"]
+    # an explicit override still wins over the preset; a method without training has none
+    assert load_config(["method=adnerf", "train.preset=official", "train.batch_rays=64"]).train.batch_rays == 64
+    assert load_config(["method=external", "train.preset=official"]).train.batch_rays == load_config().train.batch_rays
+    with pytest.raises(ConfigError, match="unknown train.preset 'mine'; valid: shared, official"):
+        load_config(["train.preset=mine"])
+
+
+def test_method_sections_are_validated_against_their_settings_classes():
+    from aenerf.engine.settings import SettingsError, TrainSettings
+    from aenerf.model import AENeRFSettings
+    from baselines.adnerf import ADNeRFSettings
+    from baselines.dfrf import DFRFSettings
+
+    for scale in ("smoke", "small", "paper"):
+        cfg = load_config(scale=scale)
+        TrainSettings.from_config(cfg.train)
+        s = AENeRFSettings.from_config(cfg.aenerf)
+        DFRFSettings.from_config(cfg.dfrf)
+        ADNeRFSettings.from_config(cfg.adnerf)
+        assert AENeRFSettings.from_dict(s.to_dict()) == s  # what checkpoints store rebuilds the same settings
+    bad = dict(AENeRFSettings.from_config(load_config().aenerf).to_dict())
+    bad["heads"] = "four"
+    with pytest.raises(SettingsError, match="AENeRFSettings.heads takes an integer"):
+        AENeRFSettings.from_dict(bad)
+    del bad["heads"]
+    bad["extra"] = 1
+    with pytest.raises(SettingsError, match="unknown extra; missing heads"):
+        AENeRFSettings.from_dict(bad)
+    assert "lambda_m" not in s.arch() and "aaa" in s.arch()  # loss weights may differ from a base model

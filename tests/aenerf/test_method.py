@@ -87,3 +87,29 @@ def test_finetune_refuses_a_base_model_of_another_variant(synth_root, tmp_path):
     base = AENeRF().pretrain(idents[1:], smoke_cfg(*TINY, "train.pretrain_iters=1"), tmp_path / "base")
     with pytest.raises(ValueError, match="aenerf.aaa: True vs False"):
         AENeRF().finetune(idents[0], idents[0].clip(1.0), base, smoke_cfg(*TINY, "aenerf.aaa=false"), tmp_path / "ft")
+
+
+def test_self_driven_render_features_equal_the_cached_features(synth_root, tmp_path):
+    """Target, reference and driving windows share the training clip's normalisation: the
+    windows a self-driven render computes from the test half's audio equal the identity's cached
+    windows of the same frames (away from the clip's ends, where the cache sees audio beyond it)."""
+    from aebench.data.features import AudioNorm
+
+    cfg = smoke_cfg(*TINY, "train.iters=1")
+    ident = identities(synth_root)[0]
+    clip = ident.clip(2.0)
+    ckpt = AENeRF().finetune(ident, clip, None, cfg, tmp_path)
+    meta = read_state(ckpt)["meta"]
+    norm = AudioNorm.from_dict(meta["audio_norm"])
+    np.testing.assert_allclose(norm.mean, AudioNorm.of(clip.features("mfcc")).mean, rtol=1e-5)
+    test = ident.split("test")
+    n = test.n_frames
+    driving = AENeRF.driving_windows(meta, test.audio, n, ident.fps)
+    cached = norm(test.features("mfcc"))
+    inner = slice(6, n - 6)  # windows reach 8 steps (4 frames) back, MFCC deltas 2 steps more, frame 0 half a window
+    np.testing.assert_allclose(driving[inner], cached[inner], atol=1e-3)
+    # the old recipe (z-scoring the driving clip on its own) is measurably off
+    own = AudioNorm.of(AENeRF.driving_windows({**meta, "audio_norm": {"mean": [0.0] * norm.mean.size,
+                                                                      "std": [1.0] * norm.mean.size}},
+                                              test.audio, n, ident.fps))
+    assert np.abs(own(driving * norm.std + norm.mean)[inner] - cached[inner]).max() > 1e-2
