@@ -139,3 +139,37 @@ def write_video(path: str | Path, frames, fps: float = 25, audio: np.ndarray | N
 def _chain(first, rest):
     yield first
     yield from rest
+
+
+def lossless_frames_dir(video: str | Path) -> Path:
+    """Where a render's lossless frames live beside its viewing mp4: ``render.mp4`` ->
+    ``render_frames/00000.png ...`` (what metrics read; DESIGN.md, run store)."""
+    video = Path(video)
+    return video.with_name(video.stem + "_frames")
+
+
+class PngSequence:
+    """Lossless frames written one by one as ``00000.png ...`` into ``folder`` (atomically: into
+    ``folder.partial``, renamed by :meth:`commit`)."""
+
+    def __init__(self, folder: str | Path):
+        import shutil
+
+        self.folder = Path(folder)
+        self.tmp = self.folder.with_name(self.folder.name + ".partial")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir(parents=True)
+        self.count = 0
+
+    def write(self, img: np.ndarray) -> None:
+        import cv2
+
+        cv2.imwrite(str(self.tmp / f"{self.count:05d}.png"), np.ascontiguousarray(np.asarray(img, dtype=np.uint8)[:, :, ::-1]))
+        self.count += 1
+
+    def commit(self) -> Path:
+        import shutil
+
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.tmp.rename(self.folder)
+        return self.folder

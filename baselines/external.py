@@ -12,10 +12,10 @@ Layout of ``cfg.external.root`` (one entry per identity, named as the prepared i
 (with size and mtime, so a replaced file is noticed) in ``<run_dir>/checkpoint/external.json``,
 which is the "checkpoint". ``pretrain`` returns None. ``render`` picks the video for
 ``external.audio``, checks its frame rate against the identity's and its frame count against
-the driving audio, ``n = round(len(audio) / 16000 * fps)``: a video within
-``external.tolerance`` frames (default 1) is accepted; one longer than ``n`` is trimmed to
-``n`` frames (re-encoded with the driving audio, ``crf`` 12); one equal or shorter is copied
-byte for byte. Anything else is refused with a message naming both counts.
+the driving audio (``Identity.frames_for_audio``): a video within ``external.tolerance``
+frames (default 1) is accepted and copied byte for byte; it is scored exactly as given
+(decoded, never re-encoded), the runner dropping an extra last frame. Anything else is
+refused with a message naming both counts.
 """
 
 from __future__ import annotations
@@ -122,13 +122,7 @@ class External(Method):
                 f"at {identity.fps:g} fps) needs {n} (tolerance {tol}); is it the render of this audio?")
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        if n_video > n:
-            from aebench.media import iter_video, write_video
-
-            frames = (f for i, f in zip(range(n), iter_video(src)))
-            write_video(out, frames, fps=identity.fps, audio=driving_audio, audio_rate=identity.audio_rate, crf=12)
-        else:
-            tmp = out.with_name(out.stem + ".partial" + out.suffix)
-            shutil.copyfile(src, tmp)
-            tmp.replace(out)
+        tmp = out.with_name(out.stem + ".partial" + out.suffix)
+        shutil.copyfile(src, tmp)  # byte for byte: scored exactly as given (an extra frame is dropped when scoring)
+        tmp.replace(out)
         return out

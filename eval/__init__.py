@@ -1,7 +1,8 @@
-"""Metrics (PSNR, SSIM, LPIPS, LMD, SyncNet LSE-C/LSE-D) and their weights store.
+"""Metrics (PSNR, SSIM, LPIPS, LMD (dlib), SyncNet LSE-C/LSE-D) and their weights store.
 
-``evaluate(pred, gt, audio, ...)`` scores any method's output; ``METRICS`` names each
-metric with its direction and needs. Importing this package does not import torch.
+``evaluate(pred, gt, audio, ...)`` scores any method's output; ``METRICS`` (the registry,
+:mod:`eval.registry`) describes each metric: direction, needs, label, regression tolerance,
+compute function, recipe module (``eval/metrics/``). Importing this package does not import torch.
 """
 
 from eval.api import EvalResult, evaluate, read_metrics

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from eval.registry import METRICS
+
 
 def format_value(v) -> str:
     if v is None:
@@ -15,8 +17,6 @@ def format_value(v) -> str:
 
 def summary_table(result) -> str:
     from tabulate import tabulate
-
-    from eval.registry import METRICS
 
     rows = [[METRICS[k].label or k, k, METRICS[k].better, format_value(v)] for k, v in result.summary.items()]
     return tabulate(rows, headers=["metric", "name", "better", "value"], tablefmt="simple")
@@ -37,14 +37,17 @@ def _parse_weights(items: tuple[str, ...]) -> dict[str, str]:
 @click.option("--pred", required=True, help="Predicted video (mp4) or folder of frames.")
 @click.option("--gt", default=None, help="Ground-truth video or folder; omit for cross-driven (sync metrics only).")
 @click.option("--audio", default=None, help="Driving audio (wav/mp4); default: the prediction's own audio track.")
-@click.option("--metrics", default=None, help="Comma-separated names (psnr,ssim,lpips,lmd,sync_conf,sync_dist); "
-                                              "default: all computable.")
+@click.option("--metrics", default=None, help=f"Comma-separated names ({', '.join(METRICS)}); default: all computable.")
 @click.option("--weights", "weight_items", multiple=True, metavar="NAME=PATH",
               help="Explicit weights file (recorded with its sha256, marked unofficial), repeatable.")
 @click.option("--align", type=click.Choice(["strict", "truncate"]), default="strict", show_default=True,
               help="Unequal frame counts: refuse, or trim both to the shorter.")
+@click.option("--resize", is_flag=True, help="Resize a prediction of another size to the ground truth's (recorded); "
+                                             "refused otherwise.")
+@click.option("--fps", type=click.FloatRange(min=1), default=None,
+              help="Frame rate of frame folders (default 25); a video given with it must run at that rate.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (metrics.json, frames.csv).")
-def eval_cmd(pred, gt, audio, metrics, weight_items, align, out) -> None:
+def eval_cmd(pred, gt, audio, metrics, weight_items, align, resize, fps, out) -> None:
     """Score any method's rendered video: PSNR, SSIM, LPIPS, LMD against --gt; LSE-C/LSE-D against the audio."""
     import warnings
 
@@ -56,7 +59,8 @@ def eval_cmd(pred, gt, audio, metrics, weight_items, align, out) -> None:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="METRIC MISSING")
-            result = evaluate(pred, gt, audio, names, _parse_weights(weight_items), progress=True, align=align)
+            result = evaluate(pred, gt, audio, names, _parse_weights(weight_items), progress=True, align=align,
+                              resize=resize, fps=fps)
     except (ValueError, MediaError, WeightsError) as exc:
         raise click.ClickException(str(exc)) from exc
     result.write(out)

@@ -1,8 +1,19 @@
-"""Loading what is evaluated: a video, a folder of frames or an array; frame-count and
-resolution alignment of prediction and ground truth."""
+"""Loading what is evaluated (a video, a folder of frames or an array) and the scoring rules
+every method is held to (DESIGN.md, "Scoring rules"):
+
+* predictions are scored exactly as given: decoded frames of the file, never re-encoded
+  first; NeRF methods' renders are scored from their lossless PNG frames;
+* at the ground truth's resolution: a prediction of another size is refused unless
+  ``resize`` is asked for (the prediction is then resized to the ground truth's size with
+  INTER_AREA, and the evaluation records it);
+* at one frame rate: prediction and ground truth must have the same fps (frame folders and
+  arrays take it as an argument, default 25);
+* frame folders sort numerically (``frame_2`` before ``frame_10``).
+"""
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -14,18 +25,29 @@ IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 DEFAULT_FPS = 25.0
 
 
-def load_frames(src) -> tuple[np.ndarray, float]:
-    """uint8 (n, H, W, 3) RGB frames and their fps (25 for folders and arrays)."""
+def natural_key(name: str) -> list:
+    """Sort key that orders the digit runs of a name by value: ``frame_2`` < ``frame_10``."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def frame_files(folder: Path) -> list[Path]:
+    """The image files of a frame folder in numeric order."""
+    return sorted((f for f in Path(folder).iterdir() if f.suffix.lower() in IMAGE_EXT), key=lambda f: natural_key(f.name))
+
+
+def load_frames(src, fps: float | None = None) -> tuple[np.ndarray, float]:
+    """uint8 (n, H, W, 3) RGB frames and their fps (``fps``, default 25, for folders and arrays;
+    a video's own rate, which ``fps`` must then match if given)."""
     if isinstance(src, np.ndarray):
         a = np.asarray(src)
         if a.ndim != 4 or a.shape[-1] != 3 or a.dtype != np.uint8:
             raise ValueError(f"frame arrays must be uint8 (n, H, W, 3), got {a.dtype} {a.shape}")
-        return a, DEFAULT_FPS
+        return a, float(fps or DEFAULT_FPS)
     p = Path(src)
     if p.is_dir():
         import cv2
 
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXT)
+        files = frame_files(p)
         if not files:
             raise MediaError(f"{p}: no image files ({', '.join(sorted(IMAGE_EXT))})")
         imgs = []
@@ -36,9 +58,12 @@ def load_frames(src) -> tuple[np.ndarray, float]:
             imgs.append(img[:, :, ::-1])
         if len({i.shape for i in imgs}) != 1:
             raise MediaError(f"{p}: frames have different sizes")
-        return np.ascontiguousarray(np.stack(imgs)), DEFAULT_FPS
-    frames, fps = read_video(p)
-    return frames, fps or DEFAULT_FPS
+        return np.ascontiguousarray(np.stack(imgs)), float(fps or DEFAULT_FPS)
+    frames, own = read_video(p)
+    own = float(own or DEFAULT_FPS)
+    if fps is not None and abs(own - float(fps)) > 1e-3:
+        raise ValueError(f"{p} runs at {own:g} fps, not the given {float(fps):g}; resample it (ffmpeg -r) or drop --fps")
+    return frames, own
 
 
 def load_audio(audio, pred) -> tuple[np.ndarray | None, str | None]:
@@ -53,12 +78,17 @@ def load_audio(audio, pred) -> tuple[np.ndarray | None, str | None]:
     return None, None
 
 
-def align(pred: np.ndarray, gt: np.ndarray, mode: str = "strict") -> tuple[np.ndarray, np.ndarray, dict]:
-    """Equal frame counts (or truncation with ``mode="truncate"``) and gt resized to pred's
-    resolution (INTER_AREA) when the aspect ratios agree; returns a record of what was done."""
+def align(pred: np.ndarray, gt: np.ndarray, mode: str = "strict", resize: bool = False,
+          fps: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Apply the scoring rules to a prediction and its ground truth: equal fps, equal frame
+    counts (or truncation with ``mode="truncate"``), the ground truth's resolution (the
+    prediction resized only with ``resize``). Returns both and a record of what was done."""
     import cv2
 
     info: dict = {}
+    if fps is not None and abs(fps[0] - fps[1]) > 1e-3:
+        raise ValueError(f"prediction runs at {fps[0]:g} fps, ground truth at {fps[1]:g} fps: refusing to compare "
+                         "frames of different times; resample one of them (ffmpeg -r), or give frame folders --fps")
     if len(pred) != len(gt):
         if mode != "truncate":
             raise ValueError(f"prediction has {len(pred)} frames, ground truth {len(gt)}: refusing to compare. "
@@ -70,8 +100,12 @@ def align(pred: np.ndarray, gt: np.ndarray, mode: str = "strict") -> tuple[np.nd
     ph, pw = pred.shape[1:3]
     gh, gw = gt.shape[1:3]
     if (ph, pw) != (gh, gw):
+        if not resize:
+            raise ValueError(f"prediction is {pw}x{ph}, ground truth {gw}x{gh}: metrics are computed at the ground "
+                             f"truth's resolution. Render at {gw}x{gh}, or pass resize=True (CLI --resize) to resize "
+                             "the prediction to it (recorded in metrics.json)")
         if abs(ph / pw - gh / gw) > 1e-3:
             raise ValueError(f"aspect ratios differ (pred {pw}x{ph}, gt {gw}x{gh}): refusing to compare")
-        gt = np.stack([cv2.resize(g, (pw, ph), interpolation=cv2.INTER_AREA) for g in gt])
-        info["gt_resized"] = {"from": [gw, gh], "to": [pw, ph], "interpolation": "INTER_AREA"}
+        pred = np.stack([cv2.resize(f, (gw, gh), interpolation=cv2.INTER_AREA) for f in pred])
+        info["pred_resized"] = {"from": [pw, ph], "to": [gw, gh], "interpolation": "INTER_AREA"}
     return pred, gt, info

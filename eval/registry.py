@@ -1,42 +1,124 @@
-"""The metric registry: every metric by name, its direction and what it needs.
+"""The metric registry: the one place a metric is described.
 
-Metrics sharing a ``group`` are computed together (``sync_conf`` and ``sync_dist`` come
-from one SyncNet pass). The recipes live in the modules named in ``recipe``.
+Each metric is one module under ``eval/metrics/`` that defines ``METRICS``, a list of
+:class:`Metric` (usually one; metrics computed in one pass, like SyncNet's LSE-C and LSE-D,
+share a module and a ``group``). The module's docstring is the recipe and its reference.
+:func:`evaluate` computes from here, and tables, plots and ``aebench regress`` read labels,
+directions and tolerances from here. Adding a metric: one module plus one line in
+:data:`MODULES`.
+
+Importing the registry imports the metric modules, which import no torch/dlib at module
+level (their compute functions do).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: the metric modules, in the order they are computed (landmark metrics before sync, which reuses landmarks)
+MODULES = (
+    "eval.metrics.psnr",
+    "eval.metrics.ssim",
+    "eval.metrics.lpips_alex",
+    "eval.metrics.lmd_dlib",
+    "eval.metrics.sync",
+)
+
+
+@dataclass
+class Value:
+    """What a compute function returns for one metric: per-frame values (NaN = no value for
+    that frame) and/or a summary, or the reason it is missing."""
+
+    per_frame: np.ndarray | None = None
+    summary: float | None = None
+    missing: str | None = None
+
+
+@dataclass
+class Context:
+    """Inputs of one evaluation, shared by every metric's compute function.
+
+    ``pred``/``gt`` uint8 (n, H, W, 3) (gt None when cross-driven); ``audio`` float32 16 kHz
+    mono or None; ``weights`` resolved weight records by store name; ``info`` the evaluation's
+    record (each metric adds its own section); ``cache`` shared intermediate results (e.g.
+    landmarks, computed once per frame per run for every landmark metric).
+    """
+
+    pred: np.ndarray
+    gt: np.ndarray | None
+    audio: np.ndarray | None
+    fps: float
+    weights: dict[str, Any] = field(default_factory=dict)
+    progress: bool = False
+    info: dict = field(default_factory=dict)
+    cache: dict = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.pred)
+
+    def landmarks(self, which: str) -> np.ndarray:
+        """dlib 68-point landmarks (n, 68, 2) of ``pred`` or ``gt`` (NaN rows: no face), computed once."""
+        key = f"dlib_landmarks_{which}"
+        if key not in self.cache:
+            from aebench.data.landmarks import LandmarkDetector
+
+            frames = self.pred if which == "pred" else self.gt
+            self.cache[key] = LandmarkDetector().detect_many(frames, progress=self.progress, desc=f"landmarks ({which})")
+        return self.cache[key]
+
+
+Compute = Callable[[Context, list[str]], dict[str, Value]]
 
 
 @dataclass(frozen=True)
 class Metric:
     name: str
     direction: str  # "higher" | "lower": which is better
-    needs_gt: bool
-    needs_audio: bool
-    weights: tuple[str, ...] = ()  # weights-store names it needs
-    group: str = ""  # metrics computed in one pass share a group
+    label: str  # column label in tables and plots (a labelled variant says so, e.g. "LMD (dlib)")
+    tolerance: float  # absolute tolerance of `aebench regress` (a worse value beyond it fails)
+    compute: Compute  # computes every metric of its group: compute(ctx, names) -> {name: Value}
+    needs_gt: bool = False
+    needs_audio: bool = False
+    weights: tuple[str, ...] = ()  # weights-store names it needs (missing weights -> missing metric)
+    group: str = ""  # metrics computed in one call share a group (default: the name)
     per_frame: bool = True
-    recipe: str = ""  # module documenting the recipe
-    label: str = ""
+    recipe: str = ""  # the module whose docstring is the recipe (set by the registry)
 
     @property
     def better(self) -> str:
         return "↑" if self.direction == "higher" else "↓"
 
+    @property
+    def key(self) -> str:
+        return self.group or self.name
 
-METRICS: dict[str, Metric] = {m.name: m for m in [
-    Metric("psnr", "higher", True, False, group="psnr", recipe="eval.image_metrics", label="PSNR"),
-    Metric("ssim", "higher", True, False, group="ssim", recipe="eval.image_metrics", label="SSIM"),
-    Metric("lpips", "lower", True, False, ("lpips_alexnet",), group="lpips", recipe="eval.lpips_metric",
-           label="LPIPS"),
-    Metric("lmd", "lower", True, False, group="lmd", recipe="eval.lmd", label="LMD"),
-    Metric("sync_conf", "higher", False, True, ("syncnet",), group="sync", per_frame=False,
-           recipe="eval.sync", label="LSE-C"),
-    Metric("sync_dist", "lower", False, True, ("syncnet",), group="sync", per_frame=False,
-           recipe="eval.sync", label="LSE-D"),
-]}
+
+def _load() -> dict[str, Metric]:
+    out: dict[str, Metric] = {}
+    for mod_name in MODULES:
+        mod = importlib.import_module(mod_name)
+        for m in mod.METRICS:
+            if m.name in out:
+                raise RuntimeError(f"metric {m.name} registered twice ({out[m.name].recipe}, {mod_name})")
+            if m.direction not in ("higher", "lower"):
+                raise RuntimeError(f"metric {m.name}: direction must be higher or lower")
+            out[m.name] = Metric(**{**m.__dict__, "recipe": mod_name})
+    return out
+
+
+METRICS: dict[str, Metric] = _load()
+
+
+def tolerances() -> dict[str, float]:
+    """Regression tolerance of every metric."""
+    return {n: m.tolerance for n, m in METRICS.items()}
 
 
 def select(names: list[str] | None, have_gt: bool, have_audio: bool) -> list[Metric]:
@@ -50,8 +132,9 @@ def select(names: list[str] | None, have_gt: bool, have_audio: bool) -> list[Met
             raise ValueError(f"unknown metric {n!r}; known: {', '.join(METRICS)}")
         m = METRICS[n]
         if m.needs_gt and not have_gt:
-            raise ValueError(f"metric {n} needs ground truth (--gt); without it only sync_conf, sync_dist apply")
+            no_gt = ", ".join(k for k, v in METRICS.items() if not v.needs_gt)
+            raise ValueError(f"metric {n} needs ground truth (--gt); without it only {no_gt} apply")
         if m.needs_audio and not have_audio:
             raise ValueError(f"metric {n} needs audio: pass --audio WAV, or a prediction video with an audio track")
         out.append(m)
-    return out
+    return sorted(out, key=lambda m: list(METRICS).index(m.name))

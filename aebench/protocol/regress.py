@@ -3,11 +3,12 @@
 Reference file (``results/reference/smoke.json``)::
 
     {"protocol": "smoke", "scale": "smoke", "overrides": [...],
-     "tolerances": {"psnr": 1.0, "ssim": 0.03, ...},       # absolute, per metric
+     "tolerances": {"psnr": 2.0},                          # optional: overrides of the registry's
      "cells": {"<row>|<identity>|<clip>|<iters>|<audio>|<seed>": {"psnr": 21.3, "lpips": null, ...}}}
 
 A metric fails when it is worse than the reference by more than its tolerance, in the
-metric's own direction. Missing values (weights absent): missing in both is not
+metric's own direction. Tolerances and directions come from the metric registry
+(:mod:`eval.registry`); a reference may override a tolerance for its protocol. Missing values (weights absent): missing in both is not
 comparable (reported, not failed); present in the reference but missing now fails, since
 a metric silently disappearing is a regression too; missing in the reference but present
 now is reported as new. A reference cell absent from the run fails.
@@ -19,9 +20,6 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-
-DEFAULT_TOLERANCES = {"psnr": 1.0, "ssim": 0.03, "lpips": 0.03, "lmd": 0.5, "sync_conf": 0.5, "sync_dist": 0.5}
-
 
 @dataclass
 class Finding:
@@ -49,9 +47,9 @@ def _num(v):
 
 def compare(reference: dict, current: dict[str, dict]) -> list[Finding]:
     """Findings of ``current`` (cell key -> metric summary) against ``reference``."""
-    from eval import METRICS
+    from eval.registry import METRICS, tolerances as registry_tolerances
 
-    tolerances = {**DEFAULT_TOLERANCES, **reference.get("tolerances", {})}
+    tolerances = {**registry_tolerances(), **reference.get("tolerances", {})}
     findings = []
     for key, ref_metrics in reference["cells"].items():
         if key not in current:
@@ -59,6 +57,9 @@ def compare(reference: dict, current: dict[str, dict]) -> list[Finding]:
             continue
         now = current[key]
         for metric, ref in ref_metrics.items():
+            if metric not in METRICS:
+                raise ValueError(f"reference metric {metric!r} is not a known metric ({', '.join(METRICS)}); "
+                                 f"regenerate the reference with --write")
             ref, cur = _num(ref), _num(now.get(metric))
             if ref is None and cur is None:
                 findings.append(Finding(key, metric, None, None, "not-comparable"))
@@ -67,7 +68,7 @@ def compare(reference: dict, current: dict[str, dict]) -> list[Finding]:
             elif cur is None:
                 findings.append(Finding(key, metric, ref, None, "missing-now"))
             else:
-                tol = float(tolerances.get(metric, 0.0))
+                tol = float(tolerances[metric])
                 higher = METRICS[metric].direction == "higher"
                 if math.isinf(ref) and math.isinf(cur) and (ref > 0) == (cur > 0):
                     continue
@@ -88,8 +89,8 @@ def write_reference(path: Path, protocol: str, scale: str, overrides: list[str],
                     tolerances: dict | None = None) -> None:
     from aebench.protocol.store import write_json
 
-    write_json(path, {"protocol": protocol, "scale": scale, "overrides": list(overrides),
-                      "tolerances": tolerances or DEFAULT_TOLERANCES,
+    extra = {"tolerances": dict(tolerances)} if tolerances else {}
+    write_json(path, {"protocol": protocol, "scale": scale, "overrides": list(overrides), **extra,
                       "how_to_update": f"aebench regress --reference {path} --write",
                       "cells": {k: {m: (str(v) if isinstance(v, float) and math.isinf(v) else v) for m, v in s.items()}
                                 for k, s in sorted(current.items())}})

@@ -114,13 +114,12 @@ def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
             progress("  evaluate")
             log_line(cell_dir, "evaluate")
             t0 = time.perf_counter()
-            from aebench.media import read_video
-
-            n = len(read_video(video)[0])
+            pred, n = scored_frames(Path(video), identity, len(audio), int(cfg.train.render_frames))
             gt = identity.split("test").frames()[:n] if self_driven else None
             weights = {k: str(v) for k, v in cfg.weights.items()} or None
-            result = evaluate(video, gt=gt, audio=audio[: int(round(n * identity.samples_per_frame))],
+            result = evaluate(pred, gt=gt, audio=audio[: identity.samples_for_frames(n)], fps=identity.fps,
                               metrics=_metrics_for(cell, self_driven), weights=weights, progress=False)
+            result.info["scored_from"] = str(_scored_source(Path(video)))
             result.write(cell_dir)
             timings["eval_s"] = time.perf_counter() - t0
             write_json(cell_dir / "cell.json", {
@@ -139,6 +138,25 @@ def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
         except Exception as exc:  # a failing cell is recorded and the run goes on
             log_line(cell_dir, "FAILED:\n" + traceback.format_exc())
             return CellOutcome(cell, "failed", f"{type(exc).__name__}: {exc}")
+
+
+def _scored_source(video: Path) -> Path:
+    from aebench.media import lossless_frames_dir
+
+    frames = lossless_frames_dir(video)
+    return frames if frames.is_dir() else video
+
+
+def scored_frames(video: Path, identity: Identity, n_audio: int, cap: int = 0) -> tuple[np.ndarray, int]:
+    """What a cell's metrics read: the render's lossless frames when the method wrote them (every
+    NeRF method does), else the video file exactly as given (external renders: decoded, never
+    re-encoded), cut to the frames of the driving audio (``external`` checked its tolerance of
+    one frame more or less: an extra frame is dropped here, a missing one shortens the clip)."""
+    from eval.frames import load_frames
+
+    frames, _ = load_frames(_scored_source(video), fps=identity.fps)
+    n = min(identity.frames_for_audio(n_audio, cap), len(frames))
+    return frames[:n], n
 
 
 def _metrics_for(cell: Cell, self_driven: bool) -> list[str]:

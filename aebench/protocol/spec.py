@@ -6,7 +6,7 @@ Fields (an unknown field is an error naming the valid ones)::
     description: Table 4 ...
     table: table4_ablation.csv   # the paper table it reproduces (results/paper/), or null
     rows_from: variant           # table rows are labelled by: method | variant
-    metrics: [psnr, ssim, lpips, lmd, sync_conf, sync_dist]
+    metrics: [psnr, ssim, lpips, lmd_dlib, sync_conf, sync_dist]
     rows:                        # one table row each: a method and its config switches
       - {label: AE-NeRF, method: aenerf}
       - {label: w/o AAA, method: aenerf, set: {aenerf.aaa: false}}
@@ -127,9 +127,14 @@ def load_protocol(name_or_path: str | Path, scale: str = "smoke") -> Protocol:
     rows_from = data.get("rows_from", "method")
     if rows_from not in ("method", "variant"):
         raise ProtocolError(f"{path}: rows_from must be method or variant, got {rows_from!r}")
+    from eval.registry import METRICS
+
+    unknown = [m for m in data.get("metrics") or [] if m not in METRICS]
+    if unknown:
+        raise ProtocolError(f"{path}: unknown metric(s) {unknown}; known: {', '.join(METRICS)}")
     return Protocol(name=str(data.get("name", path.stem)), scale=scale, description=str(data.get("description", "")),
                     table=data.get("table"), rows_from=rows_from,
-                    metrics=list(data.get("metrics") or ["psnr", "ssim", "lpips", "lmd", "sync_conf", "sync_dist"]),
+                    metrics=list(data.get("metrics") or list(METRICS)),
                     rows=rows, targets=data.get("targets", "all"), base=data.get("base", "leave_one_out"),
                     data=str(data.get("data", "synth")), synth=synth, grid=grid,
                     settings=dict(data.get("settings") or {}), path=path)

@@ -49,7 +49,9 @@ def plot(protocol: str, runs_root: Path, out_dir: Path) -> list[Path]:
     fig.savefig(written[-1], dpi=100)
     plt.close(fig)
 
-    metrics = [m for m in ("psnr", "ssim", "lmd") if any(c["summary"].get(m) is not None for c in cells)]
+    from eval.registry import METRICS
+
+    metrics = [m for m, spec in METRICS.items() if spec.per_frame and any(c["summary"].get(m) is not None for c in cells)]
     if protocol in AXES and metrics:
         field, xlabel = AXES[protocol]
         fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.5), squeeze=False)
@@ -61,7 +63,8 @@ def plot(protocol: str, runs_root: Path, out_dir: Path) -> list[Path]:
             for row, pts in series.items():
                 xs = sorted(pts)
                 ax.plot(xs, [sum(pts[x]) / len(pts[x]) for x in xs], marker="o", label=row)
-            ax.set(xlabel=xlabel, ylabel=m.upper(), title=f"{m.upper()} vs {xlabel} ({scale})")
+            label = f"{METRICS[m].label} {METRICS[m].better}"
+            ax.set(xlabel=xlabel, ylabel=label, title=f"{label} vs {xlabel} ({scale})")
             ax.legend(fontsize=7)
         fig.tight_layout()
         written.append(out_dir / f"{m}_vs_{field}.png".replace(f"{m}_", "metrics_"))

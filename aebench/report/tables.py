@@ -21,9 +21,8 @@ from aebench.paths import paper_results_dir
 from aebench.report.store import read_cells
 
 #: paper column -> our metric
-PAPER_METRICS = {"PSNR": "psnr", "SSIM": "ssim", "LPIPS": "lpips", "LMD": "lmd", "Sync": "sync_conf",
+PAPER_METRICS = {"PSNR": "psnr", "SSIM": "ssim", "LPIPS": "lpips", "LMD": "lmd_dlib", "Sync": "sync_conf",
                  "Sync_A": "sync_conf", "Sync_B": "sync_conf", "Sync_C": "sync_conf", "training_hours": "train_hours"}
-OUR_NAMES = {"psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS", "lmd": "LMD", "sync_conf": "Sync", "sync_dist": "LSE-D"}
 #: protocol -> (paper metric columns to show, extra grid axis shown as a column)
 LAYOUT = {
     "self_driven": (["PSNR", "SSIM", "LPIPS", "LMD", "Sync_A"], None),
@@ -59,6 +58,7 @@ def _axis_value(v) -> str:
 
 def render_table(protocol: str, runs_root: Path, fmt: str = "md") -> str:
     from aebench.protocol.spec import raw_protocol
+    from eval.registry import METRICS
 
     spec = raw_protocol(protocol)
     cells = read_cells(Path(runs_root), protocol)
@@ -74,15 +74,16 @@ def render_table(protocol: str, runs_root: Path, fmt: str = "md") -> str:
         header, prows = _paper_rows(table)
         label_col = header[0]
         paper = {(r[label_col], _axis_value(r.get(axis)) if axis else ""): r for r in prows}
-        metric_cols = [(m, PAPER_METRICS[m]) for m in paper_cols]
+        metric_cols = [(m, PAPER_METRICS[m]) for m in paper_cols]  # paper column names; ours labelled below
     else:
         paper = {}
         metrics = spec.get("metrics") or ["psnr", "ssim"]
-        metric_cols = [(OUR_NAMES.get(m, m), m) for m in metrics]
+        metric_cols = [(METRICS[m].label, m) for m in metrics]
     keys = list(paper) + [k for k in ours if k not in paper]
     headers = ["row"] + ([axis] if axis else [])
-    for name, _ in metric_cols:
-        headers += [f"{name} (ours)"] + ([f"{name} (paper)"] if table else [])
+    for name, metric in metric_cols:
+        ours_name = METRICS[metric].label if metric in METRICS and "(" in METRICS[metric].label else name  # variants say so
+        headers += [f"{ours_name} (ours)"] + ([f"{name} (paper)"] if table else [])
     headers += ["n", "scale", "size", "iters", "data"]
     missing_notes: dict[str, str] = {}
     body = []

@@ -165,16 +165,16 @@ def test_concurrent_runs_of_one_cell_do_not_collide(tmp_path, corpus, monkeypatc
 
 
 def test_regression_compare_is_direction_aware():
-    ref = {"tolerances": {"psnr": 1.0, "lmd": 0.5},
-           "cells": {"A|x": {"psnr": 30.0, "lmd": 2.0, "lpips": None, "ssim": 0.9},
+    ref = {"tolerances": {"psnr": 1.0, "lmd_dlib": 0.5},
+           "cells": {"A|x": {"psnr": 30.0, "lmd_dlib": 2.0, "lpips": None, "ssim": 0.9},
                      "B|x": {"psnr": 25.0}}}
-    ok = compare(ref, {"A|x": {"psnr": 29.5, "lmd": 2.4, "lpips": None, "ssim": 0.95}, "B|x": {"psnr": 40.0}})
+    ok = compare(ref, {"A|x": {"psnr": 29.5, "lmd_dlib": 2.4, "lpips": None, "ssim": 0.95}, "B|x": {"psnr": 40.0}})
     assert not [f for f in ok if f.fails]
     assert [f.kind for f in ok] == ["not-comparable"]
-    bad = compare(ref, {"A|x": {"psnr": 28.0, "lmd": 1.0, "lpips": None, "ssim": None}})
+    bad = compare(ref, {"A|x": {"psnr": 28.0, "lmd_dlib": 1.0, "lpips": None, "ssim": None}})
     fails = {(f.cell, f.metric, f.kind) for f in bad if f.fails}
     assert fails == {("A|x", "psnr", "worse"), ("A|x", "ssim", "missing-now"), ("B|x", "", "cell-missing")}
-    worse_lmd = compare({"cells": {"A": {"lmd": 1.0}}, "tolerances": {"lmd": 0.1}}, {"A": {"lmd": 1.5}})
+    worse_lmd = compare({"cells": {"A": {"lmd_dlib": 1.0}}, "tolerances": {"lmd_dlib": 0.1}}, {"A": {"lmd_dlib": 1.5}})
     assert [f.kind for f in worse_lmd] == ["worse"]
 
 

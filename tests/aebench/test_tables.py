@@ -16,7 +16,7 @@ def make_cell(root: Path, protocol: str, cid: str, row: str, psnr, lpips=None, d
             "clip_seconds": 0.0, "iters": 60, "audio": "self", "seed": 0, "scale": "smoke",
             "data_root": "/x/data/synth/3x4s", "size": 32, "train_hours": 0.01, **extra}
     (d / "cell.json").write_text(json.dumps(cell))
-    summary = {"psnr": psnr, "ssim": 0.5, "lpips": lpips, "lmd": 1.5, "sync_conf": None, "sync_dist": None}
+    summary = {"psnr": psnr, "ssim": 0.5, "lpips": lpips, "lmd_dlib": 1.5, "sync_conf": None, "sync_dist": None}
     missing = {m: f"{m} weights absent. Fix: aebench weights add ..." for m, v in summary.items() if v is None}
     (d / "metrics.json").write_text(json.dumps({"summary": summary, "missing": missing, "info": {}}))
     (d / "log.txt").write_text("step 10 loss=0.1 psnr=12\nstep 20 loss=0.05 psnr=15\n")

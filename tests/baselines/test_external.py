@@ -41,7 +41,9 @@ def test_expected_frames(tmp_path):
         ident.frames_for_audio(100)
 
 
-def test_single_file_layout_copies_exact_and_trims_one_extra(tmp_path):
+def test_single_file_layout_is_scored_exactly_as_given(tmp_path):
+    from aebench.protocol.runner import scored_frames
+
     ident = _identity(tmp_path)
     renders = tmp_path / "renders"
     renders.mkdir()
@@ -50,12 +52,14 @@ def test_single_file_layout_copies_exact_and_trims_one_extra(tmp_path):
     cfg = _cfg(renders)
     assert method.pretrain([ident], cfg, tmp_path / "run") is None
     ckpt = method.finetune(ident, ident, None, cfg, tmp_path / "run")
-    audio = np.zeros(10 * 640, np.float32)  # 10 frames at 25 fps
+    audio = np.zeros(10 * 640, np.float32)  # 10 frames at 25 fps: one extra frame is within tolerance
     out = method.render(ckpt, ident, audio, cfg, tmp_path / "out.mp4")
-    frames, fps = read_video(out)
-    assert len(frames) == 10 and fps == pytest.approx(FPS)
+    assert out.read_bytes() == (renders / "anna.mp4").read_bytes()  # never re-encoded
+    frames, n = scored_frames(out, ident, len(audio))
+    original, fps = read_video(renders / "anna.mp4")
+    assert n == 10 and np.array_equal(frames, original[:10]) and fps == pytest.approx(FPS)  # the decoded frames, cut
     out2 = method.render(ckpt, ident, np.zeros(11 * 640, np.float32), cfg, tmp_path / "out2.mp4")
-    assert out2.read_bytes() == (renders / "anna.mp4").read_bytes()  # exact count: copied as is
+    assert out2.read_bytes() == (renders / "anna.mp4").read_bytes()
 
 
 def test_rejects_mismatched_frame_count_clearly(tmp_path):

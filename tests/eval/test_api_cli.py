@@ -21,7 +21,7 @@ def _frames(n=4, size=32, seed=0):
 
 
 def test_registry():
-    assert set(METRICS) == {"psnr", "ssim", "lpips", "lmd", "sync_conf", "sync_dist"}
+    assert set(METRICS) == {"psnr", "ssim", "lpips", "lmd_dlib", "sync_conf", "sync_dist"}
     assert METRICS["sync_dist"].direction == "lower" and METRICS["sync_conf"].direction == "higher"
     assert METRICS["psnr"].needs_gt and not METRICS["sync_conf"].needs_gt and METRICS["sync_conf"].needs_audio
 
@@ -35,13 +35,57 @@ def test_frame_counts_refused_or_truncated():
     assert r.info["n_frames"] == 4 and r.info["truncated"]["to"] == 4
 
 
-def test_resolution_resized_or_refused():
+def test_scored_at_the_ground_truths_resolution_refused_or_resized():
     pred = _frames(2, 32)
     gt = np.stack([cv2.resize(f, (64, 64), interpolation=cv2.INTER_NEAREST) for f in pred])
-    r = evaluate(pred, gt, metrics=["psnr"], progress=False)
-    assert r.info["gt_resized"] == {"from": [64, 64], "to": [32, 32], "interpolation": "INTER_AREA"}
+    with pytest.raises(ValueError, match="prediction is 32x32, ground truth 64x64.*--resize"):
+        evaluate(pred, gt, metrics=["psnr"], progress=False)
+    r = evaluate(pred, gt, metrics=["psnr"], progress=False, resize=True)
+    assert r.info["pred_resized"] == {"from": [32, 32], "to": [64, 64], "interpolation": "INTER_AREA"}
+    assert r.info["resolution"] == [64, 64]
     with pytest.raises(ValueError, match="aspect ratios differ"):
-        evaluate(pred, np.zeros((2, 32, 48, 3), np.uint8), metrics=["psnr"], progress=False)
+        evaluate(pred, np.zeros((2, 32, 48, 3), np.uint8), metrics=["psnr"], progress=False, resize=True)
+
+
+def test_frame_rates_must_match(tmp_path):
+    from aebench.media import write_video
+
+    frames = _frames(6)
+    write_video(tmp_path / "p30.mp4", frames, fps=30, crf=0)
+    with pytest.raises(ValueError, match="prediction runs at 30 fps, ground truth at 25 fps"):
+        evaluate(str(tmp_path / "p30.mp4"), frames, metrics=["psnr"], progress=False)
+    assert evaluate(str(tmp_path / "p30.mp4"), frames, metrics=["psnr"], progress=False, fps=30).info["fps"] == 30
+    with pytest.raises(ValueError, match="runs at 30 fps, not the given 25"):
+        evaluate(str(tmp_path / "p30.mp4"), frames, metrics=["psnr"], progress=False, fps=25)
+
+
+def test_frame_folders_sort_numerically(tmp_path):
+    from eval.frames import load_frames
+
+    frames = _frames(12)
+    d = tmp_path / "unpadded"
+    d.mkdir()
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(d / f"frame_{i}.png"), f[:, :, ::-1])
+    loaded, fps = load_frames(d)
+    assert np.array_equal(loaded, frames) and fps == 25.0  # frame_2 before frame_10
+    assert load_frames(d, fps=30)[1] == 30.0
+
+
+def test_scored_psnr_of_a_render_equals_that_of_its_in_memory_frames(tmp_path):
+    """NeRF renders are scored from their lossless frames, never from the H.264 mp4."""
+    from aebench.media import lossless_frames_dir
+    from aenerf.engine.renderer import write_render
+
+    rng = np.random.default_rng(0)
+    gt = _frames(6, 32)
+    rendered = np.clip(gt.astype(int) + rng.integers(-6, 7, gt.shape), 0, 255).astype(np.uint8)
+    video = write_render(iter(rendered), 6, tmp_path / "render.mp4", 25.0, np.zeros(6 * 640, np.float32))
+    in_memory = evaluate(rendered, gt, metrics=["psnr"], progress=False).summary["psnr"]
+    scored = evaluate(str(lossless_frames_dir(video)), gt, metrics=["psnr"], progress=False).summary["psnr"]
+    assert scored == in_memory
+    from_mp4 = evaluate(str(video), gt, metrics=["psnr"], progress=False).summary["psnr"]
+    assert abs(from_mp4 - in_memory) > 0.1  # what scoring the mp4 would have cost
 
 
 def test_inputs_needed():
@@ -92,3 +136,26 @@ def test_cli_eval_writes_both_files(tmp_path):
 def test_cli_weights_status():
     res = CliRunner().invoke(main, ["weights", "status"])
     assert res.exit_code == 0 and "syncnet_v2.model" in res.output and "UNKNOWN" in res.output
+
+
+def test_the_registry_owns_every_fact_of_a_metric(monkeypatch):
+    """Label, direction, tolerance, needs and compute live in one registry entry; evaluate and
+    regress read them from there, so a new metric is one module plus one registry line."""
+    import importlib
+
+    from aebench.protocol.regress import compare
+    from eval.registry import Metric, Value
+
+    for name, m in METRICS.items():
+        assert m.direction in ("higher", "lower") and m.tolerance > 0 and m.label and callable(m.compute), name
+        assert importlib.import_module(m.recipe).__doc__, f"{name}: its module's docstring is the recipe"
+
+    def mean_abs(ctx, names):
+        return {"mae": Value(per_frame=np.abs(ctx.pred.astype(float) - ctx.gt).mean(axis=(1, 2, 3)))}
+
+    monkeypatch.setitem(METRICS, "mae", Metric("mae", "lower", "MAE", tolerance=0.25, compute=mean_abs, needs_gt=True,
+                                               recipe=__name__))
+    r = evaluate(_frames(3), _frames(3), metrics=["mae", "psnr"], progress=False)
+    assert r.summary["mae"] == 0.0 and r.frames[0]["mae"] == 0.0
+    assert not compare({"cells": {"c": {"mae": 1.0}}}, {"c": {"mae": 1.2}})  # within the registry's 0.25
+    assert compare({"cells": {"c": {"mae": 1.0}}}, {"c": {"mae": 1.3}})[0].kind == "worse"

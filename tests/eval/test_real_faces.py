@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from aebench.media import read_audio
-from eval import evaluate, sync
+from eval import evaluate
+from eval.metrics import sync
 from eval.weights import load_state_dict
 
 pytestmark = pytest.mark.shared
@@ -19,22 +20,27 @@ def _blur(frames, sigma):
 
 def test_lmd_identity_blur_shift(face_frames):
     gt = face_frames[:6]
-    same = evaluate(gt, gt, metrics=["lmd"], progress=False)
-    assert same.summary["lmd"] == 0.0
-    assert same.info["lmd"]["frames_without_face"] == 0 and same.info["lmd"]["resolution"] == [256, 256]
-    vals = [evaluate(_blur(gt, s), gt, metrics=["lmd"], progress=False).summary["lmd"] for s in (1.0, 4.0)]
+    same = evaluate(gt, gt, metrics=["lmd_dlib"], progress=False)
+    assert same.summary["lmd_dlib"] == 0.0
+    assert same.info["lmd_dlib"]["frames_without_face"] == 0 and same.info["lmd_dlib"]["resolution"] == [256, 256]
+    vals = [evaluate(_blur(gt, s), gt, metrics=["lmd_dlib"], progress=False).summary["lmd_dlib"] for s in (1.0, 4.0)]
     assert 0 < vals[0] < vals[1]
     # mean-centring removes the translation itself; what remains is dlib's response to the new pixel grid
-    assert evaluate(np.roll(gt, 3, axis=2), gt, metrics=["lmd"], progress=False).summary["lmd"] > 0
+    assert evaluate(np.roll(gt, 3, axis=2), gt, metrics=["lmd_dlib"], progress=False).summary["lmd_dlib"] > 0
 
 
-def test_lmd_counts_frames_without_face(face_frames):
-    gt = face_frames[:4].copy()
+def test_lmd_counts_frames_without_face_and_needs_90_percent(face_frames):
+    gt = face_frames[:10].copy()
     pred = gt.copy()
-    pred[1] = 0  # no face in this prediction frame
-    r = evaluate(pred, gt, metrics=["lmd"], progress=False)
-    assert r.frames[1]["lmd"] is None and r.info["lmd"]["frames_without_face"] == 1
-    assert r.summary["lmd"] == pytest.approx(np.mean([r.frames[i]["lmd"] for i in (0, 2, 3)]))
+    pred[1] = 0  # no face in this prediction frame: 9 of 10 frames (90%) still count
+    r = evaluate(pred, gt, metrics=["lmd_dlib"], progress=False)
+    assert r.frames[1]["lmd_dlib"] is None and r.info["lmd_dlib"]["frames_without_face"] == 1
+    assert r.info["lmd_dlib"]["face_coverage"] == pytest.approx(0.9)
+    assert r.summary["lmd_dlib"] == pytest.approx(np.mean([r.frames[i]["lmd_dlib"] for i in range(10) if i != 1]))
+    pred[2] = 0  # 80%: a mean over the lucky frames is not the clip's LMD -> missing, with the coverage
+    with pytest.warns(UserWarning, match="METRIC MISSING: lmd_dlib"):
+        r = evaluate(pred, gt, metrics=["lmd_dlib"], progress=False)
+    assert r.summary["lmd_dlib"] is None and "8/10 frames (80%; needs 90%)" in r.missing["lmd_dlib"]
 
 
 def test_sync_end_to_end_matches_the_pieces(face_frames, shared_data, syncnet_file):

@@ -11,7 +11,7 @@ import pytest
 import torch
 from scipy.io import wavfile
 
-from eval import sync
+from eval.metrics import sync
 from eval.weights import load_state_dict
 
 

@@ -12,7 +12,11 @@ to scaling to [-1, 1] first). The backbone is loaded with ``weights_only=True`` 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
+
+from eval.registry import Context, Metric, Value
 
 
 def build_lpips(backbone_state: dict):
@@ -59,3 +63,24 @@ def lpips_frames(model, pred: np.ndarray, gt: np.ndarray, batch: int = 4) -> np.
             d = model(to_lpips_tensor(pred[s:s + batch]), to_lpips_tensor(gt[s:s + batch]))
             out.append(d.reshape(-1).double().numpy())
     return np.concatenate(out) if out else np.zeros(0)
+
+
+@lru_cache(maxsize=2)
+def _network(path: str, sha256: str):
+    """Built once per weights file (keyed by its hash) and reused across evaluations."""
+    from eval import weights as wstore
+
+    return build_lpips(wstore.load_state_dict(path))
+
+
+def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
+    from tqdm import tqdm
+
+    rec = ctx.weights["lpips_alexnet"]
+    model = _network(rec.path, rec.sha256)
+    vals = [lpips_frames(model, ctx.pred[s:s + 4], ctx.gt[s:s + 4])
+            for s in tqdm(range(0, ctx.n, 4), desc="lpips", disable=not ctx.progress, unit="batch")]
+    return {"lpips": Value(per_frame=np.concatenate(vals) if vals else np.zeros(0))}
+
+
+METRICS = [Metric("lpips", "lower", "LPIPS", tolerance=0.03, compute=compute, needs_gt=True, weights=("lpips_alexnet",))]

@@ -38,7 +38,11 @@ reference pipeline). Every video frame is one track (no scene cuts assumed).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
+
+from eval.registry import Context, Metric, Value
 
 VSHIFT = 15
 BATCH = 20
@@ -154,3 +158,40 @@ def resample_to_25fps(frames: np.ndarray, fps: float) -> np.ndarray:
     n_out = int(round(len(frames) * 25.0 / fps))
     idx = np.minimum(np.round(np.arange(n_out) * fps / 25.0).astype(int), len(frames) - 1)
     return frames[idx]
+
+
+@lru_cache(maxsize=2)
+def _network(path: str, sha256: str):
+    """Built once per weights file (keyed by its hash) and reused across evaluations."""
+    from eval import weights as wstore
+
+    return load_syncnet(wstore.load_state_dict(path))
+
+
+def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
+    """LSE-C and LSE-D from one SyncNet pass over dlib-landmark crops (``crop: dlib``)."""
+    landmarks = ctx.landmarks("pred")
+    has_face = ~np.isnan(landmarks).any(axis=(1, 2))
+    info = ctx.info.setdefault("sync", {})
+    info.update({"frames_without_face": int((~has_face).sum()), "fps_in": float(ctx.fps), "crop": "dlib",
+                 "face_crop": "dlib-landmark box, S3FD-style crop (crop scale 0.4), 224x224"})
+    if has_face.mean() < 0.5:
+        why = f"dlib found a face in only {int(has_face.sum())}/{len(has_face)} frames (need half)"
+        return {n: Value(missing=why) for n in names}
+    rec = ctx.weights["syncnet"]
+    crops = resample_to_25fps(crop_faces(ctx.pred, fill_missing(boxes_from_landmarks(landmarks))), ctx.fps)
+    try:
+        offset, conf, dist = sync_scores(crops, ctx.audio, _network(rec.path, rec.sha256), progress=ctx.progress)
+    except ValueError as exc:
+        return {n: Value(missing=str(exc)) for n in names}
+    info.update(offset=offset, n_frames_25fps=int(len(crops)))
+    values = {"sync_conf": conf, "sync_dist": dist}
+    return {n: Value(summary=values[n]) for n in names}
+
+
+METRICS = [
+    Metric("sync_conf", "higher", "LSE-C", tolerance=0.5, compute=compute, needs_audio=True, weights=("syncnet",),
+           group="sync", per_frame=False),
+    Metric("sync_dist", "lower", "LSE-D", tolerance=0.5, compute=compute, needs_audio=True, weights=("syncnet",),
+           group="sync", per_frame=False),
+]
