@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def read_cells(runs_root: Path, protocol: str) -> list[dict]:
-    """One dict per finished cell: cell.json fields plus ``summary``, ``missing`` and ``dir``."""
+    """One dict per finished cell: cell.json fields plus ``summary``, ``missing``, ``info`` and ``dir``."""
     from eval.api import read_metrics
 
     out = []
@@ -19,7 +19,7 @@ def read_cells(runs_root: Path, protocol: str) -> list[dict]:
             continue
         cell = json.loads((d / "cell.json").read_text())
         metrics = read_metrics(d)
-        cell.update(summary=metrics["summary"], missing=metrics.get("missing", {}), dir=d)
+        cell.update(summary=metrics["summary"], missing=metrics.get("missing", {}), info=metrics.get("info", {}), dir=d)
         out.append(cell)
     return out
 

@@ -1,10 +1,19 @@
 """Our numbers in the layout of the paper's tables, with the paper's numbers beside.
 
-Each metric appears as a pair of columns, ``X (ours)`` and ``X (paper)``; ours is the mean
-over the finished cells of that row (identities, seeds), with ``n`` cells. A metric that
-could not be computed (weights absent) reads ``missing`` (a footnote names the fix), a
-paper row we did not run reads ``not run``. Every row states its scale, working size,
-data root and iterations, so a smoke number is never mistaken for a paper-scale one.
+One function, :func:`render_table`, builds every table from the run store with pandas:
+
+* Each metric is a pair of columns, ``X (ours)`` and ``X (paper)``. Ours is the mean over the
+  finished cells of that row (identities, seeds) with its spread and count:
+  ``22.00 ± 1.41 (n=2)`` (std over cells, ``ddof=1``). A cell whose metric is missing does not
+  hide the others: the entry says ``(n=1 of 2)``; only when no cell has a value it reads
+  ``missing`` (a footnote names the fix). A paper row we did not run reads ``not run``.
+* Cross-driven protocols get one column per driving audio (the paper's Testsets B and C are
+  different voices), never one pooled number under two headings.
+* Labels come from the metric registry; a labelled variant says so in its header
+  (``LMD (dlib)``), and entries computed with unofficial weights or a variant recipe
+  carry a marker explained in a footnote.
+* Every row states its scale, working size, data root and iterations, so a smoke number is
+  never mistaken for a paper-scale one.
 """
 
 from __future__ import annotations
@@ -12,9 +21,9 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections import defaultdict
 from pathlib import Path
 
+import pandas as pd
 from tabulate import tabulate
 
 from aebench.paths import paper_results_dir
@@ -32,28 +41,57 @@ LAYOUT = {
     "ablation": (["PSNR", "SSIM", "LPIPS", "LMD", "Sync"], None),
     "rrs": (["PSNR", "SSIM", "LPIPS", "LMD", "Sync", "training_hours"], None),
 }
+#: protocols whose columns are split by driving audio (no ground truth; one voice per test set)
+BY_AUDIO = {"cross_driven"}
 AXIS_FIELD = {"clip_seconds": "clip_seconds", "iterations": "iters"}
+UNOFFICIAL, VARIANT = "†", "‡"
 
 
-def _fmt(v) -> str:
-    if v is None:
+def _fmt(v: float) -> str:
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return f"{v:.3f}" if abs(v) < 10 else f"{v:.2f}"
+
+
+def _entry(values: pd.Series, marks: str) -> str:
+    """``mean ± std (n=k[ of m])`` of a group's values (None/NaN = missing in that cell)."""
+    present = values.dropna()
+    if present.empty:
         return "missing"
-    if isinstance(v, float) and math.isinf(v):
-        return "inf"
-    if isinstance(v, float):
-        return f"{v:.3f}" if abs(v) < 10 else f"{v:.2f}"
-    return str(v)
+    mean = float(present.mean())
+    text = _fmt(mean)
+    if len(present) > 1 and not math.isinf(mean):
+        text += f" ± {_fmt(float(present.std(ddof=1)))}"
+    of = f" of {len(values)}" if len(present) < len(values) else ""
+    return f"{text}{marks} (n={len(present)}{of})"
 
 
 def _paper_rows(table: str) -> tuple[list[str], list[dict]]:
-    path = paper_results_dir() / table
-    with open(path) as fh:
+    with open(paper_results_dir() / table) as fh:
         rows = list(csv.DictReader(fh))
     return list(rows[0].keys()), rows
 
 
 def _axis_value(v) -> str:
     return f"{float(v):g}" if v not in (None, "") else ""
+
+
+def _audio_name(spec: str) -> str:
+    return Path(str(spec).split(":", 1)[-1]).stem
+
+
+def _cell_marks(cell: dict, metric: str) -> str:
+    """Markers of one cell's metric: unofficial weights (†), a labelled variant recipe (‡)."""
+    from eval.registry import METRICS
+
+    info = cell.get("info") or {}
+    marks = ""
+    m = METRICS.get(metric)
+    if m and any(not (info.get("weights", {}).get(w) or {}).get("official", True) for w in m.weights):
+        marks += UNOFFICIAL
+    if m and m.group == "sync" and (info.get("sync") or {}).get("crop") == "dlib":
+        marks += VARIANT
+    return marks
 
 
 def render_table(protocol: str, runs_root: Path, fmt: str = "md") -> str:
@@ -67,60 +105,93 @@ def render_table(protocol: str, runs_root: Path, fmt: str = "md") -> str:
                 f"run `aebench run protocol={protocol}` first")
     table = spec.get("table")
     paper_cols, axis = LAYOUT.get(protocol, ([], None))
-    ours = defaultdict(list)
+    by_audio = protocol in BY_AUDIO
+    metrics = spec.get("metrics") or ["psnr", "ssim"]
+    if table and not by_audio:
+        metric_cols = [(m, PAPER_METRICS[m]) for m in paper_cols]  # our column paired with the paper's
+    else:
+        metric_cols = [(METRICS[m].label, m) for m in metrics]
+
+    records = []
     for c in cells:
-        ours[(c["row"], _axis_value(c.get(AXIS_FIELD[axis])) if axis else "")].append(c)
+        rec = {"row": c["row"], "axis": _axis_value(c.get(AXIS_FIELD[axis])) if axis else "",
+               "audio": _audio_name(c.get("audio", "self")) if by_audio else "", "scale": c["scale"],
+               "size": c["size"], "iters": str(c["iters"]), "data": Path(c["data_root"]).name}
+        for _, metric in metric_cols:
+            v = c["train_hours"] if metric == "train_hours" else c["summary"].get(metric)
+            rec[metric] = float("nan") if v is None else float(v)
+            rec[f"{metric}__marks"] = _cell_marks(c, metric)
+        records.append(rec)
+    df = pd.DataFrame.from_records(records)
+    audios = sorted(df["audio"].unique())
+
+    paper: dict = {}
     if table:
         header, prows = _paper_rows(table)
         label_col = header[0]
         paper = {(r[label_col], _axis_value(r.get(axis)) if axis else ""): r for r in prows}
-        metric_cols = [(m, PAPER_METRICS[m]) for m in paper_cols]  # paper column names; ours labelled below
-    else:
-        paper = {}
-        metrics = spec.get("metrics") or ["psnr", "ssim"]
-        metric_cols = [(METRICS[m].label, m) for m in metrics]
-    keys = list(paper) + [k for k in ours if k not in paper]
+    order = [r.get("label", r.get("method")) for r in spec.get("rows") or []]
+    ours_keys = sorted(dict.fromkeys(zip(df["row"], df["axis"])),
+                       key=lambda k: (order.index(k[0]) if k[0] in order else len(order), k[0], k[1]))
+    keys = list(paper) + [k for k in ours_keys if k not in paper]
+
     headers = ["row"] + ([axis] if axis else [])
+    columns: list[tuple[str, str, str]] = []  # (header, metric, audio)
     for name, metric in metric_cols:
-        ours_name = METRICS[metric].label if metric in METRICS and "(" in METRICS[metric].label else name  # variants say so
-        headers += [f"{ours_name} (ours)"] + ([f"{name} (paper)"] if table else [])
-    headers += ["n", "scale", "size", "iters", "data"]
-    missing_notes: dict[str, str] = {}
+        label = METRICS[metric].label if metric in METRICS else name
+        ours_name = label if (not table or by_audio or "(" in label) else name  # variants say so
+        for audio in audios:
+            columns.append((f"{ours_name}{f' [{audio}]' if by_audio else ''} (ours)", metric, audio))
+            headers.append(columns[-1][0])
+        if table and not by_audio:
+            headers.append(f"{name} (paper)")
+    paper_only = [p for p in paper_cols if by_audio]  # cross-driven: the paper's test sets, shown as they are
+    headers += [f"{p} (paper)" for p in paper_only]
+    headers += ["scale", "size", "iters", "data"]
+
+    notes: dict[str, str] = {}
     body = []
     for key in keys:
-        group = ours.get(key, [])
+        group = df[(df["row"] == key[0]) & (df["axis"] == key[1])]
         row = [key[0]] + ([key[1]] if axis else [])
         for name, metric in metric_cols:
-            if group:
-                vals = [c["train_hours"] if metric == "train_hours" else c["summary"].get(metric) for c in group]
-                if any(v is None for v in vals):
-                    cell = "missing"
-                    for c in group:
-                        if metric in c["missing"]:
-                            missing_notes[metric] = c["missing"][metric]
+            for audio in audios:
+                g = group[group["audio"] == audio]
+                if g.empty:
+                    row.append("not run")
                 else:
-                    cell = _fmt(sum(vals) / len(vals))
-            else:
-                cell = "not run"
-            row.append(cell)
-            if table:
+                    marks = "".join(sorted(set("".join(g[f"{metric}__marks"]))))
+                    row.append(_entry(g[metric], marks))
+                    if g[metric].isna().any():
+                        for c in cells:
+                            if c["row"] == key[0] and metric in c.get("missing", {}):
+                                notes[metric] = c["missing"][metric]
+            if table and not by_audio:
                 row.append(paper[key].get(name, "") if key in paper else "-")
-        if group:
-            c0 = group[0]
-            row += [len(group), c0["scale"], c0["size"], ",".join(sorted({str(c["iters"]) for c in group})),
-                    Path(c0["data_root"]).name]
+        row += [paper[key].get(p, "") if key in paper else "-" for p in paper_only]
+        if group.empty:
+            row += ["", "", "", ""]
         else:
-            row += ["", "", "", "", ""]
+            row += [group["scale"].iloc[0], group["size"].iloc[0], ",".join(sorted(set(group["iters"]))),
+                    group["data"].iloc[0]]
         body.append(row)
     caption = (f"Protocol {protocol}" + (f" - paper table {table} (paper numbers: arXiv 2312.10921)" if table else "")
-               + f"; ours from {runs_root}/{protocol} (scale, size and iterations per row)")
+               + f"; ours from {runs_root}/{protocol}: mean ± std over cells (n = cells with a value); "
+                 "scale, size and iterations per row")
+    footnotes = [f"missing {m}: {why}" for m, why in notes.items()]
+    used = "".join(str(v) for r in body for v in r)
+    if UNOFFICIAL in used:
+        footnotes.append(f"{UNOFFICIAL} computed with unofficial weights (see each cell's metrics.json: weights)")
+    if VARIANT in used:
+        footnotes.append(f"{VARIANT} SyncNet on face crops from dlib landmarks (crop: dlib), not the S3FD pipeline")
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(headers)
         w.writerows(body)
         return buf.getvalue()
-    notes = "".join(f"\nmissing {m}: {why}" for m, why in missing_notes.items())
     if fmt == "latex":
-        return f"% {caption}\n" + tabulate(body, headers, tablefmt="latex", disable_numparse=True) + "".join(f"\n% missing {m}: {w}" for m, w in missing_notes.items())
-    return caption + "\n\n" + tabulate(body, headers, tablefmt="github", disable_numparse=True) + ("\n" + notes if notes else "")
+        return (f"% {caption}\n" + tabulate(body, headers, tablefmt="latex", disable_numparse=True)
+                + "".join(f"\n% {n}" for n in footnotes))
+    return (caption + "\n\n" + tabulate(body, headers, tablefmt="github", disable_numparse=True)
+            + ("\n\n" + "\n".join(footnotes) if footnotes else ""))

@@ -9,16 +9,17 @@ from aebench.report.plots import plot
 from aebench.report.tables import render_table
 
 
-def make_cell(root: Path, protocol: str, cid: str, row: str, psnr, lpips=None, done=True, **extra) -> None:
+def make_cell(root: Path, protocol: str, cid: str, row: str, psnr, lpips=None, done=True, info=None, sync=None,
+              **extra) -> None:
     d = root / protocol / cid
     d.mkdir(parents=True)
     cell = {"protocol": protocol, "cell_id": cid, "row": row, "method": "aenerf", "identity": "synth_02",
             "clip_seconds": 0.0, "iters": 60, "audio": "self", "seed": 0, "scale": "smoke",
             "data_root": "/x/data/synth/3x4s", "size": 32, "train_hours": 0.01, **extra}
     (d / "cell.json").write_text(json.dumps(cell))
-    summary = {"psnr": psnr, "ssim": 0.5, "lpips": lpips, "lmd_dlib": 1.5, "sync_conf": None, "sync_dist": None}
+    summary = {"psnr": psnr, "ssim": 0.5, "lpips": lpips, "lmd_dlib": 1.5, "sync_conf": sync, "sync_dist": None}
     missing = {m: f"{m} weights absent. Fix: aebench weights add ..." for m, v in summary.items() if v is None}
-    (d / "metrics.json").write_text(json.dumps({"summary": summary, "missing": missing, "info": {}}))
+    (d / "metrics.json").write_text(json.dumps({"summary": summary, "missing": missing, "info": info or {}}))
     (d / "log.txt").write_text("step 10 loss=0.1 psnr=12\nstep 20 loss=0.05 psnr=15\n")
     if done:
         (d / "done").write_text("x")
@@ -31,7 +32,8 @@ def test_ablation_table_layout_against_paper(tmp_path):
     make_cell(tmp_path, "ablation", "d", "w/o Warper", 99.0, done=False)  # unfinished: ignored
     md = render_table("ablation", tmp_path, "md")
     lines = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
-    assert "22.00" in lines["AE-NeRF"] and "32.64" in lines["AE-NeRF"] and "0.950" in lines["AE-NeRF"]
+    assert "22.00 ± 1.414 (n=2)" in lines["AE-NeRF"] and "32.64" in lines["AE-NeRF"] and "0.950" in lines["AE-NeRF"]
+    assert "LMD (dlib) (ours)" in md  # the offline variant is labelled as such
     assert "missing" in lines["AE-NeRF"] and "smoke" in lines["AE-NeRF"]
     assert "31.25" in lines["w/o AAA"] and "0.200" in lines["w/o AAA"]
     assert "not run" in lines["w/o Warper"] and "32.49" in lines["w/o Warper"] and "99" not in lines["w/o Warper"]
@@ -52,3 +54,26 @@ def test_plots_written(tmp_path):
     assert len(paths) == 2 and all(p.stat().st_size > 1000 for p in paths)
     make_cell(tmp_path, "ablation", "a", "AE-NeRF", 21.0)
     assert any(p.name == "variants_bars.png" for p in plot("ablation", tmp_path, tmp_path / "p2"))
+
+
+def test_entries_show_n_spread_markers_and_partial_missing(tmp_path):
+    unofficial = {"weights": {"syncnet": {"official": False}}, "sync": {"crop": "dlib"}}
+    make_cell(tmp_path, "ablation", "a", "AE-NeRF", 21.0, lpips=0.3, sync=5.0, info=unofficial)
+    make_cell(tmp_path, "ablation", "b", "AE-NeRF", 23.0, lpips=None, sync=7.0, info=unofficial)
+    md = render_table("ablation", tmp_path, "md")
+    line = next(li for li in md.splitlines() if li.startswith("| AE-NeRF"))
+    assert "0.300 (n=1 of 2)" in line  # one missing cell does not hide the other
+    assert "6.000 ± 1.414†‡ (n=2)" in line
+    assert "† computed with unofficial weights" in md and "‡ SyncNet on face crops from dlib landmarks" in md
+    assert "missing lpips:" in md
+
+
+def test_cross_driven_columns_per_driving_audio(tmp_path):
+    make_cell(tmp_path, "cross_driven", "a", "AE-NeRF", None, sync=6.0, audio="shared:audio/zozo.wav")
+    make_cell(tmp_path, "cross_driven", "b", "AE-NeRF", None, sync=8.0, audio="shared:audio/hdtf_rd_radio31_000.wav")
+    md = render_table("cross_driven", tmp_path, "md")
+    header = next(li for li in md.splitlines() if li.startswith("| row"))
+    assert "LSE-C [zozo] (ours)" in header and "LSE-C [hdtf_rd_radio31_000] (ours)" in header
+    assert "Sync_B (paper)" in header and "Sync_C (paper)" in header
+    line = next(li for li in md.splitlines() if li.startswith("| AE-NeRF"))
+    assert "6.000 (n=1)" in line and "8.000 (n=1)" in line and "7.000" not in line  # never pooled
