@@ -25,6 +25,7 @@ MODULES = (
     "eval.metrics.psnr",
     "eval.metrics.ssim",
     "eval.metrics.lpips_alex",
+    "eval.metrics.lmd",
     "eval.metrics.lmd_dlib",
     "eval.metrics.sync",
 )

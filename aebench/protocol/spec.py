@@ -6,7 +6,7 @@ Fields (an unknown field is an error naming the valid ones)::
     description: Table 4 ...
     table: table4_ablation.csv   # the paper table it reproduces (results/paper/), or null
     rows_from: variant           # table rows are labelled by: method | variant
-    metrics: [psnr, ssim, lpips, lmd_dlib, sync_conf, sync_dist]
+    metrics: [psnr, ssim, lpips, lmd, lmd_dlib, sync_conf, sync_dist]
     rows:                        # one table row each: a method and its config switches
       - {label: AE-NeRF, method: aenerf}
       - {label: w/o AAA, method: aenerf, set: {aenerf.aaa: false}}

@@ -30,7 +30,7 @@ from aebench.paths import paper_results_dir
 from aebench.report.store import read_cells
 
 #: paper column -> our metric
-PAPER_METRICS = {"PSNR": "psnr", "SSIM": "ssim", "LPIPS": "lpips", "LMD": "lmd_dlib", "Sync": "sync_conf",
+PAPER_METRICS = {"PSNR": "psnr", "SSIM": "ssim", "LPIPS": "lpips", "LMD": "lmd", "Sync": "sync_conf",
                  "Sync_A": "sync_conf", "Sync_B": "sync_conf", "Sync_C": "sync_conf", "training_hours": "train_hours"}
 #: protocol -> (paper metric columns to show, extra grid axis shown as a column)
 LAYOUT = {
@@ -109,8 +109,11 @@ def render_table(protocol: str, runs_root: Path, fmt: str = "md") -> str:
     metrics = spec.get("metrics") or ["psnr", "ssim"]
     if table and not by_audio:
         metric_cols = [(m, PAPER_METRICS[m]) for m in paper_cols]  # our column paired with the paper's
+        paired = {m for _, m in metric_cols}
+        metric_cols += [(METRICS[m].label, m) for m in metrics if m not in paired]  # ours only (e.g. LMD (dlib))
     else:
         metric_cols = [(METRICS[m].label, m) for m in metrics]
+    ours_only = {m for name, m in metric_cols if name not in PAPER_METRICS}
 
     records = []
     for c in cells:
@@ -143,7 +146,7 @@ def render_table(protocol: str, runs_root: Path, fmt: str = "md") -> str:
         for audio in audios:
             columns.append((f"{ours_name}{f' [{audio}]' if by_audio else ''} (ours)", metric, audio))
             headers.append(columns[-1][0])
-        if table and not by_audio:
+        if table and not by_audio and metric not in ours_only:
             headers.append(f"{name} (paper)")
     paper_only = [p for p in paper_cols if by_audio]  # cross-driven: the paper's test sets, shown as they are
     headers += [f"{p} (paper)" for p in paper_only]
@@ -166,7 +169,7 @@ def render_table(protocol: str, runs_root: Path, fmt: str = "md") -> str:
                         for c in cells:
                             if c["row"] == key[0] and metric in c.get("missing", {}):
                                 notes[metric] = c["missing"][metric]
-            if table and not by_audio:
+            if table and not by_audio and metric not in ours_only:
                 row.append(paper[key].get(name, "") if key in paper else "-")
         row += [paper[key].get(p, "") if key in paper else "-" for p in paper_only]
         if group.empty:

@@ -1,6 +1,7 @@
 """``lmd_dlib``: LMD (mouth landmark distance, Chen et al. 2018) with dlib's 68 points, the
-offline *variant* of the community's LMD (which runs face-alignment's FAN): always labelled
-"LMD (dlib)", never presented as the community's LMD.
+offline *variant* of the community's LMD (:mod:`eval.metrics.lmd`, face-alignment's FAN):
+always labelled "LMD (dlib)", never presented as the community's LMD. It needs no weights
+download (dlib's model ships in face-recognition-models), so CI can compute it.
 
 Source: ``LMDMeter(backend="dlib", region="mouth")`` in ``nerf/utils.py`` of RAD-NeRF
 (ashawkey) and ER-NeRF (Fictionarry), the community's evaluation code: landmarks 48:68,
@@ -25,40 +26,12 @@ lucky frames is not the clip's LMD.
 
 from __future__ import annotations
 
-import numpy as np
-
-from aebench.data.landmarks import MOUTH
+from eval.metrics.lmd import lmd_value
 from eval.registry import Context, Metric, Value
-
-MIN_COVERAGE = 0.9  # share of frames that must have a face in prediction and ground truth
-
-
-def mouth_centred(landmarks: np.ndarray) -> np.ndarray:
-    """(n, 68, 2) -> (n, 20, 2) mouth points minus their per-frame mean (NaN stays NaN)."""
-    m = np.asarray(landmarks, dtype=np.float64)[:, MOUTH]
-    return m - m.mean(axis=1, keepdims=True)
-
-
-def lmd_frames(pred_lm: np.ndarray, gt_lm: np.ndarray) -> np.ndarray:
-    """Per-frame LMD (pixels); NaN where either landmark set is missing."""
-    d = mouth_centred(pred_lm) - mouth_centred(gt_lm)
-    return np.linalg.norm(d, axis=-1).mean(axis=1)
 
 
 def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
-    pred_lm, gt_lm = ctx.landmarks("pred"), ctx.landmarks("gt")
-    vals = lmd_frames(pred_lm, gt_lm)
-    ok = ~np.isnan(vals)
-    coverage = float(ok.mean()) if len(ok) else 0.0
-    ctx.info["lmd_dlib"] = {"resolution": [int(ctx.pred.shape[2]), int(ctx.pred.shape[1])],
-                            "units": "pixels of the evaluated (ground-truth) resolution", "landmarks": "dlib 68",
-                            "face_coverage": coverage, "frames_without_face": int((~ok).sum()),
-                            "pred_without_face": int(np.isnan(pred_lm).any(axis=(1, 2)).sum()),
-                            "gt_without_face": int(np.isnan(gt_lm).any(axis=(1, 2)).sum())}
-    if coverage < MIN_COVERAGE:
-        return {"lmd_dlib": Value(per_frame=vals, missing=f"dlib found a face in both prediction and ground truth in "
-                                  f"{int(ok.sum())}/{len(ok)} frames ({coverage:.0%}; needs {MIN_COVERAGE:.0%})")}
-    return {"lmd_dlib": Value(per_frame=vals, summary=float(vals[ok].mean()))}
+    return {"lmd_dlib": lmd_value(ctx, "lmd_dlib", ctx.landmarks("pred"), ctx.landmarks("gt"), "dlib 68")}
 
 
 METRICS = [Metric("lmd_dlib", "lower", "LMD (dlib)", tolerance=0.5, compute=compute, needs_gt=True)]

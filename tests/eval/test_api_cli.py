@@ -21,7 +21,7 @@ def _frames(n=4, size=32, seed=0):
 
 
 def test_registry():
-    assert set(METRICS) == {"psnr", "ssim", "lpips", "lmd_dlib", "sync_conf", "sync_dist"}
+    assert set(METRICS) == {"psnr", "ssim", "lpips", "lmd", "lmd_dlib", "sync_conf", "sync_dist"}
     assert METRICS["sync_dist"].direction == "lower" and METRICS["sync_conf"].direction == "higher"
     assert METRICS["psnr"].needs_gt and not METRICS["sync_conf"].needs_gt and METRICS["sync_conf"].needs_audio
 
