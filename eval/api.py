@@ -111,7 +111,9 @@ def evaluate(pred, gt=None, audio=None, metrics=None, weights=None, progress: bo
         info.update(ainfo)
         info["n_frames"] = int(len(pred_frames))
         info["resolution"] = [int(gt_frames.shape[2]), int(gt_frames.shape[1])]
-    ctx = Context(pred=pred_frames, gt=gt_frames, audio=audio16k, fps=float(pred_fps), progress=progress, info=info)
+    source = str(pred) if isinstance(pred, (str, Path)) and Path(pred).is_file() else None
+    ctx = Context(pred=pred_frames, gt=gt_frames, audio=audio16k, fps=float(pred_fps), progress=progress, info=info,
+                  explicit=weights, source=source)
     per_frame: dict[str, np.ndarray] = {}
     summary: dict[str, float | None] = {}
     missing: dict[str, str] = {}

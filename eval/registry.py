@@ -59,10 +59,25 @@ class Context:
     progress: bool = False
     info: dict = field(default_factory=dict)
     cache: dict = field(default_factory=dict)
+    explicit: dict[str, str] = field(default_factory=dict)  # weights files the user named (NAME -> PATH)
+    source: str | None = None  # the prediction's video file when it was given as one (scored as given)
 
     @property
     def n(self) -> int:
         return len(self.pred)
+
+    def optional_weights(self, name: str):
+        """The resolved record of weights a metric can use but does not need (None when absent;
+        recorded in ``info["weights"]`` when used)."""
+        from eval import weights as wstore
+
+        if name not in self.weights:
+            try:
+                self.weights[name] = wstore.resolve(name, self.explicit.get(name))
+            except wstore.WeightsMissing:
+                return None
+            self.info.setdefault("weights", {})[name] = self.weights[name].to_json()
+        return self.weights[name]
 
     def landmarks(self, which: str) -> np.ndarray:
         """dlib 68-point landmarks (n, 68, 2) of ``pred`` or ``gt`` (NaN rows: no face), computed once."""

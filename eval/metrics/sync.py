@@ -21,24 +21,33 @@ talking-head LSE scripts. :func:`sync_scores` reproduces it step by step:
 * LSE-D = ``min(mdist)``, LSE-C = ``median(mdist) - min(mdist)`` (torch median of 31
   values), offset = ``vshift - argmin``.
 
-Face crops: the reference detects faces with S3FD, smooths the box size and centre with
-a 13-tap median filter (scipy ``medfilt``, zero-padded at the ends; fewer taps for a
-clip shorter than 13 frames) and crops, from the frame padded by ``bs * (1 + 2 * 0.4)`` pixels
-of grey 110, rows ``cy - bs .. cy + bs * (1 + 2 * 0.4)`` and columns
-``cx - bs * 1.4 .. cx + bs * 1.4`` (``bs`` = half the larger box side, crop scale 0.4),
-resized to 224x224. We do the same smoothing and crop, but the box comes from dlib's 68
-landmarks instead of S3FD (whose weights are not in this environment): x from the jaw
-extremes (points 0-16), bottom at the chin (largest y), top at the eyebrows (points
-17-26) raised by a quarter of the brow-to-chin height, approximating S3FD's
-forehead-to-chin box. Frames with no face take the box of the nearest frame with one;
-if fewer than half of the frames have a face, the sync metrics are missing. A clip that
-is not 25 fps is resampled to 25 fps by nearest frame (as ``ffmpeg -r 25`` does in the
-reference pipeline). Every video frame is one track (no scene cuts assumed).
+Face crops. With the S3FD weights in the store (``syncnet_s3fd``, the ``sfd_face.pth`` of
+syncnet_python), the metrics come from the package's own pipeline
+(``syncnet_python.syncnet_pipeline.SyncNetPipeline.inference``: ffmpeg to 25 fps, S3FD,
+scene detection, tracking with ``min_track`` 50 and ``min_face_size`` 100, 13-tap median
+smoothing, crop scale 0.4, ``SyncNetInstance.evaluate``), called, not re-implemented
+(:func:`run_pipeline`); LSE-C is its ``max(confs)`` and LSE-D its ``min(dists)`` over tracks,
+and no track makes the metrics missing (the pipeline's 0.0 is not a score). It needs the
+ffmpeg program.
+
+Without S3FD weights, a clearly labelled variant (``info["sync"]["crop"] == "dlib"``, marked
+in tables): the reference's smoothing and crop applied to boxes from dlib's 68 landmarks:
+x from the jaw extremes (points 0-16), bottom at the chin (largest y), top at the eyebrows
+(points 17-26) raised by a quarter of the brow-to-chin height, approximating S3FD's
+forehead-to-chin box; the 13-tap median (scipy ``medfilt``, zero-padded at the ends; fewer
+taps for a clip shorter than 13 frames); from the frame padded by ``bs * (1 + 2 * 0.4)``
+pixels of grey 110, rows ``cy - bs .. cy + bs * (1 + 2 * 0.4)`` and columns
+``cx - bs * 1.4 .. cx + bs * 1.4`` (``bs`` = half the larger box side), resized to 224x224.
+Frames with no face take the box of the nearest frame with one; if fewer than half of the
+frames have a face, the sync metrics are missing. A clip that is not 25 fps is resampled to
+25 fps by nearest frame (as ``ffmpeg -r 25`` does). Every video frame is one track (no scene
+cuts assumed).
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -169,12 +178,21 @@ def _network(path: str, sha256: str):
 
 
 def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
-    """LSE-C and LSE-D from one SyncNet pass over dlib-landmark crops (``crop: dlib``)."""
+    """LSE-C and LSE-D: from syncnet-python's own pipeline when the S3FD weights are in the store
+    (``syncnet_s3fd``), else from one SyncNet pass over dlib-landmark crops (``crop: dlib``)."""
+    s3fd = ctx.optional_weights("syncnet_s3fd")
+    if s3fd is not None:
+        return _compute_pipeline(ctx, names, s3fd)
+    return _compute_dlib(ctx, names)
+
+
+def _compute_dlib(ctx: Context, names: list[str]) -> dict[str, Value]:
     landmarks = ctx.landmarks("pred")
     has_face = ~np.isnan(landmarks).any(axis=(1, 2))
     info = ctx.info.setdefault("sync", {})
     info.update({"frames_without_face": int((~has_face).sum()), "fps_in": float(ctx.fps), "crop": "dlib",
-                 "face_crop": "dlib-landmark box, S3FD-style crop (crop scale 0.4), 224x224"})
+                 "face_crop": "dlib-landmark box, S3FD-style crop (crop scale 0.4), 224x224 (labelled variant: "
+                              "no S3FD weights in the store)"})
     if has_face.mean() < 0.5:
         why = f"dlib found a face in only {int(has_face.sum())}/{len(has_face)} frames (need half)"
         return {n: Value(missing=why) for n in names}
@@ -187,6 +205,76 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
     info.update(offset=offset, n_frames_25fps=int(len(crops)))
     values = {"sync_conf": conf, "sync_dist": dist}
     return {n: Value(summary=values[n]) for n in names}
+
+
+def pipeline_inputs(ctx: Context, work: Path) -> tuple[str, str]:
+    """The video and wav the reference pipeline reads: the prediction's own file when it was given
+    as one and is scored whole (as given), else its frames as lossless PNGs at 25 fps; the audio
+    as 16-bit PCM."""
+    from scipy.io import wavfile
+
+    whole = "truncated" not in ctx.info and "pred_resized" not in ctx.info
+    if ctx.source is not None and whole:
+        video = ctx.source
+    else:
+        from aebench.media import PngSequence
+
+        pngs = PngSequence(work / "frames")
+        for img in resample_to_25fps(ctx.pred, ctx.fps):
+            pngs.write(img)
+        video = str(pngs.commit() / "%05d.png")  # ffmpeg's image2 input, 25 fps
+    wav = work / "audio.wav"
+    wavfile.write(wav, 16000, to_int16(ctx.audio))
+    return video, str(wav)
+
+
+def _compute_pipeline(ctx: Context, names: list[str], s3fd) -> dict[str, Value]:
+    """``syncnet_python.syncnet_pipeline.SyncNetPipeline.inference`` itself: ffmpeg to 25 fps,
+    S3FD (``facedet_scale`` 0.25, ``conf_th`` 0.9), scene detection, tracks of more than
+    ``min_track`` (50) frames and faces over ``min_face_size`` (100 px), median-smoothed crops
+    (scale 0.4), ``SyncNetInstance.evaluate``; LSE-C = its ``max(confs)``, LSE-D = ``min(dists)``
+    over tracks. No track -> missing (the pipeline's 0.0 is not a score)."""
+    import shutil
+    import tempfile
+
+    rec = ctx.weights["syncnet"]
+    if shutil.which("ffmpeg") is None:
+        why = ("syncnet-python's pipeline needs the ffmpeg program (apt-get install ffmpeg); or remove "
+               "syncnet_s3fd from the weights store to use the labelled dlib-crop variant")
+        return {n: Value(missing=why) for n in names}
+    info = ctx.info.setdefault("sync", {})
+    info.update({"crop": "s3fd", "pipeline": "syncnet_python.syncnet_pipeline.SyncNetPipeline.inference"})
+    with tempfile.TemporaryDirectory(prefix="aebench-sync-") as tmp:
+        work = Path(tmp)
+        video, wav = pipeline_inputs(ctx, work)
+        offsets, confs, dists, conf, dist, _, has_face = run_pipeline(video, wav, s3fd.path, rec.path, work / "cache")
+    info.update(offsets=[int(o) for o in offsets], confs=[float(c) for c in confs], dists=[float(d) for d in dists],
+                has_face=bool(has_face), tracks=len(offsets))
+    if not offsets:
+        why = ("S3FD found no face track (more than 50 frames, min_track, of faces over 100 px, min_face_size) "
+               f"in {len(ctx.pred)} frames" + ("" if has_face else ": no face detected at all"))
+        return {n: Value(missing=why) for n in names}
+    info["offset"] = int(offsets[int(np.argmax(confs))])
+    values = {"sync_conf": float(conf), "sync_dist": float(dist)}
+    return {n: Value(summary=values[n]) for n in names}
+
+
+def run_pipeline(video: str, wav: str, s3fd_path: str, syncnet_path: str, cache_dir: Path, device: str = "cpu"):
+    """The package's pipeline on ``video`` + ``wav`` with the given weight files; ffmpeg's console
+    output is silenced (it writes to the inherited stderr)."""
+    import contextlib
+    import os
+
+    from syncnet_python.syncnet_pipeline import SyncNetPipeline
+
+    pipe = SyncNetPipeline({"s3fd_weights": str(s3fd_path), "syncnet_weights": str(syncnet_path)}, device=device)
+    with open(os.devnull, "w") as null, contextlib.ExitStack() as stack:
+        saved = os.dup(2)
+        stack.callback(os.close, saved)
+        os.dup2(null.fileno(), 2)
+        stack.callback(os.dup2, saved, 2)
+        stack.enter_context(contextlib.redirect_stdout(null))  # SyncNetInstance prints its scores
+        return pipe.inference(video, wav, cache_dir=str(cache_dir))
 
 
 METRICS = [

@@ -3,6 +3,7 @@ same crops and audio (random weights), and the landmark crop path."""
 
 from __future__ import annotations
 
+import shutil
 import types
 
 import cv2
@@ -11,6 +12,7 @@ import pytest
 import torch
 from scipy.io import wavfile
 
+from eval import evaluate
 from eval.metrics import sync
 from eval.weights import load_state_dict
 
@@ -115,3 +117,53 @@ def test_resample_to_25fps():
     out = sync.resample_to_25fps(f, 30.0)
     assert len(out) == 25 and out[0, 0, 0, 0] == 0 and out[-1, 0, 0, 0] == 29
     assert sync.resample_to_25fps(f, 25.0) is f
+
+
+# ----------------------------------------------------------------------------- the S3FD pipeline
+@pytest.fixture(scope="module")
+def firing_s3fd_file(tmp_path_factory):
+    """Random weights of syncnet-python's S3FDNet, biased so that it fires: one confident face on
+    its coarsest level in every frame (a test in which no face is found would prove nothing)."""
+    from syncnet_python.detectors.s3fd.nets import S3FDNet
+
+    torch.manual_seed(0)
+    net = S3FDNet(device="cpu")
+    with torch.no_grad():
+        for i, conv in enumerate(net.conf):
+            conv.weight.zero_()
+            conv.bias.fill_(10.0)  # background ...
+            conv.bias[-1] = 10.0 if i < len(net.conf) - 1 else 20.0  # ... except a face on the last level
+        for conv in net.loc:
+            conv.weight.zero_()
+            conv.bias.zero_()
+    path = tmp_path_factory.mktemp("s3fd") / "random_sfd_face.pth"
+    torch.save(net.state_dict(), path)
+    return path
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="syncnet-python's pipeline needs the ffmpeg program")
+def test_sync_runs_the_packages_own_pipeline_when_s3fd_is_in_the_store(shared_data, syncnet_file, firing_s3fd_file,
+                                                                      tmp_path):
+    import cv2
+    from scipy.io import wavfile
+
+    from aebench.media import read_audio, read_video, write_video
+    from eval.metrics.sync import run_pipeline
+
+    frames, _ = read_video(shared_data / "clips" / "may_short.mp4", max_frames=60)
+    frames = np.stack([cv2.resize(f, (256, 256), interpolation=cv2.INTER_AREA) for f in frames])
+    audio = read_audio(shared_data / "clips" / "may_short.mp4")[: 60 * 640]
+    video = write_video(tmp_path / "clip.mp4", frames, fps=25, audio=audio)
+    weights = {"syncnet": str(syncnet_file), "syncnet_s3fd": str(firing_s3fd_file)}
+    r = evaluate(str(video), audio=audio, weights=weights, progress=False)
+    assert r.info["sync"]["crop"] == "s3fd" and r.info["sync"]["tracks"] >= 1  # the detector fired and tracked
+    wav = tmp_path / "ref.wav"
+    wavfile.write(wav, 16000, sync.to_int16(audio))
+    offsets, confs, dists, conf, dist, _, has_face = run_pipeline(str(video), str(wav), firing_s3fd_file, syncnet_file,
+                                                                  tmp_path / "ref")
+    assert has_face and offsets
+    assert r.summary["sync_conf"] == conf and r.summary["sync_dist"] == dist
+    assert r.info["sync"]["offsets"] == offsets and r.info["sync"]["offset"] == offsets[int(np.argmax(confs))]
+    # frames given as an array go through lossless PNGs: the same numbers
+    same = evaluate(frames, audio=audio, weights=weights, progress=False, fps=25)
+    assert same.summary["sync_conf"] == pytest.approx(conf, abs=0.05) and same.info["sync"]["crop"] == "s3fd"
