@@ -19,7 +19,7 @@ import numpy as np
 
 from eval import weights as wstore
 from eval.frames import align as align_frames
-from eval.frames import load_audio, load_frames
+from eval.frames import FrameSource, load_audio
 from eval.registry import METRICS, Context, select
 
 
@@ -80,7 +80,8 @@ def _mean(values: np.ndarray) -> float:
 
 def evaluate(pred, gt=None, audio=None, metrics=None, weights=None, progress: bool = True,
              align: str = "strict", resize: bool = False, fps: float | None = None) -> EvalResult:
-    """Score ``pred`` (video path, frame folder or uint8 (n, H, W, 3) array).
+    """Score ``pred`` (video path, frame folder, uint8 (n, H, W, 3) array or :class:`FrameSource`),
+    streaming its frames (memory stays bounded on long videos).
 
     ``gt``: same kinds, or None (cross-driven: only the metrics that need no ground truth).
     ``audio``: wav/mp4 path or float32 16 kHz mono array; default the prediction video's own
@@ -97,22 +98,20 @@ def evaluate(pred, gt=None, audio=None, metrics=None, weights=None, progress: bo
     unknown = set(weights) - set(wstore.manifest())
     if unknown:
         raise ValueError(f"unknown weights {sorted(unknown)}; known: {', '.join(wstore.manifest())}")
-    pred_frames, pred_fps = load_frames(pred, fps)
+    pred_src = FrameSource.of(pred, fps)
     audio16k, audio_src = load_audio(audio, pred)
     chosen = select(list(metrics) if metrics is not None else None, gt is not None, audio16k is not None)
-    info: dict = {"n_frames": int(len(pred_frames)), "resolution": [int(pred_frames.shape[2]), int(pred_frames.shape[1])],
-                  "fps": float(pred_fps), "audio": audio_src, "metrics": [m.name for m in chosen],
+    info: dict = {"n_frames": len(pred_src), "resolution": [int(pred_src.hw[1]), int(pred_src.hw[0])],
+                  "fps": pred_src.fps, "audio": audio_src, "metrics": [m.name for m in chosen],
                   "recipes": {m.name: m.recipe for m in chosen}, "weights": {}, "versions": _versions()}
-    gt_frames = None
+    gt_src = None
     if gt is not None and any(m.needs_gt for m in chosen):
-        gt_frames, gt_fps = load_frames(gt, fps)
-        pred_frames, gt_frames, ainfo = align_frames(pred_frames, gt_frames, align, resize=resize,
-                                                     fps=(pred_fps, gt_fps))
+        pred_src, gt_src, ainfo = align_frames(pred_src, FrameSource.of(gt, fps), align, resize=resize)
         info.update(ainfo)
-        info["n_frames"] = int(len(pred_frames))
-        info["resolution"] = [int(gt_frames.shape[2]), int(gt_frames.shape[1])]
+        info["n_frames"] = len(pred_src)
+        info["resolution"] = [int(gt_src.hw[1]), int(gt_src.hw[0])]
     source = str(pred) if isinstance(pred, (str, Path)) and Path(pred).is_file() else None
-    ctx = Context(pred=pred_frames, gt=gt_frames, audio=audio16k, fps=float(pred_fps), progress=progress, info=info,
+    ctx = Context(pred=pred_src, gt=gt_src, audio=audio16k, fps=pred_src.fps, progress=progress, info=info,
                   explicit=weights, source=source)
     per_frame: dict[str, np.ndarray] = {}
     summary: dict[str, float | None] = {}

@@ -19,10 +19,131 @@ from pathlib import Path
 
 import numpy as np
 
-from aebench.media import MediaError, probe, read_audio, read_video
+from aebench.media import MediaError, iter_video, probe, read_audio
 
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 DEFAULT_FPS = 25.0
+
+
+class FrameSource:
+    """A clip's frames, read lazily (evaluation streams them: memory stays bounded on long
+    videos): an array, a folder of images, a video file, or ``getter(i)`` for ``n`` frames.
+
+    ``len(src)`` is the frame count (a video's packets are counted without decoding), ``hw``
+    the (H, W), ``fps`` the rate; iterating yields uint8 (H, W, 3) RGB frames, at most
+    :meth:`limit` of them, resized to :meth:`resize` when asked.
+    """
+
+    def __init__(self, n: int, hw: tuple[int, int], fps: float, frames, name: str = "frames"):
+        self._n, self.hw, self.fps, self._frames, self.name = int(n), tuple(hw), float(fps), frames, name
+        self._limit: int | None = None
+        self._to: tuple[int, int] | None = None
+
+    # ----- construction ------------------------------------------------------------------
+    @classmethod
+    def of(cls, src, fps: float | None = None) -> "FrameSource":
+        """From an array, a folder of images, a video path, or an existing source."""
+        if isinstance(src, FrameSource):
+            return src
+        if isinstance(src, np.ndarray):
+            a = np.asarray(src)
+            if a.ndim != 4 or a.shape[-1] != 3 or a.dtype != np.uint8:
+                raise ValueError(f"frame arrays must be uint8 (n, H, W, 3), got {a.dtype} {a.shape}")
+            return cls(len(a), a.shape[1:3], float(fps or DEFAULT_FPS), lambda: iter(a), "array")
+        p = Path(src)
+        if p.is_dir():
+            return cls._folder(p, fps)
+        return cls._video(p, fps)
+
+    @classmethod
+    def from_getter(cls, n: int, getter, fps: float = DEFAULT_FPS, name: str = "frames") -> "FrameSource":
+        """``n`` frames produced by ``getter(i)`` (e.g. an identity's ``frame``)."""
+        first = np.asarray(getter(0))
+        return cls(n, first.shape[:2], fps, lambda: (np.asarray(getter(i)) for i in range(n)), name)
+
+    @classmethod
+    def _folder(cls, p: Path, fps: float | None) -> "FrameSource":
+        import cv2
+
+        files = frame_files(p)
+        if not files:
+            raise MediaError(f"{p}: no image files ({', '.join(sorted(IMAGE_EXT))})")
+
+        def read(f: Path) -> np.ndarray:
+            img = cv2.imread(str(f), cv2.IMREAD_COLOR)
+            if img is None:
+                raise MediaError(f"{f}: cannot be read as an image")
+            return np.ascontiguousarray(img[:, :, ::-1])
+
+        hw = read(files[0]).shape[:2]
+
+        def frames():
+            for f in files:
+                img = read(f)
+                if img.shape[:2] != hw:
+                    raise MediaError(f"{p}: frames have different sizes ({f.name} is {img.shape[1]}x{img.shape[0]})")
+                yield img
+
+        return cls(len(files), hw, float(fps or DEFAULT_FPS), frames, str(p))
+
+    @classmethod
+    def _video(cls, p: Path, fps: float | None) -> "FrameSource":
+        import av
+
+        info = probe(p)
+        own = float(info.fps or DEFAULT_FPS)
+        if fps is not None and abs(own - float(fps)) > 1e-3:
+            raise ValueError(f"{p} runs at {own:g} fps, not the given {float(fps):g}; resample it (ffmpeg -r) or drop --fps")
+        try:
+            with av.open(str(p)) as box:  # count packets: cheap, no decoding
+                n = sum(1 for pk in box.demux(video=0) if pk.size)
+        except av.error.FFmpegError as exc:
+            raise MediaError(f"{p}: cannot be read as a video ({exc})") from exc
+        if n == 0:
+            raise MediaError(f"{p}: no video frames")
+
+        def frames():
+            count = 0
+            try:
+                for img in iter_video(p):
+                    count += 1
+                    yield img
+            except av.error.FFmpegError as exc:
+                raise MediaError(f"{p}: decoding stopped after {count} frames, the file looks truncated ({exc})") from exc
+
+        return cls(n, (info.height, info.width), own, frames, str(p))
+
+    # ----- views -------------------------------------------------------------------------
+    def limit(self, n: int) -> "FrameSource":
+        out = FrameSource(min(self._n, n), self.hw, self.fps, self._frames, self.name)
+        out._to = self._to
+        return out
+
+    def resize(self, hw: tuple[int, int]) -> "FrameSource":
+        out = FrameSource(self._n, hw, self.fps, self._frames, self.name)
+        out._to = tuple(hw)
+        return out
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __iter__(self):
+        import cv2
+
+        count = 0
+        for img in self._frames():
+            if count >= self._n:
+                break
+            if self._to is not None and img.shape[:2] != self._to:
+                img = cv2.resize(img, (self._to[1], self._to[0]), interpolation=cv2.INTER_AREA)
+            count += 1
+            yield img
+        if count < self._n:
+            raise MediaError(f"{self.name}: only {count} of {self._n} frames could be read")
+
+    def array(self) -> np.ndarray:
+        """All frames in memory (for short clips and tests)."""
+        return np.stack(list(self))
 
 
 def natural_key(name: str) -> list:
@@ -36,34 +157,9 @@ def frame_files(folder: Path) -> list[Path]:
 
 
 def load_frames(src, fps: float | None = None) -> tuple[np.ndarray, float]:
-    """uint8 (n, H, W, 3) RGB frames and their fps (``fps``, default 25, for folders and arrays;
-    a video's own rate, which ``fps`` must then match if given)."""
-    if isinstance(src, np.ndarray):
-        a = np.asarray(src)
-        if a.ndim != 4 or a.shape[-1] != 3 or a.dtype != np.uint8:
-            raise ValueError(f"frame arrays must be uint8 (n, H, W, 3), got {a.dtype} {a.shape}")
-        return a, float(fps or DEFAULT_FPS)
-    p = Path(src)
-    if p.is_dir():
-        import cv2
-
-        files = frame_files(p)
-        if not files:
-            raise MediaError(f"{p}: no image files ({', '.join(sorted(IMAGE_EXT))})")
-        imgs = []
-        for f in files:
-            img = cv2.imread(str(f), cv2.IMREAD_COLOR)
-            if img is None:
-                raise MediaError(f"{f}: cannot be read as an image")
-            imgs.append(img[:, :, ::-1])
-        if len({i.shape for i in imgs}) != 1:
-            raise MediaError(f"{p}: frames have different sizes")
-        return np.ascontiguousarray(np.stack(imgs)), float(fps or DEFAULT_FPS)
-    frames, own = read_video(p)
-    own = float(own or DEFAULT_FPS)
-    if fps is not None and abs(own - float(fps)) > 1e-3:
-        raise ValueError(f"{p} runs at {own:g} fps, not the given {float(fps):g}; resample it (ffmpeg -r) or drop --fps")
-    return frames, own
+    """uint8 (n, H, W, 3) RGB frames in memory and their fps (see :class:`FrameSource`)."""
+    source = FrameSource.of(src, fps)
+    return source.array(), source.fps
 
 
 def load_audio(audio, pred) -> tuple[np.ndarray | None, str | None]:
@@ -78,16 +174,14 @@ def load_audio(audio, pred) -> tuple[np.ndarray | None, str | None]:
     return None, None
 
 
-def align(pred: np.ndarray, gt: np.ndarray, mode: str = "strict", resize: bool = False,
-          fps: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+def align(pred: FrameSource, gt: FrameSource, mode: str = "strict", resize: bool = False) -> tuple[FrameSource, FrameSource, dict]:
     """Apply the scoring rules to a prediction and its ground truth: equal fps, equal frame
     counts (or truncation with ``mode="truncate"``), the ground truth's resolution (the
     prediction resized only with ``resize``). Returns both and a record of what was done."""
-    import cv2
-
+    pred, gt = FrameSource.of(pred), FrameSource.of(gt)
     info: dict = {}
-    if fps is not None and abs(fps[0] - fps[1]) > 1e-3:
-        raise ValueError(f"prediction runs at {fps[0]:g} fps, ground truth at {fps[1]:g} fps: refusing to compare "
+    if abs(pred.fps - gt.fps) > 1e-3:
+        raise ValueError(f"prediction runs at {pred.fps:g} fps, ground truth at {gt.fps:g} fps: refusing to compare "
                          "frames of different times; resample one of them (ffmpeg -r), or give frame folders --fps")
     if len(pred) != len(gt):
         if mode != "truncate":
@@ -96,9 +190,8 @@ def align(pred: np.ndarray, gt: np.ndarray, mode: str = "strict", resize: bool =
         n = min(len(pred), len(gt))
         warnings.warn(f"frame counts differ (pred {len(pred)}, gt {len(gt)}): both truncated to {n}", stacklevel=2)
         info["truncated"] = {"pred": len(pred), "gt": len(gt), "to": n}
-        pred, gt = pred[:n], gt[:n]
-    ph, pw = pred.shape[1:3]
-    gh, gw = gt.shape[1:3]
+        pred, gt = pred.limit(n), gt.limit(n)
+    (ph, pw), (gh, gw) = pred.hw, gt.hw
     if (ph, pw) != (gh, gw):
         if not resize:
             raise ValueError(f"prediction is {pw}x{ph}, ground truth {gw}x{gh}: metrics are computed at the ground "
@@ -106,6 +199,6 @@ def align(pred: np.ndarray, gt: np.ndarray, mode: str = "strict", resize: bool =
                              "the prediction to it (recorded in metrics.json)")
         if abs(ph / pw - gh / gw) > 1e-3:
             raise ValueError(f"aspect ratios differ (pred {pw}x{ph}, gt {gw}x{gh}): refusing to compare")
-        pred = np.stack([cv2.resize(f, (gw, gh), interpolation=cv2.INTER_AREA) for f in pred])
+        pred = pred.resize((gh, gw))
         info["pred_resized"] = {"from": [pw, ph], "to": [gw, gh], "interpolation": "INTER_AREA"}
     return pred, gt, info

@@ -45,14 +45,16 @@ class Value:
 class Context:
     """Inputs of one evaluation, shared by every metric's compute function.
 
-    ``pred``/``gt`` uint8 (n, H, W, 3) (gt None when cross-driven); ``audio`` float32 16 kHz
-    mono or None; ``weights`` resolved weight records by store name; ``info`` the evaluation's
-    record (each metric adds its own section); ``cache`` shared intermediate results (e.g.
-    landmarks, computed once per frame per run for every landmark metric).
+    ``pred``/``gt`` :class:`eval.frames.FrameSource` (gt None when cross-driven), read as
+    streams so long videos stay within bounded memory (iterate :meth:`pairs` or
+    :meth:`frames`, never hold a whole clip); ``audio`` float32 16 kHz mono or None;
+    ``weights`` resolved weight records by store name; ``info`` the evaluation's record (each
+    metric adds its own section); ``cache`` shared intermediate results (e.g. landmarks,
+    computed once per frame per run for every landmark metric).
     """
 
-    pred: np.ndarray
-    gt: np.ndarray | None
+    pred: Any
+    gt: Any | None
     audio: np.ndarray | None
     fps: float
     weights: dict[str, Any] = field(default_factory=dict)
@@ -65,6 +67,23 @@ class Context:
     @property
     def n(self) -> int:
         return len(self.pred)
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        return self.pred.hw
+
+    def frames(self, which: str = "pred", desc: str | None = None):
+        """The frames of ``pred`` or ``gt``, one at a time (with a progress bar when asked)."""
+        from tqdm import tqdm
+
+        src = self.pred if which == "pred" else self.gt
+        return tqdm(src, total=len(src), desc=desc or which, unit="frame", disable=not (self.progress and desc))
+
+    def pairs(self, desc: str | None = None):
+        """(pred, gt) frame pairs, one at a time."""
+        from tqdm import tqdm
+
+        return tqdm(zip(self.pred, self.gt), total=self.n, desc=desc, unit="frame", disable=not (self.progress and desc))
 
     def optional_weights(self, name: str):
         """The resolved record of weights a metric can use but does not need (None when absent;
@@ -85,8 +104,7 @@ class Context:
         if key not in self.cache:
             from aebench.data.landmarks import LandmarkDetector
 
-            frames = self.pred if which == "pred" else self.gt
-            self.cache[key] = LandmarkDetector().detect_many(frames, progress=self.progress, desc=f"landmarks ({which})")
+            self.cache[key] = LandmarkDetector().detect_many(self.frames(which, f"landmarks ({which})"))
         return self.cache[key]
 
 

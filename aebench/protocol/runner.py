@@ -115,7 +115,12 @@ def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
             log_line(cell_dir, "evaluate")
             t0 = time.perf_counter()
             pred, n = scored_frames(Path(video), identity, len(audio), int(cfg.train.render_frames))
-            gt = identity.split("test").frames()[:n] if self_driven else None
+            if self_driven:
+                from eval.frames import FrameSource
+
+                gt = FrameSource.from_getter(n, identity.split("test").frame, identity.fps, f"{identity.name} test half")
+            else:
+                gt = None
             weights = {k: str(v) for k, v in cfg.weights.items()} or None
             result = evaluate(pred, gt=gt, audio=audio[: identity.samples_for_frames(n)], fps=identity.fps,
                               metrics=_metrics_for(cell, self_driven), weights=weights, progress=False)
@@ -147,16 +152,17 @@ def _scored_source(video: Path) -> Path:
     return frames if frames.is_dir() else video
 
 
-def scored_frames(video: Path, identity: Identity, n_audio: int, cap: int = 0) -> tuple[np.ndarray, int]:
+def scored_frames(video: Path, identity: Identity, n_audio: int, cap: int = 0):
     """What a cell's metrics read: the render's lossless frames when the method wrote them (every
     NeRF method does), else the video file exactly as given (external renders: decoded, never
     re-encoded), cut to the frames of the driving audio (``external`` checked its tolerance of
-    one frame more or less: an extra frame is dropped here, a missing one shortens the clip)."""
-    from eval.frames import load_frames
+    one frame more or less: an extra frame is dropped here, a missing one shortens the clip).
+    Returns a :class:`eval.frames.FrameSource` (read lazily) and the frame count."""
+    from eval.frames import FrameSource
 
-    frames, _ = load_frames(_scored_source(video), fps=identity.fps)
+    frames = FrameSource.of(_scored_source(video), fps=identity.fps)
     n = min(identity.frames_for_audio(n_audio, cap), len(frames))
-    return frames[:n], n
+    return frames.limit(n), n
 
 
 def _metrics_for(cell: Cell, self_driven: bool) -> list[str]:

@@ -55,7 +55,7 @@ def lmd_value(ctx: Context, name: str, pred_lm: np.ndarray, gt_lm: np.ndarray, l
     vals = lmd_frames(pred_lm, gt_lm)
     ok = ~np.isnan(vals)
     coverage = float(ok.mean()) if len(ok) else 0.0
-    ctx.info[name] = {"resolution": [int(ctx.pred.shape[2]), int(ctx.pred.shape[1])],
+    ctx.info[name] = {"resolution": [int(ctx.hw[1]), int(ctx.hw[0])],
                       "units": "pixels of the evaluated (ground-truth) resolution", "landmarks": landmarks,
                       "face_coverage": coverage, "frames_without_face": int((~ok).sum()),
                       "pred_without_face": int(np.isnan(pred_lm).any(axis=(1, 2)).sum()),
@@ -87,14 +87,13 @@ def face_alignment_from_store(s3fd_path: str, fan_path: str, device: str = "cpu"
                               face_detector_kwargs={"path_to_detector": s3fd_path}, compile=False)
 
 
-def fan_landmarks(fa, frames: np.ndarray, progress: bool = False, desc: str = "fan landmarks") -> np.ndarray:
-    """(n, 68, 2) landmarks of the last detected face per frame (``get_landmarks(img)[-1]``); NaN rows where none."""
+def fan_landmarks(fa, frames, n: int) -> np.ndarray:
+    """(n, 68, 2) landmarks of the last detected face per frame of an iterable of ``n`` frames
+    (``get_landmarks(img)[-1]``); NaN rows where none."""
     import warnings
 
-    from tqdm import tqdm
-
-    out = np.full((len(frames), 68, 2), np.nan, np.float32)
-    for i, img in enumerate(tqdm(frames, desc=desc, disable=not progress, unit="frame")):
+    out = np.full((n, 68, 2), np.nan, np.float32)
+    for i, img in enumerate(frames):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="No faces were detected")
             found = fa.get_landmarks(np.ascontiguousarray(img))
@@ -110,8 +109,7 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
     for which in ("pred", "gt"):
         key = f"fan_landmarks_{which}"
         if key not in ctx.cache:
-            ctx.cache[key] = fan_landmarks(fa, ctx.pred if which == "pred" else ctx.gt, ctx.progress,
-                                           f"fan landmarks ({which})")
+            ctx.cache[key] = fan_landmarks(fa, ctx.frames(which, f"fan landmarks ({which})"), len(ctx.pred))
         tracks[which] = ctx.cache[key]
     return {"lmd": lmd_value(ctx, "lmd", tracks["pred"], tracks["gt"], "face-alignment 2D FAN-4 + S3FD")}
 

@@ -74,12 +74,16 @@ def _network(path: str, sha256: str):
 
 
 def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
-    from tqdm import tqdm
-
     rec = ctx.weights["lpips_alexnet"]
     model = _network(rec.path, rec.sha256)
-    vals = [lpips_frames(model, ctx.pred[s:s + 4], ctx.gt[s:s + 4])
-            for s in tqdm(range(0, ctx.n, 4), desc="lpips", disable=not ctx.progress, unit="batch")]
+    vals, batch = [], []
+    for pair in ctx.pairs("lpips"):
+        batch.append(pair)
+        if len(batch) == 4:
+            vals.append(lpips_frames(model, np.stack([p for p, _ in batch]), np.stack([g for _, g in batch])))
+            batch = []
+    if batch:
+        vals.append(lpips_frames(model, np.stack([p for p, _ in batch]), np.stack([g for _, g in batch])))
     return {"lpips": Value(per_frame=np.concatenate(vals) if vals else np.zeros(0))}
 
 

@@ -23,10 +23,7 @@ def psnr_frame(pred: np.ndarray, gt: np.ndarray) -> float:
 
 
 def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
-    from tqdm import tqdm
-
-    vals = [psnr_frame(p, g) for p, g in tqdm(zip(ctx.pred, ctx.gt), total=ctx.n, desc="psnr", unit="frame",
-                                               disable=not ctx.progress)]
+    vals = [psnr_frame(p, g) for p, g in ctx.pairs("psnr")]
     return {"psnr": Value(per_frame=np.array(vals, dtype=np.float64))}
 
 

@@ -27,10 +27,7 @@ def ssim_frame(pred: np.ndarray, gt: np.ndarray) -> float:
 
 
 def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
-    from tqdm import tqdm
-
-    vals = [ssim_frame(p, g) for p, g in tqdm(zip(ctx.pred, ctx.gt), total=ctx.n, desc="ssim", unit="frame",
-                                               disable=not ctx.progress)]
+    vals = [ssim_frame(p, g) for p, g in ctx.pairs("ssim")]
     return {"ssim": Value(per_frame=np.array(vals, dtype=np.float64))}
 
 

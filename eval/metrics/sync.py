@@ -98,14 +98,15 @@ def sync_scores(crops: np.ndarray, audio16k: np.ndarray, model, vshift: int = VS
     if lastframe < 1:
         raise ValueError(f"too short for SyncNet: {len(crops)} frames, {len(audio) / 16000:.2f} s of audio "
                          "(needs at least 6 frames and 0.24 s)")
-    video = torch.from_numpy(np.ascontiguousarray(crops[:min_length, :, :, ::-1])).permute(3, 0, 1, 2)
-    video = video.float().unsqueeze(0)  # (1, 3, T, 224, 224), BGR 0..255
+    def window(v: int):  # (1, 3, 5, 224, 224) BGR 0..255, converted per batch (crops stay uint8)
+        return torch.from_numpy(np.ascontiguousarray(crops[v:v + 5, :, :, ::-1])).permute(3, 0, 1, 2).float()[None]
+
     cc = torch.from_numpy(mfcc(audio).astype(float)).float()[None, None]  # (1, 1, 13, T)
     im_feat, cc_feat = [], []
     with torch.no_grad():
         for i in tqdm(range(0, lastframe, batch_size), desc="syncnet", unit="batch", disable=not progress):
             idx = range(i, min(lastframe, i + batch_size))
-            im_feat.append(model.forward_lip(torch.cat([video[:, :, v:v + 5] for v in idx], 0)))
+            im_feat.append(model.forward_lip(torch.cat([window(v) for v in idx], 0)))
             cc_feat.append(model.forward_aud(torch.cat([cc[:, :, :, v * 4:v * 4 + 20] for v in idx], 0)))
     im_feat, cc_feat = torch.cat(im_feat, 0), torch.cat(cc_feat, 0)
     win = 2 * vshift + 1
@@ -137,8 +138,9 @@ def fill_missing(boxes: np.ndarray) -> np.ndarray:
     return boxes[nearest]
 
 
-def crop_faces(frames: np.ndarray, boxes: np.ndarray, crop_scale: float = CROP_SCALE) -> np.ndarray:
-    """uint8 (n, 224, 224, 3) crops as the reference ``crop_video`` cuts them from (n, 4) boxes."""
+def crop_faces(frames, boxes: np.ndarray, n: int | None = None, crop_scale: float = CROP_SCALE) -> np.ndarray:
+    """uint8 (n, 224, 224, 3) crops as the reference ``crop_video`` cuts them from (n, 4) boxes, of
+    ``frames`` (an array, or an iterable of ``n`` frames read one at a time)."""
     import cv2
     from scipy import signal
 
@@ -147,7 +149,7 @@ def crop_faces(frames: np.ndarray, boxes: np.ndarray, crop_scale: float = CROP_S
     x, y = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
     k = min(13, len(b) if len(b) % 2 else len(b) - 1)  # the reference's 13 taps; fewer for clips under 13 frames
     s, x, y = (signal.medfilt(v, kernel_size=k) for v in (s, x, y))
-    out = np.empty((len(frames), SIZE, SIZE, 3), np.uint8)
+    out = np.empty((len(b) if n is None else n, SIZE, SIZE, 3), np.uint8)
     for i, img in enumerate(frames):
         bs = s[i]
         pad = int(bs * (1 + 2 * crop_scale))
@@ -160,13 +162,28 @@ def crop_faces(frames: np.ndarray, boxes: np.ndarray, crop_scale: float = CROP_S
     return out
 
 
+def resample_indices(n: int, fps: float) -> np.ndarray:
+    """Source frame of each output frame of nearest-frame resampling of ``n`` frames to 25 fps
+    (as ``ffmpeg -r 25`` does in the reference pipeline)."""
+    if abs(fps - 25.0) < 1e-3:
+        return np.arange(n)
+    n_out = int(round(n * 25.0 / fps))
+    return np.minimum(np.round(np.arange(n_out) * fps / 25.0).astype(int), n - 1)
+
+
 def resample_to_25fps(frames: np.ndarray, fps: float) -> np.ndarray:
     """Nearest-frame resampling to 25 fps (identity at 25 fps)."""
-    if abs(fps - 25.0) < 1e-3:
-        return frames
-    n_out = int(round(len(frames) * 25.0 / fps))
-    idx = np.minimum(np.round(np.arange(n_out) * fps / 25.0).astype(int), len(frames) - 1)
-    return frames[idx]
+    return frames if abs(fps - 25.0) < 1e-3 else frames[resample_indices(len(frames), fps)]
+
+
+def iter_resampled(frames, n: int, fps: float):
+    """The same for an iterable of ``n`` frames, one frame at a time (the indices only grow)."""
+    idx = resample_indices(n, fps)
+    pos = 0
+    for j, img in enumerate(frames):
+        while pos < len(idx) and idx[pos] == j:
+            yield img
+            pos += 1
 
 
 @lru_cache(maxsize=2)
@@ -197,7 +214,8 @@ def _compute_dlib(ctx: Context, names: list[str]) -> dict[str, Value]:
         why = f"dlib found a face in only {int(has_face.sum())}/{len(has_face)} frames (need half)"
         return {n: Value(missing=why) for n in names}
     rec = ctx.weights["syncnet"]
-    crops = resample_to_25fps(crop_faces(ctx.pred, fill_missing(boxes_from_landmarks(landmarks))), ctx.fps)
+    crops = resample_to_25fps(crop_faces(ctx.frames("pred"), fill_missing(boxes_from_landmarks(landmarks)), ctx.n),
+                              ctx.fps)
     try:
         offset, conf, dist = sync_scores(crops, ctx.audio, _network(rec.path, rec.sha256), progress=ctx.progress)
     except ValueError as exc:
@@ -220,7 +238,7 @@ def pipeline_inputs(ctx: Context, work: Path) -> tuple[str, str]:
         from aebench.media import PngSequence
 
         pngs = PngSequence(work / "frames")
-        for img in resample_to_25fps(ctx.pred, ctx.fps):
+        for img in iter_resampled(ctx.frames("pred"), ctx.n, ctx.fps):
             pngs.write(img)
         video = str(pngs.commit() / "%05d.png")  # ffmpeg's image2 input, 25 fps
     wav = work / "audio.wav"

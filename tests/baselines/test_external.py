@@ -57,7 +57,7 @@ def test_single_file_layout_is_scored_exactly_as_given(tmp_path):
     assert out.read_bytes() == (renders / "anna.mp4").read_bytes()  # never re-encoded
     frames, n = scored_frames(out, ident, len(audio))
     original, fps = read_video(renders / "anna.mp4")
-    assert n == 10 and np.array_equal(frames, original[:10]) and fps == pytest.approx(FPS)  # the decoded frames, cut
+    assert n == 10 and np.array_equal(frames.array(), original[:10]) and fps == pytest.approx(FPS)  # decoded, cut
     out2 = method.render(ckpt, ident, np.zeros(11 * 640, np.float32), cfg, tmp_path / "out2.mp4")
     assert out2.read_bytes() == (renders / "anna.mp4").read_bytes()
 

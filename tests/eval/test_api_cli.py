@@ -151,7 +151,7 @@ def test_the_registry_owns_every_fact_of_a_metric(monkeypatch):
         assert importlib.import_module(m.recipe).__doc__, f"{name}: its module's docstring is the recipe"
 
     def mean_abs(ctx, names):
-        return {"mae": Value(per_frame=np.abs(ctx.pred.astype(float) - ctx.gt).mean(axis=(1, 2, 3)))}
+        return {"mae": Value(per_frame=np.array([np.abs(p.astype(float) - g).mean() for p, g in ctx.pairs()]))}
 
     monkeypatch.setitem(METRICS, "mae", Metric("mae", "lower", "MAE", tolerance=0.25, compute=mean_abs, needs_gt=True,
                                                recipe=__name__))
