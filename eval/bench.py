@@ -52,7 +52,7 @@ def metrics_cmd(n_frames, size, clip, weight_items) -> None:
             rows.append([name, "MISSING", "", r.missing[name][:90]])
         else:
             rows.append([name, f"{len(gt) / dt:.2f}", f"{r.summary[name]:.4f}", "includes landmarks" if name in
-                         ("lmd_dlib", "sync_conf", "sync_dist") else ""])
+                         ("lmd", "lmd_dlib", "sync_conf", "sync_dist") else ""])
     click.echo(tabulate(rows, headers=["metric", "frames/s", "value", "note"], tablefmt="simple"))
     if weights:
         click.echo(f"values from explicit (unofficial) weights {sorted(weights)}: timing only; "

@@ -67,6 +67,10 @@ def eval_cmd(pred, gt, audio, metrics, weight_items, align, resize, fps, out) ->
     click.echo(summary_table(result))
     if "sync" in result.info and "offset" in result.info["sync"]:
         click.echo(f"AV offset (frames): {result.info['sync']['offset']}")
+    if "sync" in result.info:
+        crop = result.info["sync"].get("crop")
+        click.echo("sync face crops: " + ("syncnet-python's S3FD pipeline" if crop == "s3fd" else
+                                          "dlib landmarks (labelled variant; add syncnet_s3fd for the reference pipeline)"))
     for name, rec in result.info.get("weights", {}).items():
         if not rec["official"]:
             click.secho(f"NOTE: {name} weights are UNOFFICIAL: {rec['path']} (sha256 {rec['sha256']})", fg="yellow")
