@@ -168,6 +168,7 @@ def load_config(overrides: Sequence[str] = (), extra: Mapping | None = None, sca
         return cfg
 
     cfg = compose(None)
+    _check_ranges(cfg)
     preset = str(cfg.train.preset)
     if preset not in TRAIN_PRESETS:
         raise ConfigError(f"unknown train.preset '{preset}'; valid: {', '.join(TRAIN_PRESETS)}")
@@ -176,6 +177,25 @@ def load_config(overrides: Sequence[str] = (), extra: Mapping | None = None, sca
         if official:  # methods without training (external) have none
             cfg = compose(official)
     return cfg
+
+
+#: dotted key -> smallest valid value (a user mistake like data.size=-5 is refused by name)
+MINIMUM = {"seed": 0, "data.size": 0, "data.clip_seconds": 0.0, "train.iters": 0, "train.pretrain_iters": 0,
+           "train.lr": 0.0, "train.batch_rays": 1, "train.face_fraction": 0.0, "train.n_coarse": 2,
+           "train.n_fine": 0, "train.chunk": 1, "train.ckpt_every": 1, "train.log_every": 1,
+           "train.smooth_window": 1, "train.render_frames": 0}
+MAXIMUM = {"train.face_fraction": 1.0}
+
+
+def _check_ranges(cfg: DictConfig) -> None:
+    for key, low in MINIMUM.items():
+        v = OmegaConf.select(cfg, key)
+        if v is not None and v < low:
+            raise ConfigError(f"'{key}' must be at least {low}, got {v}" + (" (0 = native size)" if key == "data.size" else ""))
+    for key, high in MAXIMUM.items():
+        v = OmegaConf.select(cfg, key)
+        if v is not None and v > high:
+            raise ConfigError(f"'{key}' must be at most {high}, got {v}")
 
 
 #: train.preset values: the protocol's shared conditions, or each method's published ones

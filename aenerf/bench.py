@@ -20,12 +20,24 @@ from pathlib import Path
 import click
 
 
+def _checked(overrides: tuple[str, ...]):
+    """The config of a bench command, with the method looked up: user mistakes as clear errors."""
+    from aebench.config import ConfigError, load_config
+    from aebench.methods import method_class
+
+    try:
+        cfg = load_config(list(overrides))
+        method_class(str(cfg.method))
+    except (ConfigError, KeyError) as exc:
+        raise click.UsageError(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc)) from exc
+    return cfg
+
+
 def _setup(overrides: tuple[str, ...], work: Path):
-    from aebench.config import load_config
     from aebench.data import Identity
     from aebench.data.identity import list_identities
 
-    cfg = load_config(list(overrides))
+    cfg = _checked(overrides)
     found = list_identities(cfg.data.root)
     if not found:
         from aebench.data.synth import make_corpus
@@ -74,11 +86,10 @@ def train_cmd(overrides: tuple[str, ...], warmup: int, threads: int, json_out: s
 
     if threads:
         torch.set_num_threads(threads)
-    from aebench.config import load_config
     from aebench.device import resolve_device
     from aebench.methods import get_method
 
-    if int(load_config(list(overrides)).train.iters) <= warmup:
+    if int(_checked(overrides).train.iters) <= warmup:
         raise click.ClickException(f"train.iters must exceed --warmup={warmup}")
     with tempfile.TemporaryDirectory(prefix="aebench-bench-") as tmp:
         work = Path(tmp)

@@ -19,6 +19,7 @@ COMMANDS = {
     "tables": "aebench.cli.protocol:tables",
     "plot": "aebench.cli.protocol:plot",
     "regress": "aebench.cli.protocol:regress",
+    "ls": "aebench.cli.ls:ls",
 }
 
 

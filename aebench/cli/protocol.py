@@ -11,15 +11,19 @@ from aebench.config import ConfigError, parse_overrides
 from aebench.paths import runs_dir
 
 #: keys of `aebench run` that are not config keys
-RUN_KEYS = ("protocol", "data", "methods", "launcher", "runs")
+RUN_KEYS = ("protocol", "data", "methods", "launcher")
+#: how every command names the run store (one way: `--runs DIR`)
+RUNS_OPTION = dict(type=click.Path(path_type=Path), default=None, help="run store root (default results/runs)")
 ABLATIONS = {"AAA": "w/o AAA", "AAFG": "w/o AAFG", "WARPER": "w/o Warper", "RRS": "w/o RRS"}
 
 
 def _split_args(args: tuple[str, ...]) -> tuple[dict, list[str]]:
-    """Run-level keys (protocol=, data=, methods=, launcher=, runs=) apart from config overrides."""
+    """Run-level keys (protocol=, data=, methods=, launcher=) apart from config overrides."""
     run, rest = {}, []
     for arg in args:
         key = arg.split("=", 1)[0]
+        if key == "runs":
+            raise click.UsageError(f"name the run store with --runs DIR (the same option in every command), not {arg}")
         if key in RUN_KEYS:
             run.update(parse_overrides([arg]))
         else:
@@ -82,17 +86,18 @@ def _usage(fn):
         try:
             return fn(*a, **k)
         except (ConfigError, ValueError, KeyError, FileNotFoundError) as exc:
-            raise click.UsageError(str(exc)) from exc
+            raise click.UsageError(str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)) from exc
     wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
     return wrapper
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
+@click.option("--runs", **RUNS_OPTION)
 @click.argument("args", nargs=-1)
 @_usage
-def run(args: tuple[str, ...]) -> None:
-    """Run a protocol: protocol=NAME [scale=smoke|small|paper] [data=synth|DIR] [methods=[a,b]]
-    [launcher=local|ray] [runs=DIR] [key=value ...].
+def run(runs: Path | None, args: tuple[str, ...]) -> None:
+    """Run a protocol: protocol=NAME|FILE.yaml [scale=smoke|small|paper] [data=synth|DIR] [methods=[a,b]]
+    [launcher=local|ray] [key=value ...] [--runs DIR].
 
     Trains each base model once, fine-tunes, renders, evaluates every cell into the run store
     (results/runs/<protocol>/<cell-id>/). Finished cells are skipped; an interrupted run resumes.
@@ -105,7 +110,7 @@ def run(args: tuple[str, ...]) -> None:
     methods = run_keys.get("methods")
     methods = [methods] if isinstance(methods, str) else methods
     _, _, failed = execute(str(run_keys["protocol"]), overrides, run_keys.get("data"), methods,
-                           str(run_keys.get("launcher", "local")), run_keys.get("runs"))
+                           str(run_keys.get("launcher", "local")), runs)
     if failed:
         sys.exit(1)
 
@@ -114,9 +119,10 @@ def run(args: tuple[str, ...]) -> None:
 @click.option("--drop", "drops", multiple=True, required=True,
               help="ablation to run beside the full model: AAA, AAFG, Warper, RRS (repeatable)")
 @click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex"]), default="md")
+@click.option("--runs", **RUNS_OPTION)
 @click.argument("overrides", nargs=-1)
 @_usage
-def ablate(drops: tuple[str, ...], fmt: str, overrides: tuple[str, ...]) -> None:
+def ablate(drops: tuple[str, ...], fmt: str, runs: Path | None, overrides: tuple[str, ...]) -> None:
     """Run the full AE-NeRF and the named ablations on the ablation protocol's grid; print Table 4."""
     unknown = [d for d in drops if d.upper() not in ABLATIONS]
     if unknown:
@@ -124,10 +130,10 @@ def ablate(drops: tuple[str, ...], fmt: str, overrides: tuple[str, ...]) -> None
     rows = ["AE-NeRF"] + [ABLATIONS[d.upper()] for d in drops]
     run_keys, rest = _split_args(overrides)
     protocol, _, failed = execute("ablation", rest, run_keys.get("data"), None,
-                                  str(run_keys.get("launcher", "local")), run_keys.get("runs"), rows=rows)
+                                  str(run_keys.get("launcher", "local")), runs, rows=rows)
     from aebench.report.tables import render_table
 
-    click.echo(render_table("ablation", Path(run_keys.get("runs") or runs_dir()), fmt))
+    click.echo(render_table("ablation", Path(runs or runs_dir()), fmt))
     if failed:
         sys.exit(1)
 
@@ -135,24 +141,30 @@ def ablate(drops: tuple[str, ...], fmt: str, overrides: tuple[str, ...]) -> None
 @click.command()
 @click.argument("protocol", required=False, default="smoke")
 @click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex"]), default="md")
-@click.option("--root", type=click.Path(path_type=Path), default=None, help="run store root (default results/runs)")
-def tables(protocol: str, fmt: str, root: Path | None) -> None:
-    """Our numbers in the layout of the paper's table, with the paper's numbers beside."""
+@click.option("--runs", **RUNS_OPTION)
+@_usage
+def tables(protocol: str, fmt: str, runs: Path | None) -> None:
+    """Our numbers in the layout of the paper's table, with the paper's numbers beside
+    (PROTOCOL: a name in protocols/ or a YAML file)."""
     from aebench.report.tables import render_table
 
-    click.echo(render_table(protocol, Path(root or runs_dir()), fmt))
+    click.echo(render_table(protocol, Path(runs or runs_dir()), fmt))
 
 
 @click.command()
 @click.argument("protocol", required=False, default="smoke")
-@click.option("--root", type=click.Path(path_type=Path), default=None, help="run store root (default results/runs)")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="folder for the PNGs (default <root>/<protocol>/plots)")
-def plot(protocol: str, root: Path | None, out: Path | None) -> None:
-    """Metric vs clip length / iterations, ablation bars and training curves (PNG)."""
+@click.option("--runs", **RUNS_OPTION)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="folder for the PNGs (default <runs>/<protocol>/plots)")
+@_usage
+def plot(protocol: str, runs: Path | None, out: Path | None) -> None:
+    """Metric vs clip length / iterations, ablation bars and training curves (PNG)
+    (PROTOCOL: a name in protocols/ or a YAML file)."""
+    from aebench.protocol.spec import raw_protocol
     from aebench.report.plots import plot as make_plots
 
-    root = Path(root or runs_dir())
-    for path in make_plots(protocol, root, Path(out or root / protocol / "plots")):
+    root = Path(runs or runs_dir())
+    name = str(raw_protocol(protocol)["name"])
+    for path in make_plots(protocol, root, Path(out or root / name / "plots")):
         click.echo(path)
 
 
@@ -160,7 +172,7 @@ def plot(protocol: str, root: Path | None, out: Path | None) -> None:
 @click.option("--reference", type=click.Path(path_type=Path), default=Path("results/reference/smoke.json"), show_default=True)
 @click.option("--read", "read_only", is_flag=True, help="only read the run store, do not run missing cells")
 @click.option("--write", "write", is_flag=True, help="write (update) the reference from this run instead of comparing")
-@click.option("--runs", type=click.Path(path_type=Path), default=None, help="run store root (default results/runs)")
+@click.option("--runs", **RUNS_OPTION)
 @click.argument("overrides", nargs=-1)
 @_usage
 def regress(reference: Path, read_only: bool, write: bool, runs: Path | None, overrides: tuple[str, ...]) -> None:

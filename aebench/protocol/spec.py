@@ -86,13 +86,20 @@ def _check_fields(where: str, data: dict, valid: set[str]) -> None:
         raise ProtocolError(f"{where}: unknown field(s) {sorted(unknown)}; valid: {', '.join(sorted(valid))}")
 
 
-def load_protocol(name_or_path: str | Path, scale: str = "smoke") -> Protocol:
-    """Read and validate a protocol, with the overrides of ``scale`` applied."""
+def protocol_file(name_or_path: str | Path) -> Path:
+    """The YAML file of a protocol given by name (``protocols/<name>.yaml``) or by path."""
     path = Path(name_or_path)
     if not path.suffix:
         path = protocols_dir() / f"{name_or_path}.yaml"
     if not path.exists():
-        raise ProtocolError(f"unknown protocol '{name_or_path}'; available: {', '.join(available_protocols())}")
+        raise ProtocolError(f"unknown protocol '{name_or_path}'; available: {', '.join(available_protocols())} "
+                            f"(or the path of a protocol YAML file)")
+    return path
+
+
+def load_protocol(name_or_path: str | Path, scale: str = "smoke") -> Protocol:
+    """Read and validate a protocol, with the overrides of ``scale`` applied."""
+    path = protocol_file(name_or_path)
     raw = yaml.safe_load(path.read_text()) or {}
     _check_fields(str(path), raw, FIELDS)
     scales = raw.pop("scales", {}) or {}
@@ -140,6 +147,10 @@ def load_protocol(name_or_path: str | Path, scale: str = "smoke") -> Protocol:
                     settings=dict(data.get("settings") or {}), path=path)
 
 
-def raw_protocol(name: str) -> dict[str, Any]:
-    """The protocol file as written (for reports that need its layout)."""
-    return yaml.safe_load((protocols_dir() / f"{name}.yaml").read_text()) or {}
+def raw_protocol(name_or_path: str | Path) -> dict[str, Any]:
+    """The protocol file as written (for reports that need its layout), with ``name`` filled in
+    (the file's stem when it sets none): the run store keeps its cells under that name."""
+    path = protocol_file(name_or_path)
+    raw = yaml.safe_load(path.read_text()) or {}
+    raw.setdefault("name", path.stem)
+    return raw

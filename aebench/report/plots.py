@@ -24,7 +24,11 @@ def _plt():
     return plt
 
 
-def plot(protocol: str, runs_root: Path, out_dir: Path) -> list[Path]:
+def plot(protocol: str | Path, runs_root: Path, out_dir: Path) -> list[Path]:
+    """PNGs of ``protocol`` (a name in ``protocols/`` or a YAML path) from the run store."""
+    from aebench.protocol.spec import raw_protocol
+
+    protocol = str(raw_protocol(protocol)["name"])
     cells = read_cells(Path(runs_root), protocol)
     if not cells:
         raise FileNotFoundError(f"no finished runs of protocol '{protocol}' under {runs_root}; run `aebench run protocol={protocol}`")

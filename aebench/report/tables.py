@@ -94,11 +94,13 @@ def _cell_marks(cell: dict, metric: str) -> str:
     return marks
 
 
-def render_table(protocol: str, runs_root: Path, fmt: str = "md") -> str:
+def render_table(protocol: str | Path, runs_root: Path, fmt: str = "md") -> str:
+    """The table of ``protocol`` (a name in ``protocols/`` or a YAML path) from the run store."""
     from aebench.protocol.spec import raw_protocol
     from eval.registry import METRICS
 
     spec = raw_protocol(protocol)
+    protocol = str(spec["name"])  # a path names its protocol; cells live under that name
     cells = read_cells(Path(runs_root), protocol)
     if not cells:
         return (f"no finished runs of protocol '{protocol}' under {runs_root}; "

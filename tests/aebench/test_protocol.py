@@ -226,7 +226,7 @@ def test_run_at_paper_scale_without_wav2vec2_weights_is_a_clear_error(tmp_path, 
     from aebench.cli import main
 
     monkeypatch.setenv("AEBENCH_WEIGHTS", str(tmp_path / "empty_store"))
-    res = CliRunner().invoke(main, ["run", "protocol=smoke", "scale=paper", f"runs={tmp_path / 'runs'}"])
+    res = CliRunner().invoke(main, ["run", "protocol=smoke", "scale=paper", "--runs", str(tmp_path / "runs")])
     assert res.exit_code != 0 and "Traceback" not in res.output
     assert "uses features=wav2vec2" in res.output and "aebench weights add wav2vec2" in res.output
     assert not (tmp_path / "runs").exists()  # refused before any work

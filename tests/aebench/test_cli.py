@@ -1,0 +1,71 @@
+"""The command line as a new user meets it: one way to name the run store, protocols by name
+or YAML path in every command, `aebench ls`, and a table of user mistakes that must each end
+in a clear message (never a traceback)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from aebench.cli import main
+from aebench.methods import METHODS
+
+MISTAKES = [  # (arguments, a fragment of the message)
+    (["tables", "nope"], "unknown protocol 'nope'"),
+    (["plot", "nope"], "unknown protocol 'nope'"),
+    (["tables", "smoke", "--format", "pdf"], "'pdf' is not one of"),
+    (["bench", "train", "method=nope"], "unknown method 'nope'"),
+    (["bench", "render", "method=nope"], "unknown method 'nope'"),
+    (["bench", "train", "seed=abc"], "'seed' takes a number"),
+    (["run"], "name a protocol: protocol=NAME"),
+    (["run", "protocol=nope"], "unknown protocol 'nope'"),
+    (["run", "protocol=smoke", "data.size=-5"], "'data.size' must be at least 0, got -5"),
+    (["run", "protocol=smoke", "train.face_fraction=2"], "'train.face_fraction' must be at most 1.0"),
+    (["run", "protocol=smoke", "nope=1"], "unknown config key 'nope'"),
+    (["run", "protocol=smoke", "runs=/tmp/x"], "name the run store with --runs DIR"),
+    (["run", "protocol=smoke", "train.preset=mine"], "unknown train.preset 'mine'"),
+    (["ablate", "--drop", "XYZ"], "unknown ablation(s) ['XYZ']"),
+    (["ls", "nothing"], "'nothing' is not one of"),
+    (["eval", "--pred", "missing.mp4", "--out", "x"], "missing.mp4: no such file"),
+    (["regress", "--reference", "missing.json", "--read"], "no reference at missing.json"),
+    (["config", "show", "data.sizee=3"], "valid keys under 'data'"),
+]
+
+
+@pytest.mark.parametrize("args,fragment", MISTAKES, ids=[" ".join(a) for a, _ in MISTAKES])
+def test_user_mistakes_are_clear_errors(args, fragment, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # nothing a mistake might write lands in the repository
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code != 0, res.output
+    assert "Traceback" not in res.output and not isinstance(res.exception, (TypeError, AttributeError, KeyError))
+    assert fragment in res.output, res.output
+
+
+def test_ls_lists_what_exists():
+    runner = CliRunner()
+    protocols = runner.invoke(main, ["ls", "protocols"]).output
+    assert "smoke " in protocols and "ablation " in protocols
+    methods = runner.invoke(main, ["ls", "methods"]).output
+    assert all(m in methods for m in METHODS)
+    metrics = runner.invoke(main, ["ls", "metrics"]).output
+    assert "lmd_dlib   LMD (dlib)" in metrics and "sync_conf" in metrics
+
+
+def test_a_protocol_file_works_in_run_tables_and_plot_with_one_runs_option(tmp_path, monkeypatch):
+    monkeypatch.setitem(METHODS, "noisy_gt", "tests.aebench.fake_method:NoisyGT")
+    spec = {"name": "mine", "table": None, "metrics": ["psnr", "ssim"],
+            "rows": [{"label": "A", "method": "noisy_gt"}], "targets": ["synth_01"], "base": "leave_one_out",
+            "data": "synth", "synth": {"identities": 2, "seconds": 2.0, "size": 16, "seed": 0},
+            "grid": {"iters": [2]}, "settings": {"train.render_frames": 4}}
+    path = tmp_path / "my_protocol.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    runs = tmp_path / "store"
+    runner = CliRunner()
+    res = runner.invoke(main, ["run", f"protocol={path}", "--runs", str(runs)])
+    assert res.exit_code == 0, res.output
+    assert (runs / "mine").is_dir()  # cells live under the protocol's name
+    table = runner.invoke(main, ["tables", str(path), "--runs", str(runs)])
+    assert table.exit_code == 0 and "| A " in table.output and "PSNR (ours)" in table.output, table.output
+    plots = runner.invoke(main, ["plot", str(path), "--runs", str(runs), "--out", str(tmp_path / "png")])
+    assert plots.exit_code == 0 and (tmp_path / "png" / "training_curves.png").exists(), plots.output
