@@ -9,33 +9,80 @@ import click
 DEFAULT_ROOT = Path("data/identities")
 
 
+VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm")
+
+
+def identity_name(clip: Path) -> str:
+    """An identity's name from its clip's file name, without the rate/length/cut suffixes the
+    shared clips carry: ``cnn2_25fps`` -> ``cnn2``, ``hdtf_katie_8s`` -> ``hdtf_katie``,
+    ``may_short`` -> ``may``."""
+    import re
+
+    name = clip.stem
+    while True:
+        shorter = re.sub(r"_(\d+(\.\d+)?(fps|s)|short)$", "", name)
+        if shorter == name or not shorter:
+            return name
+        name = shorter
+
+
+def _clips_and_overrides(args: tuple[str, ...]) -> tuple[list[Path], list[str]]:
+    """CLIP files and folders of clips (expanded, sorted) apart from prepare.KEY=VALUE overrides."""
+    clips, overrides = [], []
+    for arg in args:
+        path = Path(arg)
+        if "=" in arg and not path.exists():
+            overrides.append(arg)
+        elif path.is_dir():
+            found = sorted(f for f in path.iterdir() if f.suffix.lower() in VIDEO_EXTS)
+            if not found:
+                raise click.UsageError(f"{path}: no video files ({', '.join(VIDEO_EXTS)})")
+            clips += found
+        elif path.is_file():
+            clips.append(path)
+        else:
+            raise click.UsageError(f"{arg}: no such clip or folder (overrides are prepare.KEY=VALUE)")
+    if not clips:
+        raise click.UsageError("name at least one clip or folder of clips")
+    return clips, overrides
+
+
 @click.command()
-@click.argument("clip", type=click.Path(dir_okay=False, path_type=Path))
-@click.argument("overrides", nargs=-1)
-@click.option("--name", required=True, help="Identity name (folder name under --out).")
+@click.argument("args", nargs=-1)
+@click.option("--name", default=None, help="Identity name (one clip only; default: from the file name).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_ROOT, show_default=True)
 @click.option("--size", type=click.IntRange(min=16), default=512, show_default=True, help="Square frame size (px).")
 @click.option("--fps", type=click.FloatRange(min=1), default=25.0, show_default=True)
 @click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Prepare only the first S seconds.")
 @click.option("--features", default="mfcc", show_default=True, help="Comma-separated audio features to compute.")
-def prepare(clip: Path, overrides: tuple[str, ...], name: str, out: Path, size: int, fps: float,
+def prepare(args: tuple[str, ...], name: str | None, out: Path, size: int, fps: float,
             max_seconds: float | None, features: str) -> None:
-    """Prepare CLIP.mp4 into an identity: frames, landmarks, poses, masks, background, audio.
+    """Prepare clips into identities: frames, landmarks, poses, masks, background, audio.
 
-    Extra prepare.KEY=VALUE arguments override the preparation settings
-    (`aebench config show` lists them)."""
+    ARGS: clip files and/or folders of clips (every video in them), then optional
+    prepare.KEY=VALUE overrides (`aebench config show` lists them). Each identity is named
+    after its file (see `--name` for one clip); identities already prepared from the same
+    source and settings are skipped."""
     from aebench.config import ConfigError
     from aebench.data.prepare import PrepareError
     from aebench.data.prepare import prepare as run
 
+    clips, overrides = _clips_and_overrides(args)
+    if name and len(clips) > 1:
+        raise click.UsageError(f"--name names one identity, but {len(clips)} clips were given")
+    names = [name] if name else [identity_name(c) for c in clips]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise click.UsageError(f"two clips would become the same identity {dupes}; prepare them one by one with --name")
     feats = tuple(f.strip() for f in features.split(",") if f.strip())
-    try:
-        path = run(clip, name, out, size=size, fps=fps, max_seconds=max_seconds, overrides=overrides,
-                   features=feats, progress=True, log=click.echo)
-    except (PrepareError, ConfigError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(f"prepared {path}")
+    for clip, ident in zip(clips, names):
+        try:
+            path = run(clip, ident, out, size=size, fps=fps, max_seconds=max_seconds, overrides=tuple(overrides),
+                       features=feats, progress=True, log=click.echo)
+        except (PrepareError, ConfigError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"prepared {path}")
 
 
 @click.command("list")

@@ -199,3 +199,21 @@ def test_unknown_feature_fails_before_work(shared_data, tmp_path):
         prepare(shared_data / "clips" / "may_short.mp4", "x", tmp_path, size=32, max_seconds=1,
                 features=("mfcc", "nope"), progress=False)
     _no_leftovers(tmp_path, "x")
+
+
+def test_one_command_prepares_a_folder_of_clips_and_skips_prepared_ones(shared_data, tmp_path):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for name in ("may_short.mp4", "hdtf_aoc_8s.mp4"):
+        (clips / name).symlink_to(shared_data / "clips" / name)
+    runner = CliRunner()
+    args = [str(clips), "--out", str(tmp_path / "ids"), "--size", "64", "--max-seconds", "1", "prepare.refine=false"]
+    res = runner.invoke(prepare_cmd, args)
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "ids").iterdir()) == ["hdtf_aoc", "may"]  # named after the files
+    again = runner.invoke(prepare_cmd, args)
+    assert again.exit_code == 0 and again.output.count("up to date") == 2, again.output
+    bad = runner.invoke(prepare_cmd, [str(clips), "--name", "x", "--out", str(tmp_path / "ids")])
+    assert bad.exit_code != 0 and "--name names one identity, but 2 clips were given" in bad.output
+    missing = runner.invoke(prepare_cmd, [str(tmp_path / "nope.mp4")])
+    assert missing.exit_code != 0 and "no such clip or folder" in missing.output
