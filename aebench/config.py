@@ -10,7 +10,8 @@ The default tree is composed from ``aebench/configs/base.yaml`` (the root keys) 
       paper: {...}
 
 Composition order: defaults -> overlay of the chosen ``scale`` -> ``extra`` (e.g. a
-protocol's settings) -> user overrides. Every key anywhere must exist in the defaults, so
+protocol's settings) -> with ``train.preset=official``, the method's published train values
+(``configs/presets/official.yaml``) -> user overrides. Every key anywhere must exist in the defaults, so
 a typo is an error naming the valid keys. A default of ``{}`` marks an open mapping (any
 sub-key allowed, e.g. ``weights.syncnet=PATH``).
 
@@ -160,9 +161,9 @@ def load_config(overrides: Sequence[str] = (), extra: Mapping | None = None, sca
 
     def compose(preset: Mapping | None) -> DictConfig:
         cfg = default_tree(str(chosen))
-        if preset:
-            _merge_checked(cfg, {"train": preset}, origin=f"train.preset=official ({PRESETS_FILE.name})")
         _merge_checked(cfg, {k: v for k, v in extra.items() if k != "scale"}, origin="protocol/extra settings")
+        if preset:  # a method's published values replace the protocol's shared ones; the user's still win
+            _merge_checked(cfg, {"train": preset}, origin=f"train.preset=official ({PRESETS_FILE.name})")
         _merge_checked(cfg, {k: v for k, v in user.items() if k != "scale"}, origin="command line")
         cfg.scale = str(chosen)
         return cfg

@@ -137,7 +137,7 @@ def render_cmd(overrides: tuple[str, ...], frames: int, checkpoint: str | None, 
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         test = identity.split("test")
-        audio = test.audio[: int(round(frames * identity.audio_rate / identity.fps))]
+        audio = test.audio[: identity.samples_for_frames(frames)]
         t0 = time.perf_counter()
         out = method.render(ckpt, identity, audio, cfg, work / "render.mp4")
         dt = time.perf_counter() - t0

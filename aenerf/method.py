@@ -4,7 +4,7 @@ filled with AE-NeRF's settings and network (:mod:`aenerf.model`).
 Base model over the training halves of several identities, few-shot fine-tuning from it
 (continuing its global step), rendering with L fixed references spread over the fine-tuning
 clip; while training, L random other frames of the same clip are the references (DFRF's
-scheme; the target never serves as its own reference).
+scheme; the target never serves as its own reference, except in a one-frame clip).
 """
 
 from __future__ import annotations

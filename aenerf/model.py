@@ -91,6 +91,7 @@ class References:
 
 
 class AENeRFModel(NeRFModel):
+    uses_references = True
     uses_ref_audio = True
     mask_backgrounds = {"mask_aa": 0.0, "mask_ai": 1.0}
 

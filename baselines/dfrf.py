@@ -120,6 +120,8 @@ class DFRFReferences:
 
 
 class DFRFModel(NeRFModel):
+    uses_references = True
+
     def __init__(self, settings: DFRFSettings, audio_channels: int, train: TrainSettings):
         super().__init__(settings, audio_channels, train)
         s = settings

@@ -111,7 +111,7 @@ class External(Method):
         if not src.exists() or src.stat().st_size != entry["bytes"]:
             raise ExternalError(f"{src} is missing or changed since it was recorded; run finetune again")
         n_video, fps = count_frames(src)
-        if abs(fps - identity.fps) > 0.01:
+        if abs(fps - identity.fps) > 1e-3:
             raise ExternalError(f"{src} runs at {fps:g} fps but identity '{identity.name}' at {identity.fps:g} fps; "
                                 f"resample the render to {identity.fps:g} fps")
         n = identity.frames_for_audio(len(driving_audio))

@@ -75,6 +75,8 @@ def _csv_num(v):
 
 def _mean(values: np.ndarray) -> float:
     v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return float("nan")
     return float("inf") if np.isinf(v).all() else float(np.mean(v))
 
 
@@ -158,7 +160,8 @@ def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for pkg in ("scikit-image", "lpips", "syncnet-python", "python-speech-features", "dlib-bin", "torch"):
+    for pkg in ("scikit-image", "lpips", "syncnet-python", "face-alignment", "opencv-python", "opencv-contrib-python",
+                "python-speech-features", "dlib-bin", "torch"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:

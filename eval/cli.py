@@ -72,7 +72,7 @@ def eval_cmd(pred, gt, audio, metrics, weight_items, align, resize, fps, out) ->
         click.echo("sync face crops: " + ("syncnet-python's S3FD pipeline" if crop == "s3fd" else
                                           "dlib landmarks (labelled variant; add syncnet_s3fd for the reference pipeline)"))
     for name, rec in result.info.get("weights", {}).items():
-        if not rec["official"]:
+        if not rec["official"] and rec["verification"] == "explicit file":
             click.secho(f"NOTE: {name} weights are UNOFFICIAL: {rec['path']} (sha256 {rec['sha256']})", fg="yellow")
     for k, why in result.missing.items():
         click.secho(f"MISSING {k}: {why}", fg="red", err=True)

@@ -49,6 +49,8 @@ class FrameSource:
             a = np.asarray(src)
             if a.ndim != 4 or a.shape[-1] != 3 or a.dtype != np.uint8:
                 raise ValueError(f"frame arrays must be uint8 (n, H, W, 3), got {a.dtype} {a.shape}")
+            if len(a) == 0:
+                raise ValueError("no frames to score (an empty array)")
             return cls(len(a), a.shape[1:3], float(fps or DEFAULT_FPS), lambda: iter(a), "array")
         p = Path(src)
         if p.is_dir():
@@ -58,6 +60,8 @@ class FrameSource:
     @classmethod
     def from_getter(cls, n: int, getter, fps: float = DEFAULT_FPS, name: str = "frames") -> "FrameSource":
         """``n`` frames produced by ``getter(i)`` (e.g. an identity's ``frame``)."""
+        if n <= 0:
+            raise ValueError("no frames to score")
         first = np.asarray(getter(0))
         return cls(n, first.shape[:2], fps, lambda: (np.asarray(getter(i)) for i in range(n)), name)
 

@@ -81,13 +81,17 @@ def _audio_name(spec: str) -> str:
 
 
 def _cell_marks(cell: dict, metric: str) -> str:
-    """Markers of one cell's metric: unofficial weights (†), a labelled variant recipe (‡)."""
+    """Markers of one cell's metric: weights the user gave that are not the official files (†), a
+    labelled variant recipe (‡). Store copies verified as far as the manifest knows are not marked."""
     from eval.registry import METRICS
+    from eval.weights import manifest
 
     info = cell.get("info") or {}
     marks = ""
     m = METRICS.get(metric)
-    if m and any(not (info.get("weights", {}).get(w) or {}).get("official", True) for w in m.weights):
+    used = [w for w, e in manifest().items() if metric in e.get("used_by", [])]
+    records = [(info.get("weights", {}).get(w) or {}) for w in used]
+    if any(r.get("verification") == "explicit file" and not r.get("official") for r in records):
         marks += UNOFFICIAL
     if m and m.group == "sync" and (info.get("sync") or {}).get("crop") == "dlib":
         marks += VARIANT
@@ -108,7 +112,7 @@ def render_table(protocol: str | Path, runs_root: Path, fmt: str = "md") -> str:
     table = spec.get("table")
     paper_cols, axis = LAYOUT.get(protocol, ([], None))
     by_audio = protocol in BY_AUDIO
-    metrics = spec.get("metrics") or ["psnr", "ssim"]
+    metrics = spec.get("metrics") or list(METRICS)
     if table and not by_audio:
         metric_cols = [(m, PAPER_METRICS[m]) for m in paper_cols]  # our column paired with the paper's
         paired = {m for _, m in metric_cols}
@@ -186,7 +190,8 @@ def render_table(protocol: str | Path, runs_root: Path, fmt: str = "md") -> str:
     footnotes = [f"missing {m}: {why}" for m, why in notes.items()]
     used = "".join(str(v) for r in body for v in r)
     if UNOFFICIAL in used:
-        footnotes.append(f"{UNOFFICIAL} computed with unofficial weights (see each cell's metrics.json: weights)")
+        footnotes.append(f"{UNOFFICIAL} computed with weights files the user gave that are not the official ones "
+                         "(see each cell's metrics.json: weights)")
     if VARIANT in used:
         footnotes.append(f"{VARIANT} SyncNet on face crops from dlib landmarks (crop: dlib), not the S3FD pipeline")
     if fmt == "csv":

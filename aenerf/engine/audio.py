@@ -22,7 +22,7 @@ Facts from the official code (``YudongGuo/AD-NeRF`` NeRFs/HeadNeRF/run_nerf_help
 Deviation (every method): the suite's audio features replace DeepSpeech (TensorFlow,
 unavailable offline). ``identity.features(cfg.features)`` gives ``(n, T, C)`` windows
 (``mfcc`` by default), normalised per channel with the training clip's statistics
-(:class:`aenerf.engine.views.AudioNorm`). AudioNet takes ``C`` input channels instead of 29 and, when ``T``
+(:class:`aebench.data.features.AudioNorm`). AudioNet takes ``C`` input channels instead of 29 and, when ``T``
 is not 16, keeps the four stride-2 convs and average-pools what remains of the time axis
 to length 1 (for T = 16 this pooling is the identity, i.e. the original network).
 """

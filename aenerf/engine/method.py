@@ -59,6 +59,8 @@ class NeRFModel(nn.Module):
     step at the start of this training) are set by :class:`NeRFMethod`.
     """
 
+    #: True when the network is conditioned on reference frames (n_refs must then be at least 1)
+    uses_references: ClassVar[bool] = False
     #: True when the field needs the references' audio codes (AE-NeRF), not only their images
     uses_ref_audio: ClassVar[bool] = False
     #: composited outputs besides rgb and their background value (AE-NeRF's parsing masks)
@@ -154,7 +156,12 @@ class NeRFMethod(Method):
 
     # ----- settings --------------------------------------------------------------------
     def settings(self, cfg: DictConfig) -> NeRFSettings:
-        return self.settings_cls.from_config(cfg[self.name], where=f"config section '{self.name}'")
+        s = self.settings_cls.from_config(cfg[self.name], where=f"config section '{self.name}'")
+        if self.model_cls.uses_references and s.n_refs < 1:
+            raise ValueError(f"{self.name}.n_refs must be at least 1 ({self.name} aggregates reference frames), got {s.n_refs}")
+        if not self.model_cls.uses_references and s.n_refs != 0:
+            raise ValueError(f"{self.name} uses no reference frames: {self.name}.n_refs must be 0, got {s.n_refs}")
+        return s
 
     @staticmethod
     def train_settings(cfg: DictConfig) -> TrainSettings:
@@ -236,7 +243,8 @@ class NeRFMethod(Method):
         iters = int(train.pretrain_iters if phase == "pretrain" else train.iters)
         meta = {"method": self.name, "phase": phase, "settings": settings.to_dict(), "features": features,
                 "audio_channels": channels, "audio_norm": target.norm.to_dict(), "step_offset": offset,
-                "refs": [int(r) for r in refs], "identity": target.name, "identities": [v.name for v in views]}
+                "refs": [int(r) for r in refs], "identity": target.name, "identities": [v.name for v in views],
+                "clip": [int(target.indices[0]), int(target.indices[-1]) + 1]}
         trainer = Trainer(model, train, root, self.batch_fn(views, train, settings.n_refs), device, int(cfg.seed), meta,
                           init_from=base, desc=f"{self.name} {phase} {target.name}",
                           reinit=lambda m: m.reinit_for_finetune(), step_offset=offset)
@@ -280,15 +288,16 @@ class NeRFMethod(Method):
         audio = driving_audio[: identity.samples_for_frames(n)]
         norm = AudioNorm.from_dict(meta["audio_norm"])
         to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
-        smooth = model.smoothing(int(state["step"]))
+        smooth = model.smoothing(max(int(state["step"]) - 1, 0))  # as the last training step did
         codes = model.audio.encode_all(to_t(self.driving_windows(meta, audio, n, fps)), smooth)
         refs = None
         if meta["refs"]:
             ref_view = identity.select(meta["refs"])
             ref_codes = None
-            if model.uses_ref_audio:
-                feats = to_t(norm(load_or_compute(identity, meta["features"])))  # every frame of the identity
-                ref_codes = model.audio(feats, to_t(np.asarray(meta["refs"])), smooth)
+            if model.uses_ref_audio:  # encoded within the fine-tuning clip, as while training
+                first, stop = meta.get("clip") or (0, int(identity.meta["n_frames"]))
+                feats = to_t(norm(load_or_compute(identity, meta["features"])[first:stop]))
+                ref_codes = model.audio(feats, to_t(np.asarray(meta["refs"]) - first), smooth)
             refs = model.references(to_t(ref_view.frames()).float() / 255.0, to_t(ref_view.poses),
                                     to_t(identity.intrinsics.copy()), ref_codes)
         test = identity.split("test")

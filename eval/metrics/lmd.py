@@ -104,7 +104,9 @@ def fan_landmarks(fa, frames, n: int) -> np.ndarray:
 
 def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
     s3fd, fan = (ctx.weights[w] for w in WEIGHTS)
-    fa = face_alignment_from_store(s3fd.path, fan.path)
+    import torch
+
+    fa = face_alignment_from_store(s3fd.path, fan.path, "cuda" if torch.cuda.is_available() else "cpu")
     tracks = {}
     for which in ("pred", "gt"):
         key = f"fan_landmarks_{which}"

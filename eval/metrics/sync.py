@@ -265,7 +265,10 @@ def _compute_pipeline(ctx: Context, names: list[str], s3fd) -> dict[str, Value]:
     with tempfile.TemporaryDirectory(prefix="aebench-sync-") as tmp:
         work = Path(tmp)
         video, wav = pipeline_inputs(ctx, work)
-        offsets, confs, dists, conf, dist, _, has_face = run_pipeline(video, wav, s3fd.path, rec.path, work / "cache")
+        import torch
+
+        offsets, confs, dists, conf, dist, _, has_face = run_pipeline(
+            video, wav, s3fd.path, rec.path, work / "cache", "cuda" if torch.cuda.is_available() else "cpu")
     info.update(offsets=[int(o) for o in offsets], confs=[float(c) for c in confs], dists=[float(d) for d in dists],
                 has_face=bool(has_face), tracks=len(offsets))
     if not offsets:

@@ -84,3 +84,23 @@ def test_method_sections_are_validated_against_their_settings_classes():
     with pytest.raises(SettingsError, match="unknown extra; missing heads"):
         AENeRFSettings.from_dict(bad)
     assert "lambda_m" not in s.arch() and "aaa" in s.arch()  # loss weights may differ from a base model
+
+
+def test_reference_counts_are_checked_per_method():
+    from aenerf.method import AENeRF
+    from baselines.adnerf import ADNeRF
+    from baselines.dfrf import DFRF
+
+    with pytest.raises(ValueError, match="aenerf.n_refs must be at least 1"):
+        AENeRF().settings(load_config(["aenerf.n_refs=0"]))
+    with pytest.raises(ValueError, match="dfrf.n_refs must be at least 1"):
+        DFRF().settings(load_config(["dfrf.n_refs=0"]))
+    with pytest.raises(ValueError, match="adnerf uses no reference frames"):
+        ADNeRF().settings(load_config(["adnerf.n_refs=2"]))
+
+
+def test_the_official_preset_replaces_the_protocols_shared_values():
+    protocol = {"train.batch_rays": 128, "train.iters": 60}
+    cfg = load_config(["method=adnerf", "train.preset=official"], extra=protocol)
+    assert cfg.train.batch_rays == 2048 and cfg.train.iters == 60  # iterations stay the protocol's grid
+    assert load_config(["method=adnerf"], extra=protocol).train.batch_rays == 128

@@ -57,14 +57,14 @@ def test_plots_written(tmp_path):
 
 
 def test_entries_show_n_spread_markers_and_partial_missing(tmp_path):
-    unofficial = {"weights": {"syncnet": {"official": False}}, "sync": {"crop": "dlib"}}
+    unofficial = {"weights": {"syncnet": {"official": False, "verification": "explicit file"}}, "sync": {"crop": "dlib"}}
     make_cell(tmp_path, "ablation", "a", "AE-NeRF", 21.0, lpips=0.3, sync=5.0, info=unofficial)
     make_cell(tmp_path, "ablation", "b", "AE-NeRF", 23.0, lpips=None, sync=7.0, info=unofficial)
     md = render_table("ablation", tmp_path, "md")
     line = next(li for li in md.splitlines() if li.startswith("| AE-NeRF"))
     assert "0.300 (n=1 of 2)" in line  # one missing cell does not hide the other
     assert "6.000 ± 1.414†‡ (n=2)" in line
-    assert "† computed with unofficial weights" in md and "‡ SyncNet on face crops from dlib landmarks" in md
+    assert "† computed with weights files the user gave" in md and "‡ SyncNet on face crops from dlib landmarks" in md
     assert "missing lpips:" in md
 
 

@@ -159,3 +159,9 @@ def test_the_registry_owns_every_fact_of_a_metric(monkeypatch):
     assert r.summary["mae"] == 0.0 and r.frames[0]["mae"] == 0.0
     assert not compare({"cells": {"c": {"mae": 1.0}}}, {"c": {"mae": 1.2}})  # within the registry's 0.25
     assert compare({"cells": {"c": {"mae": 1.0}}}, {"c": {"mae": 1.3}})[0].kind == "worse"
+
+
+def test_empty_clips_are_refused_not_scored_perfect():
+    empty = np.zeros((0, 8, 8, 3), np.uint8)
+    with pytest.raises(ValueError, match="no frames to score"):
+        evaluate(empty, empty, metrics=["psnr"], progress=False)
