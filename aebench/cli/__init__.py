@@ -20,6 +20,7 @@ COMMANDS = {
     "plot": "aebench.cli.protocol:plot",
     "regress": "aebench.cli.protocol:regress",
     "ls": "aebench.cli.ls:ls",
+    "compare": "aebench.cli.protocol:compare",
 }
 
 

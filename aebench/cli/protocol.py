@@ -207,3 +207,22 @@ def regress(reference: Path, read_only: bool, write: bool, runs: Path | None, ov
             click.echo(f"REGRESSION {f}", err=True)
         raise click.ClickException(f"{len(fails)} regression(s) against {reference}")
     click.echo(f"regression check passed: {len(current)} cells within tolerance of {reference}")
+
+
+@click.command()
+@click.argument("protocol", required=False, default="smoke")
+@click.option("--runs", **RUNS_OPTION)
+@click.option("--target", default=None, help="identity to show (default: the first with finished cells)")
+@click.option("--audio", default="self", show_default=True, help="driving audio of the cells to show (as in the grid)")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="the mp4 (default <runs>/<protocol>/compare_<target>.mp4); a PNG strip is written beside it")
+@_usage
+def compare(protocol: str, runs: Path | None, target: str | None, audio: str, out: Path | None) -> None:
+    """Side-by-side video: ground truth | each row of PROTOCOL (labelled, with the driving audio)."""
+    from aebench.protocol.spec import raw_protocol
+    from aebench.report.compare import compare as make
+
+    root = Path(runs or runs_dir())
+    name = str(raw_protocol(protocol)["name"])
+    video, png = make(protocol, root, out or root / name / f"compare_{target or 'first'}.mp4", target, audio)
+    click.echo(f"wrote {video} and {png}")

@@ -69,3 +69,12 @@ def test_a_protocol_file_works_in_run_tables_and_plot_with_one_runs_option(tmp_p
     assert table.exit_code == 0 and "| A " in table.output and "PSNR (ours)" in table.output, table.output
     plots = runner.invoke(main, ["plot", str(path), "--runs", str(runs), "--out", str(tmp_path / "png")])
     assert plots.exit_code == 0 and (tmp_path / "png" / "training_curves.png").exists(), plots.output
+    side = runner.invoke(main, ["compare", str(path), "--runs", str(runs), "--out", str(tmp_path / "cmp.mp4")])
+    assert side.exit_code == 0, side.output
+    from aebench.media import probe
+
+    info = probe(tmp_path / "cmp.mp4")  # ground truth | A, 16 px frames enlarged to 128 px panels, with audio
+    assert info.n_frames == 4 and info.has_audio and info.width == 2 * 128
+    assert (tmp_path / "cmp.png").stat().st_size > 0
+    wrong = runner.invoke(main, ["compare", str(path), "--runs", str(runs), "--target", "nobody"])
+    assert wrong.exit_code != 0 and "no finished self-driven cells of 'nobody'" in wrong.output
