@@ -21,6 +21,7 @@ COMMANDS = {
     "regress": "aebench.cli.protocol:regress",
     "ls": "aebench.cli.ls:ls",
     "compare": "aebench.cli.protocol:compare",
+    "report": "aebench.cli.protocol:report",
 }
 
 

@@ -226,3 +226,15 @@ def compare(protocol: str, runs: Path | None, target: str | None, audio: str, ou
     name = str(raw_protocol(protocol)["name"])
     video, png = make(protocol, root, out or root / name / f"compare_{target or 'first'}.mp4", target, audio)
     click.echo(f"wrote {video} and {png}")
+
+
+@click.command()
+@click.argument("protocol", required=False, default="smoke")
+@click.option("--runs", **RUNS_OPTION)
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="folder of the page")
+@_usage
+def report(protocol: str, runs: Path | None, out: Path) -> None:
+    """One static HTML page of PROTOCOL: table, plots, side-by-side videos and frame strips."""
+    from aebench.report.html import write_report
+
+    click.echo(f"wrote {write_report(protocol, Path(runs or runs_dir()), out)}")

@@ -203,5 +203,11 @@ def render_table(protocol: str | Path, runs_root: Path, fmt: str = "md") -> str:
     if fmt == "latex":
         return (f"% {caption}\n" + tabulate(body, headers, tablefmt="latex", disable_numparse=True)
                 + "".join(f"\n% {n}" for n in footnotes))
+    if fmt == "html":
+        import html
+
+        return (f"<p class=caption>{html.escape(caption)}</p>\n"
+                + tabulate(body, headers, tablefmt="html", disable_numparse=True)
+                + "".join(f"\n<p class=note>{html.escape(n)}</p>" for n in footnotes))
     return (caption + "\n\n" + tabulate(body, headers, tablefmt="github", disable_numparse=True)
             + ("\n\n" + "\n".join(footnotes) if footnotes else ""))

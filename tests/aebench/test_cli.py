@@ -78,3 +78,17 @@ def test_a_protocol_file_works_in_run_tables_and_plot_with_one_runs_option(tmp_p
     assert (tmp_path / "cmp.png").stat().st_size > 0
     wrong = runner.invoke(main, ["compare", str(path), "--runs", str(runs), "--target", "nobody"])
     assert wrong.exit_code != 0 and "no finished self-driven cells of 'nobody'" in wrong.output
+
+    # the static report page: its table, and every image and video it points at exists (videos play: duration > 0)
+    import re
+
+    page_dir = tmp_path / "report"
+    rep = runner.invoke(main, ["report", str(path), "--runs", str(runs), "--out", str(page_dir)])
+    assert rep.exit_code == 0, rep.output
+    page = (page_dir / "index.html").read_text()
+    assert "<table>" in page and "PSNR (ours)" in page and "<td>A" in page
+    videos = re.findall(r'<video[^>]* src="([^"]+)"', page)
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert videos and images
+    assert all((page_dir / v).exists() and probe(page_dir / v).duration > 0 for v in videos)
+    assert all((page_dir / i).stat().st_size > 0 for i in images)
