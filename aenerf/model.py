@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from aenerf.engine.method import NeRFModel
 from aenerf.engine.mlp import NeRFMLP
 from aenerf.engine.references import FeatureExtractor, clamp_to_image, project_to_refs, reference_tokens
-from aenerf.engine.settings import NeRFSettings, TrainSettings, loss_only
+from aenerf.engine.settings import ReferenceSettings, TrainSettings, loss_only
 from aenerf.engine.slot_attention import SlotAggregation
 from aenerf.modules.aaa import AudioAwareAggregation
 from aenerf.modules.rrs import RayGroups, all_overlap, regionwise
@@ -45,7 +45,7 @@ from aenerf.modules.warper import Warper
 
 
 @dataclass(frozen=True)
-class AENeRFSettings(NeRFSettings):
+class AENeRFSettings(ReferenceSettings):
     """``cfg.aenerf``: AE-NeRF's sizes and ablation switches."""
 
     aaa: bool
@@ -58,12 +58,6 @@ class AENeRFSettings(NeRFSettings):
     """Regionwise Ray Sampling; false = every ray through both NeRFs ("w/o RRS")."""
     rrs_eps: float = field(metadata=loss_only())
     """RRS overlap fraction eps (0.4 in the paper)."""
-    feat_dim: int
-    """Reference feature channels D (DFRF's extractor output)."""
-    cnn_width: int
-    """Channels of the extractor's two 3x3 convolutions."""
-    pe_ref: int
-    """PE frequencies of the reference RGB and camera position fed to the extractor."""
     token_dim: int
     """AAA token width (and attention width d; 128 in the paper)."""
     heads: int

@@ -58,22 +58,16 @@ from aenerf.engine.method import NeRFMethod, NeRFModel
 from aenerf.engine.mlp import NeRFMLP
 from aenerf.engine.references import (FeatureExtractor, clamp_to_image, project_to_refs, reference_tokens,
                                       sample_features)
-from aenerf.engine.settings import NeRFSettings, TrainSettings, loss_only
+from aenerf.engine.settings import ReferenceSettings, TrainSettings, loss_only
 from aenerf.engine.slot_attention import SlotAggregation
 
 REF_IMAGE_SIZE = 512  # the official clamp of 10 px is in pixels of 512x512 frames
 
 
 @dataclass(frozen=True)
-class DFRFSettings(NeRFSettings):
+class DFRFSettings(ReferenceSettings):
     """``cfg.dfrf``: DFRF's sizes (paper scale = the official code's)."""
 
-    feat_dim: int
-    """Reference feature channels (Feature_extractor's linear layer; 128)."""
-    cnn_width: int
-    """Channels of its two 3x3 convolutions (64)."""
-    pe_ref: int
-    """PE frequencies of the reference RGB and camera position (5)."""
     pe_warp: int
     """PE frequencies of x into the deformation MLP (10)."""
     warp_hidden: list[int]

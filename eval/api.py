@@ -125,9 +125,7 @@ def evaluate(pred, gt=None, audio=None, metrics=None, weights=None, progress: bo
         names = [m.name for m in members]
         try:  # weights first: no expensive pass for a metric that will be missing anyway
             for wname in dict.fromkeys(w for m in members for w in m.weights):
-                rec = wstore.resolve(wname, weights.get(wname))
-                ctx.weights[wname] = rec
-                info["weights"][wname] = rec.to_json()
+                ctx.resolve_weights(wname)
         except wstore.WeightsMissing as exc:
             missing.update({n: f"{exc}. Fix: {exc.fix}" for n in names})
             continue

@@ -13,6 +13,7 @@ every method is held to (DESIGN.md, "Scoring rules"):
 
 from __future__ import annotations
 
+import copy
 import re
 import warnings
 from pathlib import Path
@@ -36,8 +37,7 @@ class FrameSource:
 
     def __init__(self, n: int, hw: tuple[int, int], fps: float, frames, name: str = "frames"):
         self._n, self.hw, self.fps, self._frames, self.name = int(n), tuple(hw), float(fps), frames, name
-        self._limit: int | None = None
-        self._to: tuple[int, int] | None = None
+        self._to: tuple[int, int] | None = None  # resize target (H, W), when asked
 
     # ----- construction ------------------------------------------------------------------
     @classmethod
@@ -119,13 +119,15 @@ class FrameSource:
 
     # ----- views -------------------------------------------------------------------------
     def limit(self, n: int) -> "FrameSource":
-        out = FrameSource(min(self._n, n), self.hw, self.fps, self._frames, self.name)
-        out._to = self._to
+        """The first ``n`` frames (at most)."""
+        out = copy.copy(self)
+        out._n = min(self._n, int(n))
         return out
 
     def resize(self, hw: tuple[int, int]) -> "FrameSource":
-        out = FrameSource(self._n, hw, self.fps, self._frames, self.name)
-        out._to = tuple(hw)
+        """The same frames resized to ``hw`` (H, W) with INTER_AREA."""
+        out = copy.copy(self)
+        out.hw = out._to = tuple(hw)
         return out
 
     def __len__(self) -> int:

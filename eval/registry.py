@@ -85,18 +85,24 @@ class Context:
 
         return tqdm(zip(self.pred, self.gt), total=self.n, desc=desc, unit="frame", disable=not (self.progress and desc))
 
-    def optional_weights(self, name: str):
-        """The resolved record of weights a metric can use but does not need (None when absent;
-        recorded in ``info["weights"]`` when used)."""
+    def resolve_weights(self, name: str):
+        """The record of weights ``name`` (the user's file, else the verified store copy),
+        recorded in ``info["weights"]``; raises ``eval.weights.WeightsMissing`` when absent."""
         from eval import weights as wstore
 
         if name not in self.weights:
-            try:
-                self.weights[name] = wstore.resolve(name, self.explicit.get(name))
-            except wstore.WeightsMissing:
-                return None
+            self.weights[name] = wstore.resolve(name, self.explicit.get(name))
             self.info.setdefault("weights", {})[name] = self.weights[name].to_json()
         return self.weights[name]
+
+    def optional_weights(self, name: str):
+        """The record of weights a metric can use but does not need; None when absent."""
+        from eval import weights as wstore
+
+        try:
+            return self.resolve_weights(name)
+        except wstore.WeightsMissing:
+            return None
 
     def landmarks(self, which: str) -> np.ndarray:
         """dlib 68-point landmarks (n, 68, 2) of ``pred`` or ``gt`` (NaN rows: no face), computed once."""

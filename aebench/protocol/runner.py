@@ -124,7 +124,7 @@ def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
             weights = {k: str(v) for k, v in cfg.weights.items()} or None
             result = evaluate(pred, gt=gt, audio=audio[: identity.samples_for_frames(n)], fps=identity.fps,
                               metrics=_metrics_for(cell, self_driven), weights=weights, progress=False)
-            result.info["scored_from"] = str(_scored_source(Path(video)))
+            result.info["scored_from"] = str(scored_source(Path(video)))
             result.write(cell_dir)
             timings["eval_s"] = time.perf_counter() - t0
             write_json(cell_dir / "cell.json", {
@@ -145,7 +145,8 @@ def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
             return CellOutcome(cell, "failed", f"{type(exc).__name__}: {exc}")
 
 
-def _scored_source(video: Path) -> Path:
+def scored_source(video: Path) -> Path:
+    """What metrics read of a render: its lossless frames when the method wrote them, else the file."""
     from aebench.media import lossless_frames_dir
 
     frames = lossless_frames_dir(video)
@@ -160,7 +161,7 @@ def scored_frames(video: Path, identity: Identity, n_audio: int, cap: int = 0):
     Returns a :class:`eval.frames.FrameSource` (read lazily) and the frame count."""
     from eval.frames import FrameSource
 
-    frames = FrameSource.of(_scored_source(video), fps=identity.fps)
+    frames = FrameSource.of(scored_source(video), fps=identity.fps)
     n = min(identity.frames_for_audio(n_audio, cap), len(frames))
     return frames.limit(n), n
 

@@ -38,7 +38,7 @@ def compare(protocol: str | Path, runs_root: Path, out: Path, target: str | None
 
     from aebench.data import Identity
     from aebench.media import read_audio, write_video
-    from aebench.protocol.runner import _scored_source
+    from aebench.protocol.runner import scored_source
     from aebench.protocol.spec import raw_protocol
     from eval.frames import FrameSource
 
@@ -59,7 +59,7 @@ def compare(protocol: str | Path, runs_root: Path, out: Path, target: str | None
         chosen.setdefault(c["row"], c)  # first seed / clip of each row
     first = next(iter(chosen.values()))
     identity = Identity.open(Path(first["data_root"]) / target).at_size(int(first["size"]) or None)
-    sources = {row: FrameSource.of(_scored_source(Path(c["dir"]) / "render.mp4"), identity.fps)
+    sources = {row: FrameSource.of(scored_source(Path(c["dir"]) / "render.mp4"), identity.fps)
                for row, c in chosen.items()}
     n = min(len(s) for s in sources.values())
     columns = {}

@@ -19,7 +19,7 @@ def write_report(protocol: str | Path, runs_root: Path, out: Path) -> Path:
     from aebench.report.compare import compare
     from aebench.report.plots import plot
     from aebench.report.store import read_cells
-    from aebench.report.tables import render_table
+    from aebench.report.tables import audio_name, render_table
 
     spec = raw_protocol(protocol)
     name = str(spec["name"])
@@ -36,7 +36,7 @@ def write_report(protocol: str | Path, runs_root: Path, out: Path) -> Path:
     parts.append("<h2>Side by side</h2>")
     for audio in sorted({str(c.get("audio", "self")) for c in cells}):
         for target in sorted({c["identity"] for c in cells if str(c.get("audio", "self")) == audio}):
-            stem = f"compare_{target}_{Path(audio.split(':')[-1]).stem}"
+            stem = f"compare_{target}_{audio_name(audio)}"
             video, strip = compare(protocol, runs_root, out / "videos" / f"{stem}.mp4", target, audio)
             parts.append(f"<h3>{html.escape(target)}, driven by {html.escape(audio)}</h3>")
             parts.append(f'<video controls preload="metadata" src="videos/{video.name}"></video>')

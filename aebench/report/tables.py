@@ -76,7 +76,8 @@ def _axis_value(v) -> str:
     return f"{float(v):g}" if v not in (None, "") else ""
 
 
-def _audio_name(spec: str) -> str:
+def audio_name(spec: str) -> str:
+    """Short name of a driving audio spec: ``shared:audio/zozo.wav`` -> ``zozo``, ``self`` -> ``self``."""
     return Path(str(spec).split(":", 1)[-1]).stem
 
 
@@ -124,7 +125,7 @@ def render_table(protocol: str | Path, runs_root: Path, fmt: str = "md") -> str:
     records = []
     for c in cells:
         rec = {"row": c["row"], "axis": _axis_value(c.get(AXIS_FIELD[axis])) if axis else "",
-               "audio": _audio_name(c.get("audio", "self")) if by_audio else "", "scale": c["scale"],
+               "audio": audio_name(c.get("audio", "self")) if by_audio else "", "scale": c["scale"],
                "size": c["size"], "iters": str(c["iters"]), "data": Path(c["data_root"]).name}
         for _, metric in metric_cols:
             v = c["train_hours"] if metric == "train_hours" else c["summary"].get(metric)

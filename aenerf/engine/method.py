@@ -30,6 +30,7 @@ Adding a method: one module (settings + model + method class), one line in
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -51,7 +52,7 @@ from aenerf.engine.trainer import psnr
 CKPT_NAME = "checkpoint"
 
 
-class NeRFModel(nn.Module):
+class NeRFModel(nn.Module, metaclass=ABCMeta):
     """A NeRF method's network: audio encoder, positional encodings, and the hooks below.
 
     ``settings`` is the method's :class:`NeRFSettings` subclass, ``train`` the shared
@@ -80,9 +81,10 @@ class NeRFModel(nn.Module):
         intrinsics and, when :attr:`uses_ref_audio`, (L, A) audio codes."""
         return None
 
+    @abstractmethod
     def field(self, code: Tensor, refs: Any, groups: Any) -> Field:
-        """The field (see :mod:`aenerf.engine.render`) for audio code ``code`` (A,)."""
-        raise NotImplementedError
+        """The field (see :mod:`aenerf.engine.render`) for audio code ``code`` (A,): every method
+        implements it."""
 
     def ray_groups(self, labels: Tensor | None, generator: torch.Generator | None) -> Any:
         """Per-ray routing for a batch with mask ``labels`` (N,); ``labels`` None at inference."""
@@ -151,8 +153,8 @@ def fixed_references(n_frames: int, n_refs: int) -> np.ndarray:
 class NeRFMethod(Method):
     """Training and rendering shared by every NeRF method; see the module docstring."""
 
-    settings_cls: ClassVar[type[NeRFSettings]] = NeRFSettings
-    model_cls: ClassVar[type[NeRFModel]] = NeRFModel
+    settings_cls: ClassVar[type[NeRFSettings]]
+    model_cls: ClassVar[type[NeRFModel]]
 
     # ----- settings --------------------------------------------------------------------
     def settings(self, cfg: DictConfig) -> NeRFSettings:

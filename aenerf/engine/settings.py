@@ -113,6 +113,19 @@ class NeRFSettings(Settings):
 
 
 @dataclasses.dataclass(frozen=True)
+class ReferenceSettings(NeRFSettings):
+    """What the methods built on DFRF's reference scheme add (AE-NeRF, DFRF): the settings of
+    its reference feature extractor (:class:`aenerf.engine.references.FeatureExtractor`)."""
+
+    feat_dim: int
+    """Reference feature channels (the extractor's linear layer; 128 in DFRF)."""
+    cnn_width: int
+    """Channels of the extractor's two 3x3 convolutions (64 in DFRF)."""
+    pe_ref: int
+    """PE frequencies of the reference RGB and camera position fed to the extractor (5 in DFRF)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainSettings(Settings):
     """``cfg.train``: training and rendering conditions shared by every row of a protocol."""
 
