@@ -266,7 +266,8 @@ def _run(clip: Path, name: str, tmp: Path, p, size: int, fps: float, max_seconds
         if p.refine or i in pick:
             img = cv2.cvtColor(cv2.imread(str(tmp / "frames" / f"{i:05d}.jpg")), cv2.COLOR_BGR2RGB)
         if p.refine:
-            m = refine_person(img, m, lms[i], min(size, int(p.refine_size)), int(p.refine_iters), float(p.refine_ring))
+            m = refine_person(img, m, lms[i], min(size, int(p.refine_size)), int(p.refine_iters), float(p.refine_ring),
+                             float(p.refine_ring_top))
         cv2.imwrite(str(tmp / "masks" / f"{i:05d}.png"), m)
         if i in pick:
             bg_masks.append(m)

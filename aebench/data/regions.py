@@ -95,14 +95,20 @@ def median_background(frames, masks, dilate: int = 7) -> np.ndarray:
 
 
 def refine_person(img: np.ndarray, labels: np.ndarray, lm: np.ndarray, work: int = 128, iters: int = 2,
-                  ring: float = 0.35) -> np.ndarray:
+                  ring: float = 0.35, ring_top: float = 0.12) -> np.ndarray:
     """Refine the person/background split of ``labels`` with ``cv2.grabCut`` on a ``work`` px copy.
 
     Seeds: the landmarks' hull (face) and the audio region are sure foreground; the rest of
-    the landmark masks, and a ring of ``ring`` x face width around them, probable
-    foreground; pixels beyond the ring probable background, and the top image corners
-    beyond it sure background. Where grabCut adds person pixels (hair, shoulders) they
-    become head (above the chin) or torso (below); mask pixels it rejects become background,
+    the landmark masks, and a ring around them, probable foreground; pixels beyond the ring
+    probable background, and those beyond it *above the nose tip* sure background. The ring
+    is ``ring`` x face width beside and below the face but only ``ring_top`` x face width above
+    the brows: the head mask already spans the hair there, and a wide ring let a dark
+    backdrop touching the top edge (HDTF's close crops) join the head as a block.
+    Sure background stops at the nose tip (not the chin) because in close crops the
+    shoulders reach up beside the chin and must stay free to become torso.
+
+    Where grabCut adds person pixels (hair, shoulders) they become head when above the chin
+    and within the ring of the face, else torso; mask pixels it rejects become background,
     except the sure face. Returns new labels (same shape)."""
     size = labels.shape[0]
     s = work / size
@@ -113,11 +119,17 @@ def refine_person(img: np.ndarray, labels: np.ndarray, lm: np.ndarray, work: int
     sure[labels == 2] = 1
     sure_s = cv2.resize(sure, (work, work), interpolation=cv2.INTER_NEAREST)
     face_w = float(np.linalg.norm(lm[16] - lm[0])) * s
-    r = max(1, int(ring * face_w))
-    near = cv2.dilate((lab > 0).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    rows = np.arange(work)[:, None]
+
+    def dilated(mask: np.ndarray, frac: float) -> np.ndarray:
+        r = max(1, int(frac * face_w))
+        return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+
+    person = (lab > 0).astype(np.uint8)
+    near = np.where(rows < lm[17:27, 1].min() * s, dilated(person, ring_top), dilated(person, ring))
     gc = np.full((work, work), cv2.GC_PR_BGD, np.uint8)
     gc[near > 0] = cv2.GC_PR_FGD
-    gc[(near == 0) & (np.arange(work)[:, None] < lm[8, 1] * s)] = cv2.GC_BGD  # beside/above the head, far out
+    gc[(near == 0) & (rows < lm[33, 1] * s)] = cv2.GC_BGD  # beside/above the head, far out
     gc[sure_s > 0] = cv2.GC_FGD
     if not (gc == cv2.GC_BGD).any() and not (gc == cv2.GC_PR_BGD).any():
         return labels
@@ -125,10 +137,12 @@ def refine_person(img: np.ndarray, labels: np.ndarray, lm: np.ndarray, work: int
     cv2.grabCut(np.ascontiguousarray(small[..., ::-1]), gc, None, bgd, fgd, iters, cv2.GC_INIT_WITH_MASK)
     fg = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).astype(np.uint8)
     fg = cv2.resize(fg, (size, size), interpolation=cv2.INTER_NEAREST) > 0
+    head_zone = cv2.resize(dilated(((lab == 1) | (lab == 2)).astype(np.uint8), ring), (size, size),
+                           interpolation=cv2.INTER_NEAREST) > 0
+    head_zone &= np.arange(size)[:, None] < lm[8, 1]
     out = labels.copy()
-    rows = np.arange(size)[:, None] < lm[8, 1]
     add = fg & (labels == 0)
-    out[add & rows] = 1
-    out[add & ~rows] = 3
+    out[add & head_zone] = 1
+    out[add & ~head_zone] = 3
     out[~fg & (labels > 0) & (sure == 0)] = 0
     return out

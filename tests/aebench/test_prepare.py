@@ -217,3 +217,24 @@ def test_one_command_prepares_a_folder_of_clips_and_skips_prepared_ones(shared_d
     assert bad.exit_code != 0 and "--name names one identity, but 2 clips were given" in bad.output
     missing = runner.invoke(prepare_cmd, [str(tmp_path / "nope.mp4")])
     assert missing.exit_code != 0 and "no such clip or folder" in missing.output
+
+
+def test_close_crop_masks(shared_data):
+    """HDTF's close crops: the dark backdrop at Katie's top-left corner (the colour of her
+    hair, touching the top edge) is not taken into the head, and the bottom corners (hair on
+    the shoulders, jacket) are torso, not background."""
+    import av
+
+    from aebench.data.landmarks import LandmarkDetector
+    from aebench.data.prepare import _square
+    from aebench.data.regions import refine_person, region_mask
+
+    with av.open(str(shared_data / "clips" / "hdtf_katie_8s.mp4")) as box:
+        img = _square(next(box.decode(video=0)).to_ndarray(format="rgb24"), SIZE)
+    lm = LandmarkDetector(upsample=1).detect(img)
+    m = refine_person(img, region_mask(lm, SIZE), lm)
+    block = m[: int(0.15 * SIZE), int(0.14 * SIZE): int(0.2 * SIZE)]  # backdrop left of the hair, at the top edge
+    assert (block == LABELS["background"]).mean() > 0.9
+    bottom = m[-SIZE // 20:]
+    assert (bottom[:, : SIZE // 10] == LABELS["torso"]).mean() > 0.5
+    assert (bottom[:, -SIZE // 10:] == LABELS["torso"]).mean() > 0.5
