@@ -92,3 +92,19 @@ def base_key(cfg: DictConfig) -> str:
     from omegaconf import OmegaConf
 
     return config_hash(OmegaConf.create(parts))
+
+
+#: run.* facts and settings that act only after fine-tuning: cells differing in these share one
+#: fine-tuned model (see :func:`aebench.protocol.runner.ensure_finetuned`)
+AFTER_FINETUNE = {"run": ("audio", "protocol", "row"), "train": ("render_frames",)}
+
+
+def finetune_key(cfg: DictConfig) -> str:
+    """Hash of the config without the parts that act only after fine-tuning."""
+    from omegaconf import OmegaConf
+
+    data = OmegaConf.to_container(cfg, resolve=True)
+    for section, keys in AFTER_FINETUNE.items():
+        for k in keys:
+            (data.get(section) or {}).pop(k, None)
+    return config_hash(OmegaConf.create(data))

@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from aebench.config import to_yaml
 from aebench.data import Identity
 from aebench.paths import shared_data_dir
-from aebench.protocol.cells import Cell, base_key
+from aebench.protocol.cells import Cell, base_key, finetune_key
 from aebench.protocol.store import cell_lock, is_done, log_line, mark_done, write_json
 
 
@@ -73,6 +73,27 @@ def ensure_base(method, cfg: DictConfig, runs_root: Path, progress=print) -> dic
         return {**info, "dir": str(base_dir)}
 
 
+def ensure_finetuned(method, cfg: DictConfig, identity: Identity, base: Path | None, runs_root: Path,
+                     progress=print) -> dict:
+    """The cell's fine-tuned model, trained once for every cell that differs only in what it
+    does after fine-tuning (driving audio, frames rendered, row label, protocol): the paper
+    drives one fine-tuned model with its own and other voices. Returns the contents of its
+    ``finetune.json`` (checkpoint, finetune_s) plus its folder as ``dir``."""
+    ft_dir = runs_root / "_finetune" / f"{cfg.method}-{finetune_key(cfg)}"
+    with cell_lock(ft_dir):
+        if is_done(ft_dir):
+            return {**json.loads((ft_dir / "finetune.json").read_text()), "dir": str(ft_dir)}
+        progress(f"  fine-tune {cfg.method} on {identity.name} ({int(cfg.train.iters)} it) -> {ft_dir}")
+        ft_dir.mkdir(parents=True, exist_ok=True)
+        (ft_dir / "config.yaml").write_text(to_yaml(cfg))
+        t0 = time.perf_counter()
+        ckpt = method.finetune(identity, identity.fewshot_clip(float(cfg.data.clip_seconds)), base, cfg, ft_dir)
+        info = {"checkpoint": str(ckpt), "finetune_s": time.perf_counter() - t0}
+        write_json(ft_dir / "finetune.json", info)
+        mark_done(ft_dir)
+        return {**info, "dir": str(ft_dir)}
+
+
 def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
     """Run ``cell`` unless already done. Failures are logged in the cell and returned."""
     from aebench.methods import get_method
@@ -91,16 +112,14 @@ def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
             log_line(cell_dir, f"cell {cell.cell_id}: {cell.label}")
             method = get_method(cell.method)
             identity = _identity(cfg, cell.identity)
-            clip = identity.fewshot_clip(cell.clip_seconds)
             timings = {}
             base_info = ensure_base(method, cfg, runs_root, progress)
             base = Path(base_info["checkpoint"]) if base_info else None
             timings["pretrain_s"] = base_info["pretrain_s"] if base_info else 0.0
-            progress(f"  fine-tune {cell.method} on {cell.identity} ({cell.iters} it)")
             log_line(cell_dir, "fine-tune")
-            t0 = time.perf_counter()
-            ckpt = method.finetune(identity, clip, base, cfg, cell_dir)
-            timings["finetune_s"] = time.perf_counter() - t0
+            ft_info = ensure_finetuned(method, cfg, identity, base, runs_root, progress)
+            ckpt = ft_info["checkpoint"]
+            timings["finetune_s"] = ft_info["finetune_s"]
             train_log = Path(ckpt).parent / "log.txt"
             if train_log.exists():
                 with open(cell_dir / "log.txt", "a") as fh:
@@ -132,6 +151,7 @@ def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
                 "identity": cell.identity, "clip_seconds": cell.clip_seconds, "iters": cell.iters,
                 "audio": cell.audio, "seed": cell.seed, "scale": cfg.scale, "data_root": str(cfg.data.root),
                 "size": int(cfg.data.size), "base": base_info["dir"] if base_info else None,
+                "finetuned": ft_info["dir"],
                 "base_identities": list(cfg.run.base_identities), "timings": timings,
                 "train_hours": (timings["pretrain_s"] + timings["finetune_s"]) / 3600.0,
                 "key": cell.key})

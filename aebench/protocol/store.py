@@ -1,8 +1,11 @@
 """The run store: one directory per cell, atomic writes, a lock per cell, ``done`` written last.
 
 ``<root>/<protocol>/<cell-id>/``: config.yaml, cell.json, metrics.json, frames.csv,
-render.mp4, checkpoint/, log.txt, done. Base models are shared by every protocol under
-``<root>/_base/<base-key>/`` (base.json points at the checkpoint, done written last).
+render.mp4, render_frames/, log.txt, done. Base models are shared by every protocol under
+``<root>/_base/<method>-<base-key>/`` (base.json points at the checkpoint, done written last);
+fine-tuned models by every cell that differs only after fine-tuning (driving audio, frames
+rendered, row label, protocol) under ``<root>/_finetune/<method>-<key>/`` (finetune.json, the
+checkpoint/ and its log).
 """
 
 from __future__ import annotations

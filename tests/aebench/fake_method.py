@@ -28,6 +28,9 @@ class NoisyGT(Method):
         return ckpt
 
     def finetune(self, identity, clip, base, cfg, run_dir):
+        if "FAKE_METHOD_COUNTER" in os.environ:
+            with open(os.environ["FAKE_METHOD_COUNTER"], "a") as fh:
+                fh.write("finetune\n")
         ckpt = Path(run_dir) / "checkpoint" / "final"
         ckpt.mkdir(parents=True, exist_ok=True)
         (ckpt.parent / "log.txt").write_text("step 1 loss=0.5 psnr=10\nstep 2 loss=0.25 psnr=12\n")

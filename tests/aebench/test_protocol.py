@@ -151,6 +151,20 @@ def test_run_store_resume_after_failure_and_base_shared(tmp_path, corpus, monkey
     assert 20 < metrics["summary"]["psnr"] < 40
 
 
+def test_cells_differing_only_in_driving_audio_share_one_finetune(tmp_path, corpus, monkeypatch):
+    counter = tmp_path / "count"
+    monkeypatch.setenv("FAKE_METHOD_COUNTER", str(counter))
+    grid = {"clip_seconds": [0], "iters": [5], "audio": ["self", "synth_00"], "seed": [0]}
+    cells = expand_cells(load_protocol(write_protocol(tmp_path, grid=grid)), corpus)
+    assert len(cells) == 4 and len({c.cell_id for c in cells}) == 4
+    outcomes = launch(cells, tmp_path / "runs", progress=False)
+    assert [o.status for o in outcomes] == ["done"] * 4
+    # rows A and B differ in a setting, so two fine-tunes; each drives its self- and cross-driven cell
+    assert counter.read_text().count("finetune") == 2
+    info = [json.loads((tmp_path / "runs" / "toy" / c.cell_id / "cell.json").read_text()) for c in cells]
+    assert info[0]["finetuned"] == info[1]["finetuned"] != info[2]["finetuned"] == info[3]["finetuned"]
+
+
 def test_concurrent_runs_of_one_cell_do_not_collide(tmp_path, corpus, monkeypatch):
     cell = expand_cells(load_protocol(write_protocol(tmp_path)), corpus)[0]
     runs = tmp_path / "runs"
