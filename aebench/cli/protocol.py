@@ -173,17 +173,25 @@ def plot(protocol: str, runs: Path | None, out: Path | None) -> None:
 @click.option("--read", "read_only", is_flag=True, help="only read the run store, do not run missing cells")
 @click.option("--write", "write", is_flag=True, help="write (update) the reference from this run instead of comparing")
 @click.option("--runs", **RUNS_OPTION)
+@click.option("--protocol", default=None,
+              help="with --write: the protocol (name or YAML path) to run (default: the existing reference's, else smoke)")
 @click.argument("overrides", nargs=-1)
 @_usage
-def regress(reference: Path, read_only: bool, write: bool, runs: Path | None, overrides: tuple[str, ...]) -> None:
+def regress(reference: Path, read_only: bool, write: bool, runs: Path | None, protocol: str | None,
+            overrides: tuple[str, ...]) -> None:
     """Re-run (or read) the reference's protocol and fail when a metric got worse than the
     reference beyond its tolerance (direction-aware), naming the metric and the cells."""
     from aebench.protocol.launchers import launch
     from aebench.protocol.regress import compare, read_reference, summaries, write_reference
 
     runs_root = Path(runs or runs_dir())
+    if protocol and not write:
+        raise click.UsageError("--protocol picks what --write runs; a comparison runs the reference's own protocol")
     ref = None if write else read_reference(reference)
-    protocol_name = ref["protocol"] if ref else "smoke"
+    if ref:
+        protocol_name = ref["protocol"]
+    else:
+        protocol_name = protocol or (read_reference(reference)["protocol"] if Path(reference).exists() else "smoke")
     overrides = list(ref.get("overrides", [])) if ref else list(overrides)
     protocol, cells = expand(protocol_name, overrides)
     if not read_only:

@@ -21,8 +21,11 @@ LAUNCHERS = ("local", "ray")
 
 
 def data_root_for(protocol: Protocol, data: str | None = None) -> Path:
-    """The identities folder of a run; ``synth`` builds the synthetic corpus on first use."""
+    """The identities folder of a run; ``synth`` builds the synthetic corpus and ``clips``
+    prepares the protocol's clips on first use (both cached)."""
     spec = data or protocol.data
+    if spec == "clips":
+        return prepared_clips(protocol.clips)
     if spec != "synth":
         return Path(spec).expanduser().resolve()
     s = protocol.synth
@@ -31,6 +34,39 @@ def data_root_for(protocol: Protocol, data: str | None = None) -> Path:
 
     make_corpus(root, identities=int(s["identities"]), seconds=float(s["seconds"]), size=int(s["size"]),
                 seed=int(s["seed"]))
+    return root
+
+
+def clips_folder(spec: str) -> Path:
+    """The folder a protocol's ``clips.from`` names (``shared:clips`` = under the shared data)."""
+    from aebench.paths import shared_data_dir
+
+    return shared_data_dir() / spec.split(":", 1)[1] if spec.startswith("shared:") else Path(spec).expanduser()
+
+
+def prepared_clips(clips: dict, under: Path | None = None) -> Path:
+    """Every video in ``clips["from"]`` prepared (``aebench data prepare``, which skips an
+    identity already prepared from the same file and settings) into one folder per settings
+    under ``under`` (default ``data/prepared/``). Raises :class:`ProtocolError` when the
+    folder has no clips."""
+    from aebench.data.prepare import PrepareError, prepare
+    from aebench.data.prepare_cli import VIDEO_EXTS, identity_name
+    from aebench.protocol.spec import ProtocolError
+
+    src = clips_folder(str(clips["from"]))
+    videos = sorted(f for f in src.glob("*") if f.suffix.lower() in VIDEO_EXTS) if src.is_dir() else []
+    if not videos:
+        hint = " (set AEBENCH_SHARED to the shared folder)" if str(clips["from"]).startswith("shared:") else ""
+        raise ProtocolError(f"no video clips in {src}{hint}")
+    secs = clips.get("max_seconds")
+    tag = f"{src.name}-{int(clips['size'])}px-{float(clips['fps']):g}fps" + (f"-{float(secs):g}s" if secs else "")
+    root = Path(under or REPO_ROOT / "data" / "prepared") / tag
+    for video in videos:
+        try:
+            prepare(video, identity_name(video), root, size=int(clips["size"]), fps=float(clips["fps"]),
+                    max_seconds=None if secs is None else float(secs), progress=True, log=tqdm.write)
+        except PrepareError as exc:
+            raise ProtocolError(f"preparing {video}: {exc}") from exc
     return root
 
 

@@ -12,8 +12,10 @@ Fields (an unknown field is an error naming the valid ones)::
       - {label: w/o AAA, method: aenerf, set: {aenerf.aaa: false}}
     targets: all                 # identities fine-tuned and rendered: all | [names]
     base: leave_one_out          # base-model identities: leave_one_out | all_others_in_list | [names]
-    data: synth                  # data root: synth (auto-built synthetic corpus) | a folder of prepared identities
+    data: synth                  # data root: synth (auto-built synthetic corpus) | clips (the clips
+                                 # below, prepared on first use) | a folder of prepared identities
     synth: {identities: 3, seconds: 6.0, size: 64, seed: 0}
+    clips: {from: "shared:clips", size: 128, max_seconds: 12}   # for data: clips
     grid:                        # cell axes (cross product with rows and targets)
       clip_seconds: [0]          # 0 = the whole training half
       iters: [null]              # null = train.iters of the scale
@@ -38,10 +40,13 @@ import yaml
 from aebench.paths import protocols_dir
 
 FIELDS = {"name", "description", "table", "rows_from", "metrics", "rows", "targets", "base", "data", "synth",
-          "grid", "settings", "scales"}
+          "clips", "grid", "settings", "scales"}
 ROW_FIELDS = {"label", "method", "set"}
 GRID_FIELDS = {"clip_seconds", "iters", "audio", "seed"}
 SYNTH_FIELDS = {"identities", "seconds", "size", "seed"}
+#: ``clips``: a folder of videos (``shared:`` = under the shared data folder) prepared at
+#: ``size`` px, the first ``max_seconds`` of each (null = whole clip), at ``fps``
+CLIPS_FIELDS = {"from", "size", "max_seconds", "fps"}
 #: config sections and keys every row of a protocol shares (equal footing); a row may set only
 #: its method's own switches
 SHARED_SECTIONS = ("train", "data", "features", "seed", "scale", "device")
@@ -71,6 +76,7 @@ class Protocol:
     base: list[str] | str
     data: str
     synth: dict
+    clips: dict
     grid: dict
     settings: dict
     path: Path | None = None
@@ -108,7 +114,7 @@ def load_protocol(name_or_path: str | Path, scale: str = "smoke") -> Protocol:
     overlay = scales.get(scale) or {}
     _check_fields(f"{path} scales.{scale}", overlay, FIELDS - {"scales", "name"})
     for key, value in overlay.items():
-        if key in ("grid", "settings", "synth") and isinstance(value, dict):
+        if key in ("grid", "settings", "synth", "clips") and isinstance(value, dict):
             data[key] = {**(data.get(key) or {}), **value}
         else:
             data[key] = value
@@ -117,6 +123,8 @@ def load_protocol(name_or_path: str | Path, scale: str = "smoke") -> Protocol:
     grid = {k: (v if isinstance(v, list) else [v]) for k, v in grid.items()}
     synth = {"identities": 3, "seconds": 6.0, "size": 64, "seed": 0, **(data.get("synth") or {})}
     _check_fields(f"{path} synth", synth, SYNTH_FIELDS)
+    clips = {"from": "shared:clips", "size": 128, "max_seconds": None, "fps": 25.0, **(data.get("clips") or {})}
+    _check_fields(f"{path} clips", clips, CLIPS_FIELDS)
     rows = []
     for i, r in enumerate(data.get("rows") or []):
         _check_fields(f"{path} rows[{i}]", r, ROW_FIELDS)
@@ -143,7 +151,7 @@ def load_protocol(name_or_path: str | Path, scale: str = "smoke") -> Protocol:
                     table=data.get("table"), rows_from=rows_from,
                     metrics=list(data.get("metrics") or list(METRICS)),
                     rows=rows, targets=data.get("targets", "all"), base=data.get("base", "leave_one_out"),
-                    data=str(data.get("data", "synth")), synth=synth, grid=grid,
+                    data=str(data.get("data", "synth")), synth=synth, clips=clips, grid=grid,
                     settings=dict(data.get("settings") or {}), path=path)
 
 

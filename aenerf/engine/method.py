@@ -248,7 +248,8 @@ class NeRFMethod(Method):
                 "refs": [int(r) for r in refs], "identity": target.name, "identities": [v.name for v in views],
                 "clip": [int(target.indices[0]), int(target.indices[-1]) + 1]}
         trainer = Trainer(model, train, root, self.batch_fn(views, train, settings.n_refs), device, int(cfg.seed), meta,
-                          init_from=base, desc=f"{self.name} {phase} {target.name}",
+                          init_from=base, desc=f"{self.name} {phase} " + (
+                              target.name if len(views) == 1 else f"{len(views)} identities"),
                           reinit=lambda m: m.reinit_for_finetune(), step_offset=offset)
         return trainer.fit(iters)
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+import yaml
+
 from aebench.media import write_video
 from aebench.methods import Method, driving_pose_indices
 
@@ -49,3 +51,15 @@ class NoisyGT(Method):
             img = test.frame(int(k)).astype(np.float32) + rng.normal(0, noise, (*identity.size, 3))
             frames.append(np.clip(img, 0, 255).astype(np.uint8))
         return write_video(out, frames, identity.fps, driving_audio[: identity.samples_for_frames(n)], crf=0)
+
+
+def toy_protocol(folder: Path, name: str = "mine") -> Path:
+    """A one-row protocol of :class:`NoisyGT` on a 2-identity 16 px synthetic corpus, written
+    to ``folder/my_protocol.yaml`` (the method must be registered by the test)."""
+    spec = {"name": name, "table": None, "metrics": ["psnr", "ssim"],
+            "rows": [{"label": "A", "method": "noisy_gt"}], "targets": ["synth_01"], "base": "leave_one_out",
+            "data": "synth", "synth": {"identities": 2, "seconds": 2.0, "size": 16, "seed": 0},
+            "grid": {"iters": [2]}, "settings": {"train.render_frames": 4}}
+    path = Path(folder) / "my_protocol.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path

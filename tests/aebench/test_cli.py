@@ -5,11 +5,11 @@ in a clear message (never a traceback)."""
 from __future__ import annotations
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from aebench.cli import main
 from aebench.methods import METHODS
+from tests.aebench.fake_method import toy_protocol
 
 MISTAKES = [  # (arguments, a fragment of the message)
     (["tables", "nope"], "unknown protocol 'nope'"),
@@ -54,12 +54,7 @@ def test_ls_lists_what_exists():
 
 def test_a_protocol_file_works_in_run_tables_and_plot_with_one_runs_option(tmp_path, monkeypatch):
     monkeypatch.setitem(METHODS, "noisy_gt", "tests.aebench.fake_method:NoisyGT")
-    spec = {"name": "mine", "table": None, "metrics": ["psnr", "ssim"],
-            "rows": [{"label": "A", "method": "noisy_gt"}], "targets": ["synth_01"], "base": "leave_one_out",
-            "data": "synth", "synth": {"identities": 2, "seconds": 2.0, "size": 16, "seed": 0},
-            "grid": {"iters": [2]}, "settings": {"train.render_frames": 4}}
-    path = tmp_path / "my_protocol.yaml"
-    path.write_text(yaml.safe_dump(spec))
+    path = toy_protocol(tmp_path)
     runs = tmp_path / "store"
     runner = CliRunner()
     res = runner.invoke(main, ["run", f"protocol={path}", "--runs", str(runs)])

@@ -59,6 +59,30 @@ def test_every_paper_protocol_ships_and_loads_at_every_scale(corpus):
         assert cells and all(c.cfg.scale == "smoke" for c in cells)
 
 
+def test_real_quick_prepares_its_clips_on_first_use(tmp_path, shared_data):
+    from aebench.protocol.launchers import prepared_clips
+
+    p = load_protocol("real_quick")
+    assert p.data == "clips" and p.clips["from"] == "shared:clips" and p.targets == ["may"]
+    assert {"self", "shared:audio/hdtf_rd_radio31_000.wav"} == set(p.grid["audio"])
+    assert {r.label for r in p.rows} == {"AE-NeRF", "w/o AAA", "DFRF", "AD-NeRF"}
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    (clips / "may_short.mp4").symlink_to(shared_data / "clips" / "may_short.mp4")
+    spec = {**p.clips, "from": str(clips), "size": 64, "max_seconds": 1}
+    root = prepared_clips(spec, under=tmp_path / "prepared")
+    assert root.name == "clips-64px-25fps-1s" and (root / "may" / "meta.json").exists()
+    from aebench.data import list_identities
+
+    assert [i.name for i in list_identities(root)] == ["may"]
+    mtime = (root / "may" / "meta.json").stat().st_mtime_ns
+    assert prepared_clips(spec, under=tmp_path / "prepared") == root  # second use: nothing prepared again
+    assert (root / "may" / "meta.json").stat().st_mtime_ns == mtime
+    (tmp_path / "none").mkdir()
+    with pytest.raises(ProtocolError, match="no video clips in"):
+        prepared_clips({**spec, "from": str(tmp_path / "none")}, under=tmp_path / "prepared")
+
+
 def test_protocol_validation_names_valid_fields(tmp_path):
     with pytest.raises(ProtocolError, match="unknown field.*nope.*valid"):
         load_protocol(write_protocol(tmp_path, nope=1))
