@@ -7,8 +7,10 @@ One function, :func:`render_table`, builds every table from the run store with p
   ``22.00 ± 1.41 (n=2)`` (std over cells, ``ddof=1``). A cell whose metric is missing does not
   hide the others: the entry says ``(n=1 of 2)``; only when no cell has a value it reads
   ``missing`` (a footnote names the fix). A paper row we did not run reads ``not run``.
-* Cross-driven protocols get one column per driving audio (the paper's Testsets B and C are
-  different voices), never one pooled number under two headings.
+* Cross-driven protocols, and any protocol whose cells are driven by more than one audio,
+  get one column per driving audio (the paper's Testsets B and C are different voices),
+  never one pooled number under two headings; a metric that needs the ground truth gets
+  only its self-driven column (no other voice can have it).
 * Labels come from the metric registry; a labelled variant says so in its header
   (``LMD (dlib)``), and entries computed with unofficial weights or a variant recipe
   carry a marker explained in a footnote.
@@ -99,6 +101,17 @@ def _cell_marks(cell: dict, metric: str) -> str:
     return marks
 
 
+def _audios_of(metric: str, audios: list[str]) -> list[str]:
+    """The driving-audio columns of a metric: only the self-driven one where it needs the ground
+    truth (when there is one; a table without self-driven cells keeps its columns)."""
+    from eval.registry import METRICS
+
+    m = METRICS.get(metric)
+    if m is not None and m.needs_gt and "self" in audios:
+        return ["self"]
+    return audios
+
+
 def render_table(protocol: str | Path, runs_root: Path, fmt: str = "md") -> str:
     """The table of ``protocol`` (a name in ``protocols/`` or a YAML path) from the run store."""
     from aebench.protocol.spec import raw_protocol
@@ -112,7 +125,7 @@ def render_table(protocol: str | Path, runs_root: Path, fmt: str = "md") -> str:
                 f"run `aebench run protocol={protocol}` first")
     table = spec.get("table")
     paper_cols, axis = LAYOUT.get(protocol, ([], None))
-    by_audio = protocol in BY_AUDIO
+    by_audio = protocol in BY_AUDIO or len({str(c.get("audio", "self")) for c in cells}) > 1
     metrics = spec.get("metrics") or list(METRICS)
     if table and not by_audio:
         metric_cols = [(m, PAPER_METRICS[m]) for m in paper_cols]  # our column paired with the paper's
@@ -133,7 +146,7 @@ def render_table(protocol: str | Path, runs_root: Path, fmt: str = "md") -> str:
             rec[f"{metric}__marks"] = _cell_marks(c, metric)
         records.append(rec)
     df = pd.DataFrame.from_records(records)
-    audios = sorted(df["audio"].unique())
+    audios = sorted(df["audio"].unique(), key=lambda a: (a != "self", a))  # self-driven first
 
     paper: dict = {}
     if table:
@@ -150,7 +163,7 @@ def render_table(protocol: str | Path, runs_root: Path, fmt: str = "md") -> str:
     for name, metric in metric_cols:
         label = METRICS[metric].label if metric in METRICS else name
         ours_name = label if (not table or by_audio or "(" in label) else name  # variants say so
-        for audio in audios:
+        for audio in _audios_of(metric, audios):
             columns.append((f"{ours_name}{f' [{audio}]' if by_audio else ''} (ours)", metric, audio))
             headers.append(columns[-1][0])
         if table and not by_audio and metric not in ours_only:
@@ -165,7 +178,7 @@ def render_table(protocol: str | Path, runs_root: Path, fmt: str = "md") -> str:
         group = df[(df["row"] == key[0]) & (df["axis"] == key[1])]
         row = [key[0]] + ([key[1]] if axis else [])
         for name, metric in metric_cols:
-            for audio in audios:
+            for audio in _audios_of(metric, audios):
                 g = group[group["audio"] == audio]
                 if g.empty:
                     row.append("not run")

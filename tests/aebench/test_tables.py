@@ -77,3 +77,19 @@ def test_cross_driven_columns_per_driving_audio(tmp_path):
     assert "Sync_B (paper)" in header and "Sync_C (paper)" in header
     line = next(li for li in md.splitlines() if li.startswith("| AE-NeRF"))
     assert "6.000 (n=1)" in line and "8.000 (n=1)" in line and "7.000" not in line  # never pooled
+
+
+def test_self_and_cross_driven_cells_of_one_protocol(tmp_path):
+    """real_quick drives each model with its own and another voice: sync metrics get a column
+    per voice, metrics that need the ground truth only the self-driven one (no 'n=1 of 2')."""
+    make_cell(tmp_path, "real_quick", "a", "AE-NeRF", 27.0, sync=5.0)
+    make_cell(tmp_path, "real_quick", "b", "AE-NeRF", None, sync=3.0, audio="shared:audio/hdtf_rd_radio31_000.wav")
+    md = render_table("real_quick", tmp_path, "md")
+    header = next(li for li in md.splitlines() if li.startswith("| row"))
+    cols = [c.strip() for c in header.strip("|").split("|")]
+    assert cols[1] == "PSNR [self] (ours)" and "PSNR [hdtf_rd_radio31_000] (ours)" not in cols
+    assert cols.index("LSE-C [self] (ours)") + 1 == cols.index("LSE-C [hdtf_rd_radio31_000] (ours)")
+    line = [c.strip() for c in next(li for li in md.splitlines() if li.startswith("| AE-NeRF")).strip("|").split("|")]
+    assert line[1] == "27.00 (n=1)"
+    assert line[cols.index("LSE-C [self] (ours)")] == "5.000 (n=1)"
+    assert line[cols.index("LSE-C [hdtf_rd_radio31_000] (ours)")] == "3.000 (n=1)"
