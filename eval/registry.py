@@ -27,8 +27,15 @@ MODULES = (
     "eval.metrics.lpips_alex",
     "eval.metrics.lmd",
     "eval.metrics.lmd_dlib",
+    "eval.metrics.lip_sync_dlib",
+    "eval.metrics.silent_lip_dlib",
+    "eval.metrics.lip_dyn_dlib",
+    "eval.metrics.brow_dyn_dlib",
     "eval.metrics.sync",
 )
+#: which side of a metric is better: "target" has none by itself (THEval's dynamics metrics,
+#: judged by closeness to the ground truth); regressions on it are two-sided
+DIRECTIONS = {"higher": "↑", "lower": "↓", "target": "≈"}
 
 
 @dataclass
@@ -120,7 +127,7 @@ Compute = Callable[[Context, list[str]], dict[str, Value]]
 @dataclass(frozen=True)
 class Metric:
     name: str
-    direction: str  # "higher" | "lower": which is better
+    direction: str  # "higher" | "lower" | "target" (no better side; see DIRECTIONS)
     label: str  # column label in tables and plots (a labelled variant says so, e.g. "LMD (dlib)")
     tolerance: float  # absolute tolerance of `aebench regress` (a worse value beyond it fails)
     compute: Compute  # computes every metric of its group: compute(ctx, names) -> {name: Value}
@@ -133,7 +140,7 @@ class Metric:
 
     @property
     def better(self) -> str:
-        return "↑" if self.direction == "higher" else "↓"
+        return DIRECTIONS[self.direction]
 
     @property
     def key(self) -> str:
@@ -147,8 +154,8 @@ def _load() -> dict[str, Metric]:
         for m in mod.METRICS:
             if m.name in out:
                 raise RuntimeError(f"metric {m.name} registered twice ({out[m.name].recipe}, {mod_name})")
-            if m.direction not in ("higher", "lower"):
-                raise RuntimeError(f"metric {m.name}: direction must be higher or lower")
+            if m.direction not in DIRECTIONS:
+                raise RuntimeError(f"metric {m.name}: direction must be one of {', '.join(DIRECTIONS)}")
             out[m.name] = Metric(**{**m.__dict__, "recipe": mod_name})
     return out
 

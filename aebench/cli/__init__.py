@@ -19,6 +19,7 @@ COMMANDS = {
     "tables": "aebench.cli.protocol:tables",
     "plot": "aebench.cli.protocol:plot",
     "regress": "aebench.cli.protocol:regress",
+    "rescore": "aebench.cli.protocol:rescore",
     "ls": "aebench.cli.ls:ls",
     "compare": "aebench.cli.protocol:compare",
     "report": "aebench.cli.protocol:report",

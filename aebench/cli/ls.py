@@ -30,7 +30,8 @@ def ls(what: str) -> None:
     else:
         from eval.registry import METRICS
 
+        wn, wl = max(map(len, METRICS)), max(len(m.label) for m in METRICS.values())
         for name, m in METRICS.items():
             needs = ", ".join(n for n, flag in (("ground truth", m.needs_gt), ("audio", m.needs_audio)) if flag)
             weights = f"; weights: {', '.join(m.weights)}" if m.weights else ""
-            click.echo(f"{name:10s} {m.label:12s} {m.better} needs {needs or 'prediction only'}{weights} ({m.recipe})")
+            click.echo(f"{name:{wn}s} {m.label:{wl}s} {m.better} needs {needs or 'prediction only'}{weights} ({m.recipe})")

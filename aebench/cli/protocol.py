@@ -138,6 +138,33 @@ def ablate(drops: tuple[str, ...], fmt: str, runs: Path | None, overrides: tuple
         sys.exit(1)
 
 
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option("--runs", **RUNS_OPTION)
+@click.argument("args", nargs=-1)
+@_usage
+def rescore(runs: Path | None, args: tuple[str, ...]) -> None:
+    """Score a protocol's finished cells again with its metrics as they are now (a metric added
+    or fixed since), from the stored renders: no training, no rendering.
+    Same arguments as `aebench run` (protocol=NAME|FILE.yaml [scale=...] [key=value ...])."""
+    from tqdm import tqdm
+
+    from aebench.protocol.runner import rescore_cell
+
+    run_args, overrides = _split_args(args)
+    if "protocol" not in run_args:
+        raise click.UsageError("name a protocol: protocol=NAME (or protocol=FILE.yaml)")
+    runs_root = Path(runs or runs_dir())
+    _, cells = expand(str(run_args["protocol"]), overrides, run_args.get("data"), run_args.get("methods"))
+    outcomes = [rescore_cell(c, runs_root) for c in tqdm(cells, desc="rescore", unit="cell")]
+    done = sum(o.status == "done" for o in outcomes)
+    click.echo(f"{done} of {len(cells)} cells scored again; {sum(o.status == 'skipped' for o in outcomes)} not finished")
+    failed = [o for o in outcomes if o.status == "failed"]
+    for o in failed:
+        click.echo(f"  FAILED {o.cell.label}: {o.error}", err=True)
+    if failed:
+        sys.exit(1)
+
+
 @click.command()
 @click.argument("protocol", required=False, default="smoke")
 @click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex"]), default="md")

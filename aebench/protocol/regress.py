@@ -7,7 +7,8 @@ Reference file (``results/reference/smoke.json``)::
      "cells": {"<row>|<identity>|<clip>|<iters>|<audio>|<seed>": {"psnr": 21.3, "lpips": null, ...}}}
 
 A metric fails when it is worse than the reference by more than its tolerance, in the
-metric's own direction. Tolerances and directions come from the metric registry
+metric's own direction (a metric without a better side, direction "target", when it moved
+by more than its tolerance either way). Tolerances and directions come from the metric registry
 (:mod:`eval.registry`); a reference may override a tolerance for its protocol. Missing values (weights absent): missing in both is not
 comparable (reported, not failed); present in the reference but missing now fails, since
 a metric silently disappearing is a regression too; missing in the reference but present
@@ -69,10 +70,10 @@ def compare(reference: dict, current: dict[str, dict]) -> list[Finding]:
                 findings.append(Finding(key, metric, ref, None, "missing-now"))
             else:
                 tol = float(tolerances[metric])
-                higher = METRICS[metric].direction == "higher"
+                direction = METRICS[metric].direction
                 if math.isinf(ref) and math.isinf(cur) and (ref > 0) == (cur > 0):
                     continue
-                worse = cur < ref - tol if higher else cur > ref + tol
+                worse = {"higher": cur < ref - tol, "lower": cur > ref + tol, "target": abs(cur - ref) > tol}[direction]
                 if worse:
                     findings.append(Finding(key, metric, ref, cur, "worse"))
     return findings

@@ -97,7 +97,6 @@ def ensure_finetuned(method, cfg: DictConfig, identity: Identity, base: Path | N
 def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
     """Run ``cell`` unless already done. Failures are logged in the cell and returned."""
     from aebench.methods import get_method
-    from eval import evaluate
 
     cell_dir = runs_root / cell.protocol / cell.cell_id
     if is_done(cell_dir):
@@ -133,18 +132,7 @@ def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
             progress("  evaluate")
             log_line(cell_dir, "evaluate")
             t0 = time.perf_counter()
-            pred, n = scored_frames(Path(video), identity, len(audio), int(cfg.train.render_frames))
-            if self_driven:
-                from eval.frames import FrameSource
-
-                gt = FrameSource.from_getter(n, identity.split("test").frame, identity.fps, f"{identity.name} test half")
-            else:
-                gt = None
-            weights = {k: str(v) for k, v in cfg.weights.items()} or None
-            result = evaluate(pred, gt=gt, audio=audio[: identity.samples_for_frames(n)], fps=identity.fps,
-                              metrics=_metrics_for(cell, self_driven), weights=weights, progress=False)
-            result.info["scored_from"] = str(scored_source(Path(video)))
-            result.write(cell_dir)
+            score_cell(cell, identity, Path(video), audio, self_driven, cell_dir)
             timings["eval_s"] = time.perf_counter() - t0
             write_json(cell_dir / "cell.json", {
                 "protocol": cell.protocol, "cell_id": cell.cell_id, "row": cell.row, "method": cell.method,
@@ -162,6 +150,44 @@ def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
             return CellOutcome(cell, "done")
         except Exception as exc:  # a failing cell is recorded and the run goes on
             log_line(cell_dir, "FAILED:\n" + traceback.format_exc())
+            return CellOutcome(cell, "failed", f"{type(exc).__name__}: {exc}")
+
+
+def score_cell(cell: Cell, identity: Identity, video: Path, audio: np.ndarray, self_driven: bool,
+               cell_dir: Path) -> None:
+    """Score a cell's render with the protocol's metrics into ``metrics.json``/``frames.csv``."""
+    from eval import evaluate
+
+    cfg = cell.cfg
+    pred, n = scored_frames(video, identity, len(audio), int(cfg.train.render_frames))
+    if self_driven:
+        from eval.frames import FrameSource
+
+        gt = FrameSource.from_getter(n, identity.split("test").frame, identity.fps, f"{identity.name} test half")
+    else:
+        gt = None
+    weights = {k: str(v) for k, v in cfg.weights.items()} or None
+    result = evaluate(pred, gt=gt, audio=audio[: identity.samples_for_frames(n)], fps=identity.fps,
+                      metrics=_metrics_for(cell, self_driven), weights=weights, progress=False)
+    result.info["scored_from"] = str(scored_source(video))
+    result.write(cell_dir)
+
+
+def rescore_cell(cell: Cell, runs_root: Path) -> CellOutcome:
+    """Score a finished cell again with the protocol's metrics as they are now (a metric added
+    or fixed later), from its stored render, without training or rendering."""
+    cell_dir = runs_root / cell.protocol / cell.cell_id
+    if not is_done(cell_dir):
+        return CellOutcome(cell, "skipped", "not finished")
+    with cell_lock(cell_dir):
+        try:
+            identity = _identity(cell.cfg, cell.identity)
+            audio, self_driven = driving_audio(cell.cfg, identity)
+            score_cell(cell, identity, cell_dir / "render.mp4", audio, self_driven, cell_dir)
+            log_line(cell_dir, "rescored")
+            return CellOutcome(cell, "done")
+        except Exception as exc:
+            log_line(cell_dir, "RESCORE FAILED:\n" + traceback.format_exc())
             return CellOutcome(cell, "failed", f"{type(exc).__name__}: {exc}")
 
 

@@ -19,6 +19,8 @@ MISTAKES = [  # (arguments, a fragment of the message)
     (["bench", "render", "method=nope"], "unknown method 'nope'"),
     (["bench", "train", "seed=abc"], "'seed' takes a number"),
     (["run"], "name a protocol: protocol=NAME"),
+    (["rescore"], "name a protocol: protocol=NAME"),
+    (["rescore", "protocol=nope"], "unknown protocol 'nope'"),
     (["run", "protocol=nope"], "unknown protocol 'nope'"),
     (["run", "protocol=smoke", "data.size=-5"], "'data.size' must be at least 0, got -5"),
     (["run", "protocol=smoke", "train.face_fraction=2"], "'train.face_fraction' must be at most 1.0"),

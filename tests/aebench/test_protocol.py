@@ -17,6 +17,7 @@ from aebench.protocol.launchers import launch
 from aebench.protocol.regress import compare
 from aebench.protocol.runner import run_cell
 from aebench.protocol.spec import available_protocols
+from eval.registry import METRICS as METRICS_REGISTRY
 
 PAPER_PROTOCOLS = {"self_driven", "cross_driven", "fewshot_length", "fewshot_iters", "ablation", "rrs", "smoke"}
 
@@ -189,6 +190,23 @@ def test_cells_differing_only_in_driving_audio_share_one_finetune(tmp_path, corp
     assert info[0]["finetuned"] == info[1]["finetuned"] != info[2]["finetuned"] == info[3]["finetuned"]
 
 
+def test_rescore_adds_a_metric_to_finished_cells_without_training(tmp_path, corpus, monkeypatch):
+    from aebench.protocol.runner import rescore_cell
+
+    counter = tmp_path / "count"
+    monkeypatch.setenv("FAKE_METHOD_COUNTER", str(counter))
+    cells = expand_cells(load_protocol(write_protocol(tmp_path, metrics=["psnr"])), corpus)[:1]
+    launch(cells, tmp_path / "runs", progress=False)
+    metrics = tmp_path / "runs" / "toy" / cells[0].cell_id / "metrics.json"
+    assert set(json.loads(metrics.read_text())["summary"]) == {"psnr"}
+    later = expand_cells(load_protocol(write_protocol(tmp_path, metrics=["psnr", "ssim"])), corpus)[:1]
+    assert later[0].cell_id == cells[0].cell_id  # the metrics do not change what a cell trains
+    assert rescore_cell(later[0], tmp_path / "runs").status == "done"
+    summary = json.loads(metrics.read_text())["summary"]
+    assert set(summary) == {"psnr", "ssim"} and 0 < summary["ssim"] <= 1
+    assert counter.read_text().count("finetune") == 1 and counter.read_text().count("pretrain") == 1
+
+
 def test_concurrent_runs_of_one_cell_do_not_collide(tmp_path, corpus, monkeypatch):
     cell = expand_cells(load_protocol(write_protocol(tmp_path)), corpus)[0]
     runs = tmp_path / "runs"
@@ -200,6 +218,14 @@ def test_concurrent_runs_of_one_cell_do_not_collide(tmp_path, corpus, monkeypatc
     for t in threads:
         t.join()
     assert sorted(o.status for o in outcomes) == ["done", "skipped"]
+
+
+def test_regression_on_a_metric_without_a_better_side_is_two_sided():
+    ref = {"cells": {"k": {"lip_dyn_dlib": 1.0}}}
+    tol = METRICS_REGISTRY["lip_dyn_dlib"].tolerance
+    assert compare(ref, {"k": {"lip_dyn_dlib": 1.0 + 0.5 * tol}}) == []
+    for moved in (1.0 + 2 * tol, 1.0 - 2 * tol):
+        assert [f.kind for f in compare(ref, {"k": {"lip_dyn_dlib": moved}})] == ["worse"]
 
 
 def test_regression_compare_is_direction_aware():
