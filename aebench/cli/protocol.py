@@ -169,13 +169,15 @@ def rescore(runs: Path | None, args: tuple[str, ...]) -> None:
 @click.argument("protocol", required=False, default="smoke")
 @click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex"]), default="md")
 @click.option("--runs", **RUNS_OPTION)
+@click.option("--metrics", default=None, help="comma-separated: show only these of the protocol's metrics")
 @_usage
-def tables(protocol: str, fmt: str, runs: Path | None) -> None:
+def tables(protocol: str, fmt: str, runs: Path | None, metrics: str | None) -> None:
     """Our numbers in the layout of the paper's table, with the paper's numbers beside
     (PROTOCOL: a name in protocols/ or a YAML file)."""
     from aebench.report.tables import render_table
 
-    click.echo(render_table(protocol, Path(runs or runs_dir()), fmt))
+    only = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+    click.echo(render_table(protocol, Path(runs or runs_dir()), fmt, only))  # unknown metrics: a usage error
 
 
 @click.command()

@@ -112,8 +112,9 @@ def _audios_of(metric: str, audios: list[str]) -> list[str]:
     return audios
 
 
-def render_table(protocol: str | Path, runs_root: Path, fmt: str = "md") -> str:
-    """The table of ``protocol`` (a name in ``protocols/`` or a YAML path) from the run store."""
+def render_table(protocol: str | Path, runs_root: Path, fmt: str = "md", only: list[str] | None = None) -> str:
+    """The table of ``protocol`` (a name in ``protocols/`` or a YAML path) from the run store;
+    ``only``: show just these of its metrics (in the protocol's order)."""
     from aebench.protocol.spec import raw_protocol
     from eval.registry import METRICS
 
@@ -127,6 +128,11 @@ def render_table(protocol: str | Path, runs_root: Path, fmt: str = "md") -> str:
     paper_cols, axis = LAYOUT.get(protocol, ([], None))
     by_audio = protocol in BY_AUDIO or len({str(c.get("audio", "self")) for c in cells}) > 1
     metrics = spec.get("metrics") or list(METRICS)
+    if only:
+        unknown = [m for m in only if m not in metrics]
+        if unknown:
+            raise ValueError(f"protocol {protocol} has no metric(s) {unknown}; its metrics: {', '.join(metrics)}")
+        metrics = [m for m in metrics if m in only]
     if table and not by_audio:
         metric_cols = [(m, PAPER_METRICS[m]) for m in paper_cols]  # our column paired with the paper's
         paired = {m for _, m in metric_cols}

@@ -15,6 +15,7 @@ MISTAKES = [  # (arguments, a fragment of the message)
     (["tables", "nope"], "unknown protocol 'nope'"),
     (["plot", "nope"], "unknown protocol 'nope'"),
     (["tables", "smoke", "--format", "pdf"], "'pdf' is not one of"),
+    (["tables", "smoke", "--metrics", "lmd"], "protocol smoke has no metric(s) ['lmd']"),
     (["bench", "train", "method=nope"], "unknown method 'nope'"),
     (["bench", "render", "method=nope"], "unknown method 'nope'"),
     (["bench", "train", "seed=abc"], "'seed' takes a number"),
@@ -51,7 +52,8 @@ def test_ls_lists_what_exists():
     methods = runner.invoke(main, ["ls", "methods"]).output
     assert all(m in methods for m in METHODS)
     metrics = runner.invoke(main, ["ls", "metrics"]).output
-    assert "lmd_dlib   LMD (dlib)" in metrics and "sync_conf" in metrics
+    lines = {li.split()[0]: li for li in metrics.splitlines()}
+    assert "LMD (dlib)" in lines["lmd_dlib"] and "sync_conf" in lines and "Lip-Sync (dlib)" in lines["lip_sync_dlib"]
 
 
 def test_a_protocol_file_works_in_run_tables_and_plot_with_one_runs_option(tmp_path, monkeypatch):
