@@ -48,9 +48,10 @@ def lip_sync(o: np.ndarray, loudness: np.ndarray, speech: np.ndarray) -> tuple[f
     ratio = float(speech.mean()) if len(speech) else 0.0
     mask = speech & ~np.isnan(o)
     info = {"speech_ratio": ratio, "frames_counted": int(mask.sum())}
-    if ratio < MIN_SPEECH_RATIO or mask.sum() < 2:
-        return None, {**info, "why": f"speech in {ratio:.0%} of frames (needs {MIN_SPEECH_RATIO:.0%}) and "
-                                     f"{int(mask.sum())} speech frames with a face (needs 2)"}
+    if ratio < MIN_SPEECH_RATIO:
+        return None, {**info, "why": f"speech in {ratio:.0%} of the frames (needs {MIN_SPEECH_RATIO:.0%})"}
+    if mask.sum() < 2:
+        return None, {**info, "why": f"{int(mask.sum())} speech frames with a face (needs 2)"}
     os_, vs = o[mask], loudness[mask]
     on = (os_ - os_.min()) / (os_.max() - os_.min() + 1e-8)
     vn = (vs - vs.min()) / (vs.max() - vs.min() + 1e-8)
