@@ -48,7 +48,8 @@ def _parse_weights(items: tuple[str, ...]) -> dict[str, str]:
               help="Frame rate of frame folders (default 25); a video given with it must run at that rate.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (metrics.json, frames.csv).")
 def eval_cmd(pred, gt, audio, metrics, weight_items, align, resize, fps, out) -> None:
-    """Score any method's rendered video: PSNR, SSIM, LPIPS, LMD against --gt; LSE-C/LSE-D against the audio."""
+    """Score any method's rendered video: PSNR, SSIM, LPIPS, LMD against --gt; LSE-C/LSE-D and
+    THEval's training-free lip-sync and naturalness metrics against the audio."""
     import warnings
 
     from aebench.media import MediaError
