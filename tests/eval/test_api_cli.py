@@ -21,7 +21,8 @@ def _frames(n=4, size=32, seed=0):
 
 
 def test_registry():
-    assert set(METRICS) == {"psnr", "ssim", "lpips", "lmd", "lmd_dlib", "sync_conf", "sync_dist"}
+    thev = {f"{m}{s}" for m in ("lip_sync_dlib", "silent_lip_dlib", "lip_dyn_dlib", "brow_dyn_dlib") for s in ("", "_close")}
+    assert set(METRICS) == {"psnr", "ssim", "lpips", "lmd", "lmd_dlib", "sync_conf", "sync_dist"} | thev
     assert METRICS["sync_dist"].direction == "lower" and METRICS["sync_conf"].direction == "higher"
     assert METRICS["psnr"].needs_gt and not METRICS["sync_conf"].needs_gt and METRICS["sync_conf"].needs_audio
 
@@ -144,10 +145,10 @@ def test_the_registry_owns_every_fact_of_a_metric(monkeypatch):
     import importlib
 
     from aebench.protocol.regress import compare
-    from eval.registry import Metric, Value
+    from eval.registry import DIRECTIONS, Metric, Value
 
     for name, m in METRICS.items():
-        assert m.direction in ("higher", "lower") and m.tolerance > 0 and m.label and callable(m.compute), name
+        assert m.direction in DIRECTIONS and m.tolerance > 0 and m.label and callable(m.compute), name
         assert importlib.import_module(m.recipe).__doc__, f"{name}: its module's docstring is the recipe"
 
     def mean_abs(ctx, names):
