@@ -43,6 +43,6 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
 METRICS = [
     Metric("lip_dyn_dlib", "target", "Lip Dynamics (dlib)", tolerance=0.5, compute=compute,
            group="lip_dyn_dlib", per_frame=False),
-    Metric("lip_dyn_dlib_close", "higher", "Lip Dynamics (dlib) closeness", tolerance=0.3, compute=compute,
+    Metric("lip_dyn_dlib_close", "higher", "Lip Dynamics (dlib) closeness", tolerance=0.2, compute=compute,
            needs_gt=True, group="lip_dyn_dlib", per_frame=False),
 ]
