@@ -124,6 +124,27 @@ class Context:
 Compute = Callable[[Context, list[str]], dict[str, Value]]
 
 
+def parallel_map(fn: Callable, items, workers: int | None = None, ahead: int = 2) -> list:
+    """``[fn(x) for x in items]`` on a thread pool, in order, holding at most ``workers * ahead``
+    items at once (``items`` may stream a long video). For per-frame work in numpy/OpenCV,
+    which release the GIL; ``workers`` defaults to the CPUs this process may use."""
+    import os
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = workers or max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if workers == 1:
+        return [fn(x) for x in items]
+    out, pending = [], deque()
+    with ThreadPoolExecutor(workers) as pool:
+        for x in items:
+            pending.append(pool.submit(fn, x))
+            if len(pending) >= workers * ahead:
+                out.append(pending.popleft().result())
+        out.extend(f.result() for f in pending)
+    return out
+
+
 @dataclass(frozen=True)
 class Metric:
     name: str

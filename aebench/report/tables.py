@@ -120,6 +120,12 @@ def render_table(protocol: str | Path, runs_root: Path, fmt: str = "md", only: l
 
     spec = raw_protocol(protocol)
     protocol = str(spec["name"])  # a path names its protocol; cells live under that name
+    metrics = spec.get("metrics") or list(METRICS)
+    if only:
+        unknown = [m for m in only if m not in metrics]
+        if unknown:
+            raise ValueError(f"protocol {protocol} has no metric(s) {unknown}; its metrics: {', '.join(metrics)}")
+        metrics = [m for m in metrics if m in only]
     cells = read_cells(Path(runs_root), protocol)
     if not cells:
         return (f"no finished runs of protocol '{protocol}' under {runs_root}; "
@@ -127,14 +133,9 @@ def render_table(protocol: str | Path, runs_root: Path, fmt: str = "md", only: l
     table = spec.get("table")
     paper_cols, axis = LAYOUT.get(protocol, ([], None))
     by_audio = protocol in BY_AUDIO or len({str(c.get("audio", "self")) for c in cells}) > 1
-    metrics = spec.get("metrics") or list(METRICS)
-    if only:
-        unknown = [m for m in only if m not in metrics]
-        if unknown:
-            raise ValueError(f"protocol {protocol} has no metric(s) {unknown}; its metrics: {', '.join(metrics)}")
-        metrics = [m for m in metrics if m in only]
     if table and not by_audio:
-        metric_cols = [(m, PAPER_METRICS[m]) for m in paper_cols]  # our column paired with the paper's
+        metric_cols = [(m, PAPER_METRICS[m]) for m in paper_cols  # our column paired with the paper's
+                       if not only or PAPER_METRICS[m] in metrics]
         paired = {m for _, m in metric_cols}
         metric_cols += [(METRICS[m].label, m) for m in metrics if m not in paired]  # ours only (e.g. LMD (dlib))
     else:

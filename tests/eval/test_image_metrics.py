@@ -48,3 +48,50 @@ def test_blur_and_shift_make_it_worse(name, sign):
     shifted = evaluate(np.roll(gt, 2, axis=2), gt, metrics=[name], progress=False).summary[name]
     perfect = evaluate(gt, gt, metrics=[name], progress=False).summary[name]
     assert shifted < perfect
+
+
+@pytest.mark.parametrize("case", ["noise", "flat", "extremes", "odd_shape", "smallest", "real"])
+def test_fast_ssim_equals_skimage(case, request):
+    """eval.metrics.ssim computes skimage's SSIM another way (exact integer window sums): the
+    values must agree within 1e-6 on every kind of frame, including flat regions (where the
+    constants dominate), 0/255 extremes, odd sizes and the 7x7 minimum."""
+    from eval.metrics.ssim import ssim_frame
+
+    rng = np.random.default_rng(3)
+    if case == "real":
+        from aebench.media import read_video
+
+        frames, _ = read_video(request.getfixturevalue("shared_data") / "clips" / "may_short.mp4", max_frames=4)
+        pairs = [(cv2.GaussianBlur(frames[3], (0, 0), 1.5), frames[0]), (frames[1], frames[2])]
+    else:
+        shape = {"odd_shape": (37, 53, 3), "smallest": (7, 7, 3)}.get(case, (64, 64, 3))
+        if case == "flat":
+            g = np.full(shape, 128, np.uint8)
+            pairs = [(g, g), (np.full(shape, 130, np.uint8), g), (g + rng.integers(0, 2, shape, dtype=np.uint8), g)]
+        elif case == "extremes":
+            g = (rng.random(shape) > 0.5).astype(np.uint8) * 255
+            pairs = [(255 - g, g), (g, g)]
+        else:
+            pairs = [(rng.integers(0, 256, shape, dtype=np.uint8), rng.integers(0, 256, shape, dtype=np.uint8))]
+    for p, g in pairs:
+        want = structural_similarity(g / 255.0, p / 255.0, channel_axis=-1, data_range=1.0)
+        assert abs(ssim_frame(p, g) - want) < 1e-6, (case, ssim_frame(p, g), want)
+
+
+def test_parallel_map_keeps_order_and_bounds_what_it_holds():
+    from eval.registry import parallel_map
+
+    held, peak = [0], [0]
+
+    def items():
+        for i in range(50):
+            held[0] += 1
+            peak[0] = max(peak[0], held[0])
+            yield i
+
+    def work(i):
+        held[0] -= 1
+        return i * i
+
+    assert parallel_map(work, items(), workers=2, ahead=2) == [i * i for i in range(50)]
+    assert peak[0] <= 2 * 2 + 2
