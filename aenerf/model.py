@@ -177,18 +177,18 @@ class AENeRFModel(NeRFModel):
             return regionwise(labels, float(self.settings.rrs_eps), generator)
         return all_overlap(labels.shape[0], labels == 2, labels.device)
 
-    def extra_loss(self, out: dict, groups: RayGroups | None) -> tuple[Tensor | float, dict[str, float]]:
+    def extra_loss(self, out: dict, groups: RayGroups | None) -> tuple[Tensor | float, dict[str, Tensor]]:
         loss, stats = 0.0, {}
         if self.settings.aafg:
             ar = groups.audio_region.float()
             l_m = sum(_masked_mse(o["mask_aa"], ar, groups.through_aa) + _masked_mse(o["mask_ai"], 1 - ar, groups.through_ai)
                       for o in out.values())
             loss = loss + float(self.settings.lambda_m) * l_m
-            stats["l_m"] = float(l_m.detach())
+            stats["l_m"] = l_m.detach()
         if self.warper is not None:
             l_o = sum(o["aux_offset"].mean() for o in out.values()) / len(out)
             loss = loss + float(self.settings.lambda_o) * l_o
-            stats["l_o"] = float(l_o.detach())
+            stats["l_o"] = l_o.detach()
         return loss, stats
 
 

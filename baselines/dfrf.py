@@ -164,7 +164,7 @@ class DFRFModel(NeRFModel):
         pen = torch.mean(last["aux_offset"] ** 2)
         s = self.settings
         weight = s.offset_weight if self.phase == "finetune" else s.offset_weight_base
-        return float(weight) * pen, {"offset_px2": float(pen.detach())}
+        return float(weight) * pen, {"offset_px2": pen.detach()}
 
     def reinit_for_finetune(self) -> None:
         """The official fine-tune builds a fresh Position_warp (RND 220, 340-341)."""

@@ -47,7 +47,6 @@ from aenerf.engine.audio import ATT_LR_MULT, AudioEncoder
 from aenerf.engine.encoding import PositionalEncoding
 from aenerf.engine.render import Field, render_rays
 from aenerf.engine.settings import NeRFSettings, TrainSettings
-from aenerf.engine.trainer import psnr
 
 CKPT_NAME = "checkpoint"
 
@@ -128,7 +127,7 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
         if batch.get("refs") is not None:
             idx = batch["refs"]
             codes = self.audio(views.audio, idx, smooth) if self.uses_ref_audio else None
-            refs = self.references(views.frames[idx], views.poses[idx], views.intrinsics, codes)
+            refs = self.references(views.frames[idx].float() / 255.0, views.poses[idx], views.intrinsics, codes)
         groups = self.ray_groups(batch["label"], g)
         out = self.render(code, refs, batch["rays_o"], batch["rays_d"], batch["bg"], views.near, views.far, groups,
                           bool(self.train_cfg.perturb), g)
@@ -137,7 +136,7 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
         extra, stats = self.extra_loss(out, groups)
         last = out["fine"] if "fine" in out else out["coarse"]
         mse = F.mse_loss(last["rgb"].detach(), target)
-        return l_p + extra, {"l_p": float(l_p.detach()), "psnr": psnr(mse), **stats}
+        return l_p + extra, {"l_p": l_p.detach(), "psnr": -10.0 * torch.log10(mse), **stats}
 
 
 def fixed_references(n_frames: int, n_refs: int) -> np.ndarray:

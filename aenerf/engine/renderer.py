@@ -14,7 +14,7 @@ from tqdm import tqdm
 from aenerf.engine.rays import image_rays
 
 
-@torch.no_grad()
+@torch.inference_mode()  # no autograd state at all while rendering
 def render_image(render_fn: Callable[[Tensor, Tensor, Tensor], Tensor], h: int, w: int, intrinsics: Tensor,
                  c2w: Tensor, background: Tensor, chunk: int) -> np.ndarray:
     """Render an (h, w) image: ``render_fn(rays_o, rays_d, bg_rgb) -> (N, 3)`` colours is called

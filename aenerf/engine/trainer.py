@@ -3,13 +3,15 @@ batches, periodic checkpoints with resume, a hard stop on a non-finite loss, tqd
 with loss and PSNR, and ``log.txt``.
 
 The model is an ``nn.Module`` with ``training_step(batch, step) -> (loss, stats)`` where
-``stats`` is a dict of floats (include ``"psnr"`` to see it on the progress bar); batches come
-from ``batch_fn(step, generator)``.
+``stats`` is a dict of detached 0-dim tensors or floats (include ``"psnr"`` to see it on the
+progress bar); batches come from ``batch_fn(step, generator)``. The loop never reads a
+device value back per step (no ``.item()``/``float()`` on a tensor): losses and stats are
+read back at log and checkpoint steps only, where a non-finite loss since the last read-back
+stops training naming its step, before any checkpoint is written.
 """
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from collections.abc import Callable
@@ -32,12 +34,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def psnr(mse: torch.Tensor | float) -> float:
-    """PSNR in dB of an MSE of [0, 1] images."""
-    mse = float(mse)
-    return float("inf") if mse <= 0 else -10.0 * math.log10(mse)
 
 
 def lr_at(step: int, lr: float, rate: float, decay_steps: int) -> float:
@@ -118,6 +114,27 @@ class Trainer:
         log = (self.root / "log.txt").open("a")
         bar = tqdm(total=iters, initial=self.step, desc=self.desc, dynamic_ncols=True, leave=False)
         t0, start = time.perf_counter(), self.step
+        pending: list[tuple[int, torch.Tensor, dict]] = []  # steps since the last host read-back
+        first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
+
+        def read_back(log_step: bool) -> None:
+            """The only host-device synchronisation of the loop (log and checkpoint steps, the
+            end): turn the pending steps' loss and stats into floats, stop on a non-finite loss."""
+            if int(first_bad) >= 0:
+                bad_step, bad_loss, bad_stats = next(p for p in pending if p[0] == int(first_bad))
+                terms = ", ".join(f"{k}={float(v):.4g}" for k, v in bad_stats.items())
+                raise NonFiniteLoss(f"{self.desc}: loss is {float(bad_loss)} at step {bad_step} ({terms}); "
+                                    f"lower train.lr or check the inputs; last good checkpoint: {latest_checkpoint(self.root)}")
+            for done_step, done_loss, done_stats in pending:
+                self.history.append({"step": done_step + 1, "loss": float(done_loss),
+                                     **{k: float(v) for k, v in done_stats.items()}})
+            pending.clear()
+            if log_step:
+                stats = self.history[-1]
+                bar.set_postfix(loss=f"{stats['loss']:.4g}", psnr=f"{stats.get('psnr', float('nan')):.2f}")
+                log.write(f"step {self.step} " + " ".join(f"{k}={v:.5g}" for k, v in stats.items() if k != "step") + "\n")
+                log.flush()
+
         try:
             while self.step < iters:
                 step = self.step
@@ -126,10 +143,8 @@ class Trainer:
                                         int(cfg.lr_decay_steps))
                 batch = self.batch_fn(step, self._generator(step))
                 loss, stats = self.model.training_step(batch, step)
-                if not torch.isfinite(loss):
-                    terms = ", ".join(f"{k}={v:.4g}" for k, v in stats.items())
-                    raise NonFiniteLoss(f"{self.desc}: loss is {loss.item()} at step {step} ({terms}); "
-                                        f"lower train.lr or check the inputs; last good checkpoint: {latest_checkpoint(self.root)}")
+                # no .item() here: a non-finite loss is noted on the device and raised at the next read-back
+                first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), step, first_bad)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if float(cfg.grad_clip) > 0:
@@ -137,15 +152,15 @@ class Trainer:
                 self.optimizer.step()
                 self.step = step + 1
                 bar.update(1)
-                stats = {"loss": float(loss.detach()), **stats, "lr": self.optimizer.param_groups[0]["lr"]}
-                self.history.append({"step": self.step, **stats})
-                if self.step % int(cfg.log_every) == 0 or self.step == iters:
-                    bar.set_postfix(loss=f"{stats['loss']:.4g}", psnr=f"{stats.get('psnr', float('nan')):.2f}")
-                    log.write(f"step {self.step} " + " ".join(f"{k}={v:.5g}" for k, v in stats.items()) + "\n")
-                    log.flush()
-                if self.step % int(cfg.ckpt_every) == 0 and self.step < iters:
+                pending.append((step, loss.detach(), {**stats, "lr": self.optimizer.param_groups[0]["lr"]}))
+                log_step = self.step % int(cfg.log_every) == 0 or self.step == iters
+                ckpt_step = self.step % int(cfg.ckpt_every) == 0 and self.step < iters
+                if log_step or ckpt_step:
+                    read_back(log_step)
+                if ckpt_step:
                     save_checkpoint(step_dir(self.root, self.step), self.model, self.optimizer, self.step, self.meta)
                     prune_checkpoints(self.root, int(cfg.keep_ckpts))
+            read_back(False)
         finally:
             bar.close()
             log.close()

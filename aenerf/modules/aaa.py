@@ -16,12 +16,15 @@ Resolutions of the paper's open points:
   the largest score per head); training moves them freely. The paper does not state an
   init; this one makes its Fig. 5 behaviour the starting point rather than something to
   discover from scratch in a few-shot fine-tune.
-- ``last_attention`` keeps the first block's weights (N, heads, L) for Fig. 5-style plots.
+- ``last_attention`` keeps the first block's weights (N, heads, L) for Fig. 5-style plots
+  when ``keep_attention`` is set; otherwise attention runs on
+  ``torch.nn.functional.scaled_dot_product_attention`` (fused kernels, no weights kept).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -39,15 +42,19 @@ class CrossAttention(nn.Module):
             self.wq.weight.copy_(torch.eye(dim))
             self.wk.weight.copy_(torch.eye(dim))
 
-    def forward(self, q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """``q`` (N, 1, D), ``k``/``v`` (N, L, D) -> (N, 1, D) and weights (N, heads, L)."""
+    def forward(self, q: Tensor, k: Tensor, v: Tensor, weights: bool = False) -> tuple[Tensor, Tensor | None]:
+        """``q`` (N, 1, D), ``k``/``v`` (N, L, D) -> (N, 1, D) and, when ``weights``, the
+        attention weights (N, heads, L); else None (and the fused SDPA kernel)."""
         n, l, _ = k.shape
         qh = self.wq(q).view(n, 1, self.heads, self.dh).transpose(1, 2)  # (N, h, 1, dh)
         kh = self.wk(k).view(n, l, self.heads, self.dh).transpose(1, 2)  # (N, h, L, dh)
         vh = self.wv(v).view(n, l, self.heads, self.dh).transpose(1, 2)
-        attn = torch.softmax((qh @ kh.transpose(-1, -2)) / self.dh ** 0.5, dim=-1)  # over the L refs
-        out = (attn @ vh).transpose(1, 2).reshape(n, 1, -1)
-        return self.wo(out), attn[:, :, 0]
+        if weights:
+            attn = torch.softmax((qh @ kh.transpose(-1, -2)) / self.dh ** 0.5, dim=-1)  # over the L refs
+            out, kept = attn @ vh, attn[:, :, 0]
+        else:  # the same softmax(QK^T / sqrt(dh)) V
+            out, kept = F.scaled_dot_product_attention(qh, kh, vh), None
+        return self.wo(out.transpose(1, 2).reshape(n, 1, -1)), kept
 
 
 class CrossBlock(nn.Module):
@@ -57,8 +64,8 @@ class CrossBlock(nn.Module):
         self.attn = CrossAttention(dim, heads)
         self.ffn = nn.Sequential(nn.Linear(dim, 2 * dim), nn.ReLU(True), nn.Linear(2 * dim, dim))
 
-    def forward(self, q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        h, attn = self.attn(self.ln_q(q), self.ln_k(k), self.ln_v(v))
+    def forward(self, q: Tensor, k: Tensor, v: Tensor, weights: bool = False) -> tuple[Tensor, Tensor | None]:
+        h, attn = self.attn(self.ln_q(q), self.ln_k(k), self.ln_v(v), weights)
         h = q + h
         return h + self.ffn(self.ln_f(h)), attn
 
@@ -72,6 +79,7 @@ class AudioAwareAggregation(nn.Module):
         self.blocks = nn.ModuleList(CrossBlock(dim, heads) for _ in range(blocks))
         self.head = nn.Sequential(nn.Linear(dim, out_dim), nn.ReLU(True), nn.Linear(out_dim, out_dim))
         self.last_attention: Tensor | None = None
+        self.keep_attention = False  # set to keep the first block's weights in last_attention
 
     def forward(self, a: Tensor, a_ref: Tensor, feats: Tensor) -> Tensor:
         """``a`` (A,) or (N, A) target audio code, ``a_ref`` (L, A) or (N, L, A), ``feats``
@@ -83,7 +91,7 @@ class AudioAwareAggregation(nn.Module):
         t_f = self.feat_tok(feats)
         h = t_tar
         for i, block in enumerate(self.blocks):
-            h, attn = block(h, t_ref, t_f)
-            if i == 0:
+            h, attn = block(h, t_ref, t_f, weights=self.keep_attention and i == 0)
+            if attn is not None:
                 self.last_attention = attn.detach()
         return self.head(h[:, 0])

@@ -34,7 +34,7 @@ def fake_views(n: int = 6, size: int = 16, channels: int = 8, window: int = 8, s
     masks[:, 3 * size // 4:, :] = 3
     raw = torch.randn(n, window, channels, generator=g).numpy()
     norm = AudioNorm.of(raw)
-    return Views(name="fake", frames=torch.rand(n, size, size, 3, generator=g), masks=masks,
+    return Views(name="fake", frames=torch.randint(0, 256, (n, size, size, 3), generator=g, dtype=torch.uint8), masks=masks,
                  poses=torch.stack([orbit_pose(0.1 * i) for i in range(n)]),
                  intrinsics=torch.tensor([size * 1.2, size / 2, size / 2]), background=torch.rand(size, size, 3, generator=g),
                  near=2.0, far=6.0, audio=torch.from_numpy(norm(raw)), indices=np.arange(n), face_box=face_boxes(masks),

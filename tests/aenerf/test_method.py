@@ -75,7 +75,7 @@ def test_checkpoint_round_trip_gives_identical_renders(synth_root, tmp_path):
         idx = batch["refs"]
         with torch.no_grad():
             code = m.audio(views.audio, torch.tensor([0]), False)[0]
-            refs = m.references(views.frames[idx], views.poses[idx], views.intrinsics, m.audio(views.audio, idx, False))
+            refs = m.references(views.frames[idx].float() / 255.0, views.poses[idx], views.intrinsics, m.audio(views.audio, idx, False))
             outs.append(m.render_fn(code, refs, 2.0, 6.0)(batch["rays_o"], batch["rays_d"], batch["bg"]))
     assert torch.equal(outs[0], outs[1])
     fresh = build_model(method, cfg, meta["audio_channels"])

@@ -40,6 +40,7 @@ def test_aaa_attends_most_to_the_reference_with_the_target_audio(heads):
     the largest attention (here from the module's own initialisation, over many random inputs)."""
     torch.manual_seed(0)
     aaa = AudioAwareAggregation(audio_dim=16, feat_dim=8, dim=32, heads=heads, out_dim=8)
+    aaa.keep_attention = True
     hits = 0
     trials = 50
     for t in range(trials):
@@ -58,6 +59,7 @@ def test_aaa_attention_is_learnable_towards_the_matching_reference():
     matching reference's feature: the attention must come back to it."""
     torch.manual_seed(0)
     aaa = AudioAwareAggregation(audio_dim=8, feat_dim=8, dim=16, heads=2, out_dim=8)
+    aaa.keep_attention = True
     for block in aaa.blocks:
         torch.nn.init.normal_(block.attn.wq.weight, std=0.3)
         torch.nn.init.normal_(block.attn.wk.weight, std=0.3)
@@ -115,3 +117,22 @@ def test_every_module_receives_gradient(variant):
     assert {"audio", "ref_encoder", "aggregator", "nerfs"} <= names
     assert ("warper" in names) == ("warper=false" not in " ".join(VARIANTS[variant]))
     assert ("ai" in dict(model.nerfs["fine"].named_children())) == (variant != "no_aafg")
+
+
+def test_aaa_on_sdpa_equals_the_explicit_attention():
+    """Without kept weights AAA runs on scaled_dot_product_attention: same outputs and the
+    same gradients as the explicit softmax(QK^T/sqrt(d))V path."""
+    torch.manual_seed(0)
+    aaa = AudioAwareAggregation(audio_dim=16, feat_dim=8, dim=32, heads=4, out_dim=8)
+    for block in aaa.blocks:  # away from the identity init, so Q and K differ
+        torch.nn.init.normal_(block.attn.wq.weight, std=0.3)
+    a, a_ref, feats = torch.randn(16), torch.randn(4, 16), torch.randn(50, 4, 8)
+    outs, grads = [], []
+    for keep in (True, False):
+        aaa.keep_attention = keep
+        aaa.zero_grad()
+        out = aaa(a, a_ref, feats)
+        out.square().sum().backward()
+        outs.append(out.detach())
+        grads.append(aaa.blocks[0].attn.wk.weight.grad.clone())
+    assert torch.allclose(outs[0], outs[1], atol=1e-5) and torch.allclose(grads[0], grads[1], atol=1e-4)

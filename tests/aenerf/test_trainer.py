@@ -67,3 +67,50 @@ def _interrupt_after(fn, n):
 def test_trainer_stops_on_nan_naming_the_step(tmp_path):
     with pytest.raises(NonFiniteLoss, match="step 3"):
         Trainer(Colour(bad_at=3), cfg(), tmp_path, batches, torch.device("cpu")).fit(10)
+
+
+class Spy(torch.Tensor):
+    """A tensor that records when its value is read back to the host (item, float, int, bool)."""
+
+    reads: list = []
+    step = [0]
+
+    def _read(self, kind):
+        Spy.reads.append(Spy.step[0])
+        return getattr(torch.Tensor, kind)(self.as_subclass(torch.Tensor))
+
+    def item(self):
+        return self._read("item")
+
+    def __float__(self):
+        return self._read("__float__")
+
+    def __int__(self):
+        return self._read("__int__")
+
+    def __bool__(self):
+        return self._read("__bool__")
+
+
+class SpyColour(Colour):
+    def training_step(self, batch, step):
+        Spy.step[0] = step
+        loss = ((self.c - batch["target"]) ** 2).mean()
+        if step == self.bad_at:
+            loss = loss * float("nan")
+        return loss.as_subclass(Spy), {"psnr": (-10 * torch.log10(loss.detach())).as_subclass(Spy)}
+
+
+@pytest.mark.parametrize("bad_at", [None, 13])
+def test_no_host_read_back_except_at_log_and_checkpoint_steps(tmp_path, bad_at):
+    """GPU readiness: the loop reads the loss and stats back (a host-device sync on CUDA) only
+    after log and checkpoint steps, never per step; a NaN is still caught, naming its step."""
+    Spy.reads.clear()
+    tr = Trainer(SpyColour(bad_at=bad_at), cfg(log_every=10, ckpt_every=25), tmp_path, batches, torch.device("cpu"))
+    if bad_at is None:
+        tr.fit(30)
+        assert [h["step"] for h in tr.history] == list(range(1, 31)) and all(isinstance(h["loss"], float) for h in tr.history)
+    else:
+        with pytest.raises(NonFiniteLoss, match="step 13"):
+            tr.fit(30)
+    assert Spy.reads and set(Spy.reads) <= {9, 19, 24, 29}  # read after steps 10, 20, 25 (checkpoint), 30

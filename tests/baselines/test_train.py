@@ -49,9 +49,9 @@ def _frame_psnr(model, views, frame=0):
     o, d = image_rays(*views.hw, views.intrinsics, views.poses[frame])
     code = model.audio(views.audio, torch.tensor([frame]), False)[0]
     idx = torch.tensor([1, 2, 3, 4])
-    refs = model.references(views.frames[idx], views.poses[idx], views.intrinsics, None)
+    refs = model.references(views.frames[idx].float() / 255.0, views.poses[idx], views.intrinsics, None)
     rgb = model.render_fn(code, refs, views.near, views.far)(o, d, views.background.reshape(-1, 3))
-    mse = torch.mean((rgb - views.frames[frame].reshape(rays, 3)) ** 2)
+    mse = torch.mean((rgb - views.frames[frame].reshape(rays, 3).float() / 255.0) ** 2)
     return -10 * math.log10(float(mse))
 
 
@@ -102,7 +102,7 @@ def test_dfrf_offsets_are_clamped_and_penalised_with_the_phase_weight():
     with torch.no_grad():
         model.warp.mlp[-1].bias.fill_(100.0)
     idx = torch.tensor([0, 1, 2, 3])
-    refs = model.references(views.frames[idx], views.poses[idx], views.intrinsics, None)
+    refs = model.references(views.frames[idx].float() / 255.0, views.poses[idx], views.intrinsics, None)
     agg, offset = model.aggregate(torch.zeros(5, 3), torch.zeros(cfg.dfrf.audio_dim), refs)
     assert agg.shape == (5, 2 * cfg.dfrf.slot_dim) and offset.shape == (4, 5, 2)
     assert torch.allclose(offset, torch.full_like(offset, clamp))
