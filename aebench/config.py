@@ -186,6 +186,8 @@ MINIMUM = {"seed": 0, "data.size": 0, "data.clip_seconds": 0.0, "train.iters": 0
            "train.n_fine": 0, "train.chunk": 1, "train.ckpt_every": 1, "train.log_every": 1,
            "train.smooth_window": 1, "train.render_frames": 0}
 MAXIMUM = {"train.face_fraction": 1.0}
+#: dotted key -> its valid values
+CHOICES = {"train.precision": ("fp32", "tf32", "bf16")}
 
 
 def _check_ranges(cfg: DictConfig) -> None:
@@ -197,6 +199,10 @@ def _check_ranges(cfg: DictConfig) -> None:
         v = OmegaConf.select(cfg, key)
         if v is not None and v > high:
             raise ConfigError(f"'{key}' must be at most {high}, got {v}")
+    for key, valid in CHOICES.items():
+        v = OmegaConf.select(cfg, key)
+        if v is not None and v not in valid:
+            raise ConfigError(f"'{key}' must be one of {', '.join(valid)}, got {v}")
 
 
 #: train.preset values: the protocol's shared conditions, or each method's published ones

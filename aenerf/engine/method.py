@@ -315,4 +315,7 @@ class NeRFMethod(Method):
                 fn = model.render_fn(codes[i], refs, identity.near, identity.far)
                 yield render_image(fn, h, w, intr, poses[int(order[i])], bg, chunk)
 
-        return write_render(frames(), n, Path(out), fps, audio, identity.audio_rate, desc=f"{self.name} render")
+        from aenerf.engine.precision import precision
+
+        with precision(str(model.train_cfg.precision), device):
+            return write_render(frames(), n, Path(out), fps, audio, identity.audio_rate, desc=f"{self.name} render")

@@ -166,5 +166,7 @@ class TrainSettings(Settings):
     """Progress-bar / log.txt refresh interval."""
     grad_clip: float
     """Clip the gradient norm (0 = off)."""
+    precision: str
+    """``fp32`` | ``tf32`` | ``bf16`` (the last two on CUDA only): see :mod:`aenerf.engine.precision`."""
     render_frames: int
     """Cap on rendered frames (0 = one per 1/fps of the driving audio)."""

@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from aenerf.engine.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint, step_dir
+from aenerf.engine.precision import precision
 
 FINAL = "final"
 
@@ -142,7 +143,8 @@ class Trainer:
                     group["lr"] = lr_at(step + self.step_offset, float(cfg.lr), float(cfg.lr_decay_rate),
                                         int(cfg.lr_decay_steps))
                 batch = self.batch_fn(step, self._generator(step))
-                loss, stats = self.model.training_step(batch, step)
+                with precision(str(getattr(cfg, "precision", "fp32")), self.device):  # forward only; backward as autocast wants
+                    loss, stats = self.model.training_step(batch, step)
                 # no .item() here: a non-finite loss is noted on the device and raised at the next read-back
                 first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), step, first_bad)
                 self.optimizer.zero_grad(set_to_none=True)
