@@ -209,6 +209,10 @@ def render_table(protocol: str | Path, runs_root: Path, fmt: str = "md", only: l
                + f"; ours from {runs_root}/{protocol}: mean ± std over cells (n = cells with a value); "
                  "scale, size and iterations per row")
     footnotes = [f"missing {m}: {why}" for m, why in notes.items()]
+    superseded = sorted(i for c in cells for i in c.get("superseded", []))
+    if superseded:
+        footnotes.append(f"{len(superseded)} older finished cell(s) at the same grid points, run with other settings, are not "
+                         f"shown (the latest of each is): {', '.join(superseded)}")
     used = "".join(str(v) for r in body for v in r)
     if UNOFFICIAL in used:
         footnotes.append(f"{UNOFFICIAL} computed with weights files the user gave that are not the official ones "

@@ -27,7 +27,7 @@ def make_cell(root: Path, protocol: str, cid: str, row: str, psnr, lpips=None, d
 
 def test_ablation_table_layout_against_paper(tmp_path):
     make_cell(tmp_path, "ablation", "a", "AE-NeRF", 21.0)
-    make_cell(tmp_path, "ablation", "b", "AE-NeRF", 23.0)
+    make_cell(tmp_path, "ablation", "b", "AE-NeRF", 23.0, seed=1)  # a repeat: another seed
     make_cell(tmp_path, "ablation", "c", "w/o AAA", 20.0, lpips=0.2)
     make_cell(tmp_path, "ablation", "d", "w/o Warper", 99.0, done=False)  # unfinished: ignored
     md = render_table("ablation", tmp_path, "md")
@@ -59,7 +59,7 @@ def test_plots_written(tmp_path):
 def test_entries_show_n_spread_markers_and_partial_missing(tmp_path):
     unofficial = {"weights": {"syncnet": {"official": False, "verification": "explicit file"}}, "sync": {"crop": "dlib"}}
     make_cell(tmp_path, "ablation", "a", "AE-NeRF", 21.0, lpips=0.3, sync=5.0, info=unofficial)
-    make_cell(tmp_path, "ablation", "b", "AE-NeRF", 23.0, lpips=None, sync=7.0, info=unofficial)
+    make_cell(tmp_path, "ablation", "b", "AE-NeRF", 23.0, lpips=None, sync=7.0, info=unofficial, seed=1)
     md = render_table("ablation", tmp_path, "md")
     line = next(li for li in md.splitlines() if li.startswith("| AE-NeRF"))
     assert "0.300 (n=1 of 2)" in line  # one missing cell does not hide the other
@@ -93,3 +93,19 @@ def test_self_and_cross_driven_cells_of_one_protocol(tmp_path):
     assert line[1] == "27.00 (n=1)"
     assert line[cols.index("LSE-C [self] (ours)")] == "5.000 (n=1)"
     assert line[cols.index("LSE-C [hdtf_rd_radio31_000] (ours)")] == "3.000 (n=1)"
+
+
+def test_cells_of_the_same_grid_point_are_not_pooled(tmp_path):
+    """A protocol re-run with other settings leaves an older cell at the same grid point: the
+    table shows the latest one only (n=1), and names the older one in a footnote."""
+    import os
+    import time
+
+    make_cell(tmp_path, "ablation", "old", "AE-NeRF", 20.0)
+    past = time.time() - 100
+    os.utime(tmp_path / "ablation" / "old" / "done", (past, past))
+    make_cell(tmp_path, "ablation", "new", "AE-NeRF", 24.0)
+    md = render_table("ablation", tmp_path, "md")
+    line = next(li for li in md.splitlines() if li.startswith("| AE-NeRF"))
+    assert "24.00 (n=1)" in line and "22.00" not in line
+    assert "1 older finished cell(s)" in md and "old" in md.split("older finished cell(s)")[1]
