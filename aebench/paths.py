@@ -17,6 +17,16 @@ def shared_data_dir() -> Path:
     return shared_dir() / "data"
 
 
+#: prefix of a path under the shared data folder in protocols (``shared:audio/zozo.wav``)
+SHARED_PREFIX = "shared:"
+
+
+def shared_path(spec: str) -> Path:
+    """A protocol's path: ``shared:REL`` is REL under the shared data folder, anything else a path."""
+    spec = str(spec)
+    return shared_data_dir() / spec[len(SHARED_PREFIX):] if spec.startswith(SHARED_PREFIX) else Path(spec).expanduser()
+
+
 def weights_dir() -> Path:
     """The local weights store (``$AEBENCH_WEIGHTS``, default ``~/.cache/aebench/weights``)."""
     return Path(os.environ.get("AEBENCH_WEIGHTS", Path.home() / ".cache" / "aebench" / "weights"))

@@ -12,6 +12,11 @@ DEFAULT_ROOT = Path("data/identities")
 VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm")
 
 
+def videos_in(folder: Path) -> list[Path]:
+    """The video files (:data:`VIDEO_EXTS`) directly in ``folder``, sorted."""
+    return sorted(f for f in Path(folder).iterdir() if f.suffix.lower() in VIDEO_EXTS)
+
+
 def identity_name(clip: Path) -> str:
     """An identity's name from its clip's file name, without the rate/length/cut suffixes the
     shared clips carry: ``cnn2_25fps`` -> ``cnn2``, ``hdtf_katie_8s`` -> ``hdtf_katie``,
@@ -34,7 +39,7 @@ def _clips_and_overrides(args: tuple[str, ...]) -> tuple[list[Path], list[str]]:
         if "=" in arg and not path.exists():
             overrides.append(arg)
         elif path.is_dir():
-            found = sorted(f for f in path.iterdir() if f.suffix.lower() in VIDEO_EXTS)
+            found = videos_in(path)
             if not found:
                 raise click.UsageError(f"{path}: no video files ({', '.join(VIDEO_EXTS)})")
             clips += found

@@ -37,26 +37,20 @@ def data_root_for(protocol: Protocol, data: str | None = None) -> Path:
     return root
 
 
-def clips_folder(spec: str) -> Path:
-    """The folder a protocol's ``clips.from`` names (``shared:clips`` = under the shared data)."""
-    from aebench.paths import shared_data_dir
-
-    return shared_data_dir() / spec.split(":", 1)[1] if spec.startswith("shared:") else Path(spec).expanduser()
-
-
 def prepared_clips(clips: dict, under: Path | None = None) -> Path:
     """Every video in ``clips["from"]`` prepared (``aebench data prepare``, which skips an
     identity already prepared from the same file and settings) into one folder per settings
     under ``under`` (default ``data/prepared/``). Raises :class:`ProtocolError` when the
     folder has no clips."""
     from aebench.data.prepare import PrepareError, prepare
-    from aebench.data.prepare_cli import VIDEO_EXTS, identity_name
+    from aebench.data.prepare_cli import identity_name, videos_in
+    from aebench.paths import SHARED_PREFIX, shared_path
     from aebench.protocol.spec import ProtocolError
 
-    src = clips_folder(str(clips["from"]))
-    videos = sorted(f for f in src.glob("*") if f.suffix.lower() in VIDEO_EXTS) if src.is_dir() else []
+    src = shared_path(clips["from"])
+    videos = videos_in(src) if src.is_dir() else []
     if not videos:
-        hint = " (set AEBENCH_SHARED to the shared folder)" if str(clips["from"]).startswith("shared:") else ""
+        hint = " (set AEBENCH_SHARED to the shared folder)" if str(clips["from"]).startswith(SHARED_PREFIX) else ""
         raise ProtocolError(f"no video clips in {src}{hint}")
     secs = clips.get("max_seconds")
     tag = f"{src.name}-{int(clips['size'])}px-{float(clips['fps']):g}fps" + (f"-{float(secs):g}s" if secs else "")

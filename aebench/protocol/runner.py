@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 from aebench.config import to_yaml
 from aebench.data import Identity
-from aebench.paths import shared_data_dir
+from aebench.paths import shared_path
 from aebench.protocol.cells import Cell, base_key, finetune_key
 from aebench.protocol.store import cell_lock, is_done, log_line, mark_done, write_json
 
@@ -46,8 +46,7 @@ def driving_audio(cfg: DictConfig, identity: Identity) -> tuple[np.ndarray, bool
         return Identity.open(root / spec).split("test").audio, False
     from aebench.media import read_audio
 
-    path = shared_data_dir() / spec.split(":", 1)[1] if spec.startswith("shared:") else Path(spec)
-    return read_audio(path), False
+    return read_audio(shared_path(spec)), False
 
 
 def ensure_base(method, cfg: DictConfig, runs_root: Path, progress=print) -> dict | None:
