@@ -115,14 +115,16 @@ class Trainer:
         log = (self.root / "log.txt").open("a")
         bar = tqdm(total=iters, initial=self.step, desc=self.desc, dynamic_ncols=True, leave=False)
         t0, start = time.perf_counter(), self.step
+        mode = str(getattr(cfg, "precision", "fp32"))
         pending: list[tuple[int, torch.Tensor, dict]] = []  # steps since the last host read-back
         first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
 
         def read_back(log_step: bool) -> None:
             """The only host-device synchronisation of the loop (log and checkpoint steps, the
             end): turn the pending steps' loss and stats into floats, stop on a non-finite loss."""
-            if int(first_bad) >= 0:
-                bad_step, bad_loss, bad_stats = next(p for p in pending if p[0] == int(first_bad))
+            bad = int(first_bad)
+            if bad >= 0:
+                bad_step, bad_loss, bad_stats = next(p for p in pending if p[0] == bad)
                 terms = ", ".join(f"{k}={float(v):.4g}" for k, v in bad_stats.items())
                 raise NonFiniteLoss(f"{self.desc}: loss is {float(bad_loss)} at step {bad_step} ({terms}); "
                                     f"lower train.lr or check the inputs; last good checkpoint: {latest_checkpoint(self.root)}")
@@ -143,7 +145,7 @@ class Trainer:
                     group["lr"] = lr_at(step + self.step_offset, float(cfg.lr), float(cfg.lr_decay_rate),
                                         int(cfg.lr_decay_steps))
                 batch = self.batch_fn(step, self._generator(step))
-                with precision(str(getattr(cfg, "precision", "fp32")), self.device):  # forward only; backward as autocast wants
+                with precision(mode, self.device):  # forward only; backward as autocast wants
                     loss, stats = self.model.training_step(batch, step)
                 # no .item() here: a non-finite loss is noted on the device and raised at the next read-back
                 first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), step, first_bad)
