@@ -60,14 +60,19 @@ def test_frame_rates_must_match(tmp_path):
         evaluate(str(tmp_path / "p30.mp4"), frames, metrics=["psnr"], progress=False, fps=25)
 
 
+def _png_folder(d, frames, name: str):
+    """Write RGB ``frames`` as PNGs named ``name.format(i=...)`` into a new folder ``d``."""
+    d.mkdir()
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(d / name.format(i=i)), f[:, :, ::-1])
+    return d
+
+
 def test_frame_folders_sort_numerically(tmp_path):
     from eval.frames import load_frames
 
     frames = _frames(12)
-    d = tmp_path / "unpadded"
-    d.mkdir()
-    for i, f in enumerate(frames):
-        cv2.imwrite(str(d / f"frame_{i}.png"), f[:, :, ::-1])
+    d = _png_folder(tmp_path / "unpadded", frames, "frame_{i}.png")
     loaded, fps = load_frames(d)
     assert np.array_equal(loaded, frames) and fps == 25.0  # frame_2 before frame_10
     assert load_frames(d, fps=30)[1] == 30.0
@@ -100,10 +105,7 @@ def test_inputs_needed():
 
 def test_frame_folder_and_outputs(tmp_path):
     gt = _frames(3)
-    d = tmp_path / "frames"
-    d.mkdir()
-    for i, f in enumerate(gt):
-        cv2.imwrite(str(d / f"{i:04d}.png"), f[:, :, ::-1])
+    d = _png_folder(tmp_path / "frames", gt, "{i:04d}.png")
     r = evaluate(d, gt, metrics=["psnr", "ssim"], progress=False)
     assert r.summary["ssim"] == pytest.approx(1.0)
     r.write(tmp_path / "out")
