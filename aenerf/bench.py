@@ -4,7 +4,9 @@ Both take ``key=value`` overrides (``method=aenerf|dfrf|adnerf``, ``scale=smoke|
 ``train.iters=...``). Data: the identities under ``data.root`` when it holds any, otherwise
 a synthetic corpus made in a temporary folder at the scale's ``data.size``.
 
-Training speed is measured as the difference of two fine-tunes from scratch (``--warmup``
+Both print the samples the field evaluated per ray (``evaluated/ray``, coarse and fine passes
+together: n_coarse + n_coarse + n_fine with the hierarchical sampler; fewer with
+``train.sampler=occupancy``, which skips empty space). Training speed is measured as the difference of two fine-tunes from scratch (``--warmup``
 iterations and ``train.iters`` iterations), so data loading and first-call set-up cancel out;
 rays/s = iterations/s x ``train.batch_rays``. Peak memory is CUDA max allocated on a GPU,
 the process's peak RSS on CPU.
@@ -88,6 +90,7 @@ def train_cmd(overrides: tuple[str, ...], warmup: int, threads: int, json_out: s
         torch.set_num_threads(threads)
     from aebench.device import resolve_device
     from aebench.methods import get_method
+    from aenerf.engine.render import count_samples
 
     if int(_checked(overrides).train.iters) <= warmup:
         raise click.ClickException(f"train.iters must exceed --warmup={warmup}")
@@ -101,11 +104,14 @@ def train_cmd(overrides: tuple[str, ...], warmup: int, threads: int, json_out: s
         method = get_method(cfg.method)
         iters = int(cfg.train.iters)
         t_warm, _ = _finetune(method, identity, clip, cfg, warmup, work / "warm")
-        t_full, _ = _finetune(method, identity, clip, cfg, iters, work / "full")
+        with count_samples() as counted:
+            t_full, _ = _finetune(method, identity, clip, cfg, iters, work / "full")
         rate = (iters - warmup) / max(t_full - t_warm, 1e-9)
         _report({"method": cfg.method, "scale": cfg.scale, "device": str(device), "threads": torch.get_num_threads(), "size": f"{identity.size[0]} px",
                  "iterations": iters, "batch_rays": int(cfg.train.batch_rays),
+                 "sampler": str(cfg.train.sampler),
                  "samples/ray": f"{int(cfg.train.n_coarse)}+{int(cfg.train.n_fine)}",
+                 "evaluated/ray": round(counted.per_ray, 2),
                  "iters/s": round(rate, 3), "rays/s": round(rate * int(cfg.train.batch_rays), 1),
                  "setup s": round(t_warm - warmup / rate, 2), "peak memory": _peak_memory(device)}, json_out)
 
@@ -127,6 +133,7 @@ def render_cmd(overrides: tuple[str, ...], frames: int, checkpoint: str | None, 
     from aebench.device import resolve_device
     from aebench.media import probe
     from aebench.methods import get_method
+    from aenerf.engine.render import count_samples
 
     with tempfile.TemporaryDirectory(prefix="aebench-bench-") as tmp:
         work = Path(tmp)
@@ -139,10 +146,12 @@ def render_cmd(overrides: tuple[str, ...], frames: int, checkpoint: str | None, 
         test = identity.split("test")
         audio = test.audio[: identity.samples_for_frames(frames)]
         t0 = time.perf_counter()
-        out = method.render(ckpt, identity, audio, cfg, work / "render.mp4")
+        with count_samples() as counted:
+            out = method.render(ckpt, identity, audio, cfg, work / "render.mp4")
         dt = time.perf_counter() - t0
         info = probe(out)
         _report({"method": cfg.method, "scale": cfg.scale, "device": str(device), "threads": torch.get_num_threads(), "size": f"{identity.size[0]} px",
                  "frames": frames, "video": f"{info.n_frames} frames, audio={info.has_audio}",
+                 "sampler": str(cfg.train.sampler), "evaluated/ray": round(counted.per_ray, 2),
                  "frames/s": round(frames / dt, 3), "rays/s": round(frames * identity.size[0] * identity.size[1] / dt, 1),
                  "peak memory": _peak_memory(device)}, json_out)

@@ -130,7 +130,7 @@ class AENeRFModel(NeRFModel):
 
     # ----- the field --------------------------------------------------------------------------
     def field(self, code: Tensor, refs: References, groups: RayGroups | None):
-        def fn(pts: Tensor, dirs: Tensor, level: str) -> dict[str, Tensor]:
+        def fn(pts: Tensor, dirs: Tensor, level: str, rays: Tensor | None = None) -> dict[str, Tensor]:
             n, s = pts.shape[:2]
             x = pts.reshape(-1, 3)
             d = dirs[:, None].expand(n, s, 3).reshape(-1, 3)
@@ -145,7 +145,7 @@ class AENeRFModel(NeRFModel):
                 r = nets["aa"](ex, ed, torch.cat([a, f], -1))
                 out.update(sigma=r["sigma"].reshape(n, s), rgb=r["rgb"].reshape(n, s, 3))
                 return out
-            g = groups if groups is not None else all_overlap(n, device=pts.device)
+            g = all_overlap(n, device=pts.device) if groups is None else groups if rays is None else groups.take(rays)
             shape = lambda t, idx: t.reshape(n, s, -1)[idx].reshape(-1, t.shape[-1])  # noqa: E731
             aa = self._subset(nets["aa"], g.through_aa, n, s, ex, ed, torch.cat([a, f], -1), shape)
             ai = self._subset(nets["ai"], g.through_ai, n, s, ex, ed, f, shape)

@@ -61,7 +61,7 @@ class ADNeRFModel(NeRFModel):
     def field(self, code: Tensor, refs, groups):
         nets = {"coarse": self.coarse, "fine": self.fine}
 
-        def fn(points: Tensor, dirs: Tensor, level: str) -> dict:
+        def fn(points: Tensor, dirs: Tensor, level: str, rays: Tensor | None = None) -> dict:
             n, s = points.shape[:2]
             d = self.pe_d(dirs)[:, None].expand(n, s, -1)
             return nets[level](self.pe_x(points), d, code.expand(n, s, -1))

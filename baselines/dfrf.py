@@ -149,7 +149,7 @@ class DFRFModel(NeRFModel):
     def field(self, code: Tensor, refs: DFRFReferences, groups):
         nets = {"coarse": self.coarse, "fine": self.fine}
 
-        def fn(points: Tensor, dirs: Tensor, level: str) -> dict:
+        def fn(points: Tensor, dirs: Tensor, level: str, rays: Tensor | None = None) -> dict:
             n, s = points.shape[:2]
             flat = points.reshape(-1, 3)
             agg, offset = self.aggregate(flat, code, refs)

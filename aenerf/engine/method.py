@@ -45,10 +45,13 @@ from aebench.data.features import AudioNorm
 from aebench.methods import Method, driving_pose_indices
 from aenerf.engine.audio import ATT_LR_MULT, AudioEncoder
 from aenerf.engine.encoding import PositionalEncoding
+from aenerf.engine.occupancy import OccupancyGrid
 from aenerf.engine.render import Field, render_rays
 from aenerf.engine.settings import NeRFSettings, TrainSettings
 
 CKPT_NAME = "checkpoint"
+OCC_FULL_UPDATES = 4  # the grid's first updates visit every cell, later ones a random quarter (as nerfacc's warm-up)
+RENDER_GRID_CODES = 4  # a render's grid holds the densities of this many codes spread over the driving audio
 
 
 class NeRFModel(nn.Module, metaclass=ABCMeta):
@@ -73,6 +76,8 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
         self.phase, self.step_offset = "finetune", 0
         self.pe_x, self.pe_d = PositionalEncoding(settings.pe_x), PositionalEncoding(settings.pe_d)
         self.audio = AudioEncoder(audio_channels, settings.audio_dim, train.smooth_window, settings.att_dims)
+        #: the empty-space grid of ``train.sampler=occupancy`` (set by NeRFMethod for a fit or a render)
+        self.occupancy: OccupancyGrid | None = None
 
     # ----- hooks -----------------------------------------------------------------------
     def references(self, images: Tensor, c2w: Tensor, intrinsics: Tensor, codes: Tensor | None) -> Any:
@@ -107,16 +112,32 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
                 {"params": att, "lr_mult": ATT_LR_MULT}]
 
     def render(self, code: Tensor, refs: Any, rays_o: Tensor, rays_d: Tensor, bg: Tensor, near: float, far: float,
-               groups: Any, perturb: bool, generator: torch.Generator | None = None) -> dict:
+               groups: Any, perturb: bool, generator: torch.Generator | None = None, stop_eps: float = 0.0) -> dict:
         tc = self.train_cfg
         return render_rays(self.field(code, refs, groups), rays_o, rays_d, near, far, bg, int(tc.n_coarse),
-                           int(tc.n_fine), perturb, generator, self.mask_backgrounds)
+                           int(tc.n_fine), perturb, generator, self.mask_backgrounds, self.occupancy, stop_eps)
 
     def render_fn(self, code: Tensor, refs: Any, near: float, far: float):
-        """``fn(rays_o, rays_d, bg) -> rgb`` (N, 3) for inference."""
+        """``fn(rays_o, rays_d, bg) -> rgb`` (N, 3) for inference (early ray termination with the grid)."""
+        stop = float(self.train_cfg.stop_eps) if self.occupancy is not None else 0.0
+
         def fn(rays_o, rays_d, bg):
-            out = self.render(code, refs, rays_o, rays_d, bg, near, far, self.ray_groups(None, None), perturb=False)
+            out = self.render(code, refs, rays_o, rays_d, bg, near, far, self.ray_groups(None, None), perturb=False,
+                              stop_eps=stop)
             return out.get("fine", out["coarse"])["rgb"]
+        return fn
+
+    def density_fn(self, code: Tensor, refs: Any):
+        """``fn(points (P, 3)) -> (P,)`` densities of the field that renders the image (the fine
+        level when there is one) under audio code ``code`` and references ``refs``; the
+        occupancy grid is updated from it."""
+        field = self.field(code, refs, None)
+        level = "fine" if int(self.train_cfg.n_fine) > 0 else "coarse"
+
+        def fn(points: Tensor) -> Tensor:
+            dirs = torch.zeros_like(points)
+            dirs[:, 2] = 1.0  # density does not depend on the view direction
+            return field(points[:, None], dirs, level)["sigma"][:, 0]
         return fn
 
     def training_step(self, batch: dict, step: int) -> tuple[Tensor, dict[str, float]]:
@@ -128,6 +149,9 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
             idx = batch["refs"]
             codes = self.audio(views.audio, idx, smooth) if self.uses_ref_audio else None
             refs = self.references(views.frames[idx].float() / 255.0, views.poses[idx], views.intrinsics, codes)
+        grid = self.occupancy
+        if grid is not None and (grid.updates == 0 or step % int(self.train_cfg.occ_every) == 0):
+            grid.update(self.density_fn(code, refs), g, fraction=1.0 if grid.updates < OCC_FULL_UPDATES else 0.25)
         groups = self.ray_groups(batch["label"], g)
         out = self.render(code, refs, batch["rays_o"], batch["rays_d"], batch["bg"], views.near, views.far, groups,
                           bool(self.train_cfg.perturb), g)
@@ -137,6 +161,16 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
         last = out["fine"] if "fine" in out else out["coarse"]
         mse = F.mse_loss(last["rgb"].detach(), target)
         return l_p + extra, {"l_p": l_p.detach(), "psnr": -10.0 * torch.log10(mse), **stats}
+
+
+def occupancy_grid(train: TrainSettings, cameras: list[tuple]) -> OccupancyGrid:
+    """A grid over the view volume of ``cameras`` ((poses, intrinsics, h, w, near, far) each; the
+    union of their boxes), with ``train``'s resolution and threshold at the coarse spacing."""
+    grids = [OccupancyGrid.for_cameras(*cam, int(train.occ_resolution), float(train.occ_threshold),
+                                       int(train.n_coarse)) for cam in cameras]
+    lo = torch.stack([gr.bounds[0] for gr in grids]).min(0).values
+    hi = torch.stack([gr.bounds[1] for gr in grids]).max(0).values
+    return OccupancyGrid(torch.stack([lo, hi]), int(train.occ_resolution), min(gr.sigma_threshold for gr in grids))
 
 
 def fixed_references(n_frames: int, n_refs: int) -> np.ndarray:
@@ -239,6 +273,8 @@ class NeRFMethod(Method):
         seed_everything(int(cfg.seed))  # the same seed gives the same initial weights
         model = self.model_cls(settings, channels, train).to(device)
         model.phase, model.step_offset = phase, offset
+        if train.sampler == "occupancy":  # a fresh grid over the training cameras (also on resume)
+            model.occupancy = occupancy_grid(train, [(v.poses, v.intrinsics, *v.hw, v.near, v.far) for v in views])
         target = views[-1]
         refs = target.indices[fixed_references(target.n, settings.n_refs)] if settings.n_refs else []
         iters = int(train.pretrain_iters if phase == "pretrain" else train.iters)
@@ -309,6 +345,11 @@ class NeRFMethod(Method):
         bg = to_t(identity.background()).float() / 255.0
         h, w = identity.size
         chunk = int(model.train_cfg.chunk)
+        if model.train_cfg.sampler == "occupancy":
+            model.occupancy = occupancy_grid(model.train_cfg, [(poses, intr, h, w, identity.near, identity.far)])
+            g = torch.Generator(device=device).manual_seed(0)
+            for i in np.linspace(0, n - 1, min(RENDER_GRID_CODES, n)).round().astype(int):
+                model.occupancy.update(model.density_fn(codes[i], refs), g)
 
         def frames():
             for i in range(n):

@@ -1,11 +1,14 @@
 """Volume rendering (NeRF eq. / AE-NeRF eq. 8) and the coarse-to-fine ray renderer.
 
-A *field* is any callable ``field(points, viewdirs, level) -> dict`` with
+A *field* is any callable ``field(points, viewdirs, level, rays=None) -> dict`` with
 ``points`` (N, S, 3), unit ``viewdirs`` (N, 3) and ``level`` ``"coarse"`` or ``"fine"``;
 it returns at least ``"sigma"`` (N, S) non-negative densities and ``"rgb"`` (N, S, 3)
 colours in [0, 1]. Any other (N, S, C) or (N, S) output (e.g. a parsing mask) is composited
 the same way; keys beginning with ``aux_`` are passed through untouched (e.g. warper
-offsets for a regulariser).
+offsets for a regulariser). With empty-space skipping (:mod:`aenerf.engine.occupancy`) only
+the samples in occupied space are evaluated, packed as N = M "rays" of one sample each;
+``rays`` (M,) then names the batch ray each row belongs to, for per-ray conditioning (AE-NeRF's
+ray groups), and skipped samples have density 0 and value 0.
 
 Background convention (the official AD-NeRF/DFRF ``raw2outputs``: ``NeRFs/HeadNeRF/run_nerf.py``
 and ``NeRFs/run_nerf_deform.py``, ``rgb = torch.cat((rgb[:, :-1], bc_rgb[:, None]), 1)`` with a
@@ -17,14 +20,23 @@ output at the last sample is never used.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import math
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from aenerf.engine.sampling import sample_pdf, stratified
 
-Field = Callable[[Tensor, Tensor, str], dict]
+if TYPE_CHECKING:
+    from aenerf.engine.occupancy import OccupancyGrid
+
+STOP_ROUNDS = 4  # with early termination a pass evaluates its samples in this many depth rounds
+
+Field = Callable[..., dict]
 
 
 def composite(sigma: Tensor, values: Mapping[str, Tensor], z: Tensor, rays_d: Tensor,
@@ -59,40 +71,136 @@ def composite(sigma: Tensor, values: Mapping[str, Tensor], z: Tensor, rays_d: Te
     return out
 
 
+class SampleCount:
+    """Samples the field evaluated and rays rendered inside :func:`count_samples` (summed over
+    coarse and fine passes: today's sampler evaluates n_coarse + (n_coarse + n_fine) per ray)."""
+
+    def __init__(self) -> None:
+        self.evaluated: Tensor | int = 0  # a device tensor: counting never synchronises
+        self.rays = 0
+
+    @property
+    def per_ray(self) -> float:
+        return float(self.evaluated) / max(self.rays, 1)
+
+
+_COUNTERS: list[SampleCount] = []
+
+
+@contextmanager
+def count_samples() -> Iterator[SampleCount]:
+    """Count the field evaluations of every :func:`render_rays` call inside the block."""
+    counter = SampleCount()
+    _COUNTERS.append(counter)
+    try:
+        yield counter
+    finally:
+        _COUNTERS.remove(counter)
+
+
 def render_rays(field: Field, rays_o: Tensor, rays_d: Tensor, near: float, far: float, bg_rgb: Tensor,
                 n_coarse: int, n_fine: int, perturb: bool, generator: torch.Generator | None = None,
-                backgrounds: Mapping[str, Tensor | float] | None = None) -> dict[str, dict[str, Tensor]]:
+                backgrounds: Mapping[str, Tensor | float] | None = None, occupancy: OccupancyGrid | None = None,
+                stop_eps: float = 0.0) -> dict[str, dict[str, Tensor]]:
     """Coarse pass on stratified samples, then (``n_fine`` > 0) a fine pass on the coarse
     samples plus ``n_fine`` importance samples. Colour is composited over ``bg_rgb`` (N, 3)
     (the identity's background pixel of each ray); other outputs over ``backgrounds``.
 
+    With an ``occupancy`` grid only samples in occupied cells are evaluated (never the last,
+    background sample), and with ``stop_eps`` > 0 (inference) a ray stops once its
+    transmittance falls below it: its later samples are skipped. Without them every sample is
+    evaluated, as NeRF does.
+
     Returns ``{"coarse": {...}, "fine": {...}}`` (``fine`` absent without fine samples),
-    each with the composited outputs, ``weights``, ``acc``, ``depth``, ``z`` and the aux_ keys.
+    each with the composited outputs, ``weights``, ``acc``, ``depth``, ``z`` and the aux_ keys
+    (none with early termination).
     """
     from aenerf.engine.rays import view_dirs
 
     n = rays_o.shape[0]
+    _count(0, n)
     dirs = view_dirs(rays_d)
     bgs = dict(backgrounds or {})
     bgs["rgb"] = bg_rgb
     z = stratified(near, far, n, n_coarse, perturb, rays_o.device, generator)
-    result = {"coarse": _pass(field, "coarse", rays_o, rays_d, dirs, z, bgs)}
+    skip = (occupancy, stop_eps)
+    result = {"coarse": _pass(field, "coarse", rays_o, rays_d, dirs, z, bgs, *skip)}
     if n_fine > 0:
         zc = result["coarse"]["z"]
         mids = 0.5 * (zc[:, 1:] + zc[:, :-1])
         extra = sample_pdf(mids, result["coarse"]["weights"][:, 1:-1].detach(), n_fine,
                            deterministic=not perturb, generator=generator)
         z_all, _ = torch.sort(torch.cat([zc, extra.detach()], -1), -1)
-        result["fine"] = _pass(field, "fine", rays_o, rays_d, dirs, z_all, bgs)
+        result["fine"] = _pass(field, "fine", rays_o, rays_d, dirs, z_all, bgs, *skip)
     return result
 
 
-def _pass(field: Field, level: str, rays_o, rays_d, dirs, z, bgs) -> dict[str, Tensor]:
+def _pass(field: Field, level: str, rays_o, rays_d, dirs, z, bgs, occupancy: OccupancyGrid | None = None,
+          stop_eps: float = 0.0) -> dict[str, Tensor]:
     pts = rays_o[:, None, :] + rays_d[:, None, :] * z[..., None]
-    raw = field(pts, dirs, level)
+    if occupancy is None and stop_eps <= 0:
+        raw = field(pts, dirs, level)
+        _count(pts.shape[0] * pts.shape[1])
+    else:
+        active = occupancy.occupied(pts) if occupancy is not None else torch.ones_like(z, dtype=torch.bool)
+        active[:, -1] = False  # the background sample: its field value is never used
+        raw = _sparse(field, level, pts, dirs, active, z, rays_d, stop_eps)
     aux = {k: v for k, v in raw.items() if k.startswith("aux_")}
     values = {k: v for k, v in raw.items() if k != "sigma" and not k.startswith("aux_")}
     out = composite(raw["sigma"], values, z, rays_d, bgs)
     out["z"] = z
     out.update(aux)
+    return out
+
+
+def _count(evaluated, rays: int = 0) -> None:
+    for c in _COUNTERS:
+        c.evaluated = c.evaluated + evaluated
+        c.rays += rays
+
+
+def _sparse(field: Field, level: str, pts: Tensor, dirs: Tensor, active: Tensor, z: Tensor, rays_d: Tensor,
+            stop_eps: float) -> dict[str, Tensor]:
+    """The field at the ``active`` (N, S) samples only, scattered into dense (N, S[, C]) outputs
+    (0 elsewhere). With ``stop_eps`` the samples go in :data:`STOP_ROUNDS` depth rounds, and a
+    ray's samples after its transmittance fell below ``stop_eps`` are not evaluated."""
+    n, s = active.shape
+    if stop_eps <= 0:
+        _count(active.sum())
+        return _packed(field, level, pts, dirs, active)
+    dists = (z[:, 1:] - z[:, :-1]) * rays_d.norm(dim=-1, keepdim=True)
+    log_t = torch.zeros(n, device=z.device)  # log transmittance before the current round
+    parts: list[dict[str, Tensor]] = []
+    per = -(-s // STOP_ROUNDS)
+    for c0 in range(0, s, per):
+        cols = slice(c0, min(c0 + per, s))
+        act = active[:, cols] & (log_t > math.log(stop_eps))[:, None]
+        _count(act.sum())
+        if parts and not act.any():  # every ray has stopped or this depth is empty: nothing to evaluate
+            parts.append({k: v.new_zeros((n, act.shape[1]) + v.shape[2:]) for k, v in parts[0].items()})
+            continue
+        part = _packed(field, level, pts[:, cols], dirs, act)
+        parts.append({k: v for k, v in part.items() if not k.startswith("aux_")})
+        d = dists[:, cols] if cols.stop < s else torch.cat([dists[:, cols.start:], torch.zeros_like(dists[:, :1])], -1)
+        log_t = log_t - (part["sigma"] * d).sum(-1)
+    return {k: torch.cat([p[k] for p in parts], 1) for k in parts[0]}
+
+
+def _packed(field: Field, level: str, pts: Tensor, dirs: Tensor, active: Tensor) -> dict[str, Tensor]:
+    """Evaluate ``field`` on the active samples as (M, 1) rays and scatter back to (N, S)."""
+    n, s = active.shape
+    idx = active.nonzero()
+    empty = idx.shape[0] == 0
+    if empty:  # still one call, so every output exists with its shape; zeroed below
+        idx = torch.zeros(1, 2, dtype=torch.long, device=active.device)
+    r, c = idx[:, 0], idx[:, 1]
+    raw = field(pts[r, c][:, None], dirs[r], level, rays=r)
+    out: dict[str, Tensor] = {}
+    for k, v in raw.items():
+        if k.startswith("aux_"):
+            out[k] = v
+            continue
+        v = v[:, 0] * (0.0 if empty else 1.0)
+        dense = v.new_zeros((n, s) + v.shape[1:])
+        out[k] = dense.index_put((r, c), v)
     return out

@@ -146,6 +146,18 @@ class TrainSettings(Settings):
     """Rays per iteration, all from one target frame."""
     face_fraction: float
     """Share of a batch drawn inside the face box (bounding box of the head labels 1, 2); the rest uniform."""
+    sampler: str
+    """``hierarchical``: every stratified and importance sample is evaluated (NeRF); ``occupancy``:
+    the same samples, but only those in occupied cells of an occupancy grid, and at inference a ray
+    stops once its transmittance is below ``stop_eps`` (:mod:`aenerf.engine.occupancy`)."""
+    occ_resolution: int
+    """Occupancy-grid cells per axis over the cameras' view volume."""
+    occ_threshold: float
+    """A cell is empty while its density gives a coarse sample less opacity than this (nerfacc's occ_thre)."""
+    occ_every: int
+    """Training steps between occupancy-grid updates (nerfacc's every_n_step)."""
+    stop_eps: float
+    """Early ray termination at inference (occupancy sampler): transmittance below which a ray stops."""
     n_coarse: int
     """Stratified samples per ray (training and rendering)."""
     n_fine: int
