@@ -45,6 +45,7 @@ from aebench.data.features import AudioNorm
 from aebench.methods import Method, driving_pose_indices
 from aenerf.engine.audio import ATT_LR_MULT, AudioEncoder
 from aenerf.engine.encoding import PositionalEncoding
+from aenerf.engine.mlp import NeRFMLP
 from aenerf.engine.occupancy import OccupancyGrid
 from aenerf.engine.render import Field, render_rays
 from aenerf.engine.settings import NeRFSettings, TrainSettings
@@ -100,6 +101,13 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
 
     def reinit_for_finetune(self) -> None:
         """Called once after loading the base model's weights into a new fine-tune."""
+
+    def compile_networks(self) -> None:
+        """``train.compile``: ``torch.compile`` every NeRF MLP in place (state-dict keys unchanged;
+        dynamic shapes, as the occupancy sampler's packed batches vary in size)."""
+        for m in self.modules():
+            if isinstance(m, NeRFMLP):
+                m.compile(dynamic=True)
 
     # ----- shared ----------------------------------------------------------------------
     def smoothing(self, local_step: int) -> bool:
@@ -273,6 +281,8 @@ class NeRFMethod(Method):
         seed_everything(int(cfg.seed))  # the same seed gives the same initial weights
         model = self.model_cls(settings, channels, train).to(device)
         model.phase, model.step_offset = phase, offset
+        if train.compile:
+            model.compile_networks()
         if train.sampler == "occupancy":  # a fresh grid over the training cameras (also on resume)
             model.occupancy = occupancy_grid(train, [(v.poses, v.intrinsics, *v.hw, v.near, v.far) for v in views])
         target = views[-1]
@@ -300,6 +310,8 @@ class NeRFMethod(Method):
         settings = self.settings_cls.from_dict(meta["settings"], where=f"checkpoint {checkpoint}")
         model = self.model_cls(settings, meta["audio_channels"], self.train_settings(cfg)).to(device)
         load_checkpoint(checkpoint, model, map_location=device)
+        if model.train_cfg.compile:
+            model.compile_networks()
         model.phase, model.step_offset = meta.get("phase", "finetune"), int(meta.get("step_offset", 0))
         model.eval()
         return model, state
@@ -316,7 +328,7 @@ class NeRFMethod(Method):
     def render(self, checkpoint: Path, identity: Identity, driving_audio: np.ndarray, cfg: DictConfig, out: Path) -> Path:
         from aebench.data.features import load_or_compute
         from aebench.device import resolve_device
-        from aenerf.engine.renderer import render_image, write_render
+        from aenerf.engine.renderer import auto_chunk, render_image, write_render
 
         device = resolve_device(cfg.device)
         model, state = self.load(checkpoint, cfg, device)
@@ -344,7 +356,6 @@ class NeRFMethod(Method):
         intr = to_t(identity.intrinsics.copy())
         bg = to_t(identity.background()).float() / 255.0
         h, w = identity.size
-        chunk = int(model.train_cfg.chunk)
         if model.train_cfg.sampler == "occupancy":
             model.occupancy = occupancy_grid(model.train_cfg, [(poses, intr, h, w, identity.near, identity.far)])
             g = torch.Generator(device=device).manual_seed(0)
@@ -352,8 +363,11 @@ class NeRFMethod(Method):
                 model.occupancy.update(model.density_fn(codes[i], refs), g)
 
         def frames():
+            chunk = int(model.train_cfg.chunk)
             for i in range(n):
                 fn = model.render_fn(codes[i], refs, identity.near, identity.far)
+                if chunk == 0:  # from free memory, measured on the first frame
+                    chunk = auto_chunk(fn, h, w, intr, poses[int(order[i])], bg)
                 yield render_image(fn, h, w, intr, poses[int(order[i])], bg, chunk)
 
         from aenerf.engine.precision import precision

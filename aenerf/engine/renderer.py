@@ -13,6 +13,10 @@ from tqdm import tqdm
 
 from aenerf.engine.rays import image_rays
 
+CPU_CHUNK = 4096  # train.chunk = 0 on a CPU: memory is rarely what limits a chunk there
+CHUNK_MEMORY_SHARE = 0.5  # train.chunk = 0 on CUDA: a chunk may use this share of the free memory
+PROBE_RAYS = 1024  # rays of the probe render that measures a chunk's memory per ray
+
 
 @torch.inference_mode()  # no autograd state at all while rendering
 def render_image(render_fn: Callable[[Tensor, Tensor, Tensor], Tensor], h: int, w: int, intrinsics: Tensor,
@@ -24,6 +28,29 @@ def render_image(render_fn: Callable[[Tensor, Tensor, Tensor], Tensor], h: int, 
     out = [render_fn(rays_o[i:i + chunk], rays_d[i:i + chunk], bg[i:i + chunk]) for i in range(0, rays_o.shape[0], chunk)]
     img = torch.cat(out).reshape(h, w, 3).clamp(0, 1)
     return (img * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
+
+
+@torch.inference_mode()
+def auto_chunk(render_fn: Callable[[Tensor, Tensor, Tensor], Tensor], h: int, w: int, intrinsics: Tensor,
+               c2w: Tensor, background: Tensor) -> int:
+    """Rays per chunk for ``train.chunk = 0``: on CUDA, a probe render of :data:`PROBE_RAYS` rays
+    through the image's centre (the head: no empty space to skip) measures the peak memory per
+    ray, and a chunk may take :data:`CHUNK_MEMORY_SHARE` of the free memory (a multiple of the
+    probe, at least one); on a CPU :data:`CPU_CHUNK`."""
+    if c2w.device.type != "cuda":
+        return CPU_CHUNK
+    rays_o, rays_d = image_rays(h, w, intrinsics, c2w)
+    n = rays_o.shape[0]
+    probe = slice(max(0, n // 2 - PROBE_RAYS // 2), min(n, n // 2 + PROBE_RAYS // 2))
+    device = c2w.device
+    torch.cuda.synchronize(device)
+    base = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    render_fn(rays_o[probe], rays_d[probe], background.reshape(-1, 3)[probe])
+    torch.cuda.synchronize(device)
+    per_ray = max(torch.cuda.max_memory_allocated(device) - base, 1) / (probe.stop - probe.start)
+    free, _ = torch.cuda.mem_get_info(device)
+    return max(PROBE_RAYS, int(free * CHUNK_MEMORY_SHARE / per_ray) // PROBE_RAYS * PROBE_RAYS)
 
 
 def write_render(frames: Iterable[np.ndarray], n_frames: int, out: Path, fps: float, audio: np.ndarray | None,

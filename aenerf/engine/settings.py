@@ -169,7 +169,7 @@ class TrainSettings(Settings):
     smooth_window: int
     """Frames AudioAttNet smooths over (smo_size)."""
     chunk: int
-    """Rays per forward pass when rendering images."""
+    """Rays per forward pass when rendering images; 0 = from the free memory (CUDA; 4096 on a CPU)."""
     ckpt_every: int
     """Checkpoint every N iterations (and at the end)."""
     keep_ckpts: int
@@ -180,5 +180,7 @@ class TrainSettings(Settings):
     """Clip the gradient norm (0 = off)."""
     precision: str
     """``fp32`` | ``tf32`` | ``bf16`` (the last two on CUDA only): see :mod:`aenerf.engine.precision`."""
+    compile: bool
+    """``torch.compile`` the NeRF MLPs (training and rendering; the first steps pay the compile time)."""
     render_frames: int
     """Cap on rendered frames (0 = one per 1/fps of the driving audio)."""

@@ -19,6 +19,11 @@ Resolutions of the paper's open points:
 - ``last_attention`` keeps the first block's weights (N, heads, L) for Fig. 5-style plots
   when ``keep_attention`` is set; otherwise attention runs on
   ``torch.nn.functional.scaled_dot_product_attention`` (fused kernels, no weights kept).
+
+Computed once, not per point (the same arithmetic): the audio tokens are the same for every
+sample of a frame, so LN and W_K of T_a_ref run on (1, L, dim), and the first block's query
+(the target's audio token) and therefore its attention weights (heads, L) are computed once
+and applied to every point's values; only the second block's query differs per point.
 """
 
 from __future__ import annotations
@@ -43,17 +48,20 @@ class CrossAttention(nn.Module):
             self.wk.weight.copy_(torch.eye(dim))
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor, weights: bool = False) -> tuple[Tensor, Tensor | None]:
-        """``q`` (N, 1, D), ``k``/``v`` (N, L, D) -> (N, 1, D) and, when ``weights``, the
-        attention weights (N, heads, L); else None (and the fused SDPA kernel)."""
-        n, l, _ = k.shape
-        qh = self.wq(q).view(n, 1, self.heads, self.dh).transpose(1, 2)  # (N, h, 1, dh)
-        kh = self.wk(k).view(n, l, self.heads, self.dh).transpose(1, 2)  # (N, h, L, dh)
-        vh = self.wv(v).view(n, l, self.heads, self.dh).transpose(1, 2)
-        if weights:
+        """``q`` (N or 1, 1, D), ``k`` (N or 1, L, D), ``v`` (N, L, D) -> (N, 1, D) and, when
+        ``weights``, the attention weights (N, heads, L); else None. A query and keys shared by
+        every point (batch 1) give one set of weights, applied to every point's values;
+        otherwise the fused SDPA kernel runs."""
+        n, l, _ = v.shape
+        qh = self.wq(q).view(q.shape[0], 1, self.heads, self.dh).transpose(1, 2)  # (Nq, h, 1, dh)
+        kh = self.wk(k).view(k.shape[0], l, self.heads, self.dh).transpose(1, 2)  # (Nk, h, L, dh)
+        vh = self.wv(v).view(n, l, self.heads, self.dh).transpose(1, 2)           # (N, h, L, dh)
+        if weights or (qh.shape[0] == 1 and kh.shape[0] == 1):
             attn = torch.softmax((qh @ kh.transpose(-1, -2)) / self.dh ** 0.5, dim=-1)  # over the L refs
-            out, kept = attn @ vh, attn[:, :, 0]
+            out = attn @ vh  # (N, h, 1, dh); shared weights broadcast over the points
+            kept = attn[:, :, 0].expand(n, -1, -1) if weights else None
         else:  # the same softmax(QK^T / sqrt(dh)) V
-            out, kept = F.scaled_dot_product_attention(qh, kh, vh), None
+            out, kept = F.scaled_dot_product_attention(qh.expand(n, -1, -1, -1), kh.expand(n, -1, -1, -1), vh), None
         return self.wo(out.transpose(1, 2).reshape(n, 1, -1)), kept
 
 
@@ -84,10 +92,9 @@ class AudioAwareAggregation(nn.Module):
     def forward(self, a: Tensor, a_ref: Tensor, feats: Tensor) -> Tensor:
         """``a`` (A,) or (N, A) target audio code, ``a_ref`` (L, A) or (N, L, A), ``feats``
         (N, L, feat_dim) sampled reference features -> f~ (N, out_dim)."""
-        n, l = feats.shape[:2]
-        t_tar = self.audio_tok(a).expand(n, -1)[:, None] if a.dim() == 1 else self.audio_tok(a)[:, None]
+        t_tar = self.audio_tok(a)[None, None] if a.dim() == 1 else self.audio_tok(a)[:, None]  # (1 or N, 1, D)
         t_ref = self.audio_tok(a_ref)
-        t_ref = t_ref.expand(n, l, -1) if t_ref.dim() == 2 else t_ref
+        t_ref = t_ref[None] if t_ref.dim() == 2 else t_ref  # (1 or N, L, D): shared keys stay batch 1
         t_f = self.feat_tok(feats)
         h = t_tar
         for i, block in enumerate(self.blocks):

@@ -8,6 +8,10 @@ ReLU in between. Resolutions of the paper's open points:
 - Offsets are in pixels of the reference image. The last layer starts at zero so training
   begins from plain projection (p'_i = p_i), the "w/o Warper" configuration.
 - L_o (eq. 11) = mean over references and points of sqrt(du^2 + dv^2).
+
+The first layer on [x, a, a_ref_i, d, d_ref_i] is computed as the sum of its blocks, each on
+the rows it varies over: x and d per point, a once, a_ref_i once per reference, only d_ref_i
+per point and reference (the same linear map; x is not repeated L times).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from torch import Tensor, nn
 class Warper(nn.Module):
     def __init__(self, x_dim: int, audio_dim: int, width: int = 128):
         super().__init__()
+        self.blocks = [x_dim, audio_dim, audio_dim, 3, 3]  # input columns: x, a, a_ref, d, d_ref
         self.net = nn.Sequential(nn.Linear(x_dim + 2 * audio_dim + 6, width), nn.ReLU(True),
                                  nn.Linear(width, width), nn.ReLU(True), nn.Linear(width, 2))
         nn.init.zeros_(self.net[-1].weight)
@@ -27,10 +32,13 @@ class Warper(nn.Module):
     def forward(self, x: Tensor, a: Tensor, a_ref: Tensor, d: Tensor, d_ref: Tensor) -> Tensor:
         """``x`` (P, x_dim) encoded points, ``a`` (A,) target audio code, ``a_ref`` (L, A),
         ``d`` (P, 3) target view directions, ``d_ref`` (L, P, 3). Returns (L, P, 2) offsets."""
-        n_ref, p = d_ref.shape[:2]
-        inp = torch.cat([x.expand(n_ref, -1, -1), a.expand(n_ref, p, -1), a_ref[:, None].expand(-1, p, -1),
-                         d.expand(n_ref, -1, -1), d_ref], -1)
-        return self.net(inp)
+        first = self.net[0]
+        w_x, w_a, w_ar, w_d, w_dr = first.weight.split(self.blocks, dim=1)
+        per_point = x @ w_x.T + d @ w_d.T                       # (P, W)
+        shared = a @ w_a.T + first.bias                        # (W,)
+        per_ref = a_ref @ w_ar.T                               # (L, W)
+        h = per_point[None] + (per_ref + shared)[:, None] + d_ref @ w_dr.T  # (L, P, W)
+        return self.net[2:](torch.relu(h))
 
 
 def offset_loss(offsets: Tensor) -> Tensor:

@@ -1,4 +1,5 @@
 """CUDA: a smoke fine-tune and render of every NeRF method on the GPU, at each precision.
+Also with the occupancy sampler, the render chunk from free memory and torch.compile.
 Runs where a GPU exists and is skipped otherwise; on a CPU the precision switch refuses
 anything but fp32 with a clear error."""
 
@@ -31,14 +32,16 @@ def test_config_refuses_an_unknown_precision():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: the GPU smoke test runs where one exists")
 @pytest.mark.parametrize("mode", ["fp32", "tf32", "bf16"])
 @pytest.mark.parametrize("method", ["aenerf", "dfrf", "adnerf"])
-def test_cuda_smoke_finetune_and_render(method, mode, synth_root, tmp_path):
+@pytest.mark.parametrize("extra", [[], ["train.sampler=occupancy", "train.chunk=0", "train.compile=true"]],
+                         ids=["default", "occupancy-autochunk-compile"])
+def test_cuda_smoke_finetune_and_render(method, mode, extra, synth_root, tmp_path):
     from aebench.config import load_config
     from aebench.data import Identity, list_identities
     from aebench.media import probe
     from aebench.methods import get_method
 
     cfg = load_config([f"method={method}", "device=cuda", f"train.precision={mode}", "train.iters=20",
-                       "train.render_frames=3", "data.size=32"], scale="smoke")
+                       "train.render_frames=3", "data.size=32", *extra], scale="smoke")
     identity = Identity.open(list_identities(synth_root)[0]).at_size(32)
     m = get_method(method)
     ckpt = m.finetune(identity, identity.fewshot_clip(0), None, cfg, tmp_path / "ft")

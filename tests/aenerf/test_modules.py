@@ -136,3 +136,33 @@ def test_aaa_on_sdpa_equals_the_explicit_attention():
         outs.append(out.detach())
         grads.append(aaa.blocks[0].attn.wk.weight.grad.clone())
     assert torch.allclose(outs[0], outs[1], atol=1e-5) and torch.allclose(grads[0], grads[1], atol=1e-4)
+
+
+def test_aaa_computes_per_frame_terms_once_with_the_per_point_results():
+    """The audio tokens, the first block's query and its attention weights are the same for
+    every point: computed once, they give what per-point (expanded) inputs give."""
+    torch.manual_seed(1)
+    aaa = AudioAwareAggregation(audio_dim=16, feat_dim=8, dim=32, heads=4, out_dim=8)
+    for block in aaa.blocks:
+        torch.nn.init.normal_(block.attn.wq.weight, std=0.3)
+    a, a_ref, feats = torch.randn(16), torch.randn(4, 16), torch.randn(60, 4, 8)
+    fast = aaa(a, a_ref, feats)
+    n, l = feats.shape[:2]
+    h, t_ref, t_f = aaa.audio_tok(a).expand(n, -1)[:, None], aaa.audio_tok(a_ref).expand(n, l, -1), aaa.feat_tok(feats)
+    for block in aaa.blocks:  # every point with its own copy of the shared tokens (SDPA per point)
+        h, _ = block(h, t_ref, t_f)
+    per_point = aaa.head(h[:, 0])
+    assert torch.allclose(fast, per_point, atol=1e-5)
+    g_fast = torch.autograd.grad(fast.square().sum(), aaa.blocks[1].attn.wk.weight)[0]
+    g_point = torch.autograd.grad(per_point.square().sum(), aaa.blocks[1].attn.wk.weight)[0]
+    assert torch.allclose(g_fast, g_point, atol=1e-4)
+
+
+def test_warper_first_layer_by_blocks_equals_the_concatenated_input():
+    torch.manual_seed(2)
+    w = Warper(x_dim=9, audio_dim=4, width=8)
+    torch.nn.init.normal_(w.net[-1].weight)
+    x, a, a_ref, d, d_ref = torch.randn(30, 9), torch.randn(4), torch.randn(3, 4), torch.randn(30, 3), torch.randn(3, 30, 3)
+    concat = torch.cat([x.expand(3, -1, -1), a.expand(3, 30, -1), a_ref[:, None].expand(-1, 30, -1),
+                        d.expand(3, -1, -1), d_ref], -1)
+    assert torch.allclose(w(x, a, a_ref, d, d_ref), w.net(concat), atol=1e-6)
