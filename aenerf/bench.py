@@ -61,12 +61,12 @@ def _peak_memory(device) -> str:
     return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB peak RSS (CPU)"
 
 
-def _finetune(method, identity, clip, cfg, iters: int, run_dir: Path) -> tuple[float, Path]:
+def _finetune(method, identity, clip, cfg, iters: int, run_dir: Path, base: Path | None = None) -> tuple[float, Path]:
     from omegaconf import OmegaConf
 
     c = OmegaConf.merge(cfg, {"train": {"iters": iters}})
     t0 = time.perf_counter()
-    ckpt = method.finetune(identity, clip, None, c, run_dir)
+    ckpt = method.finetune(identity, clip, base, c, run_dir)
     return time.perf_counter() - t0, ckpt
 
 
@@ -82,7 +82,9 @@ def _report(result: dict, out: str | None) -> None:
 @click.option("--warmup", default=3, show_default=True, help="iterations of the set-up run subtracted out")
 @click.option("--threads", default=0, show_default=True, help="torch CPU threads (0 = torch's default)")
 @click.option("--json", "json_out", default=None, help="also write the figures to this JSON file")
-def train_cmd(overrides: tuple[str, ...], warmup: int, threads: int, json_out: str | None) -> None:
+@click.option("--base", type=click.Path(exists=True, file_okay=False), default=None,
+              help="fine-tune from this base checkpoint (a trained field: what empty-space skipping needs)")
+def train_cmd(overrides: tuple[str, ...], warmup: int, threads: int, json_out: str | None, base: str | None) -> None:
     """Training iterations/s and rays/s of METHOD at SCALE, e.g. `method=aenerf scale=smoke train.iters=30`."""
     import torch
 
@@ -92,8 +94,11 @@ def train_cmd(overrides: tuple[str, ...], warmup: int, threads: int, json_out: s
     from aebench.methods import get_method
     from aenerf.engine.render import count_samples
 
-    if int(_checked(overrides).train.iters) <= warmup:
+    checked = _checked(overrides)
+    if int(checked.train.iters) <= warmup:
         raise click.ClickException(f"train.iters must exceed --warmup={warmup}")
+    if base is not None and not get_method(checked.method).has_base_model:
+        raise click.UsageError(f"{checked.method} has no base model: leave out --base")
     with tempfile.TemporaryDirectory(prefix="aebench-bench-") as tmp:
         work = Path(tmp)
         cfg, identity, clip = _setup(overrides, work)
@@ -103,12 +108,13 @@ def train_cmd(overrides: tuple[str, ...], warmup: int, threads: int, json_out: s
             torch.cuda.reset_peak_memory_stats(device)
         method = get_method(cfg.method)
         iters = int(cfg.train.iters)
-        t_warm, _ = _finetune(method, identity, clip, cfg, warmup, work / "warm")
+        base_dir = Path(base) if base else None
+        t_warm, _ = _finetune(method, identity, clip, cfg, warmup, work / "warm", base_dir)
         with count_samples() as counted:
-            t_full, _ = _finetune(method, identity, clip, cfg, iters, work / "full")
+            t_full, _ = _finetune(method, identity, clip, cfg, iters, work / "full", base_dir)
         rate = (iters - warmup) / max(t_full - t_warm, 1e-9)
         _report({"method": cfg.method, "scale": cfg.scale, "device": str(device), "threads": torch.get_num_threads(), "size": f"{identity.size[0]} px",
-                 "iterations": iters, "batch_rays": int(cfg.train.batch_rays),
+                 "iterations": iters, "batch_rays": int(cfg.train.batch_rays), "from": base or "scratch",
                  "sampler": str(cfg.train.sampler),
                  "samples/ray": f"{int(cfg.train.n_coarse)}+{int(cfg.train.n_fine)}",
                  "evaluated/ray": round(counted.per_ray, 2),

@@ -9,7 +9,10 @@ Modules (import from them directly; their public functions are stable):
 - :mod:`~aenerf.engine.encoding`: ``PositionalEncoding(n_freqs)`` with ``.out_dim``.
 - :mod:`~aenerf.engine.sampling`: ``stratified`` (coarse) and ``sample_pdf`` (fine).
 - :mod:`~aenerf.engine.render`: ``composite`` (volume rendering of any per-sample values
-  over a background) and ``render_rays(field, ...)`` (coarse + hierarchical fine passes).
+  over a background), ``render_rays(field, ...)`` (coarse + hierarchical fine passes; with an
+  occupancy grid only occupied samples, and early ray termination) and ``count_samples``.
+- :mod:`~aenerf.engine.occupancy`: ``OccupancyGrid`` (empty-space skipping,
+  ``train.sampler=occupancy``) over the cameras' view volume (``frustum_bounds``).
 - :mod:`~aenerf.engine.views`: ``Views.from_identity`` (an identity's frames, masks,
   poses, face boxes, normalised audio windows as tensors) and ``sample_rays`` (a ray batch of
   one frame, ``train.face_fraction`` of it inside the face box).
@@ -18,8 +21,8 @@ Modules (import from them directly; their public functions are stable):
   NaN/Inf, tqdm with loss/PSNR), ``seed_everything``, ``psnr``.
 - :mod:`~aenerf.engine.checkpoint`: checkpoint directories (``save_checkpoint``,
   ``load_checkpoint``, ``latest_checkpoint``, ``read_state``).
-- :mod:`~aenerf.engine.renderer`: ``render_image`` (chunked) and ``write_render`` (mp4 +
-  audio).
+- :mod:`~aenerf.engine.renderer`: ``render_image`` (chunked), ``auto_chunk`` (``train.chunk=0``)
+  and ``write_render`` (mp4 + audio).
 - :mod:`~aenerf.engine.settings`: typed settings (``TrainSettings`` for ``cfg.train``,
   ``NeRFSettings`` that each method's section extends).
 - :mod:`~aenerf.engine.method`: the one NeRF-method skeleton (``NeRFMethod``, ``NeRFModel``).
@@ -38,7 +41,8 @@ One module with three parts (see :mod:`aenerf.engine.method` for what the skelet
    fine-tune).
 2. ``XModel(NeRFModel)``: builds its networks in ``__init__(settings, audio_channels, train)``
    and implements ``field(code, refs, groups)`` returning a field closure
-   ``field(points (N,S,3), viewdirs (N,3), level) -> {"sigma": (N,S) >= 0, "rgb": (N,S,3), ...}``;
+   ``field(points (N,S,3), viewdirs (N,3), level, rays=None) -> {"sigma": (N,S) >= 0, "rgb": (N,S,3), ...}``
+   (``rays`` (N,): the batch ray of each row when the occupancy sampler packs samples as rows);
    with references also ``references(images, c2w, intrinsics, codes)``; optionally
    ``ray_groups``, ``extra_loss``, ``reinit_for_finetune``, ``mask_backgrounds``.
 3. ``X(NeRFMethod)`` with ``name``, ``has_base_model``, ``settings_cls``, ``model_cls``.

@@ -14,7 +14,12 @@ The fields here are conditioned (audio code, reference frames), so the grid hold
 of the densities of the conditions it was updated with: while training, one update every
 ``train.occ_every`` steps with that step's audio code and references; for a render, a fresh
 grid updated once per code of a few frames spread over the driving audio. It lives outside the
-model's state dict: checkpoints are the same whichever sampler trained them.
+model's state dict: checkpoints are the same whichever sampler trained them, and a resumed
+training run starts a fresh grid (updated at its first step).
+
+Cost: an update evaluates the density at R^3 points (all cells for the first
+``OCC_FULL_UPDATES`` updates, then a random quarter), and packing the occupied samples
+(``nonzero``) synchronises a CUDA device once per pass, which the hierarchical sampler never does.
 """
 
 from __future__ import annotations
