@@ -188,7 +188,8 @@ MINIMUM = {"seed": 0, "data.size": 0, "data.clip_seconds": 0.0, "train.iters": 0
            "train.occ_resolution": 1, "train.occ_threshold": 0.0, "train.occ_every": 1, "train.stop_eps": 0.0}
 MAXIMUM = {"train.face_fraction": 1.0, "train.occ_threshold": 0.99, "train.stop_eps": 1.0}
 #: dotted key -> its valid values
-CHOICES = {"train.precision": ("fp32", "tf32", "bf16"), "train.sampler": ("hierarchical", "occupancy")}
+CHOICES = {"train.precision": ("fp32", "tf32", "bf16"), "train.sampler": ("hierarchical", "occupancy"),
+           "train.render_sampler": ("hierarchical", "occupancy")}
 
 
 def _check_ranges(cfg: DictConfig) -> None:

@@ -130,16 +130,31 @@ class AENeRFModel(NeRFModel):
 
     # ----- the field --------------------------------------------------------------------------
     def field(self, code: Tensor, refs: References, groups: RayGroups | None):
-        def fn(pts: Tensor, dirs: Tensor, level: str, rays: Tensor | None = None) -> dict[str, Tensor]:
+        agg_dim = self.settings.agg_dim
+
+        def features(pts: Tensor, dirs: Tensor, rays: Tensor | None = None) -> dict[str, Tensor]:
+            """What both levels share per sample: f~ (N, S, agg_dim) and the warper's mean offset (N, S)."""
             n, s = pts.shape[:2]
             x = pts.reshape(-1, 3)
             d = dirs[:, None].expand(n, s, 3).reshape(-1, 3)
+            f, offsets = self.aggregate(code, refs, x, self.pe_x(x), d)
+            out = {"f": f.reshape(n, s, agg_dim)}
+            if offsets is not None:
+                out["offset"] = offsets.pow(2).sum(-1).add(1e-12).sqrt().mean(0).reshape(n, s)
+            return out
+
+        def fn(pts: Tensor, dirs: Tensor, level: str, rays: Tensor | None = None,
+               features: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+            n, s = pts.shape[:2]
+            feats = features if features is not None else fn.features(pts, dirs, rays)
+            x = pts.reshape(-1, 3)
+            d = dirs[:, None].expand(n, s, 3).reshape(-1, 3)
             ex, ed = self.pe_x(x), self.pe_d(d)
-            f, offsets = self.aggregate(code, refs, x, ex, d)
+            f = feats["f"].reshape(-1, agg_dim)
             nets = self.nerfs[level]
             out: dict[str, Tensor] = {}
-            if offsets is not None:
-                out["aux_offset"] = offsets.pow(2).sum(-1).add(1e-12).sqrt().mean(0).reshape(n, s)
+            if "offset" in feats:
+                out["aux_offset"] = feats["offset"]
             a = code.expand(x.shape[0], -1)
             if not self.settings.aafg:
                 r = nets["aa"](ex, ed, torch.cat([a, f], -1))
@@ -156,6 +171,7 @@ class AENeRFModel(NeRFModel):
             out.update(sigma=sigma, rgb=rgb, mask_aa=aa["mask"], mask_ai=ai["mask"])
             return out
 
+        fn.features = features
         return fn
 
     @staticmethod

@@ -149,14 +149,23 @@ class DFRFModel(NeRFModel):
     def field(self, code: Tensor, refs: DFRFReferences, groups):
         nets = {"coarse": self.coarse, "fine": self.fine}
 
-        def fn(points: Tensor, dirs: Tensor, level: str, rays: Tensor | None = None) -> dict:
+        def features(points: Tensor, dirs: Tensor, rays: Tensor | None = None) -> dict[str, Tensor]:
+            """What both levels share per sample: the slots (N, S, 2 slot_dim) and offsets (N, S, L, 2)."""
             n, s = points.shape[:2]
-            flat = points.reshape(-1, 3)
-            agg, offset = self.aggregate(flat, code, refs)
-            d = self.pe_d(dirs)[:, None].expand(n, s, -1).reshape(n * s, -1)
-            out = nets[level](self.pe_x(flat), d, torch.cat([code.expand(n * s, -1), agg], -1))
-            return {"sigma": out["sigma"].reshape(n, s), "rgb": out["rgb"].reshape(n, s, 3), "aux_offset": offset}
+            agg, offset = self.aggregate(points.reshape(-1, 3), code, refs)
+            return {"agg": agg.reshape(n, s, -1), "offset": offset.transpose(0, 1).reshape(n, s, *offset.shape[::2])}
 
+        def fn(points: Tensor, dirs: Tensor, level: str, rays: Tensor | None = None,
+               features: dict[str, Tensor] | None = None) -> dict:
+            n, s = points.shape[:2]
+            feats = features if features is not None else fn.features(points, dirs, rays)
+            flat = points.reshape(-1, 3)
+            d = self.pe_d(dirs)[:, None].expand(n, s, -1).reshape(n * s, -1)
+            agg = feats["agg"].reshape(n * s, -1)
+            out = nets[level](self.pe_x(flat), d, torch.cat([code.expand(n * s, -1), agg], -1))
+            return {"sigma": out["sigma"].reshape(n, s), "rgb": out["rgb"].reshape(n, s, 3), "aux_offset": feats["offset"]}
+
+        fn.features = features
         return fn
 
     def extra_loss(self, out: dict, groups) -> tuple[Tensor, dict]:

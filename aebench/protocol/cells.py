@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from aebench.config import config_hash, load_config
 from aebench.data import list_identities
 from aebench.protocol.spec import Protocol, ProtocolError
+from aenerf.engine.settings import TrainSettings
 
 
 @dataclass
@@ -85,7 +86,7 @@ def expand_cells(protocol: Protocol, data_root: Path, overrides: list[str] = (),
 def base_key(cfg: DictConfig) -> str:
     """Hash of the config parts that shape a base model (not the fine-tuning ones)."""
     method = cfg.method
-    train = {k: v for k, v in cfg.train.items() if k not in ("iters", "render_frames")}
+    train = {k: v for k, v in cfg.train.items() if k != "iters" and k not in TrainSettings.render_keys()}
     parts = {"method": method, "method_cfg": cfg.get(method), "train": train, "size": cfg.data.size,
              "root": cfg.data.root, "features": cfg.features, "seed": cfg.seed, "scale": cfg.scale,
              "identities": sorted(cfg.run.base_identities)}
@@ -96,7 +97,7 @@ def base_key(cfg: DictConfig) -> str:
 
 #: run.* facts and settings that act only after fine-tuning: cells differing in these share one
 #: fine-tuned model (see :func:`aebench.protocol.runner.ensure_finetuned`)
-AFTER_FINETUNE = {"run": ("audio", "protocol", "row"), "train": ("render_frames",)}
+AFTER_FINETUNE = {"run": ("audio", "protocol", "row"), "train": TrainSettings.render_keys()}
 
 
 def finetune_key(cfg: DictConfig) -> str:

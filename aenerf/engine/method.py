@@ -77,7 +77,7 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
         self.phase, self.step_offset = "finetune", 0
         self.pe_x, self.pe_d = PositionalEncoding(settings.pe_x), PositionalEncoding(settings.pe_d)
         self.audio = AudioEncoder(audio_channels, settings.audio_dim, train.smooth_window, settings.att_dims)
-        #: the empty-space grid of ``train.sampler=occupancy`` (set by NeRFMethod for a fit or a render)
+        #: the empty-space grid of ``train.sampler`` / ``train.render_sampler`` = occupancy (set by NeRFMethod)
         self.occupancy: OccupancyGrid | None = None
 
     # ----- hooks -----------------------------------------------------------------------
@@ -356,7 +356,7 @@ class NeRFMethod(Method):
         intr = to_t(identity.intrinsics.copy())
         bg = to_t(identity.background()).float() / 255.0
         h, w = identity.size
-        if model.train_cfg.sampler == "occupancy":
+        if model.train_cfg.render_sampler == "occupancy":
             model.occupancy = occupancy_grid(model.train_cfg, [(poses, intr, h, w, identity.near, identity.far)])
             g = torch.Generator(device=device).manual_seed(0)
             for i in np.linspace(0, n - 1, min(RENDER_GRID_CODES, n)).round().astype(int):

@@ -92,6 +92,12 @@ def loss_only() -> dict:
     return {"arch": False}
 
 
+def render_only() -> dict:
+    """Field metadata of a ``cfg.train`` setting that acts only when rendering (a fine-tuned
+    model is shared by cells that differ only in these)."""
+    return {"render": True}
+
+
 @dataclasses.dataclass(frozen=True)
 class NeRFSettings(Settings):
     """What every NeRF method's section has: its MLP, encodings, audio encoder and references."""
@@ -147,17 +153,20 @@ class TrainSettings(Settings):
     face_fraction: float
     """Share of a batch drawn inside the face box (bounding box of the head labels 1, 2); the rest uniform."""
     sampler: str
-    """``hierarchical``: every stratified and importance sample is evaluated (NeRF); ``occupancy``:
-    the same samples, but only those in occupied cells of an occupancy grid, and at inference a ray
-    stops once its transmittance is below ``stop_eps`` (:mod:`aenerf.engine.occupancy`)."""
+    """Training: ``hierarchical``, every stratified and importance sample is evaluated (NeRF);
+    ``occupancy``, the same samples but only those in occupied cells of an occupancy grid
+    (:mod:`aenerf.engine.occupancy`)."""
+    render_sampler: str = dataclasses.field(metadata=render_only())
+    """Rendering: ``hierarchical`` or ``occupancy`` (only occupied samples, and a ray stops once its
+    transmittance is below ``stop_eps``). Either renders any checkpoint."""
     occ_resolution: int
     """Occupancy-grid cells per axis over the cameras' view volume."""
     occ_threshold: float
     """A cell is empty while its density gives a coarse sample less opacity than this (nerfacc's occ_thre)."""
     occ_every: int
     """Training steps between occupancy-grid updates (nerfacc's every_n_step)."""
-    stop_eps: float
-    """Early ray termination at inference (occupancy sampler): transmittance below which a ray stops."""
+    stop_eps: float = dataclasses.field(metadata=render_only())
+    """Early ray termination when rendering with the occupancy sampler: transmittance below which a ray stops."""
     n_coarse: int
     """Stratified samples per ray (training and rendering)."""
     n_fine: int
@@ -168,7 +177,7 @@ class TrainSettings(Settings):
     """Global step from which AudioAttNet smooths the audio codes (nosmo_iters)."""
     smooth_window: int
     """Frames AudioAttNet smooths over (smo_size)."""
-    chunk: int
+    chunk: int = dataclasses.field(metadata=render_only())
     """Rays per forward pass when rendering images; 0 = from the free memory (CUDA; 4096 on a CPU)."""
     ckpt_every: int
     """Checkpoint every N iterations (and at the end)."""
@@ -182,5 +191,10 @@ class TrainSettings(Settings):
     """``fp32`` | ``tf32`` | ``bf16`` (the last two on CUDA only): see :mod:`aenerf.engine.precision`."""
     compile: bool
     """``torch.compile`` the NeRF MLPs (training and rendering; the first steps pay the compile time)."""
-    render_frames: int
+    render_frames: int = dataclasses.field(metadata=render_only())
     """Cap on rendered frames (0 = one per 1/fps of the driving audio)."""
+
+    @classmethod
+    def render_keys(cls) -> tuple[str, ...]:
+        """The settings that act only when rendering (``render_only()``)."""
+        return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("render"))

@@ -16,12 +16,15 @@ def test_bench_train_and_render_report_speed(tmp_path):
     assert figures["iters/s"] > 0 and abs(figures["rays/s"] - figures["iters/s"] * 32) <= 0.1 + 32 * 0.001  # both printed rounded
     assert "peak memory" in res.output
     assert figures["evaluated/ray"] == 4 + 4 + 4  # coarse, then coarse + fine samples again
-    res = CliRunner().invoke(render_cmd, [*TINY, *root, "train.iters=2", "--frames", "2", "--threads", "1",
+    assert figures["features/ray"] == 4 + 4
+    res = CliRunner().invoke(render_cmd, [*TINY, *root, "train.iters=2", "train.render_sampler=hierarchical",
+                                          "--frames", "2", "--threads", "1",
                                           "--json", str(tmp_path / "r.json")])
     assert res.exit_code == 0, res.output
     figures = json.loads((tmp_path / "r.json").read_text())
     assert figures["frames/s"] > 0 and figures["video"] == "2 frames, audio=True"
     assert figures["evaluated/ray"] == 12 and figures["sampler"] == "hierarchical"
+    assert figures["features/ray"] == 4 + 4  # AE-NeRF aggregates each sample's references once
 
 
 def test_bench_rejects_bad_settings(tmp_path):

@@ -205,3 +205,48 @@ def test_compiled_networks_train_and_render_the_same_as_eager(synth_root, tmp_pa
 
         frames.append(np.stack([np.asarray(Image.open(p)) for p in sorted(lossless_frames_dir(out).glob("*.png"))]))
     assert np.abs(frames[0].astype(int) - frames[1]).max() <= 1
+
+
+@pytest.mark.parametrize("method_name", ["aenerf", "dfrf"])
+@pytest.mark.parametrize("sampler", ["dense", "occupancy", "occupancy+stop"])
+def test_fine_pass_reuses_the_coarse_samples_features(method_name, sampler):
+    """A field with ``features`` has them computed once per sample (n_coarse + n_fine per ray,
+    not 2 n_coarse + n_fine): the same outputs and gradients as computing them in every pass."""
+    from aebench.methods import get_method
+
+    method = get_method(method_name)
+    cfg = smoke_cfg()
+    torch.manual_seed(0)
+    model = build_model(method, cfg)
+    batch = fake_batch(method, cfg, fake_views())
+    views = batch["views"]
+    code = model.audio(views.audio, torch.tensor([batch["frame_index"]]), False)[0]
+    idx = batch["refs"]
+    refs = model.references(views.frames[idx].float() / 255.0, views.poses[idx], views.intrinsics,
+                            model.audio(views.audio, idx, False) if model.uses_ref_audio else None)
+    groups = model.ray_groups(batch["label"], torch.Generator().manual_seed(1))
+    field = model.field(code, refs, groups)
+
+    def plain(*args, **kwargs):  # the same field without the features attribute: every pass computes them
+        return field(*args, **kwargs)
+
+    grid = OccupancyGrid(torch.tensor([[-9.0] * 3, [9.0] * 3]), 4, 0.0) if sampler != "dense" else None
+    stop = 1e-3 if sampler.endswith("stop") else 0.0
+    outs, grads, counts = [], [], []
+    for f in (field, plain):
+        model.zero_grad()
+        with count_samples() as counted:
+            out = render_rays(f, batch["rays_o"], batch["rays_d"], views.near, views.far, batch["bg"], 4, 4,
+                              perturb=False, occupancy=grid, stop_eps=stop, backgrounds=model.mask_backgrounds)
+        (out["fine"]["rgb"].square().sum() + out["coarse"]["rgb"].sum()).backward(retain_graph=True)
+        outs.append(out)
+        grads.append([p.grad.clone() if p.grad is not None else None for p in model.parameters()])
+        counts.append((counted.per_ray, counted.features_per_ray))
+    for level in ("coarse", "fine"):
+        assert torch.allclose(outs[0][level]["rgb"], outs[1][level]["rgb"], atol=1e-6)
+    for a, b in zip(*grads):
+        assert (a is None) == (b is None) and (a is None or torch.allclose(a, b, atol=1e-6))
+    per_ray = 4 + 4 + 4 if sampler == "dense" else 3 + 7  # the background sample is not evaluated when skipping
+    if sampler != "occupancy+stop":
+        assert counts[0] == (per_ray, 4 + 4 - (0 if sampler == "dense" else 1))
+        assert counts[1] == (per_ray, 0)
