@@ -46,13 +46,13 @@ from aebench.methods import Method, driving_pose_indices
 from aenerf.engine.audio import ATT_LR_MULT, AudioEncoder
 from aenerf.engine.encoding import PositionalEncoding
 from aenerf.engine.mlp import NeRFMLP
-from aenerf.engine.occupancy import OccupancyGrid
+from aenerf.engine.occupancy import EMA_DECAY, OccupancyGrid
 from aenerf.engine.render import Field, render_rays
 from aenerf.engine.settings import NeRFSettings, TrainSettings
 
 CKPT_NAME = "checkpoint"
 OCC_FULL_UPDATES = 4  # the grid's first updates visit every cell, later ones a random quarter (as nerfacc's warm-up)
-RENDER_GRID_CODES = 4  # a render's grid holds the densities of this many codes spread over the driving audio
+RENDER_GRID_EVERY = 10  # a render's grid holds the densities of every 10th frame's audio code (and the last's)
 
 
 class NeRFModel(nn.Module, metaclass=ABCMeta):
@@ -171,14 +171,14 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
         return l_p + extra, {"l_p": l_p.detach(), "psnr": -10.0 * torch.log10(mse), **stats}
 
 
-def occupancy_grid(train: TrainSettings, cameras: list[tuple]) -> OccupancyGrid:
+def occupancy_grid(train: TrainSettings, cameras: list[tuple], decay: float = EMA_DECAY) -> OccupancyGrid:
     """A grid over the view volume of ``cameras`` ((poses, intrinsics, h, w, near, far) each; the
     union of their boxes), with ``train``'s resolution and threshold at the coarse spacing."""
     grids = [OccupancyGrid.for_cameras(*cam, int(train.occ_resolution), float(train.occ_threshold),
                                        int(train.n_coarse)) for cam in cameras]
     lo = torch.stack([gr.bounds[0] for gr in grids]).min(0).values
     hi = torch.stack([gr.bounds[1] for gr in grids]).max(0).values
-    return OccupancyGrid(torch.stack([lo, hi]), int(train.occ_resolution), min(gr.sigma_threshold for gr in grids))
+    return OccupancyGrid(torch.stack([lo, hi]), int(train.occ_resolution), min(gr.sigma_threshold for gr in grids), decay)
 
 
 def fixed_references(n_frames: int, n_refs: int) -> np.ndarray:
@@ -356,10 +356,10 @@ class NeRFMethod(Method):
         intr = to_t(identity.intrinsics.copy())
         bg = to_t(identity.background()).float() / 255.0
         h, w = identity.size
-        if model.train_cfg.render_sampler == "occupancy":
-            model.occupancy = occupancy_grid(model.train_cfg, [(poses, intr, h, w, identity.near, identity.far)])
+        if model.train_cfg.render_sampler == "occupancy":  # the union (no decay) over the driving audio's codes
+            model.occupancy = occupancy_grid(model.train_cfg, [(poses, intr, h, w, identity.near, identity.far)], decay=1.0)
             g = torch.Generator(device=device).manual_seed(0)
-            for i in np.linspace(0, n - 1, min(RENDER_GRID_CODES, n)).round().astype(int):
+            for i in sorted({*range(0, n, RENDER_GRID_EVERY), n - 1}):
                 model.occupancy.update(model.density_fn(codes[i], refs), g)
 
         def frames():

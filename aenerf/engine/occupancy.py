@@ -12,8 +12,9 @@ box count as occupied (nothing there is skipped).
 
 The fields here are conditioned (audio code, reference frames), so the grid holds the union
 of the densities of the conditions it was updated with: while training, one update every
-``train.occ_every`` steps with that step's audio code and references; for a render, a fresh
-grid updated once per code of a few frames spread over the driving audio. It lives outside the
+``train.occ_every`` steps with that step's audio code and references (decaying, as the field
+changes); for a render, a fresh grid holding the union (no decay) of the densities under the
+audio codes of every 10th frame of the driving audio. It lives outside the
 model's state dict: checkpoints are the same whichever sampler trained them, and a resumed
 training run starts a fresh grid (updated at its first step).
 
