@@ -174,11 +174,8 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
 def occupancy_grid(train: TrainSettings, cameras: list[tuple], decay: float = EMA_DECAY) -> OccupancyGrid:
     """A grid over the view volume of ``cameras`` ((poses, intrinsics, h, w, near, far) each; the
     union of their boxes), with ``train``'s resolution and threshold at the coarse spacing."""
-    grids = [OccupancyGrid.for_cameras(*cam, int(train.occ_resolution), float(train.occ_threshold),
-                                       int(train.n_coarse)) for cam in cameras]
-    lo = torch.stack([gr.bounds[0] for gr in grids]).min(0).values
-    hi = torch.stack([gr.bounds[1] for gr in grids]).max(0).values
-    return OccupancyGrid(torch.stack([lo, hi]), int(train.occ_resolution), min(gr.sigma_threshold for gr in grids), decay)
+    return OccupancyGrid.for_cameras(cameras, int(train.occ_resolution), float(train.occ_threshold), int(train.n_coarse),
+                                     decay)
 
 
 def fixed_references(n_frames: int, n_refs: int) -> np.ndarray:

@@ -68,13 +68,16 @@ class OccupancyGrid:
         self.updates = 0
 
     @classmethod
-    def for_cameras(cls, poses: Tensor, intrinsics: Tensor, h: int, w: int, near: float, far: float,
-                    resolution: int, alpha_threshold: float, n_samples: int) -> "OccupancyGrid":
-        """A grid over the view volume of ``poses``: a cell is occupied while its density gives a
-        sample ``alpha_threshold`` opacity at the spacing of ``n_samples`` samples in [near, far]."""
-        step = (far - near) / max(n_samples, 1)
-        sigma = -math.log(1.0 - alpha_threshold) / step
-        return cls(frustum_bounds(poses, intrinsics, h, w, near, far), resolution, sigma)
+    def for_cameras(cls, cameras: list[tuple], resolution: int, alpha_threshold: float, n_samples: int,
+                    decay: float = EMA_DECAY) -> "OccupancyGrid":
+        """A grid over the view volume of ``cameras`` ((poses, intrinsics, h, w, near, far) each; the
+        union of their boxes): a cell is occupied while its density gives a sample
+        ``alpha_threshold`` opacity at the spacing of ``n_samples`` samples in [near, far] (the
+        finest spacing of the cameras)."""
+        boxes = torch.stack([frustum_bounds(*cam) for cam in cameras])  # (C, 2, 3)
+        bounds = torch.stack([boxes[:, 0].min(0).values, boxes[:, 1].max(0).values])
+        sigma = min(-math.log(1.0 - alpha_threshold) / ((far - near) / max(n_samples, 1)) for *_, near, far in cameras)
+        return cls(bounds, resolution, sigma, decay)
 
     @property
     def occupied_fraction(self) -> float:

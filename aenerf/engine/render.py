@@ -149,7 +149,7 @@ def render_rays(field: Field, rays_o: Tensor, rays_d: Tensor, near: float, far: 
         if cache is not None:
             extra_feats = None
             if occupancy is None and stop_eps <= 0:  # the dense pass evaluates every sample
-                extra_feats = field.features(rays_o[:, None, :] + rays_d[:, None, :] * extra[..., None], dirs)
+                extra_feats = field.features(_points(rays_o, rays_d, extra), dirs)
                 _count(extra.numel(), features=True)
             cache = cache.merged(order, extra_feats)
         result["fine"] = _pass(field, "fine", rays_o, rays_d, dirs, z_all, bgs, *skip, cache)
@@ -205,7 +205,7 @@ class FeatureCache:
 
 def _pass(field: Field, level: str, rays_o, rays_d, dirs, z, bgs, occupancy: OccupancyGrid | None = None,
           stop_eps: float = 0.0, cache: FeatureCache | None = None) -> dict[str, Tensor]:
-    pts = rays_o[:, None, :] + rays_d[:, None, :] * z[..., None]
+    pts = _points(rays_o, rays_d, z)
     if occupancy is None and stop_eps <= 0:
         raw = field(pts, dirs, level) if cache is None else field(pts, dirs, level, features=cache.dense(field, pts, dirs))
         _count(pts.shape[0] * pts.shape[1])
@@ -219,6 +219,11 @@ def _pass(field: Field, level: str, rays_o, rays_d, dirs, z, bgs, occupancy: Occ
     out["z"] = z
     out.update(aux)
     return out
+
+
+def _points(rays_o: Tensor, rays_d: Tensor, z: Tensor) -> Tensor:
+    """Sample positions (N, S, 3) at depths ``z`` (N, S) along rays (N, 3)."""
+    return rays_o[:, None, :] + rays_d[:, None, :] * z[..., None]
 
 
 def _count(evaluated, rays: int = 0, features: bool = False) -> None:
