@@ -1,8 +1,9 @@
-"""aebench: benchmark and evaluation suite for few-shot, audio-driven NeRF talking heads."""
+"""aebench: benchmark and evaluation suite for few-shot, audio-driven NeRF talking heads.
 
-from pathlib import Path
+One import namespace (DESIGN.md, "Layout and layers"): the foundation here (media, paths,
+config and typed settings, prepared identities and audio features, the weights store, the
+Method API), the methods (:mod:`aebench.aenerf`, :mod:`aebench.baselines`), the metrics
+(:mod:`aebench.eval`) and the harness above them (:mod:`aebench.harness`).
+"""
 
 __version__ = "0.1.0"
-
-#: Repository root (the folder holding ``protocols/`` and ``results/``) for editable installs.
-REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -10,7 +10,12 @@ from pathlib import Path
 import av
 import numpy as np
 
+#: audio sample rate of prepared identities, features and renders (Hz, mono)
 AUDIO_RATE = 16000
+#: frame rate of prepared identities and renders (DESIGN.md: 25 fps)
+FPS = 25
+#: the video files a folder of clips or renders is read for
+VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm")
 
 
 class MediaError(RuntimeError):
@@ -94,7 +99,7 @@ def read_audio(path: str | Path, rate: int = AUDIO_RATE) -> np.ndarray:
     return np.concatenate(chunks).astype(np.float32)
 
 
-def write_video(path: str | Path, frames, fps: float = 25, audio: np.ndarray | None = None,
+def write_video(path: str | Path, frames, fps: float = FPS, audio: np.ndarray | None = None,
                 audio_rate: int = AUDIO_RATE, crf: int = 18) -> Path:
     """Write RGB uint8 frames (iterable of (H, W, 3)) to an H.264 mp4, muxing mono float audio.
 
@@ -173,3 +178,8 @@ class PngSequence:
         shutil.rmtree(self.folder, ignore_errors=True)
         self.tmp.rename(self.folder)
         return self.folder
+
+
+def videos_in(folder: Path) -> list[Path]:
+    """The video files (:data:`VIDEO_EXTS`) directly in ``folder``, sorted."""
+    return sorted(f for f in Path(folder).iterdir() if f.suffix.lower() in VIDEO_EXTS)

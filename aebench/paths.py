@@ -1,16 +1,22 @@
-"""Well-known locations: the shared data folder, the weights store, the run store."""
+"""Well-known locations.
+
+Two kinds: what the package ships (protocol files, the paper's tables: package data, found
+through :mod:`importlib.resources`, so an installed wheel runs from any directory), and the
+user's folders, which default to the working directory or the documented cache and are never
+inside the installed package: the shared data folder, prepared data, the run store and the
+weights store, each with its environment variable.
+"""
 
 from __future__ import annotations
 
 import os
+from importlib.resources import files
 from pathlib import Path
-
-from aebench import REPO_ROOT
 
 
 def shared_dir() -> Path:
-    """The shared folder with real clips (``$AEBENCH_SHARED``, default ``../shared``)."""
-    return Path(os.environ.get("AEBENCH_SHARED", REPO_ROOT.parent / "shared")).resolve()
+    """The shared folder with real clips (``$AEBENCH_SHARED``, default ``../shared`` from the working directory)."""
+    return Path(os.environ.get("AEBENCH_SHARED", Path("..") / "shared")).resolve()
 
 
 def shared_data_dir() -> Path:
@@ -33,13 +39,21 @@ def weights_dir() -> Path:
 
 
 def runs_dir() -> Path:
-    """Default root of the run store (``$AEBENCH_RUNS``, default ``results/runs``)."""
-    return Path(os.environ.get("AEBENCH_RUNS", REPO_ROOT / "results" / "runs"))
+    """Default root of the run store (``$AEBENCH_RUNS``, default ``results/runs`` in the working directory)."""
+    return Path(os.environ.get("AEBENCH_RUNS", Path("results") / "runs"))
+
+
+def data_dir() -> Path:
+    """Where protocols build their data: the synthetic corpus (``synth/``) and prepared clips
+    (``prepared/``) (``$AEBENCH_DATA``, default ``data`` in the working directory)."""
+    return Path(os.environ.get("AEBENCH_DATA", "data"))
 
 
 def protocols_dir() -> Path:
-    return REPO_ROOT / "protocols"
+    """The protocol files shipped with aebench (package data ``aebench.protocols``)."""
+    return Path(str(files("aebench.protocols")))
 
 
 def paper_results_dir() -> Path:
-    return REPO_ROOT / "results" / "paper"
+    """The paper's Tables 1-5 as CSV (package data ``aebench.paper``)."""
+    return Path(str(files("aebench.paper")))

@@ -1,5 +1,5 @@
-"""AE-NeRF through the Method API: the shared NeRF skeleton (:mod:`aenerf.engine.method`)
-filled with AE-NeRF's settings and network (:mod:`aenerf.model`).
+"""AE-NeRF through the Method API: the shared NeRF skeleton (:mod:`aebench.aenerf.engine.method`)
+filled with AE-NeRF's settings and network (:mod:`aebench.aenerf.model`).
 
 Base model over the training halves of several identities, few-shot fine-tuning from it
 (continuing its global step), rendering with L fixed references spread over the fine-tuning
@@ -9,8 +9,8 @@ scheme; the target never serves as its own reference, except in a one-frame clip
 
 from __future__ import annotations
 
-from aenerf.engine.method import NeRFMethod
-from aenerf.model import AENeRFModel, AENeRFSettings
+from aebench.aenerf.engine.method import NeRFMethod
+from aebench.aenerf.model import AENeRFModel, AENeRFSettings
 
 
 class AENeRF(NeRFMethod):

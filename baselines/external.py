@@ -12,7 +12,7 @@ Layout of ``cfg.external.root`` (one entry per identity, named as the prepared i
 (with size and mtime, so a replaced file is noticed) in ``<run_dir>/checkpoint/external.json``,
 which is the "checkpoint". ``pretrain`` returns None. ``render`` picks the video for
 ``external.audio``, checks its frame rate against the identity's and its frame count against
-the driving audio (``Identity.frames_for_audio``): a video within ``external.tolerance``
+the driving audio (:func:`aebench.method_api.render_span`, uncapped): a video within ``external.tolerance``
 frames (default 1) is accepted and copied byte for byte; it is scored exactly as given
 (decoded, never re-encoded), the runner dropping an extra last frame. Anything else is
 refused with a message naming both counts.
@@ -28,10 +28,10 @@ import numpy as np
 from omegaconf import DictConfig
 
 from aebench.data import Identity
-from aebench.methods import Method
+from aebench.media import VIDEO_EXTS
+from aebench.method_api import Method, render_span
 
 CKPT_FILE = "external.json"
-VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm")
 
 
 class ExternalError(RuntimeError):
@@ -114,7 +114,7 @@ class External(Method):
         if abs(fps - identity.fps) > 1e-3:
             raise ExternalError(f"{src} runs at {fps:g} fps but identity '{identity.name}' at {identity.fps:g} fps; "
                                 f"resample the render to {identity.fps:g} fps")
-        n = identity.frames_for_audio(len(driving_audio))
+        n, _ = render_span(identity, driving_audio)
         tol = int(cfg.external.tolerance)
         if abs(n_video - n) > tol:
             raise ExternalError(

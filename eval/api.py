@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from eval import weights as wstore
-from eval.frames import align as align_frames
-from eval.frames import FrameSource, load_audio
-from eval.registry import METRICS, Context, select
+from aebench import weights as wstore
+from aebench.eval.frames import align as align_frames
+from aebench.eval.frames import FrameSource, load_audio
+from aebench.eval.registry import METRICS, Context, select
 
 
 @dataclass
@@ -94,7 +94,7 @@ def evaluate(pred, gt=None, audio=None, metrics=None, weights=None, progress: bo
     prediction of another size after resizing it to the ground truth's (recorded); refused
     otherwise. ``fps``: the frame rate of frame folders and arrays (videos carry their own).
 
-    Every metric is described and computed by its module in the registry (:mod:`eval.registry`).
+    Every metric is described and computed by its module in the registry (:mod:`aebench.eval.registry`).
     """
     weights = dict(weights or {})
     unknown = set(weights) - set(wstore.manifest())

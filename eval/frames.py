@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from aebench.media import MediaError, iter_video, probe, read_audio
+from aebench.media import AUDIO_RATE, FPS, MediaError, iter_video, probe, read_audio
 
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
-DEFAULT_FPS = 25.0
+DEFAULT_FPS = float(FPS)
 
 
 class FrameSource:
@@ -174,9 +174,9 @@ def load_audio(audio, pred) -> tuple[np.ndarray | None, str | None]:
     if audio is not None:
         if isinstance(audio, np.ndarray):
             return np.asarray(audio, dtype=np.float32).reshape(-1), "array"
-        return read_audio(audio, 16000), str(audio)
+        return read_audio(audio, AUDIO_RATE), str(audio)
     if isinstance(pred, (str, Path)) and Path(pred).is_file() and probe(pred).has_audio:
-        return read_audio(pred, 16000), f"{pred} (its own audio track)"
+        return read_audio(pred, AUDIO_RATE), f"{pred} (its own audio track)"
     return None, None
 
 

@@ -22,16 +22,16 @@ import numpy as np
 
 #: the metric modules, in the order they are computed (landmark metrics before sync, which reuses landmarks)
 MODULES = (
-    "eval.metrics.psnr",
-    "eval.metrics.ssim",
-    "eval.metrics.lpips_alex",
-    "eval.metrics.lmd",
-    "eval.metrics.lmd_dlib",
-    "eval.metrics.lip_sync_dlib",
-    "eval.metrics.silent_lip_dlib",
-    "eval.metrics.lip_dyn_dlib",
-    "eval.metrics.brow_dyn_dlib",
-    "eval.metrics.sync",
+    "aebench.eval.metrics.psnr",
+    "aebench.eval.metrics.ssim",
+    "aebench.eval.metrics.lpips_alex",
+    "aebench.eval.metrics.lmd",
+    "aebench.eval.metrics.lmd_dlib",
+    "aebench.eval.metrics.lip_sync_dlib",
+    "aebench.eval.metrics.silent_lip_dlib",
+    "aebench.eval.metrics.lip_dyn_dlib",
+    "aebench.eval.metrics.brow_dyn_dlib",
+    "aebench.eval.metrics.sync",
 )
 #: which side of a metric is better: "target" has none by itself (THEval's dynamics metrics,
 #: judged by closeness to the ground truth); regressions on it are two-sided
@@ -52,7 +52,7 @@ class Value:
 class Context:
     """Inputs of one evaluation, shared by every metric's compute function.
 
-    ``pred``/``gt`` :class:`eval.frames.FrameSource` (gt None when cross-driven), read as
+    ``pred``/``gt`` :class:`aebench.eval.frames.FrameSource` (gt None when cross-driven), read as
     streams so long videos stay within bounded memory (iterate :meth:`pairs` or
     :meth:`frames`, never hold a whole clip); ``audio`` float32 16 kHz mono or None;
     ``weights`` resolved weight records by store name; ``info`` the evaluation's record (each
@@ -94,8 +94,8 @@ class Context:
 
     def resolve_weights(self, name: str):
         """The record of weights ``name`` (the user's file, else the verified store copy),
-        recorded in ``info["weights"]``; raises ``eval.weights.WeightsMissing`` when absent."""
-        from eval import weights as wstore
+        recorded in ``info["weights"]``; raises ``aebench.weights.WeightsMissing`` when absent."""
+        from aebench import weights as wstore
 
         if name not in self.weights:
             self.weights[name] = wstore.resolve(name, self.explicit.get(name))
@@ -104,7 +104,7 @@ class Context:
 
     def optional_weights(self, name: str):
         """The record of weights a metric can use but does not need; None when absent."""
-        from eval import weights as wstore
+        from aebench import weights as wstore
 
         try:
             return self.resolve_weights(name)

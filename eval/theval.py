@@ -5,7 +5,7 @@ Source: github.com/Newbyl/THEval at cfe23fe (metric code unchanged since the rel
 3603338); file and line of each constant are cited where it is used. THEval runs MediaPipe
 FaceMesh (``mediapipe==0.10.21``, ``requirements.txt:30``), whose releases that still ship the
 model pin numpy<2 and protobuf<5; aebench computes the metrics on the dlib 68-point
-landmarks every landmark metric shares (:meth:`eval.registry.Context.landmarks`, detected once
+landmarks every landmark metric shares (:meth:`aebench.eval.registry.Context.landmarks`, detected once
 per frame per evaluation) and labels them ``(dlib)``, as ``lmd_dlib`` is labelled.
 
 FaceMesh -> 68-point mapping (same anatomical points; FaceMesh has more of them):
@@ -45,6 +45,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from aebench.media import AUDIO_RATE
+
 #: 68-point indices (see the table above)
 UPPER_INNER_LIP = [61, 62, 63]
 LOWER_INNER_LIP = [67, 66, 65]
@@ -57,7 +59,6 @@ BROW_RIGHT_IMG, EYE_RIGHT_IMG = list(range(22, 27)), list(range(42, 48))
 #: THEval resizes frames to 256x256 before FaceMesh in Silent Lip Stability and Lip Dynamics
 #: (``Synchronization/silent_lip_stability.py:118``, ``Naturalness/lip_dynamics.py:41-44,72-81``)
 WORK_SIZE = 256
-AUDIO_RATE = 16000
 #: THEval's scoring.py:124: a ground truth this close to 0 has no closeness score
 EPS = 1e-9
 
@@ -130,7 +131,7 @@ def pred_and_gt(ctx, names: list[str], name: str, raw) -> dict:
     (closeness to the same metric on the ground truth), those of them in ``names``.
     ``raw(which)`` returns ``(value or None, info)`` for "pred" or "gt"; ``info["why"]`` says
     why a value is None. Both sides are recorded in ``ctx.info[name]``."""
-    from eval.registry import Value
+    from aebench.eval.registry import Value
 
     p, p_info = raw("pred")
     rec = {"pred": p, **{f"pred_{k}": v for k, v in p_info.items()}}

@@ -43,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
+from aebench.media import AUDIO_RATE, FPS
+
 STEP_S = 0.02  # 50 Hz feature rate
 HALF_WIN = 200  # samples of front padding at 16 kHz: centres step k at k * STEP_S
 WINDOW = 16  # T: feature steps per video frame
@@ -66,8 +68,8 @@ def frame_windows(steps: np.ndarray, n_frames: int, fps: float, window: int = WI
 
 
 def _prepare_audio(audio: np.ndarray, n_frames: int, fps: float, rate: int) -> np.ndarray:
-    if rate != 16000:
-        raise FeatureError(f"audio features expect 16 kHz audio, got {rate} Hz (read it with media.read_audio(path, 16000))")
+    if rate != AUDIO_RATE:
+        raise FeatureError(f"audio features expect {AUDIO_RATE} Hz audio, got {rate} Hz (read it with media.read_audio(path))")
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
     need = int(np.ceil(n_frames / fps * rate)) + HALF_WIN
     if len(audio) < need:
@@ -213,7 +215,7 @@ def settings(name: str) -> dict:
             "frame_time": "i / fps", **_lookup(name)[1]()}
 
 
-def extract(name: str, audio: np.ndarray, n_frames: int, fps: float = 25.0, rate: int = 16000) -> np.ndarray:
+def extract(name: str, audio: np.ndarray, n_frames: int, fps: float = FPS, rate: int = AUDIO_RATE) -> np.ndarray:
     """float32 (n_frames, T, C) feature windows of ``audio`` for ``n_frames`` video frames at ``fps``."""
     fn = _lookup(name)[0]
     if n_frames <= 0:

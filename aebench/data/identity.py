@@ -31,6 +31,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from aebench.media import AUDIO_RATE
+
 SCHEMA_VERSION = 1
 LABELS = {"background": 0, "head": 1, "audio": 2, "torso": 3}
 
@@ -82,7 +84,7 @@ class Identity:
 
     @property
     def audio_rate(self) -> int:
-        return int(self.meta.get("audio_rate", 16000))
+        return int(self.meta.get("audio_rate", AUDIO_RATE))
 
     @property
     def size(self) -> tuple[int, int]:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aebench.media import FPS
 from aebench.media import AUDIO_RATE, MediaError
 
 
@@ -130,7 +131,7 @@ def _settings(cfg, size: int, fps: float, max_seconds: float | None, features: S
             "features": list(features), "prepare": OmegaConf.to_container(cfg.prepare, resolve=True)}
 
 
-def prepare(clip: str | Path, name: str, out: str | Path, size: int = 512, fps: float = 25,
+def prepare(clip: str | Path, name: str, out: str | Path, size: int = 512, fps: float = FPS,
             max_seconds: float | None = None, overrides: Sequence[str] = (),
             features: Sequence[str] = ("mfcc",), progress: bool = True, log=print) -> Path:
     """Prepare ``clip`` into ``out/name`` (atomic, cached); returns the identity folder."""
@@ -283,3 +284,17 @@ def _run(clip: Path, name: str, tmp: Path, p, size: int, fps: float, max_seconds
             "frames_format": "jpg", "intrinsics": [float(focal), size / 2.0, size / 2.0],
             "near": near, "far": far, "audio_rate": AUDIO_RATE, "faces_found": found,
             "pnp_error_px": float(err.mean()), "seconds_per_frame": took / n, "versions": _versions()}
+
+
+def identity_name(clip: Path) -> str:
+    """An identity's name from its clip's file name, without the rate/length/cut suffixes the
+    shared clips carry: ``cnn2_25fps`` -> ``cnn2``, ``hdtf_katie_8s`` -> ``hdtf_katie``,
+    ``may_short`` -> ``may``."""
+    import re
+
+    name = clip.stem
+    while True:
+        shorter = re.sub(r"_(\d+(\.\d+)?(fps|s)|short)$", "", name)
+        if shorter == name or not shorter:
+            return name
+        name = shorter

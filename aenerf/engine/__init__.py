@@ -3,38 +3,38 @@
 
 Modules (import from them directly; their public functions are stable):
 
-- :mod:`~aenerf.engine.rays`: ``pixel_rays``, ``image_rays``, ``project``, ``view_dirs``
+- :mod:`~aebench.aenerf.engine.rays`: ``pixel_rays``, ``image_rays``, ``project``, ``view_dirs``
   (OpenCV camera-to-world poses, intrinsics (focal, cx, cy); directions unnormalised so
   near/far are camera depths).
-- :mod:`~aenerf.engine.encoding`: ``PositionalEncoding(n_freqs)`` with ``.out_dim``.
-- :mod:`~aenerf.engine.sampling`: ``stratified`` (coarse) and ``sample_pdf`` (fine).
-- :mod:`~aenerf.engine.render`: ``composite`` (volume rendering of any per-sample values
+- :mod:`~aebench.aenerf.engine.encoding`: ``PositionalEncoding(n_freqs)`` with ``.out_dim``.
+- :mod:`~aebench.aenerf.engine.sampling`: ``stratified`` (coarse) and ``sample_pdf`` (fine).
+- :mod:`~aebench.aenerf.engine.volume`: ``composite`` (volume rendering of any per-sample values
   over a background), ``render_rays(field, ...)`` (coarse + hierarchical fine passes; with an
   occupancy grid only occupied samples, and early ray termination) and ``count_samples``.
-- :mod:`~aenerf.engine.occupancy`: ``OccupancyGrid`` (empty-space skipping,
+- :mod:`~aebench.aenerf.engine.occupancy`: ``OccupancyGrid`` (empty-space skipping,
   ``train.sampler=occupancy``) over the cameras' view volume (``frustum_bounds``).
-- :mod:`~aenerf.engine.views`: ``Views.from_identity`` (an identity's frames, masks,
+- :mod:`~aebench.aenerf.engine.views`: ``Views.from_identity`` (an identity's frames, masks,
   poses, face boxes, normalised audio windows as tensors) and ``sample_rays`` (a ray batch of
   one frame, ``train.face_fraction`` of it inside the face box).
-- :mod:`~aenerf.engine.trainer`: ``Trainer`` (Adam with per-group lr multiples, exponential lr
+- :mod:`~aebench.aenerf.engine.trainer`: ``Trainer`` (Adam with per-group lr multiples, exponential lr
   decay continuing a base model's global step, seeded batches, checkpoints + resume, stop on
   NaN/Inf, tqdm with loss/PSNR), ``seed_everything``, ``psnr``.
-- :mod:`~aenerf.engine.checkpoint`: checkpoint directories (``save_checkpoint``,
+- :mod:`~aebench.aenerf.engine.checkpoint`: checkpoint directories (``save_checkpoint``,
   ``load_checkpoint``, ``latest_checkpoint``, ``read_state``).
-- :mod:`~aenerf.engine.renderer`: ``render_image`` (chunked), ``auto_chunk`` (``train.chunk=0``)
+- :mod:`~aebench.aenerf.engine.image_render`: ``render_image`` (chunked), ``auto_chunk`` (``train.chunk=0``)
   and ``write_render`` (mp4 + audio).
-- :mod:`~aenerf.engine.settings`: typed settings (``TrainSettings`` for ``cfg.train``,
+- :mod:`~aebench.aenerf.engine.settings`: typed settings (``TrainSettings`` for ``cfg.train``,
   ``NeRFSettings`` that each method's section extends).
-- :mod:`~aenerf.engine.method`: the one NeRF-method skeleton (``NeRFMethod``, ``NeRFModel``).
-- Reusable networks: :mod:`~aenerf.engine.mlp` ``NeRFMLP`` (trunk with skip, density,
-  colour, optional parsing mask), :mod:`~aenerf.engine.audio` ``AudioEncoder`` (AD-NeRF's
-  AudioNet + AudioAttNet smoothing), :mod:`~aenerf.engine.references` ``FeatureExtractor``
+- :mod:`~aebench.aenerf.engine.method`: the one NeRF-method skeleton (``NeRFMethod``, ``NeRFModel``).
+- Reusable networks: :mod:`~aebench.aenerf.engine.mlp` ``NeRFMLP`` (trunk with skip, density,
+  colour, optional parsing mask), :mod:`~aebench.aenerf.engine.audio` ``AudioEncoder`` (AD-NeRF's
+  AudioNet + AudioAttNet smoothing), :mod:`~aebench.aenerf.engine.references` ``FeatureExtractor``
   (DFRF's CNN, no downsampling), ``project_to_refs``, ``clamp_to_image``, ``reference_tokens``,
-  :mod:`~aenerf.engine.slot_attention` ``SlotAggregation``.
+  :mod:`~aebench.aenerf.engine.slot_attention` ``SlotAggregation``.
 
 How a method is built on the engine
 -----------------------------------
-One module with three parts (see :mod:`aenerf.engine.method` for what the skeleton does):
+One module with three parts (see :mod:`aebench.aenerf.engine.method` for what the skeleton does):
 
 1. ``XSettings(NeRFSettings)``: a frozen dataclass of the method's section ``cfg.x``, one
    docstring per field (fields marked ``loss_only()`` may differ between base model and
@@ -47,6 +47,6 @@ One module with three parts (see :mod:`aenerf.engine.method` for what the skelet
    ``ray_groups``, ``extra_loss``, ``reinit_for_finetune``, ``mask_backgrounds``.
 3. ``X(NeRFMethod)`` with ``name``, ``has_base_model``, ``settings_cls``, ``model_cls``.
 
-Then one line in ``aebench.methods.METHODS`` and one YAML section
+Then one line in ``aebench.method_api.METHODS`` and one YAML section
 ``aebench/configs/sections/x.yaml``.
 """

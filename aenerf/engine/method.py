@@ -13,7 +13,7 @@ shared, so every method trains and renders under the same conditions (``cfg.trai
 * **Audio**: each clip's windows normalised with its own statistics (:class:`AudioNorm`,
   stored in the checkpoint and reused for references and driving audio when rendering);
   AudioNet codes, smoothed by AudioAttNet from the global step ``train.smooth_from`` on.
-* **Training** through :class:`~aenerf.engine.trainer.Trainer`; a fine-tune starts from the
+* **Training** through :class:`~aebench.aenerf.engine.trainer.Trainer`; a fine-tune starts from the
   base model's weights (then :meth:`NeRFModel.reinit_for_finetune`) and continues its global
   step count (lr schedule and smoothing), as DFRF's ``global_step`` does.
 * **Checkpoint metadata** (``state.json`` ``meta``): method, settings (``to_dict``), audio
@@ -25,7 +25,7 @@ shared, so every method trains and renders under the same conditions (``cfg.trai
 A network implements :meth:`NeRFModel.field` (and, with references,
 :meth:`NeRFModel.references`; optionally ray groups, extra losses, mask backgrounds).
 Adding a method: one module (settings + model + method class), one line in
-``aebench.methods.METHODS``, one YAML section.
+``aebench.method_api.METHODS``, one YAML section.
 """
 
 from __future__ import annotations
@@ -42,13 +42,14 @@ from torch import Tensor, nn
 
 from aebench.data import Identity
 from aebench.data.features import AudioNorm
-from aebench.methods import Method, driving_pose_indices
-from aenerf.engine.audio import ATT_LR_MULT, AudioEncoder
-from aenerf.engine.encoding import PositionalEncoding
-from aenerf.engine.mlp import NeRFMLP
-from aenerf.engine.occupancy import EMA_DECAY, OccupancyGrid
-from aenerf.engine.render import Field, render_rays
-from aenerf.engine.settings import NeRFSettings, TrainSettings
+from aebench.method_api import Method, driving_pose_indices, render_span
+from aebench.aenerf.engine.audio import ATT_LR_MULT, AudioEncoder
+from aebench.aenerf.engine.encoding import PositionalEncoding
+from aebench.aenerf.engine.mlp import NeRFMLP
+from aebench.aenerf.engine.occupancy import EMA_DECAY, OccupancyGrid
+from aebench.aenerf.engine.volume import Field, render_rays
+from aebench.aenerf.engine.settings import NeRFSettings
+from aebench.settings import TrainSettings
 
 CKPT_NAME = "checkpoint"
 OCC_FULL_UPDATES = 4  # the grid's first updates visit every cell, later ones a random quarter (as nerfacc's warm-up)
@@ -88,7 +89,7 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
 
     @abstractmethod
     def field(self, code: Tensor, refs: Any, groups: Any) -> Field:
-        """The field (see :mod:`aenerf.engine.render`) for audio code ``code`` (A,): every method
+        """The field (see :mod:`aebench.aenerf.engine.volume`) for audio code ``code`` (A,): every method
         implements it."""
 
     def ray_groups(self, labels: Tensor | None, generator: torch.Generator | None) -> Any:
@@ -223,7 +224,7 @@ class NeRFMethod(Method):
     def batch_fn(self, views: list, train: TrainSettings, n_refs: int):
         """``batch_fn(step, generator)`` for the Trainer: one identity, one frame, its rays and
         (``n_refs`` > 0) as many other frames of the same clip as references."""
-        from aenerf.engine.views import sample_rays
+        from aebench.aenerf.engine.views import sample_rays
 
         def fn(step: int, g: torch.Generator) -> dict:
             dev = g.device
@@ -258,9 +259,9 @@ class NeRFMethod(Method):
 
     def _train(self, identities: list[Identity], cfg: DictConfig, run_dir: Path, base: Path | None, phase: str) -> Path:
         from aebench.device import resolve_device
-        from aenerf.engine.checkpoint import read_state
-        from aenerf.engine.trainer import FINAL, Trainer, seed_everything
-        from aenerf.engine.views import Views
+        from aebench.aenerf.engine.checkpoint import read_state
+        from aebench.aenerf.engine.trainer import FINAL, Trainer, seed_everything
+        from aebench.aenerf.engine.views import Views
 
         root = run_dir / CKPT_NAME
         if (root / FINAL / "state.json").exists():
@@ -298,7 +299,7 @@ class NeRFMethod(Method):
     # ----- rendering -------------------------------------------------------------------
     def load(self, checkpoint: Path, cfg: DictConfig, device) -> tuple[NeRFModel, dict]:
         """The network of ``checkpoint`` (rebuilt from its stored settings) and its state.json."""
-        from aenerf.engine.checkpoint import load_checkpoint, read_state
+        from aebench.aenerf.engine.checkpoint import load_checkpoint, read_state
 
         state = read_state(checkpoint)
         meta = state["meta"]
@@ -325,14 +326,13 @@ class NeRFMethod(Method):
     def render(self, checkpoint: Path, identity: Identity, driving_audio: np.ndarray, cfg: DictConfig, out: Path) -> Path:
         from aebench.data.features import load_or_compute
         from aebench.device import resolve_device
-        from aenerf.engine.renderer import auto_chunk, render_image, write_render
+        from aebench.aenerf.engine.image_render import auto_chunk, render_image, write_render
 
         device = resolve_device(cfg.device)
         model, state = self.load(checkpoint, cfg, device)
         meta = state["meta"]
         fps = identity.fps
-        n = identity.frames_for_audio(len(driving_audio), int(model.train_cfg.render_frames))
-        audio = driving_audio[: identity.samples_for_frames(n)]
+        n, audio = render_span(identity, driving_audio, int(model.train_cfg.render_frames))
         norm = AudioNorm.from_dict(meta["audio_norm"])
         to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
         smooth = model.smoothing(max(int(state["step"]) - 1, 0))  # as the last training step did
@@ -367,7 +367,7 @@ class NeRFMethod(Method):
                     chunk = auto_chunk(fn, h, w, intr, poses[int(order[i])], bg)
                 yield render_image(fn, h, w, intr, poses[int(order[i])], bg, chunk)
 
-        from aenerf.engine.precision import precision
+        from aebench.aenerf.engine.precision import precision
 
         with precision(str(model.train_cfg.precision), device):
             return write_render(frames(), n, Path(out), fps, audio, identity.audio_rate, desc=f"{self.name} render")

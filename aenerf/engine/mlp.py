@@ -9,7 +9,7 @@ official ``feature = h``, no extra feature layer) and a linear layer to RGB. ``c
 whatever conditions the field (audio code, aggregated reference features).
 Activations: density softplus (>= 0) where the official code uses ReLU + 1e-6 (a deliberate
 deviation: NeRF's ReLU can leave a whole network with zero density and no gradient at init;
-with the background as the last sample, see :mod:`aenerf.engine.render`, a small positive
+with the background as the last sample, see :mod:`aebench.aenerf.engine.volume`, a small positive
 density shows the background just as ReLU's zero does); colour and mask sigmoid.
 """
 

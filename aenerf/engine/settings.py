@@ -1,101 +1,14 @@
-"""Typed settings: a config section as a frozen dataclass, validated when it is read.
+"""Typed settings of the NeRF methods' sections (``cfg.aenerf``, ``cfg.dfrf``, ``cfg.adnerf``).
 
-Every NeRF method describes its section of the config (``cfg.<method>``) as a subclass of
-:class:`NeRFSettings`; the shared training/rendering section (``cfg.train``) is
-:class:`TrainSettings`. Values live in the YAML files (``aebench/configs/sections/``, with
-their per-scale overlays); these classes give each key its type and its meaning (one
-docstring per field) and are what checkpoints store (``to_dict``) and rebuild networks from
-(``from_dict``). Reading a section whose keys differ from the fields, or whose values have
-another type, is a :class:`SettingsError` naming the keys.
+The typed-settings machinery and ``cfg.train``'s :class:`~aebench.settings.TrainSettings` are
+the foundation's (:mod:`aebench.settings`); here is what every NeRF method's section has.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import typing
-from collections.abc import Mapping
-from typing import Any, TypeVar
 
-S = TypeVar("S", bound="Settings")
-
-
-class SettingsError(ValueError):
-    """A config section does not match its settings class."""
-
-
-def _coerce(cls_name: str, name: str, kind: Any, value: Any) -> Any:
-    origin = typing.get_origin(kind)
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise SettingsError(f"{cls_name}.{name} takes a list, got {value!r}")
-        (item,) = typing.get_args(kind) or (Any,)
-        return [_coerce(cls_name, name, item, v) for v in value]
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise SettingsError(f"{cls_name}.{name} takes true or false, got {value!r}")
-        return value
-    if kind is int:
-        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
-            raise SettingsError(f"{cls_name}.{name} takes an integer, got {value!r}")
-        return int(value)
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SettingsError(f"{cls_name}.{name} takes a number, got {value!r}")
-        return float(value)
-    if kind is str:
-        if not isinstance(value, str):
-            raise SettingsError(f"{cls_name}.{name} takes a string, got {value!r}")
-        return value
-    return value
-
-
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    """Base of the typed sections; see the module docstring."""
-
-    @classmethod
-    def from_dict(cls: type[S], data: Mapping[str, Any], where: str = "") -> S:
-        """Validate ``data`` (a plain mapping or an OmegaConf section) against the fields."""
-        try:
-            from omegaconf import DictConfig, OmegaConf
-
-            if isinstance(data, DictConfig):
-                data = OmegaConf.to_container(data, resolve=True)
-        except ImportError:  # pragma: no cover
-            pass
-        where = where or cls.__name__
-        hints = typing.get_type_hints(cls)
-        names = [f.name for f in dataclasses.fields(cls)]
-        extra = sorted(set(data) - set(names))
-        missing = [n for n in names if n not in data]
-        if extra or missing:
-            parts = ([f"unknown {', '.join(extra)}"] if extra else []) + ([f"missing {', '.join(missing)}"] if missing else [])
-            raise SettingsError(f"{where} does not match {cls.__name__} ({'; '.join(parts)}); valid keys: {', '.join(names)}")
-        return cls(**{n: _coerce(cls.__name__, n, hints[n], data[n]) for n in names})
-
-    from_config = from_dict
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def arch(self) -> dict[str, Any]:
-        """The fields that shape the network (all but those marked ``metadata={"arch": False}``):
-        a base model and its fine-tune must agree on these."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata.get("arch", True)}
-
-    def replace(self: S, **changes: Any) -> S:
-        return dataclasses.replace(self, **changes)
-
-
-def loss_only() -> dict:
-    """Field metadata of a setting that changes training but not the network's shape."""
-    return {"arch": False}
-
-
-def render_only() -> dict:
-    """Field metadata of a ``cfg.train`` setting that acts only when rendering (a fine-tuned
-    model is shared by cells that differ only in these)."""
-    return {"render": True}
+from aebench.settings import Settings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,7 +34,7 @@ class NeRFSettings(Settings):
 @dataclasses.dataclass(frozen=True)
 class ReferenceSettings(NeRFSettings):
     """What the methods built on DFRF's reference scheme add (AE-NeRF, DFRF): the settings of
-    its reference feature extractor (:class:`aenerf.engine.references.FeatureExtractor`)."""
+    its reference feature extractor (:class:`aebench.aenerf.engine.references.FeatureExtractor`)."""
 
     feat_dim: int
     """Reference feature channels (the extractor's linear layer; 128 in DFRF)."""
@@ -129,72 +42,3 @@ class ReferenceSettings(NeRFSettings):
     """Channels of the extractor's two 3x3 convolutions (64 in DFRF)."""
     pe_ref: int
     """PE frequencies of the reference RGB and camera position fed to the extractor (5 in DFRF)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainSettings(Settings):
-    """``cfg.train``: training and rendering conditions shared by every row of a protocol."""
-
-    preset: str
-    """``shared``: these values for every method; ``official``: each method's published values
-    (``aebench/configs/presets/official.yaml``) replace them (resolved in the config)."""
-    iters: int
-    """Fine-tuning iterations (or from-scratch iterations for methods without a base model)."""
-    pretrain_iters: int
-    """Base-model iterations."""
-    lr: float
-    """Adam learning rate."""
-    lr_decay_rate: float
-    """Exponential decay: lr * rate ** (global step / lr_decay_steps)."""
-    lr_decay_steps: int
-    """Steps over which the lr decays by ``lr_decay_rate``; the global step continues from a base model."""
-    batch_rays: int
-    """Rays per iteration, all from one target frame."""
-    face_fraction: float
-    """Share of a batch drawn inside the face box (bounding box of the head labels 1, 2); the rest uniform."""
-    sampler: str
-    """Training: ``hierarchical``, every stratified and importance sample is evaluated (NeRF);
-    ``occupancy``, the same samples but only those in occupied cells of an occupancy grid
-    (:mod:`aenerf.engine.occupancy`)."""
-    render_sampler: str = dataclasses.field(metadata=render_only())
-    """Rendering: ``hierarchical`` or ``occupancy`` (only occupied samples, and a ray stops once its
-    transmittance is below ``stop_eps``). Either renders any checkpoint."""
-    occ_resolution: int
-    """Occupancy-grid cells per axis over the cameras' view volume."""
-    occ_threshold: float
-    """A cell is empty while its density gives a coarse sample less opacity than this (nerfacc's occ_thre)."""
-    occ_every: int
-    """Training steps between occupancy-grid updates (nerfacc's every_n_step)."""
-    stop_eps: float = dataclasses.field(metadata=render_only())
-    """Early ray termination when rendering with the occupancy sampler: transmittance below which a ray stops."""
-    n_coarse: int
-    """Stratified samples per ray (training and rendering)."""
-    n_fine: int
-    """Extra hierarchical samples per ray (0 = coarse only)."""
-    perturb: bool
-    """Jitter stratified samples while training."""
-    smooth_from: int
-    """Global step from which AudioAttNet smooths the audio codes (nosmo_iters)."""
-    smooth_window: int
-    """Frames AudioAttNet smooths over (smo_size)."""
-    chunk: int = dataclasses.field(metadata=render_only())
-    """Rays per forward pass when rendering images; 0 = from the free memory (CUDA; 4096 on a CPU)."""
-    ckpt_every: int
-    """Checkpoint every N iterations (and at the end)."""
-    keep_ckpts: int
-    """Intermediate checkpoints kept."""
-    log_every: int
-    """Progress-bar / log.txt refresh interval."""
-    grad_clip: float
-    """Clip the gradient norm (0 = off)."""
-    precision: str
-    """``fp32`` | ``tf32`` | ``bf16`` (the last two on CUDA only): see :mod:`aenerf.engine.precision`."""
-    compile: bool
-    """``torch.compile`` the NeRF MLPs (training and rendering; the first steps pay the compile time)."""
-    render_frames: int = dataclasses.field(metadata=render_only())
-    """Cap on rendered frames (0 = one per 1/fps of the driving audio)."""
-
-    @classmethod
-    def render_keys(cls) -> tuple[str, ...]:
-        """The settings that act only when rendering (``render_only()``)."""
-        return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("render"))

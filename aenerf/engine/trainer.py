@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from aenerf.engine.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint, step_dir
-from aenerf.engine.precision import precision
+from aebench.aenerf.engine.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint, step_dir
+from aebench.aenerf.engine.precision import precision
 
 FINAL = "final"
 

@@ -8,8 +8,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from aebench.media import FPS
 from aebench.data.features import AudioNorm
-from aenerf.engine.rays import pixel_rays
+from aebench.aenerf.engine.rays import pixel_rays
 
 HEAD_LABELS = (1, 2)  # labels of the face/head region whose bounding box is the face box
 
@@ -38,7 +39,7 @@ class Views:
     indices: np.ndarray
     face_box: Tensor
     norm: AudioNorm | None = None
-    fps: float = 25.0
+    fps: float = float(FPS)
 
     def __post_init__(self) -> None:
         if self.frames.dtype != torch.uint8:

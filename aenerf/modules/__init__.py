@@ -1,2 +1,2 @@
 """AE-NeRF's own modules (METHOD.md): audio-aware warper, Audio Aware Aggregation,
-Regionwise Ray Sampling. The dual NeRF and losses are in :mod:`aenerf.model`."""
+Regionwise Ray Sampling. The dual NeRF and losses are in :mod:`aebench.aenerf.model`."""

@@ -1,2 +1,2 @@
 """One module per metric (or per group computed in one pass), each defining ``METRICS``;
-listed in :data:`eval.registry.MODULES`."""
+listed in :data:`aebench.eval.registry.MODULES`."""

@@ -2,7 +2,7 @@
 and ``brow_dyn_dlib_close``, its closeness to the ground truth's value.
 
 Source: ``Naturalness/eyebrow_dynamics.py`` of THEval (Newbyl/THEval @ cfe23fe, where it is
-called Micro-Expression Intensity); the mapping in :mod:`eval.theval`.
+called Micro-Expression Intensity); the mapping in :mod:`aebench.eval.theval`.
 
 * Per frame with a face, in pixels of the frame as given (not resized, l.54-64): the centre
   of each brow and each eye (mean of its points); ``scale`` = distance between the two eye
@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from eval import theval
-from eval.registry import Context, Metric, Value
+from aebench.eval import theval
+from aebench.eval.registry import Context, Metric, Value
 
 
 def brow_distances(lms: np.ndarray) -> np.ndarray:

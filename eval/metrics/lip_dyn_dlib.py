@@ -2,7 +2,7 @@
 ``lip_dyn_dlib_close``, its closeness to the ground truth's value.
 
 Source: ``Naturalness/lip_dynamics.py`` of THEval (Newbyl/THEval @ cfe23fe); the mapping in
-:mod:`eval.theval`.
+:mod:`aebench.eval.theval`.
 
 * Per frame with a face, in THEval's 256x256 working frame (l.41-44, 72-81): the vector of
   every pairwise Euclidean distance between the lip points (THEval: the 40 FaceMesh lip
@@ -21,8 +21,8 @@ from itertools import combinations
 
 import numpy as np
 
-from eval import theval
-from eval.registry import Context, Metric, Value
+from aebench.eval import theval
+from aebench.eval.registry import Context, Metric, Value
 
 PAIRS = np.array(list(combinations(range(len(theval.LIPS)), 2)))
 

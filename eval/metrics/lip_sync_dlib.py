@@ -2,16 +2,16 @@
 ``lip_sync_dlib_close``, its closeness to the ground truth's value.
 
 Source: ``Synchronization/lip_sync.py`` of THEval (Newbyl/THEval @ cfe23fe); shared parts
-and the FaceMesh -> 68-point mapping in :mod:`eval.theval`.
+and the FaceMesh -> 68-point mapping in :mod:`aebench.eval.theval`.
 
 * Mouth openness per frame (``lip_sync.py:67-80``), in coordinates normalised by the frame
   size: ``|mean y(inner upper lip) - mean y(inner lower lip)| / |mean x(eye corners, image
   right) - mean x(eye corners, image left)|`` (a horizontal interocular distance); NaN
   without a face.
 * Loudness (``lip_sync.py:45-50``): RMS over 0.05 s frames and hop of the 16 kHz audio,
-  interpolated at the frame times (:func:`eval.theval.rms_at_frames`). THEval's documented
+  interpolated at the frame times (:func:`aebench.eval.theval.rms_at_frames`). THEval's documented
   path reads the clip's audio as 16 kHz mono (``theval/cli/extract_audio.py``), as here.
-* Speech frames from silero-vad (:func:`eval.theval.speech_frames`); a frame counts when it
+* Speech frames from silero-vad (:func:`aebench.eval.theval.speech_frames`); a frame counts when it
   is speech and has a face (``lip_sync.py:92``).
 * NaN rule (``lip_sync.py:93-94``): no value when speech covers under 10% of the frames, or
   fewer than two frames count.
@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from eval import theval
-from eval.registry import Context, Metric, Value
+from aebench.eval import theval
+from aebench.eval.registry import Context, Metric, Value
 
 MIN_SPEECH_RATIO = 0.1  # lip_sync.py:93
 

@@ -17,7 +17,7 @@ cropping, FAN, heat-map decoding) with the weights taken from the verified store
 package's ``path_to_detector``, the FAN file through a subclass whose ``_load_native`` reads
 the store instead of downloading. ``compile=False`` (eager mode; torch.compile only speeds
 it up). Where the weights are absent, ``lmd`` is missing with the command that fixes it;
-the offline variant is :mod:`eval.metrics.lmd_dlib`, always labelled as such.
+the offline variant is :mod:`aebench.eval.metrics.lmd_dlib`, always labelled as such.
 
 Differences from the reference, stated: a frame where S3FD finds no face crashes the
 reference (``None[-1]``); here it has no value, is excluded from the mean and counted in
@@ -32,7 +32,7 @@ from functools import lru_cache
 import numpy as np
 
 from aebench.data.landmarks import MOUTH
-from eval.registry import Context, Metric, Value
+from aebench.eval.registry import Context, Metric, Value
 
 MIN_COVERAGE = 0.9  # share of frames that must have a face in both prediction and ground truth
 WEIGHTS = ("face_alignment_s3fd", "face_alignment_2dfan4")
@@ -74,7 +74,7 @@ def face_alignment_from_store(s3fd_path: str, fan_path: str, device: str = "cpu"
     import torch
     from face_alignment.models import FAN
 
-    from eval import weights as wstore
+    from aebench import weights as wstore
 
     class StoreFaceAlignment(face_alignment.FaceAlignment):
         def _load_native(self, network_name, network_size, device, dtype):

@@ -1,5 +1,5 @@
 """``lmd_dlib``: LMD (mouth landmark distance, Chen et al. 2018) with dlib's 68 points, the
-offline *variant* of the community's LMD (:mod:`eval.metrics.lmd`, face-alignment's FAN):
+offline *variant* of the community's LMD (:mod:`aebench.eval.metrics.lmd`, face-alignment's FAN):
 always labelled "LMD (dlib)", never presented as the community's LMD. It needs no weights
 download (dlib's model ships in face-recognition-models), so CI can compute it.
 
@@ -26,8 +26,8 @@ lucky frames is not the clip's LMD.
 
 from __future__ import annotations
 
-from eval.metrics.lmd import lmd_value
-from eval.registry import Context, Metric, Value
+from aebench.eval.metrics.lmd import lmd_value
+from aebench.eval.registry import Context, Metric, Value
 
 
 def compute(ctx: Context, names: list[str]) -> dict[str, Value]:

@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from eval.registry import Context, Metric, Value
+from aebench.eval.registry import Context, Metric, Value
 
 
 def build_lpips(backbone_state: dict):
@@ -68,7 +68,7 @@ def lpips_frames(model, pred: np.ndarray, gt: np.ndarray, batch: int = 4) -> np.
 @lru_cache(maxsize=2)
 def _network(path: str, sha256: str):
     """Built once per weights file (keyed by its hash) and reused across evaluations."""
-    from eval import weights as wstore
+    from aebench import weights as wstore
 
     return build_lpips(wstore.load_state_dict(path))
 

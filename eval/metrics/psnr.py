@@ -5,14 +5,14 @@ and channels (the definition of ``skimage.metrics.peak_signal_noise_ratio`` with
 ``data_range=1`` and of the NeRF/AD-NeRF ``mse2psnr``); the summary is the mean of the
 per-frame values. Identical frames give ``inf`` (numpy float), which is kept and written as
 ``"inf"``; the mean is then ``inf`` too. At the ground truth's resolution (see
-:mod:`eval.frames`).
+:mod:`aebench.eval.frames`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from eval.registry import Context, Metric, Value
+from aebench.eval.registry import Context, Metric, Value
 
 
 def psnr_frame(pred: np.ndarray, gt: np.ndarray) -> float:

@@ -2,7 +2,7 @@
 "(dlib)"), and ``silent_lip_dlib_close``, its closeness to the ground truth's value.
 
 Source: ``Synchronization/silent_lip_stability.py`` of THEval (Newbyl/THEval @ cfe23fe);
-shared parts and the FaceMesh -> 68-point mapping in :mod:`eval.theval`.
+shared parts and the FaceMesh -> 68-point mapping in :mod:`aebench.eval.theval`.
 
 * Silence: frames outside silero-vad's speech segments (``int(start * fps)`` to
   ``int(end * fps)`` inclusive, l.51-60), kept only in runs of consecutive silent frames at
@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from eval import theval
-from eval.registry import Context, Metric, Value
+from aebench.eval import theval
+from aebench.eval.registry import Context, Metric, Value
 
 MIN_SILENCE_S = 0.300  # silent_lip_stability.py:13 (MIN_SILENCE_DURATION = 300 ms)
 

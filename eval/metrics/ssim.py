@@ -26,7 +26,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from eval.registry import Context, Metric, Value, parallel_map
+from aebench.eval.registry import Context, Metric, Value, parallel_map
 
 WIN = 7  # skimage's default win_size
 K1, K2 = 0.01, 0.03

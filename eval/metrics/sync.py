@@ -51,8 +51,10 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.registry import Context, Metric, Value
+from aebench.eval.registry import Context, Metric, Value
+from aebench.media import AUDIO_RATE
 
+SYNCNET_FPS = 25.0  # the frame rate syncnet-python's pipeline works at (its ffmpeg -r 25), a fact of SyncNet's
 VSHIFT = 15
 BATCH = 20
 CROP_SCALE = 0.4
@@ -80,7 +82,7 @@ def mfcc(audio16k: np.ndarray) -> np.ndarray:
     """(13, T) MFCC at 100 Hz exactly as the reference computes it."""
     import python_speech_features
 
-    return np.asarray(python_speech_features.mfcc(to_int16(audio16k), 16000)).T
+    return np.asarray(python_speech_features.mfcc(to_int16(audio16k), AUDIO_RATE)).T
 
 
 def sync_scores(crops: np.ndarray, audio16k: np.ndarray, model, vshift: int = VSHIFT,
@@ -96,7 +98,7 @@ def sync_scores(crops: np.ndarray, audio16k: np.ndarray, model, vshift: int = VS
     min_length = min(len(crops), len(audio) // 640)
     lastframe = min_length - 5
     if lastframe < 1:
-        raise ValueError(f"too short for SyncNet: {len(crops)} frames, {len(audio) / 16000:.2f} s of audio "
+        raise ValueError(f"too short for SyncNet: {len(crops)} frames, {len(audio) / AUDIO_RATE:.2f} s of audio "
                          "(needs at least 6 frames and 0.24 s)")
     def window(v: int):  # (1, 3, 5, 224, 224) BGR 0..255, converted per batch (crops stay uint8)
         return torch.from_numpy(np.ascontiguousarray(crops[v:v + 5, :, :, ::-1])).permute(3, 0, 1, 2).float()[None]
@@ -165,15 +167,15 @@ def crop_faces(frames, boxes: np.ndarray, n: int | None = None, crop_scale: floa
 def resample_indices(n: int, fps: float) -> np.ndarray:
     """Source frame of each output frame of nearest-frame resampling of ``n`` frames to 25 fps
     (as ``ffmpeg -r 25`` does in the reference pipeline)."""
-    if abs(fps - 25.0) < 1e-3:
+    if abs(fps - SYNCNET_FPS) < 1e-3:
         return np.arange(n)
-    n_out = int(round(n * 25.0 / fps))
-    return np.minimum(np.round(np.arange(n_out) * fps / 25.0).astype(int), n - 1)
+    n_out = int(round(n * SYNCNET_FPS / fps))
+    return np.minimum(np.round(np.arange(n_out) * fps / SYNCNET_FPS).astype(int), n - 1)
 
 
 def resample_to_25fps(frames: np.ndarray, fps: float) -> np.ndarray:
     """Nearest-frame resampling to 25 fps (identity at 25 fps)."""
-    return frames if abs(fps - 25.0) < 1e-3 else frames[resample_indices(len(frames), fps)]
+    return frames if abs(fps - SYNCNET_FPS) < 1e-3 else frames[resample_indices(len(frames), fps)]
 
 
 def iter_resampled(frames, n: int, fps: float):
@@ -189,7 +191,7 @@ def iter_resampled(frames, n: int, fps: float):
 @lru_cache(maxsize=2)
 def _network(path: str, sha256: str):
     """Built once per weights file (keyed by its hash) and reused across evaluations."""
-    from eval import weights as wstore
+    from aebench import weights as wstore
 
     return load_syncnet(wstore.load_state_dict(path))
 
@@ -242,7 +244,7 @@ def pipeline_inputs(ctx: Context, work: Path) -> tuple[str, str]:
             pngs.write(img)
         video = str(pngs.commit() / "%05d.png")  # ffmpeg's image2 input, 25 fps
     wav = work / "audio.wav"
-    wavfile.write(wav, 16000, to_int16(ctx.audio))
+    wavfile.write(wav, AUDIO_RATE, to_int16(ctx.audio))
     return video, str(wav)
 
 

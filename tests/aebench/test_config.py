@@ -63,10 +63,10 @@ def test_shared_training_conditions_and_the_official_preset():
 
 
 def test_method_sections_are_validated_against_their_settings_classes():
-    from aenerf.engine.settings import SettingsError, TrainSettings
-    from aenerf.model import AENeRFSettings
-    from baselines.adnerf import ADNeRFSettings
-    from baselines.dfrf import DFRFSettings
+    from aebench.settings import SettingsError, TrainSettings
+    from aebench.aenerf.model import AENeRFSettings
+    from aebench.baselines.adnerf import ADNeRFSettings
+    from aebench.baselines.dfrf import DFRFSettings
 
     for scale in ("smoke", "small", "paper"):
         cfg = load_config(scale=scale)
@@ -87,9 +87,9 @@ def test_method_sections_are_validated_against_their_settings_classes():
 
 
 def test_reference_counts_are_checked_per_method():
-    from aenerf.method import AENeRF
-    from baselines.adnerf import ADNeRF
-    from baselines.dfrf import DFRF
+    from aebench.aenerf.method import AENeRF
+    from aebench.baselines.adnerf import ADNeRF
+    from aebench.baselines.dfrf import DFRF
 
     with pytest.raises(ValueError, match="aenerf.n_refs must be at least 1"):
         AENeRF().settings(load_config(["aenerf.n_refs=0"]))

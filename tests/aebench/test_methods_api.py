@@ -1,6 +1,6 @@
 import numpy as np
 
-from aebench.methods import driving_pose_indices as pose_indices
+from aebench.method_api import driving_pose_indices as pose_indices
 
 
 def test_pose_indices_mirror():

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from aebench.config import ConfigError
 from aebench.data.identity import LABELS, Identity
 from aebench.data.prepare import PrepareError, prepare
-from aebench.data.prepare_cli import list_cmd, preview
-from aebench.data.prepare_cli import prepare as prepare_cmd
+from aebench.harness.cli.data_prepare import list_cmd, preview
+from aebench.harness.cli.data_prepare import prepare as prepare_cmd
 
 SIZE = 128
 SECONDS = 4

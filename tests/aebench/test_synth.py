@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from scipy.io import wavfile
 
 from aebench.data import synth
+from aebench.data.synth import look, scene, voice
 from aebench.data.features import AudioNorm
 from aebench.data.identity import Identity, list_identities
 
@@ -32,7 +33,7 @@ def test_format_shapes_and_ranges(idts, synth_root):
         assert m["schema"] == 1 and m["source"] == "synthetic" and m["source_sha256"] is None
         assert m["fps"] == 25 and m["n_frames"] == 100 and m["size"] == [32, 32] and m["audio_rate"] == 16000
         assert m["settings"] == {"identities": 2, "seconds": 4.0, "size": 32, "seed": 0, "index": idts.index(idt)}
-        assert 0 < m["near"] < synth.CAM_DIST < m["far"]
+        assert 0 < m["near"] < scene.CAM_DIST < m["far"]
         frames, masks, lms, poses = idt.frames(), idt.masks(), idt.landmarks, idt.poses
         assert frames.shape == (100, 32, 32, 3) and frames.dtype == np.uint8 and frames.std() > 10
         assert masks.shape == (100, 32, 32) and set(np.unique(masks)) == {0, 1, 2, 3}
@@ -92,16 +93,16 @@ def test_mouth_follows_the_phonemes(idts):
 
 
 def test_vowels_differ_in_formants_not_only_loudness():
-    look = synth.draw_look(np.random.default_rng(0))
+    look = look.draw_look(np.random.default_rng(0))
     seq = [("i", 0.0, 0.4), ("u", 0.4, 0.8)]
-    audio = synth.synth_audio(np.random.default_rng(0), seq, 12800, look)
+    audio = voice.synth_audio(np.random.default_rng(0), seq, 12800, look)
     def band_ratio(x):
         spec = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
         f = np.fft.rfftfreq(len(x), 1 / 16000)
         return spec[(f > 1900) & (f < 2700)].sum() / spec[(f > 600) & (f < 1000)].sum()
     i_seg, u_seg = audio[1600:4800], audio[8000:11200]
     assert band_ratio(i_seg) > 10 * band_ratio(u_seg)  # F2 high in /i/, low in /u/
-    mouth = synth.mouth_track(seq, 20)
+    mouth = voice.mouth_track(seq, 20)
     assert mouth[5, 1] > mouth[15, 1] and mouth[15, 2] > mouth[5, 2]  # /i/ spread, /u/ round
 
 
@@ -141,7 +142,7 @@ def test_identity_views(idts):
 
 
 def test_cli_synth(tmp_path):
-    from aebench.data.synth_cli import synth as synth_cmd
+    from aebench.harness.cli.data_synth import synth as synth_cmd
 
     res = CliRunner().invoke(synth_cmd, ["--out", str(tmp_path), "--identities", "2", "--seconds", "0.4",
                                          "--size", "16", "--seed", "1"])
@@ -180,10 +181,10 @@ def test_mouth_is_predictable_from_phonetics_not_from_loudness(tmp_path):
 def test_scene_depth_lies_within_near_far():
     """Every ray hit (head, neck, torso) has a camera depth inside the recorded near/far bounds."""
     rng = np.random.default_rng(0)
-    look, poses, dirs = synth.draw_look(rng), synth.camera_poses(rng, 60), synth._ray_dirs(32)
+    look, poses, dirs = look.draw_look(rng), scene.camera_poses(rng, 60), scene._ray_dirs(32)
     depths = []
     for c2w in poses[::6]:
-        t = np.minimum.reduce(synth.scene_hits(c2w, dirs, look))
+        t = np.minimum.reduce(scene.scene_hits(c2w, dirs, look))
         depths.append(t[np.isfinite(t)])  # dirs have z = 1, so t is the camera depth
     depths = np.concatenate(depths)
-    assert synth.CAM_DIST - 1.5 < depths.min() and depths.max() < synth.CAM_DIST + 1.5
+    assert scene.CAM_DIST - 1.5 < depths.min() and depths.max() < scene.CAM_DIST + 1.5

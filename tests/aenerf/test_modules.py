@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from aenerf.method import AENeRF
-from aenerf.modules.aaa import AudioAwareAggregation
-from aenerf.modules.rrs import regionwise
-from aenerf.modules.warper import Warper, offset_loss
+from aebench.aenerf.method import AENeRF
+from aebench.aenerf.modules.aaa import AudioAwareAggregation
+from aebench.aenerf.modules.rrs import regionwise
+from aebench.aenerf.modules.warper import Warper, offset_loss
 from tests.aenerf.helpers import build_model, fake_batch, smoke_cfg
 
 torch.set_num_threads(1)  # 2 threads on the shared 2-core machine spin-wait badly under load

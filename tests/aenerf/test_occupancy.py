@@ -4,10 +4,10 @@ and every method through it."""
 import pytest
 import torch
 
-from aenerf.engine.occupancy import OccupancyGrid, frustum_bounds
-from aenerf.engine.rays import pixel_rays
-from aenerf.engine.render import count_samples, render_rays
-from aenerf.modules.rrs import RayGroups
+from aebench.aenerf.engine.occupancy import OccupancyGrid, frustum_bounds
+from aebench.aenerf.engine.rays import pixel_rays
+from aebench.aenerf.engine.volume import count_samples, render_rays
+from aebench.aenerf.modules.rrs import RayGroups
 from tests.aenerf.helpers import build_model, fake_batch, fake_views, orbit_pose, smoke_cfg
 
 torch.set_num_threads(1)
@@ -123,7 +123,7 @@ def test_ray_groups_follow_packed_samples():
 def test_every_method_renders_the_same_through_a_grid_that_skips_nothing(method_name):
     """Packed (M, 1) evaluation gives every method's field the same per-sample inputs as the
     dense one, including AE-NeRF's per-ray groups (RRS) and references."""
-    from aebench.methods import get_method
+    from aebench.harness.registry import get_method
 
     method = get_method(method_name)
     cfg = smoke_cfg("train.sampler=occupancy")
@@ -153,7 +153,7 @@ def test_training_updates_the_grid_and_a_render_builds_its_own(synth_root, tmp_p
     from aebench.data import Identity
     from aebench.data.identity import list_identities
     from aebench.media import probe
-    from baselines.adnerf import ADNeRF
+    from aebench.baselines.adnerf import ADNeRF
 
     cfg = smoke_cfg("data.size=32", "train.batch_rays=64", "train.sampler=occupancy", "train.occ_every=3",
                     "train.iters=7", "train.occ_resolution=8")
@@ -193,7 +193,7 @@ def test_compiled_networks_train_and_render_the_same_as_eager(synth_root, tmp_pa
     from aebench.data import Identity
     from aebench.data.identity import list_identities
     from aebench.media import lossless_frames_dir
-    from baselines.adnerf import ADNeRF
+    from aebench.baselines.adnerf import ADNeRF
 
     ident = Identity.open(list_identities(synth_root)[0]).at_size(32)
     frames = []
@@ -212,7 +212,7 @@ def test_compiled_networks_train_and_render_the_same_as_eager(synth_root, tmp_pa
 def test_fine_pass_reuses_the_coarse_samples_features(method_name, sampler):
     """A field with ``features`` has them computed once per sample (n_coarse + n_fine per ray,
     not 2 n_coarse + n_fine): the same outputs and gradients as computing them in every pass."""
-    from aebench.methods import get_method
+    from aebench.harness.registry import get_method
 
     method = get_method(method_name)
     cfg = smoke_cfg()

@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 from aebench.config import load_config
 from aebench.data import Identity
 from aebench.media import read_video, write_video
-from baselines.external import External, ExternalError
+from aebench.baselines.external import External, ExternalError
 
 FPS = 25
 RATE = 16000
@@ -42,7 +42,7 @@ def test_expected_frames(tmp_path):
 
 
 def test_single_file_layout_is_scored_exactly_as_given(tmp_path):
-    from aebench.protocol.runner import scored_frames
+    from aebench.harness.protocol.runner import scored_frames
 
     ident = _identity(tmp_path)
     renders = tmp_path / "renders"
@@ -55,7 +55,7 @@ def test_single_file_layout_is_scored_exactly_as_given(tmp_path):
     audio = np.zeros(10 * 640, np.float32)  # 10 frames at 25 fps: one extra frame is within tolerance
     out = method.render(ckpt, ident, audio, cfg, tmp_path / "out.mp4")
     assert out.read_bytes() == (renders / "anna.mp4").read_bytes()  # never re-encoded
-    frames, n = scored_frames(out, ident, len(audio))
+    frames, n, _ = scored_frames(out, ident, audio)
     original, fps = read_video(renders / "anna.mp4")
     assert n == 10 and np.array_equal(frames.array(), original[:10]) and fps == pytest.approx(FPS)  # decoded, cut
     out2 = method.render(ckpt, ident, np.zeros(11 * 640, np.float32), cfg, tmp_path / "out2.mp4")

@@ -9,8 +9,8 @@ from aebench.config import load_config
 from aebench.data import Identity
 from aebench.data.identity import list_identities
 from aebench.media import probe
-from aebench.methods import get_method
-from aenerf.engine.checkpoint import read_state
+from aebench.harness.registry import get_method
+from aebench.aenerf.engine.checkpoint import read_state
 
 torch.set_num_threads(1)  # 2 threads on a loaded 2-core machine spin-wait
 

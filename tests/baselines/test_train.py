@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from aebench.config import load_config
-from aenerf.engine.checkpoint import read_state
-from aenerf.engine.rays import image_rays
-from aenerf.engine.trainer import Trainer, seed_everything
-from baselines.adnerf import ADNeRF
-from baselines.dfrf import DFRF
+from aebench.aenerf.engine.checkpoint import read_state
+from aebench.aenerf.engine.rays import image_rays
+from aebench.aenerf.engine.trainer import Trainer, seed_everything
+from aebench.baselines.adnerf import ADNeRF
+from aebench.baselines.dfrf import DFRF
 from tests.aenerf.helpers import build_model
 from tests.baselines.scene import toy_views
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from aebench.cli import main
+from aebench.harness.cli import main
 from aebench.media import write_video
-from eval import METRICS, evaluate, read_metrics
+from aebench.eval import METRICS, evaluate, read_metrics
 
 
 def _frames(n=4, size=32, seed=0):
@@ -69,7 +69,7 @@ def _png_folder(d, frames, name: str):
 
 
 def test_frame_folders_sort_numerically(tmp_path):
-    from eval.frames import load_frames
+    from aebench.eval.frames import load_frames
 
     frames = _frames(12)
     d = _png_folder(tmp_path / "unpadded", frames, "frame_{i}.png")
@@ -81,7 +81,7 @@ def test_frame_folders_sort_numerically(tmp_path):
 def test_scored_psnr_of_a_render_equals_that_of_its_in_memory_frames(tmp_path):
     """NeRF renders are scored from their lossless frames, never from the H.264 mp4."""
     from aebench.media import lossless_frames_dir
-    from aenerf.engine.renderer import write_render
+    from aebench.aenerf.engine.image_render import write_render
 
     rng = np.random.default_rng(0)
     gt = _frames(6, 32)
@@ -146,8 +146,8 @@ def test_the_registry_owns_every_fact_of_a_metric(monkeypatch):
     regress read them from there, so a new metric is one module plus one registry line."""
     import importlib
 
-    from aebench.protocol.regress import compare
-    from eval.registry import DIRECTIONS, Metric, Value
+    from aebench.harness.report.regress import compare
+    from aebench.eval.registry import DIRECTIONS, Metric, Value
 
     for name, m in METRICS.items():
         assert m.direction in DIRECTIONS and m.tolerance > 0 and m.label and callable(m.compute), name

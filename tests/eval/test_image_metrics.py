@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from eval import evaluate
+from aebench.eval import evaluate
 
 
 def _frames(seed=0, n=3, size=64):
@@ -52,10 +52,10 @@ def test_blur_and_shift_make_it_worse(name, sign):
 
 @pytest.mark.parametrize("case", ["noise", "flat", "extremes", "odd_shape", "smallest", "real"])
 def test_fast_ssim_equals_skimage(case, request):
-    """eval.metrics.ssim computes skimage's SSIM another way (exact integer window sums): the
+    """aebench.eval.metrics.ssim computes skimage's SSIM another way (exact integer window sums): the
     values must agree within 1e-6 on every kind of frame, including flat regions (where the
     constants dominate), 0/255 extremes, odd sizes and the 7x7 minimum."""
-    from eval.metrics.ssim import ssim_frame
+    from aebench.eval.metrics.ssim import ssim_frame
 
     rng = np.random.default_rng(3)
     if case == "real":
@@ -79,7 +79,7 @@ def test_fast_ssim_equals_skimage(case, request):
 
 
 def test_parallel_map_keeps_order_and_bounds_what_it_holds():
-    from eval.registry import parallel_map
+    from aebench.eval.registry import parallel_map
 
     held, peak = [0], [0]
 

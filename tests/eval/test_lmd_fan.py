@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from eval import evaluate
+from aebench.eval import evaluate
 
 S3FD_FILE = "s3fd-619a316812.pth"
 FAN_FILE = "2DFAN4-11f355bf06.pth.tar"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from eval import evaluate
+from aebench.eval import evaluate
 
 
 def _frames(seed=0, n=3, size=64):

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from aebench.media import read_audio
-from eval import evaluate
-from eval.metrics import sync
-from eval.weights import load_state_dict
+from aebench.eval import evaluate
+from aebench.eval.metrics import sync
+from aebench.weights import load_state_dict
 
 pytestmark = pytest.mark.shared
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 from scipy.io import wavfile
 
-from eval import evaluate
-from eval.metrics import sync
-from eval.weights import load_state_dict
+from aebench.eval import evaluate
+from aebench.eval.metrics import sync
+from aebench.weights import load_state_dict
 
 
 def _inputs(n_frames=14, seed=0):
@@ -148,7 +148,7 @@ def test_sync_runs_the_packages_own_pipeline_when_s3fd_is_in_the_store(shared_da
     from scipy.io import wavfile
 
     from aebench.media import read_audio, read_video, write_video
-    from eval.metrics.sync import run_pipeline
+    from aebench.eval.metrics.sync import run_pipeline
 
     frames, _ = read_video(shared_data / "clips" / "may_short.mp4", max_frames=60)
     frames = np.stack([cv2.resize(f, (256, 256), interpolation=cv2.INTER_AREA) for f in frames])

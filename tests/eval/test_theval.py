@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from aebench.media import read_audio
-from eval import evaluate, theval
-from eval.metrics.brow_dyn_dlib import brow_dynamics
-from eval.metrics.lip_dyn_dlib import lip_dynamics
-from eval.metrics.lip_sync_dlib import lip_sync, openness
-from eval.metrics.silent_lip_dlib import lip_openings, long_silences, silent_lip_stability
-from eval.registry import METRICS
+from aebench.eval import evaluate, theval
+from aebench.eval.metrics.brow_dyn_dlib import brow_dynamics
+from aebench.eval.metrics.lip_dyn_dlib import lip_dynamics
+from aebench.eval.metrics.lip_sync_dlib import lip_sync, openness
+from aebench.eval.metrics.silent_lip_dlib import lip_openings, long_silences, silent_lip_stability
+from aebench.eval.registry import METRICS
 
 FPS, HW = 25.0, (256, 256)
 

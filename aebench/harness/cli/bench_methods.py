@@ -1,0 +1,174 @@
+"""``aebench bench train|render``: speed of any registered NeRF method through the Method API.
+
+Both take ``key=value`` overrides (``method=aenerf|dfrf|adnerf``, ``scale=smoke|small|paper``,
+``train.iters=...``). Data: the identities under ``data.root`` when it holds any, otherwise
+a synthetic corpus made in a temporary folder at the scale's ``data.size``.
+
+Both print the samples the field evaluated per ray (``evaluated/ray``, coarse and fine passes
+together: n_coarse + n_coarse + n_fine with the hierarchical sampler; fewer with
+``train.sampler=occupancy``, which skips empty space) and, for fields whose level-independent
+part is computed once per sample (AE-NeRF's and DFRF's reference aggregation), how many
+samples got it (``features/ray``). Rendering speed is per frame: a 1-frame render (loading,
+audio features, the occupancy grid) is subtracted out. Training speed is measured as the difference of two fine-tunes from scratch (``--warmup``
+iterations and ``train.iters`` iterations), so data loading and first-call set-up cancel out;
+rays/s = iterations/s x ``train.batch_rays``. Peak memory is CUDA max allocated on a GPU,
+the process's peak RSS on CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+
+def _checked(overrides: tuple[str, ...]):
+    """The config of a bench command, with the method looked up: user mistakes as clear errors."""
+    from aebench.config import ConfigError, load_config
+    from aebench.harness.registry import method_class
+
+    try:
+        cfg = load_config(list(overrides))
+        method_class(str(cfg.method))
+    except (ConfigError, KeyError) as exc:
+        raise click.UsageError(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc)) from exc
+    return cfg
+
+
+def _setup(overrides: tuple[str, ...], work: Path):
+    from aebench.data import Identity
+    from aebench.data.identity import list_identities
+
+    cfg = _checked(overrides)
+    found = list_identities(cfg.data.root)
+    if not found:
+        from aebench.data.synth import make_corpus
+
+        make_corpus(work / "synth", identities=1, seconds=4.0, size=int(cfg.data.size), seed=int(cfg.seed))
+        found = list_identities(work / "synth")
+    identity = Identity.open(found[0]).at_size(int(cfg.data.size))
+    clip = identity.fewshot_clip(float(cfg.data.clip_seconds))
+    return cfg, identity, clip
+
+
+def _peak_memory(device) -> str:
+    import resource
+
+    import torch
+
+    if device.type == "cuda":
+        return f"{torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB CUDA max allocated"
+    return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB peak RSS (CPU)"
+
+
+def _finetune(method, identity, clip, cfg, iters: int, run_dir: Path, base: Path | None = None) -> tuple[float, Path]:
+    from omegaconf import OmegaConf
+
+    c = OmegaConf.merge(cfg, {"train": {"iters": iters}})
+    t0 = time.perf_counter()
+    ckpt = method.finetune(identity, clip, base, c, run_dir)
+    return time.perf_counter() - t0, ckpt
+
+
+def _report(result: dict, out: str | None) -> None:
+    for k, v in result.items():
+        click.echo(f"{k:>16}: {v}")
+    if out:
+        Path(out).write_text(json.dumps(result, indent=1))
+
+
+@click.command("train", context_settings={"ignore_unknown_options": True})
+@click.argument("overrides", nargs=-1)
+@click.option("--warmup", default=3, show_default=True, help="iterations of the set-up run subtracted out")
+@click.option("--threads", default=0, show_default=True, help="torch CPU threads (0 = torch's default)")
+@click.option("--json", "json_out", default=None, help="also write the figures to this JSON file")
+@click.option("--base", type=click.Path(exists=True, file_okay=False), default=None,
+              help="fine-tune from this base checkpoint (a trained field: what empty-space skipping needs)")
+def train_cmd(overrides: tuple[str, ...], warmup: int, threads: int, json_out: str | None, base: str | None) -> None:
+    """Training iterations/s and rays/s of METHOD at SCALE, e.g. `method=aenerf scale=smoke train.iters=30`."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    from aebench.device import resolve_device
+    from aebench.harness.registry import get_method
+    from aebench.aenerf.engine.volume import count_samples
+
+    checked = _checked(overrides)
+    if int(checked.train.iters) <= warmup:
+        raise click.ClickException(f"train.iters must exceed --warmup={warmup}")
+    if base is not None and not get_method(checked.method).has_base_model:
+        raise click.UsageError(f"{checked.method} has no base model: leave out --base")
+    with tempfile.TemporaryDirectory(prefix="aebench-bench-") as tmp:
+        work = Path(tmp)
+        cfg, identity, clip = _setup(overrides, work)
+        torch.manual_seed(int(cfg.seed))
+        device = resolve_device(cfg.device)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        method = get_method(cfg.method)
+        iters = int(cfg.train.iters)
+        base_dir = Path(base) if base else None
+        t_warm, _ = _finetune(method, identity, clip, cfg, warmup, work / "warm", base_dir)
+        with count_samples() as counted:
+            t_full, _ = _finetune(method, identity, clip, cfg, iters, work / "full", base_dir)
+        rate = (iters - warmup) / max(t_full - t_warm, 1e-9)
+        _report({"method": cfg.method, "scale": cfg.scale, "device": str(device), "threads": torch.get_num_threads(), "size": f"{identity.size[0]} px",
+                 "iterations": iters, "batch_rays": int(cfg.train.batch_rays), "from": base or "scratch",
+                 "sampler": str(cfg.train.sampler),
+                 "samples/ray": f"{int(cfg.train.n_coarse)}+{int(cfg.train.n_fine)}",
+                 "evaluated/ray": round(counted.per_ray, 2), "features/ray": round(counted.features_per_ray, 2),
+                 "iters/s": round(rate, 3), "rays/s": round(rate * int(cfg.train.batch_rays), 1),
+                 "setup s": round(t_warm - warmup / rate, 2), "peak memory": _peak_memory(device)}, json_out)
+
+
+@click.command("render", context_settings={"ignore_unknown_options": True})
+@click.argument("overrides", nargs=-1)
+@click.option("--frames", default=10, show_default=True, type=click.IntRange(min=2),
+              help="frames to render (driving audio = the test half's own); a 1-frame render is subtracted out")
+@click.option("--checkpoint", type=click.Path(exists=True, file_okay=False), default=None,
+              help="a trained checkpoint; default: a quick fine-tune of train.iters iterations")
+@click.option("--threads", default=0, show_default=True, help="torch CPU threads (0 = torch's default)")
+@click.option("--json", "json_out", default=None, help="also write the figures to this JSON file")
+def render_cmd(overrides: tuple[str, ...], frames: int, checkpoint: str | None, threads: int, json_out: str | None) -> None:
+    """Rendering frames/s of METHOD at SCALE (full frames at data.size, mp4 with audio), per frame:
+    the time of a 1-frame render (set-up) is subtracted from that of --frames frames."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+
+    from aebench.device import resolve_device
+    from aebench.media import probe
+    from aebench.harness.registry import get_method
+    from aebench.aenerf.engine.volume import count_samples
+
+    with tempfile.TemporaryDirectory(prefix="aebench-bench-") as tmp:
+        work = Path(tmp)
+        cfg, identity, clip = _setup(overrides, work)
+        device = resolve_device(cfg.device)
+        method = get_method(cfg.method)
+        ckpt = Path(checkpoint) if checkpoint else _finetune(method, identity, clip, cfg, int(cfg.train.iters), work / "ft")[1]
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        test = identity.split("test")
+
+        def timed(n: int, name: str):
+            t0 = time.perf_counter()
+            out = method.render(ckpt, identity, test.audio[: identity.samples_for_frames(n)], cfg, work / name)
+            return time.perf_counter() - t0, out
+
+        t_one, _ = timed(1, "one.mp4")  # loading, audio features, grid, video writer: subtracted out
+        with count_samples() as counted:
+            t_all, out = timed(frames, "render.mp4")
+        rate = (frames - 1) / max(t_all - t_one, 1e-9)
+        info = probe(out)
+        _report({"method": cfg.method, "scale": cfg.scale, "device": str(device), "threads": torch.get_num_threads(), "size": f"{identity.size[0]} px",
+                 "frames": frames, "video": f"{info.n_frames} frames, audio={info.has_audio}",
+                 "sampler": str(cfg.train.render_sampler), "evaluated/ray": round(counted.per_ray, 2),
+                 "features/ray": round(counted.features_per_ray, 2),
+                 "frames/s": round(rate, 3), "rays/s": round(rate * identity.size[0] * identity.size[1], 1),
+                 "setup s": round(t_one - 1 / rate, 2), "peak memory": _peak_memory(device)}, json_out)

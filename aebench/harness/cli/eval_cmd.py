@@ -1,0 +1,126 @@
+"""``aebench eval`` (score any method's output) and ``aebench weights status|add|fetch``."""
+
+from __future__ import annotations
+
+import click
+
+from aebench.eval.registry import METRICS
+
+
+def format_value(v) -> str:
+    if v is None:
+        return "MISSING"
+    if v == float("inf"):
+        return "inf"
+    return f"{v:.4f}"
+
+
+def summary_table(result) -> str:
+    from tabulate import tabulate
+
+    rows = [[METRICS[k].label or k, k, METRICS[k].better, format_value(v)] for k, v in result.summary.items()]
+    return tabulate(rows, headers=["metric", "name", "better", "value"], tablefmt="simple")
+
+
+def _parse_weights(items: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for it in items:
+        if "=" not in it:
+            raise click.BadParameter(f"{it!r}: expected NAME=PATH, e.g. syncnet=/path/syncnet_v2.model",
+                                     param_hint="--weights")
+        k, v = it.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+@click.command("eval")
+@click.option("--pred", required=True, help="Predicted video (mp4) or folder of frames.")
+@click.option("--gt", default=None, help="Ground-truth video or folder; omit for cross-driven (sync metrics only).")
+@click.option("--audio", default=None, help="Driving audio (wav/mp4); default: the prediction's own audio track.")
+@click.option("--metrics", default=None, help=f"Comma-separated names ({', '.join(METRICS)}); default: all computable.")
+@click.option("--weights", "weight_items", multiple=True, metavar="NAME=PATH",
+              help="Explicit weights file (recorded with its sha256, marked unofficial), repeatable.")
+@click.option("--align", type=click.Choice(["strict", "truncate"]), default="strict", show_default=True,
+              help="Unequal frame counts: refuse, or trim both to the shorter.")
+@click.option("--resize", is_flag=True, help="Resize a prediction of another size to the ground truth's (recorded); "
+                                             "refused otherwise.")
+@click.option("--fps", type=click.FloatRange(min=1), default=None,
+              help="Frame rate of frame folders (default 25); a video given with it must run at that rate.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (metrics.json, frames.csv).")
+def eval_cmd(pred, gt, audio, metrics, weight_items, align, resize, fps, out) -> None:
+    """Score any method's rendered video: PSNR, SSIM, LPIPS, LMD against --gt; LSE-C/LSE-D and
+    THEval's training-free lip-sync and naturalness metrics against the audio."""
+    import warnings
+
+    from aebench.media import MediaError
+    from aebench.eval.api import evaluate
+    from aebench.weights import WeightsError
+
+    names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="METRIC MISSING")
+            result = evaluate(pred, gt, audio, names, _parse_weights(weight_items), progress=True, align=align,
+                              resize=resize, fps=fps)
+    except (ValueError, MediaError, WeightsError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    result.write(out)
+    click.echo(summary_table(result))
+    if "sync" in result.info and "offset" in result.info["sync"]:
+        click.echo(f"AV offset (frames): {result.info['sync']['offset']}")
+    if "sync" in result.info:
+        crop = result.info["sync"].get("crop")
+        click.echo("sync face crops: " + ("syncnet-python's S3FD pipeline" if crop == "s3fd" else
+                                          "dlib landmarks (labelled variant; add syncnet_s3fd for the reference pipeline)"))
+    for name, rec in result.info.get("weights", {}).items():
+        if not rec["official"] and rec["verification"] == "explicit file":
+            click.secho(f"NOTE: {name} weights are UNOFFICIAL: {rec['path']} (sha256 {rec['sha256']})", fg="yellow")
+    for k, why in result.missing.items():
+        click.secho(f"MISSING {k}: {why}", fg="red", err=True)
+    click.echo(f"wrote {out}/metrics.json and {out}/frames.csv ({result.info['n_frames']} frames)")
+
+
+@click.group()
+def weights() -> None:
+    """The verified weights store: `status`, `add NAME FILE`, `fetch NAME`."""
+
+
+@weights.command("status")
+def status_cmd() -> None:
+    """Every manifest entry: present, verified, path, and the command that fixes it."""
+    from tabulate import tabulate
+
+    from aebench.paths import weights_dir
+    from aebench import weights as w
+
+    rows = [[r["name"], "yes" if r["present"] else "NO", r["sha256"], r["verified"], r["path"], r["fix"]]
+            for r in w.status()]
+    click.echo(f"weights store: {weights_dir()}")
+    click.echo(tabulate(rows, headers=["name", "present", "official sha256", "verified", "path", "fix"], tablefmt="simple"))
+
+
+@weights.command("add")
+@click.argument("name")
+@click.argument("file", type=click.Path(exists=True))
+def add_cmd(name, file) -> None:
+    """Verify FILE (sha256) as the official NAME and copy it into the store."""
+    from aebench import weights as w
+
+    try:
+        dst = w.add(name, file)
+    except (KeyError, w.WeightsError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{name}: verified and stored at {dst}")
+
+
+@weights.command("fetch")
+@click.argument("name")
+def fetch_cmd(name) -> None:
+    """Download NAME from its source URL (needs internet), verify, store."""
+    from aebench import weights as w
+
+    try:
+        dst = w.fetch(name)
+    except (KeyError, w.WeightsError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{name}: downloaded, verified and stored at {dst}")

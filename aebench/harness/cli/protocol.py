@@ -1,0 +1,277 @@
+"""``aebench run | ablate | tables | plot | regress``: protocols end to end, and their reports."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from aebench.config import ConfigError, parse_overrides
+from aebench.paths import runs_dir
+
+#: keys of `aebench run` that are not config keys
+RUN_KEYS = ("protocol", "data", "methods", "launcher")
+#: how every command names the run store (one way: `--runs DIR`)
+RUNS_OPTION = dict(type=click.Path(path_type=Path), default=None, help="run store root (default results/runs)")
+ABLATIONS = {"AAA": "w/o AAA", "AAFG": "w/o AAFG", "WARPER": "w/o Warper", "RRS": "w/o RRS"}
+
+
+def _split_args(args: tuple[str, ...]) -> tuple[dict, list[str]]:
+    """Run-level keys (protocol=, data=, methods=, launcher=) apart from config overrides."""
+    run, rest = {}, []
+    for arg in args:
+        key = arg.split("=", 1)[0]
+        if key == "runs":
+            raise click.UsageError(f"name the run store with --runs DIR (the same option in every command), not {arg}")
+        if key in RUN_KEYS:
+            run.update(parse_overrides([arg]))
+        else:
+            rest.append(arg)
+    parse_overrides(rest)  # syntax errors now, key errors at expansion
+    return run, rest
+
+
+def _scale(overrides: list[str]) -> str:
+    return str(parse_overrides([o for o in overrides if o.startswith("scale=")]).get("scale", "smoke"))
+
+
+def expand(protocol_name: str, overrides: list[str], data: str | None = None, methods=None,
+           rows: list[str] | None = None):
+    """Load, prepare data for, and expand a protocol into cells."""
+    from aebench.harness.protocol import expand_cells, load_protocol
+    from aebench.harness.protocol.launchers import data_root_for
+
+    protocol = load_protocol(protocol_name, _scale(overrides))
+    if rows is not None:
+        protocol.rows = [r for r in protocol.rows if r.label in rows]
+    check_features(protocol, [o for o in overrides if not o.startswith("scale=")])
+    root = data_root_for(protocol, data)
+    cells = expand_cells(protocol, root, [o for o in overrides if not o.startswith("scale=")], methods)
+    return protocol, cells
+
+
+def check_features(protocol, overrides: list[str]) -> None:
+    """Fail before any work when the audio features of the run cannot be computed here (e.g.
+    ``scale=paper`` uses wav2vec2, whose weights must be in the local store)."""
+    from aebench.config import load_config
+    from aebench.data.features import FeatureError, settings
+
+    cfg = load_config(overrides, extra=protocol.settings, scale=protocol.scale)
+    try:
+        settings(str(cfg.features))
+    except FeatureError as exc:
+        raise click.ClickException(f"protocol {protocol.name} at scale {protocol.scale} uses features={cfg.features}: {exc}") from exc
+
+
+def execute(protocol_name: str, overrides: list[str], data=None, methods=None, launcher="local",
+            runs_root: Path | None = None, rows=None):
+    from aebench.harness.protocol.launchers import launch
+
+    runs_root = Path(runs_root or runs_dir())
+    protocol, cells = expand(protocol_name, overrides, data, methods, rows)
+    click.echo(f"protocol {protocol.name} (scale {protocol.scale}): {len(cells)} cells -> {runs_root / protocol.name}")
+    outcomes = launch(cells, runs_root, launcher)
+    done = sum(o.status == "done" for o in outcomes)
+    skipped = sum(o.status == "skipped" for o in outcomes)
+    failed = [o for o in outcomes if o.status == "failed"]
+    click.echo(f"{done} cells run, {skipped} already done, {len(failed)} failed")
+    for o in failed:
+        click.echo(f"  FAILED {o.cell.label} ({o.cell.cell_id}): {o.error}  [log: {runs_root / o.cell.protocol / o.cell.cell_id / 'log.txt'}]", err=True)
+    return protocol, cells, failed
+
+
+def _usage(fn):
+    def wrapper(*a, **k):
+        try:
+            return fn(*a, **k)
+        except (ConfigError, ValueError, KeyError, FileNotFoundError) as exc:
+            raise click.UsageError(str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)) from exc
+    wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
+    return wrapper
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option("--runs", **RUNS_OPTION)
+@click.argument("args", nargs=-1)
+@_usage
+def run(runs: Path | None, args: tuple[str, ...]) -> None:
+    """Run a protocol: protocol=NAME|FILE.yaml [scale=smoke|small|paper] [data=synth|DIR] [methods=[a,b]]
+    [launcher=local|ray] [key=value ...] [--runs DIR].
+
+    Trains each base model once, fine-tunes, renders, evaluates every cell into the run store
+    (results/runs/<protocol>/<cell-id>/). Finished cells are skipped; an interrupted run resumes.
+    """
+    run_keys, overrides = _split_args(args)
+    if "protocol" not in run_keys:
+        from aebench.harness.protocol.spec import available_protocols
+
+        raise click.UsageError(f"name a protocol: protocol=NAME; available: {', '.join(available_protocols())}")
+    methods = run_keys.get("methods")
+    methods = [methods] if isinstance(methods, str) else methods
+    _, _, failed = execute(str(run_keys["protocol"]), overrides, run_keys.get("data"), methods,
+                           str(run_keys.get("launcher", "local")), runs)
+    if failed:
+        sys.exit(1)
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option("--drop", "drops", multiple=True, required=True,
+              help="ablation to run beside the full model: AAA, AAFG, Warper, RRS (repeatable)")
+@click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex"]), default="md")
+@click.option("--runs", **RUNS_OPTION)
+@click.argument("overrides", nargs=-1)
+@_usage
+def ablate(drops: tuple[str, ...], fmt: str, runs: Path | None, overrides: tuple[str, ...]) -> None:
+    """Run the full AE-NeRF and the named ablations on the ablation protocol's grid; print Table 4."""
+    unknown = [d for d in drops if d.upper() not in ABLATIONS]
+    if unknown:
+        raise click.UsageError(f"unknown ablation(s) {unknown}; valid: AAA, AAFG, Warper, RRS")
+    rows = ["AE-NeRF"] + [ABLATIONS[d.upper()] for d in drops]
+    run_keys, rest = _split_args(overrides)
+    protocol, _, failed = execute("ablation", rest, run_keys.get("data"), None,
+                                  str(run_keys.get("launcher", "local")), runs, rows=rows)
+    from aebench.harness.report.tables import render_table
+
+    click.echo(render_table("ablation", Path(runs or runs_dir()), fmt))
+    if failed:
+        sys.exit(1)
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option("--runs", **RUNS_OPTION)
+@click.argument("args", nargs=-1)
+@_usage
+def rescore(runs: Path | None, args: tuple[str, ...]) -> None:
+    """Score a protocol's finished cells again with its metrics as they are now (a metric added
+    or fixed since), from the stored renders: no training, no rendering.
+    Same arguments as `aebench run` (protocol=NAME|FILE.yaml [scale=...] [key=value ...])."""
+    from tqdm import tqdm
+
+    from aebench.harness.protocol.runner import rescore_cell
+
+    run_args, overrides = _split_args(args)
+    if "protocol" not in run_args:
+        raise click.UsageError("name a protocol: protocol=NAME (or protocol=FILE.yaml)")
+    runs_root = Path(runs or runs_dir())
+    _, cells = expand(str(run_args["protocol"]), overrides, run_args.get("data"), run_args.get("methods"))
+    outcomes = [rescore_cell(c, runs_root) for c in tqdm(cells, desc="rescore", unit="cell")]
+    done = sum(o.status == "done" for o in outcomes)
+    click.echo(f"{done} of {len(cells)} cells scored again; {sum(o.status == 'skipped' for o in outcomes)} not finished")
+    failed = [o for o in outcomes if o.status == "failed"]
+    for o in failed:
+        click.echo(f"  FAILED {o.cell.label}: {o.error}", err=True)
+    if failed:
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("protocol", required=False, default="smoke")
+@click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex"]), default="md")
+@click.option("--runs", **RUNS_OPTION)
+@click.option("--metrics", default=None, help="comma-separated: show only these of the protocol's metrics")
+@_usage
+def tables(protocol: str, fmt: str, runs: Path | None, metrics: str | None) -> None:
+    """Our numbers in the layout of the paper's table, with the paper's numbers beside
+    (PROTOCOL: a name in protocols/ or a YAML file)."""
+    from aebench.harness.report.tables import render_table
+
+    only = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+    click.echo(render_table(protocol, Path(runs or runs_dir()), fmt, only))  # unknown metrics: a usage error
+
+
+@click.command()
+@click.argument("protocol", required=False, default="smoke")
+@click.option("--runs", **RUNS_OPTION)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="folder for the PNGs (default <runs>/<protocol>/plots)")
+@_usage
+def plot(protocol: str, runs: Path | None, out: Path | None) -> None:
+    """Metric vs clip length / iterations, ablation bars and training curves (PNG)
+    (PROTOCOL: a name in protocols/ or a YAML file)."""
+    from aebench.harness.protocol.spec import raw_protocol
+    from aebench.harness.report.plots import plot as make_plots
+
+    root = Path(runs or runs_dir())
+    name = str(raw_protocol(protocol)["name"])
+    for path in make_plots(protocol, root, Path(out or root / name / "plots")):
+        click.echo(path)
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option("--reference", type=click.Path(path_type=Path), default=Path("results/reference/smoke.json"), show_default=True)
+@click.option("--read", "read_only", is_flag=True, help="only read the run store, do not run missing cells")
+@click.option("--write", "write", is_flag=True, help="write (update) the reference from this run instead of comparing")
+@click.option("--runs", **RUNS_OPTION)
+@click.option("--protocol", default=None,
+              help="with --write: the protocol (name or YAML path) to run (default: the existing reference's, else smoke)")
+@click.argument("overrides", nargs=-1)
+@_usage
+def regress(reference: Path, read_only: bool, write: bool, runs: Path | None, protocol: str | None,
+            overrides: tuple[str, ...]) -> None:
+    """Re-run (or read) the reference's protocol and fail when a metric got worse than the
+    reference beyond its tolerance (direction-aware), naming the metric and the cells."""
+    from aebench.harness.protocol.launchers import launch
+    from aebench.harness.report.regress import compare, read_reference, summaries, write_reference
+
+    runs_root = Path(runs or runs_dir())
+    if protocol and not write:
+        raise click.UsageError("--protocol picks what --write runs; a comparison runs the reference's own protocol")
+    ref = None if write else read_reference(reference)
+    if ref:
+        protocol_name = ref["protocol"]
+    else:
+        protocol_name = protocol or (read_reference(reference)["protocol"] if Path(reference).exists() else "smoke")
+    overrides = list(ref.get("overrides", [])) if ref else list(overrides)
+    protocol, cells = expand(protocol_name, overrides)
+    if not read_only:
+        failed = [o for o in launch(cells, runs_root) if o.status == "failed"]
+        for o in failed:
+            click.echo(f"FAILED cell {o.cell.label}: {o.error}", err=True)
+    current = summaries({c.key: runs_root / c.protocol / c.cell_id for c in cells})
+    if write:
+        if len(current) != len(cells):
+            raise click.ClickException(f"only {len(current)} of {len(cells)} cells finished; not writing a reference")
+        write_reference(reference, protocol.name, protocol.scale, overrides, current)
+        click.echo(f"wrote {reference} ({len(current)} cells)")
+        return
+    findings = compare(ref, current)
+    for f in findings:
+        if not f.fails:
+            click.echo(f"note: {f}")
+    fails = [f for f in findings if f.fails]
+    if fails:
+        for f in fails:
+            click.echo(f"REGRESSION {f}", err=True)
+        raise click.ClickException(f"{len(fails)} regression(s) against {reference}")
+    click.echo(f"regression check passed: {len(current)} cells within tolerance of {reference}")
+
+
+@click.command()
+@click.argument("protocol", required=False, default="smoke")
+@click.option("--runs", **RUNS_OPTION)
+@click.option("--target", default=None, help="identity to show (default: the first with finished cells)")
+@click.option("--audio", default="self", show_default=True, help="driving audio of the cells to show (as in the grid)")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="the mp4 (default <runs>/<protocol>/compare_<target>.mp4); a PNG strip is written beside it")
+@_usage
+def compare(protocol: str, runs: Path | None, target: str | None, audio: str, out: Path | None) -> None:
+    """Side-by-side video: ground truth | each row of PROTOCOL (labelled, with the driving audio)."""
+    from aebench.harness.protocol.spec import raw_protocol
+    from aebench.harness.report.compare import compare as make
+
+    root = Path(runs or runs_dir())
+    name = str(raw_protocol(protocol)["name"])
+    video, png = make(protocol, root, out or root / name / f"compare_{target or 'first'}.mp4", target, audio)
+    click.echo(f"wrote {video} and {png}")
+
+
+@click.command()
+@click.argument("protocol", required=False, default="smoke")
+@click.option("--runs", **RUNS_OPTION)
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="folder of the page")
+@_usage
+def report(protocol: str, runs: Path | None, out: Path) -> None:
+    """One static HTML page of PROTOCOL: table, plots, side-by-side videos and frame strips."""
+    from aebench.harness.report.html import write_report
+
+    click.echo(f"wrote {write_report(protocol, Path(runs or runs_dir()), out)}")

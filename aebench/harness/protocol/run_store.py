@@ -1,0 +1,95 @@
+"""The run store: one directory per cell, atomic writes, a lock per cell, ``done`` written last.
+
+``<root>/<protocol>/<cell-id>/``: config.yaml, cell.json, metrics.json, frames.csv,
+render.mp4, render_frames/, log.txt, done. Base models are shared by every protocol under
+``<root>/_base/<method>-<base-key>/`` (base.json points at the checkpoint, done written last);
+fine-tuned models by every cell that differs only after fine-tuning (driving audio, frames
+rendered, row label, protocol) under ``<root>/_finetune/<method>-<key>/`` (finetune.json, the
+checkpoint/ and its log).
+
+Writing (atomic writes, locks, ``done`` markers) and reading (:func:`read_cells`: the finished
+cells a report shows) both live here, so the layout is known in one place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+from filelock import FileLock
+
+DONE = "done"
+
+
+def atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, data: dict) -> None:
+    atomic_write(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def is_done(cell_dir: Path) -> bool:
+    return (cell_dir / DONE).exists()
+
+
+def mark_done(cell_dir: Path) -> None:
+    atomic_write(cell_dir / DONE, datetime.now(timezone.utc).isoformat() + "\n")
+
+
+def cell_lock(cell_dir: Path, timeout: float = -1) -> FileLock:
+    """An exclusive lock beside the cell directory (so a concurrent run waits, then skips it)."""
+    cell_dir.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(cell_dir.parent / f".{cell_dir.name}.lock"), timeout=timeout)
+
+
+def log_line(cell_dir: Path, text: str) -> None:
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    with open(cell_dir / "log.txt", "a") as fh:
+        fh.write(f"[{datetime.now().strftime('%H:%M:%S')}] {text}\n")
+
+
+def finished_cells(protocol_dir: Path) -> list[Path]:
+    if not protocol_dir.is_dir():
+        return []
+    return sorted(p for p in protocol_dir.iterdir() if p.is_dir() and is_done(p))
+
+
+def grid_key(cell: dict) -> str:
+    """A cell's grid point: row, identity, clip seconds, iterations, driving audio, seed."""
+    return cell.get("key") or (f"{cell['row']}|{cell['identity']}|{float(cell['clip_seconds']):g}|{cell['iters']}|"
+                               f"{cell['audio']}|{cell['seed']}")
+
+
+def read_cells(runs_root: Path, protocol: str) -> list[dict]:
+    """One dict per grid point of the finished cells: cell.json fields plus ``summary``,
+    ``missing``, ``info``, ``dir`` and ``superseded`` (the ids of older finished cells of the
+    same grid point). Two cells share a grid point when they ran with other settings (the
+    protocol or an override changed since); only the most recently finished one is reported,
+    so a table never pools different experiments as if they were repeats."""
+    from aebench.eval.api import read_metrics
+
+    latest: dict[str, dict] = {}
+    pdir = Path(runs_root) / protocol
+    if not pdir.is_dir():
+        return []
+    for d in sorted(pdir.iterdir()):
+        if not is_done(d) or not (d / "cell.json").exists():
+            continue
+        cell = json.loads((d / "cell.json").read_text())
+        metrics = read_metrics(d)
+        cell.update(summary=metrics["summary"], missing=metrics.get("missing", {}), info=metrics.get("info", {}), dir=d,
+                    finished=(d / DONE).stat().st_mtime, superseded=[])
+        key = grid_key(cell)
+        old = latest.get(key)
+        if old is not None:
+            new, gone = (cell, old) if cell["finished"] >= old["finished"] else (old, cell)
+            new["superseded"] = old["superseded"] + cell["superseded"] + [gone["dir"].name]
+            cell = new
+        latest[key] = cell
+    return list(latest.values())

@@ -1,0 +1,220 @@
+"""Run one cell end to end (base model shared, fine-tune, render, evaluate) into the run store.
+
+A cell is skipped when its ``done`` marker exists; an interrupted cell restarts in the same
+directory, and the methods resume from their last checkpoint there. Every write is atomic
+and each cell (and each base model) is held under a file lock, so concurrent runs of the
+same protocol never corrupt a cell: the second waits, then finds it done.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+from aebench.config import to_yaml
+from aebench.data import Identity
+from aebench.method_api import render_span
+from aebench.paths import shared_path
+from aebench.harness.protocol.cells import Cell, base_key, finetune_key
+from aebench.harness.protocol.run_store import cell_lock, is_done, log_line, mark_done, write_json
+
+
+@dataclass
+class CellOutcome:
+    cell: Cell
+    status: str  # "done" | "skipped" | "failed"
+    error: str | None = None
+
+
+def _identity(cfg: DictConfig, name: str) -> Identity:
+    return Identity.open(Path(cfg.data.root) / name).at_size(int(cfg.data.size))
+
+
+def driving_audio(cfg: DictConfig, identity: Identity) -> tuple[np.ndarray, bool]:
+    """The cell's driving audio and whether it is self-driven (ground truth exists)."""
+    spec = str(cfg.run.audio)
+    if spec == "self":
+        return identity.split("test").audio, True
+    root = Path(cfg.data.root)
+    if (root / spec / "meta.json").exists():
+        return Identity.open(root / spec).split("test").audio, False
+    from aebench.media import read_audio
+
+    return read_audio(shared_path(spec)), False
+
+
+def ensure_base(method, cfg: DictConfig, runs_root: Path, progress=print) -> dict | None:
+    """The shared base model of this cell's method and settings, trained once: the contents
+    of its ``base.json`` (checkpoint, identities, pretrain_s) plus its folder as ``dir``."""
+    if not method.has_base_model:
+        return None
+    base_dir = runs_root / "_base" / f"{cfg.method}-{base_key(cfg)}"
+    with cell_lock(base_dir):
+        if is_done(base_dir):
+            return {**json.loads((base_dir / "base.json").read_text()), "dir": str(base_dir)}
+        ids = list(cfg.run.base_identities)
+        if not ids:
+            raise RuntimeError(f"method {cfg.method} needs a base model but the cell names no base identities")
+        progress(f"  base model {cfg.method} on {', '.join(ids)} -> {base_dir}")
+        base_dir.mkdir(parents=True, exist_ok=True)
+        (base_dir / "config.yaml").write_text(to_yaml(cfg))
+        t0 = time.perf_counter()
+        ckpt = method.pretrain([_identity(cfg, n) for n in ids], cfg, base_dir)
+        info = {"checkpoint": str(ckpt), "identities": ids, "pretrain_s": time.perf_counter() - t0}
+        write_json(base_dir / "base.json", info)
+        mark_done(base_dir)
+        return {**info, "dir": str(base_dir)}
+
+
+def ensure_finetuned(method, cfg: DictConfig, identity: Identity, base: Path | None, runs_root: Path,
+                     progress=print) -> dict:
+    """The cell's fine-tuned model, trained once for every cell that differs only in what it
+    does after fine-tuning (driving audio, frames rendered, row label, protocol): the paper
+    drives one fine-tuned model with its own and other voices. Returns the contents of its
+    ``finetune.json`` (checkpoint, finetune_s) plus its folder as ``dir``."""
+    ft_dir = runs_root / "_finetune" / f"{cfg.method}-{finetune_key(cfg)}"
+    with cell_lock(ft_dir):
+        if is_done(ft_dir):
+            return {**json.loads((ft_dir / "finetune.json").read_text()), "dir": str(ft_dir)}
+        progress(f"  fine-tune {cfg.method} on {identity.name} ({int(cfg.train.iters)} it) -> {ft_dir}")
+        ft_dir.mkdir(parents=True, exist_ok=True)
+        (ft_dir / "config.yaml").write_text(to_yaml(cfg))
+        t0 = time.perf_counter()
+        ckpt = method.finetune(identity, identity.fewshot_clip(float(cfg.data.clip_seconds)), base, cfg, ft_dir)
+        info = {"checkpoint": str(ckpt), "finetune_s": time.perf_counter() - t0}
+        write_json(ft_dir / "finetune.json", info)
+        mark_done(ft_dir)
+        return {**info, "dir": str(ft_dir)}
+
+
+def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
+    """Run ``cell`` unless already done. Failures are logged in the cell and returned."""
+    from aebench.harness.registry import get_method
+
+    cell_dir = runs_root / cell.protocol / cell.cell_id
+    if is_done(cell_dir):
+        return CellOutcome(cell, "skipped")
+    with cell_lock(cell_dir):
+        if is_done(cell_dir):
+            return CellOutcome(cell, "skipped")
+        cfg = cell.cfg
+        try:
+            cell_dir.mkdir(parents=True, exist_ok=True)
+            (cell_dir / "config.yaml").write_text(to_yaml(cfg))
+            log_line(cell_dir, f"cell {cell.cell_id}: {cell.label}")
+            method = get_method(cell.method)
+            identity = _identity(cfg, cell.identity)
+            timings = {}
+            base_info = ensure_base(method, cfg, runs_root, progress)
+            base = Path(base_info["checkpoint"]) if base_info else None
+            timings["pretrain_s"] = base_info["pretrain_s"] if base_info else 0.0
+            log_line(cell_dir, "fine-tune")
+            ft_info = ensure_finetuned(method, cfg, identity, base, runs_root, progress)
+            ckpt = ft_info["checkpoint"]
+            timings["finetune_s"] = ft_info["finetune_s"]
+            train_log = Path(ckpt).parent / "log.txt"
+            if train_log.exists():
+                with open(cell_dir / "log.txt", "a") as fh:
+                    fh.write(train_log.read_text())
+            audio, self_driven = driving_audio(cfg, identity)
+            progress(f"  render ({'self' if self_driven else cfg.run.audio}-driven)")
+            log_line(cell_dir, "render")
+            t0 = time.perf_counter()
+            video = method.render(Path(ckpt), identity, audio, cfg, cell_dir / "render.mp4")
+            timings["render_s"] = time.perf_counter() - t0
+            progress("  evaluate")
+            log_line(cell_dir, "evaluate")
+            t0 = time.perf_counter()
+            score_cell(cell, identity, Path(video), audio, self_driven, cell_dir)
+            timings["eval_s"] = time.perf_counter() - t0
+            write_json(cell_dir / "cell.json", {
+                "protocol": cell.protocol, "cell_id": cell.cell_id, "row": cell.row, "method": cell.method,
+                "identity": cell.identity, "clip_seconds": cell.clip_seconds, "iters": cell.iters,
+                "audio": cell.audio, "seed": cell.seed, "scale": cfg.scale, "data_root": str(cfg.data.root),
+                "size": int(cfg.data.size), "base": base_info["dir"] if base_info else None,
+                "finetuned": ft_info["dir"],
+                "base_identities": list(cfg.run.base_identities), "timings": timings,
+                "train_hours": (timings["pretrain_s"] + timings["finetune_s"]) / 3600.0,
+                "key": cell.key})
+            if not (cell_dir / "render.mp4").exists():
+                shutil.copy(video, cell_dir / "render.mp4")
+            mark_done(cell_dir)
+            log_line(cell_dir, "done")
+            return CellOutcome(cell, "done")
+        except Exception as exc:  # a failing cell is recorded and the run goes on
+            log_line(cell_dir, "FAILED:\n" + traceback.format_exc())
+            return CellOutcome(cell, "failed", f"{type(exc).__name__}: {exc}")
+
+
+def score_cell(cell: Cell, identity: Identity, video: Path, audio: np.ndarray, self_driven: bool,
+               cell_dir: Path) -> None:
+    """Score a cell's render with the protocol's metrics into ``metrics.json``/``frames.csv``."""
+    from aebench.eval import evaluate
+
+    cfg = cell.cfg
+    pred, n, audio = scored_frames(video, identity, audio, int(cfg.train.render_frames))
+    if self_driven:
+        from aebench.eval.frames import FrameSource
+
+        gt = FrameSource.from_getter(n, identity.split("test").frame, identity.fps, f"{identity.name} test half")
+    else:
+        gt = None
+    weights = {k: str(v) for k, v in cfg.weights.items()} or None
+    result = evaluate(pred, gt=gt, audio=audio, fps=identity.fps,
+                      metrics=_metrics_for(cell, self_driven), weights=weights, progress=False)
+    result.info["scored_from"] = str(scored_source(video))
+    result.write(cell_dir)
+
+
+def rescore_cell(cell: Cell, runs_root: Path) -> CellOutcome:
+    """Score a finished cell again with the protocol's metrics as they are now (a metric added
+    or fixed later), from its stored render, without training or rendering."""
+    cell_dir = runs_root / cell.protocol / cell.cell_id
+    if not is_done(cell_dir):
+        return CellOutcome(cell, "skipped", "not finished")
+    with cell_lock(cell_dir):
+        try:
+            identity = _identity(cell.cfg, cell.identity)
+            audio, self_driven = driving_audio(cell.cfg, identity)
+            score_cell(cell, identity, cell_dir / "render.mp4", audio, self_driven, cell_dir)
+            log_line(cell_dir, "rescored")
+            return CellOutcome(cell, "done")
+        except Exception as exc:
+            log_line(cell_dir, "RESCORE FAILED:\n" + traceback.format_exc())
+            return CellOutcome(cell, "failed", f"{type(exc).__name__}: {exc}")
+
+
+def scored_source(video: Path) -> Path:
+    """What metrics read of a render: its lossless frames when the method wrote them, else the file."""
+    from aebench.media import lossless_frames_dir
+
+    frames = lossless_frames_dir(video)
+    return frames if frames.is_dir() else video
+
+
+def scored_frames(video: Path, identity: Identity, audio: np.ndarray, cap: int = 0):
+    """What a cell's metrics read: the render's lossless frames when the method wrote them (every
+    NeRF method does), else the video file exactly as given (external renders: decoded, never
+    re-encoded), cut to the frames of the driving audio (``external`` checked its tolerance of
+    one frame more or less: an extra frame is dropped here, a missing one shortens the clip).
+    Returns a :class:`aebench.eval.frames.FrameSource` (read lazily), the frame count and the
+    driving audio those frames cover (:func:`aebench.method_api.render_span`)."""
+    from aebench.eval.frames import FrameSource
+
+    frames = FrameSource.of(scored_source(video), fps=identity.fps)
+    n, audio = render_span(identity, audio, len(frames) if cap <= 0 else min(cap, len(frames)))
+    return frames.limit(n), n, audio
+
+
+def _metrics_for(cell: Cell, self_driven: bool) -> list[str]:
+    """The protocol's metrics; cross-driven cells keep only those that need no ground truth."""
+    from aebench.eval import METRICS
+
+    return [n for n in cell.metrics if self_driven or not METRICS[n].needs_gt]

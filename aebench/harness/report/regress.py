@@ -1,0 +1,103 @@
+"""CI regression on metrics: compare a run's cells with a committed reference.
+
+Reference file (``results/reference/smoke.json``)::
+
+    {"protocol": "smoke", "scale": "smoke", "overrides": [...],
+     "tolerances": {"psnr": 2.0},                          # optional: overrides of the registry's
+     "cells": {"<row>|<identity>|<clip>|<iters>|<audio>|<seed>": {"psnr": 21.3, "lpips": null, ...}}}
+
+A metric fails when it is worse than the reference by more than its tolerance, in the
+metric's own direction (a metric without a better side, direction "target", when it moved
+by more than its tolerance either way). Tolerances and directions come from the metric registry
+(:mod:`aebench.eval.registry`); a reference may override a tolerance for its protocol. Missing values (weights absent): missing in both is not
+comparable (reported, not failed); present in the reference but missing now fails, since
+a metric silently disappearing is a regression too; missing in the reference but present
+now is reported as new. A reference cell absent from the run fails.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+@dataclass
+class Finding:
+    cell: str
+    metric: str
+    reference: float | None
+    current: float | None
+    kind: str  # "worse" | "missing-now" | "cell-missing" | "not-comparable" | "new"
+
+    @property
+    def fails(self) -> bool:
+        return self.kind in ("worse", "missing-now", "cell-missing")
+
+    def __str__(self) -> str:
+        if self.kind == "cell-missing":
+            return f"{self.cell}: cell absent from the run"
+        return f"{self.cell}: {self.metric} {self.kind} (reference {self.reference}, now {self.current})"
+
+
+def _num(v):
+    if isinstance(v, str):
+        return float(v)
+    return v
+
+
+def compare(reference: dict, current: dict[str, dict]) -> list[Finding]:
+    """Findings of ``current`` (cell key -> metric summary) against ``reference``."""
+    from aebench.eval.registry import METRICS, tolerances as registry_tolerances
+
+    tolerances = {**registry_tolerances(), **reference.get("tolerances", {})}
+    findings = []
+    for key, ref_metrics in reference["cells"].items():
+        if key not in current:
+            findings.append(Finding(key, "", None, None, "cell-missing"))
+            continue
+        now = current[key]
+        for metric, ref in ref_metrics.items():
+            if metric not in METRICS:
+                raise ValueError(f"reference metric {metric!r} is not a known metric ({', '.join(METRICS)}); "
+                                 f"regenerate the reference with --write")
+            ref, cur = _num(ref), _num(now.get(metric))
+            if ref is None and cur is None:
+                findings.append(Finding(key, metric, None, None, "not-comparable"))
+            elif ref is None:
+                findings.append(Finding(key, metric, None, cur, "new"))
+            elif cur is None:
+                findings.append(Finding(key, metric, ref, None, "missing-now"))
+            else:
+                tol = float(tolerances[metric])
+                direction = METRICS[metric].direction
+                if math.isinf(ref) and math.isinf(cur) and (ref > 0) == (cur > 0):
+                    continue
+                worse = {"higher": cur < ref - tol, "lower": cur > ref + tol, "target": abs(cur - ref) > tol}[direction]
+                if worse:
+                    findings.append(Finding(key, metric, ref, cur, "worse"))
+    return findings
+
+
+def summaries(cell_dirs: dict[str, Path]) -> dict[str, dict]:
+    """cell key -> metric summary, for finished cell directories."""
+    from aebench.eval.api import read_metrics
+
+    return {key: read_metrics(d)["summary"] for key, d in cell_dirs.items() if (d / "done").exists()}
+
+
+def write_reference(path: Path, protocol: str, scale: str, overrides: list[str], current: dict[str, dict],
+                    tolerances: dict | None = None) -> None:
+    from aebench.harness.protocol.run_store import write_json
+
+    extra = {"tolerances": dict(tolerances)} if tolerances else {}
+    write_json(path, {"protocol": protocol, "scale": scale, "overrides": list(overrides), **extra,
+                      "how_to_update": f"aebench regress --reference {path} --write",
+                      "cells": {k: {m: (str(v) if isinstance(v, float) and math.isinf(v) else v) for m, v in s.items()}
+                                for k, s in sorted(current.items())}})
+
+
+def read_reference(path: Path) -> dict:
+    if not Path(path).exists():
+        raise FileNotFoundError(f"no reference at {path}; create one with `aebench regress --reference {path} --write`")
+    return json.loads(Path(path).read_text())

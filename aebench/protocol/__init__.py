@@ -1,6 +1,0 @@
-"""Protocols (one YAML per paper experiment) expanded into cells, run into a resumable run store."""
-
-from aebench.protocol.cells import Cell, expand_cells
-from aebench.protocol.spec import Protocol, ProtocolError, load_protocol
-
-__all__ = ["Cell", "Protocol", "ProtocolError", "expand_cells", "load_protocol"]

@@ -1,0 +1,1 @@
+"""The protocol files (one YAML per experiment), installed as package data of ``aebench.protocols``."""

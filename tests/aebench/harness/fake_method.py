@@ -1,0 +1,65 @@
+"""A test double for the protocol runner: 'renders' the ground-truth test frames plus seeded
+noise, with a base model that only counts how often it was trained. Registered by tests only."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+import yaml
+
+from aebench.media import write_video
+from aebench.method_api import Method, driving_pose_indices, render_span
+
+
+class NoisyGT(Method):
+    name = "noisy_gt"
+    has_base_model = True
+
+    def pretrain(self, identities, cfg, run_dir):
+        ckpt = Path(run_dir) / "ckpt"
+        ckpt.mkdir(parents=True, exist_ok=True)
+        counter = Path(os.environ["FAKE_METHOD_COUNTER"]) if "FAKE_METHOD_COUNTER" in os.environ else None
+        if counter is not None:
+            with open(counter, "a") as fh:
+                fh.write("pretrain\n")
+        (ckpt / "base.json").write_text(json.dumps([i.name for i in identities]))
+        return ckpt
+
+    def finetune(self, identity, clip, base, cfg, run_dir):
+        if "FAKE_METHOD_COUNTER" in os.environ:
+            with open(os.environ["FAKE_METHOD_COUNTER"], "a") as fh:
+                fh.write("finetune\n")
+        ckpt = Path(run_dir) / "checkpoint" / "final"
+        ckpt.mkdir(parents=True, exist_ok=True)
+        (ckpt.parent / "log.txt").write_text("step 1 loss=0.5 psnr=10\nstep 2 loss=0.25 psnr=12\n")
+        return ckpt
+
+    def render(self, checkpoint, identity, driving_audio, cfg, out):
+        fail_on = os.environ.get("FAKE_METHOD_FAIL")
+        if fail_on and fail_on == str(cfg.run.row):
+            raise RuntimeError("injected failure")
+        test = identity.split("test")
+        n, audio = render_span(identity, driving_audio, int(cfg.train.render_frames))
+        noise = 8.0
+        rng = np.random.default_rng(int(cfg.seed))
+        frames = []
+        for k in driving_pose_indices(test.n_frames, n):
+            img = test.frame(int(k)).astype(np.float32) + rng.normal(0, noise, (*identity.size, 3))
+            frames.append(np.clip(img, 0, 255).astype(np.uint8))
+        return write_video(out, frames, identity.fps, audio, crf=0)
+
+
+def toy_protocol(folder: Path, name: str = "mine") -> Path:
+    """A one-row protocol of :class:`NoisyGT` on a 2-identity 16 px synthetic corpus, written
+    to ``folder/my_protocol.yaml`` (the method must be registered by the test)."""
+    spec = {"name": name, "table": None, "metrics": ["psnr", "ssim"],
+            "rows": [{"label": "A", "method": "noisy_gt"}], "targets": ["synth_01"], "base": "leave_one_out",
+            "data": "synth", "synth": {"identities": 2, "seconds": 2.0, "size": 16, "seed": 0},
+            "grid": {"iters": [2]}, "settings": {"train.render_frames": 4}}
+    path = Path(folder) / "my_protocol.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path

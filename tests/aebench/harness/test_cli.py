@@ -1,0 +1,93 @@
+"""The command line as a new user meets it: one way to name the run store, protocols by name
+or YAML path in every command, `aebench ls`, and a table of user mistakes that must each end
+in a clear message (never a traceback)."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from aebench.harness.cli import main
+from aebench.harness.registry import BUILTIN_METHODS as METHODS
+from tests.aebench.harness.fake_method import toy_protocol
+
+MISTAKES = [  # (arguments, a fragment of the message)
+    (["tables", "nope"], "unknown protocol 'nope'"),
+    (["plot", "nope"], "unknown protocol 'nope'"),
+    (["tables", "smoke", "--format", "pdf"], "'pdf' is not one of"),
+    (["tables", "smoke", "--metrics", "lmd"], "protocol smoke has no metric(s) ['lmd']"),
+    (["bench", "train", "method=nope"], "unknown method 'nope'"),
+    (["bench", "render", "method=nope"], "unknown method 'nope'"),
+    (["bench", "train", "seed=abc"], "'seed' takes a number"),
+    (["run"], "name a protocol: protocol=NAME"),
+    (["rescore"], "name a protocol: protocol=NAME"),
+    (["rescore", "protocol=nope"], "unknown protocol 'nope'"),
+    (["run", "protocol=nope"], "unknown protocol 'nope'"),
+    (["run", "protocol=smoke", "data.size=-5"], "'data.size' must be at least 0, got -5"),
+    (["run", "protocol=smoke", "train.face_fraction=2"], "'train.face_fraction' must be at most 1.0"),
+    (["run", "protocol=smoke", "nope=1"], "unknown config key 'nope'"),
+    (["run", "protocol=smoke", "runs=/tmp/x"], "name the run store with --runs DIR"),
+    (["run", "protocol=smoke", "train.preset=mine"], "unknown train.preset 'mine'"),
+    (["ablate", "--drop", "XYZ"], "unknown ablation(s) ['XYZ']"),
+    (["ls", "nothing"], "'nothing' is not one of"),
+    (["eval", "--pred", "missing.mp4", "--out", "x"], "missing.mp4: no such file"),
+    (["regress", "--reference", "missing.json", "--read"], "no reference at missing.json"),
+    (["config", "show", "data.sizee=3"], "valid keys under 'data'"),
+]
+
+
+@pytest.mark.parametrize("args,fragment", MISTAKES, ids=[" ".join(a) for a, _ in MISTAKES])
+def test_user_mistakes_are_clear_errors(args, fragment, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # nothing a mistake might write lands in the repository
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code != 0, res.output
+    assert "Traceback" not in res.output and not isinstance(res.exception, (TypeError, AttributeError, KeyError))
+    assert fragment in res.output, res.output
+
+
+def test_ls_lists_what_exists():
+    runner = CliRunner()
+    protocols = runner.invoke(main, ["ls", "protocols"]).output
+    assert "smoke " in protocols and "ablation " in protocols
+    methods = runner.invoke(main, ["ls", "methods"]).output
+    assert all(m in methods for m in METHODS)
+    metrics = runner.invoke(main, ["ls", "metrics"]).output
+    lines = {li.split()[0]: li for li in metrics.splitlines()}
+    assert "LMD (dlib)" in lines["lmd_dlib"] and "sync_conf" in lines and "Lip-Sync (dlib)" in lines["lip_sync_dlib"]
+
+
+def test_a_protocol_file_works_in_run_tables_and_plot_with_one_runs_option(tmp_path, monkeypatch):
+    monkeypatch.setitem(METHODS, "noisy_gt", "tests.aebench.harness.fake_method:NoisyGT")
+    path = toy_protocol(tmp_path)
+    runs = tmp_path / "store"
+    runner = CliRunner()
+    res = runner.invoke(main, ["run", f"protocol={path}", "--runs", str(runs)])
+    assert res.exit_code == 0, res.output
+    assert (runs / "mine").is_dir()  # cells live under the protocol's name
+    table = runner.invoke(main, ["tables", str(path), "--runs", str(runs)])
+    assert table.exit_code == 0 and "| A " in table.output and "PSNR (ours)" in table.output, table.output
+    plots = runner.invoke(main, ["plot", str(path), "--runs", str(runs), "--out", str(tmp_path / "png")])
+    assert plots.exit_code == 0 and (tmp_path / "png" / "training_curves.png").exists(), plots.output
+    side = runner.invoke(main, ["compare", str(path), "--runs", str(runs), "--out", str(tmp_path / "cmp.mp4")])
+    assert side.exit_code == 0, side.output
+    from aebench.media import probe
+
+    info = probe(tmp_path / "cmp.mp4")  # ground truth | A, 16 px frames enlarged to 128 px panels, with audio
+    assert info.n_frames == 4 and info.has_audio and info.width == 2 * 128
+    assert (tmp_path / "cmp.png").stat().st_size > 0
+    wrong = runner.invoke(main, ["compare", str(path), "--runs", str(runs), "--target", "nobody"])
+    assert wrong.exit_code != 0 and "no finished self-driven cells of 'nobody'" in wrong.output
+
+    # the static report page: its table, and every image and video it points at exists (videos play: duration > 0)
+    import re
+
+    page_dir = tmp_path / "report"
+    rep = runner.invoke(main, ["report", str(path), "--runs", str(runs), "--out", str(page_dir)])
+    assert rep.exit_code == 0, rep.output
+    page = (page_dir / "index.html").read_text()
+    assert "<table>" in page and "PSNR (ours)" in page and "<td>A" in page
+    videos = re.findall(r'<video[^>]* src="([^"]+)"', page)
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert videos and images
+    assert all((page_dir / v).exists() and probe(page_dir / v).duration > 0 for v in videos)
+    assert all((page_dir / i).stat().st_size > 0 for i in images)

@@ -1,0 +1,296 @@
+"""Protocol runner: validation, cell expansion, run store, resume, locks, regression, Ray launcher."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from aebench.config import ConfigError
+from aebench.harness.registry import BUILTIN_METHODS as METHODS
+from aebench.harness.protocol import ProtocolError, expand_cells, load_protocol
+from aebench.harness.protocol.launchers import launch
+from aebench.harness.report.regress import compare
+from aebench.harness.protocol.runner import run_cell
+from aebench.harness.protocol.spec import available_protocols
+from aebench.eval.registry import METRICS as METRICS_REGISTRY
+
+PAPER_PROTOCOLS = {"self_driven", "cross_driven", "fewshot_length", "fewshot_iters", "ablation", "rrs", "smoke"}
+
+
+@pytest.fixture(autouse=True)
+def fake_method(monkeypatch):
+    monkeypatch.setitem(METHODS, "noisy_gt", "tests.aebench.harness.fake_method:NoisyGT")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    from aebench.data.synth import make_corpus
+
+    out = tmp_path_factory.mktemp("corpus3")
+    make_corpus(out, identities=3, seconds=2.0, size=16, seed=0)
+    return out
+
+
+def write_protocol(tmp_path: Path, **fields) -> Path:
+    spec = {"name": "toy", "table": None, "metrics": ["psnr", "ssim"],
+            "rows": [{"label": "A", "method": "noisy_gt"}, {"label": "B", "method": "noisy_gt", "set": {"external.tolerance": 2}}],
+            "targets": ["synth_02"], "base": "leave_one_out", "data": "synth",
+            "grid": {"clip_seconds": [0, 0.4], "iters": [5], "audio": ["self"], "seed": [0]},
+            "settings": {"train.render_frames": 4}}
+    spec.update(fields)
+    path = tmp_path / "toy.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_every_paper_protocol_ships_and_loads_at_every_scale(corpus):
+    assert PAPER_PROTOCOLS <= set(available_protocols())
+    for name in PAPER_PROTOCOLS:
+        for scale in ("smoke", "small", "paper"):
+            p = load_protocol(name, scale)
+            assert p.rows and p.metrics
+        smoke = load_protocol(name, "smoke")
+        assert smoke.data == "synth", f"{name} must run on the synthetic corpus at smoke scale"
+        cells = expand_cells(smoke, corpus)
+        assert cells and all(c.cfg.scale == "smoke" for c in cells)
+
+
+def test_real_quick_prepares_its_clips_on_first_use(tmp_path, shared_data):
+    from aebench.harness.protocol.launchers import prepared_clips
+
+    p = load_protocol("real_quick")
+    assert p.data == "clips" and p.clips["from"] == "shared:clips" and p.targets == ["may"]
+    assert {"self", "shared:audio/hdtf_rd_radio31_000.wav"} == set(p.grid["audio"])
+    assert {r.label for r in p.rows} == {"AE-NeRF", "w/o AAA", "DFRF", "AD-NeRF"}
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    (clips / "may_short.mp4").symlink_to(shared_data / "clips" / "may_short.mp4")
+    spec = {**p.clips, "from": str(clips), "size": 64, "max_seconds": 1}
+    root = prepared_clips(spec, under=tmp_path / "prepared")
+    assert root.name == "clips-64px-25fps-1s" and (root / "may" / "meta.json").exists()
+    from aebench.data import list_identities
+
+    assert [i.name for i in list_identities(root)] == ["may"]
+    mtime = (root / "may" / "meta.json").stat().st_mtime_ns
+    assert prepared_clips(spec, under=tmp_path / "prepared") == root  # second use: nothing prepared again
+    assert (root / "may" / "meta.json").stat().st_mtime_ns == mtime
+    (tmp_path / "none").mkdir()
+    with pytest.raises(ProtocolError, match="no video clips in"):
+        prepared_clips({**spec, "from": str(tmp_path / "none")}, under=tmp_path / "prepared")
+
+
+def test_protocol_validation_names_valid_fields(tmp_path):
+    with pytest.raises(ProtocolError, match="unknown field.*nope.*valid"):
+        load_protocol(write_protocol(tmp_path, nope=1))
+    with pytest.raises(ProtocolError, match="grid: unknown field"):
+        load_protocol(write_protocol(tmp_path, grid={"clip": [1]}))
+    with pytest.raises(ProtocolError, match="unknown protocol 'missing'"):
+        load_protocol("missing")
+
+
+def test_rows_cannot_change_the_shared_training_conditions(tmp_path):
+    for key in ("train.batch_rays", "train.face_fraction", "features", "data.size", "seed"):
+        rows = [{"label": "A", "method": "noisy_gt"}, {"label": "B", "method": "noisy_gt", "set": {key: 1}}]
+        with pytest.raises(ProtocolError, match=f"rows\\[1\\] sets {key}: training conditions .* are shared"):
+            load_protocol(write_protocol(tmp_path, rows=rows))
+
+
+def test_two_rows_of_a_protocol_get_identical_ray_batches(corpus):
+    """Equal footing: AE-NeRF, DFRF and AD-NeRF rows of one protocol see the same rays, colours
+    and (for the reference methods) the same references at every step, for the same seed."""
+    import torch
+
+    from aebench.data import Identity
+    from aebench.harness.registry import get_method
+    from aebench.aenerf.engine.views import Views
+
+    cells = expand_cells(load_protocol("smoke"), corpus)
+    assert {c.method for c in cells} == {"aenerf", "dfrf", "adnerf"}
+    batches = {}
+    for cell in cells:
+        method = get_method(cell.method)
+        clip = Identity.open(corpus / cell.identity).at_size(int(cell.cfg.data.size)).fewshot_clip(cell.clip_seconds)
+        views = [Views.from_identity(clip, str(cell.cfg.features))]
+        train, settings = method.train_settings(cell.cfg), method.settings(cell.cfg)
+        fn = method.batch_fn(views, train, settings.n_refs)
+        batches[cell.row] = [fn(step, torch.Generator().manual_seed(int(cell.cfg.seed) * 1_000_003 + step))
+                             for step in (0, 7)]
+    rows = list(batches)
+    first = batches[rows[0]]
+    for row in rows[1:]:
+        for a, b in zip(first, batches[row]):
+            for key in ("rays_o", "rays_d", "rgb", "label", "bg", "uv"):
+                assert torch.equal(a[key], b[key]), (row, key)
+            assert a["frame_index"] == b["frame_index"]
+            if a["refs"] is not None and b["refs"] is not None:
+                assert torch.equal(a["refs"], b["refs"]), row
+    # and the shared conditions are really the same in every cell's resolved config
+    assert len({str(c.cfg.train) for c in cells}) == 1 and len({c.cfg.features for c in cells}) == 1
+
+
+def test_cell_expansion_counts_and_ids(tmp_path, corpus):
+    protocol = load_protocol(write_protocol(tmp_path))
+    cells = expand_cells(protocol, corpus)
+    assert len(cells) == 2 * 1 * 2  # rows x targets x clip lengths
+    assert len({c.cell_id for c in cells}) == 4
+    again = expand_cells(load_protocol(write_protocol(tmp_path)), corpus)
+    assert [c.cell_id for c in cells] == [c.cell_id for c in again]
+    assert all(c.cfg.run.base_identities == ["synth_00", "synth_01"] for c in cells)
+    assert {c.iters for c in cells} == {5}
+    seeded = expand_cells(protocol, corpus, ["seed=3"])
+    assert not {c.cell_id for c in seeded} & {c.cell_id for c in cells}
+    with pytest.raises(ConfigError, match="unknown config key 'train.nope'"):
+        expand_cells(protocol, corpus, ["train.nope=1"])
+    with pytest.raises(ProtocolError, match="no row uses methods"):
+        expand_cells(protocol, corpus, methods=["dfrf"])
+
+
+def test_run_store_resume_after_failure_and_base_shared(tmp_path, corpus, monkeypatch):
+    counter = tmp_path / "pretrain.count"
+    monkeypatch.setenv("FAKE_METHOD_COUNTER", str(counter))
+    protocol = load_protocol(write_protocol(tmp_path))
+    cells = expand_cells(protocol, corpus)
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("FAKE_METHOD_FAIL", "B")  # the "killed" half of the run
+    first = launch(cells, runs, progress=False)
+    assert [o.status for o in first] == ["done", "done", "failed", "failed"]
+    failed_dir = runs / "toy" / cells[2].cell_id
+    assert not (failed_dir / "done").exists() and "injected failure" in (failed_dir / "log.txt").read_text()
+    done_dir = runs / "toy" / cells[0].cell_id
+    for name in ("config.yaml", "cell.json", "metrics.json", "frames.csv", "render.mp4", "log.txt", "done"):
+        assert (done_dir / name).exists(), name
+    stamp = (done_dir / "done").read_text()
+    monkeypatch.delenv("FAKE_METHOD_FAIL")
+    second = launch(cells, runs, progress=False)
+    assert [o.status for o in second] == ["skipped", "skipped", "done", "done"]
+    assert (done_dir / "done").read_text() == stamp
+    assert counter.read_text().count("pretrain") == 1  # one base model shared by every cell
+    info = json.loads((done_dir / "cell.json").read_text())
+    assert info["row"] == "A" and info["identity"] == "synth_02" and info["scale"] == "smoke"
+    metrics = json.loads((done_dir / "metrics.json").read_text())
+    assert 20 < metrics["summary"]["psnr"] < 40
+
+
+def test_cells_differing_only_in_driving_audio_share_one_finetune(tmp_path, corpus, monkeypatch):
+    counter = tmp_path / "count"
+    monkeypatch.setenv("FAKE_METHOD_COUNTER", str(counter))
+    grid = {"clip_seconds": [0], "iters": [5], "audio": ["self", "synth_00"], "seed": [0]}
+    cells = expand_cells(load_protocol(write_protocol(tmp_path, grid=grid)), corpus)
+    assert len(cells) == 4 and len({c.cell_id for c in cells}) == 4
+    outcomes = launch(cells, tmp_path / "runs", progress=False)
+    assert [o.status for o in outcomes] == ["done"] * 4
+    # rows A and B differ in a setting, so two fine-tunes; each drives its self- and cross-driven cell
+    assert counter.read_text().count("finetune") == 2
+    info = [json.loads((tmp_path / "runs" / "toy" / c.cell_id / "cell.json").read_text()) for c in cells]
+    assert info[0]["finetuned"] == info[1]["finetuned"] != info[2]["finetuned"] == info[3]["finetuned"]
+
+
+def test_rescore_adds_a_metric_to_finished_cells_without_training(tmp_path, corpus, monkeypatch):
+    from aebench.harness.protocol.runner import rescore_cell
+
+    counter = tmp_path / "count"
+    monkeypatch.setenv("FAKE_METHOD_COUNTER", str(counter))
+    cells = expand_cells(load_protocol(write_protocol(tmp_path, metrics=["psnr"])), corpus)[:1]
+    launch(cells, tmp_path / "runs", progress=False)
+    metrics = tmp_path / "runs" / "toy" / cells[0].cell_id / "metrics.json"
+    assert set(json.loads(metrics.read_text())["summary"]) == {"psnr"}
+    later = expand_cells(load_protocol(write_protocol(tmp_path, metrics=["psnr", "ssim"])), corpus)[:1]
+    assert later[0].cell_id == cells[0].cell_id  # the metrics do not change what a cell trains
+    assert rescore_cell(later[0], tmp_path / "runs").status == "done"
+    summary = json.loads(metrics.read_text())["summary"]
+    assert set(summary) == {"psnr", "ssim"} and 0 < summary["ssim"] <= 1
+    assert counter.read_text().count("finetune") == 1 and counter.read_text().count("pretrain") == 1
+
+
+def test_concurrent_runs_of_one_cell_do_not_collide(tmp_path, corpus, monkeypatch):
+    cell = expand_cells(load_protocol(write_protocol(tmp_path)), corpus)[0]
+    runs = tmp_path / "runs"
+    outcomes = []
+    threads = [threading.Thread(target=lambda: outcomes.append(run_cell(cell, runs, progress=lambda *_: None)))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(o.status for o in outcomes) == ["done", "skipped"]
+
+
+def test_regression_on_a_metric_without_a_better_side_is_two_sided():
+    ref = {"cells": {"k": {"lip_dyn_dlib": 1.0}}}
+    tol = METRICS_REGISTRY["lip_dyn_dlib"].tolerance
+    assert compare(ref, {"k": {"lip_dyn_dlib": 1.0 + 0.5 * tol}}) == []
+    for moved in (1.0 + 2 * tol, 1.0 - 2 * tol):
+        assert [f.kind for f in compare(ref, {"k": {"lip_dyn_dlib": moved}})] == ["worse"]
+
+
+def test_regression_compare_is_direction_aware():
+    ref = {"tolerances": {"psnr": 1.0, "lmd_dlib": 0.5},
+           "cells": {"A|x": {"psnr": 30.0, "lmd_dlib": 2.0, "lpips": None, "ssim": 0.9},
+                     "B|x": {"psnr": 25.0}}}
+    ok = compare(ref, {"A|x": {"psnr": 29.5, "lmd_dlib": 2.4, "lpips": None, "ssim": 0.95}, "B|x": {"psnr": 40.0}})
+    assert not [f for f in ok if f.fails]
+    assert [f.kind for f in ok] == ["not-comparable"]
+    bad = compare(ref, {"A|x": {"psnr": 28.0, "lmd_dlib": 1.0, "lpips": None, "ssim": None}})
+    fails = {(f.cell, f.metric, f.kind) for f in bad if f.fails}
+    assert fails == {("A|x", "psnr", "worse"), ("A|x", "ssim", "missing-now"), ("B|x", "", "cell-missing")}
+    worse_lmd = compare({"cells": {"A": {"lmd_dlib": 1.0}}, "tolerances": {"lmd_dlib": 0.1}}, {"A": {"lmd_dlib": 1.5}})
+    assert [f.kind for f in worse_lmd] == ["worse"]
+
+
+def test_regress_cli_write_pass_and_fail(tmp_path, corpus, monkeypatch):
+    from aebench.harness.cli.protocol import regress
+
+    proto = write_protocol(tmp_path)
+    monkeypatch.setattr("aebench.harness.protocol.launchers.data_root_for", lambda p, data=None: corpus)
+    ref = tmp_path / "ref.json"
+    runs = tmp_path / "runs"
+    runner = CliRunner()
+    from aebench.harness.cli.protocol import expand
+    from aebench.harness.report.regress import summaries, write_reference
+
+    _, cells = expand(str(proto), [])
+    launch(cells, runs, progress=False)
+    current = summaries({c.key: runs / c.protocol / c.cell_id for c in cells})
+    write_reference(ref, str(proto), "smoke", [], current)
+    res = runner.invoke(regress, ["--reference", str(ref), "--read", "--runs", str(runs)])
+    assert res.exit_code == 0, res.output
+    assert "regression check passed: 4 cells" in res.output
+    data = json.loads(ref.read_text())
+    key = sorted(data["cells"])[0]
+    data["cells"][key]["psnr"] = 99.0
+    ref.write_text(json.dumps(data))
+    res = runner.invoke(regress, ["--reference", str(ref), "--read", "--runs", str(runs)])
+    assert res.exit_code != 0
+    assert f"REGRESSION {key}: psnr worse" in res.output
+
+
+def test_ray_launcher_matches_local(tmp_path, corpus):
+    ray = pytest.importorskip("ray")
+    protocol = load_protocol(write_protocol(tmp_path, rows=[{"label": "A", "method": "noisy_gt"}]))
+    cells = expand_cells(protocol, corpus)
+    local = launch(cells, tmp_path / "local", progress=False)
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        remote = launch(cells, tmp_path / "ray", "ray", progress=False)
+    finally:
+        ray.shutdown()
+    assert [o.status for o in local] == [o.status for o in remote] == ["done", "done"]
+    for c in cells:
+        a = json.loads((tmp_path / "local" / "toy" / c.cell_id / "metrics.json").read_text())["summary"]
+        b = json.loads((tmp_path / "ray" / "toy" / c.cell_id / "metrics.json").read_text())["summary"]
+        assert a == b
+
+
+def test_run_at_paper_scale_without_wav2vec2_weights_is_a_clear_error(tmp_path, monkeypatch):
+    from aebench.harness.cli import main
+
+    monkeypatch.setenv("AEBENCH_WEIGHTS", str(tmp_path / "empty_store"))
+    res = CliRunner().invoke(main, ["run", "protocol=smoke", "scale=paper", "--runs", str(tmp_path / "runs")])
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    assert "uses features=wav2vec2" in res.output and "aebench weights add wav2vec2" in res.output
+    assert not (tmp_path / "runs").exists()  # refused before any work

@@ -1,0 +1,111 @@
+"""Tables in the paper's layout and plots, over a hand-made run store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from aebench.harness.report.plots import plot
+from aebench.harness.report.tables import render_table
+
+
+def make_cell(root: Path, protocol: str, cid: str, row: str, psnr, lpips=None, done=True, info=None, sync=None,
+              **extra) -> None:
+    d = root / protocol / cid
+    d.mkdir(parents=True)
+    cell = {"protocol": protocol, "cell_id": cid, "row": row, "method": "aenerf", "identity": "synth_02",
+            "clip_seconds": 0.0, "iters": 60, "audio": "self", "seed": 0, "scale": "smoke",
+            "data_root": "/x/data/synth/3x4s", "size": 32, "train_hours": 0.01, **extra}
+    (d / "cell.json").write_text(json.dumps(cell))
+    summary = {"psnr": psnr, "ssim": 0.5, "lpips": lpips, "lmd_dlib": 1.5, "sync_conf": sync, "sync_dist": None}
+    missing = {m: f"{m} weights absent. Fix: aebench weights add ..." for m, v in summary.items() if v is None}
+    (d / "metrics.json").write_text(json.dumps({"summary": summary, "missing": missing, "info": info or {}}))
+    (d / "log.txt").write_text("step 10 loss=0.1 psnr=12\nstep 20 loss=0.05 psnr=15\n")
+    if done:
+        (d / "done").write_text("x")
+
+
+def test_ablation_table_layout_against_paper(tmp_path):
+    make_cell(tmp_path, "ablation", "a", "AE-NeRF", 21.0)
+    make_cell(tmp_path, "ablation", "b", "AE-NeRF", 23.0, seed=1)  # a repeat: another seed
+    make_cell(tmp_path, "ablation", "c", "w/o AAA", 20.0, lpips=0.2)
+    make_cell(tmp_path, "ablation", "d", "w/o Warper", 99.0, done=False)  # unfinished: ignored
+    md = render_table("ablation", tmp_path, "md")
+    lines = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
+    assert "22.00 ± 1.414 (n=2)" in lines["AE-NeRF"] and "32.64" in lines["AE-NeRF"] and "0.950" in lines["AE-NeRF"]
+    assert "LMD (dlib) (ours)" in md  # the offline variant is labelled as such
+    assert "missing" in lines["AE-NeRF"] and "smoke" in lines["AE-NeRF"]
+    assert "31.25" in lines["w/o AAA"] and "0.200" in lines["w/o AAA"]
+    assert "not run" in lines["w/o Warper"] and "32.49" in lines["w/o Warper"] and "99" not in lines["w/o Warper"]
+    assert "missing sync_conf:" in md and "table4_ablation.csv" in md
+    csv_text = render_table("ablation", tmp_path, "csv")
+    assert csv_text.splitlines()[0].startswith("row,PSNR (ours),PSNR (paper)")
+    assert "\\begin{tabular}" in render_table("ablation", tmp_path, "latex")
+
+
+def test_no_runs_says_which_command(tmp_path):
+    assert "aebench run protocol=rrs" in render_table("rrs", tmp_path, "md")
+
+
+def test_plots_written(tmp_path):
+    make_cell(tmp_path, "fewshot_iters", "a", "AE-NeRF", 21.0, iters=20)
+    make_cell(tmp_path, "fewshot_iters", "b", "AE-NeRF", 23.0, iters=60)
+    paths = plot("fewshot_iters", tmp_path, tmp_path / "plots")
+    assert len(paths) == 2 and all(p.stat().st_size > 1000 for p in paths)
+    make_cell(tmp_path, "ablation", "a", "AE-NeRF", 21.0)
+    assert any(p.name == "variants_bars.png" for p in plot("ablation", tmp_path, tmp_path / "p2"))
+
+
+def test_entries_show_n_spread_markers_and_partial_missing(tmp_path):
+    unofficial = {"weights": {"syncnet": {"official": False, "verification": "explicit file"}}, "sync": {"crop": "dlib"}}
+    make_cell(tmp_path, "ablation", "a", "AE-NeRF", 21.0, lpips=0.3, sync=5.0, info=unofficial)
+    make_cell(tmp_path, "ablation", "b", "AE-NeRF", 23.0, lpips=None, sync=7.0, info=unofficial, seed=1)
+    md = render_table("ablation", tmp_path, "md")
+    line = next(li for li in md.splitlines() if li.startswith("| AE-NeRF"))
+    assert "0.300 (n=1 of 2)" in line  # one missing cell does not hide the other
+    assert "6.000 ± 1.414†‡ (n=2)" in line
+    assert "† computed with weights files the user gave" in md and "‡ SyncNet on face crops from dlib landmarks" in md
+    assert "missing lpips:" in md
+
+
+def test_cross_driven_columns_per_driving_audio(tmp_path):
+    make_cell(tmp_path, "cross_driven", "a", "AE-NeRF", None, sync=6.0, audio="shared:audio/zozo.wav")
+    make_cell(tmp_path, "cross_driven", "b", "AE-NeRF", None, sync=8.0, audio="shared:audio/hdtf_rd_radio31_000.wav")
+    md = render_table("cross_driven", tmp_path, "md")
+    header = next(li for li in md.splitlines() if li.startswith("| row"))
+    assert "LSE-C [zozo] (ours)" in header and "LSE-C [hdtf_rd_radio31_000] (ours)" in header
+    assert "Sync_B (paper)" in header and "Sync_C (paper)" in header
+    line = next(li for li in md.splitlines() if li.startswith("| AE-NeRF"))
+    assert "6.000 (n=1)" in line and "8.000 (n=1)" in line and "7.000" not in line  # never pooled
+
+
+def test_self_and_cross_driven_cells_of_one_protocol(tmp_path):
+    """real_quick drives each model with its own and another voice: sync metrics get a column
+    per voice, metrics that need the ground truth only the self-driven one (no 'n=1 of 2')."""
+    make_cell(tmp_path, "real_quick", "a", "AE-NeRF", 27.0, sync=5.0)
+    make_cell(tmp_path, "real_quick", "b", "AE-NeRF", None, sync=3.0, audio="shared:audio/hdtf_rd_radio31_000.wav")
+    md = render_table("real_quick", tmp_path, "md")
+    header = next(li for li in md.splitlines() if li.startswith("| row"))
+    cols = [c.strip() for c in header.strip("|").split("|")]
+    assert cols[1] == "PSNR [self] (ours)" and "PSNR [hdtf_rd_radio31_000] (ours)" not in cols
+    assert cols.index("LSE-C [self] (ours)") + 1 == cols.index("LSE-C [hdtf_rd_radio31_000] (ours)")
+    line = [c.strip() for c in next(li for li in md.splitlines() if li.startswith("| AE-NeRF")).strip("|").split("|")]
+    assert line[1] == "27.00 (n=1)"
+    assert line[cols.index("LSE-C [self] (ours)")] == "5.000 (n=1)"
+    assert line[cols.index("LSE-C [hdtf_rd_radio31_000] (ours)")] == "3.000 (n=1)"
+
+
+def test_cells_of_the_same_grid_point_are_not_pooled(tmp_path):
+    """A protocol re-run with other settings leaves an older cell at the same grid point: the
+    table shows the latest one only (n=1), and names the older one in a footnote."""
+    import os
+    import time
+
+    make_cell(tmp_path, "ablation", "old", "AE-NeRF", 20.0)
+    past = time.time() - 100
+    os.utime(tmp_path / "ablation" / "old" / "done", (past, past))
+    make_cell(tmp_path, "ablation", "new", "AE-NeRF", 24.0)
+    md = render_table("ablation", tmp_path, "md")
+    line = next(li for li in md.splitlines() if li.startswith("| AE-NeRF"))
+    assert "24.00 (n=1)" in line and "22.00" not in line
+    assert "1 older finished cell(s)" in md and "old" in md.split("older finished cell(s)")[1]
