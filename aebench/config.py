@@ -13,7 +13,9 @@ Composition order: defaults -> overlay of the chosen ``scale`` -> ``extra`` (e.g
 protocol's settings) -> with ``train.preset=official``, the method's published train values
 (``configs/presets/official.yaml``) -> user overrides. Every key anywhere must exist in the defaults, so
 a typo is an error naming the valid keys. A default of ``{}`` marks an open mapping (any
-sub-key allowed, e.g. ``weights.syncnet=PATH``).
+sub-key allowed, e.g. ``weights.syncnet=PATH``). A method of another installed package (entry point
+of ``aebench.methods``) gets its section ``cfg.<name>`` as an open mapping, which the method
+validates itself; only the entry points' names are read here, no plugin code is imported.
 
 The fully resolved config dumps to YAML and hashes to a short id (:func:`config_hash`),
 which identifies run cells.
@@ -30,6 +32,10 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 CONFIG_DIR = Path(__file__).parent / "configs"
+#: the entry-point group through which other installed packages register methods
+#: (``name = "package.module:Class"``): loaded by :mod:`aebench.harness.registry`; here only the
+#: names are read (each plugin method's open config section)
+METHOD_ENTRY_POINTS = "aebench.methods"
 SCALES = ("smoke", "small", "paper")
 
 
@@ -56,6 +62,13 @@ def _parts() -> list[tuple[str | None, Path]]:
     return parts
 
 
+def _plugin_sections() -> list[str]:
+    """Names of the methods other installed packages register (their open config sections)."""
+    from importlib.metadata import entry_points
+
+    return sorted({ep.name for ep in entry_points(group=METHOD_ENTRY_POINTS)})
+
+
 def default_tree(scale: str = "smoke") -> DictConfig:
     """Defaults with the overlay of ``scale`` applied (validated like any override)."""
     if scale not in SCALES:
@@ -73,6 +86,8 @@ def default_tree(scale: str = "smoke") -> DictConfig:
                 raise ConfigError(f"section '{name}' ({path}) clashes with a root key")
             tree[name] = defaults
             overlays.append({name: overlay})
+    for name in _plugin_sections():
+        tree.setdefault(name, {})
     cfg = OmegaConf.create(tree)
     for overlay in overlays:
         _merge_checked(cfg, overlay, origin=f"scale '{scale}' overlay")

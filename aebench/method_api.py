@@ -1,7 +1,7 @@
 """The Method API every talking-head method implements (DESIGN.md, "Methods").
 
 Methods are looked up by name in the harness's registry (:mod:`aebench.harness.registry`);
-a method in another package registers through the ``aebench.method_api`` entry-point group.
+a method in another package registers through the ``aebench.methods`` entry-point group.
 Here is only what every method and the harness share: the interface, the test poses a
 render follows and the span of driving audio it covers (:func:`render_span`).
 """

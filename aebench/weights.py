@@ -1,6 +1,6 @@
 """The verified weights store (DESIGN.md): ``aebench.paths.weights_dir()``.
 
-``eval/manifest.json`` names every official file with its sha256, size, source URL and
+``aebench/weights_manifest.json`` names every official file with its sha256, size, source URL and
 licence. A file is verified (sha256) before use; when the manifest knows only a hash
 prefix (face-alignment's torch-hub names) or nothing (the wav2vec 2.0 folder), that is
 said plainly and only the prefix / loadability is checked.
@@ -32,7 +32,7 @@ from pathlib import Path
 
 from aebench.paths import weights_dir
 
-MANIFEST_PATH = Path(__file__).with_name("manifest.json")
+MANIFEST_PATH = Path(__file__).with_name("weights_manifest.json")
 
 
 class WeightsError(RuntimeError):

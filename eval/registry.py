@@ -4,8 +4,11 @@ Each metric is one module under ``eval/metrics/`` that defines ``METRICS``, a li
 :class:`Metric` (usually one; metrics computed in one pass, like SyncNet's LSE-C and LSE-D,
 share a module and a ``group``). The module's docstring is the recipe and its reference.
 :func:`evaluate` computes from here, and tables, plots and ``aebench regress`` read labels,
-directions and tolerances from here. Adding a metric: one module plus one line in
-:data:`MODULES`.
+directions and tolerances from here. Adding a built-in metric: one module plus one line in
+:data:`MODULES`. A metric of another installed package registers through the entry-point
+group ``aebench.metrics`` (``name = "package.module"``, a module defining ``METRICS`` the same
+way); it is computed after the built-in ones. A metric's ``family`` names a set protocols
+list by its name (``metrics: [paper, theval]``, :func:`expand`).
 
 Importing the registry imports the metric modules, which import no torch/dlib at module
 level (their compute functions do).
@@ -158,6 +161,7 @@ class Metric:
     group: str = ""  # metrics computed in one call share a group (default: the name)
     per_frame: bool = True
     recipe: str = ""  # the module whose docstring is the recipe (set by the registry)
+    family: str = ""  # a named set protocols list by its name: "paper" (the paper's metrics) | "theval" | a plugin's
 
     @property
     def better(self) -> str:
@@ -168,10 +172,30 @@ class Metric:
         return self.group or self.name
 
 
+#: the entry-point group of metric plugins
+METRIC_GROUP = "aebench.metrics"
+
+
+def _modules() -> list[tuple[str, Any]]:
+    """(name, module) of the built-in metric modules, then those of installed plugins."""
+    from importlib.metadata import entry_points
+
+    mods = [(name, importlib.import_module(name)) for name in MODULES]
+    for ep in sorted(entry_points(group=METRIC_GROUP), key=lambda e: e.name):
+        try:
+            mods.append((ep.value, ep.load()))
+        except Exception as exc:  # a broken plugin must not take the built-in metrics down
+            import warnings
+
+            warnings.warn(f"metric plugin {ep.name} ({ep.value}) cannot be loaded and is left out: {exc}", stacklevel=2)
+    return mods
+
+
 def _load() -> dict[str, Metric]:
     out: dict[str, Metric] = {}
-    for mod_name in MODULES:
-        mod = importlib.import_module(mod_name)
+    for mod_name, mod in _modules():
+        if not isinstance(getattr(mod, "METRICS", None), list):
+            raise RuntimeError(f"metric module {mod_name} defines no METRICS list")
         for m in mod.METRICS:
             if m.name in out:
                 raise RuntimeError(f"metric {m.name} registered twice ({out[m.name].recipe}, {mod_name})")
@@ -182,6 +206,29 @@ def _load() -> dict[str, Metric]:
 
 
 METRICS: dict[str, Metric] = _load()
+
+
+def families() -> dict[str, list[str]]:
+    """Metric families (a named set of metrics): family -> its metrics, in registry order."""
+    out: dict[str, list[str]] = {}
+    for name, m in METRICS.items():
+        if m.family:
+            out.setdefault(m.family, []).append(name)
+    return out
+
+
+def expand(names: list[str]) -> list[str]:
+    """Metric names, each family name replaced by its metrics (registry order, no repeats);
+    a ValueError naming the known metrics and families for anything else."""
+    fams = families()
+    out: list[str] = []
+    for n in names:
+        for m in fams.get(n, [n]):
+            if m not in METRICS:
+                raise ValueError(f"unknown metric {m!r}; known: {', '.join(METRICS)}; families: {', '.join(fams)}")
+            if m not in out:
+                out.append(m)
+    return out
 
 
 def tolerances() -> dict[str, float]:

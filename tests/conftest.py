@@ -26,3 +26,28 @@ def synth_root(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synth")
     make_corpus(out, identities=2, seconds=4.0, size=32, seed=0)
     return out
+
+
+@pytest.fixture
+def empty_store(tmp_path, monkeypatch):
+    """Every test sees its own empty weights store (never the user's)."""
+    store = tmp_path / "weights_store"
+    store.mkdir()
+    monkeypatch.setenv("AEBENCH_WEIGHTS", str(store))
+    import torch
+
+    torch.set_num_threads(2)
+    return store
+
+
+@pytest.fixture(scope="session")
+def syncnet_file(tmp_path_factory):
+    """A random-weight SyncNet state dict, saved in the legacy (non-zip) torch format like the original."""
+    import torch
+    from syncnet_python import SyncNetModel
+
+    torch.manual_seed(0)
+    model = SyncNetModel().eval()
+    path = tmp_path_factory.mktemp("syncnet") / "random_syncnet.model"
+    torch.save(model.state_dict(), path, _use_new_zipfile_serialization=False)
+    return path

@@ -2,7 +2,7 @@
 
 The built-in methods are named here as ``module:Class`` strings and imported only when used,
 so ``aebench --help`` and the light commands import no torch. A method from another installed
-package registers through the entry-point group ``aebench.method_api``
+package registers through the entry-point group ``aebench.methods``
 (``name = "package.module:Class"`` in its ``pyproject.toml``), appears in ``aebench ls
 methods`` and runs in a protocol like a built-in one; its config section ``cfg.<name>`` is an
 open mapping (:mod:`aebench.config`), which the method validates itself. Metrics have their
@@ -15,10 +15,8 @@ import importlib
 from functools import lru_cache
 from importlib.metadata import entry_points
 
+from aebench.config import METHOD_ENTRY_POINTS
 from aebench.method_api import Method
-
-#: the entry-point group of method plugins
-METHOD_GROUP = "aebench.method_api"
 #: the built-in methods: name -> "module:Class"
 BUILTIN_METHODS: dict[str, str] = {
     "aenerf": "aebench.aenerf.method:AENeRF",
@@ -30,8 +28,8 @@ BUILTIN_METHODS: dict[str, str] = {
 
 @lru_cache(maxsize=1)
 def plugin_methods() -> dict[str, str]:
-    """Methods of other installed packages (entry points of :data:`METHOD_GROUP`): name -> target."""
-    found = {ep.name: ep.value for ep in entry_points(group=METHOD_GROUP)}
+    """Methods of other installed packages (entry points of ``aebench.methods``): name -> target."""
+    found = {ep.name: ep.value for ep in entry_points(group=METHOD_ENTRY_POINTS)}
     clash = sorted(set(found) & set(BUILTIN_METHODS))
     if clash:
         raise RuntimeError(f"installed plugins register methods named like built-in ones: {', '.join(clash)}")

@@ -47,6 +47,13 @@ One module with three parts (see :mod:`aebench.aenerf.engine.method` for what th
    ``ray_groups``, ``extra_loss``, ``reinit_for_finetune``, ``mask_backgrounds``.
 3. ``X(NeRFMethod)`` with ``name``, ``has_base_model``, ``settings_cls``, ``model_cls``.
 
-Then one line in ``aebench.method_api.METHODS`` and one YAML section
-``aebench/configs/sections/x.yaml``.
+Where it lives: a baseline is one module in the ``baselines/`` folder (imported as
+``aebench.baselines.x``); it imports the engine (``aebench.aenerf.engine``) and the foundation
+(``aebench.settings``, ``aebench.method_api``, ``aebench.data``), never the harness or the metrics
+(the import-linter contracts in ``pyproject.toml``, run by the tests, fail otherwise). Then one
+line in ``aebench.harness.registry.BUILTIN_METHODS`` and one YAML section
+``aebench/configs/sections/x.yaml``. A method in your own package: the same module there,
+registered by an entry point (``[project.entry-points."aebench.methods"] x = "yourpkg.x:X"``); it
+appears in ``aebench ls methods`` and runs in protocols, and its section ``cfg.x`` is an open
+mapping (set ``x.KEY=VALUE``) that its settings class validates.
 """

@@ -25,7 +25,7 @@ shared, so every method trains and renders under the same conditions (``cfg.trai
 A network implements :meth:`NeRFModel.field` (and, with references,
 :meth:`NeRFModel.references`; optionally ray groups, extra losses, mask backgrounds).
 Adding a method: one module (settings + model + method class), one line in
-``aebench.method_api.METHODS``, one YAML section.
+``aebench.harness.registry.BUILTIN_METHODS`` (or an ``aebench.methods`` entry point), one YAML section.
 """
 
 from __future__ import annotations

@@ -49,8 +49,8 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
 
 
 METRICS = [
-    Metric("brow_dyn_dlib", "target", "Eyebrow Dynamics (dlib)", tolerance=0.01, compute=compute,
+    Metric("brow_dyn_dlib", "target", "Eyebrow Dynamics (dlib)", tolerance=0.01, compute=compute, family="theval",
            group="brow_dyn_dlib", per_frame=False),
-    Metric("brow_dyn_dlib_close", "higher", "Eyebrow Dynamics (dlib) closeness", tolerance=0.2, compute=compute,
+    Metric("brow_dyn_dlib_close", "higher", "Eyebrow Dynamics (dlib) closeness", tolerance=0.2, compute=compute, family="theval",
            needs_gt=True, group="brow_dyn_dlib", per_frame=False),
 ]

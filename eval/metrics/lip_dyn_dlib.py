@@ -41,8 +41,8 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
 
 
 METRICS = [
-    Metric("lip_dyn_dlib", "target", "Lip Dynamics (dlib)", tolerance=0.5, compute=compute,
+    Metric("lip_dyn_dlib", "target", "Lip Dynamics (dlib)", tolerance=0.5, compute=compute, family="theval",
            group="lip_dyn_dlib", per_frame=False),
-    Metric("lip_dyn_dlib_close", "higher", "Lip Dynamics (dlib) closeness", tolerance=0.2, compute=compute,
+    Metric("lip_dyn_dlib_close", "higher", "Lip Dynamics (dlib) closeness", tolerance=0.2, compute=compute, family="theval",
            needs_gt=True, group="lip_dyn_dlib", per_frame=False),
 ]

@@ -66,8 +66,8 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
 
 
 METRICS = [
-    Metric("lip_sync_dlib", "lower", "Lip-Sync (dlib)", tolerance=0.1, compute=compute, needs_audio=True,
+    Metric("lip_sync_dlib", "lower", "Lip-Sync (dlib)", tolerance=0.1, compute=compute, family="theval", needs_audio=True,
            group="lip_sync_dlib", per_frame=False),
-    Metric("lip_sync_dlib_close", "higher", "Lip-Sync (dlib) closeness", tolerance=0.25, compute=compute,
+    Metric("lip_sync_dlib_close", "higher", "Lip-Sync (dlib) closeness", tolerance=0.25, compute=compute, family="theval",
            needs_gt=True, needs_audio=True, group="lip_sync_dlib", per_frame=False),
 ]

@@ -87,4 +87,4 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
     return {"lpips": Value(per_frame=np.concatenate(vals) if vals else np.zeros(0))}
 
 
-METRICS = [Metric("lpips", "lower", "LPIPS", tolerance=0.03, compute=compute, needs_gt=True, weights=("lpips_alexnet",))]
+METRICS = [Metric("lpips", "lower", "LPIPS", tolerance=0.03, compute=compute, family="paper", needs_gt=True, weights=("lpips_alexnet",))]

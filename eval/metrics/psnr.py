@@ -27,4 +27,4 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
     return {"psnr": Value(per_frame=np.array(vals, dtype=np.float64))}
 
 
-METRICS = [Metric("psnr", "higher", "PSNR", tolerance=1.0, compute=compute, needs_gt=True)]
+METRICS = [Metric("psnr", "higher", "PSNR", tolerance=1.0, compute=compute, family="paper", needs_gt=True)]

@@ -67,8 +67,8 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
 
 
 METRICS = [
-    Metric("silent_lip_dlib", "lower", "Silent Lip Stability (dlib)", tolerance=0.02, compute=compute,
+    Metric("silent_lip_dlib", "lower", "Silent Lip Stability (dlib)", tolerance=0.02, compute=compute, family="theval",
            needs_audio=True, group="silent_lip_dlib", per_frame=False),
     Metric("silent_lip_dlib_close", "higher", "Silent Lip Stability (dlib) closeness", tolerance=0.3,
-           compute=compute, needs_gt=True, needs_audio=True, group="silent_lip_dlib", per_frame=False),
+           compute=compute, family="theval", needs_gt=True, needs_audio=True, group="silent_lip_dlib", per_frame=False),
 ]

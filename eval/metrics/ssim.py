@@ -83,4 +83,4 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
     return {"ssim": Value(per_frame=np.array(vals, dtype=np.float64))}
 
 
-METRICS = [Metric("ssim", "higher", "SSIM", tolerance=0.03, compute=compute, needs_gt=True)]
+METRICS = [Metric("ssim", "higher", "SSIM", tolerance=0.03, compute=compute, family="paper", needs_gt=True)]

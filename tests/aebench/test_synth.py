@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from scipy.io import wavfile
 
 from aebench.data import synth
-from aebench.data.synth import look, scene, voice
+from aebench.data.synth import look as synth_look, scene, voice
 from aebench.data.features import AudioNorm
 from aebench.data.identity import Identity, list_identities
 
@@ -93,7 +93,7 @@ def test_mouth_follows_the_phonemes(idts):
 
 
 def test_vowels_differ_in_formants_not_only_loudness():
-    look = look.draw_look(np.random.default_rng(0))
+    look = synth_look.draw_look(np.random.default_rng(0))
     seq = [("i", 0.0, 0.4), ("u", 0.4, 0.8)]
     audio = voice.synth_audio(np.random.default_rng(0), seq, 12800, look)
     def band_ratio(x):
@@ -181,7 +181,7 @@ def test_mouth_is_predictable_from_phonetics_not_from_loudness(tmp_path):
 def test_scene_depth_lies_within_near_far():
     """Every ray hit (head, neck, torso) has a camera depth inside the recorded near/far bounds."""
     rng = np.random.default_rng(0)
-    look, poses, dirs = look.draw_look(rng), scene.camera_poses(rng, 60), scene._ray_dirs(32)
+    look, poses, dirs = synth_look.draw_look(rng), scene.camera_poses(rng, 60), scene._ray_dirs(32)
     depths = []
     for c2w in poses[::6]:
         t = np.minimum.reduce(scene.scene_hits(c2w, dirs, look))

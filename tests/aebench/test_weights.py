@@ -9,8 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from aebench.eval import evaluate
 from aebench import weights as w
+from aebench.eval import evaluate
+
+
+@pytest.fixture(autouse=True)
+def _own_weights_store(empty_store):
+    """Every test sees its own empty weights store (``empty_store``, tests/conftest.py)."""
+    return empty_store
 
 
 class NotAWeight:

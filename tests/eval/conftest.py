@@ -8,25 +8,9 @@ import torch
 
 
 @pytest.fixture(autouse=True)
-def empty_store(tmp_path, monkeypatch):
-    """Every test sees its own empty weights store (never the user's)."""
-    store = tmp_path / "weights_store"
-    store.mkdir()
-    monkeypatch.setenv("AEBENCH_WEIGHTS", str(store))
-    torch.set_num_threads(2)
-    return store
-
-
-@pytest.fixture(scope="session")
-def syncnet_file(tmp_path_factory):
-    """A random-weight SyncNet state dict, saved in the legacy (non-zip) torch format like the original."""
-    from syncnet_python import SyncNetModel
-
-    torch.manual_seed(0)
-    model = SyncNetModel().eval()
-    path = tmp_path_factory.mktemp("syncnet") / "random_syncnet.model"
-    torch.save(model.state_dict(), path, _use_new_zipfile_serialization=False)
-    return path
+def _own_weights_store(empty_store):
+    """Every metrics test sees its own empty weights store (``empty_store``, tests/conftest.py)."""
+    return empty_store
 
 
 @pytest.fixture(scope="session")

@@ -15,11 +15,13 @@ def ls(what: str) -> None:
     """List the protocols (shipped and their descriptions), the registered methods, or the metrics
     (built-in and those of installed plugins)."""
     if what == "protocols":
-        from aebench.harness.protocol.spec import available_protocols, raw_protocol
+        from aebench.harness.protocol.spec import ProtocolError, available_protocols, load_protocol
 
         for name in available_protocols():
-            spec = raw_protocol(name)
-            desc = " ".join(str(spec.get("description", "")).split())
+            try:
+                desc = " ".join(load_protocol(name, scale=None).description.split())
+            except ProtocolError as exc:  # listed with what is wrong with it
+                desc = f"(invalid: {exc})"
             click.echo(f"{name:16s} {desc[:100]}")
     elif what == "methods":
         from aebench.harness.registry import method_class, methods, plugin_methods

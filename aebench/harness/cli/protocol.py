@@ -14,7 +14,6 @@ from aebench.paths import runs_dir
 RUN_KEYS = ("protocol", "data", "methods", "launcher")
 #: how every command names the run store (one way: `--runs DIR`)
 RUNS_OPTION = dict(type=click.Path(path_type=Path), default=None, help="run store root (default results/runs)")
-ABLATIONS = {"AAA": "w/o AAA", "AAFG": "w/o AAFG", "WARPER": "w/o Warper", "RRS": "w/o RRS"}
 
 
 def _split_args(args: tuple[str, ...]) -> tuple[dict, list[str]]:
@@ -32,41 +31,11 @@ def _split_args(args: tuple[str, ...]) -> tuple[dict, list[str]]:
     return run, rest
 
 
-def _scale(overrides: list[str]) -> str:
-    return str(parse_overrides([o for o in overrides if o.startswith("scale=")]).get("scale", "smoke"))
-
-
-def expand(protocol_name: str, overrides: list[str], data: str | None = None, methods=None,
-           rows: list[str] | None = None):
-    """Load, prepare data for, and expand a protocol into cells."""
-    from aebench.harness.protocol import expand_cells, load_protocol
-    from aebench.harness.protocol.launchers import data_root_for
-
-    protocol = load_protocol(protocol_name, _scale(overrides))
-    if rows is not None:
-        protocol.rows = [r for r in protocol.rows if r.label in rows]
-    check_features(protocol, [o for o in overrides if not o.startswith("scale=")])
-    root = data_root_for(protocol, data)
-    cells = expand_cells(protocol, root, [o for o in overrides if not o.startswith("scale=")], methods)
-    return protocol, cells
-
-
-def check_features(protocol, overrides: list[str]) -> None:
-    """Fail before any work when the audio features of the run cannot be computed here (e.g.
-    ``scale=paper`` uses wav2vec2, whose weights must be in the local store)."""
-    from aebench.config import load_config
-    from aebench.data.features import FeatureError, settings
-
-    cfg = load_config(overrides, extra=protocol.settings, scale=protocol.scale)
-    try:
-        settings(str(cfg.features))
-    except FeatureError as exc:
-        raise click.ClickException(f"protocol {protocol.name} at scale {protocol.scale} uses features={cfg.features}: {exc}") from exc
-
-
 def execute(protocol_name: str, overrides: list[str], data=None, methods=None, launcher="local",
             runs_root: Path | None = None, rows=None):
+    """Expand and launch a protocol, printing what it does and what failed."""
     from aebench.harness.protocol.launchers import launch
+    from aebench.harness.protocol.plan import expand
 
     runs_root = Path(runs_root or runs_dir())
     protocol, cells = expand(protocol_name, overrides, data, methods, rows)
@@ -85,7 +54,7 @@ def _usage(fn):
     def wrapper(*a, **k):
         try:
             return fn(*a, **k)
-        except (ConfigError, ValueError, KeyError, FileNotFoundError) as exc:
+        except (ConfigError, ValueError, KeyError, FileNotFoundError) as exc:  # ProtocolError is a ValueError
             raise click.UsageError(str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)) from exc
     wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
     return wrapper
@@ -117,17 +86,17 @@ def run(runs: Path | None, args: tuple[str, ...]) -> None:
 
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.option("--drop", "drops", multiple=True, required=True,
-              help="ablation to run beside the full model: AAA, AAFG, Warper, RRS (repeatable)")
+              help="ablation to run beside the full model, as the ablation protocol names them (its rows' drop: "
+                   "AAA, AAFG, Warper, RRS; repeatable)")
 @click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex"]), default="md")
 @click.option("--runs", **RUNS_OPTION)
 @click.argument("overrides", nargs=-1)
 @_usage
 def ablate(drops: tuple[str, ...], fmt: str, runs: Path | None, overrides: tuple[str, ...]) -> None:
     """Run the full AE-NeRF and the named ablations on the ablation protocol's grid; print Table 4."""
-    unknown = [d for d in drops if d.upper() not in ABLATIONS]
-    if unknown:
-        raise click.UsageError(f"unknown ablation(s) {unknown}; valid: AAA, AAFG, Warper, RRS")
-    rows = ["AE-NeRF"] + [ABLATIONS[d.upper()] for d in drops]
+    from aebench.harness.protocol.plan import ablation_rows
+
+    rows = ablation_rows("ablation", drops)
     run_keys, rest = _split_args(overrides)
     protocol, _, failed = execute("ablation", rest, run_keys.get("data"), None,
                                   str(run_keys.get("launcher", "local")), runs, rows=rows)
@@ -148,6 +117,7 @@ def rescore(runs: Path | None, args: tuple[str, ...]) -> None:
     Same arguments as `aebench run` (protocol=NAME|FILE.yaml [scale=...] [key=value ...])."""
     from tqdm import tqdm
 
+    from aebench.harness.protocol.plan import expand
     from aebench.harness.protocol.runner import rescore_cell
 
     run_args, overrides = _split_args(args)
@@ -188,11 +158,11 @@ def tables(protocol: str, fmt: str, runs: Path | None, metrics: str | None) -> N
 def plot(protocol: str, runs: Path | None, out: Path | None) -> None:
     """Metric vs clip length / iterations, ablation bars and training curves (PNG)
     (PROTOCOL: a name in protocols/ or a YAML file)."""
-    from aebench.harness.protocol.spec import raw_protocol
+    from aebench.harness.protocol.spec import load_protocol
     from aebench.harness.report.plots import plot as make_plots
 
     root = Path(runs or runs_dir())
-    name = str(raw_protocol(protocol)["name"])
+    name = load_protocol(protocol, scale=None).name
     for path in make_plots(protocol, root, Path(out or root / name / "plots")):
         click.echo(path)
 
@@ -211,6 +181,7 @@ def regress(reference: Path, read_only: bool, write: bool, runs: Path | None, pr
     """Re-run (or read) the reference's protocol and fail when a metric got worse than the
     reference beyond its tolerance (direction-aware), naming the metric and the cells."""
     from aebench.harness.protocol.launchers import launch
+    from aebench.harness.protocol.plan import expand
     from aebench.harness.report.regress import compare, read_reference, summaries, write_reference
 
     runs_root = Path(runs or runs_dir())
@@ -256,11 +227,11 @@ def regress(reference: Path, read_only: bool, write: bool, runs: Path | None, pr
 @_usage
 def compare(protocol: str, runs: Path | None, target: str | None, audio: str, out: Path | None) -> None:
     """Side-by-side video: ground truth | each row of PROTOCOL (labelled, with the driving audio)."""
-    from aebench.harness.protocol.spec import raw_protocol
+    from aebench.harness.protocol.spec import load_protocol
     from aebench.harness.report.compare import compare as make
 
     root = Path(runs or runs_dir())
-    name = str(raw_protocol(protocol)["name"])
+    name = load_protocol(protocol, scale=None).name
     video, png = make(protocol, root, out or root / name / f"compare_{target or 'first'}.mp4", target, audio)
     click.echo(f"wrote {video} and {png}")
 

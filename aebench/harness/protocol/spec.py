@@ -4,12 +4,19 @@ Fields (an unknown field is an error naming the valid ones)::
 
     name: ablation
     description: Table 4 ...
-    table: table4_ablation.csv   # the paper table it reproduces (results/paper/), or null
-    rows_from: variant           # table rows are labelled by: method | variant
-    metrics: [psnr, ssim, lpips, lmd, lmd_dlib, sync_conf, sync_dist]
+    table:                       # how `aebench tables`, `plot` and `report` lay it out (omit: ours only)
+      paper: table4_ablation.csv # the paper table it reproduces (results/paper/; first column: row labels)
+      columns: {PSNR: psnr, SSIM: ssim, LPIPS: lpips, LMD: lmd, Sync: sync_conf}  # paper column: ours
+                                 # (a metric, or train_hours), shown in this order beside the paper's
+      axis: {grid: iters, paper: iterations, label: iterations}   # a grid axis shown as a column
+                                 # (its paper column; the x label of plots)
+      by_audio: false            # one column per driving audio (the paper's cross-driven test sets)
+      plot: bars                 # bars (each row, the paper's beside) | lines (metric vs axis) | none
+    metrics: [paper, theval]     # metric names and families (aebench.eval.registry: paper, theval)
     rows:                        # one table row each: a method and its config switches
       - {label: AE-NeRF, method: aenerf}
-      - {label: w/o AAA, method: aenerf, set: {aenerf.aaa: false}}
+      - {label: w/o AAA, method: aenerf, set: {aenerf.aaa: false}, drop: AAA}   # drop: the
+                                 # `aebench ablate --drop` name of an ablation row
     targets: all                 # identities fine-tuned and rendered: all | [names]
     base: leave_one_out          # base-model identities: leave_one_out | all_others_in_list | [names]
     data: synth                  # data root: synth (auto-built synthetic corpus) | clips (the clips
@@ -38,11 +45,16 @@ from typing import Any
 import yaml
 
 from aebench.media import FPS
-from aebench.paths import protocols_dir
+from aebench.paths import paper_results_dir, protocols_dir
 
-FIELDS = {"name", "description", "table", "rows_from", "metrics", "rows", "targets", "base", "data", "synth",
+FIELDS = {"name", "description", "table", "metrics", "rows", "targets", "base", "data", "synth",
           "clips", "grid", "settings", "scales"}
-ROW_FIELDS = {"label", "method", "set"}
+ROW_FIELDS = {"label", "method", "set", "drop"}
+TABLE_FIELDS = {"paper", "columns", "axis", "by_audio", "plot"}
+AXIS_FIELDS = {"grid", "paper", "label"}
+PLOTS = ("none", "lines", "bars")
+#: what a table column may show besides a metric: a field of the cell (cell.json)
+CELL_VALUES = ("train_hours",)
 GRID_FIELDS = {"clip_seconds", "iters", "audio", "seed"}
 SYNTH_FIELDS = {"identities", "seconds", "size", "seed"}
 #: ``clips``: a folder of videos (``shared:`` = under the shared data folder) prepared at
@@ -62,15 +74,39 @@ class Row:
     label: str
     method: str
     set: dict = field(default_factory=dict)
+    drop: str | None = None  # the ablation this row is, for `aebench ablate --drop NAME`
+
+
+@dataclass
+class Axis:
+    """A grid axis shown as a table column and as the x of the ``lines`` plot."""
+
+    grid: str  # the grid field (clip_seconds | iters), also the field of cell.json
+    paper: str | None  # its column in the paper's table (None without one)
+    label: str  # the axis label of plots
+
+    @property
+    def header(self) -> str:
+        return self.paper or self.grid
+
+
+@dataclass
+class TableLayout:
+    """How reports lay out a protocol (its ``table:`` field); report code holds no protocol names."""
+
+    paper: str | None = None  # the paper's table, a CSV in results/paper/ (package data aebench.paper)
+    columns: dict[str, str] = field(default_factory=dict)  # paper column -> our metric or cell value
+    axis: Axis | None = None
+    by_audio: bool = False  # one column per driving audio
+    plot: str = "none"  # none | lines | bars
 
 
 @dataclass
 class Protocol:
     name: str
-    scale: str
+    scale: str | None  # None: read without a scale's overlay (the layout reports use)
     description: str
-    table: str | None
-    rows_from: str
+    table: TableLayout
     metrics: list[str]
     rows: list[Row]
     targets: list[str] | str
@@ -104,15 +140,70 @@ def protocol_file(name_or_path: str | Path) -> Path:
     return path
 
 
-def load_protocol(name_or_path: str | Path, scale: str = "smoke") -> Protocol:
-    """Read and validate a protocol, with the overrides of ``scale`` applied."""
+def paper_header(table: str) -> list[str]:
+    """The columns of the paper's table ``table`` (a CSV in :func:`aebench.paths.paper_results_dir`)."""
+    import csv
+
+    path = paper_results_dir() / str(table)
+    if not path.is_file():
+        have = sorted(p.name for p in paper_results_dir().glob("*.csv"))
+        raise ProtocolError(f"paper table {table!r} not found; the paper's tables: {', '.join(have)}")
+    with open(path) as fh:
+        return next(csv.reader(fh))
+
+
+def _layout(where: str, raw: Any, grid: dict, metric_names: set[str]) -> TableLayout:
+    """The validated ``table:`` field (see the module docstring)."""
+    if raw is None:
+        return TableLayout()
+    if not isinstance(raw, dict):
+        raise ProtocolError(f"{where}: table is a mapping, e.g. table: {{paper: {raw}, columns: {{PSNR: psnr}}}} "
+                            f"(paper, columns, axis, by_audio, plot), got {raw!r}")
+    _check_fields(where, raw, TABLE_FIELDS)
+    paper = raw.get("paper")
+    header = paper_header(paper) if paper else []
+    columns = dict(raw.get("columns") or {})
+    if columns and not paper:
+        raise ProtocolError(f"{where}: columns map the paper's columns to ours; name the paper's table (paper: FILE.csv)")
+    for col, ours in columns.items():
+        if col not in header:
+            raise ProtocolError(f"{where}: the paper's {paper} has no column {col!r}; its columns: {', '.join(header[1:])}")
+        if ours not in metric_names and ours not in CELL_VALUES:
+            raise ProtocolError(f"{where}: column {col} maps to {ours!r}, which is neither a metric "
+                                f"({', '.join(sorted(metric_names))}) nor a cell value ({', '.join(CELL_VALUES)})")
+    axis = None
+    if raw.get("axis") is not None:
+        a = raw["axis"]
+        if not isinstance(a, dict) or "grid" not in a:
+            raise ProtocolError(f"{where}: axis is a mapping {{grid: clip_seconds|iters, paper: COLUMN, label: TEXT}}, got {a!r}")
+        _check_fields(f"{where} axis", a, AXIS_FIELDS)
+        if a["grid"] not in ("clip_seconds", "iters"):
+            raise ProtocolError(f"{where}: axis.grid must be clip_seconds or iters, got {a['grid']!r}")
+        if a.get("paper") and paper and a["paper"] not in header:
+            raise ProtocolError(f"{where}: the paper's {paper} has no column {a['paper']!r} for the axis; its columns: "
+                                f"{', '.join(header[1:])}")
+        axis = Axis(grid=str(a["grid"]), paper=a.get("paper"), label=str(a.get("label") or a["grid"]))
+    plot = str(raw.get("plot", "lines" if axis else "none"))
+    if plot not in PLOTS:
+        raise ProtocolError(f"{where}: plot must be one of {', '.join(PLOTS)}, got {plot!r}")
+    if plot == "lines" and axis is None:
+        raise ProtocolError(f"{where}: plot: lines draws metrics against the table's axis; set axis: {{grid: ...}}")
+    by_audio = raw.get("by_audio", False)
+    if not isinstance(by_audio, bool):
+        raise ProtocolError(f"{where}: by_audio takes true or false, got {by_audio!r}")
+    return TableLayout(paper=paper, columns=columns, axis=axis, by_audio=by_audio, plot=plot)
+
+
+def load_protocol(name_or_path: str | Path, scale: str | None = "smoke") -> Protocol:
+    """Read and validate a protocol, with the overrides of ``scale`` applied (None: none, the
+    protocol as written, which is what reports lay out)."""
     path = protocol_file(name_or_path)
     raw = yaml.safe_load(path.read_text()) or {}
     _check_fields(str(path), raw, FIELDS)
     scales = raw.pop("scales", {}) or {}
     _check_fields(f"{path} scales", scales, {"smoke", "small", "paper"})
     data = copy.deepcopy(raw)
-    overlay = scales.get(scale) or {}
+    overlay = (scales.get(scale) or {}) if scale else {}
     _check_fields(f"{path} scales.{scale}", overlay, FIELDS - {"scales", "name"})
     for key, value in overlay.items():
         if key in ("grid", "settings", "synth", "clips") and isinstance(value, dict):
@@ -137,29 +228,19 @@ def load_protocol(name_or_path: str | Path, scale: str = "smoke") -> Protocol:
             raise ProtocolError(f"{path} rows[{i}] sets {', '.join(shared)}: training conditions ({', '.join(SHARED_SECTIONS)}) "
                                 f"are shared by every row of a protocol; put them under 'settings' (all rows), or use "
                                 f"train.preset=official for each method's own values")
-        rows.append(Row(label=str(r.get("label", r["method"])), method=r["method"], set=row_set))
+        rows.append(Row(label=str(r.get("label", r["method"])), method=r["method"], set=row_set,
+                        drop=None if r.get("drop") is None else str(r["drop"])))
     if not rows:
         raise ProtocolError(f"{path}: no rows")
-    rows_from = data.get("rows_from", "method")
-    if rows_from not in ("method", "variant"):
-        raise ProtocolError(f"{path}: rows_from must be method or variant, got {rows_from!r}")
-    from aebench.eval.registry import METRICS
+    from aebench.eval.registry import METRICS, expand
 
-    unknown = [m for m in data.get("metrics") or [] if m not in METRICS]
-    if unknown:
-        raise ProtocolError(f"{path}: unknown metric(s) {unknown}; known: {', '.join(METRICS)}")
+    try:
+        metrics = expand(list(data.get("metrics") or list(METRICS)))
+    except ValueError as exc:
+        raise ProtocolError(f"{path}: {exc}") from exc
     return Protocol(name=str(data.get("name", path.stem)), scale=scale, description=str(data.get("description", "")),
-                    table=data.get("table"), rows_from=rows_from,
-                    metrics=list(data.get("metrics") or list(METRICS)),
+                    table=_layout(f"{path} table", data.get("table"), grid, set(METRICS)),
+                    metrics=metrics,
                     rows=rows, targets=data.get("targets", "all"), base=data.get("base", "leave_one_out"),
                     data=str(data.get("data", "synth")), synth=synth, clips=clips, grid=grid,
                     settings=dict(data.get("settings") or {}), path=path)
-
-
-def raw_protocol(name_or_path: str | Path) -> dict[str, Any]:
-    """The protocol file as written (for reports that need its layout), with ``name`` filled in
-    (the file's stem when it sets none): the run store keeps its cells under that name."""
-    path = protocol_file(name_or_path)
-    raw = yaml.safe_load(path.read_text()) or {}
-    raw.setdefault("name", path.stem)
-    return raw

@@ -39,11 +39,11 @@ def compare(protocol: str | Path, runs_root: Path, out: Path, target: str | None
     from aebench.data import Identity
     from aebench.media import read_audio, write_video
     from aebench.harness.protocol.runner import scored_source
-    from aebench.harness.protocol.spec import raw_protocol
+    from aebench.harness.protocol.spec import load_protocol
     from aebench.eval.frames import FrameSource
 
-    spec = raw_protocol(protocol)
-    name = str(spec["name"])
+    spec = load_protocol(protocol, scale=None)
+    name = spec.name
     cells = [c for c in read_cells(Path(runs_root), name) if str(c.get("audio", "self")) == audio]
     if not cells:
         raise FileNotFoundError(f"no finished {audio}-driven cells of protocol '{name}' under {runs_root}; "
@@ -52,7 +52,7 @@ def compare(protocol: str | Path, runs_root: Path, out: Path, target: str | None
     target = target or targets[0]
     if target not in targets:
         raise ValueError(f"protocol '{name}' has no finished {audio}-driven cells of '{target}'; targets: {', '.join(targets)}")
-    order = [r.get("label", r.get("method")) for r in spec.get("rows") or []]
+    order = [r.label for r in spec.rows]
     chosen: dict[str, dict] = {}
     for c in sorted((c for c in cells if c["identity"] == target),
                     key=lambda c: order.index(c["row"]) if c["row"] in order else len(order)):

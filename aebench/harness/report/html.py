@@ -15,21 +15,21 @@ video,img{max-width:100%;margin:.5em 0}h2{margin-top:1.5em}"""
 
 def write_report(protocol: str | Path, runs_root: Path, out: Path) -> Path:
     """Write ``out/index.html`` (and its plots, videos and strips); returns the page."""
-    from aebench.harness.protocol.spec import raw_protocol
+    from aebench.harness.protocol.spec import load_protocol
     from aebench.harness.report.compare import compare
     from aebench.harness.report.plots import plot
     from aebench.harness.protocol.run_store import read_cells
     from aebench.harness.report.tables import audio_name, render_table
 
-    spec = raw_protocol(protocol)
-    name = str(spec["name"])
+    spec = load_protocol(protocol, scale=None)
+    name = spec.name
     cells = read_cells(Path(runs_root), name)
     if not cells:
         raise FileNotFoundError(f"no finished runs of protocol '{name}' under {runs_root}; run `aebench run protocol={protocol}`")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     parts = [f"<h1>aebench: protocol {html.escape(name)}</h1>",
-             f"<p>{html.escape(' '.join(str(spec.get('description', '')).split()))}</p>",
+             f"<p>{html.escape(' '.join(spec.description.split()))}</p>",
              "<h2>Table</h2>", render_table(protocol, runs_root, "html"), "<h2>Plots</h2>"]
     for png in plot(protocol, runs_root, out / "plots"):
         parts.append(f'<img src="plots/{png.name}" alt="{html.escape(png.stem)}">')

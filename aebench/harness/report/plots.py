@@ -1,19 +1,15 @@
-"""Plots of a protocol's runs (matplotlib, PNG): training curves always; metric vs clip length
-(fewshot_length) or vs iterations (fewshot_iters); bars per variant with the paper's beside
-(ablation, rrs)."""
+"""Plots of a protocol's runs (matplotlib, PNG): training curves always; and as the protocol's
+``table:`` says (:class:`~aebench.harness.protocol.spec.TableLayout`), ``plot: lines`` each metric
+against the table's axis (clip length, iterations), ``plot: bars`` each row's metrics with the
+paper's beside (read through the same column mapping as the table)."""
 
 from __future__ import annotations
 
-import csv
 from collections import defaultdict
 from pathlib import Path
 
-from aebench.paths import paper_results_dir
 from aebench.harness.protocol.run_store import read_cells
-
-AXES = {"fewshot_length": ("clip_seconds", "clip length (s)"), "fewshot_iters": ("iters", "iterations")}
-BARS = {"ablation": "table4_ablation.csv", "rrs": "table5_rrs.csv"}
-
+from aebench.harness.report.tables import paper_rows
 
 def _plt():
     import matplotlib
@@ -26,9 +22,10 @@ def _plt():
 
 def plot(protocol: str | Path, runs_root: Path, out_dir: Path) -> list[Path]:
     """PNGs of ``protocol`` (a name in ``protocols/`` or a YAML path) from the run store."""
-    from aebench.harness.protocol.spec import raw_protocol
+    from aebench.harness.protocol.spec import load_protocol
 
-    protocol = str(raw_protocol(protocol)["name"])
+    spec = load_protocol(protocol, scale=None)
+    layout, protocol = spec.table, spec.name
     cells = read_cells(Path(runs_root), protocol)
     if not cells:
         raise FileNotFoundError(f"no finished runs of protocol '{protocol}' under {runs_root}; run `aebench run protocol={protocol}`")
@@ -56,8 +53,8 @@ def plot(protocol: str | Path, runs_root: Path, out_dir: Path) -> list[Path]:
     from aebench.eval.registry import METRICS
 
     metrics = [m for m, spec in METRICS.items() if spec.per_frame and any(c["summary"].get(m) is not None for c in cells)]
-    if protocol in AXES and metrics:
-        field, xlabel = AXES[protocol]
+    if layout.plot == "lines" and metrics:
+        field, xlabel = layout.axis.grid, layout.axis.label
         fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.5), squeeze=False)
         for ax, m in zip(axes[0], metrics):
             series = defaultdict(lambda: defaultdict(list))
@@ -75,19 +72,29 @@ def plot(protocol: str | Path, runs_root: Path, out_dir: Path) -> list[Path]:
         fig.savefig(written[-1], dpi=100)
         plt.close(fig)
 
-    if protocol in BARS and metrics:
-        with open(paper_results_dir() / BARS[protocol]) as fh:
-            paper = {r["variant"]: r for r in csv.DictReader(fh)}
+    column_of: dict[str, str] = {}  # our metric -> the paper's column beside it (the table's mapping)
+    for col, ours in layout.columns.items():
+        if ours in METRICS:
+            column_of.setdefault(ours, col)
+    # bars: every metric with a value of ours, and every one the paper's table has beside ours
+    # (drawn even where ours is missing, e.g. Sync without SyncNet's weights)
+    bar_metrics = [m for m in METRICS if m in column_of or any(c["summary"].get(m) is not None for c in cells)]
+    if layout.plot == "bars" and bar_metrics:
+        paper: dict[str, dict] = {}
+        if layout.paper:
+            label_col, prows = paper_rows(layout.paper)
+            paper = {r[label_col]: r for r in prows}
         rows = list(dict.fromkeys(c["row"] for c in cells))
-        fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.5), squeeze=False)
-        for ax, m in zip(axes[0], metrics):
+        fig, axes = plt.subplots(1, len(bar_metrics), figsize=(4 * len(bar_metrics), 3.5), squeeze=False)
+        for ax, m in zip(axes[0], bar_metrics):
             ours = [sum(v) / len(v) for v in ([c["summary"][m] for c in cells if c["row"] == r and c["summary"].get(m) is not None] or [float("nan")] for r in rows)]
-            theirs = [float(paper[r][m.upper()]) if r in paper and paper[r].get(m.upper()) else float("nan") for r in rows]
+            col = column_of.get(m)
+            theirs = [float(paper[r][col]) if col and r in paper and paper[r].get(col) else float("nan") for r in rows]
             xs = range(len(rows))
             ax.bar([x - 0.2 for x in xs], ours, width=0.4, label=f"ours ({scale})")
             ax.bar([x + 0.2 for x in xs], theirs, width=0.4, label="paper")
             ax.set_xticks(list(xs), rows, rotation=30, fontsize=7)
-            ax.set(title=m.upper())
+            ax.set(title=f"{METRICS[m].label} {METRICS[m].better}" + (f" (paper: {col})" if col else ""))
             ax.legend(fontsize=7)
         fig.tight_layout()
         written.append(out_dir / "variants_bars.png")

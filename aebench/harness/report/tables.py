@@ -7,7 +7,11 @@ One function, :func:`render_table`, builds every table from the run store with p
   ``22.00 ± 1.41 (n=2)`` (std over cells, ``ddof=1``). A cell whose metric is missing does not
   hide the others: the entry says ``(n=1 of 2)``; only when no cell has a value it reads
   ``missing`` (a footnote names the fix). A paper row we did not run reads ``not run``.
-* Cross-driven protocols, and any protocol whose cells are driven by more than one audio,
+* The layout is the protocol's own (its ``table:`` field, :class:`~aebench.harness.protocol.spec.TableLayout`):
+  the paper's table, which of its columns stand beside which of ours, the grid axis shown as
+  a column, the per-voice split. This module holds no protocol names: a protocol copied to
+  another file prints the same table.
+* Protocols with ``by_audio``, and any protocol whose cells are driven by more than one audio,
   get one column per driving audio (the paper's Testsets B and C are different voices),
   never one pooled number under two headings; a metric that needs the ground truth gets
   only its self-driven column (no other voice can have it).
@@ -31,21 +35,6 @@ from tabulate import tabulate
 from aebench.paths import paper_results_dir
 from aebench.harness.protocol.run_store import read_cells
 
-#: paper column -> our metric
-PAPER_METRICS = {"PSNR": "psnr", "SSIM": "ssim", "LPIPS": "lpips", "LMD": "lmd", "Sync": "sync_conf",
-                 "Sync_A": "sync_conf", "Sync_B": "sync_conf", "Sync_C": "sync_conf", "training_hours": "train_hours"}
-#: protocol -> (paper metric columns to show, extra grid axis shown as a column)
-LAYOUT = {
-    "self_driven": (["PSNR", "SSIM", "LPIPS", "LMD", "Sync_A"], None),
-    "cross_driven": (["Sync_B", "Sync_C"], None),
-    "fewshot_length": (["PSNR", "SSIM", "LPIPS", "LMD", "Sync"], "clip_seconds"),
-    "fewshot_iters": (["PSNR", "SSIM", "LPIPS", "LMD", "Sync"], "iterations"),
-    "ablation": (["PSNR", "SSIM", "LPIPS", "LMD", "Sync"], None),
-    "rrs": (["PSNR", "SSIM", "LPIPS", "LMD", "Sync", "training_hours"], None),
-}
-#: protocols whose columns are split by driving audio (no ground truth; one voice per test set)
-BY_AUDIO = {"cross_driven"}
-AXIS_FIELD = {"clip_seconds": "clip_seconds", "iterations": "iters"}
 UNOFFICIAL, VARIANT = "†", "‡"
 
 
@@ -68,10 +57,11 @@ def _entry(values: pd.Series, marks: str) -> str:
     return f"{text}{marks} (n={len(present)}{of})"
 
 
-def _paper_rows(table: str) -> tuple[list[str], list[dict]]:
+def paper_rows(table: str) -> tuple[str, list[dict]]:
+    """The label column and the rows of the paper's table ``table`` (results/paper/)."""
     with open(paper_results_dir() / table) as fh:
         rows = list(csv.DictReader(fh))
-    return list(rows[0].keys()), rows
+    return next(iter(rows[0])), rows
 
 
 def _axis_value(v) -> str:
@@ -113,14 +103,16 @@ def _audios_of(metric: str, audios: list[str]) -> list[str]:
 
 
 def render_table(protocol: str | Path, runs_root: Path, fmt: str = "md", only: list[str] | None = None) -> str:
-    """The table of ``protocol`` (a name in ``protocols/`` or a YAML path) from the run store;
-    ``only``: show just these of its metrics (in the protocol's order)."""
-    from aebench.harness.protocol.spec import raw_protocol
+    """The table of ``protocol`` (a name in ``protocols/`` or a YAML path) from the run store,
+    laid out as the protocol's ``table:`` says; ``only``: show just these of its metrics (in the
+    protocol's order)."""
     from aebench.eval.registry import METRICS
+    from aebench.harness.protocol.spec import load_protocol
 
-    spec = raw_protocol(protocol)
-    protocol = str(spec["name"])  # a path names its protocol; cells live under that name
-    metrics = spec.get("metrics") or list(METRICS)
+    spec = load_protocol(protocol, scale=None)
+    protocol = spec.name  # a path names its protocol; cells live under that name
+    layout = spec.table
+    metrics = list(spec.metrics)
     if only:
         unknown = [m for m in only if m not in metrics]
         if unknown:
@@ -130,21 +122,21 @@ def render_table(protocol: str | Path, runs_root: Path, fmt: str = "md", only: l
     if not cells:
         return (f"no finished runs of protocol '{protocol}' under {runs_root}; "
                 f"run `aebench run protocol={protocol}` first")
-    table = spec.get("table")
-    paper_cols, axis = LAYOUT.get(protocol, ([], None))
-    by_audio = protocol in BY_AUDIO or len({str(c.get("audio", "self")) for c in cells}) > 1
+    table = layout.paper
+    axis = layout.axis
+    by_audio = layout.by_audio or len({str(c.get("audio", "self")) for c in cells}) > 1
     if table and not by_audio:
-        metric_cols = [(m, PAPER_METRICS[m]) for m in paper_cols  # our column paired with the paper's
-                       if not only or PAPER_METRICS[m] in metrics]
+        metric_cols = [(col, ours) for col, ours in layout.columns.items()  # our column paired with the paper's
+                       if not only or ours in metrics]
         paired = {m for _, m in metric_cols}
         metric_cols += [(METRICS[m].label, m) for m in metrics if m not in paired]  # ours only (e.g. LMD (dlib))
     else:
         metric_cols = [(METRICS[m].label, m) for m in metrics]
-    ours_only = {m for name, m in metric_cols if name not in PAPER_METRICS}
+    ours_only = {m for name, m in metric_cols if name not in layout.columns}
 
     records = []
     for c in cells:
-        rec = {"row": c["row"], "axis": _axis_value(c.get(AXIS_FIELD[axis])) if axis else "",
+        rec = {"row": c["row"], "axis": _axis_value(c.get(axis.grid)) if axis else "",
                "audio": audio_name(c.get("audio", "self")) if by_audio else "", "scale": c["scale"],
                "size": c["size"], "iters": str(c["iters"]), "data": Path(c["data_root"]).name}
         for _, metric in metric_cols:
@@ -157,15 +149,14 @@ def render_table(protocol: str | Path, runs_root: Path, fmt: str = "md", only: l
 
     paper: dict = {}
     if table:
-        header, prows = _paper_rows(table)
-        label_col = header[0]
-        paper = {(r[label_col], _axis_value(r.get(axis)) if axis else ""): r for r in prows}
-    order = [r.get("label", r.get("method")) for r in spec.get("rows") or []]
+        label_col, prows = paper_rows(table)
+        paper = {(r[label_col], _axis_value(r.get(axis.paper)) if axis and axis.paper else ""): r for r in prows}
+    order = [r.label for r in spec.rows]
     ours_keys = sorted(dict.fromkeys(zip(df["row"], df["axis"])),
                        key=lambda k: (order.index(k[0]) if k[0] in order else len(order), k[0], k[1]))
     keys = list(paper) + [k for k in ours_keys if k not in paper]
 
-    headers = ["row"] + ([axis] if axis else [])
+    headers = ["row"] + ([axis.header] if axis else [])
     columns: list[tuple[str, str, str]] = []  # (header, metric, audio)
     for name, metric in metric_cols:
         label = METRICS[metric].label if metric in METRICS else name
@@ -175,7 +166,7 @@ def render_table(protocol: str | Path, runs_root: Path, fmt: str = "md", only: l
             headers.append(columns[-1][0])
         if table and not by_audio and metric not in ours_only:
             headers.append(f"{name} (paper)")
-    paper_only = [p for p in paper_cols if by_audio]  # cross-driven: the paper's test sets, shown as they are
+    paper_only = list(layout.columns) if by_audio and table else []  # per voice: the paper's test sets, as they are
     headers += [f"{p} (paper)" for p in paper_only]
     headers += ["scale", "size", "iters", "data"]
 

@@ -250,7 +250,7 @@ def test_regress_cli_write_pass_and_fail(tmp_path, corpus, monkeypatch):
     ref = tmp_path / "ref.json"
     runs = tmp_path / "runs"
     runner = CliRunner()
-    from aebench.harness.cli.protocol import expand
+    from aebench.harness.protocol.plan import expand
     from aebench.harness.report.regress import summaries, write_reference
 
     _, cells = expand(str(proto), [])

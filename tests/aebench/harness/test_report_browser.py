@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from aebench import REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parents[3]
 from aebench.harness.cli import main
 from aebench.harness.registry import BUILTIN_METHODS as METHODS
 from tests.aebench.harness.fake_method import toy_protocol

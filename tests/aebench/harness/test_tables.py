@@ -109,3 +109,50 @@ def test_cells_of_the_same_grid_point_are_not_pooled(tmp_path):
     line = next(li for li in md.splitlines() if li.startswith("| AE-NeRF"))
     assert "24.00 (n=1)" in line and "22.00" not in line
     assert "1 older finished cell(s)" in md and "old" in md.split("older finished cell(s)")[1]
+
+
+def _copy_protocol(name: str, dest: Path, new_name: str) -> Path:
+    """A shipped protocol copied to another file under another name (its cells then live under that name)."""
+    import re
+
+    from aebench.paths import protocols_dir
+
+    text = (protocols_dir() / f"{name}.yaml").read_text()
+    path = dest / f"{new_name}.yaml"
+    path.write_text(re.sub(rf"(?m)^name: {name}$", f"name: {new_name}", text))
+    return path
+
+
+def test_a_copied_protocol_prints_the_same_table_and_plots(tmp_path):
+    """The layout is the protocol file's own: a copy under another name gets the same paper
+    columns, axis column and plots (report code holds no protocol names)."""
+    for name, cells in (("fewshot_iters", [("a", 20), ("b", 60)]), ("ablation", [("a", 60)])):
+        copy = _copy_protocol(name, tmp_path, f"my_{name}")
+        for store in (name, f"my_{name}"):
+            for cid, iters in cells:
+                make_cell(tmp_path / "runs", store, cid, "AE-NeRF", 21.0, iters=iters)
+        ours = render_table(copy, tmp_path / "runs", "csv")
+        assert ours == render_table(name, tmp_path / "runs", "csv")
+        assert "PSNR (paper)" in ours.splitlines()[0]
+        shipped = [p.name for p in plot(name, tmp_path / "runs", tmp_path / "p" / name)]
+        assert [p.name for p in plot(copy, tmp_path / "runs", tmp_path / "p" / f"my_{name}")] == shipped
+    assert render_table(copy, tmp_path / "runs", "csv").splitlines()[0].startswith("row,PSNR (ours),PSNR (paper)")
+    iters = render_table(tmp_path / "my_fewshot_iters.yaml", tmp_path / "runs", "csv")
+    assert iters.splitlines()[0].startswith("row,iterations,PSNR (ours),PSNR (paper)")  # the axis column, from the file
+
+
+def test_bars_draw_the_papers_sync(tmp_path, monkeypatch):
+    """The bars read the paper's value through the table's column mapping (Sync -> sync_conf), so
+    the paper's Sync bars are drawn, also where ours is missing (no SyncNet weights)."""
+    import matplotlib.axes
+
+    drawn = []
+    real_bar = matplotlib.axes.Axes.bar
+    monkeypatch.setattr(matplotlib.axes.Axes, "bar",
+                        lambda self, x, h, *a, **k: drawn.append((self, k.get("label"), list(h)))
+                        or real_bar(self, x, h, *a, **k))
+    make_cell(tmp_path, "ablation", "a", "AE-NeRF", 21.0)
+    make_cell(tmp_path, "ablation", "b", "w/o AAA", 20.0)
+    plot("ablation", tmp_path, tmp_path / "p")
+    sync = {label: h for ax, label, h in drawn if ax.get_title().startswith("LSE-C")}  # titled after drawing
+    assert sync["paper"] == [7.813, 4.570]  # Table 4's Sync of AE-NeRF and w/o AAA

@@ -1,0 +1,53 @@
+"""From the command line's words to a protocol's cells: the protocol at the chosen scale, its
+data prepared (cached), its features checked before any work, the grid expanded; and the rows
+an ablation run keeps (``aebench ablate --drop``, named by the ablation protocol's rows)."""
+
+from __future__ import annotations
+
+from aebench.config import parse_overrides
+from aebench.harness.protocol.spec import Protocol, ProtocolError, load_protocol
+
+
+def _scale(overrides: list[str]) -> str:
+    return str(parse_overrides([o for o in overrides if o.startswith("scale=")]).get("scale", "smoke"))
+
+
+def expand(protocol_name: str, overrides: list[str], data: str | None = None, methods=None,
+           rows: list[str] | None = None):
+    """Load, prepare data for, and expand a protocol into cells."""
+    from aebench.harness.protocol.cells import expand_cells
+    from aebench.harness.protocol.launchers import data_root_for
+
+    protocol = load_protocol(protocol_name, _scale(overrides))
+    if rows is not None:
+        protocol.rows = [r for r in protocol.rows if r.label in rows]
+    check_features(protocol, [o for o in overrides if not o.startswith("scale=")])
+    root = data_root_for(protocol, data)
+    cells = expand_cells(protocol, root, [o for o in overrides if not o.startswith("scale=")], methods)
+    return protocol, cells
+
+
+def check_features(protocol, overrides: list[str]) -> None:
+    """Fail before any work when the audio features of the run cannot be computed here (e.g.
+    ``scale=paper`` uses wav2vec2, whose weights must be in the local store)."""
+    from aebench.config import load_config
+    from aebench.data.features import FeatureError, settings
+
+    cfg = load_config(overrides, extra=protocol.settings, scale=protocol.scale)
+    try:
+        settings(str(cfg.features))
+    except FeatureError as exc:
+        raise ProtocolError(f"protocol {protocol.name} at scale {protocol.scale} uses features={cfg.features}: {exc}") from exc
+
+
+def ablation_rows(protocol: str, drops: tuple[str, ...] | list[str]) -> list[str]:
+    """Labels of the rows of ``protocol`` that ``--drop`` keeps: every row that is no ablation
+    (no ``drop:``, the full model) and those whose ``drop:`` is named (case-insensitive)."""
+    spec = load_protocol(protocol, scale=None)
+    named = {r.drop.upper(): r.label for r in spec.rows if r.drop}
+    unknown = [d for d in drops if d.upper() not in named]
+    if unknown:
+        valid = ", ".join(r.drop for r in spec.rows if r.drop)
+        raise ProtocolError(f"unknown ablation(s) {unknown}; protocol {spec.name} names: {valid}")
+    wanted = {named[d.upper()] for d in drops}
+    return [r.label for r in spec.rows if not r.drop or r.label in wanted]

@@ -1,0 +1,1 @@
+"""An example aebench plugin: the ``copycat`` method and the ``brightness`` metric."""
