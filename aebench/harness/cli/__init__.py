@@ -12,7 +12,7 @@ COMMANDS = {
     "data": "aebench.harness.cli.data:data",
     "config": "aebench.harness.cli.config_cmd:config",
     "eval": "aebench.harness.cli.eval_cmd:eval_cmd",
-    "weights": "aebench.harness.cli.eval_cmd:weights",
+    "weights": "aebench.harness.cli.weights_cmd:weights",
     "bench": "aebench.harness.cli.bench:bench",
     "run": "aebench.harness.cli.protocol:run",
     "ablate": "aebench.harness.cli.protocol:ablate",

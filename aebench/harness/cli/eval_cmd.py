@@ -1,4 +1,4 @@
-"""``aebench eval`` (score any method's output) and ``aebench weights status|add|fetch``."""
+"""``aebench eval``: score any method's output (:func:`aebench.eval.evaluate`) and print the summary."""
 
 from __future__ import annotations
 
@@ -78,49 +78,3 @@ def eval_cmd(pred, gt, audio, metrics, weight_items, align, resize, fps, out) ->
     for k, why in result.missing.items():
         click.secho(f"MISSING {k}: {why}", fg="red", err=True)
     click.echo(f"wrote {out}/metrics.json and {out}/frames.csv ({result.info['n_frames']} frames)")
-
-
-@click.group()
-def weights() -> None:
-    """The verified weights store: `status`, `add NAME FILE`, `fetch NAME`."""
-
-
-@weights.command("status")
-def status_cmd() -> None:
-    """Every manifest entry: present, verified, path, and the command that fixes it."""
-    from tabulate import tabulate
-
-    from aebench.paths import weights_dir
-    from aebench import weights as w
-
-    rows = [[r["name"], "yes" if r["present"] else "NO", r["sha256"], r["verified"], r["path"], r["fix"]]
-            for r in w.status()]
-    click.echo(f"weights store: {weights_dir()}")
-    click.echo(tabulate(rows, headers=["name", "present", "official sha256", "verified", "path", "fix"], tablefmt="simple"))
-
-
-@weights.command("add")
-@click.argument("name")
-@click.argument("file", type=click.Path(exists=True))
-def add_cmd(name, file) -> None:
-    """Verify FILE (sha256) as the official NAME and copy it into the store."""
-    from aebench import weights as w
-
-    try:
-        dst = w.add(name, file)
-    except (KeyError, w.WeightsError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(f"{name}: verified and stored at {dst}")
-
-
-@weights.command("fetch")
-@click.argument("name")
-def fetch_cmd(name) -> None:
-    """Download NAME from its source URL (needs internet), verify, store."""
-    from aebench import weights as w
-
-    try:
-        dst = w.fetch(name)
-    except (KeyError, w.WeightsError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(f"{name}: downloaded, verified and stored at {dst}")

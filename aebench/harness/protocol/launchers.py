@@ -79,16 +79,16 @@ def run_local(cells: list[Cell], runs_root: Path, progress: bool = True) -> list
 
 
 def _remote_base(cell: Cell, runs_root: str, registry: dict) -> dict | None:
-    from aebench.harness.registry import BUILTIN_METHODS as METHODS, get_method
+    from aebench.harness.registry import BUILTIN_METHODS, get_method
 
-    METHODS.update(registry)
+    BUILTIN_METHODS.update(registry)  # methods a test or session registered in the driver
     return ensure_base(get_method(cell.method), cell.cfg, Path(runs_root), progress=print)
 
 
 def _remote_cell(cell: Cell, runs_root: str, registry: dict) -> CellOutcome:
-    from aebench.harness.registry import BUILTIN_METHODS as METHODS
+    from aebench.harness.registry import BUILTIN_METHODS
 
-    METHODS.update(registry)
+    BUILTIN_METHODS.update(registry)
     return run_cell(cell, Path(runs_root), progress=print)
 
 
@@ -97,13 +97,13 @@ def run_ray(cells: list[Cell], runs_root: Path, progress: bool = True) -> list[C
         import ray
     except ImportError as exc:
         raise RuntimeError("launcher=ray needs Ray: pip install 'aebench[ray]'") from exc
-    from aebench.harness.registry import BUILTIN_METHODS as METHODS, method_class
+    from aebench.harness.registry import BUILTIN_METHODS, method_class
 
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False, log_to_driver=progress,
                  runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}})
     gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-    registry = dict(METHODS)
+    registry = dict(BUILTIN_METHODS)
     base_task = ray.remote(num_gpus=gpus, num_cpus=1)(_remote_base)
     cell_task = ray.remote(num_gpus=gpus, num_cpus=1)(_remote_cell)
     firsts: dict[str, Cell] = {}

@@ -91,3 +91,17 @@ def test_a_protocol_file_works_in_run_tables_and_plot_with_one_runs_option(tmp_p
     assert videos and images
     assert all((page_dir / v).exists() and probe(page_dir / v).duration > 0 for v in videos)
     assert all((page_dir / i).stat().st_size > 0 for i in images)
+
+
+def test_help_and_light_commands_import_no_torch():
+    """The built-in methods and the CLI's commands are registered lazily: `aebench --help`, `ls
+    protocols` and `ls metrics` never import torch (a fresh process, so nothing is imported yet)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom click.testing import CliRunner\nfrom aebench.harness.cli import main\n"
+            "for args in (['--help'], ['ls', 'protocols'], ['ls', 'metrics']):\n"
+            "    assert CliRunner().invoke(main, args).exit_code == 0, args\n"
+            "print('torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stdout + out.stderr

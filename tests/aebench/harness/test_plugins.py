@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,9 +21,10 @@ PLUGIN = Path(__file__).resolve().parents[2] / "plugin_pkg"
 def plugin_env(tmp_path_factory) -> dict:
     """The environment of a process that has the example plugin installed (pip, into a target folder)."""
     target = tmp_path_factory.mktemp("plugin_site")
-    build = tmp_path_factory.mktemp("plugin_build")
+    src = tmp_path_factory.mktemp("plugin_src") / "pkg"
+    shutil.copytree(PLUGIN, src)  # setuptools builds in the source folder: not in the repository
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-                    "--target", str(target), str(PLUGIN)], check=True, cwd=build,
+                    "--target", str(target), str(src)], check=True, cwd=src,
                    env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
     assert list(target.glob("aebench_plugin_example-*.dist-info/entry_points.txt"))
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}

@@ -1,1 +1,0 @@
-"""An example aebench plugin: the ``copycat`` method and the ``brightness`` metric."""
