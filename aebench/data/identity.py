@@ -277,4 +277,6 @@ def list_identities(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and (p / "meta.json").exists())
+    from aebench.data.staging import is_staging
+
+    return sorted(p for p in root.iterdir() if p.is_dir() and not is_staging(p) and (p / "meta.json").exists())

@@ -10,8 +10,9 @@ Frame-rate conversion is by timestamp: output frame ``k`` (time ``k / fps``) is 
 source frame whose presentation time is <= ``k / fps`` (+ half a millisecond), so 30 ->
 25 fps keeps 5 of every 6 frames, dropping one evenly; 25 -> 25 keeps all.
 
-Everything is written to ``<out>/<name>.partial`` and renamed when complete; on any failure
-the partial folder is removed. A finished identity whose source sha256 and settings match
+Everything is written to a staging folder unique to the process (:mod:`aebench.data.staging`,
+under a lock per identity, so two runs preparing the same clip never meet) and renamed when
+complete; on any failure the staging folder is removed. A finished identity whose source sha256 and settings match
 is left alone.
 """
 
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aebench.data.staging import check_name, identity_lock, publish, staging_dir
 from aebench.media import FPS
 from aebench.media import AUDIO_RATE, MediaError
 
@@ -138,6 +140,10 @@ def prepare(clip: str | Path, name: str, out: str | Path, size: int = 512, fps: 
     from aebench.config import load_config
 
     clip, out = Path(clip), Path(out)
+    try:
+        check_name(name)  # nothing is written outside ``out``
+    except ValueError as exc:
+        raise PrepareError(str(exc)) from exc
     bad = [o for o in overrides if not str(o).startswith("prepare.")]
     if bad:
         raise PrepareError(f"only prepare.* settings can be overridden here, got {bad}")
@@ -154,27 +160,24 @@ def prepare(clip: str | Path, name: str, out: str | Path, size: int = 512, fps: 
         raise PrepareError(str(exc)) from exc
     settings = _settings(cfg, size, fps, max_seconds, features)
     sha = sha256_file(clip)
-    final, tmp = out / name, out / (name + ".partial")
-    if (final / "meta.json").exists():
-        old = json.loads((final / "meta.json").read_text())
-        if old.get("source_sha256") == sha and old.get("settings") == settings:
-            log(f"{final}: up to date (same source and settings), nothing to do")
-            return final
-        log(f"{final}: source or settings changed, preparing again")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    try:
-        meta = _run(clip, name, tmp, cfg.prepare, size, fps, max_seconds, features, progress, log)
-        meta.update(source=str(clip.resolve()), source_sha256=sha, settings=settings)
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        _features(tmp, features)
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    final = out / name
+    with identity_lock(out, name):  # a concurrent run preparing the same identity waits, then finds it done
+        if (final / "meta.json").exists():
+            old = json.loads((final / "meta.json").read_text())
+            if old.get("source_sha256") == sha and old.get("settings") == settings:
+                log(f"{final}: up to date (same source and settings), nothing to do")
+                return final
+            log(f"{final}: source or settings changed, preparing again")
+        tmp = staging_dir(out, name)
+        try:
+            meta = _run(clip, name, tmp, cfg.prepare, size, fps, max_seconds, features, progress, log)
+            meta.update(source=str(clip.resolve()), source_sha256=sha, settings=settings)
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+            _features(tmp, features)
+            publish(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return final
 
 

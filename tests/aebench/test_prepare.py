@@ -210,7 +210,8 @@ def test_one_command_prepares_a_folder_of_clips_and_skips_prepared_ones(shared_d
     args = [str(clips), "--out", str(tmp_path / "ids"), "--size", "64", "--max-seconds", "1", "prepare.refine=false"]
     res = runner.invoke(prepare_cmd, args)
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in (tmp_path / "ids").iterdir()) == ["hdtf_aoc", "may"]  # named after the files
+    found = sorted(p.name for p in (tmp_path / "ids").iterdir() if not p.name.startswith("."))  # .locks/ beside them
+    assert found == ["hdtf_aoc", "may"]  # named after the files
     again = runner.invoke(prepare_cmd, args)
     assert again.exit_code == 0 and again.output.count("up to date") == 2, again.output
     bad = runner.invoke(prepare_cmd, [str(clips), "--name", "x", "--out", str(tmp_path / "ids")])
@@ -238,3 +239,14 @@ def test_close_crop_masks(shared_data):
     bottom = m[-SIZE // 20:]
     assert (bottom[:, : SIZE // 10] == LABELS["torso"]).mean() > 0.5
     assert (bottom[:, -SIZE // 10:] == LABELS["torso"]).mean() > 0.5
+
+
+@pytest.mark.parametrize("name", ["../x", "/tmp/abs", "a/b", ".hidden", "x.partial", ".."])
+def test_identity_names_stay_inside_out(tmp_path, name):
+    """`data prepare --name ../x --out DIR` must not write outside DIR: refused before any work."""
+    from aebench.media import write_video
+
+    write_video(tmp_path / "c.mp4", [np.zeros((16, 16, 3), np.uint8)] * 3, fps=25)
+    res = CliRunner().invoke(prepare_cmd, [str(tmp_path / "c.mp4"), "--name", name, "--out", str(tmp_path / "out")])
+    assert res.exit_code != 0 and "must be a plain folder name" in res.output, res.output
+    assert not (tmp_path / "x").exists() and not (tmp_path / "out").exists()

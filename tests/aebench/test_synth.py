@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -188,3 +189,32 @@ def test_scene_depth_lies_within_near_far():
         depths.append(t[np.isfinite(t)])  # dirs have z = 1, so t is the camera depth
     depths = np.concatenate(depths)
     assert scene.CAM_DIST - 1.5 < depths.min() and depths.max() < scene.CAM_DIST + 1.5
+
+
+def _corpus_in_process(out: str) -> list[str]:
+    return [p.name for p in synth.make_corpus(Path(out), identities=3, seconds=0.4, size=16, seed=0)]
+
+
+def test_two_first_runs_at_once_make_one_corpus(tmp_path):
+    """Two processes making the same corpus at once (two first `aebench run`s): both succeed, one
+    renders each identity (a lock per identity), and no staging folder is ever listed as data."""
+    import multiprocessing
+
+    from aebench.data.identity import list_identities
+
+    out = tmp_path / "corpus"
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        results = pool.map(_corpus_in_process, [str(out)] * 2)
+    assert results == [["synth_00", "synth_01", "synth_02"]] * 2
+    assert [p.name for p in list_identities(out)] == ["synth_00", "synth_01", "synth_02"]
+    assert not [p for p in out.iterdir() if p.name.endswith(".partial")]
+
+
+def test_a_left_over_staging_folder_is_never_an_identity(tmp_path):
+    """A folder a killed run left half-renamed (with its meta.json) is not listed as a fourth identity."""
+    from aebench.data.identity import list_identities
+
+    (p,) = synth.make_corpus(tmp_path, identities=1, seconds=0.4, size=16, seed=0)
+    for leftover in ("synth_00.partial", ".synth_00.1234.partial"):
+        shutil.copytree(p, tmp_path / leftover)
+    assert [q.name for q in list_identities(tmp_path)] == ["synth_00"]

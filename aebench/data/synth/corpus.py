@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 
+from aebench.data.staging import identity_lock, publish, staging_dir
 from aebench.data.synth.look import draw_look
 from aebench.data.synth.scene import (CAM_DIST, _ray_dirs, camera_poses, focal_for, make_background,
                                         project_landmarks, render_frame)
@@ -28,23 +27,30 @@ def _versions() -> dict:
 
 def make_identity(out_dir: Path, index: int, seconds: float, size: int, seed: int,
                   settings: dict | None = None, progress: bool = False) -> Path:
-    """Render identity ``synth_<index>`` into ``out_dir`` (atomic); returns its folder."""
-    import cv2
-    from scipy.io import wavfile
-    from tqdm import tqdm
-
+    """Render identity ``synth_<index>`` into ``out_dir`` (atomic, and exclusive: concurrent runs
+    never meet, :mod:`aebench.data.staging`); returns its folder."""
     out_dir = Path(out_dir)
     name = f"synth_{index:02d}"
     final = out_dir / name
     settings = dict(settings or {}, seconds=float(seconds), size=int(size), seed=int(seed), index=int(index))
-    meta_path = final / "meta.json"
-    if meta_path.exists():
-        old = json.loads(meta_path.read_text()).get("settings", {})
-        if {k: old.get(k) for k in ("seconds", "size", "seed", "index")} == \
-                {k: settings[k] for k in ("seconds", "size", "seed", "index")}:
-            return final
-        shutil.rmtree(final)
+    with identity_lock(out_dir, name):  # a concurrent run making the same corpus waits, then finds it done
+        meta_path = final / "meta.json"
+        if meta_path.exists():
+            old = json.loads(meta_path.read_text()).get("settings", {})
+            if {k: old.get(k) for k in ("seconds", "size", "seed", "index")} == \
+                    {k: settings[k] for k in ("seconds", "size", "seed", "index")}:
+                return final
+        return _render_identity(out_dir, name, index, seconds, size, seed, settings, progress)
 
+
+def _render_identity(out_dir: Path, name: str, index: int, seconds: float, size: int, seed: int, settings: dict,
+                     progress: bool) -> Path:
+    """Render and write identity ``name`` (the caller holds its lock)."""
+    import cv2
+    from scipy.io import wavfile
+    from tqdm import tqdm
+
+    final = out_dir / name
     rng = np.random.default_rng([int(seed), int(index)])
     look = draw_look(rng)
     background = make_background(rng, size)
@@ -64,10 +70,7 @@ def make_identity(out_dir: Path, index: int, seconds: float, size: int, seed: in
         masks[i] = lab
         lms[i] = project_landmarks(poses[i], mouth[i], look, size)
 
-    tmp = out_dir / (name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    tmp = staging_dir(out_dir, name)
     np.save(tmp / "frames.npy", frames)
     np.save(tmp / "masks.npy", masks)
     np.save(tmp / "landmarks.npy", lms)
@@ -87,8 +90,7 @@ def make_identity(out_dir: Path, index: int, seconds: float, size: int, seed: in
         "voice": {"f0": look.f0, "tract": look.tract},
     }
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, final)
-    return final
+    return publish(tmp, final)
 
 
 def make_corpus(out: Path, identities: int = 3, seconds: float = 10.0, size: int = 64, seed: int = 0,
