@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 #: the entry-point group through which other installed packages register methods
@@ -151,7 +152,14 @@ def parse_overrides(args: Iterable[str]) -> dict:
         key = key.strip()
         if not key:
             raise ConfigError(f"override '{arg}' has an empty key")
-        value = OmegaConf.to_container(OmegaConf.from_dotlist([f"v={raw}"]))["v"]
+        if "${" in raw:  # an interpolation would be resolved (or fail) later, silently or as a traceback
+            raise ConfigError(f"override '{arg}': interpolations (${{...}}) are not accepted; write the value itself")
+        try:
+            value = OmegaConf.to_container(OmegaConf.from_dotlist([f"v={raw}"]))["v"]
+        except (yaml.YAMLError, OmegaConfBaseException) as exc:
+            first = " ".join(str(exc).split("\n")[0].split())
+            raise ConfigError(f"override '{arg}' is not a valid value ({first}); lists are written [a,b], "
+                              f"strings with spaces or ': ' in quotes") from exc
         node = nested
         parts = key.split(".")
         for part in parts[:-1]:
@@ -201,7 +209,10 @@ MINIMUM = {"seed": 0, "data.size": 0, "data.clip_seconds": 0.0, "train.iters": 0
            "train.n_fine": 0, "train.chunk": 0, "train.ckpt_every": 1, "train.log_every": 1,
            "train.smooth_window": 1, "train.render_frames": 0,
            "train.occ_resolution": 1, "train.occ_threshold": 0.0, "train.occ_every": 1, "train.stop_eps": 0.0}
-MAXIMUM = {"train.face_fraction": 1.0, "train.occ_threshold": 0.99, "train.stop_eps": 1.0}
+MAXIMUM = {"train.face_fraction": 1.0, "train.occ_threshold": 0.99, "train.stop_eps": 1.0,
+           "data.size": 4096}  # a working resolution beyond 4096 px is a typo (the paper works at 512)
+#: ``device``: auto, cpu, cuda, cuda:N or mps (what torch.device accepts and a run can use)
+DEVICE = r"^(auto|cpu|cuda(:\d+)?|mps)$"
 #: dotted key -> its valid values
 CHOICES = {"train.precision": ("fp32", "tf32", "bf16"), "train.sampler": ("hierarchical", "occupancy"),
            "train.render_sampler": ("hierarchical", "occupancy")}
@@ -216,6 +227,12 @@ def _check_ranges(cfg: DictConfig) -> None:
         v = OmegaConf.select(cfg, key)
         if v is not None and v > high:
             raise ConfigError(f"'{key}' must be at most {high}, got {v}")
+    import re
+
+    if not re.match(DEVICE, str(cfg.device)):
+        raise ConfigError(f"'device' must be auto, cpu, cuda, cuda:N or mps, got {cfg.device!r}")
+    if cfg.data.size is not None and cfg.data.size != int(cfg.data.size):
+        raise ConfigError(f"'data.size' takes a whole number of pixels, got {cfg.data.size}")
     for key, valid in CHOICES.items():
         v = OmegaConf.select(cfg, key)
         if v is not None and v not in valid:

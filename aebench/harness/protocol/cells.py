@@ -54,6 +54,12 @@ def expand_cells(protocol: Protocol, data_root: Path, overrides: list[str] = (),
     if not available:
         raise ProtocolError(f"no prepared identities in {data_root} (prepare some with `aebench data prepare` "
                             f"or use data=synth)")
+    from aebench.paths import shared_path
+
+    for audio in protocol.grid["audio"]:
+        if str(audio) != "self" and str(audio) not in available and not shared_path(str(audio)).is_file():
+            raise ProtocolError(f"protocol {protocol.name}: driving audio {audio!r} is neither self, an identity in "
+                                f"{data_root} ({', '.join(available)}) nor an audio file")
     targets = available if protocol.targets == "all" else list(protocol.targets)
     missing = [t for t in targets if t not in available]
     if missing:

@@ -4,6 +4,8 @@ an ablation run keeps (``aebench ablate --drop``, named by the ablation protocol
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aebench.config import parse_overrides
 from aebench.harness.protocol.spec import Protocol, ProtocolError, load_protocol
 
@@ -19,9 +21,13 @@ def expand(protocol_name: str, overrides: list[str], data: str | None = None, me
     from aebench.harness.protocol.launchers import data_root_for
 
     protocol = load_protocol(protocol_name, _scale(overrides))
+    if "method" in parse_overrides(overrides):  # each row names its method; an override would run every row as one
+        raise ProtocolError(f"method is chosen by each row of a protocol ({', '.join(r.method for r in protocol.rows)}); "
+                            "pick rows by method with methods=[a,b] instead of method=")
     if rows is not None:
         protocol.rows = [r for r in protocol.rows if r.label in rows]
     check_features(protocol, [o for o in overrides if not o.startswith("scale=")])
+    check_audio(protocol)
     root = data_root_for(protocol, data)
     cells = expand_cells(protocol, root, [o for o in overrides if not o.startswith("scale=")], methods)
     return protocol, cells
@@ -38,6 +44,20 @@ def check_features(protocol, overrides: list[str]) -> None:
         settings(str(cfg.features))
     except FeatureError as exc:
         raise ProtocolError(f"protocol {protocol.name} at scale {protocol.scale} uses features={cfg.features}: {exc}") from exc
+
+
+def check_audio(protocol: Protocol) -> None:
+    """Fail before any work when a driving audio given as a file does not exist (identity names
+    are checked against the data when the cells are expanded)."""
+    from aebench.paths import SHARED_PREFIX, shared_path
+
+    for spec in protocol.grid["audio"]:
+        spec = str(spec)
+        if spec == "self" or not (spec.startswith(SHARED_PREFIX) or "/" in spec or Path(spec).suffix):
+            continue
+        if not shared_path(spec).is_file():
+            hint = " (set AEBENCH_SHARED to the shared folder)" if spec.startswith(SHARED_PREFIX) else ""
+            raise ProtocolError(f"protocol {protocol.name}: driving audio {spec} not found at {shared_path(spec)}{hint}")
 
 
 def ablation_rows(protocol: str, drops: tuple[str, ...] | list[str]) -> list[str]:

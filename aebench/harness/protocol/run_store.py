@@ -93,3 +93,21 @@ def read_cells(runs_root: Path, protocol: str) -> list[dict]:
             cell = new
         latest[key] = cell
     return list(latest.values())
+
+
+def unfinished_rows(runs_root: Path, protocol: str) -> dict[str, int]:
+    """Rows of ``protocol`` with started but unfinished cells (no ``done``): row -> how many."""
+    import yaml
+
+    out: dict[str, int] = {}
+    pdir = Path(runs_root) / protocol
+    if not pdir.is_dir():
+        return out
+    for d in sorted(pdir.iterdir()):
+        if d.is_dir() and not is_done(d) and (d / "config.yaml").exists():
+            try:
+                row = str(yaml.safe_load((d / "config.yaml").read_text())["run"]["row"])
+            except (yaml.YAMLError, KeyError, TypeError):
+                row = f"(cell {d.name})"
+            out[row] = out.get(row, 0) + 1
+    return out

@@ -198,7 +198,12 @@ def load_protocol(name_or_path: str | Path, scale: str | None = "smoke") -> Prot
     """Read and validate a protocol, with the overrides of ``scale`` applied (None: none, the
     protocol as written, which is what reports lay out)."""
     path = protocol_file(name_or_path)
-    raw = yaml.safe_load(path.read_text()) or {}
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ProtocolError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from exc
+    if not isinstance(raw, dict):
+        raise ProtocolError(f"{path}: a protocol is a mapping of fields ({', '.join(sorted(FIELDS))}), got {type(raw).__name__}")
     _check_fields(str(path), raw, FIELDS)
     scales = raw.pop("scales", {}) or {}
     _check_fields(f"{path} scales", scales, {"smoke", "small", "paper"})
@@ -223,6 +228,8 @@ def load_protocol(name_or_path: str | Path, scale: str | None = "smoke") -> Prot
         if "method" not in r:
             raise ProtocolError(f"{path} rows[{i}]: needs a method")
         row_set = dict(r.get("set") or {})
+        if "method" in row_set:
+            raise ProtocolError(f"{path} rows[{i}] sets method in set:; a row names its method with method: NAME")
         shared = [k for k in row_set if str(k).split(".")[0] in SHARED_SECTIONS]
         if shared:
             raise ProtocolError(f"{path} rows[{i}] sets {', '.join(shared)}: training conditions ({', '.join(SHARED_SECTIONS)}) "
@@ -232,13 +239,26 @@ def load_protocol(name_or_path: str | Path, scale: str | None = "smoke") -> Prot
                         drop=None if r.get("drop") is None else str(r["drop"])))
     if not rows:
         raise ProtocolError(f"{path}: no rows")
+    from aebench.harness.registry import methods as registered
+
+    unknown_methods = sorted({r.method for r in rows} - set(registered()))
+    if unknown_methods:
+        raise ProtocolError(f"{path}: unknown method(s) {unknown_methods}; registered: {', '.join(registered())}")
+    if "method" in {str(k).split(".")[0] for k in (data.get("settings") or {})}:
+        raise ProtocolError(f"{path}: settings set method; each row names its method with method: NAME")
     from aebench.eval.registry import METRICS, expand
 
     try:
         metrics = expand(list(data.get("metrics") or list(METRICS)))
     except ValueError as exc:
         raise ProtocolError(f"{path}: {exc}") from exc
-    return Protocol(name=str(data.get("name", path.stem)), scale=scale, description=str(data.get("description", "")),
+    from aebench.data.staging import check_name
+
+    try:  # the run store keeps cells under <runs>/<name>/: nothing may land outside it
+        name = check_name(str(data.get("name", path.stem)), "protocol name")
+    except ValueError as exc:
+        raise ProtocolError(f"{path}: {exc}") from exc
+    return Protocol(name=name, scale=scale, description=str(data.get("description", "")),
                     table=_layout(f"{path} table", data.get("table"), grid, set(METRICS)),
                     metrics=metrics,
                     rows=rows, targets=data.get("targets", "all"), base=data.get("base", "leave_one_out"),

@@ -33,7 +33,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from aebench.paths import paper_results_dir
-from aebench.harness.protocol.run_store import read_cells
+from aebench.harness.protocol.run_store import read_cells, unfinished_rows
 
 UNOFFICIAL, VARIANT = "†", "‡"
 
@@ -119,9 +119,11 @@ def render_table(protocol: str | Path, runs_root: Path, fmt: str = "md", only: l
             raise ValueError(f"protocol {protocol} has no metric(s) {unknown}; its metrics: {', '.join(metrics)}")
         metrics = [m for m in metrics if m in only]
     cells = read_cells(Path(runs_root), protocol)
+    unfinished = unfinished_rows(Path(runs_root), protocol)
     if not cells:
-        return (f"no finished runs of protocol '{protocol}' under {runs_root}; "
-                f"run `aebench run protocol={protocol}` first")
+        started = f" ({sum(unfinished.values())} started but unfinished)" if unfinished else ""
+        raise FileNotFoundError(f"no finished runs of protocol '{protocol}' under {runs_root}{started}; "
+                                f"run `aebench run protocol={protocol}` first")
     table = layout.paper
     axis = layout.axis
     by_audio = layout.by_audio or len({str(c.get("audio", "self")) for c in cells}) > 1
@@ -200,6 +202,9 @@ def render_table(protocol: str | Path, runs_root: Path, fmt: str = "md", only: l
                + f"; ours from {runs_root}/{protocol}: mean ± std over cells (n = cells with a value); "
                  "scale, size and iterations per row")
     footnotes = [f"missing {m}: {why}" for m, why in notes.items()]
+    if unfinished:
+        footnotes.append("unfinished (started, not done; `aebench run` resumes them): "
+                         + ", ".join(f"{row} ({n} cell{'s' if n > 1 else ''})" for row, n in unfinished.items()))
     superseded = sorted(i for c in cells for i in c.get("superseded", []))
     if superseded:
         footnotes.append(f"{len(superseded)} older finished cell(s) at the same grid points, run with other settings, are not "

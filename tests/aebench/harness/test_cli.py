@@ -33,6 +33,15 @@ MISTAKES = [  # (arguments, a fragment of the message)
     (["eval", "--pred", "missing.mp4", "--out", "x"], "missing.mp4: no such file"),
     (["regress", "--reference", "missing.json", "--read"], "no reference at missing.json"),
     (["config", "show", "data.sizee=3"], "valid keys under 'data'"),
+    # found by the trial of issue 20: silent or late before, a one-line error now
+    (["run", "protocol=smoke", "method=dfrf"], "method is chosen by each row"),
+    (["run", "protocol=smoke", "device=tpu"], "'device' must be auto, cpu, cuda, cuda:N or mps"),
+    (["run", "protocol=smoke", "data.size=1e9"], "'data.size' must be at most 4096"),
+    (["run", "protocol=smoke", "data.size=31.5"], "'data.size' takes a whole number of pixels"),
+    (["run", "protocol=smoke", "methods=[aenerf"], "override 'methods=[aenerf' is not a valid value"),
+    (["run", "protocol=smoke", "train.iters=${"], "interpolations (${...}) are not accepted"),
+    (["config", "show", "run.audio=${nosuch.key}"], "interpolations (${...}) are not accepted"),
+    (["run", "protocol=smoke", "train.iters=${oc.env:HOME}"], "interpolations (${...}) are not accepted"),
 ]
 
 
@@ -105,3 +114,32 @@ def test_help_and_light_commands_import_no_torch():
             "print('torch' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "False", out.stdout + out.stderr
+
+
+BAD_PROTOCOLS = [  # (protocol file text, a fragment of the message): refused before any work
+    ("name: x\nrows: [{method: noisy_gt\n", "is not valid YAML"),
+    ("- just\n- a list\n", "a protocol is a mapping of fields"),
+    ("name: ../escape\nrows: [{method: adnerf}]\n", "protocol name '../escape' must be a plain folder name"),
+    ("name: /tmp/abs\nrows: [{method: adnerf}]\n", "must be a plain folder name"),
+    ("name: x\nrows: [{method: nosuch}]\n", "unknown method(s) ['nosuch']"),
+    ("name: x\nrows: [{method: adnerf, set: {method: dfrf}}]\n", "a row names its method"),
+    ("name: x\nrows: [{method: adnerf}]\ngrid: {audio: ['shared:audio/nosuch.wav']}\n", "driving audio shared:audio/nosuch.wav not found"),
+    ("name: x\nrows: [{method: adnerf}]\ntable: t.csv\n", "table is a mapping"),
+    ("name: x\nrows: [{method: adnerf}]\ntable: {paper: nosuch.csv}\n", "paper table 'nosuch.csv' not found"),
+    ("name: x\nrows: [{method: adnerf}]\ntable: {paper: table4_ablation.csv, columns: {PSNR: nosuch}}\n",
+     "neither a metric"),
+    ("name: x\nrows: [{method: adnerf}]\ntable: {plot: lines}\n", "plot: lines draws metrics against the table's axis"),
+]
+
+
+@pytest.mark.parametrize("text,fragment", BAD_PROTOCOLS, ids=[f for _, f in BAD_PROTOCOLS])
+@pytest.mark.parametrize("command", ["run", "tables"])
+def test_a_bad_protocol_file_is_one_clear_error(text, fragment, command, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.yaml").write_text(text)
+    args = ["run", "protocol=bad.yaml", "--runs", "r"] if command == "run" else ["tables", "bad.yaml", "--runs", "r"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code != 0 and "Traceback" not in res.output, res.output
+    if command == "run" or "audio" not in fragment:  # tables reads the layout; only a run needs the audio
+        assert fragment in res.output, res.output
+    assert not (tmp_path / "r").exists() and not (tmp_path / "data").exists()  # nothing was started

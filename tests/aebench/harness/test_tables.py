@@ -43,8 +43,19 @@ def test_ablation_table_layout_against_paper(tmp_path):
     assert "\\begin{tabular}" in render_table("ablation", tmp_path, "latex")
 
 
-def test_no_runs_says_which_command(tmp_path):
-    assert "aebench run protocol=rrs" in render_table("rrs", tmp_path, "md")
+def test_no_runs_is_an_error_that_says_which_command(tmp_path):
+    import pytest
+
+    with pytest.raises(FileNotFoundError, match="aebench run protocol=rrs"):
+        render_table("rrs", tmp_path, "md")
+
+
+def test_unfinished_rows_are_named(tmp_path):
+    make_cell(tmp_path, "ablation", "a", "AE-NeRF", 21.0)
+    make_cell(tmp_path, "ablation", "d", "w/o Warper", 99.0, done=False)
+    (tmp_path / "ablation" / "d" / "config.yaml").write_text("run: {row: w/o Warper}\n")
+    md = render_table("ablation", tmp_path, "md")
+    assert "unfinished (started, not done; `aebench run` resumes them): w/o Warper (1 cell)" in md
 
 
 def test_plots_written(tmp_path):
