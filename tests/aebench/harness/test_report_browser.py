@@ -50,6 +50,17 @@ def test_report_page_in_headless_chromium(tmp_path, monkeypatch):
 
     monkeypatch.setitem(METHODS, "noisy_gt", "tests.aebench.harness.fake_method:NoisyGT")
     path, runs, out = toy_protocol(tmp_path), tmp_path / "runs", tmp_path / "report"
+    # hostile names (a driving-audio file and a row label): they must reach the page as text, never as markup
+    import numpy as np
+    import yaml
+    from scipy.io import wavfile
+
+    voice = tmp_path / 'a"onerror="alert(4).wav'
+    wavfile.write(voice, 16000, (3000 * np.sin(np.arange(16000) / 7)).astype(np.int16))
+    spec = yaml.safe_load(path.read_text())
+    spec["rows"][0]["label"] = 'A<img src=x onerror="alert(5)">'
+    spec["grid"]["audio"] = ["self", str(voice)]
+    path.write_text(yaml.safe_dump(spec))
     runner = CliRunner()
     assert runner.invoke(main, ["run", f"protocol={path}", "--runs", str(runs)]).exit_code == 0
     res = runner.invoke(main, ["report", str(path), "--runs", str(runs), "--out", str(out)])
@@ -61,6 +72,7 @@ def test_report_page_in_headless_chromium(tmp_path, monkeypatch):
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
         page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        page.on("dialog", lambda d: (problems.append(f"script ran: {d.message}"), d.dismiss()))
         page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url} ({r.failure})"))
         page.goto((out / "index.html").as_uri(), wait_until="load")
         videos = page.evaluate(VIDEOS_JS)
@@ -72,7 +84,7 @@ def test_report_page_in_headless_chromium(tmp_path, monkeypatch):
         browser.close()
 
     assert problems == []
-    assert "PSNR (ours)" in table and "A" in table
+    assert "PSNR [self] (ours)" in table and 'A<img src=x onerror="alert(5)">' in table  # shown as text
     assert images and all(width for _, width in images), images
     assert videos, "the page has no side-by-side video"
     for v in videos:
