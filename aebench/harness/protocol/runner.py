@@ -23,7 +23,7 @@ from aebench.data import Identity
 from aebench.method_api import render_span
 from aebench.paths import shared_path
 from aebench.harness.protocol.cells import Cell, base_key, finetune_key
-from aebench.harness.protocol.run_store import cell_lock, is_done, log_line, mark_done, write_json
+from aebench.harness.protocol.run_store import atomic_write, cell_lock, is_done, log_line, mark_done, write_json
 
 
 @dataclass
@@ -120,9 +120,10 @@ def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
             ckpt = ft_info["checkpoint"]
             timings["finetune_s"] = ft_info["finetune_s"]
             train_log = Path(ckpt).parent / "log.txt"
-            if train_log.exists():
-                with open(cell_dir / "log.txt", "a") as fh:
-                    fh.write(train_log.read_text())
+            if train_log.exists():  # the training steps once, also when an attempt is resumed
+                own = cell_dir / "log.txt"
+                lines = own.read_text().splitlines(keepends=True) if own.exists() else []
+                atomic_write(own, "".join(li for li in lines if not li.startswith("step ")) + train_log.read_text())
             audio, self_driven = driving_audio(cfg, identity)
             progress(f"  render ({'self' if self_driven else cfg.run.audio}-driven)")
             log_line(cell_dir, "render")

@@ -104,7 +104,8 @@ def plot(protocol: str | Path, runs_root: Path, out_dir: Path) -> list[Path]:
 
 
 def training_curve(log: Path) -> list[dict]:
-    """``step N k=v ...`` lines of a training log as dicts."""
+    """``step N k=v ...`` lines of a training log as dicts, one per step: where a resumed attempt
+    logs steps again (from its checkpoint on), its lines replace the earlier attempt's."""
     rows = []
     if not log.exists():
         return rows
@@ -120,5 +121,7 @@ def training_curve(log: Path) -> list[dict]:
                     row[k] = float(v)
                 except ValueError:
                     pass
+        if rows and row["step"] <= rows[-1]["step"]:
+            rows = [r for r in rows if r["step"] < row["step"]]
         rows.append(row)
     return rows

@@ -168,6 +168,8 @@ def test_run_store_resume_after_failure_and_base_shared(tmp_path, corpus, monkey
     monkeypatch.delenv("FAKE_METHOD_FAIL")
     second = launch(cells, runs, progress=False)
     assert [o.status for o in second] == ["skipped", "skipped", "done", "done"]
+    steps = [li for li in (failed_dir / "log.txt").read_text().splitlines() if li.startswith("step ")]
+    assert steps == ["step 1 loss=0.5 psnr=10", "step 2 loss=0.25 psnr=12"]  # the resumed cell logs its steps once
     assert (done_dir / "done").read_text() == stamp
     assert counter.read_text().count("pretrain") == 1  # one base model shared by every cell
     info = json.loads((done_dir / "cell.json").read_text())

@@ -167,3 +167,16 @@ def test_bars_draw_the_papers_sync(tmp_path, monkeypatch):
     plot("ablation", tmp_path, tmp_path / "p")
     sync = {label: h for ax, label, h in drawn if ax.get_title().startswith("LSE-C")}  # titled after drawing
     assert sync["paper"] == [7.813, 4.570]  # Table 4's Sync of AE-NeRF and w/o AAA
+
+
+def test_a_resumed_log_gives_one_point_per_step(tmp_path):
+    """A training resumed from its step-20 checkpoint logs steps 30.. again: the curve keeps the
+    later attempt's points, one per step, in order (no zigzag)."""
+    from aebench.harness.report.plots import training_curve
+
+    log = tmp_path / "log.txt"
+    log.write_text("[10:00:00] fine-tune\nstep 10 loss=0.5\nstep 20 loss=0.4\nstep 30 loss=0.3\nstep 40 loss=0.35\n"
+                   "[10:05:00] resumed\nstep 30 loss=0.29\nstep 40 loss=0.2\nstep 50 loss=0.1\n")
+    curve = training_curve(log)
+    assert [r["step"] for r in curve] == [10, 20, 30, 40, 50]
+    assert [r["loss"] for r in curve] == [0.5, 0.4, 0.29, 0.2, 0.1]
