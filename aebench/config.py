@@ -204,7 +204,7 @@ def load_config(overrides: Sequence[str] = (), extra: Mapping | None = None, sca
 
 
 #: dotted key -> smallest valid value (a user mistake like data.size=-5 is refused by name)
-MINIMUM = {"seed": 0, "data.size": 0, "data.clip_seconds": 0.0, "train.iters": 0, "train.pretrain_iters": 0,
+MINIMUM = {"seed": 0, "threads": 0, "data.size": 0, "data.clip_seconds": 0.0, "train.iters": 0, "train.pretrain_iters": 0,
            "train.lr": 0.0, "train.batch_rays": 1, "train.face_fraction": 0.0, "train.n_coarse": 2,
            "train.n_fine": 0, "train.chunk": 0, "train.ckpt_every": 1, "train.log_every": 1,
            "train.smooth_window": 1, "train.render_frames": 0,

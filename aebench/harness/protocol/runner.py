@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 
 from aebench.config import to_yaml
 from aebench.data import Identity
+from aebench.device import torch_threads
 from aebench.method_api import render_span
 from aebench.paths import shared_path
 from aebench.harness.protocol.cells import Cell, base_key, finetune_key
@@ -101,7 +102,7 @@ def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
     cell_dir = runs_root / cell.protocol / cell.cell_id
     if is_done(cell_dir):
         return CellOutcome(cell, "skipped")
-    with cell_lock(cell_dir):
+    with cell_lock(cell_dir), torch_threads(int(cell.cfg.threads)):
         if is_done(cell_dir):
             return CellOutcome(cell, "skipped")
         cfg = cell.cfg
@@ -180,7 +181,7 @@ def rescore_cell(cell: Cell, runs_root: Path) -> CellOutcome:
     cell_dir = runs_root / cell.protocol / cell.cell_id
     if not is_done(cell_dir):
         return CellOutcome(cell, "skipped", "not finished")
-    with cell_lock(cell_dir):
+    with cell_lock(cell_dir), torch_threads(int(cell.cfg.threads)):
         try:
             identity = _identity(cell.cfg, cell.identity)
             audio, self_driven = driving_audio(cell.cfg, identity)

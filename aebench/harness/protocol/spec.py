@@ -62,7 +62,7 @@ SYNTH_FIELDS = {"identities", "seconds", "size", "seed"}
 CLIPS_FIELDS = {"from", "size", "max_seconds", "fps"}
 #: config sections and keys every row of a protocol shares (equal footing); a row may set only
 #: its method's own switches
-SHARED_SECTIONS = ("train", "data", "features", "seed", "scale", "device")
+SHARED_SECTIONS = ("train", "data", "features", "seed", "scale", "device", "threads")
 
 
 class ProtocolError(ValueError):

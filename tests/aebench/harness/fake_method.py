@@ -42,6 +42,11 @@ class NoisyGT(Method):
         fail_on = os.environ.get("FAKE_METHOD_FAIL")
         if fail_on and fail_on == str(cfg.run.row):
             raise RuntimeError("injected failure")
+        if "FAKE_METHOD_THREADS" in os.environ:  # the torch threads the cell runs with
+            import torch
+
+            with open(os.environ["FAKE_METHOD_THREADS"], "a") as fh:
+                fh.write(f"{torch.get_num_threads()}\n")
         test = identity.split("test")
         n, audio = render_span(identity, driving_audio, int(cfg.train.render_frames))
         noise = 8.0

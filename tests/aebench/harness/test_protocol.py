@@ -296,3 +296,18 @@ def test_run_at_paper_scale_without_wav2vec2_weights_is_a_clear_error(tmp_path, 
     assert res.exit_code != 0 and "Traceback" not in res.output
     assert "uses features=wav2vec2" in res.output and "aebench weights add wav2vec2" in res.output
     assert not (tmp_path / "runs").exists()  # refused before any work
+
+
+def test_a_protocol_pins_the_torch_threads_of_its_cells(tmp_path, corpus, monkeypatch):
+    """``threads`` (pinned by protocols with a committed reference) is what every cell runs with,
+    whatever the machine's default; torch's own count is restored afterwards."""
+    import torch
+
+    record = tmp_path / "threads"
+    monkeypatch.setenv("FAKE_METHOD_THREADS", str(record))
+    before = torch.get_num_threads()
+    pinned = 1 if before != 1 else 2
+    cells = expand_cells(load_protocol(write_protocol(tmp_path, settings={"threads": pinned, "train.render_frames": 2})), corpus)
+    launch(cells[:1], tmp_path / "runs", progress=False)
+    assert record.read_text().split() == [str(pinned)] and torch.get_num_threads() == before
+    assert load_protocol("smoke").settings["threads"] == 2 and load_protocol("real_quick").settings["threads"] == 2
