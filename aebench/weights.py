@@ -24,6 +24,7 @@ import hashlib
 import json
 import pickle
 import shutil
+import urllib.request
 import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -171,7 +172,7 @@ def load_state_dict(path: str | Path) -> dict:
 def _check_loadable(name: str, path: Path) -> None:
     kind = entry(name).get("kind")
     if kind == "torch":
-        load_state_dict(path)
+        _check_architecture(name, path, load_state_dict(path))
     elif kind == "hf_folder":
         if not path.is_dir() or not (path / "config.json").exists():
             raise WeightsError(f"{path}: not a Hugging Face model folder (config.json missing)")
@@ -182,6 +183,38 @@ def _check_loadable(name: str, path: Path) -> None:
             torch.jit.load(str(path), map_location="cpu")
         except Exception as exc:
             raise WeightsError(f"{path}: not a loadable TorchScript archive ({exc})") from exc
+
+
+def _check_architecture(name: str, path: Path, state: dict) -> None:
+    """Where the manifest names the network a file is for (``arch``: ``module:Class``, with
+    ``arch_kwargs``), the state dict must fit it exactly: same keys, same shapes. This is what
+    stands in for a hash where none is known (``syncnet_s3fd``): any other state dict is refused."""
+    import importlib
+
+    e = entry(name)
+    if not e.get("arch"):
+        return
+    module, _, cls = e["arch"].partition(":")
+    model = getattr(importlib.import_module(module), cls)(**(e.get("arch_kwargs") or {}))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise WeightsError(f"{path}: is not a state dict of {e['arch']} (the network {name} is for): {first}") from exc
+
+
+def verified_by_hash(name: str) -> bool:
+    """True when the manifest knows ``name``'s full sha256 (a prefix or nothing is not enough)."""
+    return bool(entry(name).get("sha256"))
+
+
+class _NoDowngrade(urllib.request.HTTPRedirectHandler):
+    """Follow redirects only to https: weights never travel over plain HTTP."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if not str(newurl).lower().startswith("https://"):
+            raise WeightsError(f"refusing the redirect of {req.full_url} to {newurl}: weights are fetched over https only")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 def add(name: str, src: str | Path) -> Path:
@@ -205,12 +238,20 @@ def add(name: str, src: str | Path) -> Path:
     return dst
 
 
-def fetch(name: str, timeout: float = 20.0) -> Path:
-    """Download ``name`` from its source URL, verify, store. Fails clearly without internet."""
+def fetch(name: str, timeout: float = 20.0, allow_unverified: bool = False) -> Path:
+    """Download ``name`` from its source URL (https only, no downgrade on redirects), verify,
+    store. A file whose full sha256 is unknown is refused unless ``allow_unverified`` (it is then
+    stored and reported unverified). Fails clearly without internet."""
     import urllib.error
     import urllib.request
 
     e = entry(name)
+    if not str(e["url"]).lower().startswith("https://"):
+        raise WeightsError(f"{name}: the manifest's URL {e['url']} is not https; refusing to download weights over plain HTTP")
+    if not verified_by_hash(name) and not allow_unverified and e.get("kind") != "hf_folder":
+        raise WeightsError(f"{name}: no full sha256 is known, so a download cannot be verified; pass --allow-unverified "
+                           f"to store it anyway (every table then marks its numbers as unverified), or add a file you "
+                           f"trust: aebench weights add {name} FILE")
     if e.get("kind") == "hf_folder":
         raise WeightsError(
             f"{name} is a Hugging Face folder; download it with `huggingface-cli download "
@@ -219,8 +260,12 @@ def fetch(name: str, timeout: float = 20.0) -> Path:
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(dst.name + ".download")
     try:
-        with urllib.request.urlopen(e["url"], timeout=timeout) as r, open(tmp, "wb") as fh:
+        opener = urllib.request.build_opener(_NoDowngrade)
+        with opener.open(e["url"], timeout=timeout) as r, open(tmp, "wb") as fh:
             shutil.copyfileobj(r, fh, 1 << 20)
+    except WeightsError:
+        tmp.unlink(missing_ok=True)
+        raise
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         tmp.unlink(missing_ok=True)
         raise WeightsError(

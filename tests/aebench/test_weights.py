@@ -33,7 +33,7 @@ def fake_entry(tmp_path, monkeypatch):
     torch.save({"a": torch.arange(3.0)}, f)
     digest = hashlib.sha256(f.read_bytes()).hexdigest()
     m = dict(w.manifest())
-    m["tiny"] = {"file": "tiny_official.pth", "sha256": digest, "url": "http://127.0.0.1:9/tiny.pth",
+    m["tiny"] = {"file": "tiny_official.pth", "sha256": digest, "url": "https://127.0.0.1:9/tiny.pth",
                  "licence": "test", "kind": "torch"}
     monkeypatch.setattr(w, "manifest", lambda: m)
     return f, digest
@@ -113,3 +113,44 @@ def test_sync_missing_without_weights():
     assert set(r.summary) == {"sync_conf", "sync_dist"}
     assert r.summary["sync_conf"] is None and r.summary["sync_dist"] is None
     assert "aebench weights add syncnet" in r.missing["sync_dist"]
+
+
+def test_every_manifest_url_is_https():
+    assert all(e["url"].startswith("https://") for e in w.manifest().values()), \
+        {n: e["url"] for n, e in w.manifest().items() if not e["url"].startswith("https://")}
+
+
+def test_fetch_refuses_plain_http_and_downgrading_redirects(fake_entry, monkeypatch):
+    import urllib.request
+
+    m = dict(w.manifest())
+    m["tiny"] = {**m["tiny"], "url": "http://127.0.0.1:9/tiny.pth"}
+    monkeypatch.setattr(w, "manifest", lambda: m)
+    with pytest.raises(w.WeightsError, match="not https"):
+        w.fetch("tiny", timeout=2)
+    req = urllib.request.Request("https://example.org/tiny.pth")
+    with pytest.raises(w.WeightsError, match="https only"):
+        w._NoDowngrade().redirect_request(req, None, 302, "Found", {}, "http://example.org/tiny.pth")
+    assert w._NoDowngrade().redirect_request(req, None, 302, "Found", {}, "https://mirror.example.org/t.pth") is not None
+
+
+def test_fetch_refuses_a_file_without_a_known_hash_unless_allowed():
+    assert not w.verified_by_hash("syncnet_s3fd")
+    with pytest.raises(w.WeightsError, match="--allow-unverified"):
+        w.fetch("syncnet_s3fd", timeout=2)
+    with pytest.raises(w.WeightsError, match="cannot download syncnet_s3fd"):  # allowed: it tries (offline here)
+        w.fetch("syncnet_s3fd", timeout=2, allow_unverified=True)
+
+
+def test_a_file_for_a_network_must_fit_it(tmp_path):
+    """Without a known hash, the state dict must be exactly the named network's: a random
+    3-tensor dict is not S3FD."""
+    f = tmp_path / "sfd_face.pth"
+    torch.save({"a": torch.zeros(3), "b": torch.zeros(2), "c": torch.zeros(1)}, f)
+    with pytest.raises(w.WeightsError, match="is not a state dict of syncnet_python.detectors.s3fd.nets:S3FDNet"):
+        w.add("syncnet_s3fd", f)
+    assert not w.store_path("syncnet_s3fd").exists()
+    from syncnet_python.detectors.s3fd.nets import S3FDNet
+
+    torch.save(S3FDNet(device="cpu").state_dict(), f)
+    assert w.add("syncnet_s3fd", f).exists()  # the real architecture (random weights) is accepted

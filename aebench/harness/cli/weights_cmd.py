@@ -40,12 +40,14 @@ def add_cmd(name, file) -> None:
 
 @weights.command("fetch")
 @click.argument("name")
-def fetch_cmd(name) -> None:
-    """Download NAME from its source URL (needs internet), verify, store."""
+@click.option("--allow-unverified", is_flag=True,
+              help="store a file whose full sha256 is unknown (its numbers are then marked unverified)")
+def fetch_cmd(name, allow_unverified) -> None:
+    """Download NAME from its https source URL (needs internet), verify, store."""
     from aebench import weights as w
 
     try:
-        dst = w.fetch(name)
+        dst = w.fetch(name, allow_unverified=allow_unverified)
     except (KeyError, w.WeightsError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{name}: downloaded, verified and stored at {dst}")

@@ -36,6 +36,8 @@ from aebench.paths import paper_results_dir
 from aebench.harness.protocol.run_store import read_cells, unfinished_rows
 
 UNOFFICIAL, VARIANT = "†", "‡"
+#: store verifications that are not a full sha256 (aebench.weights.verify): marked like unofficial files
+UNVERIFIED = ("sha256-prefix", "none (hash unknown)")
 
 
 def _fmt(v: float) -> str:
@@ -84,7 +86,8 @@ def _cell_marks(cell: dict, metric: str) -> str:
     m = METRICS.get(metric)
     used = [w for w, e in manifest().items() if metric in e.get("used_by", [])]
     records = [(info.get("weights", {}).get(w) or {}) for w in used]
-    if any(r.get("verification") == "explicit file" and not r.get("official") for r in records):
+    if any((r.get("verification") == "explicit file" and not r.get("official"))
+           or r.get("verification") in UNVERIFIED for r in records):
         marks += UNOFFICIAL
     if m and m.group == "sync" and (info.get("sync") or {}).get("crop") == "dlib":
         marks += VARIANT
@@ -211,8 +214,9 @@ def render_table(protocol: str | Path, runs_root: Path, fmt: str = "md", only: l
                          f"shown (the latest of each is): {', '.join(superseded)}")
     used = "".join(str(v) for r in body for v in r)
     if UNOFFICIAL in used:
-        footnotes.append(f"{UNOFFICIAL} computed with weights files the user gave that are not the official ones "
-                         "(see each cell's metrics.json: weights)")
+        footnotes.append(f"{UNOFFICIAL} computed with weights not verified as the official files: a file the user gave, or a "
+                         "store file whose full sha256 is unknown (only a prefix, or nothing; see each cell's "
+                         "metrics.json: weights)")
     if VARIANT in used:
         footnotes.append(f"{VARIANT} SyncNet on face crops from dlib landmarks (crop: dlib), not the S3FD pipeline")
     if fmt == "csv":

@@ -75,7 +75,7 @@ def test_entries_show_n_spread_markers_and_partial_missing(tmp_path):
     line = next(li for li in md.splitlines() if li.startswith("| AE-NeRF"))
     assert "0.300 (n=1 of 2)" in line  # one missing cell does not hide the other
     assert "6.000 ± 1.414†‡ (n=2)" in line
-    assert "† computed with weights files the user gave" in md and "‡ SyncNet on face crops from dlib landmarks" in md
+    assert "† computed with weights not verified as the official files: a file the user gave" in md and "‡ SyncNet on face crops from dlib landmarks" in md
     assert "missing lpips:" in md
 
 
@@ -180,3 +180,17 @@ def test_a_resumed_log_gives_one_point_per_step(tmp_path):
     curve = training_curve(log)
     assert [r["step"] for r in curve] == [10, 20, 30, 40, 50]
     assert [r["loss"] for r in curve] == [0.5, 0.4, 0.29, 0.2, 0.1]
+
+
+def test_store_weights_without_a_known_hash_are_marked(tmp_path):
+    """LMD from face-alignment files the store could check only by their hash prefix is marked †."""
+    prefix_only = {"weights": {"face_alignment_s3fd": {"official": False, "verification": "sha256-prefix"},
+                               "face_alignment_2dfan4": {"official": False, "verification": "sha256-prefix"}}}
+    make_cell(tmp_path, "ablation", "a", "AE-NeRF", 21.0, info=prefix_only)
+    d = tmp_path / "ablation" / "a" / "metrics.json"
+    data = json.loads(d.read_text())
+    data["summary"]["lmd"] = 2.0
+    d.write_text(json.dumps(data))
+    md = render_table("ablation", tmp_path, "md")
+    row = next(li for li in md.splitlines() if li.startswith("| AE-NeRF") and "21.00" in li)
+    assert "2.000† (n=1)" in row and "store file whose full sha256 is unknown" in md
