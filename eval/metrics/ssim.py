@@ -79,6 +79,9 @@ def ssim_frame(pred: np.ndarray, gt: np.ndarray) -> float:
 
 
 def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
+    h, w = ctx.hw
+    if min(h, w) < WIN:  # skimage refuses these too (win_size exceeds image extent)
+        return {"ssim": Value(missing=f"frames of {h}x{w} px are smaller than SSIM's {WIN}x{WIN} window")}
     vals = parallel_map(lambda pg: ssim_frame(*pg), ctx.pairs("ssim"))
     return {"ssim": Value(per_frame=np.array(vals, dtype=np.float64))}
 

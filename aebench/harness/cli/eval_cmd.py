@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+from aebench.harness.cli.checks import writable_folder
 
 from aebench.eval.registry import METRICS
 
@@ -57,6 +61,7 @@ def eval_cmd(pred, gt, audio, metrics, weight_items, align, resize, fps, out) ->
     from aebench.weights import WeightsError
 
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+    writable_folder(Path(out), "--out")  # before the metrics are computed, not after
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="METRIC MISSING")

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from aebench.config import ConfigError, parse_overrides
+from aebench.harness.cli.checks import writable_folder
 from aebench.paths import runs_dir
 
 #: keys of `aebench run` that are not config keys
@@ -23,12 +24,19 @@ def _split_args(args: tuple[str, ...]) -> tuple[dict, list[str]]:
         key = arg.split("=", 1)[0]
         if key == "runs":
             raise click.UsageError(f"name the run store with --runs DIR (the same option in every command), not {arg}")
-        if key in RUN_KEYS:
+        if key in ("protocol", "data", "launcher"):  # names and paths, taken as written (no YAML: a '#' or ': ' is kept)
+            run[key] = arg.split("=", 1)[1]
+        elif key in RUN_KEYS:
             run.update(parse_overrides([arg]))
         else:
             rest.append(arg)
     parse_overrides(rest)  # syntax errors now, key errors at expansion
     return run, rest
+
+
+def runs_root_of(runs: Path | None) -> Path:
+    """The run store root a command writes to (``--runs`` or the default), checked before any work."""
+    return writable_folder(Path(runs or runs_dir()), "--runs")
 
 
 def execute(protocol_name: str, overrides: list[str], data=None, methods=None, launcher="local",
@@ -37,7 +45,7 @@ def execute(protocol_name: str, overrides: list[str], data=None, methods=None, l
     from aebench.harness.protocol.launchers import launch
     from aebench.harness.protocol.plan import expand
 
-    runs_root = Path(runs_root or runs_dir())
+    runs_root = runs_root_of(runs_root)
     protocol, cells = expand(protocol_name, overrides, data, methods, rows)
     click.echo(f"protocol {protocol.name} (scale {protocol.scale}): {len(cells)} cells -> {runs_root / protocol.name}")
     outcomes = launch(cells, runs_root, launcher)
@@ -123,7 +131,7 @@ def rescore(runs: Path | None, args: tuple[str, ...]) -> None:
     run_args, overrides = _split_args(args)
     if "protocol" not in run_args:
         raise click.UsageError("name a protocol: protocol=NAME (or protocol=FILE.yaml)")
-    runs_root = Path(runs or runs_dir())
+    runs_root = runs_root_of(runs)
     _, cells = expand(str(run_args["protocol"]), overrides, run_args.get("data"), run_args.get("methods"))
     outcomes = [rescore_cell(c, runs_root) for c in tqdm(cells, desc="rescore", unit="cell")]
     done = sum(o.status == "done" for o in outcomes)
@@ -184,7 +192,7 @@ def regress(reference: Path, read_only: bool, write: bool, runs: Path | None, pr
     from aebench.harness.protocol.plan import expand
     from aebench.harness.report.regress import compare, read_reference, summaries, write_reference
 
-    runs_root = Path(runs or runs_dir())
+    runs_root = runs_root_of(runs)
     if protocol and not write:
         raise click.UsageError("--protocol picks what --write runs; a comparison runs the reference's own protocol")
     ref = None if write else read_reference(reference)

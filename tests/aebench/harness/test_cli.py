@@ -42,6 +42,8 @@ MISTAKES = [  # (arguments, a fragment of the message)
     (["run", "protocol=smoke", "train.iters=${"], "interpolations (${...}) are not accepted"),
     (["config", "show", "run.audio=${nosuch.key}"], "interpolations (${...}) are not accepted"),
     (["run", "protocol=smoke", "train.iters=${oc.env:HOME}"], "interpolations (${...}) are not accepted"),
+    (["run", "protocol=smoke", "data=/nonexistent #x"], "no prepared identities in /nonexistent #x"),  # not cut at '#'
+    (["run", "protocol=smoke", "data=/nonexistent: x"], "no prepared identities in /nonexistent: x"),
 ]
 
 
@@ -143,3 +145,14 @@ def test_a_bad_protocol_file_is_one_clear_error(text, fragment, command, tmp_pat
     if command == "run" or "audio" not in fragment:  # tables reads the layout; only a run needs the audio
         assert fragment in res.output, res.output
     assert not (tmp_path / "r").exists() and not (tmp_path / "data").exists()  # nothing was started
+
+
+@pytest.mark.parametrize("args", [["run", "protocol=smoke", "--runs", "afile"], ["rescore", "protocol=smoke", "--runs", "afile"],
+                                  ["eval", "--pred", "p.mp4", "--out", "afile"]])
+def test_an_output_folder_that_is_a_file_is_refused_before_work(args, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "p.mp4").write_bytes(b"")
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code != 0 and "is a file" in res.output and "Traceback" not in res.output, res.output
+    assert not (tmp_path / "data").exists()  # no corpus was built
