@@ -69,11 +69,15 @@ def read_video(path: str | Path, max_frames: int | None = None) -> tuple[np.ndar
     return np.stack(frames), info.fps
 
 
-def iter_video(path: str | Path):
-    """Yield uint8 (H, W, 3) RGB frames one at a time (for long videos)."""
+def iter_video(path: str | Path, skip_damaged: bool = False):
+    """Yield uint8 (H, W, 3) RGB frames one at a time (for long videos); ``skip_damaged``: leave
+    out packets the demuxer marks corrupt (the half-written last frames of a truncated file)."""
     with av.open(str(path)) as box:
-        for frame in box.decode(video=0):
-            yield frame.to_ndarray(format="rgb24")
+        for packet in box.demux(video=0):
+            if skip_damaged and packet.is_corrupt:
+                continue
+            for frame in packet.decode():
+                yield frame.to_ndarray(format="rgb24")
 
 
 def read_audio(path: str | Path, rate: int = AUDIO_RATE) -> np.ndarray:

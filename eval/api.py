@@ -21,6 +21,7 @@ from aebench import weights as wstore
 from aebench.eval.frames import align as align_frames
 from aebench.eval.frames import FrameSource, load_audio
 from aebench.eval.registry import METRICS, Context, select
+from aebench.media import AUDIO_RATE
 
 
 @dataclass
@@ -106,13 +107,33 @@ def evaluate(pred, gt=None, audio=None, metrics=None, weights=None, progress: bo
     info: dict = {"n_frames": len(pred_src), "resolution": [int(pred_src.hw[1]), int(pred_src.hw[0])],
                   "fps": pred_src.fps, "audio": audio_src, "metrics": [m.name for m in chosen],
                   "recipes": {m.name: m.recipe for m in chosen}, "weights": {}, "versions": _versions()}
+    n_given = len(pred_src)
+    short_audio = None  # why the audio metrics cannot be computed, when the audio ends before the video
+    if audio16k is not None and any(m.needs_audio for m in chosen):
+        covered = int(np.floor(len(audio16k) / AUDIO_RATE * pred_src.fps + 1e-6))  # whole frames the audio covers
+        if covered < len(pred_src) - 1:  # one frame of slack (a render's last frame may outlast its audio)
+            why = (f"the audio ({len(audio16k) / AUDIO_RATE:.2f} s) ends before the prediction "
+                   f"({len(pred_src) / pred_src.fps:.2f} s, {len(pred_src)} frames): its last frames would be scored as silence")
+            if align == "truncate" and covered > 0:
+                pred_src = pred_src.limit(covered)
+                info["truncated_to_audio"] = {"pred": n_given, "to": covered, "why": why}
+                warnings.warn(f"{why}; scoring the {covered} frames the audio covers", stacklevel=2)
+            else:
+                short_audio = why + ("; pass align='truncate' (CLI --align truncate) to score only the "
+                                     f"{covered} frames the audio covers" if covered > 0 else "")
+                info["audio_too_short"] = short_audio
+    info["n_frames"] = len(pred_src)
     gt_src = None
     if gt is not None and any(m.needs_gt for m in chosen):
         pred_src, gt_src, ainfo = align_frames(pred_src, FrameSource.of(gt, fps), align, resize=resize)
         info.update(ainfo)
         info["n_frames"] = len(pred_src)
         info["resolution"] = [int(gt_src.hw[1]), int(gt_src.hw[0])]
-    source = str(pred) if isinstance(pred, (str, Path)) and Path(pred).is_file() else None
+    for which, src in (("pred", pred_src), ("gt", gt_src)):
+        if src is not None and src.notes:  # e.g. damaged last frames of a truncated file, dropped
+            info[f"{which}_source"] = dict(src.notes)
+    # a video file is scored as given (sync's reference pipeline reads the file) unless it was cut
+    source = str(pred) if isinstance(pred, (str, Path)) and Path(pred).is_file() and len(pred_src) == n_given else None
     ctx = Context(pred=pred_src, gt=gt_src, audio=audio16k, fps=pred_src.fps, progress=progress, info=info,
                   explicit=weights, source=source)
     per_frame: dict[str, np.ndarray] = {}
@@ -123,6 +144,9 @@ def evaluate(pred, gt=None, audio=None, metrics=None, weights=None, progress: bo
         groups.setdefault(m.key, []).append(m)
     for members in groups.values():
         names = [m.name for m in members]
+        if short_audio and any(m.needs_audio for m in members):
+            missing.update({n: short_audio for n in names})
+            continue
         try:  # weights first: no expensive pass for a metric that will be missing anyway
             for wname in dict.fromkeys(w for m in members for w in m.weights):
                 ctx.resolve_weights(wname)

@@ -38,6 +38,7 @@ class FrameSource:
     def __init__(self, n: int, hw: tuple[int, int], fps: float, frames, name: str = "frames"):
         self._n, self.hw, self.fps, self._frames, self.name = int(n), tuple(hw), float(fps), frames, name
         self._to: tuple[int, int] | None = None  # resize target (H, W), when asked
+        self.notes: dict = {}  # what reading it had to do (recorded in the evaluation's info)
 
     # ----- construction ------------------------------------------------------------------
     @classmethod
@@ -99,23 +100,36 @@ class FrameSource:
         if fps is not None and abs(own - float(fps)) > 1e-3:
             raise ValueError(f"{p} runs at {own:g} fps, not the given {float(fps):g}; resample it (ffmpeg -r) or drop --fps")
         try:
-            with av.open(str(p)) as box:  # count packets: cheap, no decoding
-                n = sum(1 for pk in box.demux(video=0) if pk.size)
+            with av.open(str(p)) as box:  # demux only (cheap, no decoding): count, damage, timestamps
+                stream = box.streams.video[0]
+                packets = [(pk.pts, bool(pk.is_corrupt)) for pk in box.demux(video=0) if pk.size]
+                time_base = float(stream.time_base) if stream.time_base else None
         except av.error.FFmpegError as exc:
             raise MediaError(f"{p}: cannot be read as a video ({exc})") from exc
-        if n == 0:
+        if not packets:
             raise MediaError(f"{p}: no video frames")
+        damaged = [i for i, (_, bad) in enumerate(packets) if bad]
+        n = len(packets) - len(damaged)
+        if damaged and damaged != list(range(n, len(packets))):
+            raise MediaError(f"{p}: frames {damaged[:5]} are damaged inside the video; pairing frames by index would "
+                             "shift every later one: repair or re-encode the file")
+        _check_constant_rate(p, [pts for pts, _ in packets if pts is not None], time_base, own)
 
         def frames():
             count = 0
             try:
-                for img in iter_video(p):
+                for img in iter_video(p, skip_damaged=True):
                     count += 1
                     yield img
             except av.error.FFmpegError as exc:
                 raise MediaError(f"{p}: decoding stopped after {count} frames, the file looks truncated ({exc})") from exc
 
-        return cls(n, (info.height, info.width), own, frames, str(p))
+        src = cls(n, (info.height, info.width), own, frames, str(p))
+        if damaged:  # a truncated file: its last, half-written frames are not scored
+            src.notes["damaged_frames_dropped"] = len(damaged)
+            warnings.warn(f"{p}: the last {len(damaged)} frame(s) are damaged (a truncated file) and are not scored",
+                          stacklevel=2)
+        return src
 
     # ----- views -------------------------------------------------------------------------
     def limit(self, n: int) -> "FrameSource":
@@ -150,6 +164,19 @@ class FrameSource:
     def array(self) -> np.ndarray:
         """All frames in memory (for short clips and tests)."""
         return np.stack(list(self))
+
+
+def _check_constant_rate(p: Path, pts: list[int], time_base: float | None, fps: float) -> None:
+    """A video's frames must be 1/fps apart: frames are paired with the ground truth's by index,
+    which compares different times when the rate varies (refused, with the fix)."""
+    if time_base is None or len(pts) < 3:
+        return
+    steps = np.diff(np.sort(np.asarray(pts, dtype=np.float64))) * time_base
+    period = 1.0 / fps
+    if np.max(np.abs(steps - period)) > 0.25 * period:
+        raise ValueError(f"{p} has a variable frame rate (frames {steps.min() * 1000:.1f} to {steps.max() * 1000:.1f} ms "
+                         f"apart, {fps:g} fps on average): pairing its frames by index would compare different times; "
+                         f"convert it to a constant rate first (ffmpeg -i IN -fps_mode cfr -r {fps:g} OUT)")
 
 
 def natural_key(name: str) -> list:

@@ -30,8 +30,8 @@ PAIRS = np.array(list(combinations(range(len(theval.LIPS)), 2)))
 def lip_dynamics(lms: np.ndarray, hw: tuple[int, int]) -> tuple[float | None, dict]:
     pts = theval.in_work_size(lms, hw)[:, theval.LIPS]
     pts = pts[~np.isnan(pts).any(axis=(1, 2))]
-    if len(pts) == 0:
-        return None, {"frames_counted": 0, "why": "no frame with a face"}
+    if len(pts) < 2:  # a spread over time needs two frames (as Eyebrow Dynamics says)
+        return None, {"frames_counted": int(len(pts)), "why": f"{len(pts)} frames with a face (needs 2)"}
     dists = np.linalg.norm(pts[:, PAIRS[:, 0]] - pts[:, PAIRS[:, 1]], axis=-1)  # (frames, 190)
     return float(np.mean(np.std(dists, axis=0))), {"frames_counted": int(len(pts))}
 

@@ -95,3 +95,16 @@ def test_parallel_map_keeps_order_and_bounds_what_it_holds():
 
     assert parallel_map(work, items(), workers=2, ahead=2) == [i * i for i in range(50)]
     assert peak[0] <= 2 * 2 + 2
+
+
+def test_ssim_on_frames_smaller_than_its_window_is_missing_with_the_reason():
+    import warnings
+
+    from aebench.eval import evaluate
+
+    f = np.random.default_rng(0).integers(0, 255, (3, 5, 5, 3), dtype=np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = evaluate(f, gt=f, metrics=["ssim", "psnr"], progress=False)
+    assert r.summary["ssim"] is None and "smaller than SSIM's 7x7 window" in r.missing["ssim"]
+    assert r.summary["psnr"] == float("inf")
