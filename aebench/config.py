@@ -170,6 +170,21 @@ def parse_overrides(args: Iterable[str]) -> dict:
     return nested
 
 
+def nest(flat: Mapping) -> dict:
+    """``{"a.b": 1, "c": 2}`` -> ``{"a": {"b": 1}, "c": 2}``, the values kept as they are (a
+    protocol's settings, a cell's facts: a path with ``#`` or ``: `` stays whole, never re-parsed)."""
+    nested: dict = {}
+    for key, value in flat.items():
+        node = nested
+        parts = str(key).split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"setting '{key}' conflicts with another setting of '{part}'")
+        node[parts[-1]] = value
+    return nested
+
+
 def load_config(overrides: Sequence[str] = (), extra: Mapping | None = None, scale: str | None = None) -> DictConfig:
     """The fully resolved config.
 
@@ -179,7 +194,7 @@ def load_config(overrides: Sequence[str] = (), extra: Mapping | None = None, sca
     user = parse_overrides(overrides)
     extra = dict(extra or {})
     if any("." in str(k) for k in extra):
-        extra = parse_overrides(f"{k}={_dump_value(v)}" for k, v in extra.items())
+        extra = nest(extra)
     chosen = user.get("scale", extra.get("scale", scale or "smoke"))
 
     def compose(preset: Mapping | None) -> DictConfig:
@@ -248,14 +263,6 @@ def official_train(method: str) -> dict:
     """A method's published train.* values (``configs/presets/official.yaml``); {} when it has none."""
     data = yaml.safe_load(PRESETS_FILE.read_text()) or {}
     return dict(data.get(method) or {})
-
-
-def _dump_value(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_dump_value(v) for v in value) + "]"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def to_yaml(cfg: DictConfig) -> str:

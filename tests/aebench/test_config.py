@@ -104,3 +104,14 @@ def test_the_official_preset_replaces_the_protocols_shared_values():
     cfg = load_config(["method=adnerf", "train.preset=official"], extra=protocol)
     assert cfg.train.batch_rays == 2048 and cfg.train.iters == 60  # iterations stay the protocol's grid
     assert load_config(["method=adnerf"], extra=protocol).train.batch_rays == 128
+
+
+def test_protocol_settings_and_cell_facts_are_kept_as_written():
+    """A row label starting with a quote, a data root with ' #' or ': ' in it: the values reach
+    the config whole (they used to be re-parsed as YAML: a traceback, or a path cut at '#')."""
+    from aebench.config import load_config
+
+    cfg = load_config([], extra={"run.row": '"quoted label', "data.root": "/data/my #1: clips", "train.iters": 3,
+                                 "run.base_identities": ["a", "b"]})
+    assert cfg.run.row == '"quoted label' and cfg.data.root == "/data/my #1: clips"
+    assert cfg.train.iters == 3 and list(cfg.run.base_identities) == ["a", "b"]

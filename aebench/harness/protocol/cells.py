@@ -95,6 +95,7 @@ def base_key(cfg: DictConfig) -> str:
     train = {k: v for k, v in cfg.train.items() if k != "iters" and k not in TrainSettings.render_keys()}
     parts = {"method": method, "method_cfg": cfg.get(method), "train": train, "size": cfg.data.size,
              "root": cfg.data.root, "features": cfg.features, "seed": cfg.seed, "scale": cfg.scale, "threads": cfg.threads,
+             "device": cfg.device,
              "identities": sorted(cfg.run.base_identities)}
     from omegaconf import OmegaConf
 
