@@ -30,11 +30,16 @@ def _checked(overrides: tuple[str, ...]):
     from aebench.config import ConfigError, load_config
     from aebench.harness.registry import method_class
 
+    from aebench.aenerf.engine.method import NeRFMethod
+
     try:
         cfg = load_config(list(overrides))
-        method_class(str(cfg.method))
+        cls = method_class(str(cfg.method))
     except (ConfigError, KeyError) as exc:
         raise click.UsageError(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc)) from exc
+    if not issubclass(cls, NeRFMethod):
+        raise click.UsageError(f"bench train|render time the NeRF methods on the shared engine; {cfg.method} is not one "
+                               "(aenerf, dfrf, adnerf)")
     return cfg
 
 

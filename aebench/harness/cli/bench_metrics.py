@@ -6,8 +6,8 @@ import click
 
 
 @click.command("metrics")
-@click.option("--frames", "n_frames", default=25, show_default=True, help="Frames per metric.")
-@click.option("--size", default=512, show_default=True, help="Frame size (square).")
+@click.option("--frames", "n_frames", default=25, show_default=True, type=click.IntRange(min=1), help="Frames per metric.")
+@click.option("--size", default=512, show_default=True, type=click.IntRange(min=8), help="Frame size (square).")
 @click.option("--clip", default=None, help="Video to take frames from (default: the shared may_short.mp4, "
                                            "else random noise, on which dlib finds no face).")
 @click.option("--weights", "weight_items", multiple=True, metavar="NAME=PATH", help="Explicit weights files.")

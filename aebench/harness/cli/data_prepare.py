@@ -79,6 +79,8 @@ def list_cmd(root: Path) -> None:
 
     from aebench.data.identity import list_identities
 
+    if not root.is_dir():
+        raise click.UsageError(f"--root {root}: no such folder (prepare identities into it with `aebench data prepare`)")
     paths = list_identities(root)
     if not paths:
         click.echo(f"no prepared identities under {root}")

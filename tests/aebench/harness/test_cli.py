@@ -44,6 +44,9 @@ MISTAKES = [  # (arguments, a fragment of the message)
     (["run", "protocol=smoke", "train.iters=${oc.env:HOME}"], "interpolations (${...}) are not accepted"),
     (["run", "protocol=smoke", "data=/nonexistent #x"], "no prepared identities in /nonexistent #x"),  # not cut at '#'
     (["run", "protocol=smoke", "data=/nonexistent: x"], "no prepared identities in /nonexistent: x"),
+    (["data", "list", "--root", "/nonexistent"], "--root /nonexistent: no such folder"),
+    (["bench", "train", "method=external"], "external is not one"),
+    (["bench", "metrics", "--frames", "-1"], "-1 is not in the range x>=1"),
 ]
 
 
@@ -54,6 +57,7 @@ def test_user_mistakes_are_clear_errors(args, fragment, tmp_path, monkeypatch):
     assert res.exit_code != 0, res.output
     assert "Traceback" not in res.output and not isinstance(res.exception, (TypeError, AttributeError, KeyError))
     assert fragment in res.output, res.output
+    assert not (tmp_path / "data").exists() and not (tmp_path / "results").exists()  # refused before any work
 
 
 def test_ls_lists_what_exists():
