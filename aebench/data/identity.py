@@ -15,8 +15,9 @@ On-disk format (DESIGN.md, "Prepared identity")::
     <root>/<name>/features/<extractor>.npy  float32 (n, T, C), one window per frame
     <root>/<name>/background.png
 
-An identity is written into ``<name>.partial`` and renamed when complete, so a folder
-with ``meta.json`` is always whole.
+An identity is written into a staging folder ``.<name>.<pid>.partial`` (under a lock per
+identity, :mod:`aebench.data.staging`) and renamed when complete, so a folder with
+``meta.json`` is always whole, and a staging folder is never listed as an identity.
 
 A view (:meth:`Identity.split`, :meth:`Identity.clip`, :meth:`Identity.at_size`) has the
 same API over a subset of frames and/or another resolution; indices are view-local.
@@ -58,7 +59,8 @@ class Identity:
         path = Path(path)
         meta_path = path / "meta.json"
         if not meta_path.exists():
-            hint = " (an interrupted preparation left a .partial folder; re-run it)" if path.with_name(path.name + ".partial").exists() else ""
+            left = list(path.parent.glob(f".{path.name}.*.partial")) if path.parent.is_dir() else []
+            hint = " (an interrupted preparation left a staging folder; re-run it)" if left else ""
             raise IdentityError(f"{path} is not a prepared identity: no meta.json{hint}")
         meta = json.loads(meta_path.read_text())
         if meta.get("schema") != SCHEMA_VERSION:
