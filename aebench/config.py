@@ -144,7 +144,7 @@ def _coerce(path: str, current: Any, value: Any) -> Any:
 
 def parse_overrides(args: Iterable[str]) -> dict:
     """Turn ``["a.b=1", "c=[x,y]"]`` into a nested dict, with values typed as YAML would."""
-    nested: dict = {}
+    flat: dict = {}
     for arg in args:
         if "=" not in arg:
             raise ConfigError(f"override '{arg}' is not of the form key=value")
@@ -160,17 +160,11 @@ def parse_overrides(args: Iterable[str]) -> dict:
             first = " ".join(str(exc).split("\n")[0].split())
             raise ConfigError(f"override '{arg}' is not a valid value ({first}); lists are written [a,b], "
                               f"strings with spaces or ': ' in quotes") from exc
-        node = nested
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override '{arg}' conflicts with another override of '{part}'")
-        node[parts[-1]] = value
-    return nested
+        flat[key] = value
+    return nest(flat, what="override")
 
 
-def nest(flat: Mapping) -> dict:
+def nest(flat: Mapping, what: str = "setting") -> dict:
     """``{"a.b": 1, "c": 2}`` -> ``{"a": {"b": 1}, "c": 2}``, the values kept as they are (a
     protocol's settings, a cell's facts: a path with ``#`` or ``: `` stays whole, never re-parsed)."""
     nested: dict = {}
@@ -180,7 +174,7 @@ def nest(flat: Mapping) -> dict:
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"setting '{key}' conflicts with another setting of '{part}'")
+                raise ConfigError(f"{what} '{key}' conflicts with another {what} of '{part}'")
         node[parts[-1]] = value
     return nested
 
