@@ -29,9 +29,9 @@ def sample_pdf(bins: Tensor, weights: Tensor, n_samples: int, deterministic: boo
     pdf = weights / weights.sum(-1, keepdim=True)
     cdf = torch.cat([torch.zeros_like(pdf[:, :1]), torch.cumsum(pdf, -1)], -1)
     if deterministic:
-        u = torch.linspace(0.0, 1.0, n_samples, device=bins.device).expand(cdf.shape[0], n_samples)
+        u = torch.linspace(0.0, 1.0, n_samples, device=bins.device, dtype=cdf.dtype).expand(cdf.shape[0], n_samples)
     else:
-        u = torch.rand(cdf.shape[0], n_samples, device=bins.device, generator=generator)
+        u = torch.rand(cdf.shape[0], n_samples, device=bins.device, dtype=cdf.dtype, generator=generator)
     u = u.contiguous()
     idx = torch.searchsorted(cdf.detach(), u, right=True)
     below = (idx - 1).clamp(min=0)

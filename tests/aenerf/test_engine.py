@@ -133,8 +133,9 @@ def test_positional_encoding():
     x = torch.tensor([[0.25, 0.0, 1.0]])
     y = pe(x)
     assert y.shape == (1, pe.out_dim) and pe.out_dim == 21
-    assert y[0, 3].item() == pytest.approx(math.sin(math.pi * 0.25))
-    assert y[0, 3 + 9].item() == pytest.approx(math.cos(math.pi * 0.25))
+    assert y[0, 3].item() == pytest.approx(math.sin(0.25))  # sin(2^0 p): no pi, as the official Embedder
+    assert y[0, 6].item() == pytest.approx(math.cos(0.25))  # cos of the same frequency right after it
+    assert y[0, 9 + 2].item() == pytest.approx(math.sin(2.0))  # sin(2^1 p) of the third coordinate
 
 
 def test_stratified_and_pdf_sampling():
