@@ -80,7 +80,7 @@ class DFRFSettings(ReferenceSettings):
     offset_weight_base: float = field(metadata=loss_only())
     """Offset penalty weight while training the base model (argparse default, 5e-9)."""
     slot_dim: int
-    """Slot width; the NeRF gets the slots flattened and mapped to 2 * slot_dim (128)."""
+    """Slot width; the NeRF gets the slots flattened (n_slots * slot_dim), as the official code."""
     n_slots: int
     """Number of slots (2)."""
     slot_iters: int
@@ -125,8 +125,8 @@ class DFRFModel(NeRFModel):
         self.warp = PositionWarp(self.pe_warp.out_dim + s.audio_dim + s.feat_dim, tuple(s.warp_hidden))
         tok = s.feat_dim + 2
         self.rel = nn.Sequential(nn.Linear(tok, 32), nn.ReLU(), nn.Linear(32, 32))  # fc1, fc6
-        self.slots = SlotAggregation(tok + self.pe_x.out_dim + 32, s.slot_dim, 2 * s.slot_dim, s.n_slots, s.slot_iters)
-        cond = s.audio_dim + 2 * s.slot_dim
+        self.slots = SlotAggregation(tok + self.pe_x.out_dim + 32, s.slot_dim, None, s.n_slots, s.slot_iters)
+        cond = s.audio_dim + self.slots.out_dim
         self.coarse = NeRFMLP(self.pe_x.out_dim, self.pe_d.out_dim, cond, s.width, s.depth)
         self.fine = NeRFMLP(self.pe_x.out_dim, self.pe_d.out_dim, cond, s.width, s.depth)
 
@@ -134,7 +134,7 @@ class DFRFModel(NeRFModel):
         return DFRFReferences(self.features(images, c2w), c2w, intrinsics)
 
     def aggregate(self, pts: Tensor, audio: Tensor, refs: DFRFReferences) -> tuple[Tensor, Tensor]:
-        """(P, 3) points -> (P, 2 slot_dim) aggregated features and (L, P, 2) offsets."""
+        """(P, 3) points -> (P, n_slots slot_dim) aggregated features and (L, P, 2) offsets."""
         h, w = refs.maps.shape[-2:]
         uv, _ = project_to_refs(pts, refs.c2w, refs.intrinsics)
         uv = clamp_to_image(uv, h, w)
@@ -151,7 +151,7 @@ class DFRFModel(NeRFModel):
         nets = {"coarse": self.coarse, "fine": self.fine}
 
         def features(points: Tensor, dirs: Tensor, rays: Tensor | None = None) -> dict[str, Tensor]:
-            """What both levels share per sample: the slots (N, S, 2 slot_dim) and offsets (N, S, L, 2)."""
+            """What both levels share per sample: the slots (N, S, n_slots slot_dim) and offsets (N, S, L, 2)."""
             n, s = points.shape[:2]
             agg, offset = self.aggregate(points.reshape(-1, 3), code, refs)
             return {"agg": agg.reshape(n, s, -1), "offset": offset.transpose(0, 1).reshape(n, s, *offset.shape[::2])}

@@ -9,7 +9,9 @@ from torch import Tensor
 def stratified(near: float, far: float, n_rays: int, n_samples: int, perturb: bool,
                device=None, generator: torch.Generator | None = None) -> Tensor:
     """(n_rays, n_samples) depths: ``n_samples`` evenly spaced depths from near to far (NeRF's
-    linspace), each jittered uniformly inside its bin when ``perturb``."""
+    linspace), each jittered uniformly inside its bin when ``perturb``, except the last, which
+    stays at ``far`` (the background sample: official ``t_rand[..., -1] = 1.0``, DFRF
+    run_nerf_deform.py 515, AD-NeRF run_nerf.py 459)."""
     t = torch.linspace(0.0, 1.0, n_samples, device=device)
     z = (near * (1 - t) + far * t).expand(n_rays, n_samples)
     if perturb:
@@ -17,6 +19,7 @@ def stratified(near: float, far: float, n_rays: int, n_samples: int, perturb: bo
         upper = torch.cat([mids, z[:, -1:]], -1)
         lower = torch.cat([z[:, :1], mids], -1)
         u = torch.rand(z.shape, device=device, generator=generator)
+        u[:, -1] = 1.0
         z = lower + (upper - lower) * u
     return z.contiguous()
 

@@ -180,3 +180,9 @@ def test_checkpoint_roundtrip(tmp_path):
     x = torch.rand(4, 3)
     assert torch.equal(net(x), other(x))
     assert opt2.state_dict()["state"][0]["step"] == 1
+
+
+def test_the_last_stratified_sample_stays_at_far_while_training():
+    """Official ``t_rand[..., -1] = 1.0``: the jittered samples keep their last one at far (the background)."""
+    z = stratified(2.0, 6.0, 7, 16, perturb=True, generator=torch.Generator().manual_seed(1))
+    assert torch.all(z[:, -1] == 6.0) and not torch.all(z[:, -2] == z[0, -2])  # the others are jittered

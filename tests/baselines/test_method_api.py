@@ -59,3 +59,12 @@ def test_adnerf_has_no_base_and_renders(synth_root, tmp_path):
     assert probe(out).n_frames == 2
     with pytest.raises(ValueError, match="'adnerf' checkpoint, not 'dfrf'"):
         get_method("dfrf").render(ckpt, ids[0], np.zeros(640, np.float32), cfg, tmp_path / "bad.mp4")
+
+
+def test_dfrf_feeds_the_flattened_slots_straight_into_its_nerf():
+    """As the official code (helpers 567-569, 720): no layer between the slots and the NeRF."""
+    from aebench.aenerf.engine.slot_attention import SlotAggregation
+
+    agg = SlotAggregation(10, dim=16, out_dim=None, n_slots=2, iters=2)
+    assert isinstance(agg.out, torch.nn.Identity) and agg.out_dim == 32
+    assert agg(torch.randn(5, 4, 10)).shape == (5, 32)
