@@ -139,7 +139,7 @@ def resolve(name: str, explicit: str | Path | None = None) -> WeightRecord:
         if not p.exists():
             raise WeightsError(f"--weights {name}={p}: no such file")
         digest = _cached_sha256(p)
-        return WeightRecord(name, str(p), digest, official=bool(e.get("sha256")) and digest == e["sha256"],
+        return WeightRecord(name, str(p), digest, official=verified_by_hash(name) and digest == e["sha256"],
                             verification="explicit file")
     p = store_path(name)
     if not p.exists():

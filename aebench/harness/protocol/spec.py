@@ -140,8 +140,9 @@ def protocol_file(name_or_path: str | Path) -> Path:
     return path
 
 
-def paper_header(table: str) -> list[str]:
-    """The columns of the paper's table ``table`` (a CSV in :func:`aebench.paths.paper_results_dir`)."""
+def paper_table(table: str) -> tuple[list[str], list[dict]]:
+    """The header (its first column: the row labels) and the rows of the paper's table ``table``
+    (a CSV in :func:`aebench.paths.paper_results_dir`), read by the validation and every report."""
     import csv
 
     path = paper_results_dir() / str(table)
@@ -149,7 +150,9 @@ def paper_header(table: str) -> list[str]:
         have = sorted(p.name for p in paper_results_dir().glob("*.csv"))
         raise ProtocolError(f"paper table {table!r} not found; the paper's tables: {', '.join(have)}")
     with open(path) as fh:
-        return next(csv.reader(fh))
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+    return list(reader.fieldnames or []), rows
 
 
 def _layout(where: str, raw: Any, grid: dict, metric_names: set[str]) -> TableLayout:
@@ -161,7 +164,7 @@ def _layout(where: str, raw: Any, grid: dict, metric_names: set[str]) -> TableLa
                             f"(paper, columns, axis, by_audio, plot), got {raw!r}")
     _check_fields(where, raw, TABLE_FIELDS)
     paper = raw.get("paper")
-    header = paper_header(paper) if paper else []
+    header = paper_table(paper)[0] if paper else []
     columns = dict(raw.get("columns") or {})
     if columns and not paper:
         raise ProtocolError(f"{where}: columns map the paper's columns to ours; name the paper's table (paper: FILE.csv)")

@@ -9,7 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from aebench.harness.protocol.run_store import read_cells
-from aebench.harness.report.tables import paper_rows
+from aebench.harness.protocol.spec import paper_table
 
 def _plt():
     import matplotlib
@@ -82,8 +82,8 @@ def plot(protocol: str | Path, runs_root: Path, out_dir: Path) -> list[Path]:
     if layout.plot == "bars" and bar_metrics:
         paper: dict[str, dict] = {}
         if layout.paper:
-            label_col, prows = paper_rows(layout.paper)
-            paper = {r[label_col]: r for r in prows}
+            header, prows = paper_table(layout.paper)
+            paper = {r[header[0]]: r for r in prows}
         rows = list(dict.fromkeys(c["row"] for c in cells))
         fig, axes = plt.subplots(1, len(bar_metrics), figsize=(4 * len(bar_metrics), 3.5), squeeze=False)
         for ax, m in zip(axes[0], bar_metrics):

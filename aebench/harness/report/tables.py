@@ -32,8 +32,8 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from aebench.paths import paper_results_dir
 from aebench.harness.protocol.run_store import read_cells, unfinished_rows
+from aebench.harness.protocol.spec import paper_table
 
 UNOFFICIAL, VARIANT = "†", "‡"
 #: store verifications that are not a full sha256 (aebench.weights.verify): marked like unofficial files
@@ -57,13 +57,6 @@ def _entry(values: pd.Series, marks: str) -> str:
         text += f" ± {_fmt(float(present.std(ddof=1)))}"
     of = f" of {len(values)}" if len(present) < len(values) else ""
     return f"{text}{marks} (n={len(present)}{of})"
-
-
-def paper_rows(table: str) -> tuple[str, list[dict]]:
-    """The label column and the rows of the paper's table ``table`` (results/paper/)."""
-    with open(paper_results_dir() / table) as fh:
-        rows = list(csv.DictReader(fh))
-    return next(iter(rows[0])), rows
 
 
 def _axis_value(v) -> str:
@@ -154,7 +147,8 @@ def render_table(protocol: str | Path, runs_root: Path, fmt: str = "md", only: l
 
     paper: dict = {}
     if table:
-        label_col, prows = paper_rows(table)
+        header, prows = paper_table(table)
+        label_col = header[0]
         paper = {(r[label_col], _axis_value(r.get(axis.paper)) if axis and axis.paper else ""): r for r in prows}
     order = [r.label for r in spec.rows]
     ours_keys = sorted(dict.fromkeys(zip(df["row"], df["axis"])),
