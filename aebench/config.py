@@ -195,7 +195,7 @@ def load_config(overrides: Sequence[str] = (), extra: Mapping | None = None, sca
         cfg = default_tree(str(chosen))
         _merge_checked(cfg, {k: v for k, v in extra.items() if k != "scale"}, origin="protocol/extra settings")
         if preset:  # a method's published values replace the protocol's shared ones; the user's still win
-            _merge_checked(cfg, {"train": preset}, origin=f"train.preset=official ({PRESETS_FILE.name})")
+            _merge_checked(cfg, preset, origin=f"train.preset=official ({PRESETS_FILE.name})")
         _merge_checked(cfg, {k: v for k, v in user.items() if k != "scale"}, origin="command line")
         cfg.scale = str(chosen)
         return cfg
@@ -206,7 +206,7 @@ def load_config(overrides: Sequence[str] = (), extra: Mapping | None = None, sca
     if preset not in TRAIN_PRESETS:
         raise ConfigError(f"unknown train.preset '{preset}'; valid: {', '.join(TRAIN_PRESETS)}")
     if preset == "official":
-        official = official_train(str(cfg.method))
+        official = official_preset(str(cfg.method))
         if official:  # methods without training (external) have none
             cfg = compose(official)
     return cfg
@@ -224,7 +224,11 @@ MAXIMUM = {"train.face_fraction": 1.0, "train.occ_threshold": 0.99, "train.stop_
 DEVICE = r"^(auto|cpu|cuda(:\d+)?|mps)$"
 #: dotted key -> its valid values
 CHOICES = {"train.precision": ("fp32", "tf32", "bf16"), "train.sampler": ("hierarchical", "occupancy"),
-           "train.render_sampler": ("hierarchical", "occupancy")}
+           "train.render_sampler": ("hierarchical", "occupancy"), "train.face_rect": ("box", "official"),
+           "train.audio_pad": ("normalised", "raw"),
+           **{f"{m}.density": ("softplus", "relu") for m in ("aenerf", "dfrf", "adnerf")},
+           "dfrf.slot_init": ("learned", "sampled"), "dfrf.slot_in_act": ("linear", "leaky_relu"),
+           "dfrf.token": ("continuous", "official"), "dfrf.offset_penalty": ("mean", "depth_weighted")}
 
 
 def _check_ranges(cfg: DictConfig) -> None:
@@ -253,10 +257,16 @@ TRAIN_PRESETS = ("shared", "official")
 PRESETS_FILE = CONFIG_DIR / "presets" / "official.yaml"
 
 
-def official_train(method: str) -> dict:
-    """A method's published train.* values (``configs/presets/official.yaml``); {} when it has none."""
+def official_preset(method: str) -> dict:
+    """A method's published values (``configs/presets/official.yaml``): ``train.*`` and its own
+    section's switches, as a nested dict; {} when it has none."""
     data = yaml.safe_load(PRESETS_FILE.read_text()) or {}
     return dict(data.get(method) or {})
+
+
+def official_train(method: str) -> dict:
+    """A method's published train.* values; {} when it has none."""
+    return dict(official_preset(method).get("train") or {})
 
 
 def to_yaml(cfg: DictConfig) -> str:

@@ -120,6 +120,11 @@ class TrainSettings(Settings):
     """Rays per iteration, all from one target frame."""
     face_fraction: float
     """Share of a batch drawn inside the face box (bounding box of the head labels 1, 2); the rest uniform."""
+    face_rect: str
+    """``box``: the face share uniform in the face box, the rest uniform over the image, with replacement
+    (aebench); ``official``: AD-NeRF's and DFRF's draw, rows compared with the box's x range and columns with
+    its y range (a transposed rectangle), both shares without replacement, the rest outside the rectangle
+    (DFRF run_nerf_deform.py 999-1021, AD-NeRF run_nerf.py 845-866)."""
     sampler: str
     """Training: ``hierarchical``, every stratified and importance sample is evaluated (NeRF);
     ``occupancy``, the same samples but only those in occupied cells of an occupancy grid
@@ -145,6 +150,19 @@ class TrainSettings(Settings):
     """Global step from which AudioAttNet smooths the audio codes (nosmo_iters)."""
     smooth_window: int
     """Frames AudioAttNet smooths over (smo_size)."""
+    smooth_from_share: float
+    """For a method trained from scratch (no base model): AudioAttNet smooths from this share of its
+    iterations on (AD-NeRF: nosmo_iters 200k of N_iters 400k = 0.5); ``smooth_from`` counts global steps
+    from a base model's start."""
+    smooth_at_render: bool = dataclasses.field(metadata=render_only())
+    """Render with smoothed codes once training smoothed (DFRF); false renders AudioNet's codes only, as
+    AD-NeRF's ``render_path`` does (``auds_val = AudNet(auds)``, run_nerf.py 731)."""
+    audio_pad: str
+    """What AudioAttNet's window holds beyond the clip's ends: ``normalised`` zero windows (the clip mean
+    in raw units; aebench) or ``raw`` zero windows (the official zeros of raw DeepSpeech windows)."""
+    reload_audio_optimizer: bool
+    """Fine-tuning reloads the base model's Adam state of AudioNet, as DFRF (run_nerf_deform.py 335,
+    788-789); the other parameters' state starts fresh (AudioAttNet's reload is lost to a key typo there)."""
     chunk: int = dataclasses.field(metadata=render_only())
     """Rays per forward pass when rendering images; 0 = from the free memory (CUDA; 4096 on a CPU)."""
     ckpt_every: int
@@ -159,6 +177,8 @@ class TrainSettings(Settings):
     """``fp32`` | ``tf32`` | ``bf16`` (the last two on CUDA only): see :mod:`aebench.aenerf.engine.precision`."""
     compile: bool
     """``torch.compile`` the NeRF MLPs (training and rendering; the first steps pay the compile time)."""
+    render_samples: list[int] = dataclasses.field(metadata=render_only())
+    """Rendering: [n_coarse, n_fine] when they differ from training's (DFRF's test config: [32, 64]); [] = training's."""
     render_frames: int = dataclasses.field(metadata=render_only())
     """Cap on rendered frames (0 = one per 1/fps of the driving audio)."""
 

@@ -103,7 +103,7 @@ class AENeRFModel(NeRFModel):
             self.aggregator = SlotAggregation(tok, s.token_dim, s.agg_dim, iters=s.slot_iters)
 
         def mlp(cond: int, mask: bool) -> NeRFMLP:
-            return NeRFMLP(self.pe_x.out_dim, self.pe_d.out_dim, cond, s.width, s.depth, with_mask=mask)
+            return NeRFMLP(self.pe_x.out_dim, self.pe_d.out_dim, cond, s.width, s.depth, with_mask=mask, density=s.density)
 
         self.nerfs = nn.ModuleDict()
         for level in ("coarse", "fine"):

@@ -56,8 +56,8 @@ class ADNeRFModel(NeRFModel):
     def __init__(self, settings: ADNeRFSettings, audio_channels: int, train: TrainSettings):
         super().__init__(settings, audio_channels, train)
         s = settings
-        self.coarse = NeRFMLP(self.pe_x.out_dim, self.pe_d.out_dim, s.audio_dim, s.width, s.depth)
-        self.fine = NeRFMLP(self.pe_x.out_dim, self.pe_d.out_dim, s.audio_dim, s.width, s.depth)
+        self.coarse = NeRFMLP(self.pe_x.out_dim, self.pe_d.out_dim, s.audio_dim, s.width, s.depth, density=s.density)
+        self.fine = NeRFMLP(self.pe_x.out_dim, self.pe_d.out_dim, s.audio_dim, s.width, s.depth, density=s.density)
 
     def field(self, code: Tensor, refs, groups):
         nets = {"coarse": self.coarse, "fine": self.fine}

@@ -85,6 +85,22 @@ class DFRFSettings(ReferenceSettings):
     """Number of slots (2)."""
     slot_iters: int
     """Slot-attention iterations (2)."""
+    slot_init: str
+    """``learned`` per-slot means (aebench) or ``sampled``: DFRF's ``mu + sigma * randn``, drawn at
+    every call, at test time too (:class:`~aebench.aenerf.engine.slot_attention.SlotAggregation`)."""
+    slot_in_act: str
+    """Activation after the slot attention's input layer (DFRF's ``fc7``): ``linear`` or ``leaky_relu`` (official)."""
+    slot_mlp_min: int
+    """The slot MLP's hidden width is max(slot_dim, this) (DFRF: 128; 0 = slot_dim)."""
+    token: str
+    """``continuous``: pixel position / image size in the token, bilinear first lookup at the projection,
+    offset clamp scaled to the working size (aebench). ``official``: DFRF's ``gather_indices`` (RND
+    254-295): (row, col) indices as ``make_indices`` computes them, clamped and rounded for the first
+    lookup, warped position round(p) + offset clamped to the image and sampled bilinearly with border
+    padding, the integer position (no gradient) in the token, the clamp 10 px at every size."""
+    offset_penalty: str = field(metadata=loss_only())
+    """``mean``: mean(offset^2) (aebench); ``depth_weighted``: the official mean over samples of
+    mean(offset^2) * (1 - min(w_i z_i, 1)) with the fine pass's weights (RND 550)."""
 
 
 class PositionWarp(nn.Module):
@@ -125,27 +141,66 @@ class DFRFModel(NeRFModel):
         self.warp = PositionWarp(self.pe_warp.out_dim + s.audio_dim + s.feat_dim, tuple(s.warp_hidden))
         tok = s.feat_dim + 2
         self.rel = nn.Sequential(nn.Linear(tok, 32), nn.ReLU(), nn.Linear(32, 32))  # fc1, fc6
-        self.slots = SlotAggregation(tok + self.pe_x.out_dim + 32, s.slot_dim, None, s.n_slots, s.slot_iters)
+        self.slots = SlotAggregation(tok + self.pe_x.out_dim + 32, s.slot_dim, None, s.n_slots, s.slot_iters,
+                                     init=s.slot_init, in_act=s.slot_in_act, mlp_width=max(s.slot_dim, s.slot_mlp_min))
+        self.noise: torch.Generator | None = None  # the slots' noise (slot_init sampled) while rendering a batch
         cond = s.audio_dim + self.slots.out_dim
-        self.coarse = NeRFMLP(self.pe_x.out_dim, self.pe_d.out_dim, cond, s.width, s.depth)
-        self.fine = NeRFMLP(self.pe_x.out_dim, self.pe_d.out_dim, cond, s.width, s.depth)
+        self.coarse = NeRFMLP(self.pe_x.out_dim, self.pe_d.out_dim, cond, s.width, s.depth, density=s.density)
+        self.fine = NeRFMLP(self.pe_x.out_dim, self.pe_d.out_dim, cond, s.width, s.depth, density=s.density)
 
     def references(self, images: Tensor, c2w: Tensor, intrinsics: Tensor, codes: Tensor | None) -> DFRFReferences:
         return DFRFReferences(self.features(images, c2w), c2w, intrinsics)
+
+    def render(self, code, refs, rays_o, rays_d, bg, near, far, groups, perturb, generator=None, stop_eps=0.0,
+               samples=None) -> dict:
+        """As the skeleton's; the batch's generator also draws the sampled slots' noise (``slot_init``)."""
+        self.noise = generator
+        try:
+            return super().render(code, refs, rays_o, rays_d, bg, near, far, groups, perturb, generator, stop_eps, samples)
+        finally:
+            self.noise = None
+
+    def _warp_input(self, pts: Tensor, audio: Tensor, first: Tensor) -> Tensor:
+        l, p = first.shape[:2]
+        return torch.cat([self.pe_warp(pts)[None].expand(l, p, -1), audio.detach().expand(l, p, -1), first.detach()], -1)
 
     def aggregate(self, pts: Tensor, audio: Tensor, refs: DFRFReferences) -> tuple[Tensor, Tensor]:
         """(P, 3) points -> (P, n_slots slot_dim) aggregated features and (L, P, 2) offsets."""
         h, w = refs.maps.shape[-2:]
         uv, _ = project_to_refs(pts, refs.c2w, refs.intrinsics)
-        uv = clamp_to_image(uv, h, w)
-        first = sample_features(refs.maps, uv)  # (L, P, C)
+        if self.settings.token == "official":
+            tokens, offset = self._official_tokens(pts, audio, refs, uv)
+        else:
+            uv = clamp_to_image(uv, h, w)
+            first = sample_features(refs.maps, uv)  # (L, P, C)
+            offset = self.warp(self._warp_input(pts, audio, first), float(self.settings.offset_clamp) * w / REF_IMAGE_SIZE)
+            tokens = reference_tokens(refs.maps, clamp_to_image(uv + offset, h, w))  # (L, P, C + 2)
         l, p = uv.shape[:2]
-        warp_in = torch.cat([self.pe_warp(pts)[None].expand(l, p, -1), audio.detach().expand(l, p, -1),
-                             first.detach()], -1)
-        offset = self.warp(warp_in, float(self.settings.offset_clamp) * w / REF_IMAGE_SIZE)
-        tokens = reference_tokens(refs.maps, clamp_to_image(uv + offset, h, w))  # (L, P, C + 2)
         tokens = torch.cat([tokens, self.pe_x(pts)[None].expand(l, p, -1), self.rel(tokens)], -1).transpose(0, 1)
-        return self.slots(tokens), offset
+        return self.slots(tokens, self.noise), offset
+
+    def _official_tokens(self, pts: Tensor, audio: Tensor, refs: DFRFReferences, uv: Tensor) -> tuple[Tensor, Tensor]:
+        """DFRF's ``gather_indices`` (RND 254-295, ``make_indices`` HLP 584-598) on (L, P, 2) projections.
+
+        The official indices are (row, col) = (v' , W - u') with u', v' the projection in its
+        OpenGL camera and its ``cx`` = ours - 0.5 (its pixel i is at coordinate i, ours at i + 0.5):
+        in aebench's coordinates row = v - 0.5 and col = u + W - 2 cx + 0.5 (col = u - 0.5 when
+        cx = W/2 + 0.5, i.e. the official cx = W/2). Returns tokens (L, P, C + 2) and offsets (L, P, 2)
+        in (row, col)."""
+        maps = refs.maps
+        l, c, h, w = maps.shape
+        cx = refs.intrinsics[1]
+        rc = torch.stack([uv[..., 1] - 0.5, uv[..., 0] + w - 2 * cx + 0.5], -1)
+        zero, hi = rc.new_zeros(2), rc.new_tensor([h - 1.0, w - 1.0])
+        rc = torch.round(torch.maximum(torch.minimum(rc, hi), zero))  # make_indices' clamp, then the round
+        idx = rc.long()
+        first = maps.permute(0, 2, 3, 1)[torch.arange(l, device=maps.device)[:, None], idx[..., 0], idx[..., 1]]
+        offset = self.warp(self._warp_input(pts, audio, first), float(self.settings.offset_clamp))
+        rc = torch.maximum(torch.minimum(rc + offset, hi), zero)
+        # grid_sample at (col, row) normalised by H on both axes, border padding (RND 276-291)
+        at = torch.stack([(rc[..., 1] + 0.5) * w / h, rc[..., 0] + 0.5], -1)
+        feats = sample_features(maps, at, padding="border")
+        return torch.cat([feats, rc.detach().trunc()], -1), offset
 
     def field(self, code: Tensor, refs: DFRFReferences, groups):
         nets = {"coarse": self.coarse, "fine": self.fine}
@@ -159,20 +214,26 @@ class DFRFModel(NeRFModel):
         def fn(points: Tensor, dirs: Tensor, level: str, rays: Tensor | None = None,
                features: dict[str, Tensor] | None = None) -> dict:
             n, s = points.shape[:2]
-            feats = features if features is not None else fn.features(points, dirs, rays)
+            feats = features if features is not None else features_of(points, dirs, rays)
             flat = points.reshape(-1, 3)
             d = self.pe_d(dirs)[:, None].expand(n, s, -1).reshape(n * s, -1)
             agg = feats["agg"].reshape(n * s, -1)
             out = nets[level](self.pe_x(flat), d, torch.cat([code.expand(n * s, -1), agg], -1))
             return {"sigma": out["sigma"].reshape(n, s), "rgb": out["rgb"].reshape(n, s, 3), "aux_offset": feats["offset"]}
 
-        fn.features = features
+        features_of = features
+        if self.settings.slot_init == "learned":  # sampled slots draw new noise at every pass, as DFRF's
+            fn.features = features
         return fn
 
     def extra_loss(self, out: dict, groups) -> tuple[Tensor, dict]:
         last = out["fine"] if "fine" in out else out["coarse"]
-        pen = torch.mean(last["aux_offset"] ** 2)
         s = self.settings
+        if s.offset_penalty == "depth_weighted":  # RND 550: per sample, weighted by 1 - min(w z, 1)
+            per = torch.mean(last["aux_offset"] ** 2, dim=(-2, -1))  # (N, S)
+            pen = torch.mean(per * (1 - torch.clamp((last["weights"] * last["z"]).detach(), max=1.0)))
+        else:
+            pen = torch.mean(last["aux_offset"] ** 2)
         weight = s.offset_weight if self.phase == "finetune" else s.offset_weight_base
         return float(weight) * pen, {"offset_px2": pen.detach()}
 

@@ -92,7 +92,8 @@ class AudioEncoder(nn.Module):
     frames ``[i - smo_size//2, i + smo_size//2)``. Frames outside ``[0, n)`` enter as *zero
     feature windows* before AudioNet, as the official code pads (``torch.zeros_like(auds_win)``
     then ``AudNet``: DFRF ``NeRFs/run_nerf_deform.py`` 971-980, AD-NeRF HeadNeRF ``run_nerf.py``
-    805-825). Returns (k, dim_aud).
+    805-825), or as ``pad`` (T, C) when given (the normalised value of a zero *raw* window,
+    ``train.audio_pad=raw``: the official zeros are raw DeepSpeech zeros). Returns (k, dim_aud).
     """
 
     def __init__(self, in_channels: int, dim_aud: int = 64, smo_size: int = 8, att_dims: int = 32):
@@ -101,7 +102,7 @@ class AudioEncoder(nn.Module):
         self.att_net = AudioAttNet(min(att_dims, dim_aud), smo_size)
         self.smo_size = smo_size
 
-    def forward(self, features: Tensor, index: Tensor, smooth: bool) -> Tensor:
+    def forward(self, features: Tensor, index: Tensor, smooth: bool, pad: Tensor | None = None) -> Tensor:
         index = torch.as_tensor(index, device=features.device).reshape(-1)
         if not smooth:
             return self.audio_net(features[index])
@@ -109,11 +110,12 @@ class AudioEncoder(nn.Module):
         offsets = torch.arange(self.smo_size, device=features.device) - self.smo_size // 2
         idx = index[:, None] + offsets[None]  # (k, S)
         valid = (idx >= 0) & (idx < n)
-        windows = features[idx.clamp(0, n - 1)] * valid[..., None, None].to(features.dtype)  # (k, S, T, C)
+        fill = torch.zeros_like(features[0]) if pad is None else pad.to(features.dtype)
+        windows = torch.where(valid[..., None, None], features[idx.clamp(0, n - 1)], fill)  # (k, S, T, C)
         k, s = idx.shape
         codes = self.audio_net(windows.reshape(k * s, *features.shape[1:])).reshape(k, s, -1)
         return self.att_net(codes)
 
-    def encode_all(self, features: Tensor, smooth: bool) -> Tensor:
+    def encode_all(self, features: Tensor, smooth: bool, pad: Tensor | None = None) -> Tensor:
         """(n, dim_aud) codes of every frame (used when rendering)."""
-        return self(features, torch.arange(features.shape[0], device=features.device), smooth)
+        return self(features, torch.arange(features.shape[0], device=features.device), smooth, pad)

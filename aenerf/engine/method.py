@@ -76,6 +76,8 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
         self.settings, self.train_cfg = settings, train
         self.audio_channels = int(audio_channels)
         self.phase, self.step_offset = "finetune", 0
+        #: global step from which AudioAttNet smooths (None: ``train.smooth_from``; set by NeRFMethod)
+        self.smooth_start: int | None = None
         self.pe_x, self.pe_d = PositionalEncoding(settings.pe_x), PositionalEncoding(settings.pe_d)
         self.audio = AudioEncoder(audio_channels, settings.audio_dim, train.smooth_window, settings.att_dims)
         #: the empty-space grid of ``train.sampler`` / ``train.render_sampler`` = occupancy (set by NeRFMethod)
@@ -112,7 +114,15 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
 
     # ----- shared ----------------------------------------------------------------------
     def smoothing(self, local_step: int) -> bool:
-        return local_step + self.step_offset >= int(self.train_cfg.smooth_from)
+        start = int(self.train_cfg.smooth_from) if self.smooth_start is None else self.smooth_start
+        return local_step + self.step_offset >= start
+
+    def audio_pad(self, norm: AudioNorm | None, like: Tensor) -> Tensor | None:
+        """The window AudioAttNet sees beyond a clip's ends (``train.audio_pad``): None for zero
+        normalised windows, else the normalised value of a zero raw window, shaped as ``like``'s (T, C)."""
+        if self.train_cfg.audio_pad != "raw" or norm is None:
+            return None
+        return like.new_tensor(norm(np.zeros((1,) + tuple(like.shape[1:]), dtype=np.float32))[0])
 
     def param_groups(self) -> list[dict]:
         att = list(self.audio.att_net.parameters())
@@ -121,18 +131,24 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
                 {"params": att, "lr_mult": ATT_LR_MULT}]
 
     def render(self, code: Tensor, refs: Any, rays_o: Tensor, rays_d: Tensor, bg: Tensor, near: float, far: float,
-               groups: Any, perturb: bool, generator: torch.Generator | None = None, stop_eps: float = 0.0) -> dict:
+               groups: Any, perturb: bool, generator: torch.Generator | None = None, stop_eps: float = 0.0,
+               samples: tuple[int, int] | None = None) -> dict:
+        """Render rays (see :func:`~aebench.aenerf.engine.volume.render_rays`) with ``samples``
+        (n_coarse, n_fine), training's by default."""
         tc = self.train_cfg
-        return render_rays(self.field(code, refs, groups), rays_o, rays_d, near, far, bg, int(tc.n_coarse),
-                           int(tc.n_fine), perturb, generator, self.mask_backgrounds, self.occupancy, stop_eps)
+        n_coarse, n_fine = samples or (int(tc.n_coarse), int(tc.n_fine))
+        return render_rays(self.field(code, refs, groups), rays_o, rays_d, near, far, bg, n_coarse, n_fine, perturb,
+                           generator, self.mask_backgrounds, self.occupancy, stop_eps)
 
     def render_fn(self, code: Tensor, refs: Any, near: float, far: float):
-        """``fn(rays_o, rays_d, bg) -> rgb`` (N, 3) for inference (early ray termination with the grid)."""
+        """``fn(rays_o, rays_d, bg) -> rgb`` (N, 3) for inference (early ray termination with the grid;
+        ``train.render_samples`` when set)."""
         stop = float(self.train_cfg.stop_eps) if self.occupancy is not None else 0.0
+        samples = tuple(int(v) for v in self.train_cfg.render_samples) or None
 
         def fn(rays_o, rays_d, bg):
             out = self.render(code, refs, rays_o, rays_d, bg, near, far, self.ray_groups(None, None), perturb=False,
-                              stop_eps=stop)
+                              stop_eps=stop, samples=samples)
             return out.get("fine", out["coarse"])["rgb"]
         return fn
 
@@ -152,11 +168,12 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
     def training_step(self, batch: dict, step: int) -> tuple[Tensor, dict[str, float]]:
         views, g = batch["views"], batch.get("generator")
         smooth = self.smoothing(step)
-        code = self.audio(views.audio, torch.tensor([batch["frame_index"]]), smooth)[0]
+        pad = self.audio_pad(views.norm, views.audio[0])
+        code = self.audio(views.audio, torch.tensor([batch["frame_index"]]), smooth, pad)[0]
         refs = None
         if batch.get("refs") is not None:
             idx = batch["refs"]
-            codes = self.audio(views.audio, idx, smooth) if self.uses_ref_audio else None
+            codes = self.audio(views.audio, idx, smooth, pad) if self.uses_ref_audio else None
             refs = self.references(views.frames[idx].float() / 255.0, views.poses[idx], views.intrinsics, codes)
         grid = self.occupancy
         if grid is not None and (grid.updates == 0 or step % int(self.train_cfg.occ_every) == 0):
@@ -230,7 +247,7 @@ class NeRFMethod(Method):
             dev = g.device
             v = views[int(torch.randint(len(views), (1,), generator=g, device=dev))]
             frame = int(torch.randint(v.n, (1,), generator=g, device=dev))
-            batch = sample_rays(v, frame, int(train.batch_rays), float(train.face_fraction), g)
+            batch = sample_rays(v, frame, int(train.batch_rays), float(train.face_fraction), g, str(train.face_rect))
             batch.update(views=v, frame_index=frame, generator=g, refs=None)
             if n_refs > 0:
                 others = torch.randperm(v.n, generator=g, device=dev)
@@ -279,22 +296,34 @@ class NeRFMethod(Method):
         seed_everything(int(cfg.seed))  # the same seed gives the same initial weights
         model = self.model_cls(settings, channels, train).to(device)
         model.phase, model.step_offset = phase, offset
+        iters = int(train.pretrain_iters if phase == "pretrain" else train.iters)
+        model.smooth_start = self.smooth_start(train, iters)
         if train.compile:
             model.compile_networks()
         if train.sampler == "occupancy":  # a fresh grid over the training cameras (also on resume)
             model.occupancy = occupancy_grid(train, [(v.poses, v.intrinsics, *v.hw, v.near, v.far) for v in views])
         target = views[-1]
         refs = target.indices[fixed_references(target.n, settings.n_refs)] if settings.n_refs else []
-        iters = int(train.pretrain_iters if phase == "pretrain" else train.iters)
         meta = {"method": self.name, "phase": phase, "settings": settings.to_dict(), "features": features,
                 "audio_channels": channels, "audio_norm": target.norm.to_dict(), "step_offset": offset,
+                "smooth_start": model.smooth_start,
                 "refs": [int(r) for r in refs], "identity": target.name, "identities": [v.name for v in views],
                 "clip": [int(target.indices[0]), int(target.indices[-1]) + 1]}
         trainer = Trainer(model, train, root, self.batch_fn(views, train, settings.n_refs), device, int(cfg.seed), meta,
                           init_from=base, desc=f"{self.name} {phase} " + (
                               target.name if len(views) == 1 else f"{len(views)} identities"),
-                          reinit=lambda m: m.reinit_for_finetune(), step_offset=offset)
+                          reinit=lambda m: m.reinit_for_finetune(), step_offset=offset,
+                          reload_state=(lambda m: m.audio.audio_net) if base is not None and train.reload_audio_optimizer
+                          else None)
         return trainer.fit(iters)
+
+    def smooth_start(self, train: TrainSettings, iters: int) -> int | None:
+        """The global step from which AudioAttNet smooths: ``train.smooth_from`` for a method with a
+        base model (its fine-tune continues the base's step count), ``train.smooth_from_share`` of
+        its iterations for one trained from scratch (AD-NeRF's 200k of 400k)."""
+        if self.has_base_model:
+            return None
+        return int(round(float(train.smooth_from_share) * iters))
 
     # ----- rendering -------------------------------------------------------------------
     def load(self, checkpoint: Path, cfg: DictConfig, device) -> tuple[NeRFModel, dict]:
@@ -311,6 +340,7 @@ class NeRFMethod(Method):
         if model.train_cfg.compile:
             model.compile_networks()
         model.phase, model.step_offset = meta.get("phase", "finetune"), int(meta.get("step_offset", 0))
+        model.smooth_start = meta.get("smooth_start")
         model.eval()
         return model, state
 
@@ -335,8 +365,12 @@ class NeRFMethod(Method):
         n, audio = render_span(identity, driving_audio, int(model.train_cfg.render_frames))
         norm = AudioNorm.from_dict(meta["audio_norm"])
         to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
-        smooth = model.smoothing(max(int(state["step"]) - 1, 0))  # as the last training step did
-        codes = model.audio.encode_all(to_t(self.driving_windows(meta, audio, n, fps)), smooth)
+        # as the last training step did (unless train.smooth_at_render is off: AD-NeRF's render_path)
+        smooth = model.smoothing(max(int(state["step"]) - 1, 0)) and bool(model.train_cfg.smooth_at_render)
+        windows = to_t(self.driving_windows(meta, audio, n, fps))
+        pad = model.audio_pad(norm, windows[0])
+        codes = model.audio.encode_all(windows, smooth, pad)
+        torch.manual_seed(int(cfg.seed))  # stochastic fields (DFRF's sampled slots) render reproducibly
         refs = None
         if meta["refs"]:
             ref_view = identity.select(meta["refs"])
@@ -344,7 +378,7 @@ class NeRFMethod(Method):
             if model.uses_ref_audio:  # encoded within the fine-tuning clip, as while training
                 first, stop = meta.get("clip") or (0, int(identity.meta["n_frames"]))
                 feats = to_t(norm(load_or_compute(identity, meta["features"])[first:stop]))
-                ref_codes = model.audio(feats, to_t(np.asarray(meta["refs"]) - first), smooth)
+                ref_codes = model.audio(feats, to_t(np.asarray(meta["refs"]) - first), smooth, pad)
             refs = model.references(to_t(ref_view.frames()).float() / 255.0, to_t(ref_view.poses),
                                     to_t(identity.intrinsics.copy()), ref_codes)
         test = identity.split("test")

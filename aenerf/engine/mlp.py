@@ -7,10 +7,12 @@ layer ``depth // 2`` (``skips=[4]`` for D=8); density from the trunk feature h; 
 ``1 + depth // 4`` ReLU layers of ``width // 2`` on [h, gamma(d)] (``views_linears``; the
 official ``feature = h``, no extra feature layer) and a linear layer to RGB. ``cond`` is
 whatever conditions the field (audio code, aggregated reference features).
-Activations: density softplus (>= 0) where the official code uses ReLU + 1e-6 (a deliberate
-deviation: NeRF's ReLU can leave a whole network with zero density and no gradient at init;
-with the background as the last sample, see :mod:`aebench.aenerf.engine.volume`, a small positive
-density shows the background just as ReLU's zero does); colour and mask sigmoid.
+Activations: density ``softplus`` (>= 0) by default where the official code uses ReLU + 1e-6
+(``density="relu"``, ``raw2alpha`` in both official ``raw2outputs``; the method's ``density``
+setting, ``relu`` under ``train.preset=official``). Softplus is a deliberate deviation: NeRF's ReLU
+can leave a whole network with zero density and no gradient at init; with the background as the
+last sample, see :mod:`aebench.aenerf.engine.volume`, a small positive density shows the background
+just as ReLU's does. Colour and mask sigmoid.
 """
 
 from __future__ import annotations
@@ -20,10 +22,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+#: density activations: softplus (aebench's default) or the official ReLU + 1e-6
+DENSITIES = ("softplus", "relu")
+
+
 class NeRFMLP(nn.Module):
     def __init__(self, in_dim: int, dir_dim: int, cond_dim: int = 0, width: int = 256, depth: int = 8,
-                 with_mask: bool = False):
+                 with_mask: bool = False, density: str = "softplus"):
         super().__init__()
+        if density not in DENSITIES:
+            raise ValueError(f"density must be one of {', '.join(DENSITIES)}, got {density!r}")
+        self.density = density
         self.skip = depth // 2
         first = in_dim + cond_dim
         layers = []
@@ -47,7 +56,8 @@ class NeRFMLP(nn.Module):
             if i == self.skip + 1:
                 h = torch.cat([h, inp], -1)
             h = torch.relu(layer(h))
-        out = {"sigma": F.softplus(self.sigma(h)[..., 0]),
+        raw = self.sigma(h)[..., 0]
+        out = {"sigma": F.softplus(raw) if self.density == "softplus" else torch.relu(raw) + 1e-6,
                "rgb": torch.sigmoid(self.rgb(torch.cat([h, d], -1)))}
         if self.mask is not None:
             out["mask"] = torch.sigmoid(self.mask(h)[..., 0])

@@ -56,12 +56,13 @@ def clamp_to_image(uv: Tensor, h: int, w: int) -> Tensor:
     return torch.maximum(torch.minimum(uv, hi), lo)
 
 
-def sample_features(maps: Tensor, uv: Tensor) -> Tensor:
+def sample_features(maps: Tensor, uv: Tensor, padding: str = "zeros") -> Tensor:
     """Bilinear features of ``maps`` (L, C, H, W) at pixel positions ``uv`` (L, P, 2)
-    (continuous, pixel i spans [i, i+1)); outside the image gives zeros. Returns (L, P, C)."""
+    (continuous, pixel i spans [i, i+1)); outside the image gives zeros (``padding`` "zeros")
+    or the border pixels ("border"). Returns (L, P, C)."""
     h, w = maps.shape[-2:]
     grid = torch.stack([uv[..., 0] / w * 2 - 1, uv[..., 1] / h * 2 - 1], -1)[:, :, None]  # (L, P, 1, 2)
-    out = F.grid_sample(maps, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    out = F.grid_sample(maps, grid, mode="bilinear", padding_mode=padding, align_corners=False)
     return out[..., 0].permute(0, 2, 1)
 
 

@@ -29,6 +29,9 @@ class NeRFSettings(Settings):
     """Channels of the audio code that AudioAttNet's conv stack reads (32 of 64 officially)."""
     n_refs: int
     """Reference frames per sample (L); 0 for methods without references."""
+    density: str
+    """Density activation of the NeRF MLPs: ``softplus`` (aebench) or ``relu`` (the official ReLU + 1e-6,
+    :mod:`aebench.aenerf.engine.mlp`)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -64,8 +64,8 @@ class Trainer:
     same root resumes from the latest step checkpoint; when ``final`` exists ``fit`` returns
     it at once. ``init_from`` (a checkpoint dir) initialises the weights of a fresh run
     (fine-tuning from a base model), then ``reinit(model)`` runs (e.g. DFRF re-initialises its
-    warp); the optimizer starts anew (as DFRF's fine-tuning, which does not reload Adam's
-    state) and the local step count at 0. ``step_offset`` (the base model's global step) shifts
+    warp); the optimizer starts anew, except for the parameters of ``reload_state(model)``, whose
+    Adam state comes from ``init_from`` (DFRF reloads AudioNet's), and the local step count at 0. ``step_offset`` (the base model's global step) shifts
     the lr schedule, so it continues from the base model's step count as DFRF's
     ``global_step`` does.
 
@@ -76,10 +76,12 @@ class Trainer:
     def __init__(self, model: torch.nn.Module, train_cfg, ckpt_root: Path,
                  batch_fn: Callable[[int, torch.Generator], dict], device: torch.device, seed: int = 0,
                  meta: dict | None = None, init_from: Path | None = None, desc: str = "train",
-                 reinit: Callable[[torch.nn.Module], None] | None = None, step_offset: int = 0):
+                 reinit: Callable[[torch.nn.Module], None] | None = None, step_offset: int = 0,
+                 reload_state: Callable[[torch.nn.Module], torch.nn.Module] | None = None):
         self.model, self.cfg, self.root = model, train_cfg, Path(ckpt_root)
         self.batch_fn, self.device, self.seed, self.meta, self.desc = batch_fn, device, seed, dict(meta or {}), desc
         self.init_from, self.reinit, self.step_offset = init_from, reinit, int(step_offset)
+        self.reload_state = reload_state
         groups = model.param_groups() if hasattr(model, "param_groups") else model.parameters()
         self.optimizer = ScaledAdam(groups, lr=float(train_cfg.lr), betas=(0.9, 0.999))
         self.step = 0
@@ -103,6 +105,23 @@ class Trainer:
             load_checkpoint(self.init_from, self.model, None, map_location=self.device)
             if self.reinit is not None:
                 self.reinit(self.model)
+            if self.reload_state is not None:
+                self.reload_adam_state(self.reload_state(self.model))
+
+    def reload_adam_state(self, module: torch.nn.Module) -> None:
+        """Adam's state of ``module``'s parameters from ``init_from``'s optimizer (the base model's
+        last step; DFRF's fine-tune reloads AudioNet's optimizer, run_nerf_deform.py 335, 788-789).
+        The base and this run have the same network, so parameters match by position."""
+        path = Path(self.init_from) / "optim.pt"
+        if not path.exists():
+            raise FileNotFoundError(f"{self.init_from} holds no optimizer state (optim.pt) to reload; "
+                                    f"set train.reload_audio_optimizer=false or pretrain the base model again")
+        saved = torch.load(path, map_location=self.device, weights_only=True)
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        wanted = {id(p) for p in module.parameters()}
+        for i, p in enumerate(params):
+            if id(p) in wanted and i in saved["state"]:
+                self.optimizer.state[p] = {k: v.clone() if torch.is_tensor(v) else v for k, v in saved["state"][i].items()}
 
     def fit(self, iters: int) -> Path:
         if (self.final_dir / "state.json").exists():
@@ -172,4 +191,4 @@ class Trainer:
         self.steps_run = self.step - start
         save_checkpoint(step_dir(self.root, self.step), self.model, self.optimizer, self.step, self.meta)
         prune_checkpoints(self.root, int(cfg.keep_ckpts))
-        return save_checkpoint(self.final_dir, self.model, None, self.step, self.meta)
+        return save_checkpoint(self.final_dir, self.model, self.optimizer, self.step, self.meta)

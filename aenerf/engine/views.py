@@ -97,22 +97,53 @@ def face_boxes(masks: Tensor) -> Tensor:
 
 
 def sample_rays(views: Views, frame: int, n_rays: int, face_fraction: float,
-                generator: torch.Generator | None = None) -> dict[str, Tensor]:
-    """``n_rays`` random pixels of ``frame``: a ``face_fraction`` share uniform inside the face
-    box (the bounding box of the head labels), the rest uniform over the image, as AD-NeRF and
-    DFRF draw ``sample_rate`` of their rays inside the face rectangle. Returns rays, target
-    colours, labels, background colours and pixel positions."""
+                generator: torch.Generator | None = None, face_rect: str = "box") -> dict[str, Tensor]:
+    """``n_rays`` random pixels of ``frame``, a ``face_fraction`` share of them in the face.
+
+    ``face_rect`` ``box``: that share uniform inside the face box (the bounding box of the head
+    labels), the rest uniform over the image, with replacement. ``official``: as AD-NeRF and DFRF
+    draw ``sample_rate`` of their rays (DFRF run_nerf_deform.py 999-1021, AD-NeRF run_nerf.py
+    845-866): the rectangle test compares rows with the box's x range and columns with its y range
+    (the official code's transposed rectangle), the face share is drawn without replacement from
+    inside it and the rest without replacement from outside, face rays first.
+    Returns rays, target colours, labels, background colours and pixel positions."""
     h, w = views.hw
     dev = views.frames.device
     mask = views.masks[frame]
     n_face = int(round(n_rays * face_fraction))
     x0, y0, x1, y1 = (int(v) for v in views.face_box[frame])
-    xs = torch.cat([torch.randint(x0, x1 + 1, (n_face,), device=dev, generator=generator),
-                    torch.randint(w, (n_rays - n_face,), device=dev, generator=generator)])
-    ys = torch.cat([torch.randint(y0, y1 + 1, (n_face,), device=dev, generator=generator),
-                    torch.randint(h, (n_rays - n_face,), device=dev, generator=generator)])
+    if face_rect == "official":
+        ys, xs = _official_rect_draw(h, w, (x0, y0, x1, y1), n_face, n_rays - n_face, dev, generator)
+    else:
+        xs = torch.cat([torch.randint(x0, x1 + 1, (n_face,), device=dev, generator=generator),
+                        torch.randint(w, (n_rays - n_face,), device=dev, generator=generator)])
+        ys = torch.cat([torch.randint(y0, y1 + 1, (n_face,), device=dev, generator=generator),
+                        torch.randint(h, (n_rays - n_face,), device=dev, generator=generator)])
     uv = torch.stack([xs, ys], -1).float() + 0.5
     rays_o, rays_d = pixel_rays(views.poses[frame], views.intrinsics, uv)
     return {"rays_o": rays_o, "rays_d": rays_d, "rgb": views.frames[frame, ys, xs].float() / 255.0,
             "label": mask[ys, xs].long(), "bg": views.background[ys, xs], "uv": uv,
             "frame": torch.tensor(frame, device=dev)}
+
+
+def _official_rect_draw(h: int, w: int, box: tuple[int, int, int, int], n_in: int, n_out: int, dev,
+                        generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    """Rows and columns (each (n_in + n_out,)) of the official draw: ``rect = (x, y, w, h)``, inside
+    means ``x <= row <= x + w`` and ``y <= col <= y + h``; without replacement on each side (with
+    replacement only where a side has fewer pixels than it must give, where the official draw fails)."""
+    x0, y0, x1, y1 = box
+    rows, cols = torch.meshgrid(torch.arange(h, device=dev), torch.arange(w, device=dev), indexing="ij")
+    rows, cols = rows.reshape(-1), cols.reshape(-1)
+    inside = (rows >= x0) & (rows <= x1) & (cols >= y0) & (cols <= y1)
+    picks = []
+    for pool, k in ((inside.nonzero()[:, 0], n_in), ((~inside).nonzero()[:, 0], n_out)):
+        if k == 0:
+            continue
+        if pool.numel() == 0:
+            pool = torch.arange(h * w, device=dev)
+        if pool.numel() >= k:
+            picks.append(pool[torch.randperm(pool.numel(), device=dev, generator=generator)[:k]])
+        else:
+            picks.append(pool[torch.randint(pool.numel(), (k,), device=dev, generator=generator)])
+    sel = torch.cat(picks)
+    return rows[sel], cols[sel]

@@ -53,7 +53,8 @@ def test_shared_training_conditions_and_the_official_preset():
     assert shared[0] == shared[1] == shared[2]  # one set of conditions for every method
     assert (shared[0].batch_rays, shared[0].face_fraction, shared[0].lr_decay_steps) == (850, 0.95, 750000)  # DFRF's
     ad = load_config(["method=adnerf", "train.preset=official"], scale="paper").train
-    assert (ad.batch_rays, ad.lr_decay_steps, ad.smooth_from) == (2048, 250000, 200000)  # AD-NeRF's own
+    assert (ad.batch_rays, ad.lr_decay_steps, ad.smooth_from_share, ad.smooth_at_render) == (2048, 250000, 0.5, False)
+    assert load_config(["method=dfrf", "train.preset=official"]).dfrf.token == "official"  # its own switches too
     assert load_config(["method=dfrf", "train.preset=official"]).train.batch_rays == official_train("dfrf")["batch_rays"]
     # an explicit override still wins over the preset; a method without training has none
     assert load_config(["method=adnerf", "train.preset=official", "train.batch_rays=64"]).train.batch_rays == 64
