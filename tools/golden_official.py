@@ -10,7 +10,12 @@ aebench dependencies. Each fixture records the official repository's commit and 
 
 Components: positional encoding (``get_embedder``), ``raw2outputs`` (volume rendering with the
 background as last sample), ``sample_pdf`` (deterministic), ``AudioNet`` and ``AudioAttNet`` with
-their weights.
+their weights; and a whole coarse + fine ``render_rays`` of each method (``*_render.npz``), built by
+the official ``create_nerf`` from the official argparse defaults (small NeRF width, few samples),
+every parameter set from ``tests/baselines/golden_weights.py``'s rule, in training mode (stratified
+jitter, DFRF's sampled slots) from a recorded seed, then one training step's loss and gradients,
+and in test mode. The official ``raw2outputs`` is wrapped to record each pass's weights and depth.
+The configargparse package is needed too (``pip install imageio natsort configargparse``).
 """
 
 from __future__ import annotations
@@ -19,12 +24,19 @@ import argparse
 import importlib.util
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "baselines"))
+from golden_weights import summary, weight  # noqa: E402  (the weight rule the tests share)
+
 SEED = 0
+DRAW_SEED = 1234  # torch.manual_seed before each render: the official draws (jitter, slot noise, pdf samples)
+SCENE = {"H": 16, "focal": 20.0, "near": 0.7, "far": 1.3, "n_rays": 12, "n_refs": 4, "N_samples": 8,
+         "N_importance": 8, "netwidth": 32}
 
 
 def commit_of(repo: Path) -> str:
@@ -90,6 +102,134 @@ def fixtures_of(helpers, runner, tag: str, commit: str, out: Path) -> None:
              **arrays(attnet.state_dict(), "attnet."), **meta)
 
 
+def look_at_poses(g: np.random.Generator, n: int, dist: float = 1.0) -> np.ndarray:
+    """(n, 3, 4) official (OpenGL: x right, y up, looking down -z) camera-to-world poses at ``dist``
+    from the origin, slightly rotated, all looking at the origin."""
+    from scipy.spatial.transform import Rotation
+
+    out = np.zeros((n, 3, 4))
+    for i in range(n):
+        rot = Rotation.from_rotvec(g.uniform(-0.15, 0.15, 3)).as_matrix()
+        out[i, :, :3] = rot
+        out[i, :, 3] = rot @ np.array([0.0, 0.0, dist])
+    return out
+
+
+def set_weights(named: dict[str, torch.nn.Module]) -> dict[str, torch.nn.Parameter]:
+    """Every parameter of the official modules from the shared rule; returns them by fixture name."""
+    params = {}
+    for prefix, module in named.items():
+        for name, p in module.named_parameters():
+            key = f"{prefix}.{name}"
+            with torch.no_grad():
+                p.copy_(torch.from_numpy(weight(key, tuple(p.shape), SEED)))
+            params[key] = p
+    return params
+
+
+class Recorder:
+    """Wraps the official ``raw2outputs`` and keeps each call's weights and depth."""
+
+    def __init__(self, runner):
+        self.runner, self.original, self.calls = runner, runner.raw2outputs, []
+
+    def __enter__(self):
+        def wrapped(*a, **k):
+            out = self.original(*a, **k)
+            self.calls.append({"weights": out[3].detach().numpy().copy(), "depth": out[4].detach().numpy().copy()})
+            return out
+        self.runner.raw2outputs = wrapped
+        return self
+
+    def __exit__(self, *exc):
+        self.runner.raw2outputs = self.original
+
+
+def render_fixture(runner, tag: str, commit: str, out: Path) -> None:
+    """One official coarse + fine render_rays (train mode, then test mode) and one step's gradients."""
+    sc = SCENE
+    h = w = sc["H"]
+    g = np.random.default_rng(SEED + 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = ["--basedir", tmp, "--expname", "golden", "--N_samples", str(sc["N_samples"]),
+                "--N_importance", str(sc["N_importance"]), "--netwidth", str(sc["netwidth"]),
+                "--netwidth_fine", str(sc["netwidth"]), "--no_reload"]
+        if tag == "dfrf":
+            argv += ["--N_rand", str(sc["n_rays"])]
+        args = runner.config_parser().parse_args(argv)
+        (Path(tmp) / "golden").mkdir()
+        made = runner.create_nerf(args)
+    kw = made[0]
+    focal = sc["focal"]
+    pose = look_at_poses(g, 1)[0]
+    rows, cols = g.integers(0, h, sc["n_rays"]), g.integers(0, w, sc["n_rays"])
+    rays_o, rays_d = runner.get_rays(h, w, focal, torch.from_numpy(pose), w / 2, h / 2) if tag == "dfrf" else \
+        runner.get_rays(h, w, focal, torch.from_numpy(pose), w / 2, h / 2)
+    rays_o, rays_d = rays_o[rows, cols].double(), rays_d[rows, cols].double()
+    viewdirs = rays_d / torch.norm(rays_d, dim=-1, keepdim=True)
+    n = sc["n_rays"]
+    batch = torch.cat([rays_o, rays_d, sc["near"] * torch.ones(n, 1), sc["far"] * torch.ones(n, 1), viewdirs], -1)
+    bc_rgb = torch.from_numpy(g.uniform(0, 1, (n, 3)))
+    target = torch.from_numpy(g.uniform(0, 1, (n, 3)))
+    aud = torch.from_numpy(g.normal(0, 1, 64)).requires_grad_(True)
+    data = {"pose": pose, "rows": rows, "cols": cols, "rays_o": rays_o.numpy(), "rays_d": rays_d.numpy(),
+            "bc_rgb": bc_rgb.numpy(), "target": target.numpy(), "aud": aud.detach().numpy(),
+            "draw_seed": np.array(DRAW_SEED), **{k: np.array(v) for k, v in sc.items()}}
+    if tag == "dfrf":
+        models = made[-1]
+        named = {"coarse": models["model"].nerf_model, "fine": models["model_fine"].nerf_model,
+                 "slot": models["attention_model"], "features": models["feature_extractor"],
+                 "warp": kw["position_warp_model"]}
+        ref_poses = torch.from_numpy(look_at_poses(g, sc["n_refs"]))
+        images = torch.from_numpy(g.uniform(0, 1, (sc["n_refs"], h, w, 3)))
+        intrinsic = torch.tensor([[focal, 0.0, w / 2], [0.0, focal, h / 2], [0.0, 0.0, 1.0]])  # RND 750-752
+        data.update(ref_poses=ref_poses.numpy(), ref_images=images.numpy(), L2loss_weight=np.array(5e-8))
+    else:
+        named = {"coarse": kw["network_fn"], "fine": kw["network_fine"]}
+    params = set_weights(named)
+    keep = ("network_fn", "network_query_fn", "N_samples", "N_importance", "network_fine", "white_bkgd",
+            "raw_noise_std") + (("training", "position_warp_model") if tag == "dfrf" else ())
+
+    def render(train_mode: bool):
+        k = {key: kw[key] for key in keep}
+        k["perturb"] = 1.0 if train_mode else 0.0
+        extra = {}
+        if tag == "dfrf":
+            k["training"] = train_mode
+            # the reference features exactly as render_dynamic_face_new builds them (RND 133-141)
+            emb, ln = kw["attention_embed_fn"], kw["attention_embed_ln"]
+            vp = torch.broadcast_to(emb(ref_poses[..., 3])[:, None, None], images.shape[:-1] + (ln,))
+            feats = kw["feature_extractor"](torch.cat((emb(images), vp), -1).permute(0, 3, 1, 2), ln)
+            extra = {"attention_poses": ref_poses, "intrinsic": intrinsic, "images_features": feats, "lip_rect": None}
+        torch.manual_seed(DRAW_SEED)
+        with Recorder(runner) as rec:
+            res = runner.render_rays(batch, bc_rgb, aud, **k, **extra)
+        ret, trans = res if tag == "dfrf" else (res, None)
+        return ret, trans, rec.calls
+
+    for mode in ("train", "test"):
+        ret, trans, calls = render(mode == "train")
+        data[f"{mode}.rgb_fine"], data[f"{mode}.rgb_coarse"] = ret["rgb_map"].detach().numpy(), ret["rgb0"].detach().numpy()
+        data[f"{mode}.acc_fine"] = ret["acc_map"].detach().numpy()
+        for level, call in zip(("coarse", "fine"), calls):
+            data[f"{mode}.weights_{level}"], data[f"{mode}.depth_{level}"] = call["weights"], call["depth"]
+        if mode == "train":
+            mse = lambda a: torch.mean((a - target) ** 2)  # noqa: E731  (img2mse)
+            loss = mse(ret["rgb_map"]) + mse(ret["rgb0"])
+            if trans is not None:  # RND 1054-1061: img_loss + L2loss_weight * loss_translation + img_loss0
+                loss = loss + 5e-8 * trans
+                data["train.loss_translation"] = trans.detach().numpy()
+            data["train.loss"] = loss.detach().numpy()
+            loss.backward()
+            for key, p in {**params, "aud": aud}.items():
+                if p.grad is not None:
+                    data.update(summary(key, p.grad.numpy()))
+            data["param_names"] = np.array(sorted(params))
+            data["param_shapes"] = np.array([",".join(map(str, params[k].shape)) for k in sorted(params)])
+    np.savez_compressed(out / f"{tag}_render.npz", **data, official_repo=tag, official_commit=np.array(commit),
+                        seed=np.array(SEED))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dfrf", type=Path, required=True, help="checkout of sstzal/DFRF")
@@ -99,12 +239,16 @@ def main() -> None:
     torch.set_default_dtype(torch.float64)
     args.out.mkdir(parents=True, exist_ok=True)
     dfrf = args.dfrf / "NeRFs"
-    fixtures_of(load_module(dfrf / "run_nerf_helpers_deform.py", "run_nerf_helpers_deform"),
-                load_module(dfrf / "run_nerf_deform.py", "dfrf_run_nerf_deform"), "dfrf", commit_of(args.dfrf), args.out)
+    runner = load_module(dfrf / "run_nerf_deform.py", "dfrf_run_nerf_deform")
+    fixtures_of(load_module(dfrf / "run_nerf_helpers_deform.py", "run_nerf_helpers_deform"), runner, "dfrf",
+                commit_of(args.dfrf), args.out)
+    render_fixture(runner, "dfrf", commit_of(args.dfrf), args.out)
     head = args.adnerf / "NeRFs" / "HeadNeRF"
     sys.modules.pop("run_nerf_helpers", None)
-    fixtures_of(load_module(head / "run_nerf_helpers.py", "run_nerf_helpers"),
-                load_module(head / "run_nerf.py", "adnerf_run_nerf"), "adnerf", commit_of(args.adnerf), args.out)
+    runner = load_module(head / "run_nerf.py", "adnerf_run_nerf")
+    fixtures_of(load_module(head / "run_nerf_helpers.py", "run_nerf_helpers"), runner, "adnerf",
+                commit_of(args.adnerf), args.out)
+    render_fixture(runner, "adnerf", commit_of(args.adnerf), args.out)
     for f in sorted(args.out.glob("*.npz")):
         print(f, f.stat().st_size, "bytes")
 

@@ -4,6 +4,8 @@ commit is in each fixture). Everything in float64, the same inputs and weights."
 
 from __future__ import annotations
 
+import sys
+
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ import pytest
 import torch
 
 GOLDEN = Path(__file__).parent / "golden"
+sys.path.insert(0, str(Path(__file__).parent))  # golden_weights, the weight rule shared with tools/golden_official.py
 REPOS = ("dfrf", "adnerf")
 COMMITS = {"dfrf": "2c7bd69ce2453a08c4f7b4ebcf96faa0a82a6af0", "adnerf": "9fdcd7e1352aa74e26baa8e60c862f9fbd7933bf"}
 
@@ -91,3 +94,185 @@ def test_audionet_and_audioattnet_are_the_official_networks(repo):
     with torch.no_grad():
         np.testing.assert_allclose(net(t(f["windows"])).numpy(), f["audionet_out"], rtol=0, atol=1e-12)
         np.testing.assert_allclose(att(t(f["codes_in"])[None])[0].numpy(), f["attnet_out"], rtol=0, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole renders and one training step under train.preset=official (``*_render.npz``): the official
+# create_nerf + render_rays with every weight from golden_weights' rule and the draws of a seed.
+
+def _gl_to_cv(pose: np.ndarray) -> np.ndarray:
+    """An official (OpenGL, (3, 4)) camera-to-world as aebench's OpenCV (4, 4): y and z flipped."""
+    c2w = np.eye(4)
+    c2w[:3, :3] = pose[:3, :3] @ np.diag([1.0, -1.0, -1.0])
+    c2w[:3, 3] = pose[:3, 3]
+    return c2w
+
+
+def _mapping(repo: str, width: int, depth: int, f: dict) -> list[tuple[str, str, str, tuple]]:
+    """(official key, aebench key, kind, input layout) for every parameter; ``kind`` says how the
+    arrays relate: ``same``; ``in`` (the first NeRF layer, whose input columns come in another
+    order: official [slots, gamma(x), audio] for DFRF, aebench [gamma(x), audio, slots]); ``skip``
+    (the layer after the skip: official [input, h], aebench [h, input])."""
+    segs = {"x": 63, "aud": 64, "slots": 256}
+    official = ("slots", "x", "aud") if repo == "dfrf" else ("x", "aud")
+    ours = ("x", "aud", "slots") if repo == "dfrf" else ("x", "aud")
+    start, at = {}, 0
+    for name in official:
+        start[name], at = at, at + segs[name]
+    perm = np.concatenate([np.arange(start[n], start[n] + segs[n]) for n in ours])
+    out = []
+    n_views = 1 + depth // 4
+    for level in ("coarse", "fine"):
+        for i in range(depth):
+            kind = "in" if i == 0 else "skip" if i == depth // 2 + 1 else "same"
+            out += [(f"{level}.pts_linears.{i}.weight", f"{level}.layers.{i}.weight", kind, (perm, width)),
+                    (f"{level}.pts_linears.{i}.bias", f"{level}.layers.{i}.bias", "same", ())]
+        for j in range(n_views):
+            out += [(f"{level}.views_linears.{j}.{p}", f"{level}.rgb.{2 * j}.{p}", "same", ()) for p in ("weight", "bias")]
+        out += [(f"{level}.rgb_linear.{p}", f"{level}.rgb.{2 * n_views}.{p}", "same", ()) for p in ("weight", "bias")]
+        out += [(f"{level}.alpha_linear.{p}", f"{level}.sigma.{p}", "same", ()) for p in ("weight", "bias")]
+    if repo == "dfrf":
+        rename = {"slot.fc1.0.": "rel.0.", "slot.fc6.": "rel.2.", "slot.fc7.0.": "slots.inp.", "slot.norm_input.": "slots.norm_in.",
+                  "slot.norm_slots.": "slots.norm_slots.", "slot.norm_pre_ff.": "slots.norm_mlp.", "slot.to_q.": "slots.q.",
+                  "slot.to_k.": "slots.k.", "slot.to_v.": "slots.v.", "slot.gru.": "slots.gru.", "slot.mlp.": "slots.mlp.",
+                  "slot.slots_": "slots.slots_", "features.conv1.0.": "features.convs.0.", "features.conv2.0.": "features.convs.2.",
+                  "features.fc.": "features.fc.", "warp.mlp.": "warp.mlp."}
+        for key in f["param_names"]:
+            key = str(key)
+            for a, b in rename.items():
+                if key.startswith(a):
+                    out.append((key, b + key[len(a):], "same", ()))
+    return out
+
+
+def _to_ours(arr: np.ndarray, kind: str, layout: tuple) -> np.ndarray:
+    if kind == "in":
+        return arr[:, layout[0]]
+    if kind == "skip":
+        n_in = len(layout[0])
+        return np.concatenate([arr[:, n_in:], arr[:, :n_in][:, layout[0]]], 1)
+    return arr
+
+
+def _to_official(arr: np.ndarray, kind: str, layout: tuple) -> np.ndarray:
+    if kind == "in":
+        out = np.empty_like(arr)
+        out[:, layout[0]] = arr
+        return out
+    if kind == "skip":
+        width, n_in = layout[1], len(layout[0])
+        out = np.empty_like(arr)
+        out[:, :n_in][:, layout[0]] = arr[:, width:]
+        out[:, n_in:] = arr[:, :width]
+        return out
+    return arr
+
+
+@pytest.fixture
+def float64():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+def _official_model(repo: str, f: dict):
+    """aebench's model under train.preset=official at the fixture's sizes, holding the fixture's weights."""
+    from golden_weights import weight
+
+    from aebench.config import load_config
+    from aebench.harness.registry import method_class
+    from aebench.settings import TrainSettings
+
+    width, samples = int(f["netwidth"]), (int(f["N_samples"]), int(f["N_importance"]))
+    cfg = load_config([f"method={repo}", "train.preset=official", "scale=paper", f"{repo}.width={width}",
+                       f"train.n_coarse={samples[0]}", f"train.n_fine={samples[1]}"])
+    cls = method_class(repo)
+    settings = cls.settings_cls.from_config(cfg[repo])
+    model = cls.model_cls(settings, 29, TrainSettings.from_config(cfg.train)).double()
+    mapping = _mapping(repo, width, settings.depth, f)
+    shapes = dict(zip((str(k) for k in f["param_names"]), (tuple(int(v) for v in str(s).split(",")) for s in f["param_shapes"])))
+    state = {ours: torch.from_numpy(_to_ours(weight(off, shapes[off], int(f["seed"])), kind, layout))
+             for off, ours, kind, layout in mapping}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert not unexpected
+    assert all(k.startswith("audio.") for k in missing), missing  # only the audio encoder: the code is given
+    return model, mapping, cfg
+
+
+def _render(repo: str, model, f: dict, train: bool) -> tuple[dict, torch.Tensor, dict]:
+    """aebench's render of the fixture's rays (training or test mode) from the fixture's draw
+    seed, the references built from its images and poses; returns the output, the code and refs."""
+    from aebench.aenerf.engine.rays import pixel_rays
+
+    h = w = int(f["H"])
+    intr = torch.tensor([float(f["focal"]), w / 2 + 0.5, h / 2 + 0.5])  # official pixel i sits at our i + 0.5
+    uv = torch.stack([t(f["cols"]) + 0.5, t(f["rows"]) + 0.5], -1)
+    rays_o, rays_d = pixel_rays(t(_gl_to_cv(f["pose"])), intr, uv)
+    np.testing.assert_allclose(rays_o.numpy(), f["rays_o"], rtol=0, atol=1e-12)  # the same rays (get_rays)
+    np.testing.assert_allclose(rays_d.numpy(), f["rays_d"], rtol=0, atol=1e-12)
+    refs = None
+    if repo == "dfrf":
+        c2w = torch.stack([t(_gl_to_cv(p)) for p in f["ref_poses"]])
+        refs = model.references(t(f["ref_images"]), c2w, intr, None)
+    code = t(f["aud"]).requires_grad_(True)
+    torch.manual_seed(int(f["draw_seed"]))
+    out = model.render(code, refs, rays_o, rays_d, t(f["bc_rgb"]), float(f["near"]), float(f["far"]), None,
+                       perturb=train, generator=None)
+    return out, code, refs
+
+
+@pytest.mark.parametrize("repo", REPOS)
+@pytest.mark.parametrize("mode", ["train", "test"])
+def test_preset_official_renders_as_the_official_render_rays(repo, mode, float64):
+    """Coarse and fine rgb, weights and depth of a whole render_rays equal the official code's
+    within 1e-6 (float64, the same weights and draws: stratified jitter, DFRF's slot noise at both
+    passes, the importance samples). Fails on the code before issue 19 (pi in the encoding, the
+    extra slot FC, the jittered last sample, learned slots, the continuous token...)."""
+    f = fixture(repo, "render")
+    model, _, _ = _official_model(repo, f)
+    with torch.no_grad():
+        out, _, _ = _render(repo, model, f, mode == "train")
+    for level in ("coarse", "fine"):
+        np.testing.assert_allclose(out[level]["rgb"].numpy(), f[f"{mode}.rgb_{level}"], rtol=0, atol=1e-6)
+        np.testing.assert_allclose(out[level]["weights"].numpy(), f[f"{mode}.weights_{level}"], rtol=0, atol=1e-6)
+        np.testing.assert_allclose(out[level]["depth"].numpy(), f[f"{mode}.depth_{level}"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(out["fine"]["weights"].sum(-1).numpy(), f[f"{mode}.acc_fine"], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("repo", REPOS)
+def test_preset_official_training_step_has_the_official_gradients(repo, float64):
+    """One training step's loss (MSE fine + coarse, DFRF's depth-weighted offset penalty) and the
+    gradient of every official parameter and of the audio code within 1e-6 relative."""
+    from golden_weights import probes
+
+    f = fixture(repo, "render")
+    model, mapping, _ = _official_model(repo, f)
+    out, code, _ = _render(repo, model, f, True)
+    target = t(f["target"])
+    loss = sum(torch.mean((o["rgb"] - target) ** 2) for o in out.values())
+    extra, _ = model.extra_loss(out, None)
+    loss = loss + extra
+    np.testing.assert_allclose(loss.item(), float(f["train.loss"]), rtol=1e-9)
+    loss.backward()
+    params = dict(model.named_parameters())
+    grads = {off: (params[ours].grad.numpy() if params[ours].grad is not None else None, kind, layout)
+             for off, ours, kind, layout in mapping}
+    grads["aud"] = (code.grad.numpy(), "same", ())
+    checked = 0
+    for off, (g, kind, layout) in grads.items():
+        if f"grad.{off}" in f:
+            ref = f[f"grad.{off}"]
+            assert g is not None, off
+            ours = _to_official(g, kind, layout)
+            np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=1e-6 * max(np.abs(ref).max(), 1e-12), err_msg=off)
+        elif f"gradnorm.{off}" in f:
+            ours = _to_official(g, kind, layout).reshape(-1)
+            np.testing.assert_allclose(np.linalg.norm(ours), f[f"gradnorm.{off}"], rtol=1e-6, err_msg=off)
+            proj = probes(off, g.shape) @ ours
+            np.testing.assert_allclose(proj, f[f"gradproj.{off}"], rtol=0, atol=1e-6 * float(f[f"gradnorm.{off}"]), err_msg=off)
+        else:  # the official parameter got no gradient (e.g. slots' log-sigma never does without noise)
+            assert g is None or not np.any(g), off
+            continue
+        checked += 1
+    assert checked >= len(mapping) // 2
