@@ -4,7 +4,8 @@ identity from scratch (no base model).
 As the paper and ``YudongGuo/AD-NeRF`` (NeRFs/HeadNeRF) define it:
 
 * AudioNet encodes each frame's audio window to a 64-d code; after ``nosmo_iters`` (200k of
-  400k official iterations; here the shared ``train.smooth_from``) AudioAttNet smooths the
+  400k official iterations; here ``train.smooth_from_share`` 0.5 of its iterations, as it
+  trains from scratch) AudioAttNet smooths the
   codes of 8 neighbouring frames and is optimised with 5x the learning rate
   (:mod:`aebench.aenerf.engine.audio`).
 * The NeRF is the original 8x256 MLP with a skip at layer 4, input gamma(x) (10 frequencies)
@@ -30,7 +31,9 @@ Deviations (deliberate, all shared with DFRF and AE-NeRF here so only the method
 * The face box is the bounding box of the head labels (1, 2) of the prepared masks (the
   official one comes from the face-parsing/landmark rectangle).
 * Softplus density where the official code uses ReLU + 1e-6 (:mod:`aebench.aenerf.engine.mlp`), as for
-  every NeRF method here.
+  every NeRF method here (``adnerf.density: relu`` under the preset).
+* Renders smoothed codes once training smoothed, as DFRF; the official ``render_path`` renders
+  AudioNet's codes only (``train.smooth_at_render: false`` under the preset).
 """
 
 from __future__ import annotations

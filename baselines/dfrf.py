@@ -21,7 +21,8 @@ Facts from ``sstzal/DFRF`` (``NeRFs/run_nerf_deform.py`` = RND, ``NeRFs/run_nerf
   ``L2loss_weight`` is 5e-9 by default (RND 705) and 5e-8 in the per-subject fine-tuning
   config that preprocessing writes (PD 379): ``offset_weight_base`` / ``offset_weight``.
 * **Fine-tuning** (RND 331-349, 777, 1071-1081): ``global_step`` continues from the base model
-  (lr schedule and ``nosmo_iters`` count from it); Adam's state is not reloaded; the
+  (lr schedule and ``nosmo_iters`` count from it); only AudioNet's Adam state is reloaded
+  (RND 335, 788-789: ``train.reload_audio_optimizer``, on under the preset); the
   ``Position_warp`` is *not* loaded from the base model (only when rendering), i.e. it is
   freshly initialised for fine-tuning (:meth:`DFRFModel.reinit_for_finetune`).
 * **Aggregation** (``SlotAttention``, no audio, HLP 492-569, RND 223-227): per sample, the 4
@@ -38,12 +39,16 @@ Facts from ``sstzal/DFRF`` (``NeRFs/run_nerf_deform.py`` = RND, ``NeRFs/run_nerf
   steps, ``N_iters`` 600k): ``configs/presets/official.yaml``; they are also the shared
   defaults every method trains with at ``scale=paper``.
 
-Deviations (all in ``baselines/README.md``'s table): the suite's audio features replace
-DeepSpeech; slot attention starts from learned slot means (no Gaussian sampling); the pixel
-position in the token is divided by the image size; the offset clamp (10 px at 512 px) is
-scaled to the working size; projected positions are clamped into the image and sampled
-bilinearly (the official first lookup rounds to a pixel); softplus density; one NeRF renders
-head and torso over ``background.png``.
+Deviations of the default settings (all in ``baselines/README.md``'s table, each with its effect
+on the golden inputs): the suite's audio features replace DeepSpeech; slot attention starts
+from learned slot means (no Gaussian sampling), without fc7's LeakyReLU, its MLP ``slot_dim``
+wide; the pixel position in the token is divided by the image size; the offset clamp (10 px at
+512 px) is scaled to the working size; projected positions are clamped into the image and
+sampled bilinearly (the official first lookup rounds to a pixel); softplus density; one NeRF
+renders head and torso over ``background.png``. ``train.preset=official`` switches every one of
+these but the features and the torso to the official behaviour (``slot_init``, ``slot_in_act``,
+``slot_mlp_min``, ``token``, ``offset_penalty``, ``density``); ``tests/baselines/test_golden.py``
+shows the result equal to the official ``render_rays``.
 """
 
 from __future__ import annotations

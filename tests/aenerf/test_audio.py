@@ -53,3 +53,15 @@ def test_encoder_encode_all_matches_per_frame():
         one = torch.cat([enc(feats, torch.tensor([i]), smooth) for i in range(12)])
         assert torch.allclose(all_codes, one, atol=1e-5)
     assert not torch.allclose(enc.encode_all(feats, True), enc.encode_all(feats, False))
+
+
+def test_raw_padding_fills_the_window_with_the_given_pad():
+    """train.audio_pad=raw: frames beyond the clip enter as the normalised value of a zero raw window."""
+    torch.manual_seed(0)
+    enc = AudioEncoder(13, 16, smo_size=8, att_dims=16)
+    feats = torch.randn(10, 16, 13)
+    pad = torch.full((16, 13), -1.5)
+    padded = torch.cat([pad.expand(3, 16, 13), feats[:5]])
+    want = enc.att_net(enc.audio_net(padded)[None])[0]
+    assert torch.allclose(enc(feats, torch.tensor([1]), True, pad)[0], want, atol=1e-6)
+    assert not torch.allclose(enc(feats, torch.tensor([1]), True)[0], want, atol=1e-4)  # zero padding differs

@@ -114,3 +114,32 @@ def test_no_host_read_back_except_at_log_and_checkpoint_steps(tmp_path, bad_at):
         with pytest.raises(NonFiniteLoss, match="step 13"):
             tr.fit(30)
     assert Spy.reads and set(Spy.reads) <= {9, 19, 24, 29}  # read after steps 10, 20, 25 (checkpoint), 30
+
+
+class TwoParts(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.audio = torch.nn.Linear(3, 3)
+        self.rest = torch.nn.Linear(3, 3)
+
+    def training_step(self, batch, step):
+        x = batch["target"]
+        loss = ((self.rest(self.audio(x)) - x) ** 2).mean()
+        return loss, {}
+
+
+def test_fine_tuning_reloads_only_the_named_modules_adam_state(tmp_path):
+    """train.reload_audio_optimizer (DFRF's AudioNet): the base's Adam moments for that module,
+    fresh ones for everything else; the final checkpoint keeps its optimizer for this."""
+    torch.manual_seed(0)
+    base = Trainer(TwoParts(), cfg(), tmp_path / "base", batches, torch.device("cpu"))
+    final = base.fit(5)
+    assert (final / "optim.pt").exists()
+    saved = base.optimizer.state
+    model = TwoParts()
+    tuned = Trainer(model, cfg(), tmp_path / "tune", batches, torch.device("cpu"), init_from=final,
+                    reload_state=lambda m: m.audio)
+    tuned._restore()
+    for p_new, p_old in zip(model.audio.parameters(), base.model.audio.parameters()):
+        assert torch.equal(tuned.optimizer.state[p_new]["exp_avg"], saved[p_old]["exp_avg"])
+    assert all(p not in tuned.optimizer.state for p in model.rest.parameters())

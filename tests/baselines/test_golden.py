@@ -176,8 +176,10 @@ def float64():
     torch.set_default_dtype(old)
 
 
-def _official_model(repo: str, f: dict):
-    """aebench's model under train.preset=official at the fixture's sizes, holding the fixture's weights."""
+def _official_model(repo: str, f: dict, overrides: tuple[str, ...] = ()):
+    """aebench's model under train.preset=official (plus ``overrides``) at the fixture's sizes, holding
+    the fixture's weights (with learned slots, ``dfrf.slot_init=learned``, both slots start at the
+    official mu)."""
     from golden_weights import weight
 
     from aebench.config import load_config
@@ -186,7 +188,7 @@ def _official_model(repo: str, f: dict):
 
     width, samples = int(f["netwidth"]), (int(f["N_samples"]), int(f["N_importance"]))
     cfg = load_config([f"method={repo}", "train.preset=official", "scale=paper", f"{repo}.width={width}",
-                       f"train.n_coarse={samples[0]}", f"train.n_fine={samples[1]}"])
+                       f"train.n_coarse={samples[0]}", f"train.n_fine={samples[1]}", *overrides])
     cls = method_class(repo)
     settings = cls.settings_cls.from_config(cfg[repo])
     model = cls.model_cls(settings, 29, TrainSettings.from_config(cfg.train)).double()
@@ -194,13 +196,17 @@ def _official_model(repo: str, f: dict):
     shapes = dict(zip((str(k) for k in f["param_names"]), (tuple(int(v) for v in str(s).split(",")) for s in f["param_shapes"])))
     state = {ours: torch.from_numpy(_to_ours(weight(off, shapes[off], int(f["seed"])), kind, layout))
              for off, ours, kind, layout in mapping}
+    own = model.state_dict()
+    if "slots.slots_mu" in state and own["slots.slots_mu"].shape != state["slots.slots_mu"].shape:
+        state["slots.slots_mu"] = state["slots.slots_mu"].reshape(1, -1).expand(own["slots.slots_mu"].shape).clone()
+        state.pop("slots.slots_logsigma")
     missing, unexpected = model.load_state_dict(state, strict=False)
     assert not unexpected
     assert all(k.startswith("audio.") for k in missing), missing  # only the audio encoder: the code is given
     return model, mapping, cfg
 
 
-def _render(repo: str, model, f: dict, train: bool) -> tuple[dict, torch.Tensor, dict]:
+def _render(repo: str, model, f: dict, train: bool, samples: tuple[int, int] | None = None) -> tuple[dict, torch.Tensor, dict]:
     """aebench's render of the fixture's rays (training or test mode) from the fixture's draw
     seed, the references built from its images and poses; returns the output, the code and refs."""
     from aebench.aenerf.engine.rays import pixel_rays
@@ -218,7 +224,7 @@ def _render(repo: str, model, f: dict, train: bool) -> tuple[dict, torch.Tensor,
     code = t(f["aud"]).requires_grad_(True)
     torch.manual_seed(int(f["draw_seed"]))
     out = model.render(code, refs, rays_o, rays_d, t(f["bc_rgb"]), float(f["near"]), float(f["far"]), None,
-                       perturb=train, generator=None)
+                       perturb=train, generator=None, samples=samples)
     return out, code, refs
 
 

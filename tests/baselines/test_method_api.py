@@ -68,3 +68,15 @@ def test_dfrf_feeds_the_flattened_slots_straight_into_its_nerf():
     agg = SlotAggregation(10, dim=16, out_dim=None, n_slots=2, iters=2)
     assert isinstance(agg.out, torch.nn.Identity) and agg.out_dim == 32
     assert agg(torch.randn(5, 4, 10)).shape == (5, 32)
+
+
+def test_adnerf_smooths_over_the_second_half_of_its_training():
+    """AD-NeRF trains from scratch: AudioAttNet starts at train.smooth_from_share of its iterations
+    (official 200k of 400k), so it also runs at scale=paper (40k iterations, smooth_from 100k)."""
+    from aebench.config import load_config
+    from aebench.harness.registry import method_class
+    from aebench.settings import TrainSettings
+
+    train = TrainSettings.from_config(load_config(scale="paper").train)
+    assert method_class("adnerf")().smooth_start(train, int(train.iters)) == 20000 < int(train.smooth_from)
+    assert method_class("dfrf")().smooth_start(train, int(train.iters)) is None  # global steps from the base model's start
