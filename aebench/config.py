@@ -224,7 +224,7 @@ MAXIMUM = {"train.face_fraction": 1.0, "train.occ_threshold": 0.99, "train.stop_
 DEVICE = r"^(auto|cpu|cuda(:\d+)?|mps)$"
 #: dotted key -> its valid values
 CHOICES = {"train.precision": ("fp32", "tf32", "bf16"), "train.sampler": ("hierarchical", "occupancy"),
-           "train.render_sampler": ("hierarchical", "occupancy"), "train.face_rect": ("box", "official"),
+           "train.render_sampler": ("hierarchical", "occupancy"), "train.face_rect": ("box", "official"), "train.schedule": ("aebench", "official"),
            "train.audio_pad": ("normalised", "raw"),
            **{f"{m}.density": ("softplus", "relu") for m in ("aenerf", "dfrf", "adnerf")},
            "dfrf.slot_init": ("learned", "sampled"), "dfrf.slot_in_act": ("linear", "leaky_relu"),

@@ -116,6 +116,11 @@ class TrainSettings(Settings):
     """Exponential decay: lr * rate ** (global step / lr_decay_steps)."""
     lr_decay_steps: int
     """Steps over which the lr decays by ``lr_decay_rate``; the global step continues from a base model."""
+    schedule: str
+    """Step bookkeeping: ``aebench``, local step k of a run uses lr(g + k) and smooths from global step
+    g + k, g the steps before it; ``official``, as the official loops count: the lr is set after each
+    step (step k uses the lr of step k - 1, a run's first step the undecayed lr), and a fine-tune's
+    first global step repeats the base's last (:meth:`aebench.aenerf.engine.trainer.Trainer.set_lr`)."""
     batch_rays: int
     """Rays per iteration, all from one target frame."""
     face_fraction: float

@@ -230,6 +230,41 @@ def render_fixture(runner, tag: str, commit: str, out: Path) -> None:
                         seed=np.array(SEED))
 
 
+def lr_block(source: Path) -> str:
+    """The official loop's ``update learning rate`` block (DFRF run_nerf_deform.py 1071-1081, AD-NeRF
+    run_nerf.py 915-925), dedented: it is executed as written on stand-in optimizers."""
+    import textwrap
+
+    lines = source.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if "update learning rate" in line)
+    stop = next(i for i in range(start + 1, len(lines)) if lines[i].strip().startswith("#####"))
+    return textwrap.dedent("\n".join(lines[start + 1:stop]))
+
+
+def lr_fixture(runner, source: Path, tag: str, commit: str, out: Path, base_step: int) -> None:
+    """The lr each of the three official optimizers (NeRF, AudioNet, AudioAttNet) steps with at the
+    first local steps of a run that starts at ``global_step = base_step`` (the step a base
+    checkpoint saved; 0 from scratch): step 0 with the optimizers as built (Adam at ``args.lrate``;
+    AudioNet's, when a base model is given, with the lr saved in its reloaded state, i.e. the one the
+    base's last update set), step k > 0 with what the update block set after step k - 1."""
+    args = runner.config_parser().parse_args([])
+    block = lr_block(source)
+    make = lambda: torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=args.lrate)  # noqa: E731  (RND 303, 781-784)
+    opt, aud, att = make(), make(), make()
+    if base_step > 0:  # the base's last iteration ran the block at its global step, and saved AudioNet's state
+        ns = {"args": args, "global_step": base_step, "optimizer": make(), "optimizer_Aud": make(), "optimizer_AudAtt": make()}
+        exec(block, ns)  # noqa: S102  (the official lines, run as written)
+        aud.load_state_dict(ns["optimizer_Aud"].state_dict())
+    rows = []
+    for k in range(6):
+        rows.append([opt.param_groups[0]["lr"], aud.param_groups[0]["lr"], att.param_groups[0]["lr"]])
+        exec(block, {"args": args, "global_step": base_step + k, "optimizer": opt, "optimizer_Aud": aud,
+                     "optimizer_AudAtt": att})
+    np.savez(out / f"{tag}_lr_from_{base_step}.npz", lr=np.array(rows), base_step=np.array(base_step),
+             lrate=np.array(args.lrate), lrate_decay=np.array(args.lrate_decay), official_repo=tag,
+             official_commit=np.array(commit), seed=np.array(SEED))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dfrf", type=Path, required=True, help="checkout of sstzal/DFRF")
@@ -243,12 +278,15 @@ def main() -> None:
     fixtures_of(load_module(dfrf / "run_nerf_helpers_deform.py", "run_nerf_helpers_deform"), runner, "dfrf",
                 commit_of(args.dfrf), args.out)
     render_fixture(runner, "dfrf", commit_of(args.dfrf), args.out)
+    for base_step in (0, 299999):  # from scratch; fine-tuning 300000_head.tar (it saved global_step 299999)
+        lr_fixture(runner, dfrf / "run_nerf_deform.py", "dfrf", commit_of(args.dfrf), args.out, base_step)
     head = args.adnerf / "NeRFs" / "HeadNeRF"
     sys.modules.pop("run_nerf_helpers", None)
     runner = load_module(head / "run_nerf.py", "adnerf_run_nerf")
     fixtures_of(load_module(head / "run_nerf_helpers.py", "run_nerf_helpers"), runner, "adnerf",
                 commit_of(args.adnerf), args.out)
     render_fixture(runner, "adnerf", commit_of(args.adnerf), args.out)
+    lr_fixture(runner, head / "run_nerf.py", "adnerf", commit_of(args.adnerf), args.out, 0)
     for f in sorted(args.out.glob("*.npz")):
         print(f, f.stat().st_size, "bytes")
 

@@ -115,7 +115,7 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
     # ----- shared ----------------------------------------------------------------------
     def smoothing(self, local_step: int) -> bool:
         start = int(self.train_cfg.smooth_from) if self.smooth_start is None else self.smooth_start
-        return local_step + self.step_offset >= start
+        return self.global_step(local_step) >= start
 
     def audio_pad(self, norm: AudioNorm | None, like: Tensor) -> Tensor | None:
         """The window AudioAttNet sees beyond a clip's ends (``train.audio_pad``): None for zero
@@ -124,11 +124,23 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
             return None
         return like.new_tensor(norm(np.zeros((1,) + tuple(like.shape[1:]), dtype=np.float32))[0])
 
+    def global_step(self, local_step: int) -> int:
+        """The global step of this run's ``local_step``: ``step_offset + local_step``; under
+        ``train.schedule=official`` the official count, in which a fine-tune's first step repeats
+        the base's last (``global_step`` is saved before its increment: run_nerf_deform.py
+        1086-1107), i.e. ``max(step_offset - 1, 0) + local_step``."""
+        if self.train_cfg.schedule == "official":
+            return max(self.step_offset - 1, 0) + local_step
+        return self.step_offset + local_step
+
     def param_groups(self) -> list[dict]:
-        att = list(self.audio.att_net.parameters())
-        ids = {id(p) for p in att}
+        """Adam's groups: the networks, AudioNet (its own group: DFRF's separate optimizer, whose
+        state a fine-tune may reload) and AudioAttNet (5x the lr)."""
+        att, aud = list(self.audio.att_net.parameters()), list(self.audio.audio_net.parameters())
+        ids = {id(p) for p in att + aud}
         return [{"params": [p for p in self.parameters() if id(p) not in ids]},
-                {"params": att, "lr_mult": ATT_LR_MULT}]
+                {"params": aud, "name": "audio_net"},
+                {"params": att, "lr_mult": ATT_LR_MULT, "name": "att_net"}]
 
     def render(self, code: Tensor, refs: Any, rays_o: Tensor, rays_d: Tensor, bg: Tensor, near: float, far: float,
                groups: Any, perturb: bool, generator: torch.Generator | None = None, stop_eps: float = 0.0,

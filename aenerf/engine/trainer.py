@@ -82,6 +82,7 @@ class Trainer:
         self.batch_fn, self.device, self.seed, self.meta, self.desc = batch_fn, device, seed, dict(meta or {}), desc
         self.init_from, self.reinit, self.step_offset = init_from, reinit, int(step_offset)
         self.reload_state = reload_state
+        self._reloaded: set[int] = set()  # ids of parameters whose Adam state came from init_from
         groups = model.param_groups() if hasattr(model, "param_groups") else model.parameters()
         self.optimizer = ScaledAdam(groups, lr=float(train_cfg.lr), betas=(0.9, 0.999))
         self.step = 0
@@ -108,6 +109,28 @@ class Trainer:
             if self.reload_state is not None:
                 self.reload_adam_state(self.reload_state(self.model))
 
+    def set_lr(self, step: int) -> None:
+        """Every group's lr for local ``step`` (``train.schedule``). ``aebench``: lr(step_offset +
+        step). ``official``: the official loops set the lr *after* each step from the global step
+        just taken (run_nerf_deform.py 1071-1081, AD-NeRF run_nerf.py 915-925), so step k > 0 uses
+        lr(g_{k-1}) with g the official global step (:meth:`NeRFModel.global_step`), and a run's
+        first step the fresh optimizers' undecayed ``lr`` (AudioAttNet's without its 5x) or, for a
+        group whose state was reloaded, the lr saved with it: lr(g_0)."""
+        cfg = self.cfg
+        sched = lambda g: lr_at(g, float(cfg.lr), float(cfg.lr_decay_rate), int(cfg.lr_decay_steps))  # noqa: E731
+        if str(getattr(cfg, "schedule", "aebench")) != "official":
+            for group in self.optimizer.param_groups:
+                group["lr"] = sched(step + self.step_offset)
+            return
+        g0 = max(self.step_offset - 1, 0)
+        for group in self.optimizer.param_groups:
+            if step > 0:
+                group["lr"] = sched(g0 + step - 1)
+            elif self._reloaded & {id(p) for p in group["params"]}:
+                group["lr"] = sched(g0)
+            else:  # a fresh Adam at lrate: ScaledAdam's multiple is undone for this one step
+                group["lr"] = float(cfg.lr) / group.get("lr_mult", 1.0)
+
     def reload_adam_state(self, module: torch.nn.Module) -> None:
         """Adam's state of ``module``'s parameters from ``init_from``'s optimizer (the base model's
         last step; DFRF's fine-tune reloads AudioNet's optimizer, run_nerf_deform.py 335, 788-789).
@@ -119,6 +142,7 @@ class Trainer:
         saved = torch.load(path, map_location=self.device, weights_only=True)
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         wanted = {id(p) for p in module.parameters()}
+        self._reloaded |= wanted
         for i, p in enumerate(params):
             if id(p) in wanted and i in saved["state"]:
                 self.optimizer.state[p] = {k: v.clone() if torch.is_tensor(v) else v for k, v in saved["state"][i].items()}
@@ -160,9 +184,7 @@ class Trainer:
         try:
             while self.step < iters:
                 step = self.step
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr_at(step + self.step_offset, float(cfg.lr), float(cfg.lr_decay_rate),
-                                        int(cfg.lr_decay_steps))
+                self.set_lr(step)
                 batch = self.batch_fn(step, self._generator(step))
                 with precision(mode, self.device):  # forward only; backward as autocast wants
                     loss, stats = self.model.training_step(batch, step)

@@ -282,3 +282,40 @@ def test_preset_official_training_step_has_the_official_gradients(repo, float64)
             continue
         checked += 1
     assert checked >= len(mapping) // 2
+
+
+@pytest.mark.parametrize("name,decay_unit", [("dfrf_lr_from_0", 1500), ("dfrf_lr_from_299999", 1500), ("adnerf_lr_from_0", 1000)])
+def test_preset_official_lr_of_the_first_steps_is_the_official_schedule(name, decay_unit):
+    """Under train.schedule=official (the preset) the lr of the NeRF, AudioNet and AudioAttNet
+    groups at a run's first steps equal what the official update block gave its three optimizers
+    (executed as written by tools/golden_official.py): the undecayed lr at step 0 (AudioNet's
+    reloaded lr when fine-tuning), then the lr of the step before, AudioAttNet's 5x."""
+    from omegaconf import OmegaConf
+
+    from aebench.config import load_config
+    from aebench.aenerf.engine.trainer import Trainer
+
+    repo = name.split("_")[0]
+    f = fixture(repo, name.split("_", 1)[1])
+    base = int(f["base_step"])
+
+    class Groups(torch.nn.Module):  # NeRFModel.param_groups' layout: networks, AudioNet, AudioAttNet (5x)
+        def __init__(self):
+            super().__init__()
+            self.net, self.aud, self.att = (torch.nn.Linear(1, 1) for _ in range(3))
+
+        def param_groups(self):
+            return [{"params": list(self.net.parameters())}, {"params": list(self.aud.parameters())},
+                    {"params": list(self.att.parameters()), "lr_mult": 5.0}]
+
+    cfg = OmegaConf.merge(load_config([f"method={repo}", "train.preset=official"]).train,
+                          {"lr": float(f["lrate"]), "lr_decay_steps": int(f["lrate_decay"]) * decay_unit})
+    assert cfg.schedule == "official"
+    model = Groups()
+    trainer = Trainer(model, cfg, Path("unused"), lambda s, g: {}, torch.device("cpu"), step_offset=base + 1 if base else 0)
+    if base:  # the fine-tune reloaded AudioNet's Adam state (train.reload_audio_optimizer)
+        trainer._reloaded = {id(p) for p in model.aud.parameters()}
+    for k, want in enumerate(f["lr"]):
+        trainer.set_lr(k)
+        got = [g["lr"] * g.get("lr_mult", 1.0) for g in trainer.optimizer.param_groups]
+        np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=f"step {k}")
