@@ -225,6 +225,7 @@ DEVICE = r"^(auto|cpu|cuda(:\d+)?|mps)$"
 #: dotted key -> its valid values
 CHOICES = {"train.precision": ("fp32", "tf32", "bf16"), "train.sampler": ("hierarchical", "occupancy"),
            "train.render_sampler": ("hierarchical", "occupancy"), "train.face_rect": ("box", "official"), "train.schedule": ("aebench", "official"),
+           **{f"{m}.encoding": ("frequency", "hashgrid", "triplane") for m in ("field", "aenerf", "dfrf", "adnerf")},
            "train.audio_pad": ("normalised", "raw"),
            **{f"{m}.density": ("softplus", "relu") for m in ("aenerf", "dfrf", "adnerf")},
            "dfrf.slot_init": ("learned", "sampled"), "dfrf.slot_in_act": ("linear", "leaky_relu"),

@@ -102,8 +102,10 @@ class AENeRFModel(NeRFModel):
         else:
             self.aggregator = SlotAggregation(tok, s.token_dim, s.agg_dim, iters=s.slot_iters)
 
+        width, depth = self.mlp_size()
+
         def mlp(cond: int, mask: bool) -> NeRFMLP:
-            return NeRFMLP(self.pe_x.out_dim, self.pe_d.out_dim, cond, s.width, s.depth, with_mask=mask, density=s.density)
+            return NeRFMLP(self.pos.out_dim, self.pe_d.out_dim, cond, width, depth, with_mask=mask, density=s.density)
 
         self.nerfs = nn.ModuleDict()
         for level in ("coarse", "fine"):
@@ -150,7 +152,7 @@ class AENeRFModel(NeRFModel):
             feats = features if features is not None else fn.features(pts, dirs, rays)
             x = pts.reshape(-1, 3)
             d = dirs[:, None].expand(n, s, 3).reshape(-1, 3)
-            ex, ed = self.pe_x(x), self.pe_d(d)
+            ex, ed = self.pos(x), self.pe_d(d)  # the field's position input (gamma(x) or a grid encoding)
             f = feats["f"].reshape(-1, agg_dim)
             nets = self.nerfs[level]
             out: dict[str, Tensor] = {}

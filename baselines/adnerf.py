@@ -59,8 +59,9 @@ class ADNeRFModel(NeRFModel):
     def __init__(self, settings: ADNeRFSettings, audio_channels: int, train: TrainSettings):
         super().__init__(settings, audio_channels, train)
         s = settings
-        self.coarse = NeRFMLP(self.pe_x.out_dim, self.pe_d.out_dim, s.audio_dim, s.width, s.depth, density=s.density)
-        self.fine = NeRFMLP(self.pe_x.out_dim, self.pe_d.out_dim, s.audio_dim, s.width, s.depth, density=s.density)
+        width, depth = self.mlp_size()
+        self.coarse = NeRFMLP(self.pos.out_dim, self.pe_d.out_dim, s.audio_dim, width, depth, density=s.density)
+        self.fine = NeRFMLP(self.pos.out_dim, self.pe_d.out_dim, s.audio_dim, width, depth, density=s.density)
 
     def field(self, code: Tensor, refs, groups):
         nets = {"coarse": self.coarse, "fine": self.fine}
@@ -68,7 +69,7 @@ class ADNeRFModel(NeRFModel):
         def fn(points: Tensor, dirs: Tensor, level: str, rays: Tensor | None = None) -> dict:
             n, s = points.shape[:2]
             d = self.pe_d(dirs)[:, None].expand(n, s, -1)
-            return nets[level](self.pe_x(points), d, code.expand(n, s, -1))
+            return nets[level](self.pos(points), d, code.expand(n, s, -1))
 
         return fn
 

@@ -150,8 +150,9 @@ class DFRFModel(NeRFModel):
                                      init=s.slot_init, in_act=s.slot_in_act, mlp_width=max(s.slot_dim, s.slot_mlp_min))
         self.noise: torch.Generator | None = None  # the slots' noise (slot_init sampled) while rendering a batch
         cond = s.audio_dim + self.slots.out_dim
-        self.coarse = NeRFMLP(self.pe_x.out_dim, self.pe_d.out_dim, cond, s.width, s.depth, density=s.density)
-        self.fine = NeRFMLP(self.pe_x.out_dim, self.pe_d.out_dim, cond, s.width, s.depth, density=s.density)
+        width, depth = self.mlp_size()
+        self.coarse = NeRFMLP(self.pos.out_dim, self.pe_d.out_dim, cond, width, depth, density=s.density)
+        self.fine = NeRFMLP(self.pos.out_dim, self.pe_d.out_dim, cond, width, depth, density=s.density)
 
     def references(self, images: Tensor, c2w: Tensor, intrinsics: Tensor, codes: Tensor | None) -> DFRFReferences:
         return DFRFReferences(self.features(images, c2w), c2w, intrinsics)
@@ -223,7 +224,7 @@ class DFRFModel(NeRFModel):
             flat = points.reshape(-1, 3)
             d = self.pe_d(dirs)[:, None].expand(n, s, -1).reshape(n * s, -1)
             agg = feats["agg"].reshape(n * s, -1)
-            out = nets[level](self.pe_x(flat), d, torch.cat([code.expand(n * s, -1), agg], -1))
+            out = nets[level](self.pos(flat), d, torch.cat([code.expand(n * s, -1), agg], -1))
             return {"sigma": out["sigma"].reshape(n, s), "rgb": out["rgb"].reshape(n, s, 3), "aux_offset": feats["offset"]}
 
         features_of = features

@@ -38,14 +38,15 @@ def level_resolutions(levels: int, min_res: int, max_res: int) -> list[int]:
 
 
 class HashGrid(nn.Module):
-    """(..., in_dim) positions inside ``[-bound, bound]^in_dim`` -> (..., levels * features)."""
+    """(..., in_dim) positions inside the box (``[-bound, bound]^in_dim`` until :meth:`set_box`)
+    -> (..., levels * features); points outside take the values at the box's faces."""
 
     def __init__(self, in_dim: int = 3, levels: int = 16, features: int = 2, log2_table: int = 19,
                  min_res: int = 16, max_res: int = 2048, bound: float = 1.0):
         super().__init__()
         if in_dim > len(PRIMES):
             raise ValueError(f"HashGrid takes at most {len(PRIMES)} input dimensions, got {in_dim}")
-        self.in_dim, self.levels, self.features, self.bound = in_dim, levels, features, float(bound)
+        self.in_dim, self.levels, self.features = in_dim, levels, features
         self.table_size = 2 ** int(log2_table)
         self.resolutions = level_resolutions(levels, min_res, max_res)
         sizes = [min(self.table_size, (r + 1) ** in_dim) for r in self.resolutions]
@@ -60,11 +61,16 @@ class HashGrid(nn.Module):
         corners = torch.stack(torch.meshgrid(*[torch.arange(2)] * in_dim, indexing="ij"), -1).reshape(-1, in_dim)
         self.register_buffer("corners", corners, persistent=False)  # (2^d, d)
         self.register_buffer("primes", torch.tensor(PRIMES[:in_dim], dtype=torch.long), persistent=False)
+        self.register_buffer("box", torch.tensor([[-float(bound)] * in_dim, [float(bound)] * in_dim]))  # (2, d), saved
         self.table = nn.Parameter(torch.empty(offsets[-1], features).uniform_(-INIT_RANGE, INIT_RANGE))
 
     @property
     def out_dim(self) -> int:
         return self.levels * self.features
+
+    def set_box(self, box: Tensor) -> None:
+        """The (2, in_dim) min/max corners the grid spans."""
+        self.box.copy_(box.to(self.box))
 
     def table_entries(self) -> int:
         """sum_l min(T, (N_l + 1)^d): the table rows (times ``features`` = the parameters)."""
@@ -83,7 +89,8 @@ class HashGrid(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         shape = x.shape[:-1]
-        u = ((x.reshape(-1, self.in_dim) / self.bound + 1) * 0.5).clamp(0.0, 1.0)  # (P, d) in [0, 1]
+        lo, hi = self.box.to(x.dtype)
+        u = ((x.reshape(-1, self.in_dim) - lo) / (hi - lo)).clamp(0.0, 1.0)  # (P, d) in [0, 1]
         pos = u[:, None, :] * self.res[:, None].to(u.dtype)  # (P, L, d)
         cell = torch.minimum(pos.floor().long(), (self.res - 1)[:, None])  # the top face stays in the last cell
         frac = pos - cell.to(u.dtype)
@@ -111,6 +118,11 @@ class TriPlane(nn.Module):
 
     def table_entries(self) -> int:
         return sum(p.table_entries() for p in self.planes)
+
+    def set_box(self, box: Tensor) -> None:
+        """The (2, 3) box; each plane spans its two axes of it."""
+        for grid, axes in zip(self.planes, self.PLANES):
+            grid.set_box(box[:, list(axes)])
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.cat([grid(x[..., list(axes)]) for grid, axes in zip(self.planes, self.PLANES)], -1)

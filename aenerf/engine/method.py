@@ -79,9 +79,26 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
         #: global step from which AudioAttNet smooths (None: ``train.smooth_from``; set by NeRFMethod)
         self.smooth_start: int | None = None
         self.pe_x, self.pe_d = PositionalEncoding(settings.pe_x), PositionalEncoding(settings.pe_d)
+        #: the NeRF MLP's position input: gamma(x) (``frequency``) or a grid encoding
+        self.pos: nn.Module = position_encoding(settings) or self.pe_x
         self.audio = AudioEncoder(audio_channels, settings.audio_dim, train.smooth_window, settings.att_dims)
         #: the empty-space grid of ``train.sampler`` / ``train.render_sampler`` = occupancy (set by NeRFMethod)
         self.occupancy: OccupancyGrid | None = None
+
+    @property
+    def fast(self) -> bool:
+        """True with a grid encoding (``<method>.encoding`` hashgrid or triplane)."""
+        return self.settings.encoding != "frequency"
+
+    def mlp_size(self) -> tuple[int, int]:
+        """(width, depth) of the NeRF MLPs: the method's, or ``fast_mlp`` with a grid encoding."""
+        s = self.settings
+        return (int(s.fast_mlp[0]), int(s.fast_mlp[1])) if self.fast else (int(s.width), int(s.depth))
+
+    def set_scene_box(self, box: Tensor) -> None:
+        """The (2, 3) box a grid encoding covers (a persistent buffer: checkpoints keep it)."""
+        if self.fast:
+            self.pos.set_box(box)
 
     # ----- hooks -----------------------------------------------------------------------
     def references(self, images: Tensor, c2w: Tensor, intrinsics: Tensor, codes: Tensor | None) -> Any:
@@ -137,10 +154,14 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
         """Adam's groups: the networks, AudioNet (its own group: DFRF's separate optimizer, whose
         state a fine-tune may reload) and AudioAttNet (5x the lr)."""
         att, aud = list(self.audio.att_net.parameters()), list(self.audio.audio_net.parameters())
-        ids = {id(p) for p in att + aud}
-        return [{"params": [p for p in self.parameters() if id(p) not in ids]},
-                {"params": aud, "name": "audio_net"},
-                {"params": att, "lr_mult": ATT_LR_MULT, "name": "att_net"}]
+        grid = list(self.pos.parameters()) if self.fast else []
+        ids = {id(p) for p in att + aud + grid}
+        groups = [{"params": [p for p in self.parameters() if id(p) not in ids]},
+                  {"params": aud, "name": "audio_net"},
+                  {"params": att, "lr_mult": ATT_LR_MULT, "name": "att_net"}]
+        if grid:  # the hash tables learn at Instant-NGP's / ER-NeRF's larger lr
+            groups.append({"params": grid, "lr_mult": float(self.settings.grid_lr_mult), "name": "grid"})
+        return groups
 
     def render(self, code: Tensor, refs: Any, rays_o: Tensor, rays_d: Tensor, bg: Tensor, near: float, far: float,
                groups: Any, perturb: bool, generator: torch.Generator | None = None, stop_eps: float = 0.0,
@@ -199,6 +220,19 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
         last = out["fine"] if "fine" in out else out["coarse"]
         mse = F.mse_loss(last["rgb"].detach(), target)
         return l_p + extra, {"l_p": l_p.detach(), "psnr": -10.0 * torch.log10(mse), **stats}
+
+
+def position_encoding(settings: NeRFSettings) -> nn.Module | None:
+    """The grid encoding of ``settings.encoding`` (None for ``frequency``)."""
+    from aebench.aenerf.engine.grid_encoding import HashGrid, TriPlane
+
+    if settings.encoding == "hashgrid":
+        return HashGrid(3, *(int(v) for v in settings.hashgrid))
+    if settings.encoding == "triplane":
+        return TriPlane(*(int(v) for v in settings.triplane))
+    if settings.encoding != "frequency":
+        raise ValueError(f"encoding must be frequency, hashgrid or triplane, got {settings.encoding!r}")
+    return None
 
 
 def occupancy_grid(train: TrainSettings, cameras: list[tuple], decay: float = EMA_DECAY) -> OccupancyGrid:
@@ -310,6 +344,11 @@ class NeRFMethod(Method):
         model.phase, model.step_offset = phase, offset
         iters = int(train.pretrain_iters if phase == "pretrain" else train.iters)
         model.smooth_start = self.smooth_start(train, iters)
+        if model.fast:  # the grids cover the training cameras' view volume (a fine-tune then loads the base's)
+            from aebench.aenerf.engine.occupancy import frustum_bounds
+
+            boxes = torch.stack([frustum_bounds(v.poses, v.intrinsics, *v.hw, v.near, v.far) for v in views])
+            model.set_scene_box(torch.stack([boxes[:, 0].min(0).values, boxes[:, 1].max(0).values]))
         if train.compile:
             model.compile_networks()
         if train.sampler == "occupancy":  # a fresh grid over the training cameras (also on resume)

@@ -29,6 +29,17 @@ class NeRFSettings(Settings):
     """Channels of the audio code that AudioAttNet's conv stack reads (32 of 64 officially)."""
     n_refs: int
     """Reference frames per sample (L); 0 for methods without references."""
+    encoding: str
+    """Position encoding of the NeRF field: ``frequency`` (gamma(x), the papers'), ``hashgrid`` or
+    ``triplane`` (aebench's fast variants, :mod:`aebench.aenerf.engine.grid_encoding`); ``${field.encoding}``."""
+    hashgrid: list[int]
+    """Hash grid: levels, features per level, log2 table size, min and max resolution."""
+    triplane: list[int]
+    """Tri-plane: the same five, per plane."""
+    fast_mlp: list[int]
+    """NeRF MLP [width, depth] of the grid encodings (``width``/``depth`` act with ``frequency``)."""
+    grid_lr_mult: float = dataclasses.field(metadata={"arch": False})
+    """The grid tables' lr multiple."""
     density: str
     """Density activation of the NeRF MLPs: ``softplus`` (aebench) or ``relu`` (the official ReLU + 1e-6,
     :mod:`aebench.aenerf.engine.mlp`)."""

@@ -18,7 +18,8 @@ def naive(grid: HashGrid, x: torch.Tensor) -> torch.Tensor:
         for lv, n in enumerate(grid.resolutions):
             size = min(grid.table_size, (n + 1) ** grid.in_dim)
             offset = sum(min(grid.table_size, (r + 1) ** grid.in_dim) for r in grid.resolutions[:lv])
-            u = [min(max((c / grid.bound + 1) / 2, 0.0), 1.0) * n for c in p]
+            lo, hi = grid.box.tolist()
+            u = [min(max((c - a) / (b - a), 0.0), 1.0) * n for c, a, b in zip(p, lo, hi)]
             cell = [min(int(math.floor(c)), n - 1) for c in u]
             acc = torch.zeros(grid.features, dtype=x.dtype)
             for corner in itertools.product((0, 1), repeat=grid.in_dim):

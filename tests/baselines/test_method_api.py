@@ -80,3 +80,25 @@ def test_adnerf_smooths_over_the_second_half_of_its_training():
     train = TrainSettings.from_config(load_config(scale="paper").train)
     assert method_class("adnerf")().smooth_start(train, int(train.iters)) == 20000 < int(train.smooth_from)
     assert method_class("dfrf")().smooth_start(train, int(train.iters)) is None  # global steps from the base model's start
+
+
+@pytest.mark.parametrize("encoding", ["hashgrid", "triplane"])
+@pytest.mark.parametrize("name", ["aenerf", "dfrf", "adnerf"])
+def test_fast_variants_train_the_grid_and_render(synth_root, tmp_path, name, encoding):
+    """field.encoding switches every method's field to a grid encoding (the same for all): the
+    tables learn (at their own lr multiple), the box covers the training cameras and travels
+    with the checkpoint, and the render works from it."""
+    cfg = _cfg(synth_root, **{"field.encoding": encoding})
+    assert cfg[name].encoding == encoding
+    ids = _identities(synth_root, cfg)
+    method = get_method(name)
+    base = method.pretrain(ids[1:], cfg, tmp_path / "base")
+    ckpt = method.finetune(ids[0], ids[0].clip(1.0), base, cfg, tmp_path / "ft")
+    model, _ = method.load(ckpt, cfg, "cpu")
+    grids = [m for m in model.pos.modules() if hasattr(m, "table")]
+    assert grids and all(g.table.abs().max() > 1e-4 for g in grids)  # moved beyond the initial range
+    box = grids[0].box
+    assert torch.all(box[1] > box[0]) and not torch.equal(box.abs(), torch.ones_like(box))  # set from the cameras
+    assert any(g.get("name") == "grid" and g["lr_mult"] == cfg.field.lr_mult for g in model.param_groups())
+    out = method.render(ckpt, ids[0], np.zeros(2 * 640, np.float32), cfg, tmp_path / "r.mp4")
+    assert probe(out).n_frames == 2

@@ -120,7 +120,10 @@ def train_cmd(overrides: tuple[str, ...], warmup: int, threads: int, json_out: s
         t_warm, _ = _finetune(method, identity, clip, cfg, warmup, work / "warm", base_dir)
         with count_samples() as counted:
             t_full, _ = _finetune(method, identity, clip, cfg, iters, work / "full", base_dir)
-        rate = (iters - warmup) / max(t_full - t_warm, 1e-9)
+        if t_full - t_warm < 0.1 * t_full:  # the iterations drown in the set-up's noise (fast methods, few iterations)
+            raise click.ClickException(f"{iters} iterations took {t_full:.2f} s and the {warmup}-iteration set-up run "
+                                       f"{t_warm:.2f} s: too close to measure a rate; raise train.iters")
+        rate = (iters - warmup) / (t_full - t_warm)
         _report({"method": cfg.method, "scale": cfg.scale, "device": str(device), "threads": torch.get_num_threads(), "size": f"{identity.size[0]} px",
                  "iterations": iters, "batch_rays": int(cfg.train.batch_rays), "from": base or "scratch",
                  "sampler": str(cfg.train.sampler),
