@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,28 @@ from aebench.aenerf.engine.checkpoint import latest_checkpoint, load_checkpoint,
 from aebench.aenerf.engine.precision import precision
 
 FINAL = "final"
+
+#: callbacks ``fn(trainer, step, checkpoint_dir)`` run after every checkpoint a Trainer writes
+#: (periodic ones and the last step's), before older ones are pruned: :func:`watch_checkpoints`
+_WATCHERS: list[Callable[["Trainer", int, Path], None]] = []
+
+
+@contextmanager
+def watch_checkpoints(fn: Callable[["Trainer", int, Path], None]) -> Iterator[None]:
+    """Inside the block, ``fn(trainer, step, checkpoint_dir)`` runs after each checkpoint of every
+    Trainer (``aebench bench converge`` scores them); the training loop is otherwise unchanged."""
+    _WATCHERS.append(fn)
+    try:
+        yield
+    finally:
+        _WATCHERS.remove(fn)
+
+
+def _checkpoint(trainer: "Trainer", step: int) -> None:
+    path = save_checkpoint(step_dir(trainer.root, step), trainer.model, trainer.optimizer, step, trainer.meta)
+    for fn in list(_WATCHERS):
+        fn(trainer, step, path)
+    prune_checkpoints(trainer.root, int(trainer.cfg.keep_ckpts))
 
 
 class NonFiniteLoss(RuntimeError):
@@ -203,14 +226,12 @@ class Trainer:
                 if log_step or ckpt_step:
                     read_back(log_step)
                 if ckpt_step:
-                    save_checkpoint(step_dir(self.root, self.step), self.model, self.optimizer, self.step, self.meta)
-                    prune_checkpoints(self.root, int(cfg.keep_ckpts))
+                    _checkpoint(self, self.step)
             read_back(False)
         finally:
             bar.close()
             log.close()
         self.elapsed = time.perf_counter() - t0
         self.steps_run = self.step - start
-        save_checkpoint(step_dir(self.root, self.step), self.model, self.optimizer, self.step, self.meta)
-        prune_checkpoints(self.root, int(cfg.keep_ckpts))
+        _checkpoint(self, self.step)
         return save_checkpoint(self.final_dir, self.model, self.optimizer, self.step, self.meta)

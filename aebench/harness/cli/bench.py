@@ -10,9 +10,10 @@ SUBCOMMANDS = {
     "train": "aebench.harness.cli.bench_methods:train_cmd",
     "render": "aebench.harness.cli.bench_methods:render_cmd",
     "metrics": "aebench.harness.cli.bench_metrics:metrics_cmd",
+    "converge": "aebench.harness.cli.bench_converge:converge_cmd",
 }
 
 
 @click.group(cls=LazyGroup, lazy=SUBCOMMANDS)
 def bench() -> None:
-    """Speed: training iterations/s, rendering frames/s, metric frames/s."""
+    """Speed: training iterations/s, rendering frames/s, metric frames/s, time to quality."""

@@ -35,3 +35,25 @@ def test_bench_rejects_bad_settings(tmp_path):
 def test_bench_train_from_a_base_model_needs_a_method_with_one(tmp_path):
     res = CliRunner().invoke(train_cmd, ["method=adnerf", "scale=smoke", "train.iters=5", "--base", str(tmp_path)])
     assert res.exit_code == 2 and "adnerf has no base model" in res.output
+
+
+def test_bench_converge_writes_the_curve_base_model_included(synth_root, tmp_path):
+    """DFRF: the base model over the other identities, then the fine-tune on the target scored
+    every 2 iterations; seconds grow, the base phase is on the curve (unscored), a PNG is written."""
+    from aebench.harness.cli.bench_converge import converge_cmd
+
+    out = tmp_path / "c.json"
+    args = ["method=dfrf", "scale=smoke", f"data.root={synth_root}", "data.size=32", "train.batch_rays=32",
+            "train.n_coarse=4", "train.n_fine=4", "train.iters=4", "train.pretrain_iters=2"]
+    res = CliRunner().invoke(converge_cmd, [*args, "--target", "synth_00", "--every", "2", "--frames", "2",
+                                            "--threads", "1", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    result = json.loads(out.read_text())
+    curve = result["curve"]
+    assert [(p["phase"], p["iters"]) for p in curve] == [("pretrain", 2), ("finetune", 2), ("finetune", 4)]
+    assert curve[0]["psnr"] is None and all(p["psnr"] > 0 for p in curve[1:])
+    assert all(a["seconds"] < b["seconds"] for a, b in zip(curve, curve[1:]))
+    assert 0 < result["base_seconds"] <= curve[1]["seconds"] and result["final_psnr"] == curve[-1]["psnr"]
+    assert out.with_suffix(".png").stat().st_size > 1000
+    bad = CliRunner().invoke(converge_cmd, [*args, "--target", "nobody", "--json", str(out)])
+    assert bad.exit_code == 2 and "no identity 'nobody'" in bad.output

@@ -1,0 +1,121 @@
+"""``aebench bench converge``: time to quality of a NeRF method (issue 21).
+
+Trains the method's base model on every identity under ``data.root`` but the target (leave one
+out, as ``real_quick``; methods without a base model skip it) and fine-tunes on the target's
+few-shot clip, scoring PSNR on its first ``--frames`` held-out test frames at every
+``--every``-th fine-tuning iteration (each a checkpoint rendered through the Method API and
+scored as a protocol cell is). The curve's ``seconds`` are training wall time since the start,
+base model included, scoring excluded. Writes ``--json`` (``curve``: points with ``seconds``,
+``phase``, ``iters``, ``psnr``) and a PNG beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+from aebench.harness.cli.bench_methods import _checked
+
+
+def _score(method, ckpt: Path, target, cfg, frames: int, work: Path) -> float:
+    """PSNR of ``ckpt``'s self-driven render of ``target``'s first test frames."""
+    from omegaconf import OmegaConf
+
+    from aebench.eval import evaluate
+    from aebench.eval.frames import FrameSource
+    from aebench.harness.protocol.runner import scored_frames
+
+    c = OmegaConf.merge(cfg, {"train": {"render_frames": frames}})
+    audio = target.split("test").audio
+    video = method.render(ckpt, target, audio, c, work / "score.mp4")
+    pred, n, audio = scored_frames(video, target, audio, frames)
+    gt = FrameSource.from_getter(n, target.split("test").frame, target.fps, f"{target.name} test half")
+    return float(evaluate(pred, gt=gt, audio=audio, fps=target.fps, metrics=["psnr"], progress=False).summary["psnr"])
+
+
+def plot_curve(result: dict, out: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = [p for p in result["curve"] if p["psnr"] is not None]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([p["seconds"] for p in pts], [p["psnr"] for p in pts], "o-", label=result["label"])
+    if result.get("base_seconds"):
+        ax.axvline(result["base_seconds"], color="grey", ls="--", lw=1, label="base model done")
+    ax.set_xlabel("training wall time (s), base model included")
+    ax.set_ylabel(f"PSNR on {result['frames']} test frames (dB)")
+    ax.set_title(f"{result['target']}, {result['size']}, {result['threads']} thread(s)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+@click.command("converge")
+@click.argument("overrides", nargs=-1)
+@click.option("--target", required=True, help="identity under data.root to fine-tune on and score")
+@click.option("--every", default=0, show_default=True, help="fine-tuning iterations between scores (0 = a tenth)")
+@click.option("--frames", default=8, show_default=True, help="held-out test frames scored")
+@click.option("--threads", default=0, show_default=True, help="torch CPU threads (0 = torch's default)")
+@click.option("--json", "json_out", required=True, help="write the curve here (and a PNG beside it)")
+def converge_cmd(overrides: tuple[str, ...], target: str, every: int, frames: int, threads: int, json_out: str) -> None:
+    """Time to quality: PSNR on held-out frames against training wall time, e.g.
+    `method=aenerf data.root=data/prepared/clips-128px-25fps-12s field.encoding=hashgrid --target may`."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from aebench.aenerf.engine.trainer import watch_checkpoints
+    from aebench.data import Identity
+    from aebench.data.identity import list_identities
+    from aebench.device import torch_threads
+    from aebench.harness.registry import get_method
+
+    cfg = _checked(overrides)
+    found = {p.name: p for p in list_identities(cfg.data.root)}
+    if target not in found:
+        raise click.UsageError(f"no identity '{target}' under data.root={cfg.data.root}; found: {', '.join(sorted(found)) or 'none'}")
+    iters = int(cfg.train.iters)
+    every = every or max(iters // 10, 1)
+    cfg = OmegaConf.merge(cfg, {"train": {"ckpt_every": every, "keep_ckpts": 1}})
+    size = int(cfg.data.size)
+    tgt = Identity.open(found[target]).at_size(size)
+    others = [Identity.open(p).at_size(size) for n, p in sorted(found.items()) if n != target]
+    method = get_method(str(cfg.method))
+    curve: list[dict] = []
+    clock = {"t0": 0.0, "scoring": 0.0}
+
+    with tempfile.TemporaryDirectory() as tmp, torch_threads(threads):
+        work = Path(tmp)
+
+        def on_checkpoint(trainer, step: int, path: Path) -> None:
+            seconds = time.perf_counter() - clock["t0"] - clock["scoring"]
+            phase = trainer.meta.get("phase", "finetune")
+            psnr = None
+            if phase == "finetune":
+                s0 = time.perf_counter()
+                psnr = _score(method, path, tgt, cfg, frames, work)
+                clock["scoring"] += time.perf_counter() - s0
+            curve.append({"seconds": round(seconds, 3), "phase": phase, "iters": int(step), "psnr": psnr})
+
+        clock["t0"] = time.perf_counter()
+        with watch_checkpoints(on_checkpoint):
+            base = method.pretrain(others, cfg, work / "base") if method.has_base_model else None
+            base_seconds = time.perf_counter() - clock["t0"] if base is not None else 0.0
+            method.finetune(tgt, tgt.fewshot_clip(float(cfg.data.clip_seconds)), base, cfg, work / "ft")
+        result = {"method": str(cfg.method), "label": f"{cfg.method} ({cfg[str(cfg.method)].encoding})",
+                  "encoding": str(cfg[str(cfg.method)].encoding), "target": target, "size": f"{size} px",
+                  "threads": torch.get_num_threads(), "frames": frames, "every": every, "overrides": list(overrides),
+                  "base_seconds": round(base_seconds, 3), "curve": curve,
+                  "final_psnr": next((p["psnr"] for p in reversed(curve) if p["psnr"] is not None), None)}
+    out = Path(json_out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    png = plot_curve(result, out.with_suffix(".png"))
+    click.echo(f"final PSNR {result['final_psnr']:.2f} dB after {curve[-1]['seconds']:.1f} s; wrote {out} and {png}")
