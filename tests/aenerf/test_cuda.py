@@ -1,5 +1,6 @@
 """CUDA: a smoke fine-tune and render of every NeRF method on the GPU, at each precision.
-Also with the occupancy sampler, the render chunk from free memory and torch.compile.
+Also with the occupancy sampler, the render chunk from free memory and torch.compile, and with
+the fast fields' hash-grid and tri-plane encodings.
 Runs where a GPU exists and is skipped otherwise; on a CPU the precision switch refuses
 anything but fp32 with a clear error."""
 
@@ -32,8 +33,9 @@ def test_config_refuses_an_unknown_precision():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: the GPU smoke test runs where one exists")
 @pytest.mark.parametrize("mode", ["fp32", "tf32", "bf16"])
 @pytest.mark.parametrize("method", ["aenerf", "dfrf", "adnerf"])
-@pytest.mark.parametrize("extra", [[], ["train.sampler=occupancy", "train.chunk=0", "train.compile=true"]],
-                         ids=["default", "occupancy-autochunk-compile"])
+@pytest.mark.parametrize("extra", [[], ["train.sampler=occupancy", "train.chunk=0", "train.compile=true"],
+                                   ["field.encoding=hashgrid"], ["field.encoding=triplane"]],
+                         ids=["default", "occupancy-autochunk-compile", "hashgrid", "triplane"])
 def test_cuda_smoke_finetune_and_render(method, mode, extra, synth_root, tmp_path):
     from aebench.config import load_config
     from aebench.data import Identity, list_identities

@@ -37,6 +37,12 @@ def _score(method, ckpt: Path, target, cfg, frames: int, work: Path) -> float:
     return float(evaluate(pred, gt=gt, audio=audio, fps=target.fps, metrics=["psnr"], progress=False).summary["psnr"])
 
 
+def time_to_reach(result: dict, psnr: float) -> float | None:
+    """Training seconds of the first scored point of ``result``'s curve at or above ``psnr``
+    (None when the curve never gets there)."""
+    return next((p["seconds"] for p in result["curve"] if p["psnr"] is not None and p["psnr"] >= psnr), None)
+
+
 def plot_curve(result: dict, out: Path) -> Path:
     import matplotlib
 
@@ -65,7 +71,10 @@ def plot_curve(result: dict, out: Path) -> Path:
 @click.option("--frames", default=8, show_default=True, help="held-out test frames scored")
 @click.option("--threads", default=0, show_default=True, help="torch CPU threads (0 = torch's default)")
 @click.option("--json", "json_out", required=True, help="write the curve here (and a PNG beside it)")
-def converge_cmd(overrides: tuple[str, ...], target: str, every: int, frames: int, threads: int, json_out: str) -> None:
+@click.option("--reference", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="another run's JSON: also report when this run reached its final PSNR")
+def converge_cmd(overrides: tuple[str, ...], target: str, every: int, frames: int, threads: int, json_out: str,
+                 reference: str | None) -> None:
     """Time to quality: PSNR on held-out frames against training wall time, e.g.
     `method=aenerf data.root=data/prepared/clips-128px-25fps-12s field.encoding=hashgrid --target may`."""
     import torch
@@ -114,8 +123,19 @@ def converge_cmd(overrides: tuple[str, ...], target: str, every: int, frames: in
                   "threads": torch.get_num_threads(), "frames": frames, "every": every, "overrides": list(overrides),
                   "base_seconds": round(base_seconds, 3), "curve": curve,
                   "final_psnr": next((p["psnr"] for p in reversed(curve) if p["psnr"] is not None), None)}
+    if reference:
+        ref = json.loads(Path(reference).read_text())
+        goal, ref_s = ref["final_psnr"], ref["curve"][-1]["seconds"]
+        reached = time_to_reach(result, goal)
+        result["reference"] = {"file": str(reference), "label": ref.get("label"), "final_psnr": goal, "seconds": ref_s,
+                               "seconds_to_reach": reached, "ratio": None if reached is None else round(ref_s / reached, 2)}
     out = Path(json_out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     png = plot_curve(result, out.with_suffix(".png"))
     click.echo(f"final PSNR {result['final_psnr']:.2f} dB after {curve[-1]['seconds']:.1f} s; wrote {out} and {png}")
+    if reference:
+        r = result["reference"]
+        click.echo(f"{r['label']} reached {r['final_psnr']:.2f} dB in {r['seconds']:.1f} s; this run "
+                   + (f"in {r['seconds_to_reach']:.1f} s ({r['ratio']}x faster)" if r["seconds_to_reach"] is not None
+                      else "never did"))

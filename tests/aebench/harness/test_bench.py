@@ -55,5 +55,9 @@ def test_bench_converge_writes_the_curve_base_model_included(synth_root, tmp_pat
     assert all(a["seconds"] < b["seconds"] for a, b in zip(curve, curve[1:]))
     assert 0 < result["base_seconds"] <= curve[1]["seconds"] and result["final_psnr"] == curve[-1]["psnr"]
     assert out.with_suffix(".png").stat().st_size > 1000
+    from aebench.harness.cli.bench_converge import time_to_reach
+
+    assert time_to_reach(result, curve[1]["psnr"]) == min(p["seconds"] for p in curve[1:] if p["psnr"] >= curve[1]["psnr"])
+    assert time_to_reach(result, 1e9) is None
     bad = CliRunner().invoke(converge_cmd, [*args, "--target", "nobody", "--json", str(out)])
     assert bad.exit_code == 2 and "no identity 'nobody'" in bad.output
