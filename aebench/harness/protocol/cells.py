@@ -91,14 +91,16 @@ def expand_cells(protocol: Protocol, data_root: Path, overrides: list[str] = (),
 
 def base_key(cfg: DictConfig) -> str:
     """Hash of the config parts that shape a base model (not the fine-tuning ones)."""
+    from omegaconf import OmegaConf
+
     method = cfg.method
     train = {k: v for k, v in cfg.train.items() if k != "iters" and k not in TrainSettings.render_keys()}
-    parts = {"method": method, "method_cfg": cfg.get(method), "train": train, "size": cfg.data.size,
+    section = cfg.get(method)  # resolved here: its ${field.*} point into the whole config
+    section = OmegaConf.to_container(section, resolve=True) if section is not None else None
+    parts = {"method": method, "method_cfg": section, "train": train, "size": cfg.data.size,
              "root": cfg.data.root, "features": cfg.features, "seed": cfg.seed, "scale": cfg.scale, "threads": cfg.threads,
              "device": cfg.device,
              "identities": sorted(cfg.run.base_identities)}
-    from omegaconf import OmegaConf
-
     return config_hash(OmegaConf.create(parts))
 
 

@@ -311,3 +311,15 @@ def test_a_protocol_pins_the_torch_threads_of_its_cells(tmp_path, corpus, monkey
     launch(cells[:1], tmp_path / "runs", progress=False)
     assert record.read_text().split() == [str(pinned)] and torch.get_num_threads() == before
     assert load_protocol("smoke").settings["threads"] == 2 and load_protocol("real_quick").settings["threads"] == 2
+
+
+def test_base_key_resolves_the_shared_field_section():
+    """A method section reads ${field.*}: the base model's key resolves it (a base trained with
+    another field encoding is another base)."""
+    from aebench.config import load_config
+    from aebench.harness.protocol.cells import base_key
+
+    run = ["run.base_identities=[a,b]"]
+    plain = base_key(load_config(["method=dfrf", *run]))
+    fast = base_key(load_config(["method=dfrf", "field.encoding=triplane", *run]))
+    assert plain != fast
