@@ -46,7 +46,8 @@ from aebench.method_api import Method, driving_pose_indices, render_span
 from aebench.aenerf.engine.audio import ATT_LR_MULT, AudioEncoder
 from aebench.aenerf.engine.encoding import PositionalEncoding
 from aebench.aenerf.engine.mlp import NeRFMLP
-from aebench.aenerf.engine.occupancy import EMA_DECAY, OccupancyGrid
+from aebench.aenerf.engine.trainer import global_step
+from aebench.aenerf.engine.occupancy import EMA_DECAY, OccupancyGrid, cameras_box
 from aebench.aenerf.engine.volume import Field, render_rays
 from aebench.aenerf.engine.settings import NeRFSettings
 from aebench.settings import TrainSettings
@@ -142,13 +143,9 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
         return like.new_tensor(norm(np.zeros((1,) + tuple(like.shape[1:]), dtype=np.float32))[0])
 
     def global_step(self, local_step: int) -> int:
-        """The global step of this run's ``local_step``: ``step_offset + local_step``; under
-        ``train.schedule=official`` the official count, in which a fine-tune's first step repeats
-        the base's last (``global_step`` is saved before its increment: run_nerf_deform.py
-        1086-1107), i.e. ``max(step_offset - 1, 0) + local_step``."""
-        if self.train_cfg.schedule == "official":
-            return max(self.step_offset - 1, 0) + local_step
-        return self.step_offset + local_step
+        """The global step of this run's ``local_step`` under ``train.schedule``
+        (:func:`~aebench.aenerf.engine.trainer.global_step`)."""
+        return global_step(local_step, self.step_offset, str(self.train_cfg.schedule))
 
     def param_groups(self) -> list[dict]:
         """Adam's groups: the networks, AudioNet (its own group: DFRF's separate optimizer, whose
@@ -344,15 +341,13 @@ class NeRFMethod(Method):
         model.phase, model.step_offset = phase, offset
         iters = int(train.pretrain_iters if phase == "pretrain" else train.iters)
         model.smooth_start = self.smooth_start(train, iters)
+        cameras = [(v.poses, v.intrinsics, *v.hw, v.near, v.far) for v in views]
         if model.fast:  # the grids cover the training cameras' view volume (a fine-tune then loads the base's)
-            from aebench.aenerf.engine.occupancy import frustum_bounds
-
-            boxes = torch.stack([frustum_bounds(v.poses, v.intrinsics, *v.hw, v.near, v.far) for v in views])
-            model.set_scene_box(torch.stack([boxes[:, 0].min(0).values, boxes[:, 1].max(0).values]))
+            model.set_scene_box(cameras_box(cameras))
         if train.compile:
             model.compile_networks()
         if train.sampler == "occupancy":  # a fresh grid over the training cameras (also on resume)
-            model.occupancy = occupancy_grid(train, [(v.poses, v.intrinsics, *v.hw, v.near, v.far) for v in views])
+            model.occupancy = occupancy_grid(train, cameras)
         target = views[-1]
         refs = target.indices[fixed_references(target.n, settings.n_refs)] if settings.n_refs else []
         meta = {"method": self.name, "phase": phase, "settings": settings.to_dict(), "features": features,

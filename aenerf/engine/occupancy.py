@@ -49,6 +49,12 @@ def frustum_bounds(poses: Tensor, intrinsics: Tensor, h: int, w: int, near: floa
     return torch.stack([pts.min(0).values, pts.max(0).values])
 
 
+def cameras_box(cameras: list[tuple]) -> Tensor:
+    """(2, 3) union of the :func:`frustum_bounds` of ``cameras`` ((poses, intrinsics, h, w, near, far) each)."""
+    boxes = torch.stack([frustum_bounds(*cam) for cam in cameras])  # (C, 2, 3)
+    return torch.stack([boxes[:, 0].min(0).values, boxes[:, 1].max(0).values])
+
+
 class OccupancyGrid:
     """A density grid over ``bounds`` (2, 3); see the module docstring.
 
@@ -74,8 +80,7 @@ class OccupancyGrid:
         union of their boxes): a cell is occupied while its density gives a sample
         ``alpha_threshold`` opacity at the spacing of ``n_samples`` samples in [near, far] (the
         finest spacing of the cameras)."""
-        boxes = torch.stack([frustum_bounds(*cam) for cam in cameras])  # (C, 2, 3)
-        bounds = torch.stack([boxes[:, 0].min(0).values, boxes[:, 1].max(0).values])
+        bounds = cameras_box(cameras)
         sigma = min(-math.log(1.0 - alpha_threshold) / ((far - near) / max(n_samples, 1)) for *_, near, far in cameras)
         return cls(bounds, resolution, sigma, decay)
 

@@ -60,6 +60,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def global_step(local_step: int, step_offset: int, schedule: str = "aebench") -> int:
+    """The global step of a run's ``local_step`` after ``step_offset`` steps of a base model:
+    their sum; under ``train.schedule=official`` the official count, in which a fine-tune's
+    first step repeats the base's last (``global_step`` is saved before its increment:
+    run_nerf_deform.py 1086-1107), i.e. ``max(step_offset - 1, 0) + local_step``."""
+    if schedule == "official":
+        return max(step_offset - 1, 0) + local_step
+    return step_offset + local_step
+
+
 def lr_at(step: int, lr: float, rate: float, decay_steps: int) -> float:
     return lr * rate ** (step / max(decay_steps, 1))
 
@@ -141,16 +151,16 @@ class Trainer:
         group whose state was reloaded, the lr saved with it: lr(g_0)."""
         cfg = self.cfg
         sched = lambda g: lr_at(g, float(cfg.lr), float(cfg.lr_decay_rate), int(cfg.lr_decay_steps))  # noqa: E731
-        if str(getattr(cfg, "schedule", "aebench")) != "official":
+        schedule = str(getattr(cfg, "schedule", "aebench"))
+        if schedule != "official":
             for group in self.optimizer.param_groups:
-                group["lr"] = sched(step + self.step_offset)
+                group["lr"] = sched(global_step(step, self.step_offset))
             return
-        g0 = max(self.step_offset - 1, 0)
         for group in self.optimizer.param_groups:
             if step > 0:
-                group["lr"] = sched(g0 + step - 1)
+                group["lr"] = sched(global_step(step - 1, self.step_offset, schedule))
             elif self._reloaded & {id(p) for p in group["params"]}:
-                group["lr"] = sched(g0)
+                group["lr"] = sched(global_step(0, self.step_offset, schedule))
             else:  # a fresh Adam at lrate: ScaledAdam's multiple is undone for this one step
                 group["lr"] = float(cfg.lr) / group.get("lr_mult", 1.0)
 
