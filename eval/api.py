@@ -11,6 +11,7 @@ import csv
 import json
 import math
 import os
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from aebench import weights as wstore
+from aebench.provenance import peak_memory, provenance, sha256_frames
 from aebench.eval.frames import align as align_frames
 from aebench.eval.frames import FrameSource, load_audio
 from aebench.eval.registry import METRICS, Context, select
@@ -96,7 +98,19 @@ def evaluate(pred, gt=None, audio=None, metrics=None, weights=None, progress: bo
     otherwise. ``fps``: the frame rate of frame folders and arrays (videos carry their own).
 
     Every metric is described and computed by its module in the registry (:mod:`aebench.eval.registry`).
+    ``info`` records what was scored (``sha256`` of the prediction's and ground truth's frames),
+    the weights used (with their sha256) and ``provenance`` (code version, the metric packages'
+    versions, machine, ``eval_s`` wall time and ``peak_memory``: :mod:`aebench.provenance`).
     """
+    t0 = time.perf_counter()
+    with peak_memory() as mem:
+        result = _score(pred, gt, audio, metrics, weights, progress, align, resize, fps)
+    result.info["provenance"] = {**provenance(packages=METRIC_PACKAGES), "eval_s": time.perf_counter() - t0,
+                                 "peak_memory": mem.to_json()}
+    return result
+
+
+def _score(pred, gt, audio, metrics, weights, progress, align, resize, fps) -> EvalResult:
     weights = dict(weights or {})
     unknown = set(weights) - set(wstore.manifest())
     if unknown:
@@ -106,7 +120,7 @@ def evaluate(pred, gt=None, audio=None, metrics=None, weights=None, progress: bo
     chosen = select(list(metrics) if metrics is not None else None, gt is not None, audio16k is not None)
     info: dict = {"n_frames": len(pred_src), "resolution": [int(pred_src.hw[1]), int(pred_src.hw[0])],
                   "fps": pred_src.fps, "audio": audio_src, "metrics": [m.name for m in chosen],
-                  "recipes": {m.name: m.recipe for m in chosen}, "weights": {}, "versions": _versions()}
+                  "recipes": {m.name: m.recipe for m in chosen}, "weights": {}}
     n_given = len(pred_src)
     short_audio = None  # why the audio metrics cannot be computed, when the audio ends before the video
     if audio16k is not None and any(m.needs_audio for m in chosen):
@@ -129,6 +143,8 @@ def evaluate(pred, gt=None, audio=None, metrics=None, weights=None, progress: bo
         info.update(ainfo)
         info["n_frames"] = len(pred_src)
         info["resolution"] = [int(gt_src.hw[1]), int(gt_src.hw[0])]
+    info["sha256"] = {which: (sha256_frames(src) if src is not None else None)  # what was scored, pixel for pixel
+                      for which, src in (("pred", pred_src), ("gt", gt_src))}
     for which, src in (("pred", pred_src), ("gt", gt_src)):
         if src is not None and src.notes:  # e.g. damaged last frames of a truncated file, dropped
             info[f"{which}_source"] = dict(src.notes)
@@ -177,15 +193,6 @@ def evaluate(pred, gt=None, audio=None, metrics=None, weights=None, progress: bo
     return EvalResult(summary, missing, rows, info)
 
 
-def _versions() -> dict[str, str]:
-    """Versions of the packages whose code defines the numbers."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for pkg in ("scikit-image", "lpips", "syncnet-python", "face-alignment", "opencv-python", "opencv-contrib-python",
-                "python-speech-features", "dlib-bin", "torch"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "absent"
-    return out
+#: the packages whose code defines the metrics' numbers (recorded in every evaluation's info)
+METRIC_PACKAGES = ("scikit-image", "lpips", "syncnet-python", "face-alignment", "opencv-python",
+                   "opencv-contrib-python", "python-speech-features", "dlib-bin", "silero-vad", "librosa", "torch")

@@ -23,6 +23,7 @@ from aebench.data import Identity
 from aebench.device import torch_threads
 from aebench.method_api import render_span
 from aebench.paths import shared_path
+from aebench.provenance import peak_memory, provenance
 from aebench.harness.protocol.cells import Cell, base_key, finetune_key
 from aebench.harness.protocol.run_store import atomic_write, cell_lock, is_done, log_line, mark_done, write_json
 
@@ -67,8 +68,10 @@ def ensure_base(method, cfg: DictConfig, runs_root: Path, progress=print) -> dic
         base_dir.mkdir(parents=True, exist_ok=True)
         (base_dir / "config.yaml").write_text(to_yaml(cfg))
         t0 = time.perf_counter()
-        ckpt = method.pretrain([_identity(cfg, n) for n in ids], cfg, base_dir)
-        info = {"checkpoint": str(ckpt), "identities": ids, "pretrain_s": time.perf_counter() - t0}
+        with peak_memory() as mem:
+            ckpt = method.pretrain([_identity(cfg, n) for n in ids], cfg, base_dir)
+        info = {"checkpoint": str(ckpt), "identities": ids, "pretrain_s": time.perf_counter() - t0,
+                "peak_memory": mem.to_json(), "provenance": provenance(str(cfg.device))}
         write_json(base_dir / "base.json", info)
         mark_done(base_dir)
         return {**info, "dir": str(base_dir)}
@@ -88,8 +91,10 @@ def ensure_finetuned(method, cfg: DictConfig, identity: Identity, base: Path | N
         ft_dir.mkdir(parents=True, exist_ok=True)
         (ft_dir / "config.yaml").write_text(to_yaml(cfg))
         t0 = time.perf_counter()
-        ckpt = method.finetune(identity, identity.fewshot_clip(float(cfg.data.clip_seconds)), base, cfg, ft_dir)
-        info = {"checkpoint": str(ckpt), "finetune_s": time.perf_counter() - t0}
+        with peak_memory() as mem:
+            ckpt = method.finetune(identity, identity.fewshot_clip(float(cfg.data.clip_seconds)), base, cfg, ft_dir)
+        info = {"checkpoint": str(ckpt), "finetune_s": time.perf_counter() - t0, "peak_memory": mem.to_json(),
+                "provenance": provenance(str(cfg.device))}
         write_json(ft_dir / "finetune.json", info)
         mark_done(ft_dir)
         return {**info, "dir": str(ft_dir)}
@@ -112,14 +117,18 @@ def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
             log_line(cell_dir, f"cell {cell.cell_id}: {cell.label}")
             method = get_method(cell.method)
             identity = _identity(cfg, cell.identity)
-            timings = {}
+            timings = {"prepare_s": prepare_seconds(identity)}
+            memory = {}
             base_info = ensure_base(method, cfg, runs_root, progress)
             base = Path(base_info["checkpoint"]) if base_info else None
             timings["pretrain_s"] = base_info["pretrain_s"] if base_info else 0.0
+            if base_info:
+                memory["pretrain"] = base_info.get("peak_memory")
             log_line(cell_dir, "fine-tune")
             ft_info = ensure_finetuned(method, cfg, identity, base, runs_root, progress)
             ckpt = ft_info["checkpoint"]
             timings["finetune_s"] = ft_info["finetune_s"]
+            memory["finetune"] = ft_info.get("peak_memory")
             train_log = Path(ckpt).parent / "log.txt"
             if train_log.exists():  # the training steps once, also when an attempt is resumed
                 own = cell_dir / "log.txt"
@@ -129,13 +138,17 @@ def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
             progress(f"  render ({'self' if self_driven else cfg.run.audio}-driven)")
             log_line(cell_dir, "render")
             t0 = time.perf_counter()
-            video = method.render(Path(ckpt), identity, audio, cfg, cell_dir / "render.mp4")
+            with peak_memory() as mem:
+                video = method.render(Path(ckpt), identity, audio, cfg, cell_dir / "render.mp4")
             timings["render_s"] = time.perf_counter() - t0
+            memory["render"] = mem.to_json()
             progress("  evaluate")
             log_line(cell_dir, "evaluate")
             t0 = time.perf_counter()
-            score_cell(cell, identity, Path(video), audio, self_driven, cell_dir)
+            scored = score_cell(cell, identity, Path(video), audio, self_driven, cell_dir)
             timings["eval_s"] = time.perf_counter() - t0
+            memory["eval"] = scored.info["provenance"]["peak_memory"]
+            rendered = rendered_frames(Path(video))
             write_json(cell_dir / "cell.json", {
                 "protocol": cell.protocol, "cell_id": cell.cell_id, "row": cell.row, "method": cell.method,
                 "identity": cell.identity, "clip_seconds": cell.clip_seconds, "iters": cell.iters,
@@ -144,6 +157,11 @@ def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
                 "finetuned": ft_info["dir"],
                 "base_identities": list(cfg.run.base_identities), "timings": timings,
                 "train_hours": (timings["pretrain_s"] + timings["finetune_s"]) / 3600.0,
+                "cost": cell_cost(timings, memory, rendered), "peak_memory": memory,
+                "sha256": {**scored.info.get("sha256", {}),
+                           "weights": {w: r.get("sha256") for w, r in scored.info.get("weights", {}).items()}},
+                "provenance": provenance(str(cfg.device)),
+                "trained_with": {"pretrain": (base_info or {}).get("provenance"), "finetune": ft_info.get("provenance")},
                 "key": cell.key})
             if not (cell_dir / "render.mp4").exists():
                 shutil.copy(video, cell_dir / "render.mp4")
@@ -155,9 +173,33 @@ def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
             return CellOutcome(cell, "failed", f"{type(exc).__name__}: {exc}")
 
 
+def prepare_seconds(identity: Identity) -> float | None:
+    """Wall time the identity's preparation took (``meta.json``), None where it was not recorded."""
+    spf = identity.meta.get("seconds_per_frame")
+    return float(spf) * int(identity.meta["n_frames"]) if spf is not None else None
+
+
+def rendered_frames(video: Path) -> int:
+    """How many frames a render holds (its lossless frames, else the video's packets)."""
+    from aebench.eval.frames import FrameSource
+
+    return len(FrameSource.of(scored_source(video)))
+
+
+def cell_cost(timings: dict, memory: dict, rendered: int) -> dict:
+    """The cost columns a table can show (:data:`aebench.harness.protocol.spec.CELL_VALUES`):
+    ``train_s`` (base model + fine-tune), ``render_fps`` (frames rendered / render wall time) and
+    ``peak_mem`` (the largest resident peak of the cell's stages, GiB)."""
+    peaks = [m["rss_bytes"] for m in memory.values() if m and m.get("rss_bytes")]
+    return {"train_s": timings["pretrain_s"] + timings["finetune_s"],
+            "render_fps": rendered / timings["render_s"] if timings.get("render_s") else None,
+            "peak_mem": max(peaks) / 2**30 if peaks else None}
+
+
 def score_cell(cell: Cell, identity: Identity, video: Path, audio: np.ndarray, self_driven: bool,
-               cell_dir: Path) -> None:
-    """Score a cell's render with the protocol's metrics into ``metrics.json``/``frames.csv``."""
+               cell_dir: Path):
+    """Score a cell's render with the protocol's metrics into ``metrics.json``/``frames.csv``;
+    returns the :class:`aebench.eval.EvalResult`."""
     from aebench.eval import evaluate
 
     cfg = cell.cfg
@@ -173,6 +215,7 @@ def score_cell(cell: Cell, identity: Identity, video: Path, audio: np.ndarray, s
                       metrics=_metrics_for(cell, self_driven), weights=weights, progress=False)
     result.info["scored_from"] = str(scored_source(video))
     result.write(cell_dir)
+    return result
 
 
 def rescore_cell(cell: Cell, runs_root: Path) -> CellOutcome:
