@@ -57,3 +57,12 @@ def protocols_dir() -> Path:
 def paper_results_dir() -> Path:
     """The paper's Tables 1-5 as CSV (package data ``aebench.paper``)."""
     return Path(str(files("aebench.paper")))
+
+
+def reference_dir() -> Path:
+    """The committed regression references (``$AEBENCH_REFERENCES``, default ``results/reference``
+    of the checkout aebench runs from, else of the working directory)."""
+    if os.environ.get("AEBENCH_REFERENCES"):
+        return Path(os.environ["AEBENCH_REFERENCES"])
+    checkout = Path(__file__).resolve().parent.parent / "results" / "reference"
+    return checkout if checkout.is_dir() else Path("results") / "reference"

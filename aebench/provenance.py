@@ -55,10 +55,19 @@ def _git(args: list[str], cwd: Path) -> str | None:
 def code_version() -> dict:
     """aebench's version and, when it runs from a git checkout, the commit and whether the
     tree differs from it (``dirty``: modified tracked files or untracked files git does not
-    ignore). Outside a checkout (an installed wheel): ``source: "installed"``, no commit."""
+    ignore). Outside a checkout (an installed wheel): ``source: "installed"``, no commit.
+
+    Read once per process, when this module is first imported (the harness imports it before
+    any work starts): the code a process runs is the code it imported, so a tree edited while
+    a long run goes on does not relabel that run's later cells."""
+    return dict(_STARTED_WITH)
+
+
+def _read_code_version(here: Path | None = None) -> dict:
+    """The code version of the checkout holding ``here`` (default: aebench's own folder)."""
     import aebench
 
-    here = Path(aebench.__file__).resolve().parent
+    here = Path(here) if here is not None else Path(aebench.__file__).resolve().parent
     out: dict = {"aebench": package_versions(["aebench"])["aebench"]}
     commit = _git(["rev-parse", "HEAD"], here)
     top = _git(["rev-parse", "--show-toplevel"], here)
@@ -69,6 +78,9 @@ def code_version() -> dict:
     else:
         out.update(source="installed", commit=None, dirty=None)
     return out
+
+
+_STARTED_WITH = _read_code_version()
 
 
 def _cpu_model() -> str:

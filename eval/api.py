@@ -61,6 +61,16 @@ def read_metrics(out_dir) -> dict:
     return d
 
 
+def read_frames(out_dir) -> list[dict]:
+    """``frames.csv`` back as one dict per frame (empty cells: None; ``"inf"``: float)."""
+    path = Path(out_dir) / "frames.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return [{k: (int(v) if k == "frame" else (None if v == "" else float(v))) for k, v in r.items()} for r in rows]
+
+
 def _json_num(v):
     if v is None:
         return None

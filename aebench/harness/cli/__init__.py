@@ -23,6 +23,8 @@ COMMANDS = {
     "ls": "aebench.harness.cli.ls:ls",
     "compare": "aebench.harness.cli.protocol:compare",
     "report": "aebench.harness.cli.protocol:report",
+    "export": "aebench.harness.cli.results_cmd:export",
+    "validate": "aebench.harness.cli.results_cmd:validate",
 }
 
 

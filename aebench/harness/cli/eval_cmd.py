@@ -51,7 +51,10 @@ def _parse_weights(items: tuple[str, ...]) -> dict[str, str]:
 @click.option("--fps", type=click.FloatRange(min=1), default=None,
               help="Frame rate of frame folders (default 25); a video given with it must run at that rate.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (metrics.json, frames.csv).")
-def eval_cmd(pred, gt, audio, metrics, weight_items, align, resize, fps, out) -> None:
+@click.option("--export", "export", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write a results file (the schema of `aebench export`; `aebench tables --from FILE` reads it).")
+@click.option("--label", default=None, help="The method's name in the results file (default: the prediction's file name).")
+def eval_cmd(pred, gt, audio, metrics, weight_items, align, resize, fps, out, export, label) -> None:
     """Score any method's rendered video: PSNR, SSIM, LPIPS, LMD against --gt; LSE-C/LSE-D and
     THEval's training-free lip-sync and naturalness metrics against the audio."""
     import warnings
@@ -62,6 +65,8 @@ def eval_cmd(pred, gt, audio, metrics, weight_items, align, resize, fps, out) ->
 
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
     writable_folder(Path(out), "--out")  # before the metrics are computed, not after
+    if export is not None:
+        writable_folder(Path(export).parent, "--export")
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="METRIC MISSING")
@@ -71,6 +76,11 @@ def eval_cmd(pred, gt, audio, metrics, weight_items, align, resize, fps, out) ->
         raise click.ClickException(str(exc)) from exc
     result.write(out)
     click.echo(summary_table(result))
+    if export is not None:
+        from aebench.harness.report.results import eval_document, write_results
+
+        write_results(eval_document(result, label or Path(pred).stem, pred, gt, audio), export)
+        click.echo(f"results file: {export}")
     if "sync" in result.info and "offset" in result.info["sync"]:
         click.echo(f"AV offset (frames): {result.info['sync']['offset']}")
     if "sync" in result.info:

@@ -143,35 +143,55 @@ def rescore(runs: Path | None, args: tuple[str, ...]) -> None:
         sys.exit(1)
 
 
+#: how every report command reads a results file instead of the run store
+FROM_OPTION = dict(type=click.Path(dir_okay=False, path_type=Path), default=None,
+                   help="read the cells from a results file (aebench export / eval --export) instead of the run store")
+
+
+def _protocol_or_default(protocol: str | None, results: Path | None) -> str | None:
+    """The protocol a report command shows: the one named, else the results file's, else smoke."""
+    return protocol if protocol is not None or results is not None else "smoke"
+
+
 @click.command()
-@click.argument("protocol", required=False, default="smoke")
+@click.argument("protocol", required=False, default=None)
 @click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex"]), default="md")
 @click.option("--runs", **RUNS_OPTION)
-@click.option("--metrics", default=None, help="comma-separated: show only these of the protocol's metrics")
+@click.option("--from", "results", **FROM_OPTION)
+@click.option("--metrics", default=None,
+              help="comma-separated: show only these of the protocol's metrics, and/or cost columns "
+                   "(train_s, render_fps, peak_mem, train_hours)")
+@click.option("--versus", default=None, metavar="ROW",
+              help="add each row's paired difference from ROW (a row label) with its 95%% interval and p-value")
 @_usage
-def tables(protocol: str, fmt: str, runs: Path | None, metrics: str | None) -> None:
+def tables(protocol: str | None, fmt: str, runs: Path | None, results: Path | None, metrics: str | None,
+           versus: str | None) -> None:
     """Our numbers in the layout of the paper's table, with the paper's numbers beside
-    (PROTOCOL: a name in protocols/ or a YAML file)."""
+    (PROTOCOL: a name in protocols/ or a YAML file; default smoke, or the --from file's)."""
     from aebench.harness.report.tables import render_table
 
     only = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
-    click.echo(render_table(protocol, Path(runs or runs_dir()), fmt, only))  # unknown metrics: a usage error
+    click.echo(render_table(_protocol_or_default(protocol, results), Path(runs or runs_dir()), fmt, only,
+                            versus=versus, results_file=results))  # unknown metrics or rows: a usage error
 
 
 @click.command()
-@click.argument("protocol", required=False, default="smoke")
+@click.argument("protocol", required=False, default=None)
 @click.option("--runs", **RUNS_OPTION)
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="folder for the PNGs (default <runs>/<protocol>/plots)")
+@click.option("--from", "results", **FROM_OPTION)
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="folder for the PNGs (default <runs>/<protocol>/plots; with --from: plots/ beside the file)")
 @_usage
-def plot(protocol: str, runs: Path | None, out: Path | None) -> None:
-    """Metric vs clip length / iterations, ablation bars and training curves (PNG)
-    (PROTOCOL: a name in protocols/ or a YAML file)."""
-    from aebench.harness.protocol.spec import load_protocol
+def plot(protocol: str | None, runs: Path | None, results: Path | None, out: Path | None) -> None:
+    """Metric vs clip length / iterations, ablation bars (means with 95% intervals) and training
+    curves (PNG) (PROTOCOL: a name in protocols/ or a YAML file)."""
     from aebench.harness.report.plots import plot as make_plots
+    from aebench.harness.report.results import load
 
     root = Path(runs or runs_dir())
-    name = load_protocol(protocol, scale=None).name
-    for path in make_plots(protocol, root, Path(out or root / name / "plots")):
+    res = load(_protocol_or_default(protocol, results), root, results)
+    default = (results.parent / "plots") if results else root / res.spec.name / "plots"
+    for path in make_plots(res, root, Path(out or default)):
         click.echo(path)
 
 
@@ -245,12 +265,17 @@ def compare(protocol: str, runs: Path | None, target: str | None, audio: str, ou
 
 
 @click.command()
-@click.argument("protocol", required=False, default="smoke")
+@click.argument("protocol", required=False, default=None)
 @click.option("--runs", **RUNS_OPTION)
+@click.option("--from", "results", **FROM_OPTION)
+@click.option("--versus", default=None, metavar="ROW", help="show each row's paired difference from ROW")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="folder of the page")
 @_usage
-def report(protocol: str, runs: Path | None, out: Path) -> None:
-    """One static HTML page of PROTOCOL: table, plots, side-by-side videos and frame strips."""
+def report(protocol: str | None, runs: Path | None, results: Path | None, versus: str | None, out: Path) -> None:
+    """One static HTML page of PROTOCOL: table (with paired differences against --versus),
+    plots, side-by-side videos and frame strips (not from a results file: it holds no renders)."""
     from aebench.harness.report.html import write_report
 
-    click.echo(f"wrote {write_report(protocol, Path(runs or runs_dir()), out)}")
+    page = write_report(_protocol_or_default(protocol, results), Path(runs or runs_dir()), out, versus=versus,
+                        results_file=results)
+    click.echo(f"wrote {page}")

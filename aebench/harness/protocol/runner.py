@@ -71,7 +71,7 @@ def ensure_base(method, cfg: DictConfig, runs_root: Path, progress=print) -> dic
         with peak_memory() as mem:
             ckpt = method.pretrain([_identity(cfg, n) for n in ids], cfg, base_dir)
         info = {"checkpoint": str(ckpt), "identities": ids, "pretrain_s": time.perf_counter() - t0,
-                "peak_memory": mem.to_json(), "provenance": provenance(str(cfg.device))}
+                "peak_memory": mem.to_json(), "provenance": provenance(_device(cfg))}
         write_json(base_dir / "base.json", info)
         mark_done(base_dir)
         return {**info, "dir": str(base_dir)}
@@ -94,7 +94,7 @@ def ensure_finetuned(method, cfg: DictConfig, identity: Identity, base: Path | N
         with peak_memory() as mem:
             ckpt = method.finetune(identity, identity.fewshot_clip(float(cfg.data.clip_seconds)), base, cfg, ft_dir)
         info = {"checkpoint": str(ckpt), "finetune_s": time.perf_counter() - t0, "peak_memory": mem.to_json(),
-                "provenance": provenance(str(cfg.device))}
+                "provenance": provenance(_device(cfg))}
         write_json(ft_dir / "finetune.json", info)
         mark_done(ft_dir)
         return {**info, "dir": str(ft_dir)}
@@ -160,7 +160,7 @@ def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
                 "cost": cell_cost(timings, memory, rendered), "peak_memory": memory,
                 "sha256": {**scored.info.get("sha256", {}),
                            "weights": {w: r.get("sha256") for w, r in scored.info.get("weights", {}).items()}},
-                "provenance": provenance(str(cfg.device)),
+                "provenance": provenance(_device(cfg)),
                 "trained_with": {"pretrain": (base_info or {}).get("provenance"), "finetune": ft_info.get("provenance")},
                 "key": cell.key})
             if not (cell_dir / "render.mp4").exists():
@@ -171,6 +171,13 @@ def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
         except Exception as exc:  # a failing cell is recorded and the run goes on
             log_line(cell_dir, "FAILED:\n" + traceback.format_exc())
             return CellOutcome(cell, "failed", f"{type(exc).__name__}: {exc}")
+
+
+def _device(cfg: DictConfig) -> str:
+    """The torch device the cell's ``device`` setting resolves to here (``auto`` -> cuda or cpu)."""
+    from aebench.device import resolve_device
+
+    return str(resolve_device(str(cfg.device)))
 
 
 def prepare_seconds(identity: Identity) -> float | None:

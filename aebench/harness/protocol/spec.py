@@ -4,6 +4,9 @@ Fields (an unknown field is an error naming the valid ones)::
 
     name: ablation
     description: Table 4 ...
+    noise: real_repeats          # optional: the protocol whose reference measured this setup's
+                                 # run-to-run spread (results/reference/<name>.json: spread);
+                                 # tables quote it in a footnote
     table:                       # how `aebench tables`, `plot` and `report` lay it out (omit: ours only)
       paper: table4_ablation.csv # the paper table it reproduces (results/paper/; first column: row labels)
       columns: {PSNR: psnr, SSIM: ssim, LPIPS: lpips, LMD: lmd, Sync: sync_conf}  # paper column: ours
@@ -47,14 +50,17 @@ import yaml
 from aebench.media import FPS
 from aebench.paths import paper_results_dir, protocols_dir
 
-FIELDS = {"name", "description", "table", "metrics", "rows", "targets", "base", "data", "synth",
+FIELDS = {"name", "description", "noise", "table", "metrics", "rows", "targets", "base", "data", "synth",
           "clips", "grid", "settings", "scales"}
 ROW_FIELDS = {"label", "method", "set", "drop"}
 TABLE_FIELDS = {"paper", "columns", "axis", "by_audio", "plot"}
 AXIS_FIELDS = {"grid", "paper", "label"}
 PLOTS = ("none", "lines", "bars")
-#: what a table column may show besides a metric: a field of the cell (cell.json)
-CELL_VALUES = ("train_hours",)
+#: what a table column may show besides a metric: the cell's cost (cell.json; the paper's Table 5
+#: reports training hours): name -> (label, better direction). ``train_hours`` is a top-level field
+#: of cell.json, the others its ``cost`` (:func:`aebench.harness.protocol.runner.cell_cost`).
+CELL_VALUES = {"train_hours": ("training hours", "lower"), "train_s": ("training s", "lower"),
+               "render_fps": ("render fps", "higher"), "peak_mem": ("peak memory GiB", "lower")}
 GRID_FIELDS = {"clip_seconds", "iters", "audio", "seed"}
 SYNTH_FIELDS = {"identities", "seconds", "size", "seed"}
 #: ``clips``: a folder of videos (``shared:`` = under the shared data folder) prepared at
@@ -117,6 +123,8 @@ class Protocol:
     grid: dict
     settings: dict
     path: Path | None = None
+    noise: str | None = None  # the protocol whose reference measured this setup's run-to-run spread
+    text: str = ""  # the YAML as written (a results file carries it)
 
 
 def available_protocols() -> list[str]:
@@ -201,8 +209,16 @@ def load_protocol(name_or_path: str | Path, scale: str | None = "smoke") -> Prot
     """Read and validate a protocol, with the overrides of ``scale`` applied (None: none, the
     protocol as written, which is what reports lay out)."""
     path = protocol_file(name_or_path)
+    return parse_protocol(path.read_text(), path, scale)
+
+
+def parse_protocol(text: str, path: Path, scale: str | None = "smoke", check_methods: bool = True) -> Protocol:
+    """A protocol from its YAML ``text`` (``path`` names it in errors and gives the default name).
+    ``check_methods=False`` reads a protocol whose methods are not installed here (a results
+    file from elsewhere: its table is laid out, nothing is run)."""
+    path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ProtocolError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from exc
     if not isinstance(raw, dict):
@@ -244,7 +260,7 @@ def load_protocol(name_or_path: str | Path, scale: str | None = "smoke") -> Prot
         raise ProtocolError(f"{path}: no rows")
     from aebench.harness.registry import methods as registered
 
-    unknown_methods = sorted({r.method for r in rows} - set(registered()))
+    unknown_methods = sorted({r.method for r in rows} - set(registered())) if check_methods else []
     if unknown_methods:
         raise ProtocolError(f"{path}: unknown method(s) {unknown_methods}; registered: {', '.join(registered())}")
     if "method" in {str(k).split(".")[0] for k in (data.get("settings") or {})}:
@@ -266,4 +282,5 @@ def load_protocol(name_or_path: str | Path, scale: str | None = "smoke") -> Prot
                     metrics=metrics,
                     rows=rows, targets=data.get("targets", "all"), base=data.get("base", "leave_one_out"),
                     data=str(data.get("data", "synth")), synth=synth, clips=clips, grid=grid,
-                    settings=dict(data.get("settings") or {}), path=path)
+                    settings=dict(data.get("settings") or {}), path=path,
+                    noise=None if data.get("noise") is None else str(data["noise"]), text=text)

@@ -31,27 +31,32 @@ def _src(folder: str, path: Path) -> str:
     return _attr(f"{folder}/{quote(path.name)}")
 
 
-def write_report(protocol: str | Path, runs_root: Path, out: Path) -> Path:
-    """Write ``out/index.html`` (and its plots, videos and strips); returns the page."""
-    from aebench.harness.protocol.spec import load_protocol
+def write_report(protocol: str | Path | None, runs_root: Path, out: Path, versus: str | None = None,
+                 results_file: Path | None = None) -> Path:
+    """Write ``out/index.html`` (and its plots, videos and strips); returns the page. ``versus``:
+    a row label, the table adds each row's paired difference from it; ``results_file``: read
+    the cells from a results file (no renders there: the page says so instead of the videos)."""
     from aebench.harness.report.compare import compare
     from aebench.harness.report.plots import plot
-    from aebench.harness.protocol.run_store import read_cells
+    from aebench.harness.report.results import load
     from aebench.harness.report.tables import audio_name, render_table
 
-    spec = load_protocol(protocol, scale=None)
+    res = load(protocol, runs_root, results_file)
+    spec, cells = res.spec, res.cells
     name = spec.name
-    cells = read_cells(Path(runs_root), name)
-    if not cells:
-        raise FileNotFoundError(f"no finished runs of protocol '{name}' under {runs_root}; run `aebench run protocol={protocol}`")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     parts = [f"<h1>aebench: protocol {html.escape(name)}</h1>",
              f"<p>{html.escape(' '.join(spec.description.split()))}</p>",
-             "<h2>Table</h2>", render_table(protocol, runs_root, "html"), "<h2>Plots</h2>"]
-    for png in plot(protocol, runs_root, out / "plots"):
+             "<h2>Table</h2>", render_table(protocol, runs_root, "html", versus=versus, results_file=results_file),
+             "<h2>Plots</h2>"]
+    for png in plot(res, runs_root, out / "plots"):
         parts.append(f'<img src="{_src("plots", png)}" alt="{_attr(png.stem)}">')
     parts.append("<h2>Side by side</h2>")
+    if res.from_file:
+        parts.append(f"<p class=note>Read from the results file {html.escape(str(results_file))}: it holds numbers, "
+                     "not renders, so there are no side-by-side videos here (`aebench report` on the run store has them).</p>")
+        cells = []
     for audio in sorted({str(c.get("audio", "self")) for c in cells}):
         for target in sorted({c["identity"] for c in cells if str(c.get("audio", "self")) == audio}):
             stem = safe_stem(f"compare_{target}_{audio_name(audio)}")

@@ -1,15 +1,17 @@
 """Plots of a protocol's runs (matplotlib, PNG): training curves always; and as the protocol's
 ``table:`` says (:class:`~aebench.harness.protocol.spec.TableLayout`), ``plot: lines`` each metric
 against the table's axis (clip length, iterations), ``plot: bars`` each row's metrics with the
-paper's beside (read through the same column mapping as the table)."""
+paper's beside (read through the same column mapping as the table). Our points and bars are
+means over a row's repeats with their 95% confidence intervals as error bars (Student t over
+runs, :mod:`aebench.harness.report.stats`); a single run has none."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
 
-from aebench.harness.protocol.run_store import read_cells
 from aebench.harness.protocol.spec import paper_table
+from aebench.harness.report.stats import mean_ci
 
 def _plt():
     import matplotlib
@@ -20,15 +22,22 @@ def _plt():
     return plt
 
 
-def plot(protocol: str | Path, runs_root: Path, out_dir: Path) -> list[Path]:
-    """PNGs of ``protocol`` (a name in ``protocols/`` or a YAML path) from the run store."""
-    from aebench.harness.protocol.spec import load_protocol
+def _mean_err(values: list[float]) -> tuple[float, float]:
+    """(mean, CI half width; 0 for a single run) of a row's repeats; NaN mean when none."""
+    if not values:
+        return float("nan"), 0.0
+    ci = mean_ci(values)
+    return ci.mean, ci.half or 0.0
 
-    spec = load_protocol(protocol, scale=None)
+
+def plot(protocol, runs_root: Path, out_dir: Path) -> list[Path]:
+    """PNGs of ``protocol`` (a name in ``protocols/``, a YAML path, or the
+    :class:`~aebench.harness.report.results.Results` of a results file) from the run store."""
+    from aebench.harness.report.results import Results, from_store
+
+    res = protocol if isinstance(protocol, Results) else from_store(protocol, Path(runs_root))
+    spec, cells = res.spec, res.cells
     layout, protocol = spec.table, spec.name
-    cells = read_cells(Path(runs_root), protocol)
-    if not cells:
-        raise FileNotFoundError(f"no finished runs of protocol '{protocol}' under {runs_root}; run `aebench run protocol={protocol}`")
     plt = _plt()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -37,7 +46,7 @@ def plot(protocol: str | Path, runs_root: Path, out_dir: Path) -> list[Path]:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for c in cells:
-        curve = training_curve(c["dir"] / "log.txt")
+        curve = c.get("training_curve") or (training_curve(Path(c["dir"]) / "log.txt") if c.get("dir") else [])
         if curve:
             label = f"{c['row']} / {c['identity']}"
             axes[0].plot([r["step"] for r in curve], [r.get("loss", float("nan")) for r in curve], label=label)
@@ -63,7 +72,8 @@ def plot(protocol: str | Path, runs_root: Path, out_dir: Path) -> list[Path]:
                     series[c["row"]][float(c[field])].append(c["summary"][m])
             for row, pts in series.items():
                 xs = sorted(pts)
-                ax.plot(xs, [sum(pts[x]) / len(pts[x]) for x in xs], marker="o", label=row)
+                means, errs = zip(*(_mean_err(pts[x]) for x in xs))
+                ax.errorbar(xs, means, yerr=errs, marker="o", capsize=3, label=row)
             label = f"{METRICS[m].label} {METRICS[m].better}"
             ax.set(xlabel=xlabel, ylabel=label, title=f"{label} vs {xlabel} ({scale})")
             ax.legend(fontsize=7)
@@ -87,11 +97,12 @@ def plot(protocol: str | Path, runs_root: Path, out_dir: Path) -> list[Path]:
         rows = list(dict.fromkeys(c["row"] for c in cells))
         fig, axes = plt.subplots(1, len(bar_metrics), figsize=(4 * len(bar_metrics), 3.5), squeeze=False)
         for ax, m in zip(axes[0], bar_metrics):
-            ours = [sum(v) / len(v) for v in ([c["summary"][m] for c in cells if c["row"] == r and c["summary"].get(m) is not None] or [float("nan")] for r in rows)]
+            ours, errs = zip(*(_mean_err([c["summary"][m] for c in cells if c["row"] == r and c["summary"].get(m) is not None])
+                               for r in rows))
             col = column_of.get(m)
             theirs = [float(paper[r][col]) if col and r in paper and paper[r].get(col) else float("nan") for r in rows]
             xs = range(len(rows))
-            ax.bar([x - 0.2 for x in xs], ours, width=0.4, label=f"ours ({scale})")
+            ax.bar([x - 0.2 for x in xs], ours, width=0.4, yerr=errs, capsize=3, label=f"ours ({scale}, 95% CI)")
             ax.bar([x + 0.2 for x in xs], theirs, width=0.4, label="paper")
             ax.set_xticks(list(xs), rows, rotation=30, fontsize=7)
             ax.set(title=f"{METRICS[m].label} {METRICS[m].better}" + (f" (paper: {col})" if col else ""))

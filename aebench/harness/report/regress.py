@@ -97,6 +97,13 @@ def write_reference(path: Path, protocol: str, scale: str, overrides: list[str],
                                 for k, s in sorted(current.items())}})
 
 
+def reference_path(protocol: str) -> Path:
+    """Where the committed reference of ``protocol`` lives (:func:`aebench.paths.reference_dir`)."""
+    from aebench.paths import reference_dir
+
+    return reference_dir() / f"{protocol}.json"
+
+
 def read_reference(path: Path) -> dict:
     if not Path(path).exists():
         raise FileNotFoundError(f"no reference at {path}; create one with `aebench regress --reference {path} --write`")

@@ -3,10 +3,17 @@
 One function, :func:`render_table`, builds every table from the run store with pandas:
 
 * Each metric is a pair of columns, ``X (ours)`` and ``X (paper)``. Ours is the mean over the
-  finished cells of that row (identities, seeds) with its spread and count:
-  ``22.00 ± 1.41 (n=2)`` (std over cells, ``ddof=1``). A cell whose metric is missing does not
-  hide the others: the entry says ``(n=1 of 2)``; only when no cell has a value it reads
-  ``missing`` (a footnote names the fix). A paper row we did not run reads ``not run``.
+  finished cells of that row (its repeats: identities, seeds) with the half width of its 95%
+  confidence interval (Student t over the repeats, :mod:`aebench.harness.report.stats`) and the
+  count: ``22.00 ± 12.71 (n=2)``; one cell reads ``21.00 (n=1, one run)``. Frames of one video
+  are never the repeats. A cell whose metric is missing does not hide the others: the entry
+  says ``(n=1 of 2)``; only when no cell has a value it reads ``missing`` (a footnote names the
+  fix). A paper row we did not run reads ``not run``.
+* ``versus=ROW`` adds after each of our columns the paired difference of each row from ROW
+  (row minus ROW, paired by target, seed and grid point) with its 95% interval and the exact
+  sign-flip permutation p-value; a difference whose interval contains 0 reads ``not resolved``.
+* Cost columns (``train_s``, ``render_fps``, ``peak_mem``, the paper's ``train_hours``) are
+  cell values (:data:`~aebench.harness.protocol.spec.CELL_VALUES`), shown like metrics.
 * The layout is the protocol's own (its ``table:`` field, :class:`~aebench.harness.protocol.spec.TableLayout`):
   the paper's table, which of its columns stand beside which of ours, the grid axis shown as
   a column, the per-voice split. This module holds no protocol names: a protocol copied to
@@ -32,8 +39,8 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from aebench.harness.protocol.run_store import read_cells, unfinished_rows
-from aebench.harness.protocol.spec import paper_table
+from aebench.harness.protocol.spec import CELL_VALUES, paper_table
+from aebench.harness.report import stats
 
 UNOFFICIAL, VARIANT = "†", "‡"
 #: store verifications that are not a full sha256 (aebench.weights.verify): marked like unofficial files
@@ -47,16 +54,80 @@ def _fmt(v: float) -> str:
 
 
 def _entry(values: pd.Series, marks: str) -> str:
-    """``mean ± std (n=k[ of m])`` of a group's values (None/NaN = missing in that cell)."""
+    """``mean ± CI half width (n=k[ of m])`` of a group's values (None/NaN = missing in that cell)."""
     present = values.dropna()
     if present.empty:
         return "missing"
-    mean = float(present.mean())
-    text = _fmt(mean)
-    if len(present) > 1 and not math.isinf(mean):
-        text += f" ± {_fmt(float(present.std(ddof=1)))}"
+    ci = stats.mean_ci(present.to_numpy(dtype=float))
+    text = _fmt(ci.mean)
+    if ci.half is not None:
+        text += f" ± {_fmt(ci.half)}"
     of = f" of {len(values)}" if len(present) < len(values) else ""
-    return f"{text}{marks} (n={len(present)}{of})"
+    single = ", one run" if len(present) == 1 else ""
+    return f"{text}{marks} (n={len(present)}{of}{single})"
+
+
+def _signed(v: float) -> str:
+    return ("+" if v > 0 else "") + _fmt(v)
+
+
+def _difference(d: stats.Difference | None) -> str:
+    """A paired difference as a table entry."""
+    if d is None:
+        return "no pairs"
+    if d.low is None:
+        return f"{_signed(d.mean)} (n={d.n}, no interval)"
+    verdict = ("" if d.p is None or d.p < 0.05 else ", permutation p >= 0.05") if d.resolved() else ", not resolved"
+    return f"{_signed(d.mean)} [{_signed(d.low)}, {_signed(d.high)}] p={d.p:.3g} (n={d.n}{verdict})"
+
+
+#: what pairs two cells of different rows: the same target, seed and grid point
+PAIR_KEYS = ("identity", "seed", "clip_seconds", "iters", "audio")
+
+
+def _pair(group: pd.DataFrame, base: pd.DataFrame, metric: str) -> stats.Difference | None:
+    """The paired difference ``group - base`` of ``metric`` over the pair keys both have."""
+    merged = group.merge(base, on=[f"pair__{k}" for k in PAIR_KEYS], suffixes=("", "__base"))
+    merged = merged[[metric, f"{metric}__base"]].dropna()
+    merged = merged[~merged.isin([math.inf, -math.inf]).any(axis=1)]
+    if merged.empty:
+        return None
+    return stats.paired_difference(merged[metric].to_numpy(float), merged[f"{metric}__base"].to_numpy(float))
+
+
+def _value_label(metric: str) -> str:
+    from aebench.eval.registry import METRICS
+
+    return METRICS[metric].label if metric in METRICS else CELL_VALUES[metric][0]
+
+
+def _cell_value(c: dict, metric: str):
+    if metric == "train_hours":
+        return c.get("train_hours")
+    if metric in CELL_VALUES:
+        return (c.get("cost") or {}).get(metric)
+    return c["summary"].get(metric)
+
+
+def _noise_note(protocol_name: str | None) -> str | None:
+    """The footnote quoting the measured run-to-run spread of the protocol named by ``noise:``
+    (its committed reference's ``spread``), when that reference is at hand."""
+    if not protocol_name:
+        return None
+    from aebench.harness.report.regress import reference_path
+
+    path = reference_path(protocol_name)
+    if not path.is_file():
+        return None
+    import json
+
+    ref = json.loads(path.read_text())
+    spread = ref.get("spread") or {}
+    if not spread.get("sd"):
+        return None
+    parts = ", ".join(f"{_value_label(m)} {_fmt(v)}" for m, v in spread["sd"].items() if v is not None)
+    return (f"run-to-run noise of this setup, measured by protocol {protocol_name} ({spread.get('how', '')}): "
+            f"standard deviation between seeds {parts}")
 
 
 def _axis_value(v) -> str:
@@ -98,28 +169,35 @@ def _audios_of(metric: str, audios: list[str]) -> list[str]:
     return audios
 
 
-def render_table(protocol: str | Path, runs_root: Path, fmt: str = "md", only: list[str] | None = None) -> str:
-    """The table of ``protocol`` (a name in ``protocols/`` or a YAML path) from the run store,
-    laid out as the protocol's ``table:`` says; ``only``: show just these of its metrics (in the
-    protocol's order)."""
+def render_table(protocol: str | Path | None, runs_root: Path, fmt: str = "md", only: list[str] | None = None,
+                 versus: str | None = None, results_file: Path | None = None) -> str:
+    """The table of ``protocol`` (a name in ``protocols/`` or a YAML path) from the run store, or
+    from ``results_file`` (a results file; ``protocol`` may then be None), laid out as the
+    protocol's ``table:`` says; ``only``: show just these of its metrics (in the protocol's
+    order) and cost columns; ``versus``: a row label, adds each row's paired difference from it."""
     from aebench.eval.registry import METRICS
-    from aebench.harness.protocol.spec import load_protocol
+    from aebench.harness.report.results import load
 
-    spec = load_protocol(protocol, scale=None)
+    from aebench.harness.protocol.spec import load_protocol
+    from aebench.harness.report.results import from_store
+
+    # the arguments are checked against the protocol before the run store is read
+    res = load(protocol, runs_root, results_file) if results_file is not None else None
+    spec = res.spec if res is not None else load_protocol(protocol, scale=None)
     protocol = spec.name  # a path names its protocol; cells live under that name
     layout = spec.table
     metrics = list(spec.metrics)
     if only:
-        unknown = [m for m in only if m not in metrics]
+        unknown = [m for m in only if m not in metrics and m not in CELL_VALUES]
         if unknown:
-            raise ValueError(f"protocol {protocol} has no metric(s) {unknown}; its metrics: {', '.join(metrics)}")
-        metrics = [m for m in metrics if m in only]
-    cells = read_cells(Path(runs_root), protocol)
-    unfinished = unfinished_rows(Path(runs_root), protocol)
-    if not cells:
-        started = f" ({sum(unfinished.values())} started but unfinished)" if unfinished else ""
-        raise FileNotFoundError(f"no finished runs of protocol '{protocol}' under {runs_root}{started}; "
-                                f"run `aebench run protocol={protocol}` first")
+            raise ValueError(f"protocol {protocol} has no metric(s) {unknown}; its metrics: {', '.join(metrics)}; "
+                             f"cost columns: {', '.join(CELL_VALUES)}")
+        metrics = [m for m in metrics if m in only] + [m for m in only if m in CELL_VALUES]
+    labels = list(dict.fromkeys([r.label for r in spec.rows] + ([c["row"] for c in res.cells] if res else [])))
+    if versus is not None and versus not in labels:
+        raise ValueError(f"--versus {versus!r} is not a row of protocol {protocol}; its rows: {', '.join(labels)}")
+    res = res or from_store(spec, runs_root)
+    cells, unfinished = res.cells, res.unfinished
     table = layout.paper
     axis = layout.axis
     by_audio = layout.by_audio or len({str(c.get("audio", "self")) for c in cells}) > 1
@@ -127,18 +205,19 @@ def render_table(protocol: str | Path, runs_root: Path, fmt: str = "md", only: l
         metric_cols = [(col, ours) for col, ours in layout.columns.items()  # our column paired with the paper's
                        if not only or ours in metrics]
         paired = {m for _, m in metric_cols}
-        metric_cols += [(METRICS[m].label, m) for m in metrics if m not in paired]  # ours only (e.g. LMD (dlib))
+        metric_cols += [(_value_label(m), m) for m in metrics if m not in paired]  # ours only (e.g. LMD (dlib))
     else:
-        metric_cols = [(METRICS[m].label, m) for m in metrics]
+        metric_cols = [(_value_label(m), m) for m in metrics]
     ours_only = {m for name, m in metric_cols if name not in layout.columns}
 
     records = []
     for c in cells:
         rec = {"row": c["row"], "axis": _axis_value(c.get(axis.grid)) if axis else "",
                "audio": audio_name(c.get("audio", "self")) if by_audio else "", "scale": c["scale"],
-               "size": c["size"], "iters": str(c["iters"]), "data": Path(c["data_root"]).name}
+               "size": c["size"], "iters": str(c["iters"]), "data": Path(c.get("data_root") or "").name,
+               **{f"pair__{k}": str(c.get(k)) for k in PAIR_KEYS}}
         for _, metric in metric_cols:
-            v = c["train_hours"] if metric == "train_hours" else c["summary"].get(metric)
+            v = _cell_value(c, metric)
             rec[metric] = float("nan") if v is None else float(v)
             rec[f"{metric}__marks"] = _cell_marks(c, metric)
         records.append(rec)
@@ -158,11 +237,13 @@ def render_table(protocol: str | Path, runs_root: Path, fmt: str = "md", only: l
     headers = ["row"] + ([axis.header] if axis else [])
     columns: list[tuple[str, str, str]] = []  # (header, metric, audio)
     for name, metric in metric_cols:
-        label = METRICS[metric].label if metric in METRICS else name
+        label = _value_label(metric)
         ours_name = label if (not table or by_audio or "(" in label) else name  # variants say so
         for audio in _audios_of(metric, audios):
             columns.append((f"{ours_name}{f' [{audio}]' if by_audio else ''} (ours)", metric, audio))
             headers.append(columns[-1][0])
+            if versus is not None:
+                headers.append(f"{ours_name}{f' [{audio}]' if by_audio else ''} vs {versus}")
         if table and not by_audio and metric not in ours_only:
             headers.append(f"{name} (paper)")
     paper_only = list(layout.columns) if by_audio and table else []  # per voice: the paper's test sets, as they are
@@ -186,6 +267,13 @@ def render_table(protocol: str | Path, runs_root: Path, fmt: str = "md", only: l
                         for c in cells:
                             if c["row"] == key[0] and metric in c.get("missing", {}):
                                 notes[metric] = c["missing"][metric]
+                        if metric in CELL_VALUES:
+                            notes[metric] = ("not recorded by cells run before aebench recorded costs "
+                                             "(`aebench run` of a fresh run store records them)")
+                if versus is not None:
+                    base = df[(df["row"] == versus) & (df["axis"] == key[1]) & (df["audio"] == audio)]
+                    row.append("(reference)" if key[0] == versus else
+                               "not run" if g.empty or base.empty else _difference(_pair(g, base, metric)))
             if table and not by_audio and metric not in ours_only:
                 row.append(paper[key].get(name, "") if key in paper else "-")
         row += [paper[key].get(p, "") if key in paper else "-" for p in paper_only]
@@ -196,9 +284,17 @@ def render_table(protocol: str | Path, runs_root: Path, fmt: str = "md", only: l
                     group["data"].iloc[0]]
         body.append(row)
     caption = (f"Protocol {protocol}" + (f" - paper table {table} (paper numbers: arXiv 2312.10921)" if table else "")
-               + f"; ours from {runs_root}/{protocol}: mean ± std over cells (n = cells with a value); "
+               + f"; ours from {res.origin}: {stats.t_interval_note()}; ± is the interval's half width; "
                  "scale, size and iterations per row")
     footnotes = [f"missing {m}: {why}" for m, why in notes.items()]
+    if versus is not None:
+        footnotes.append(f"vs {versus}: each row minus {versus}, paired by target, seed and grid point (n = pairs): mean "
+                         "[95% Student t interval] and the exact two-sided sign-flip permutation p-value; \"not "
+                         "resolved\": the interval contains 0, so the data do not tell the two rows apart; \"permutation p >= 0.05\": the "
+                         "t interval excludes 0 but the assumption-free test does not confirm it (few pairs)")
+    noise = _noise_note(spec.noise)
+    if noise:
+        footnotes.append(noise)
     if unfinished:
         footnotes.append("unfinished (started, not done; `aebench run` resumes them): "
                          + ", ".join(f"{row} ({n} cell{'s' if n > 1 else ''})" for row, n in unfinished.items()))

@@ -178,6 +178,43 @@ def test_run_store_resume_after_failure_and_base_shared(tmp_path, corpus, monkey
     assert 20 < metrics["summary"]["psnr"] < 40
 
 
+def test_a_cell_records_its_provenance_cost_and_what_it_scored(tmp_path, corpus, monkeypatch):
+    import subprocess
+
+    from aebench.data import Identity
+    from aebench.eval.frames import FrameSource
+    from aebench.harness.protocol.runner import scored_source
+    from aebench.provenance import sha256_frames
+
+    monkeypatch.setenv("FAKE_METHOD_COUNTER", str(tmp_path / "count"))
+    cells = expand_cells(load_protocol(write_protocol(tmp_path)), corpus)[:1]
+    runs = tmp_path / "runs"
+    assert [o.status for o in launch(cells, runs, progress=False)] == ["done"]
+    d = runs / "toy" / cells[0].cell_id
+    info = json.loads((d / "cell.json").read_text())
+    prov = info["provenance"]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True)
+    if head.returncode == 0:  # tests run from a checkout (a wheel's tests: installed)
+        assert prov["code"]["commit"] == head.stdout.strip() and isinstance(prov["code"]["dirty"], bool)
+    import torch
+
+    assert prov["machine"]["torch_threads"] == (int(cells[0].cfg.threads) or torch.get_num_threads())
+    assert prov["machine"]["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert set(info["timings"]) == {"prepare_s", "pretrain_s", "finetune_s", "render_s", "eval_s"}
+    assert all(v is None or v >= 0 for v in info["timings"].values())
+    assert info["cost"]["train_s"] == info["timings"]["pretrain_s"] + info["timings"]["finetune_s"]
+    assert info["cost"]["render_fps"] > 0 and info["cost"]["peak_mem"] > 0.05  # GiB: torch alone is more
+    assert set(info["peak_memory"]) == {"pretrain", "finetune", "render", "eval"}
+    metrics = json.loads((d / "metrics.json").read_text())
+    n = metrics["info"]["n_frames"]
+    pred = FrameSource.of(scored_source(d / "render.mp4")).limit(n)
+    identity = Identity.open(Path(corpus) / cells[0].identity).at_size(int(cells[0].cfg.data.size))
+    gt = [identity.split("test").frame(i) for i in range(n)]
+    assert info["sha256"]["pred"] == sha256_frames(pred) == metrics["info"]["sha256"]["pred"]
+    assert info["sha256"]["gt"] == sha256_frames(gt)
+    assert metrics["info"]["provenance"]["packages"]["scikit-image"] != "absent"  # the metric packages
+
+
 def test_cells_differing_only_in_driving_audio_share_one_finetune(tmp_path, corpus, monkeypatch):
     counter = tmp_path / "count"
     monkeypatch.setenv("FAKE_METHOD_COUNTER", str(counter))

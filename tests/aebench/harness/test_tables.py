@@ -32,7 +32,8 @@ def test_ablation_table_layout_against_paper(tmp_path):
     make_cell(tmp_path, "ablation", "d", "w/o Warper", 99.0, done=False)  # unfinished: ignored
     md = render_table("ablation", tmp_path, "md")
     lines = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
-    assert "22.00 ± 1.414 (n=2)" in lines["AE-NeRF"] and "32.64" in lines["AE-NeRF"] and "0.950" in lines["AE-NeRF"]
+    assert "22.00 ± 12.71 (n=2)" in lines["AE-NeRF"]  # t(0.975, 1) * 1.414 / sqrt(2)
+    assert "(n=1, one run)" in lines["w/o AAA"] and "32.64" in lines["AE-NeRF"] and "0.950" in lines["AE-NeRF"]
     assert "LMD (dlib) (ours)" in md  # the offline variant is labelled as such
     assert "missing" in lines["AE-NeRF"] and "smoke" in lines["AE-NeRF"]
     assert "31.25" in lines["w/o AAA"] and "0.200" in lines["w/o AAA"]
@@ -73,8 +74,8 @@ def test_entries_show_n_spread_markers_and_partial_missing(tmp_path):
     make_cell(tmp_path, "ablation", "b", "AE-NeRF", 23.0, lpips=None, sync=7.0, info=unofficial, seed=1)
     md = render_table("ablation", tmp_path, "md")
     line = next(li for li in md.splitlines() if li.startswith("| AE-NeRF"))
-    assert "0.300 (n=1 of 2)" in line  # one missing cell does not hide the other
-    assert "6.000 ± 1.414†‡ (n=2)" in line
+    assert "0.300 (n=1 of 2, one run)" in line  # one missing cell does not hide the other
+    assert "6.000 ± 12.71†‡ (n=2)" in line
     assert "† computed with weights not verified as the official files: a file the user gave" in md and "‡ SyncNet on face crops from dlib landmarks" in md
     assert "missing lpips:" in md
 
@@ -87,7 +88,7 @@ def test_cross_driven_columns_per_driving_audio(tmp_path):
     assert "LSE-C [zozo] (ours)" in header and "LSE-C [hdtf_rd_radio31_000] (ours)" in header
     assert "Sync_B (paper)" in header and "Sync_C (paper)" in header
     line = next(li for li in md.splitlines() if li.startswith("| AE-NeRF"))
-    assert "6.000 (n=1)" in line and "8.000 (n=1)" in line and "7.000" not in line  # never pooled
+    assert "6.000 (n=1, one run)" in line and "8.000 (n=1, one run)" in line and "7.000" not in line  # never pooled
 
 
 def test_self_and_cross_driven_cells_of_one_protocol(tmp_path):
@@ -101,9 +102,9 @@ def test_self_and_cross_driven_cells_of_one_protocol(tmp_path):
     assert cols[1] == "PSNR [self] (ours)" and "PSNR [hdtf_rd_radio31_000] (ours)" not in cols
     assert cols.index("LSE-C [self] (ours)") + 1 == cols.index("LSE-C [hdtf_rd_radio31_000] (ours)")
     line = [c.strip() for c in next(li for li in md.splitlines() if li.startswith("| AE-NeRF")).strip("|").split("|")]
-    assert line[1] == "27.00 (n=1)"
-    assert line[cols.index("LSE-C [self] (ours)")] == "5.000 (n=1)"
-    assert line[cols.index("LSE-C [hdtf_rd_radio31_000] (ours)")] == "3.000 (n=1)"
+    assert line[1] == "27.00 (n=1, one run)"
+    assert line[cols.index("LSE-C [self] (ours)")] == "5.000 (n=1, one run)"
+    assert line[cols.index("LSE-C [hdtf_rd_radio31_000] (ours)")] == "3.000 (n=1, one run)"
 
 
 def test_cells_of_the_same_grid_point_are_not_pooled(tmp_path):
@@ -118,7 +119,7 @@ def test_cells_of_the_same_grid_point_are_not_pooled(tmp_path):
     make_cell(tmp_path, "ablation", "new", "AE-NeRF", 24.0)
     md = render_table("ablation", tmp_path, "md")
     line = next(li for li in md.splitlines() if li.startswith("| AE-NeRF"))
-    assert "24.00 (n=1)" in line and "22.00" not in line
+    assert "24.00 (n=1, one run)" in line and "22.00" not in line
     assert "1 older finished cell(s)" in md and "old" in md.split("older finished cell(s)")[1]
 
 
@@ -193,4 +194,4 @@ def test_store_weights_without_a_known_hash_are_marked(tmp_path):
     d.write_text(json.dumps(data))
     md = render_table("ablation", tmp_path, "md")
     row = next(li for li in md.splitlines() if li.startswith("| AE-NeRF") and "21.00" in li)
-    assert "2.000† (n=1)" in row and "store file whose full sha256 is unknown" in md
+    assert "2.000† (n=1, one run)" in row and "store file whose full sha256 is unknown" in md

@@ -1,0 +1,39 @@
+"""``aebench export | validate``: one results file per protocol, and its check against the schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from aebench.harness.cli.protocol import RUNS_OPTION, _usage
+from aebench.paths import runs_dir
+
+
+@click.command()
+@click.argument("protocol")
+@click.option("--runs", **RUNS_OPTION)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="the results file to write (JSON, schema aebench/schemas/results-v1.schema.json)")
+@_usage
+def export(protocol: str, runs: Path | None, out: Path) -> None:
+    """Write PROTOCOL's finished cells as one results file: the protocol as written, and per cell
+    its resolved config, summary and per-frame metrics, cost and provenance. `aebench tables|plot|
+    report --from FILE` read it as they read the run store."""
+    from aebench.harness.report.results import export as make, write_results
+
+    doc = make(protocol, Path(runs or runs_dir()))
+    write_results(doc, out)
+    click.echo(f"wrote {out}: protocol {doc['protocol']['name']}, {len(doc['cells'])} cells"
+               + (f" ({sum(doc['unfinished'].values())} unfinished not included)" if doc["unfinished"] else ""))
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@_usage
+def validate(file: Path) -> None:
+    """Check FILE against the results schema; names the first field that breaks it."""
+    from aebench.harness.report.results import read_results
+
+    res = read_results(file)  # a ResultsError (a ValueError) names the field: a usage error, exit 2
+    click.echo(f"{file}: valid aebench results file (protocol {res.spec.name}, {len(res.cells)} cells)")

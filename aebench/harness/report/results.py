@@ -1,0 +1,227 @@
+"""What reports read: a protocol's scored cells, from the run store or from a results file.
+
+A results file (``aebench export PROTOCOL --out results.json``; ``aebench eval ... --export``)
+is one versioned JSON document, its schema ``aebench/schemas/results-v1.schema.json`` (JSON
+Schema 2020-12): the protocol as written (its table layout), and per cell its resolved config,
+summary, missing metrics, per-frame metrics, evaluation record, cost and provenance. Tables,
+plots and reports read it exactly as they read the run store (:class:`Results`), so results
+can be shared and compared without the runs; what a file cannot hold (the renders) is what
+the side-by-side videos need, and a report from a file says so instead.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib.resources import files
+from pathlib import Path
+
+SCHEMA_NAME, SCHEMA_VERSION = "aebench-results", 1
+
+
+class ResultsError(ValueError):
+    """A results file that cannot be read or breaks the schema (the message names the field)."""
+
+
+@dataclass
+class Results:
+    """A protocol's finished cells as every report reads them (``cells``: the fields of
+    ``cell.json`` plus ``summary``, ``missing``, ``info``, ``superseded``, and ``dir`` for cells
+    in a run store, None for cells read from a file)."""
+
+    spec: object  # aebench.harness.protocol.spec.Protocol
+    cells: list[dict]
+    unfinished: dict[str, int] = field(default_factory=dict)
+    origin: str = ""  # where the cells came from (a run store folder or a file), for captions
+
+    @property
+    def from_file(self) -> bool:
+        return bool(self.cells) and self.cells[0].get("dir") is None
+
+
+def from_store(protocol, runs_root: Path) -> Results:
+    """The finished cells of ``protocol`` (a name, a YAML path or a Protocol) in the run store."""
+    from aebench.harness.protocol.run_store import read_cells, unfinished_rows
+    from aebench.harness.protocol.spec import Protocol, load_protocol
+
+    spec = protocol if isinstance(protocol, Protocol) else load_protocol(protocol, scale=None)
+    cells = read_cells(Path(runs_root), spec.name)
+    unfinished = unfinished_rows(Path(runs_root), spec.name)
+    if not cells:
+        started = f" ({sum(unfinished.values())} started but unfinished)" if unfinished else ""
+        raise FileNotFoundError(f"no finished runs of protocol '{spec.name}' under {runs_root}{started}; "
+                                f"run `aebench run protocol={spec.name}` first")
+    return Results(spec, cells, unfinished, f"{runs_root}/{spec.name}")
+
+
+def load(protocol, runs_root: Path, results_file: Path | None = None) -> Results:
+    """From ``results_file`` when given (``protocol``, if given too, must be the file's), else
+    from the run store."""
+    if results_file is None:
+        if protocol is None:
+            raise ValueError("name a protocol, or read a results file with --from FILE")
+        return from_store(protocol, runs_root)
+    res = read_results(results_file)
+    if protocol is not None:
+        name = getattr(protocol, "name", None) or Path(str(protocol)).stem  # a name or a YAML path
+        if name != res.spec.name:
+            raise ValueError(f"{results_file} holds protocol '{res.spec.name}', not '{name}'; drop the protocol "
+                             f"argument to show the file's")
+    return res
+
+
+# ----- writing ------------------------------------------------------------------------------
+
+def _num(v):
+    if isinstance(v, float) and math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
+def _clean(obj):
+    """JSON-safe: infinities as ``"inf"``, NaN as null, paths as strings."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return _num(obj)
+
+
+def _cell_record(cell: dict) -> dict:
+    """One run-store cell as the file holds it: its resolved config, per-frame metrics and
+    training curve read from its folder."""
+    import yaml
+
+    from aebench.eval.api import read_frames
+    from aebench.harness.report.plots import training_curve
+
+    d = Path(cell["dir"])
+    rec = {k: v for k, v in cell.items() if k not in ("dir", "finished", "base", "finetuned", "protocol")}
+    config = d / "config.yaml"
+    rec["config"] = yaml.safe_load(config.read_text()) if config.exists() else None
+    rec["frames"] = read_frames(d)
+    rec["training_curve"] = training_curve(d / "log.txt")
+    return rec
+
+
+def document(protocol_text: str | None, protocol_name: str | None, cells: list[dict],
+             unfinished: dict[str, int] | None = None) -> dict:
+    """A results document (schema version :data:`SCHEMA_VERSION`) of ready cell records."""
+    from aebench.provenance import provenance
+
+    doc = {"schema": SCHEMA_NAME, "schema_version": SCHEMA_VERSION,
+           "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "producer": provenance(),
+           "protocol": None if protocol_name is None else {"name": protocol_name, "yaml": protocol_text or ""},
+           "unfinished": dict(unfinished or {}), "cells": cells}
+    return _clean(doc)
+
+
+def export(protocol, runs_root: Path) -> dict:
+    """The results document of ``protocol``'s finished cells in the run store."""
+    res = from_store(protocol, runs_root)
+    text = res.spec.text or (res.spec.path.read_text() if res.spec.path else "")
+    return document(text, res.spec.name, [_cell_record(c) for c in res.cells], res.unfinished)
+
+
+def eval_document(result, label: str, pred: str, gt: str | None, audio: str | None) -> dict:
+    """The results document of one ``aebench eval`` (an external method's video): one cell,
+    row ``label``, no protocol."""
+    from aebench.provenance import provenance
+
+    cell = {"cell_id": label, "row": label, "method": "external", "identity": Path(str(gt or pred)).stem,
+            "clip_seconds": None, "iters": None, "audio": "self" if gt else str(audio or "own track"), "seed": None,
+            "scale": None, "size": (result.info.get("resolution") or [None, None])[1], "data_root": None,
+            "inputs": {"pred": str(pred), "gt": gt, "audio": audio},
+            "timings": {"eval_s": result.info.get("provenance", {}).get("eval_s")},
+            "sha256": {**result.info.get("sha256", {}),
+                       "weights": {w: r.get("sha256") for w, r in result.info.get("weights", {}).items()}},
+            "provenance": result.info.get("provenance") or provenance(), "config": None,
+            "summary": result.to_json()["summary"], "missing": dict(result.missing), "info": result.info,
+            "frames": result.frames}
+    return document(None, None, [cell])
+
+
+def write_results(doc: dict, path: Path) -> Path:
+    """Validate ``doc`` and write it atomically to ``path``."""
+    from aebench.harness.protocol.run_store import atomic_write
+
+    validate(doc)
+    atomic_write(Path(path), json.dumps(doc, indent=1, allow_nan=False) + "\n")
+    return Path(path)
+
+
+# ----- reading and checking -----------------------------------------------------------------
+
+def schema() -> dict:
+    """The JSON Schema of results files (package data)."""
+    return json.loads((files("aebench") / "schemas" / f"results-v{SCHEMA_VERSION}.schema.json").read_text())
+
+
+def validate(doc) -> None:
+    """Raise :class:`ResultsError` naming the first offending field (its JSON path) when ``doc``
+    breaks the schema."""
+    import jsonschema
+
+    if isinstance(doc, dict) and doc.get("schema") == SCHEMA_NAME and doc.get("schema_version") != SCHEMA_VERSION:
+        raise ResultsError(f"schema_version {doc.get('schema_version')!r}: this aebench reads version {SCHEMA_VERSION}")
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(doc), key=lambda e: (len(list(e.absolute_path)), list(map(str, e.absolute_path))))
+    if errors:
+        e = errors[0]
+        where = e.json_path if list(e.absolute_path) else "$ (the document)"
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        raise ResultsError(f"field {where}: {e.message}{more}")
+
+
+def _inf(v):
+    return float(v) if isinstance(v, str) and v in ("inf", "-inf") else v
+
+
+def read_results(path: Path) -> Results:
+    """A results file as :class:`Results` (validated first)."""
+    from aebench.harness.protocol.spec import ProtocolError, parse_protocol
+
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ResultsError(f"{path}: no such file") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path} is not JSON: {exc}") from exc
+    try:
+        validate(doc)
+    except ResultsError as exc:
+        raise ResultsError(f"{path}: {exc}") from exc
+    cells = []
+    for c in doc["cells"]:
+        cell = dict(c)
+        cell["summary"] = {k: _inf(v) for k, v in c["summary"].items()}
+        cell.setdefault("superseded", [])
+        cell["dir"] = None
+        cells.append(cell)
+    if doc["protocol"] is None:
+        spec = _external_protocol(cells)
+    else:
+        try:
+            spec = parse_protocol(doc["protocol"]["yaml"], Path(f"{doc['protocol']['name']}.yaml"), scale=None,
+                                  check_methods=False)
+        except ProtocolError as exc:
+            raise ResultsError(f"{path}: field $.protocol.yaml: {exc}") from exc
+    return Results(spec, cells, dict(doc.get("unfinished") or {}), str(path))
+
+
+def _external_protocol(cells: list[dict]):
+    """The plain layout of an ``aebench eval`` file: one row per cell, its metrics as columns."""
+    from aebench.harness.protocol.spec import Protocol, Row, TableLayout
+
+    metrics = list(dict.fromkeys(m for c in cells for m in c["summary"]))
+    rows = [Row(label=r, method="external") for r in dict.fromkeys(c["row"] for c in cells)]
+    return Protocol(name="eval", scale=None, description="external videos scored by `aebench eval`", table=TableLayout(),
+                    metrics=metrics, rows=rows, targets=sorted({c["identity"] for c in cells}), base=[], data="",
+                    synth={}, clips={}, grid={"seed": [None]}, settings={})
