@@ -202,19 +202,24 @@ def plot(protocol: str | None, runs: Path | None, results: Path | None, out: Pat
 @click.option("--runs", **RUNS_OPTION)
 @click.option("--protocol", default=None,
               help="with --write: the protocol (name or YAML path) to run (default: the existing reference's, else smoke)")
+@click.option("--noise-from", "noise_from", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="with --write: derive the tolerances from the seed spread measured in this (multi-seed) reference")
 @click.argument("overrides", nargs=-1)
 @_usage
 def regress(reference: Path, read_only: bool, write: bool, runs: Path | None, protocol: str | None,
-            overrides: tuple[str, ...]) -> None:
+            noise_from: Path | None, overrides: tuple[str, ...]) -> None:
     """Re-run (or read) the reference's protocol and fail when a metric got worse than the
     reference beyond its tolerance (direction-aware), naming the metric and the cells."""
     from aebench.harness.protocol.launchers import launch
     from aebench.harness.protocol.plan import expand
-    from aebench.harness.report.regress import compare, read_reference, summaries, write_reference
+    from aebench.harness.report.regress import compare, read_reference, summaries, tolerances_from, write_reference
 
     runs_root = runs_root_of(runs)
     if protocol and not write:
         raise click.UsageError("--protocol picks what --write runs; a comparison runs the reference's own protocol")
+    if noise_from and not write:
+        raise click.UsageError("--noise-from sets the tolerances a reference is written with; use it with --write")
+    derived = tolerances_from(noise_from) if noise_from else (None, None)
     ref = None if write else read_reference(reference)
     if ref:
         protocol_name = ref["protocol"]
@@ -230,7 +235,9 @@ def regress(reference: Path, read_only: bool, write: bool, runs: Path | None, pr
     if write:
         if len(current) != len(cells):
             raise click.ClickException(f"only {len(current)} of {len(cells)} cells finished; not writing a reference")
-        write_reference(reference, protocol.name, protocol.scale, overrides, current)
+        old = read_reference(reference) if Path(reference).exists() and not noise_from else {}
+        write_reference(reference, protocol.name, protocol.scale, overrides, current,  # tolerances kept unless re-derived
+                        derived[0] or old.get("tolerances"), derived[1] or old.get("tolerances_how"))
         click.echo(f"wrote {reference} ({len(current)} cells)")
         return
     findings = compare(ref, current)

@@ -4,6 +4,9 @@ Reference file (``results/reference/smoke.json``)::
 
     {"protocol": "smoke", "scale": "smoke", "overrides": [...],
      "tolerances": {"psnr": 2.0},                          # optional: overrides of the registry's
+     "tolerances_how": "...",                              # how they were derived (--noise-from)
+     "spread": {"sd": {"psnr": 0.3}, "dof": {...}, "how": "..."},   # multi-seed references: the
+                                                           # measured run-to-run noise (seed_spread)
      "cells": {"<row>|<identity>|<clip>|<iters>|<audio>|<seed>": {"psnr": 21.3, "lpips": null, ...}}}
 
 A metric fails when it is worse than the reference by more than its tolerance, in the
@@ -86,11 +89,59 @@ def summaries(cell_dirs: dict[str, Path]) -> dict[str, dict]:
     return {key: read_metrics(d)["summary"] for key, d in cell_dirs.items() if (d / "done").exists()}
 
 
+#: a tolerance derived from a measured seed spread ``sd``: ``Z95 * sqrt(2) * sd`` is the bound the
+#: difference of two single runs that differ only in their seed stays within 95% of the time
+#: (each run's value carries the seed noise once), so a code change CI flags is one a reseed
+#: would rarely produce
+Z95 = 1.959963984540054
+
+
+def seed_spread(current: dict[str, dict]) -> dict | None:
+    """The run-to-run noise of a multi-seed reference: per metric, the pooled standard deviation
+    between seeds within each (row, target, grid point) (:func:`aebench.harness.report.stats.pooled_sd`);
+    None when no grid point has two seeds."""
+    from aebench.harness.report.stats import pooled_sd
+
+    groups: dict[str, list[dict]] = {}
+    for key, summary in current.items():
+        groups.setdefault(key.rsplit("|", 1)[0], []).append(summary)  # the key without its seed
+    if not any(len(g) > 1 for g in groups.values()):
+        return None
+    metrics = list(dict.fromkeys(m for g in groups.values() for s in g for m in s))
+    sd, dof = {}, {}
+    for m in metrics:
+        sd[m], dof[m] = pooled_sd([[_num(s.get(m)) for s in g] for g in groups.values()])
+    points = sum(len(g) > 1 for g in groups.values())
+    seeds = max(len(g) for g in groups.values())
+    return {"sd": sd, "dof": dof,
+            "how": f"pooled sd between seeds within each of {points} (row, target) points, {seeds} seeds each"}
+
+
+def tolerances_from(noise_reference: Path) -> tuple[dict, str]:
+    """Regression tolerances derived from the seed spread of another reference (``Z95 * sqrt(2) * sd``
+    per metric with a measured spread), and the sentence saying how."""
+    ref = read_reference(noise_reference)
+    spread = (ref.get("spread") or {}).get("sd") or {}
+    if not spread:
+        raise ValueError(f"{noise_reference} holds no measured seed spread (write it from a protocol with "
+                         f"several seeds: aebench regress --write --protocol NAME)")
+    tol = {m: Z95 * math.sqrt(2.0) * v for m, v in spread.items() if v is not None}
+    how = (f"{Z95:.2f} x sqrt(2) x the seed standard deviation measured by {Path(noise_reference).name} "
+           f"(protocol {ref['protocol']}: {ref['spread']['how']}): two single runs differing only in the seed differ "
+           f"by less 95% of the time; metrics without a measured spread keep the registry's tolerance")
+    return tol, how
+
+
 def write_reference(path: Path, protocol: str, scale: str, overrides: list[str], current: dict[str, dict],
-                    tolerances: dict | None = None) -> None:
+                    tolerances: dict | None = None, tolerances_how: str | None = None) -> None:
     from aebench.harness.protocol.run_store import write_json
 
     extra = {"tolerances": dict(tolerances)} if tolerances else {}
+    if tolerances_how:
+        extra["tolerances_how"] = tolerances_how
+    spread = seed_spread(current)
+    if spread:
+        extra["spread"] = spread
     write_json(path, {"protocol": protocol, "scale": scale, "overrides": list(overrides), **extra,
                       "how_to_update": f"aebench regress --reference {path} --write",
                       "cells": {k: {m: (str(v) if isinstance(v, float) and math.isinf(v) else v) for m, v in s.items()}

@@ -134,3 +134,19 @@ def t_interval_note(level: float = 0.95) -> str:
     """One-line table footnote saying what ``mean ± half`` means."""
     return (f"mean and {level * 100:g}% confidence interval over repeats (Student t, n-1 degrees "
             "of freedom); n = runs with a value; a single run has no interval")
+
+
+def pooled_sd(groups: Sequence[Sequence[float | None]]) -> tuple[float | None, int]:
+    """Pooled within-group standard deviation ``sqrt(sum (n_i - 1) s_i^2 / sum (n_i - 1))`` and
+    its degrees of freedom, over groups of repeats that differ only in the seed (NaN/None and
+    infinite values dropped; groups of fewer than 2 values add nothing). ``(None, 0)`` when no
+    group has 2 values. This is the run-to-run noise of one setup, apart from the differences
+    between the groups (rows, identities)."""
+    ss, dof = 0.0, 0
+    for g in groups:
+        x = _as_float(g)
+        x = x[np.isfinite(x)]
+        if x.size >= 2:
+            ss += float(np.sum((x - x.mean()) ** 2))
+            dof += int(x.size) - 1
+    return (math.sqrt(ss / dof), dof) if dof else (None, 0)

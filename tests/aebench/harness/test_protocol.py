@@ -360,3 +360,22 @@ def test_base_key_resolves_the_shared_field_section():
     plain = base_key(load_config(["method=dfrf", *run]))
     fast = base_key(load_config(["method=dfrf", "field.encoding=triplane", *run]))
     assert plain != fast
+
+
+def test_a_multi_seed_reference_records_its_spread_and_tolerances_derive_from_it(tmp_path):
+    import math
+
+    from aebench.harness.report.regress import read_reference, tolerances_from, write_reference
+
+    current = {"A|may|0|300|self|0": {"psnr": 28.0, "lpips": None}, "A|may|0|300|self|1": {"psnr": 27.0, "lpips": None},
+               "B|may|0|300|self|0": {"psnr": 25.0, "lpips": None}, "B|may|0|300|self|1": {"psnr": 25.0, "lpips": None}}
+    write_reference(tmp_path / "rep.json", "real_repeats", "smoke", [], current)
+    spread = read_reference(tmp_path / "rep.json")["spread"]
+    assert spread["sd"]["psnr"] == math.sqrt((0.5 + 0.0) / 2) and spread["dof"]["psnr"] == 2  # pooled within A and B
+    assert spread["sd"]["lpips"] is None
+    tol, how = tolerances_from(tmp_path / "rep.json")
+    assert tol == {"psnr": pytest.approx(1.959964 * math.sqrt(2) * 0.5)} and "rep.json" in how
+    write_reference(tmp_path / "one.json", "real_quick", "smoke", [], {"A|may|0|300|self|0": {"psnr": 28.0}})
+    assert "spread" not in read_reference(tmp_path / "one.json")
+    with pytest.raises(ValueError, match="holds no measured seed spread"):
+        tolerances_from(tmp_path / "one.json")

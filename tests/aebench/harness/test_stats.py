@@ -127,3 +127,22 @@ def test_note():
     note = t_interval_note()
     assert "95%" in note and "Student t" in note and "\n" not in note
     assert "90%" in t_interval_note(0.9)
+
+
+def test_pooled_sd_is_the_anova_within_group_sd():
+    import numpy as np
+    from scipy import stats as sps
+
+    from aebench.harness.report.stats import pooled_sd
+
+    groups = [[1.0, 2.0, 4.0], [10.0, 10.5], [7.0], [3.0, None, 5.0]]
+    full = [[v for v in g if v is not None] for g in groups]
+    multi = [g for g in full if len(g) > 1]
+    # within-group mean square of a one-way ANOVA: its residual variance
+    f, _ = sps.f_oneway(*multi)
+    grand = np.concatenate(multi)
+    between = sum(len(g) * (np.mean(g) - grand.mean()) ** 2 for g in multi) / (len(multi) - 1)
+    sd, dof = pooled_sd(groups)
+    assert dof == sum(len(g) - 1 for g in multi) == 4
+    assert abs(between / sd**2 - f) < 1e-9
+    assert pooled_sd([[1.0], [2.0]]) == (None, 0)
