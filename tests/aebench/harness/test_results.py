@@ -142,3 +142,13 @@ def test_eval_export_writes_the_same_schema(tmp_path):
     assert len(cell["sha256"]["pred"]) == 64 and cell["sha256"]["gt"] != cell["sha256"]["pred"]
     md = render_table(None, tmp_path, "md", results_file=tmp_path / "e.json")
     assert _row(md, "RAD-NeRF")[1].endswith("(n=1, one run)")
+
+
+def test_report_page_from_a_results_file_shows_the_paired_differences(tmp_path):
+    _store(tmp_path / "runs")
+    path = write_results(export("real_repeats", tmp_path / "runs"), tmp_path / "results.json")
+    res = CliRunner().invoke(main, ["report", "--from", str(path), "--versus", "AE-NeRF", "--out", str(tmp_path / "page")])
+    assert res.exit_code == 0, res.output
+    page = (tmp_path / "page" / "index.html").read_text()
+    assert "PSNR vs AE-NeRF" in page and "(reference)" in page and "not renders" in page
+    assert (tmp_path / "page" / "plots" / "training_curves.png").is_file()
