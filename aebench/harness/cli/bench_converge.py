@@ -26,14 +26,13 @@ def _score(method, ckpt: Path, target, cfg, frames: int, work: Path) -> float:
     from omegaconf import OmegaConf
 
     from aebench.eval import evaluate
-    from aebench.eval.frames import FrameSource
-    from aebench.harness.protocol.runner import scored_frames
+    from aebench.harness.protocol.runner import ground_truth, scored_frames
 
     c = OmegaConf.merge(cfg, {"train": {"render_frames": frames}})
     audio = target.split("test").audio
     video = method.render(ckpt, target, audio, c, work / "score.mp4")
     pred, n, audio = scored_frames(video, target, audio, frames)
-    gt = FrameSource.from_getter(n, target.split("test").frame, target.fps, f"{target.name} test half")
+    gt = ground_truth(target, n)
     return float(evaluate(pred, gt=gt, audio=audio, fps=target.fps, metrics=["psnr"], progress=False).summary["psnr"])
 
 

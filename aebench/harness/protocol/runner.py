@@ -211,18 +211,20 @@ def score_cell(cell: Cell, identity: Identity, video: Path, audio: np.ndarray, s
 
     cfg = cell.cfg
     pred, n, audio = scored_frames(video, identity, audio, int(cfg.train.render_frames))
-    if self_driven:
-        from aebench.eval.frames import FrameSource
-
-        gt = FrameSource.from_getter(n, identity.split("test").frame, identity.fps, f"{identity.name} test half")
-    else:
-        gt = None
+    gt = ground_truth(identity, n) if self_driven else None
     weights = {k: str(v) for k, v in cfg.weights.items()} or None
     result = evaluate(pred, gt=gt, audio=audio, fps=identity.fps,
                       metrics=_metrics_for(cell, self_driven), weights=weights, progress=False)
     result.info["scored_from"] = str(scored_source(video))
     result.write(cell_dir)
     return result
+
+
+def ground_truth(identity: Identity, n: int):
+    """The first ``n`` frames of ``identity``'s test half, what a self-driven render is scored against."""
+    from aebench.eval.frames import FrameSource
+
+    return FrameSource.from_getter(n, identity.split("test").frame, identity.fps, f"{identity.name} test half")
 
 
 def rescore_cell(cell: Cell, runs_root: Path) -> CellOutcome:
