@@ -94,7 +94,8 @@ def plot(protocol, runs_root: Path, out_dir: Path) -> list[Path]:
         if layout.paper:
             header, prows = paper_table(layout.paper)
             paper = {r[header[0]]: r for r in prows}
-        rows = list(dict.fromkeys(c["row"] for c in cells))
+        order = [r.label for r in spec.rows]
+        rows = sorted(dict.fromkeys(c["row"] for c in cells), key=lambda r: order.index(r) if r in order else len(order))
         fig, axes = plt.subplots(1, len(bar_metrics), figsize=(4 * len(bar_metrics), 3.5), squeeze=False)
         for ax, m in zip(axes[0], bar_metrics):
             ours, errs = zip(*(_mean_err([c["summary"][m] for c in cells if c["row"] == r and c["summary"].get(m) is not None])
@@ -103,7 +104,8 @@ def plot(protocol, runs_root: Path, out_dir: Path) -> list[Path]:
             theirs = [float(paper[r][col]) if col and r in paper and paper[r].get(col) else float("nan") for r in rows]
             xs = range(len(rows))
             ax.bar([x - 0.2 for x in xs], ours, width=0.4, yerr=errs, capsize=3, label=f"ours ({scale}, 95% CI)")
-            ax.bar([x + 0.2 for x in xs], theirs, width=0.4, label="paper")
+            if layout.paper:
+                ax.bar([x + 0.2 for x in xs], theirs, width=0.4, label="paper")
             ax.set_xticks(list(xs), rows, rotation=30, fontsize=7)
             ax.set(title=f"{METRICS[m].label} {METRICS[m].better}" + (f" (paper: {col})" if col else ""))
             ax.legend(fontsize=7)

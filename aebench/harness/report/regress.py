@@ -128,7 +128,7 @@ def tolerances_from(noise_reference: Path) -> tuple[dict, str]:
     tol = {m: Z95 * math.sqrt(2.0) * v for m, v in spread.items() if v is not None}
     how = (f"{Z95:.2f} x sqrt(2) x the seed standard deviation measured by {Path(noise_reference).name} "
            f"(protocol {ref['protocol']}: {ref['spread']['how']}): two single runs differing only in the seed differ "
-           f"by less 95% of the time; metrics without a measured spread keep the registry's tolerance")
+           f"by less than this 95% of the time; metrics without a measured spread keep the registry's tolerance")
     return tol, how
 
 

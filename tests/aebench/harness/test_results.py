@@ -152,3 +152,17 @@ def test_report_page_from_a_results_file_shows_the_paired_differences(tmp_path):
     page = (tmp_path / "page" / "index.html").read_text()
     assert "PSNR vs AE-NeRF" in page and "(reference)" in page and "not renders" in page
     assert (tmp_path / "page" / "plots" / "training_curves.png").is_file()
+
+
+def test_a_protocol_with_measured_noise_quotes_it_under_its_table(tmp_path, monkeypatch):
+    from aebench.harness.report.regress import write_reference
+
+    refs = tmp_path / "refs"
+    write_reference(refs / "real_repeats.json", "real_repeats", "smoke", [],
+                    {"A|may|0|300|self|0": {"psnr": 28.0}, "A|may|0|300|self|1": {"psnr": 27.0}})
+    monkeypatch.setenv("AEBENCH_REFERENCES", str(refs))
+    make_cell(tmp_path / "runs", "real_quick", "a", "AE-NeRF", 28.1, identity="may")
+    md = render_table("real_quick", tmp_path / "runs", "md", only=["psnr"])
+    assert "run-to-run noise of this setup, measured by protocol real_repeats" in md
+    assert "standard deviation between seeds PSNR 0.707" in md  # sqrt(0.5)
+    assert "28.10 (n=1, one run)" in md
