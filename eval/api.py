@@ -37,6 +37,11 @@ class EvalResult:
         return {"summary": {k: _json_num(v) for k, v in self.summary.items()},
                 "missing": dict(self.missing), "info": self.info}
 
+    def hashes(self) -> dict:
+        """What this evaluation scored, as sha256: ``pred`` and ``gt`` frames, and each weights file."""
+        return {**self.info.get("sha256", {}),
+                "weights": {w: r.get("sha256") for w, r in self.info.get("weights", {}).items()}}
+
     def write(self, out_dir) -> None:
         """``metrics.json`` (summary, missing, info) and ``frames.csv``, each written then renamed."""
         out = Path(out_dir)

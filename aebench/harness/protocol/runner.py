@@ -158,8 +158,7 @@ def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
                 "base_identities": list(cfg.run.base_identities), "timings": timings,
                 "train_hours": (timings["pretrain_s"] + timings["finetune_s"]) / 3600.0,
                 "cost": cell_cost(timings, memory, rendered), "peak_memory": memory,
-                "sha256": {**scored.info.get("sha256", {}),
-                           "weights": {w: r.get("sha256") for w, r in scored.info.get("weights", {}).items()}},
+                "sha256": scored.hashes(),
                 "provenance": provenance(_device(cfg)),
                 "trained_with": {"pretrain": (base_info or {}).get("provenance"), "finetune": ft_info.get("provenance")},
                 "key": cell.key})

@@ -48,7 +48,7 @@ def write_report(protocol: str | Path | None, runs_root: Path, out: Path, versus
     out.mkdir(parents=True, exist_ok=True)
     parts = [f"<h1>aebench: protocol {html.escape(name)}</h1>",
              f"<p>{html.escape(' '.join(spec.description.split()))}</p>",
-             "<h2>Table</h2>", render_table(protocol, runs_root, "html", versus=versus, results_file=results_file),
+             "<h2>Table</h2>", render_table(res, runs_root, "html", versus=versus),
              "<h2>Plots</h2>"]
     for png in plot(res, runs_root, out / "plots"):
         parts.append(f'<img src="{_src("plots", png)}" alt="{_attr(png.stem)}">')

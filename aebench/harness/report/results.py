@@ -125,8 +125,7 @@ def document(protocol_text: str | None, protocol_name: str | None, cells: list[d
 def export(protocol, runs_root: Path) -> dict:
     """The results document of ``protocol``'s finished cells in the run store."""
     res = from_store(protocol, runs_root)
-    text = res.spec.text or (res.spec.path.read_text() if res.spec.path else "")
-    return document(text, res.spec.name, [_cell_record(c) for c in res.cells], res.unfinished)
+    return document(res.spec.text, res.spec.name, [_cell_record(c) for c in res.cells], res.unfinished)
 
 
 def eval_document(result, label: str, pred: str, gt: str | None, audio: str | None) -> dict:
@@ -139,8 +138,7 @@ def eval_document(result, label: str, pred: str, gt: str | None, audio: str | No
             "scale": None, "size": (result.info.get("resolution") or [None, None])[1], "data_root": None,
             "inputs": {"pred": str(pred), "gt": gt, "audio": audio},
             "timings": {"eval_s": result.info.get("provenance", {}).get("eval_s")},
-            "sha256": {**result.info.get("sha256", {}),
-                       "weights": {w: r.get("sha256") for w, r in result.info.get("weights", {}).items()}},
+            "sha256": result.hashes(),
             "provenance": result.info.get("provenance") or provenance(), "config": None,
             "summary": result.to_json()["summary"], "missing": dict(result.missing), "info": result.info,
             "frames": result.frames}

@@ -171,18 +171,20 @@ def _audios_of(metric: str, audios: list[str]) -> list[str]:
 
 def render_table(protocol: str | Path | None, runs_root: Path, fmt: str = "md", only: list[str] | None = None,
                  versus: str | None = None, results_file: Path | None = None) -> str:
-    """The table of ``protocol`` (a name in ``protocols/`` or a YAML path) from the run store, or
+    """The table of ``protocol`` (a name in ``protocols/``, a YAML path, or the
+    :class:`~aebench.harness.report.results.Results` a caller already read) from the run store, or
     from ``results_file`` (a results file; ``protocol`` may then be None), laid out as the
     protocol's ``table:`` says; ``only``: show just these of its metrics (in the protocol's
     order) and cost columns; ``versus``: a row label, adds each row's paired difference from it."""
     from aebench.eval.registry import METRICS
-    from aebench.harness.report.results import load
+    from aebench.harness.report.results import Results, load
 
     from aebench.harness.protocol.spec import load_protocol
     from aebench.harness.report.results import from_store
 
     # the arguments are checked against the protocol before the run store is read
-    res = load(protocol, runs_root, results_file) if results_file is not None else None
+    res = protocol if isinstance(protocol, Results) else (
+        load(protocol, runs_root, results_file) if results_file is not None else None)
     spec = res.spec if res is not None else load_protocol(protocol, scale=None)
     protocol = spec.name  # a path names its protocol; cells live under that name
     layout = spec.table
