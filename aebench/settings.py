@@ -178,6 +178,12 @@ class TrainSettings(Settings):
     """Progress-bar / log.txt refresh interval."""
     grad_clip: float
     """Clip the gradient norm (0 = off)."""
+    opacity_entropy: float
+    """Weight of a regulariser that pushes each ray's field opacity (``acc``, the composited weights
+    without the background's) to 0 or 1: the mean binary entropy in bits of the last pass's opacity,
+    clamped to [1e-5, 1 - 1e-5], as ER-NeRF's and RAD-NeRF's ``train_step`` add it at 1e-4
+    (Fictionarry/ER-NeRF nerf_triplane/utils.py, "entropy on weights_sum"). 0 = off (the papers'
+    methods). An opaque field is what lets the occupancy sampler skip samples and stop rays early."""
     precision: str
     """``fp32`` | ``tf32`` | ``bf16`` (the last two on CUDA only): see :mod:`aebench.aenerf.engine.precision`."""
     compile: bool

@@ -16,6 +16,14 @@ uniform in [-1e-4, 1e-4] (the paper).
 :class:`TriPlane` (ER-NeRF, Li et al. ICCV 2023; ``Fictionarry/ER-NeRF`` nerf_triplane/network.py
 ``encode_x``): three 2D hash grids over the (x, y), (y, z) and (x, z) planes, their features
 concatenated in that order (ER-NeRF uses 12 levels of 1 feature from 64 to 512 x bound, T = 2^14).
+
+How a level is evaluated (the values are the same either way, to float rounding): a level whose
+vertices fit the table, and every 2D level, is read as a dense texture of its (N_l + 1)^d vertex
+values (for a direct level the table slice itself; for a hashed 2D level gathered from the table
+once per call, (N_l + 1)^2 rows, far fewer than the points' corners) and interpolated by
+``torch.nn.functional.grid_sample`` (align_corners, border: the vertex grid spans [-1, 1] at every
+level), one optimised kernel instead of 2^d gathers per point; hashed 3D levels gather their 2^d
+corners per point (a dense texture of them would outgrow the table by far).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 PRIMES = (1, 2654435761, 805459861)
@@ -63,6 +72,12 @@ class HashGrid(nn.Module):
         self.register_buffer("primes", torch.tensor(PRIMES[:in_dim], dtype=torch.long), persistent=False)
         self.register_buffer("box", torch.tensor([[-float(bound)] * in_dim, [float(bound)] * in_dim]))  # (2, d), saved
         self.table = nn.Parameter(torch.empty(offsets[-1], features).uniform_(-INIT_RANGE, INIT_RANGE))
+        self.textured = [bool(fits) or in_dim == 2 for fits in self.direct.tolist()]  # see the module docstring
+        self.register_buffer("gathered", torch.tensor([lv for lv, t in enumerate(self.textured) if not t], dtype=torch.long),
+                             persistent=False)
+        for lv, r in enumerate(self.resolutions):
+            if self.textured[lv] and not self.direct[lv]:
+                self.register_buffer(f"texel_rows_{lv}", self._texel_rows(lv), persistent=False)
 
     @property
     def out_dim(self) -> int:
@@ -76,29 +91,64 @@ class HashGrid(nn.Module):
         """sum_l min(T, (N_l + 1)^d): the table rows (times ``features`` = the parameters)."""
         return int(self.sizes.sum())
 
-    def vertex_index(self, vertex: Tensor) -> Tensor:
-        """Table rows of integer grid vertices (..., L, d) (level l's vertices in [0, N_l]) -> (..., L)."""
-        res1 = (self.res + 1)[:, None]  # (L, 1)
-        strides = res1 ** torch.arange(self.in_dim, device=vertex.device)  # (L, d)
+    def vertex_index(self, vertex: Tensor, levels: Tensor | None = None) -> Tensor:
+        """Table rows of integer grid vertices (..., L', d) of levels ``levels`` (L',) (default all L;
+        level l's vertices in [0, N_l]) -> (..., L')."""
+        levels = torch.arange(self.levels, device=vertex.device) if levels is None else levels
+        res1 = (self.res[levels] + 1)[:, None]  # (L', 1)
+        strides = res1 ** torch.arange(self.in_dim, device=vertex.device)  # (L', d)
         direct = (vertex * strides).sum(-1)
         hashed = vertex[..., 0] * self.primes[0]
         for i in range(1, self.in_dim):
             hashed = hashed ^ (vertex[..., i] * self.primes[i])
-        local = torch.where(self.direct, direct, hashed & (self.table_size - 1))
-        return self.offsets + local % self.sizes
+        local = torch.where(self.direct[levels], direct, hashed & (self.table_size - 1))
+        return self.offsets[levels] + local % self.sizes[levels]
+
+    def _texel_rows(self, level: int) -> Tensor:
+        """Table rows of level ``level``'s vertices laid out as its texture ((N + 1,) * d, the last
+        axis the first coordinate, as grid_sample reads (x, y[, z]))."""
+        r1 = self.resolutions[level] + 1
+        axes = torch.meshgrid(*[torch.arange(r1)] * self.in_dim, indexing="ij")
+        vertex = torch.stack(axes[::-1], -1).reshape(-1, 1, self.in_dim)
+        return self.vertex_index(vertex, torch.tensor([level]))[:, 0].reshape((r1,) * self.in_dim)
+
+    def texture(self, level: int) -> Tensor:
+        """Level ``level``'s vertex values as a grid_sample input (1, F, (N + 1,) * d)."""
+        r1 = self.resolutions[level] + 1
+        if self.direct[level]:  # the direct layout is already x-fastest
+            start = int(self.offsets[level])
+            values = self.table[start:start + r1 ** self.in_dim]
+        else:
+            values = self.table[getattr(self, f"texel_rows_{level}").reshape(-1)]
+        return values.t().reshape((1, self.features) + (r1,) * self.in_dim)
 
     def forward(self, x: Tensor) -> Tensor:
         shape = x.shape[:-1]
         lo, hi = self.box.to(x.dtype)
         u = ((x.reshape(-1, self.in_dim) - lo) / (hi - lo)).clamp(0.0, 1.0)  # (P, d) in [0, 1]
-        pos = u[:, None, :] * self.res[:, None].to(u.dtype)  # (P, L, d)
-        cell = torch.minimum(pos.floor().long(), (self.res - 1)[:, None])  # the top face stays in the last cell
+        out: list[Tensor | None] = [None] * self.levels
+        where = (2.0 * u - 1.0).reshape((1,) * self.in_dim + u.shape)  # (1, 1[, 1], P, d) in [-1, 1]
+        for lv in range(self.levels):
+            if self.textured[lv]:
+                val = F.grid_sample(self.texture(lv).to(u.dtype), where, mode="bilinear", padding_mode="border",
+                                    align_corners=True)  # (1, F, 1[, 1], P)
+                out[lv] = val.reshape(self.features, -1).t()
+        if self.gathered.numel():
+            for lv, val in zip(self.gathered.tolist(), self._gather(u, self.gathered).unbind(1)):
+                out[lv] = val
+        return torch.cat(out, -1).reshape(*shape, self.out_dim)
+
+    def _gather(self, u: Tensor, levels: Tensor) -> Tensor:
+        """Levels ``levels`` (L',) at points ``u`` (P, d) in [0, 1] from their 2^d corner rows -> (P, L', F)."""
+        res = self.res[levels]
+        pos = u[:, None, :] * res[:, None].to(u.dtype)  # (P, L', d)
+        cell = torch.minimum(pos.floor().long(), (res - 1)[:, None])  # the top face stays in the last cell
         frac = pos - cell.to(u.dtype)
         out = 0.0
         for corner in self.corners:  # 2^d corners: weight prod(frac or 1 - frac)
-            w = torch.where(corner.bool(), frac, 1 - frac).prod(-1)  # (P, L)
-            out = out + w[..., None] * self.table[self.vertex_index(cell + corner)]  # (P, L, F)
-        return out.reshape(*shape, self.out_dim)
+            w = torch.where(corner.bool(), frac, 1 - frac).prod(-1)  # (P, L')
+            out = out + w[..., None] * self.table[self.vertex_index(cell + corner, levels)]  # (P, L', F)
+        return out
 
 
 class TriPlane(nn.Module):

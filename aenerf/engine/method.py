@@ -216,7 +216,19 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
         extra, stats = self.extra_loss(out, groups)
         last = out["fine"] if "fine" in out else out["coarse"]
         mse = F.mse_loss(last["rgb"].detach(), target)
+        w_ent = float(self.train_cfg.opacity_entropy)
+        if w_ent > 0:
+            l_ent = opacity_entropy(last["acc"])
+            extra = extra + w_ent * l_ent
+            stats = {**stats, "l_ent": l_ent.detach()}
         return l_p + extra, {"l_p": l_p.detach(), "psnr": -10.0 * torch.log10(mse), **stats}
+
+
+def opacity_entropy(acc: Tensor, eps: float = 1e-5) -> Tensor:
+    """Mean binary entropy in bits of ray opacities ``acc`` (N,) in [0, 1], clamped to [eps, 1 - eps]:
+    0 where every ray is empty or opaque, 1 where all are half transparent (``train.opacity_entropy``)."""
+    a = acc.clamp(eps, 1.0 - eps)
+    return -(a * torch.log2(a) + (1.0 - a) * torch.log2(1.0 - a)).mean()
 
 
 def position_encoding(settings: NeRFSettings) -> nn.Module | None:

@@ -66,11 +66,14 @@ def test_triplane_concatenates_the_three_planes():
     assert tri.out_dim == 3 * 3 * 2
 
 
-def test_gradcheck_in_float64():
-    """Gradients with respect to the positions and to the table (torch.func.functional_call)."""
+@pytest.mark.parametrize("dim", [2, 3])
+def test_gradcheck_in_float64(dim):
+    """Gradients with respect to the positions and to the table (torch.func.functional_call), through
+    a direct level (a texture) and a hashed one (a gathered texture in 2D, corner gathers in 3D)."""
     torch.manual_seed(0)
-    grid = HashGrid(3, levels=2, features=2, log2_table=5, min_res=2, max_res=5).double()
-    x = (torch.rand(6, 3, dtype=torch.float64) * 1.6 - 0.8).requires_grad_(True)
+    grid = HashGrid(dim, levels=2, features=2, log2_table=5, min_res=2, max_res=9 if dim == 2 else 5).double()
+    assert grid.direct.tolist() == [True, False]
+    x = (torch.rand(6, dim, dtype=torch.float64) * 1.6 - 0.8).requires_grad_(True)
     table = torch.randn_like(grid.table).requires_grad_(True)
     run = lambda x, t: torch.func.functional_call(grid, {"table": t}, (x,))  # noqa: E731
     assert torch.autograd.gradcheck(run, (x, table), eps=1e-6, atol=1e-5)

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -166,3 +168,30 @@ def test_warper_first_layer_by_blocks_equals_the_concatenated_input():
     concat = torch.cat([x.expand(3, -1, -1), a.expand(3, 30, -1), a_ref[:, None].expand(-1, 30, -1),
                         d.expand(3, -1, -1), d_ref], -1)
     assert torch.allclose(w(x, a, a_ref, d, d_ref), w.net(concat), atol=1e-6)
+
+
+def test_opacity_entropy_is_the_binary_entropy_in_bits():
+    from aebench.aenerf.engine.method import opacity_entropy
+
+    assert opacity_entropy(torch.tensor([0.5, 0.5])).item() == pytest.approx(1.0, abs=1e-6)
+    assert opacity_entropy(torch.tensor([0.0, 1.0])).item() == pytest.approx(0.0, abs=1e-3)
+    p = 0.2
+    h = -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
+    assert opacity_entropy(torch.tensor([p, 1 - p, 0.5])).item() == pytest.approx((2 * h + 1) / 3, abs=1e-6)
+
+
+def test_opacity_entropy_setting_adds_its_weighted_term_to_the_loss():
+    """train.opacity_entropy=w adds w x the last pass's opacity entropy to the loss (0: no term)."""
+    cfg0 = smoke_cfg("train.batch_rays=32")
+    cfg1 = smoke_cfg("train.batch_rays=32", "train.opacity_entropy=0.5")
+    batch = fake_batch(AENeRF(), cfg0)
+    losses = []
+    for cfg in (cfg0, cfg1):
+        torch.manual_seed(0)
+        model = build_model(AENeRF(), cfg)
+        g = torch.Generator().manual_seed(3)
+        loss, stats = model.training_step({**batch, "generator": g}, 0)
+        losses.append((loss.detach(), stats))
+    (l0, s0), (l1, s1) = losses
+    assert "l_ent" not in s0 and 0.0 < float(s1["l_ent"]) <= 1.0
+    assert float(l1) == pytest.approx(float(l0) + 0.5 * float(s1["l_ent"]), rel=1e-5)

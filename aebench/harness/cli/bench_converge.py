@@ -12,6 +12,7 @@ base model included, scoring excluded. Writes ``--json`` (``curve``: points with
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -70,10 +71,12 @@ def plot_curve(result: dict, out: Path) -> Path:
 @click.option("--frames", default=8, show_default=True, help="held-out test frames scored")
 @click.option("--threads", default=0, show_default=True, help="torch CPU threads (0 = torch's default)")
 @click.option("--json", "json_out", required=True, help="write the curve here (and a PNG beside it)")
+@click.option("--keep-checkpoint", "keep", type=click.Path(file_okay=False), default=None,
+              help="copy the final fine-tuned checkpoint here (e.g. for `bench render --checkpoint`)")
 @click.option("--reference", type=click.Path(exists=True, dir_okay=False), default=None,
               help="another run's JSON: also report when this run reached its final PSNR")
 def converge_cmd(overrides: tuple[str, ...], target: str, every: int, frames: int, threads: int, json_out: str,
-                 reference: str | None) -> None:
+                 keep: str | None, reference: str | None) -> None:
     """Time to quality: PSNR on held-out frames against training wall time, e.g.
     `method=aenerf data.root=data/prepared/clips-128px-25fps-12s field.encoding=hashgrid --target may`."""
     import torch
@@ -116,7 +119,11 @@ def converge_cmd(overrides: tuple[str, ...], target: str, every: int, frames: in
         with watch_checkpoints(on_checkpoint):
             base = method.pretrain(others, cfg, work / "base") if method.has_base_model else None
             base_seconds = time.perf_counter() - clock["t0"] if base is not None else 0.0
-            method.finetune(tgt, tgt.fewshot_clip(float(cfg.data.clip_seconds)), base, cfg, work / "ft")
+            final = method.finetune(tgt, tgt.fewshot_clip(float(cfg.data.clip_seconds)), base, cfg, work / "ft")
+        if keep:
+            if Path(keep).exists():
+                shutil.rmtree(keep)
+            shutil.copytree(final, keep)
         result = {"method": str(cfg.method), "label": f"{cfg.method} ({cfg[str(cfg.method)].encoding})",
                   "encoding": str(cfg[str(cfg.method)].encoding), "target": target, "size": f"{size} px",
                   "threads": torch.get_num_threads(), "frames": frames, "every": every, "overrides": list(overrides),

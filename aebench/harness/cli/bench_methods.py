@@ -44,12 +44,20 @@ def _checked(overrides: tuple[str, ...]):
     return cfg
 
 
-def _setup(overrides: tuple[str, ...], work: Path):
+def _setup(overrides: tuple[str, ...], work: Path, target: str | None = None):
+    """The config, the identity (``target`` under ``data.root``, default the first; a synthetic one
+    when ``data.root`` holds none) and its few-shot clip."""
     from aebench.data import Identity
     from aebench.data.identity import list_identities
 
     cfg = _checked(overrides)
     found = list_identities(cfg.data.root)
+    if target is not None:
+        named = [p for p in found if p.name == target]
+        if not named:
+            raise click.UsageError(f"no identity '{target}' under data.root={cfg.data.root}; found: "
+                                   f"{', '.join(sorted(p.name for p in found)) or 'none'}")
+        found = named
     if not found:
         from aebench.data.synth import make_corpus
 
@@ -141,9 +149,11 @@ def train_cmd(overrides: tuple[str, ...], warmup: int, threads: int, json_out: s
               help="frames to render (driving audio = the test half's own); a 1-frame render is subtracted out")
 @click.option("--checkpoint", type=click.Path(exists=True, file_okay=False), default=None,
               help="a trained checkpoint; default: a quick fine-tune of train.iters iterations")
+@click.option("--target", default=None, help="identity under data.root to render (default: the first)")
 @click.option("--threads", default=0, show_default=True, help="torch CPU threads (0 = torch's default)")
 @click.option("--json", "json_out", default=None, help="also write the figures to this JSON file")
-def render_cmd(overrides: tuple[str, ...], frames: int, checkpoint: str | None, threads: int, json_out: str | None) -> None:
+def render_cmd(overrides: tuple[str, ...], frames: int, checkpoint: str | None, target: str | None, threads: int,
+               json_out: str | None) -> None:
     """Rendering frames/s of METHOD at SCALE (full frames at data.size, mp4 with audio), per frame:
     the time of a 1-frame render (set-up) is subtracted from that of --frames frames."""
     import torch
@@ -158,7 +168,7 @@ def render_cmd(overrides: tuple[str, ...], frames: int, checkpoint: str | None, 
 
     with tempfile.TemporaryDirectory(prefix="aebench-bench-") as tmp:
         work = Path(tmp)
-        cfg, identity, clip = _setup(overrides, work)
+        cfg, identity, clip = _setup(overrides, work, target)
         device = resolve_device(cfg.device)
         method = get_method(cfg.method)
         ckpt = Path(checkpoint) if checkpoint else _finetune(method, identity, clip, cfg, int(cfg.train.iters), work / "ft")[1]

@@ -45,8 +45,9 @@ def test_bench_converge_writes_the_curve_base_model_included(synth_root, tmp_pat
     out = tmp_path / "c.json"
     args = ["method=dfrf", "scale=smoke", f"data.root={synth_root}", "data.size=32", "train.batch_rays=32",
             "train.n_coarse=4", "train.n_fine=4", "train.iters=4", "train.pretrain_iters=2"]
+    keep = tmp_path / "final"
     res = CliRunner().invoke(converge_cmd, [*args, "--target", "synth_00", "--every", "2", "--frames", "2",
-                                            "--threads", "1", "--json", str(out)])
+                                            "--threads", "1", "--json", str(out), "--keep-checkpoint", str(keep)])
     assert res.exit_code == 0, res.output
     result = json.loads(out.read_text())
     curve = result["curve"]
@@ -60,4 +61,11 @@ def test_bench_converge_writes_the_curve_base_model_included(synth_root, tmp_pat
     assert time_to_reach(result, curve[1]["psnr"]) == min(p["seconds"] for p in curve[1:] if p["psnr"] >= curve[1]["psnr"])
     assert time_to_reach(result, 1e9) is None
     bad = CliRunner().invoke(converge_cmd, [*args, "--target", "nobody", "--json", str(out)])
+    assert bad.exit_code == 2 and "no identity 'nobody'" in bad.output
+    # the kept final checkpoint renders through bench render, on the named identity
+    res = CliRunner().invoke(render_cmd, [*args, "--checkpoint", str(keep), "--target", "synth_00", "--frames", "2",
+                                          "--threads", "1", "--json", str(tmp_path / "r.json")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "r.json").read_text())["video"] == "2 frames, audio=True"
+    bad = CliRunner().invoke(render_cmd, [*args, "--checkpoint", str(keep), "--target", "nobody"])
     assert bad.exit_code == 2 and "no identity 'nobody'" in bad.output
