@@ -65,18 +65,21 @@ class HashGrid(nn.Module):
         self.register_buffer("res", torch.tensor(self.resolutions, dtype=torch.long), persistent=False)
         self.register_buffer("sizes", torch.tensor(sizes, dtype=torch.long), persistent=False)
         self.register_buffer("offsets", torch.tensor(offsets[:-1], dtype=torch.long), persistent=False)
-        self.register_buffer("direct", torch.tensor([(r + 1) ** in_dim <= self.table_size for r in self.resolutions]),
-                             persistent=False)
+        self.level_fits = [(r + 1) ** in_dim <= self.table_size for r in self.resolutions]
+        self.register_buffer("direct", torch.tensor(self.level_fits), persistent=False)
         corners = torch.stack(torch.meshgrid(*[torch.arange(2)] * in_dim, indexing="ij"), -1).reshape(-1, in_dim)
         self.register_buffer("corners", corners, persistent=False)  # (2^d, d)
         self.register_buffer("primes", torch.tensor(PRIMES[:in_dim], dtype=torch.long), persistent=False)
         self.register_buffer("box", torch.tensor([[-float(bound)] * in_dim, [float(bound)] * in_dim]))  # (2, d), saved
         self.table = nn.Parameter(torch.empty(offsets[-1], features).uniform_(-INIT_RANGE, INIT_RANGE))
-        self.textured = [bool(fits) or in_dim == 2 for fits in self.direct.tolist()]  # see the module docstring
-        self.register_buffer("gathered", torch.tensor([lv for lv, t in enumerate(self.textured) if not t], dtype=torch.long),
-                             persistent=False)
-        for lv, r in enumerate(self.resolutions):
-            if self.textured[lv] and not self.direct[lv]:
+        # host-side lists for the forward's control flow (level_fits above too): reading the device
+        # buffers there would synchronise with a GPU once per level and call
+        self.level_offsets = offsets[:-1]
+        self.textured = [fits or in_dim == 2 for fits in self.level_fits]  # see the module docstring
+        self.gathered_levels = [lv for lv, t in enumerate(self.textured) if not t]
+        self.register_buffer("gathered", torch.tensor(self.gathered_levels, dtype=torch.long), persistent=False)
+        for lv in range(levels):
+            if self.textured[lv] and not self.level_fits[lv]:
                 self.register_buffer(f"texel_rows_{lv}", self._texel_rows(lv), persistent=False)
 
     @property
@@ -115,8 +118,8 @@ class HashGrid(nn.Module):
     def texture(self, level: int) -> Tensor:
         """Level ``level``'s vertex values as a grid_sample input (1, F, (N + 1,) * d)."""
         r1 = self.resolutions[level] + 1
-        if self.direct[level]:  # the direct layout is already x-fastest
-            start = int(self.offsets[level])
+        if self.level_fits[level]:  # the direct layout is already x-fastest
+            start = self.level_offsets[level]
             values = self.table[start:start + r1 ** self.in_dim]
         else:
             values = self.table[getattr(self, f"texel_rows_{level}").reshape(-1)]
@@ -133,8 +136,8 @@ class HashGrid(nn.Module):
                 val = F.grid_sample(self.texture(lv).to(u.dtype), where, mode="bilinear", padding_mode="border",
                                     align_corners=True)  # (1, F, 1[, 1], P)
                 out[lv] = val.reshape(self.features, -1).t()
-        if self.gathered.numel():
-            for lv, val in zip(self.gathered.tolist(), self._gather(u, self.gathered).unbind(1)):
+        if self.gathered_levels:
+            for lv, val in zip(self.gathered_levels, self._gather(u, self.gathered).unbind(1)):
                 out[lv] = val
         return torch.cat(out, -1).reshape(*shape, self.out_dim)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import click
 
-from aebench.harness.cli.bench_methods import _checked
+from aebench.harness.cli.bench_methods import _checked, _named_identity
 
 
 def _score(method, ckpt: Path, target, cfg, frames: int, work: Path) -> float:
@@ -90,8 +90,7 @@ def converge_cmd(overrides: tuple[str, ...], target: str, every: int, frames: in
 
     cfg = _checked(overrides)
     found = {p.name: p for p in list_identities(cfg.data.root)}
-    if target not in found:
-        raise click.UsageError(f"no identity '{target}' under data.root={cfg.data.root}; found: {', '.join(sorted(found)) or 'none'}")
+    _named_identity(found, target, cfg.data.root)
     iters = int(cfg.train.iters)
     every = every or max(iters // 10, 1)
     cfg = OmegaConf.merge(cfg, {"train": {"ckpt_every": every, "keep_ckpts": 1}})

@@ -44,6 +44,13 @@ def _checked(overrides: tuple[str, ...]):
     return cfg
 
 
+def _named_identity(found: dict[str, Path], target: str, root) -> Path:
+    """``found[target]`` (identity name -> folder), or a usage error naming those under ``root``."""
+    if target not in found:
+        raise click.UsageError(f"no identity '{target}' under data.root={root}; found: {', '.join(sorted(found)) or 'none'}")
+    return found[target]
+
+
 def _setup(overrides: tuple[str, ...], work: Path, target: str | None = None):
     """The config, the identity (``target`` under ``data.root``, default the first; a synthetic one
     when ``data.root`` holds none) and its few-shot clip."""
@@ -53,11 +60,7 @@ def _setup(overrides: tuple[str, ...], work: Path, target: str | None = None):
     cfg = _checked(overrides)
     found = list_identities(cfg.data.root)
     if target is not None:
-        named = [p for p in found if p.name == target]
-        if not named:
-            raise click.UsageError(f"no identity '{target}' under data.root={cfg.data.root}; found: "
-                                   f"{', '.join(sorted(p.name for p in found)) or 'none'}")
-        found = named
+        found = [_named_identity({p.name: p for p in found}, target, cfg.data.root)]
     if not found:
         from aebench.data.synth import make_corpus
 
