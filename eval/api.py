@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from aebench import weights as wstore
+from aebench.json_numbers import from_json, to_json
 from aebench.provenance import peak_memory, provenance, sha256_frames
 from aebench.eval.frames import align as align_frames
 from aebench.eval.frames import FrameSource, load_audio
@@ -62,7 +63,7 @@ class EvalResult:
 def read_metrics(out_dir) -> dict:
     """``metrics.json`` back, with ``"inf"`` strings turned into floats."""
     d = json.loads((Path(out_dir) / "metrics.json").read_text())
-    d["summary"] = {k: (float(v) if isinstance(v, str) else v) for k, v in d["summary"].items()}
+    d["summary"] = {k: from_json(v) for k, v in d["summary"].items()}
     return d
 
 
@@ -73,22 +74,16 @@ def read_frames(out_dir) -> list[dict]:
         return []
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    return [{k: (int(v) if k == "frame" else (None if v == "" else float(v))) for k, v in r.items()} for r in rows]
+    return [{k: (int(v) if k == "frame" else (None if v == "" else float(from_json(v)))) for k, v in r.items()} for r in rows]
 
 
 def _json_num(v):
-    if v is None:
-        return None
-    v = float(v)
-    return ("inf" if v > 0 else "-inf") if math.isinf(v) else v
+    return None if v is None else to_json(float(v))
 
 
 def _csv_num(v):
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return ""
-    if isinstance(v, float) and math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return v
+    v = to_json(v)
+    return "" if v is None else v
 
 
 def _mean(values: np.ndarray) -> float:

@@ -72,7 +72,8 @@ def plot_curve(result: dict, out: Path) -> Path:
 @click.option("--threads", default=0, show_default=True, help="torch CPU threads (0 = torch's default)")
 @click.option("--json", "json_out", required=True, help="write the curve here (and a PNG beside it)")
 @click.option("--keep-checkpoint", "keep", type=click.Path(file_okay=False), default=None,
-              help="copy the final fine-tuned checkpoint here (e.g. for `bench render --checkpoint`)")
+              help="copy the final fine-tuned checkpoint here (e.g. for `bench render --checkpoint`); "
+                   "replaces an earlier checkpoint there, refuses any other non-empty folder")
 @click.option("--reference", type=click.Path(exists=True, dir_okay=False), default=None,
               help="another run's JSON: also report when this run reached its final PSNR")
 def converge_cmd(overrides: tuple[str, ...], target: str, every: int, frames: int, threads: int, json_out: str,
@@ -91,6 +92,9 @@ def converge_cmd(overrides: tuple[str, ...], target: str, every: int, frames: in
     cfg = _checked(overrides)
     found = {p.name: p for p in list_identities(cfg.data.root)}
     _named_identity(found, target, cfg.data.root)
+    if keep and Path(keep).exists() and any(Path(keep).iterdir()) and not (Path(keep) / "state.json").exists():
+        raise click.BadParameter(f"{keep} exists and is not a checkpoint (no state.json); it would be replaced: "
+                                 f"name a new folder or an earlier --keep-checkpoint", param_hint="--keep-checkpoint")
     iters = int(cfg.train.iters)
     every = every or max(iters // 10, 1)
     cfg = OmegaConf.merge(cfg, {"train": {"ckpt_every": every, "keep_ckpts": 1}})

@@ -126,6 +126,11 @@ class Protocol:
     noise: str | None = None  # the protocol whose reference measured this setup's run-to-run spread
     text: str = ""  # the YAML as written (a results file carries it)
 
+    def row_rank(self, label: str) -> int:
+        """Where a row label sorts in tables and plots: the YAML's order, unknown labels last."""
+        order = [r.label for r in self.rows]
+        return order.index(label) if label in order else len(order)
+
 
 def available_protocols() -> list[str]:
     return sorted(p.stem for p in protocols_dir().glob("*.yaml"))

@@ -52,10 +52,8 @@ def compare(protocol: str | Path, runs_root: Path, out: Path, target: str | None
     target = target or targets[0]
     if target not in targets:
         raise ValueError(f"protocol '{name}' has no finished {audio}-driven cells of '{target}'; targets: {', '.join(targets)}")
-    order = [r.label for r in spec.rows]
     chosen: dict[str, dict] = {}
-    for c in sorted((c for c in cells if c["identity"] == target),
-                    key=lambda c: order.index(c["row"]) if c["row"] in order else len(order)):
+    for c in sorted((c for c in cells if c["identity"] == target), key=lambda c: spec.row_rank(c["row"])):
         chosen.setdefault(c["row"], c)  # first seed / clip of each row
     first = next(iter(chosen.values()))
     identity = Identity.open(Path(first["data_root"]) / target).at_size(int(first["size"]) or None)

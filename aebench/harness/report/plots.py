@@ -94,8 +94,7 @@ def plot(protocol, runs_root: Path, out_dir: Path) -> list[Path]:
         if layout.paper:
             header, prows = paper_table(layout.paper)
             paper = {r[header[0]]: r for r in prows}
-        order = [r.label for r in spec.rows]
-        rows = sorted(dict.fromkeys(c["row"] for c in cells), key=lambda r: order.index(r) if r in order else len(order))
+        rows = sorted(dict.fromkeys(c["row"] for c in cells), key=spec.row_rank)
         fig, axes = plt.subplots(1, len(bar_metrics), figsize=(4 * len(bar_metrics), 3.5), squeeze=False)
         for ax, m in zip(axes[0], bar_metrics):
             ours, errs = zip(*(_mean_err([c["summary"][m] for c in cells if c["row"] == r and c["summary"].get(m) is not None])

@@ -25,6 +25,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from aebench.json_numbers import from_json, to_json
+
 @dataclass
 class Finding:
     cell: str
@@ -43,12 +45,6 @@ class Finding:
         return f"{self.cell}: {self.metric} {self.kind} (reference {self.reference}, now {self.current})"
 
 
-def _num(v):
-    if isinstance(v, str):
-        return float(v)
-    return v
-
-
 def compare(reference: dict, current: dict[str, dict]) -> list[Finding]:
     """Findings of ``current`` (cell key -> metric summary) against ``reference``."""
     from aebench.eval.registry import METRICS, tolerances as registry_tolerances
@@ -64,7 +60,7 @@ def compare(reference: dict, current: dict[str, dict]) -> list[Finding]:
             if metric not in METRICS:
                 raise ValueError(f"reference metric {metric!r} is not a known metric ({', '.join(METRICS)}); "
                                  f"regenerate the reference with --write")
-            ref, cur = _num(ref), _num(now.get(metric))
+            ref, cur = from_json(ref), from_json(now.get(metric))
             if ref is None and cur is None:
                 findings.append(Finding(key, metric, None, None, "not-comparable"))
             elif ref is None:
@@ -110,7 +106,7 @@ def seed_spread(current: dict[str, dict]) -> dict | None:
     metrics = list(dict.fromkeys(m for g in groups.values() for s in g for m in s))
     sd, dof = {}, {}
     for m in metrics:
-        sd[m], dof[m] = pooled_sd([[_num(s.get(m)) for s in g] for g in groups.values()])
+        sd[m], dof[m] = pooled_sd([[from_json(s.get(m)) for s in g] for g in groups.values()])
     points = sum(len(g) > 1 for g in groups.values())
     seeds = max(len(g) for g in groups.values())
     return {"sd": sd, "dof": dof,
@@ -144,7 +140,7 @@ def write_reference(path: Path, protocol: str, scale: str, overrides: list[str],
         extra["spread"] = spread
     write_json(path, {"protocol": protocol, "scale": scale, "overrides": list(overrides), **extra,
                       "how_to_update": f"aebench regress --reference {path} --write",
-                      "cells": {k: {m: (str(v) if isinstance(v, float) and math.isinf(v) else v) for m, v in s.items()}
+                      "cells": {k: {m: to_json(v) for m, v in s.items()}
                                 for k, s in sorted(current.items())}})
 
 

@@ -12,11 +12,12 @@ the side-by-side videos need, and a report from a file says so instead.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.resources import files
 from pathlib import Path
+
+from aebench.json_numbers import from_json, to_json
 
 SCHEMA_NAME, SCHEMA_VERSION = "aebench-results", 1
 
@@ -74,14 +75,6 @@ def load(protocol, runs_root: Path, results_file: Path | None = None) -> Results
 
 # ----- writing ------------------------------------------------------------------------------
 
-def _num(v):
-    if isinstance(v, float) and math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    return v
-
-
 def _clean(obj):
     """JSON-safe: infinities as ``"inf"``, NaN as null, paths as strings."""
     if isinstance(obj, dict):
@@ -90,7 +83,7 @@ def _clean(obj):
         return [_clean(v) for v in obj]
     if isinstance(obj, Path):
         return str(obj)
-    return _num(obj)
+    return to_json(obj)
 
 
 def _cell_record(cell: dict) -> dict:
@@ -177,10 +170,6 @@ def validate(doc) -> None:
         raise ResultsError(f"field {where}: {e.message}{more}")
 
 
-def _inf(v):
-    return float(v) if isinstance(v, str) and v in ("inf", "-inf") else v
-
-
 def read_results(path: Path) -> Results:
     """A results file as :class:`Results` (validated first)."""
     from aebench.harness.protocol.spec import ProtocolError, parse_protocol
@@ -199,7 +188,7 @@ def read_results(path: Path) -> Results:
     cells = []
     for c in doc["cells"]:
         cell = dict(c)
-        cell["summary"] = {k: _inf(v) for k, v in c["summary"].items()}
+        cell["summary"] = {k: from_json(v) for k, v in c["summary"].items()}
         cell.setdefault("superseded", [])
         cell["dir"] = None
         cells.append(cell)

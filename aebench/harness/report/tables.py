@@ -231,9 +231,7 @@ def render_table(protocol: str | Path | None, runs_root: Path, fmt: str = "md", 
         header, prows = paper_table(table)
         label_col = header[0]
         paper = {(r[label_col], _axis_value(r.get(axis.paper)) if axis and axis.paper else ""): r for r in prows}
-    order = [r.label for r in spec.rows]
-    ours_keys = sorted(dict.fromkeys(zip(df["row"], df["axis"])),
-                       key=lambda k: (order.index(k[0]) if k[0] in order else len(order), k[0], k[1]))
+    ours_keys = sorted(dict.fromkeys(zip(df["row"], df["axis"])), key=lambda k: (spec.row_rank(k[0]), k[0], k[1]))
     keys = list(paper) + [k for k in ours_keys if k not in paper]
 
     headers = ["row"] + ([axis.header] if axis else [])

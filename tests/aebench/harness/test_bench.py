@@ -62,6 +62,12 @@ def test_bench_converge_writes_the_curve_base_model_included(synth_root, tmp_pat
     assert time_to_reach(result, 1e9) is None
     bad = CliRunner().invoke(converge_cmd, [*args, "--target", "nobody", "--json", str(out)])
     assert bad.exit_code == 2 and "no identity 'nobody'" in bad.output
+    # a non-empty folder that is not a checkpoint is refused before any training, and left as it was
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    bad = CliRunner().invoke(converge_cmd, [*args, "--target", "synth_00", "--json", str(out), "--keep-checkpoint", str(other)])
+    assert bad.exit_code == 2 and "is not a checkpoint" in bad.output and (other / "keep.txt").read_text() == "mine"
     # the kept final checkpoint renders through bench render, on the named identity
     res = CliRunner().invoke(render_cmd, [*args, "--checkpoint", str(keep), "--target", "synth_00", "--frames", "2",
                                           "--threads", "1", "--json", str(tmp_path / "r.json")])
