@@ -1,5 +1,5 @@
 """Redraw docs/time_to_quality_may.png from the `aebench bench converge` curves in
-docs/time_to_quality/ (files METHOD_VARIANT_SIZE.json): one panel per method and size, PSNR on
+docs/time_to_quality/ (files METHOD_VARIANT_SIZE.json): one panel per method (columns) and size (rows), PSNR on
 held-out frames against training wall time, the base model's end dashed.
 `python tools/plot_time_to_quality.py [FOLDER] [OUT.png]` from the repository root."""
 import json
@@ -20,9 +20,14 @@ for f in sorted(folder.glob("*.json")):
     run = json.loads(f.read_text())
     variant = f.stem[len(run["method"]) + 1:].rsplit("_", 1)[0].replace("_", " + ").replace("occ", "occupancy sampler")
     panels[(run["method"], run["size"])].append((variant, run))
-keys = sorted(panels, key=lambda k: (list(NAMES).index(k[0]), int(k[1].split()[0])))
-fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 3.6), squeeze=False)
-for ax, key in zip(axes[0], keys):
+methods = [m for m in NAMES if any(k[0] == m for k in panels)]
+sizes = sorted({k[1] for k in panels}, key=lambda size: int(size.split()[0]))
+fig, axes = plt.subplots(len(sizes), len(methods), figsize=(4.6 * len(methods), 3.6 * len(sizes)), squeeze=False)
+for (row, size), (col, method) in ((r, c) for r in enumerate(sizes) for c in enumerate(methods)):
+    ax, key = axes[row][col], (method, size)
+    if key not in panels:
+        ax.axis("off")
+        continue
     runs = sorted(panels[key], key=lambda vr: (vr[0] != "frequency", vr[0]))
     for variant, run in runs:
         pts = [p for p in run["curve"] if p["psnr"] is not None]
@@ -35,4 +40,4 @@ for ax, key in zip(axes[0], keys):
     ax.legend(fontsize=7)
 fig.tight_layout()
 fig.savefig(out, dpi=100)
-print(f"wrote {out} ({len(keys)} panels)")
+print(f"wrote {out} ({len(panels)} panels)")
