@@ -1,7 +1,7 @@
-"""Metric values in JSON and CSV files: JSON has no infinity or NaN, so an
-infinite value (e.g. PSNR of identical frames) is written as the string ``"inf"``/``"-inf"`` and NaN
-as null, and read back to a float. The one place both directions live (metrics.json, frames.csv,
-results files, CI references)."""
+"""Metric values in JSON and CSV files: JSON has no infinity or NaN, so an infinite value (e.g.
+PSNR of identical frames) is written as the string ``"inf"``/``"-inf"`` and NaN as null, and read
+back to a float. The one place both directions live (metrics.json, frames.csv, results files,
+CI references)."""
 
 from __future__ import annotations
 

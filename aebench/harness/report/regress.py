@@ -27,6 +27,7 @@ from pathlib import Path
 
 from aebench.json_numbers import from_json, to_json
 
+
 @dataclass
 class Finding:
     cell: str
