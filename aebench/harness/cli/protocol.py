@@ -208,11 +208,14 @@ def plot(protocol: str | None, runs: Path | None, results: Path | None, out: Pat
 @_usage
 def regress(reference: Path, read_only: bool, write: bool, runs: Path | None, protocol: str | None,
             noise_from: Path | None, overrides: tuple[str, ...]) -> None:
-    """Re-run (or read) the reference's protocol and fail when a metric got worse than the
-    reference beyond its tolerance (direction-aware), naming the metric and the cells."""
+    """Re-run (or read) the reference's protocol and fail when a metric moved from the reference
+    by more than its tolerance, either way (an unexplained improvement is a change too; --write
+    after a deliberate one), naming the metric and the cells; prints each metric's largest
+    deviation against its tolerance."""
     from aebench.harness.protocol.launchers import launch
     from aebench.harness.protocol.plan import expand
-    from aebench.harness.report.regress import compare, read_reference, summaries, tolerances_from, write_reference
+    from aebench.harness.report.regress import (compare, compared_cells, deviation_summary, read_reference, summaries,
+                                                 tolerances_from, write_reference)
 
     runs_root = runs_root_of(runs)
     if protocol and not write:
@@ -241,15 +244,21 @@ def regress(reference: Path, read_only: bool, write: bool, runs: Path | None, pr
         click.echo(f"wrote {reference} ({len(current)} cells)")
         return
     findings = compare(ref, current)
+    for line in deviation_summary(findings):
+        click.echo(f"deviation {line}")
     for f in findings:
-        if not f.fails:
+        if f.kind in ("new", "not-comparable"):
             click.echo(f"note: {f}")
     fails = [f for f in findings if f.fails]
     if fails:
         for f in fails:
             click.echo(f"REGRESSION {f}", err=True)
-        raise click.ClickException(f"{len(fails)} regression(s) against {reference}")
-    click.echo(f"regression check passed: {len(current)} cells within tolerance of {reference}")
+        raise click.ClickException(f"{len(fails)} change(s) beyond tolerance against {reference}")
+    n = compared_cells(findings)
+    if n == 0:
+        raise click.ClickException(f"no cell of {reference} had a metric to compare (every value missing on both "
+                                   f"sides): the check compared nothing")
+    click.echo(f"regression check passed: {n} cells compared, every metric within tolerance of {reference}")
 
 
 @click.command()

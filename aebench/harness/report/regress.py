@@ -9,13 +9,20 @@ Reference file (``results/reference/smoke.json``)::
                                                            # measured run-to-run noise (seed_spread)
      "cells": {"<row>|<identity>|<clip>|<iters>|<audio>|<seed>": {"psnr": 21.3, "lpips": null, ...}}}
 
-A metric fails when it is worse than the reference by more than its tolerance, in the
-metric's own direction (a metric without a better side, direction "target", when it moved
-by more than its tolerance either way). Tolerances and directions come from the metric registry
-(:mod:`aebench.eval.registry`); a reference may override a tolerance for its protocol. Missing values (weights absent): missing in both is not
-comparable (reported, not failed); present in the reference but missing now fails, since
-a metric silently disappearing is a regression too; missing in the reference but present
+A metric fails when it moved from the reference by more than its tolerance, in either direction:
+an unexplained improvement is a change of the numbers too (after a deliberate one, regenerate the
+reference with ``--write``); :class:`Finding` says which way (``worse`` or ``better``, judged by
+the metric's direction; a metric without a better side, direction "target", ``changed``).
+Tolerances and directions come from the metric registry (:mod:`aebench.eval.registry`); a
+reference may override a tolerance for its protocol. Missing values (weights absent): missing in
+both is not comparable (reported, not failed); present in the reference but missing now fails,
+since a metric silently disappearing is a regression too; missing in the reference but present
 now is reported as new. A reference cell absent from the run fails.
+
+A check must compare something: a reference without cells, a reference value or tolerance that
+is not a finite number (NaN, a string), a tolerance that is not positive, and a current value
+that is not a finite number each raise :class:`BadReference` or fail, naming the cell and
+metric; "N cells within tolerance" counts the cells that were compared.
 """
 
 from __future__ import annotations
@@ -28,29 +35,114 @@ from pathlib import Path
 from aebench.json_numbers import from_json, to_json
 
 
+class BadReference(ValueError):
+    """A reference file that cannot be compared with (the message names the field)."""
+
+
+#: finding kinds that fail the check
+FAILING = ("worse", "better", "changed", "missing-now", "cell-missing", "not-a-number")
+
+
 @dataclass
 class Finding:
     cell: str
     metric: str
     reference: float | None
     current: float | None
-    kind: str  # "worse" | "missing-now" | "cell-missing" | "not-comparable" | "new"
+    kind: str  # "within" | "worse" | "better" | "changed" | "missing-now" | "cell-missing" | "not-a-number"
+    #           | "not-comparable" | "new"
+    tolerance: float | None = None
 
     @property
     def fails(self) -> bool:
-        return self.kind in ("worse", "missing-now", "cell-missing")
+        return self.kind in FAILING
+
+    @property
+    def deviation(self) -> float | None:
+        """current - reference, where both are finite numbers."""
+        if not (_number(self.reference) and _number(self.current)):
+            return None
+        return self.current - self.reference
 
     def __str__(self) -> str:
         if self.kind == "cell-missing":
             return f"{self.cell}: cell absent from the run"
+        if self.kind == "not-a-number":
+            return f"{self.cell}: {self.metric} is {self.current!r} in the run, not a finite number"
+        if self.kind in ("worse", "better", "changed"):
+            why = " (an unexplained improvement is a change too; after a deliberate one: --write)" \
+                if self.kind == "better" else ""
+            return (f"{self.cell}: {self.metric} {self.kind} beyond its tolerance: reference {self.reference:.6g}, "
+                    f"now {self.current:.6g}, deviation {self.deviation:+.4g}, tolerance {self.tolerance:.4g}{why}")
         return f"{self.cell}: {self.metric} {self.kind} (reference {self.reference}, now {self.current})"
 
 
-def compare(reference: dict, current: dict[str, dict]) -> list[Finding]:
-    """Findings of ``current`` (cell key -> metric summary) against ``reference``."""
-    from aebench.eval.registry import METRICS, tolerances as registry_tolerances
+def _number(v) -> bool:
+    """A finite int or float (not a bool, NaN or an infinity)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
-    tolerances = {**registry_tolerances(), **reference.get("tolerances", {})}
+
+def checked_tolerances(reference: dict) -> dict[str, float]:
+    """The registry's tolerances with the reference's overrides, each a finite positive number
+    (a :class:`BadReference` names the first that is not)."""
+    from aebench.eval.registry import tolerances as registry_tolerances
+
+    own = reference.get("tolerances") or {}
+    if not isinstance(own, dict):
+        raise BadReference(f"tolerances is a mapping metric -> number, got {own!r}")
+    out = {**registry_tolerances(), **own}
+    for metric, tol in out.items():
+        if not _number(tol) or tol <= 0:
+            where = "the reference's" if metric in own else "the registry's"
+            raise BadReference(f"{where} tolerance of {metric} is {tol!r}: a tolerance is a finite number above 0")
+    return out
+
+
+def _compare_value(key: str, metric: str, ref, cur, tol: float, direction: str) -> Finding:
+    ref, cur = from_json(ref), from_json(cur)
+    if ref is None and cur is None:
+        return Finding(key, metric, None, None, "not-comparable", tol)
+    if ref is None:
+        return Finding(key, metric, None, cur, "new", tol)
+    if cur is None:
+        return Finding(key, metric, ref, None, "missing-now", tol)
+    if not _number(cur):
+        return Finding(key, metric, ref, cur, "not-a-number", tol)
+    dev = float(cur) - ref
+    if abs(dev) <= tol:
+        return Finding(key, metric, ref, cur, "within", tol)
+    kind = "changed" if direction == "target" else ("better" if (dev > 0) == (direction == "higher") else "worse")
+    return Finding(key, metric, ref, cur, kind, tol)
+
+
+def check_reference(reference: dict) -> None:
+    """Refuse a reference that would compare nothing or compare with something that is not a number."""
+    from aebench.eval.registry import METRICS
+
+    cells = reference.get("cells")
+    if not isinstance(cells, dict) or not cells:
+        raise BadReference("the reference holds no cells: a check against it would compare nothing; "
+                             "write it from a run with --write")
+    for key, ref_metrics in cells.items():
+        if not isinstance(ref_metrics, dict) or not ref_metrics:
+            raise BadReference(f"reference cell {key} holds no metrics")
+        for metric, ref in ref_metrics.items():
+            if metric not in METRICS:
+                raise BadReference(f"reference metric {metric!r} of cell {key} is not a known metric "
+                                     f"({', '.join(METRICS)}); regenerate the reference with --write")
+            ref = from_json(ref)
+            if ref is not None and not _number(ref):
+                raise BadReference(f"reference value of {metric} in cell {key} is {ref!r}, not a finite number "
+                                  f"(null means missing); regenerate the reference with --write")
+
+
+def compare(reference: dict, current: dict[str, dict]) -> list[Finding]:
+    """Findings of ``current`` (cell key -> metric summary) against ``reference``: one per
+    (reference cell, metric), ``within`` included, so every deviation can be printed."""
+    from aebench.eval.registry import METRICS
+
+    check_reference(reference)
+    tolerances = checked_tolerances(reference)
     findings = []
     for key, ref_metrics in reference["cells"].items():
         if key not in current:
@@ -58,25 +150,29 @@ def compare(reference: dict, current: dict[str, dict]) -> list[Finding]:
             continue
         now = current[key]
         for metric, ref in ref_metrics.items():
-            if metric not in METRICS:
-                raise ValueError(f"reference metric {metric!r} is not a known metric ({', '.join(METRICS)}); "
-                                 f"regenerate the reference with --write")
-            ref, cur = from_json(ref), from_json(now.get(metric))
-            if ref is None and cur is None:
-                findings.append(Finding(key, metric, None, None, "not-comparable"))
-            elif ref is None:
-                findings.append(Finding(key, metric, None, cur, "new"))
-            elif cur is None:
-                findings.append(Finding(key, metric, ref, None, "missing-now"))
-            else:
-                tol = float(tolerances[metric])
-                direction = METRICS[metric].direction
-                if math.isinf(ref) and math.isinf(cur) and (ref > 0) == (cur > 0):
-                    continue
-                worse = {"higher": cur < ref - tol, "lower": cur > ref + tol, "target": abs(cur - ref) > tol}[direction]
-                if worse:
-                    findings.append(Finding(key, metric, ref, cur, "worse"))
+            findings.append(_compare_value(key, metric, ref, now.get(metric), float(tolerances[metric]),
+                                           METRICS[metric].direction))
     return findings
+
+
+def compared_cells(findings: list[Finding]) -> int:
+    """How many cells had at least one metric compared (a number on both sides)."""
+    return len({f.cell for f in findings if f.deviation is not None})
+
+
+def deviation_summary(findings: list[Finding]) -> list[str]:
+    """One line per metric: the largest deviation from the reference against its tolerance."""
+    lines = []
+    by_metric: dict[str, list[Finding]] = {}
+    for f in findings:
+        if f.deviation is not None:
+            by_metric.setdefault(f.metric, []).append(f)
+    for metric, fs in by_metric.items():
+        worst = max(fs, key=lambda f: abs(f.deviation))
+        tol = worst.tolerance
+        lines.append(f"{metric}: largest |deviation| {abs(worst.deviation):.4g} of tolerance {tol:.4g} "
+                     f"({abs(worst.deviation) / tol:.0%}; {worst.cell}; {len(fs)} cells)")
+    return lines
 
 
 def summaries(cell_dirs: dict[str, Path]) -> dict[str, dict]:
@@ -153,6 +249,16 @@ def reference_path(protocol: str) -> Path:
 
 
 def read_reference(path: Path) -> dict:
+    """A reference file as a dict with at least ``protocol`` (a :class:`BadReference` naming the
+    file when it is not JSON or not a reference)."""
     if not Path(path).exists():
         raise FileNotFoundError(f"no reference at {path}; create one with `aebench regress --reference {path} --write`")
-    return json.loads(Path(path).read_text())
+    try:
+        ref = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadReference(f"{path} is not JSON: {exc}") from exc
+    except OSError as exc:
+        raise BadReference(f"{path} cannot be read: {exc.strerror or exc}") from exc
+    if not isinstance(ref, dict) or not isinstance(ref.get("protocol"), str):
+        raise BadReference(f"{path} is not a reference (a JSON object with protocol, cells, ...)")
+    return ref

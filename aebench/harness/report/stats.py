@@ -1,17 +1,20 @@
 """The statistics behind aebench's tables: means with confidence intervals, paired differences.
 
-A table entry's repeats are whole runs -- training seeds and/or target identities -- never the
-frames of one video. Frames of one clip are strongly correlated and share every source of
-run-to-run variation (initialisation, data order, the identity itself), so treating them as
-samples would give intervals far too narrow to mean anything. The unit of replication is
-therefore the run, and there are few of them: intervals use Student's t over the repeats
-(``n - 1`` degrees of freedom), which is exact for normal run-to-run noise and honest about
-small ``n``; a single run has no interval at all.
+The unit of replication is the identity: a talking-head benchmark generalises over people, and
+the seeds of one identity share that identity, so they are not independent repeats. The report
+averages the seeds of each identity first and computes over the identities (the caller does the
+averaging; this module sees one value per unit). Frames of one video are never repeats either:
+they share every source of run-to-run variation. There are few units, so intervals use Student's
+t (``n - 1`` degrees of freedom), exact for normal noise and honest about small ``n``; a single
+unit has no interval at all.
 
-Two methods are compared on the *same* runs (same identity, same seed) by their element-wise
-differences: :func:`paired_difference` gives the mean difference with its t interval and a
-two-sided sign-flip permutation p-value (exact for up to ``max_exact`` pairs, Monte Carlo
-beyond), which needs no normality assumption.
+Two rows are compared on the *same* units by their element-wise differences:
+:func:`paired_difference` gives the mean difference with its t interval and a two-sided
+sign-flip permutation p-value (exact for up to ``max_exact`` pairs, Monte Carlo beyond), which
+needs no normality assumption. A table's comparisons are one family: :func:`holm` adjusts their
+p-values (Holm's step-down, by ``statsmodels``), and a difference is *resolved* exactly when its
+adjusted p is below :data:`ALPHA`. :func:`resolvable_difference` says beforehand what a column
+could resolve at all.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+#: the family-wise error rate of a table's comparisons (Holm-adjusted p below it: "resolved")
+ALPHA = 0.05
 _REL_TOL = 1e-12
 _CHUNK = 1 << 15
 
@@ -132,8 +137,9 @@ def paired_difference(a: Sequence[float | None] | np.ndarray, b: Sequence[float 
 
 def t_interval_note(level: float = 0.95) -> str:
     """One-line table footnote saying what ``mean ± half`` means."""
-    return (f"mean and {level * 100:g}% confidence interval over repeats (Student t, n-1 degrees "
-            "of freedom); n = runs with a value; a single run has no interval")
+    return (f"mean and {level * 100:g}% confidence interval over identities (Student t, n-1 degrees "
+            "of freedom); n = identities with a value (the seeds of an identity are averaged first; "
+            "frames are never repeats); a single identity has no interval")
 
 
 def pooled_sd(groups: Sequence[Sequence[float | None]]) -> tuple[float | None, int]:
@@ -150,3 +156,31 @@ def pooled_sd(groups: Sequence[Sequence[float | None]]) -> tuple[float | None, i
             ss += float(np.sum((x - x.mean()) ** 2))
             dof += int(x.size) - 1
     return (math.sqrt(ss / dof), dof) if dof else (None, 0)
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values of one family of tests (``statsmodels``'
+    ``multipletests(method="holm")``), in the order given; ``[]`` for no tests."""
+    if len(pvalues) == 0:
+        return []
+    from statsmodels.stats.multitest import multipletests
+
+    return [float(v) for v in multipletests(np.asarray(pvalues, dtype=float), alpha=ALPHA, method="holm")[1]]
+
+
+def smallest_sign_flip_p(n: int) -> float:
+    """The smallest two-sided sign-flip p-value ``n`` pairs can give (all of one sign): ``2 / 2**n``."""
+    return min(1.0, 2.0 / (1 << n)) if n >= 1 else 1.0
+
+
+def resolvable_difference(sd: float | None, n: int, family: int, alpha: float = ALPHA) -> float | None:
+    """The smallest mean paired difference a column could resolve: ``t_{1 - alpha/(2 m), n-1} * sd / sqrt(n)``,
+    the half width of the t interval at Holm's first (strictest) step, with ``sd`` the measured
+    standard deviation of the paired differences, ``n`` pairs and ``m = family`` tests. ``inf``
+    when no difference can be resolved at all: the sign-flip test's smallest adjusted p
+    ``m * 2 / 2**n`` is not below ``alpha``, or fewer than 2 pairs. None when ``sd`` is unknown."""
+    if n < 2 or family * smallest_sign_flip_p(n) >= alpha:
+        return math.inf
+    if sd is None:
+        return None
+    return float(stats.t.ppf(1.0 - alpha / (2.0 * family), n - 1) * sd / math.sqrt(n))

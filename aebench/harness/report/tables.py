@@ -3,15 +3,20 @@
 One function, :func:`render_table`, builds every table from the run store with pandas:
 
 * Each metric is a pair of columns, ``X (ours)`` and ``X (paper)``. Ours is the mean over the
-  finished cells of that row (its repeats: identities, seeds) with the half width of its 95%
-  confidence interval (Student t over the repeats, :mod:`aebench.harness.report.stats`) and the
-  count: ``22.00 ± 12.71 (n=2)``; one cell reads ``21.00 (n=1, one run)``. Frames of one video
-  are never the repeats. A cell whose metric is missing does not hide the others: the entry
-  says ``(n=1 of 2)``; only when no cell has a value it reads ``missing`` (a footnote names the
-  fix). A paper row we did not run reads ``not run``.
+  row's identities (the unit of replication; the seeds of an identity are averaged first) with
+  the half width of its 95% confidence interval (Student t over the identities,
+  :mod:`aebench.harness.report.stats`) and the count: ``22.00 ± 12.71 (n=2)``,
+  ``24.25 ± 4.03 (n=3, 2 seeds each)``; one run reads ``21.00 (n=1, one run)``. Frames of one
+  video are never repeats. An identity whose metric is missing does not hide the others: the
+  entry says ``(n=1 of 2)``; only when none has a value it reads ``missing`` (a footnote names
+  the fix). A paper row we did not run reads ``not run``. Where seeds were repeated, a footnote
+  gives the seed-to-seed standard deviation, pooled within identities.
 * ``versus=ROW`` adds after each of our columns the paired difference of each row from ROW
-  (row minus ROW, paired by target, seed and grid point) with its 95% interval and the exact
-  sign-flip permutation p-value; a difference whose interval contains 0 reads ``not resolved``.
+  (row minus ROW; seeds paired within an identity and averaged, then paired by identity and
+  grid point) with its 95% t interval, the exact sign-flip permutation p and the p adjusted by
+  Holm over every comparison of the table (one family). The word is ``resolved`` exactly when
+  the adjusted p is below 0.05, else ``not resolved``. A last row gives, under each comparison
+  column, the smallest difference the table could resolve with its n and measured spread.
 * Cost columns (``train_s``, ``render_fps``, ``peak_mem``, the paper's ``train_hours``) are
   cell values (:data:`~aebench.harness.protocol.spec.CELL_VALUES`), shown like metrics.
 * The layout is the protocol's own (its ``table:`` field, :class:`~aebench.harness.protocol.spec.TableLayout`):
@@ -36,6 +41,9 @@ import io
 import math
 from pathlib import Path
 
+from dataclasses import dataclass
+
+import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
@@ -53,46 +61,143 @@ def _fmt(v: float) -> str:
     return f"{v:.3f}" if abs(v) < 10 else f"{v:.2f}"
 
 
-def _entry(values: pd.Series, marks: str) -> str:
-    """``mean ± CI half width (n=k[ of m])`` of a group's values (None/NaN = missing in that cell)."""
-    present = values.dropna()
+#: what one table entry generalises over: a target identity at one grid point; its seeds are
+#: averaged first (they share the identity, so they are not independent repeats)
+UNIT_KEYS = ("identity", "clip_seconds", "iters", "audio")
+#: what pairs two cells of different rows: the same unit and seed
+PAIR_KEYS = UNIT_KEYS + ("seed",)
+_UNIT_COLS = [f"pair__{k}" for k in UNIT_KEYS]
+_PAIR_COLS = [f"pair__{k}" for k in PAIR_KEYS]
+
+
+def _seeds_text(seeds: list[int]) -> str:
+    """How many seeds each unit holds, as an entry says it (nothing for one seed each)."""
+    lo, hi = min(seeds), max(seeds)
+    if hi <= 1:
+        return ""
+    return f", {hi} seeds each" if lo == hi else f", {lo}-{hi} seeds each"
+
+
+def _units(group: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per unit (identity at a grid point) of ``group``: the mean of ``metric`` over its seeds with
+    a value (``mean``, NaN when none has one), how many seeds have one (``seeds``) and how many
+    runs it holds (``runs``)."""
+    g = group.groupby(_UNIT_COLS, dropna=False)[metric]
+    return pd.DataFrame({"mean": g.mean(), "seeds": g.count(), "runs": g.size()})
+
+
+def _entry(group: pd.DataFrame, metric: str, marks: str) -> str:
+    """``mean ± CI half width (n=k[ of m][, s seeds each])`` over the units of a group."""
+    units = _units(group, metric)
+    present = units[units["seeds"] > 0]
     if present.empty:
         return "missing"
-    ci = stats.mean_ci(present.to_numpy(dtype=float))
+    ci = stats.mean_ci(present["mean"].to_numpy(dtype=float))
     text = _fmt(ci.mean)
     if ci.half is not None:
         text += f" ± {_fmt(ci.half)}"
-    of = f" of {len(values)}" if len(present) < len(values) else ""
-    single = ", one run" if len(present) == 1 else ""
-    return f"{text}{marks} (n={len(present)}{of}{single})"
+    seeds = present["seeds"].astype(int).tolist()
+    of = f" of {len(units)}" if len(present) < len(units) else ""
+    single = ", one run" if len(present) == 1 and seeds == [1] else ""
+    runs, valued = int(present["runs"].sum()), int(present["seeds"].sum())
+    partial = f"; {valued} of {runs} runs with a value" if valued < runs else ""
+    return f"{text}{marks} (n={len(present)}{of}{_seeds_text(seeds)}{single}{partial})"
 
 
 def _signed(v: float) -> str:
     return ("+" if v > 0 else "") + _fmt(v)
 
 
-def _difference(d: stats.Difference | None) -> str:
-    """A paired difference as a table entry."""
-    if d is None:
-        return "no pairs"
-    if d.low is None:
-        return f"{_signed(d.mean)} (n={d.n}, no interval)"
-    verdict = ("" if d.p is None or d.p < 0.05 else ", permutation p >= 0.05") if d.resolved() else ", not resolved"
-    return f"{_signed(d.mean)} [{_signed(d.low)}, {_signed(d.high)}] p={d.p:.3g} (n={d.n}{verdict})"
+@dataclass
+class Comparison:
+    """One ``--versus`` test: a row's paired difference from the reference row in one column,
+    over units (seeds averaged within each), and its Holm-adjusted p within the table's family."""
+
+    row: str
+    axis: str
+    audio: str
+    metric: str
+    difference: stats.Difference | None  # None: no complete pair
+    unit_differences: np.ndarray  # one paired difference per unit
+    seeds: list[int]  # seeds paired within each unit
+    p_adjusted: float | None = None  # None: not a test of the family (no p-value)
+
+    @property
+    def resolved(self) -> bool:
+        """The one verdict rule: the Holm-adjusted p is below :data:`stats.ALPHA`."""
+        return self.p_adjusted is not None and self.p_adjusted < stats.ALPHA
+
+    def text(self) -> str:
+        """The comparison as a table entry."""
+        d = self.difference
+        if d is None:
+            return "no pairs"
+        n = f"n={d.n}{_seeds_text(self.seeds)}"
+        if d.low is None:
+            return f"{_signed(d.mean)} ({n}, no interval)"
+        if d.p is None or self.p_adjusted is None:
+            return f"{_signed(d.mean)} [{_signed(d.low)}, {_signed(d.high)}] ({n}, no test: infinite values)"
+        verdict = "resolved" if self.resolved else "not resolved"
+        return (f"{_signed(d.mean)} [{_signed(d.low)}, {_signed(d.high)}] p={d.p:.3g}, adj. p={self.p_adjusted:.3g} "
+                f"({n}, {verdict})")
+
+    def record(self) -> dict:
+        """The comparison as a results file holds it."""
+        d = self.difference
+        return {"row": self.row, "axis": self.axis or None, "audio": self.audio or None, "metric": self.metric,
+                "n": None if d is None else d.n, "seeds": self.seeds,
+                "mean": None if d is None else d.mean, "low": None if d is None else d.low,
+                "high": None if d is None else d.high, "p": None if d is None else d.p,
+                "p_adjusted": self.p_adjusted, "resolved": self.resolved}
 
 
-#: what pairs two cells of different rows: the same target, seed and grid point
-PAIR_KEYS = ("identity", "seed", "clip_seconds", "iters", "audio")
-
-
-def _pair(group: pd.DataFrame, base: pd.DataFrame, metric: str) -> stats.Difference | None:
-    """The paired difference ``group - base`` of ``metric`` over the pair keys both have."""
-    merged = group.merge(base, on=[f"pair__{k}" for k in PAIR_KEYS], suffixes=("", "__base"))
-    merged = merged[[metric, f"{metric}__base"]].dropna()
-    merged = merged[~merged.isin([math.inf, -math.inf]).any(axis=1)]
+def _pair(group: pd.DataFrame, base: pd.DataFrame, key: tuple[str, str, str], metric: str) -> Comparison:
+    """The paired difference ``group - base`` of ``metric``: cells paired by unit and seed, the
+    seeds of a unit averaged, then the units paired."""
+    merged = group.merge(base, on=_PAIR_COLS, suffixes=("", "__base"))
+    merged = merged[_UNIT_COLS + [metric, f"{metric}__base"]].dropna()
+    merged = merged[~merged[[metric, f"{metric}__base"]].isin([math.inf, -math.inf]).any(axis=1)]
+    row, axis, audio = key
     if merged.empty:
-        return None
-    return stats.paired_difference(merged[metric].to_numpy(float), merged[f"{metric}__base"].to_numpy(float))
+        return Comparison(row, axis, audio, metric, None, np.array([]), [])
+    per_unit = merged.groupby(_UNIT_COLS, dropna=False).agg(a=(metric, "mean"), b=(f"{metric}__base", "mean"),
+                                                             seeds=(metric, "size"))
+    a, b = per_unit["a"].to_numpy(float), per_unit["b"].to_numpy(float)
+    return Comparison(row, axis, audio, metric, stats.paired_difference(a, b), a - b,
+                      per_unit["seeds"].astype(int).tolist())
+
+
+def adjust(family: list[Comparison]) -> None:
+    """Holm-adjust the p-values of one table's comparisons in place: the tests are those with an
+    interval and a p-value (two units or more, finite values)."""
+    tested = [c for c in family if c.difference is not None and c.difference.p is not None
+              and c.difference.low is not None]
+    for c, adj in zip(tested, stats.holm([c.difference.p for c in tested])):
+        c.p_adjusted = adj
+
+
+def _resolvable(column: list[Comparison], family: int) -> str:
+    """The smallest difference a comparison column could resolve (:func:`stats.resolvable_difference`)
+    with its n and the measured spread of its paired differences."""
+    diffs = [c.unit_differences for c in column if c.unit_differences.size]
+    if not diffs or family == 0:
+        return ""
+    n = max(d.size for d in diffs)
+    sd, _ = stats.pooled_sd(diffs)
+    mdd = stats.resolvable_difference(sd, n, family)
+    if mdd is None:
+        return f"unknown (n={n}, no spread)"
+    if math.isinf(mdd):
+        return f"none (n={n}: smallest p {stats.smallest_sign_flip_p(n):.3g} x {family} tests)"
+    return f"±{_fmt(mdd)} (sd {_fmt(sd)}, n={n})"
+
+
+def _seed_spread(df: pd.DataFrame, metric: str, audio: str) -> tuple[float | None, int]:
+    """Seed-to-seed standard deviation of ``metric``, pooled within every (row, axis value, unit)
+    that repeated its seeds (:func:`stats.pooled_sd`), and its degrees of freedom."""
+    sub = df[df["audio"] == audio] if audio else df
+    groups = [g[metric].to_numpy(float) for _, g in sub.groupby(["row", "axis"] + _UNIT_COLS, dropna=False)]
+    return stats.pooled_sd(groups)
 
 
 def _value_label(metric: str) -> str:
@@ -169,6 +274,18 @@ def _audios_of(metric: str, audios: list[str]) -> list[str]:
     return audios
 
 
+@dataclass
+class Built:
+    """A table before formatting: its header, body (strings), caption, footnotes and the
+    ``--versus`` family of comparisons (Holm-adjusted)."""
+
+    headers: list[str]
+    body: list[list[str]]
+    caption: str
+    footnotes: list[str]
+    family: list[Comparison]
+
+
 def render_table(protocol: str | Path | None, runs_root: Path, fmt: str = "md", only: list[str] | None = None,
                  versus: str | None = None, results_file: Path | None = None) -> str:
     """The table of ``protocol`` (a name in ``protocols/``, a YAML path, or the
@@ -176,7 +293,23 @@ def render_table(protocol: str | Path | None, runs_root: Path, fmt: str = "md", 
     from ``results_file`` (a results file; ``protocol`` may then be None), laid out as the
     protocol's ``table:`` says; ``only``: show just these of its metrics (in the protocol's
     order) and cost columns; ``versus``: a row label, adds each row's paired difference from it."""
-    from aebench.eval.registry import METRICS
+    return format_table(build_table(protocol, runs_root, only, versus, results_file), fmt)
+
+
+def comparisons(protocol, runs_root: Path, versus: str, only: list[str] | None = None,
+                results_file: Path | None = None) -> dict:
+    """The ``--versus`` family of a table as a results file holds it: how the tests were made and
+    one record per comparison (:meth:`Comparison.record`)."""
+    built = build_table(protocol, runs_root, only, versus, results_file)
+    return {"versus": versus, "unit": "identity (seeds averaged within each)", "interval": "Student t, 95%",
+            "test": "exact two-sided sign-flip permutation", "adjustment": "holm", "alpha": stats.ALPHA,
+            "family_size": sum(c.p_adjusted is not None for c in built.family),
+            "tests": [c.record() for c in built.family]}
+
+
+def build_table(protocol: str | Path | None, runs_root: Path, only: list[str] | None = None,
+                versus: str | None = None, results_file: Path | None = None) -> Built:
+    """The table of :func:`render_table`, not yet formatted."""
     from aebench.harness.report.results import Results, load
 
     from aebench.harness.protocol.spec import load_protocol
@@ -251,7 +384,8 @@ def render_table(protocol: str | Path | None, runs_root: Path, fmt: str = "md", 
     headers += ["scale", "size", "iters", "data"]
 
     notes: dict[str, str] = {}
-    body = []
+    body: list[list] = []
+    family: list[Comparison] = []
     for key in keys:
         group = df[(df["row"] == key[0]) & (df["axis"] == key[1])]
         row = [key[0]] + ([key[1]] if axis else [])
@@ -262,7 +396,7 @@ def render_table(protocol: str | Path | None, runs_root: Path, fmt: str = "md", 
                     row.append("not run")
                 else:
                     marks = "".join(sorted(set("".join(g[f"{metric}__marks"]))))
-                    row.append(_entry(g[metric], marks))
+                    row.append(_entry(g, metric, marks))
                     if g[metric].isna().any():
                         for c in cells:
                             if c["row"] == key[0] and metric in c.get("missing", {}):
@@ -272,8 +406,11 @@ def render_table(protocol: str | Path | None, runs_root: Path, fmt: str = "md", 
                                              "(`aebench run` of a fresh run store records them)")
                 if versus is not None:
                     base = df[(df["row"] == versus) & (df["axis"] == key[1]) & (df["audio"] == audio)]
-                    row.append("(reference)" if key[0] == versus else
-                               "not run" if g.empty or base.empty else _difference(_pair(g, base, metric)))
+                    if key[0] == versus or g.empty or base.empty:
+                        row.append("(reference)" if key[0] == versus else "not run")
+                    else:
+                        family.append(_pair(g, base, (key[0], key[1], audio), metric))
+                        row.append(family[-1])  # its text once the family is adjusted
             if table and not by_audio and metric not in ours_only:
                 row.append(paper[key].get(name, "") if key in paper else "-")
         row += [paper[key].get(p, "") if key in paper else "-" for p in paper_only]
@@ -283,15 +420,38 @@ def render_table(protocol: str | Path | None, runs_root: Path, fmt: str = "md", 
             row += [group["scale"].iloc[0], group["size"].iloc[0], ",".join(sorted(set(group["iters"]))),
                     group["data"].iloc[0]]
         body.append(row)
+    adjust(family)
+    body = [[v.text() if isinstance(v, Comparison) else v for v in r] for r in body]
+    tests = sum(c.p_adjusted is not None for c in family)
+    if versus is not None and family:
+        last = ["resolvable difference"] + ([""] if axis else [])
+        for name, metric in metric_cols:
+            for audio in _audios_of(metric, audios):
+                last.append("")
+                last.append(_resolvable([c for c in family if c.metric == metric and c.audio == audio], tests))
+            if table and not by_audio and metric not in ours_only:
+                last.append("")
+        body.append(last + [""] * (len(headers) - len(last)))
     caption = (f"Protocol {protocol}" + (f" - paper table {table} (paper numbers: arXiv 2312.10921)" if table else "")
                + f"; ours from {res.origin}: {stats.t_interval_note()}; ± is the interval's half width; "
                  "scale, size and iterations per row")
     footnotes = [f"missing {m}: {why}" for m, why in notes.items()]
     if versus is not None:
-        footnotes.append(f"vs {versus}: each row minus {versus}, paired by target, seed and grid point (n = pairs): mean "
-                         "[95% Student t interval] and the exact two-sided sign-flip permutation p-value; \"not "
-                         "resolved\": the interval contains 0, so the data do not tell the two rows apart; \"permutation p >= 0.05\": the "
-                         "t interval excludes 0 but the assumption-free test does not confirm it (few pairs)")
+        footnotes.append(
+            f"vs {versus}: each row minus {versus}; seeds paired within an identity and averaged, then paired by identity "
+            "and grid point (n = identities): mean [95% Student t interval], the exact two-sided sign-flip permutation p "
+            f"and that p adjusted by Holm over the table's {tests} comparisons (one family); \"resolved\" exactly when "
+            f"the adjusted p is below {stats.ALPHA:g}, \"not resolved\" otherwise. Row \"resolvable difference\": the "
+            f"smallest mean difference the column could resolve, t(1 - {stats.ALPHA:g}/(2m), n-1) x sd / sqrt(n) with m = "
+            f"{tests} tests, n identities and sd the measured standard deviation of the paired differences (pooled over "
+            "the rows; the half width of the interval at Holm's strictest step); \"none\" where the smallest sign-flip p "
+            "of n pairs, 2/2^n, times m is not below the level, so no difference can be resolved")
+    spread = [f"{_value_label(metric)}{f' [{audio}]' if by_audio else ''} {_fmt(sd)} (dof {dof})"
+              for _, metric in metric_cols for audio in _audios_of(metric, audios)
+              for sd, dof in [_seed_spread(df, metric, audio)] if sd is not None]
+    if spread:
+        footnotes.append("seed-to-seed standard deviation (pooled within each identity and row where seeds were "
+                         "repeated; the entries average the seeds first): " + ", ".join(spread))
     noise = _noise_note(spec.noise)
     if noise:
         footnotes.append(noise)
@@ -309,6 +469,12 @@ def render_table(protocol: str | Path | None, runs_root: Path, fmt: str = "md", 
                          "metrics.json: weights)")
     if VARIANT in used:
         footnotes.append(f"{VARIANT} SyncNet on face crops from dlib landmarks (crop: dlib), not the S3FD pipeline")
+    return Built(headers, body, caption, footnotes, family)
+
+
+def format_table(built: Built, fmt: str = "md") -> str:
+    """A built table as Markdown (``md``), ``csv``, ``latex`` or ``html``."""
+    headers, body, caption, footnotes = built.headers, built.body, built.caption, built.footnotes
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from aebench.config import ConfigError
 from aebench.harness.registry import BUILTIN_METHODS as METHODS
 from aebench.harness.protocol import ProtocolError, expand_cells, load_protocol
 from aebench.harness.protocol.launchers import launch
-from aebench.harness.report.regress import compare
+from aebench.harness.report.regress import compare, compared_cells, deviation_summary
 from aebench.harness.protocol.runner import run_cell
 from aebench.harness.protocol.spec import available_protocols
 from aebench.eval.registry import METRICS as METRICS_REGISTRY
@@ -259,26 +260,66 @@ def test_concurrent_runs_of_one_cell_do_not_collide(tmp_path, corpus, monkeypatc
     assert sorted(o.status for o in outcomes) == ["done", "skipped"]
 
 
+def _failing(findings):
+    return [f.kind for f in findings if f.fails]
+
+
 def test_regression_on_a_metric_without_a_better_side_is_two_sided():
     ref = {"cells": {"k": {"lip_dyn_dlib": 1.0}}}
     tol = METRICS_REGISTRY["lip_dyn_dlib"].tolerance
-    assert compare(ref, {"k": {"lip_dyn_dlib": 1.0 + 0.5 * tol}}) == []
+    assert _failing(compare(ref, {"k": {"lip_dyn_dlib": 1.0 + 0.5 * tol}})) == []
     for moved in (1.0 + 2 * tol, 1.0 - 2 * tol):
-        assert [f.kind for f in compare(ref, {"k": {"lip_dyn_dlib": moved}})] == ["worse"]
+        assert _failing(compare(ref, {"k": {"lip_dyn_dlib": moved}})) == ["changed"]
 
 
-def test_regression_compare_is_direction_aware():
+def test_regression_compare_flags_changes_both_ways():
+    """Beyond the tolerance either way fails: worse by the metric's direction, or better (an
+    unexplained improvement is a change too); within it passes and its deviation is reported."""
     ref = {"tolerances": {"psnr": 1.0, "lmd_dlib": 0.5},
            "cells": {"A|x": {"psnr": 30.0, "lmd_dlib": 2.0, "lpips": None, "ssim": 0.9},
                      "B|x": {"psnr": 25.0}}}
-    ok = compare(ref, {"A|x": {"psnr": 29.5, "lmd_dlib": 2.4, "lpips": None, "ssim": 0.95}, "B|x": {"psnr": 40.0}})
-    assert not [f for f in ok if f.fails]
-    assert [f.kind for f in ok] == ["not-comparable"]
+    ok = compare(ref, {"A|x": {"psnr": 29.5, "lmd_dlib": 2.4, "lpips": None, "ssim": 0.91}, "B|x": {"psnr": 25.2}})
+    assert _failing(ok) == []
+    assert [f.kind for f in ok] == ["within", "within", "not-comparable", "within", "within"]
+    assert [round(f.deviation, 6) for f in ok if f.deviation is not None] == [-0.5, 0.4, 0.01, 0.2]
+    assert compared_cells(ok) == 2
+    summary = deviation_summary(ok)
+    assert summary[0].startswith("psnr: largest |deviation| 0.5 of tolerance 1 (50%; A|x; 2 cells)")
     bad = compare(ref, {"A|x": {"psnr": 28.0, "lmd_dlib": 1.0, "lpips": None, "ssim": None}})
     fails = {(f.cell, f.metric, f.kind) for f in bad if f.fails}
-    assert fails == {("A|x", "psnr", "worse"), ("A|x", "ssim", "missing-now"), ("B|x", "", "cell-missing")}
+    assert fails == {("A|x", "psnr", "worse"), ("A|x", "lmd_dlib", "better"), ("A|x", "ssim", "missing-now"),
+                     ("B|x", "", "cell-missing")}
+    better = compare(ref, {"A|x": {"psnr": 32.0, "lmd_dlib": 2.0, "lpips": None, "ssim": 0.9}, "B|x": {"psnr": 25.0}})
+    assert _failing(better) == ["better"] and "an unexplained improvement is a change too" in str(better[0])
     worse_lmd = compare({"cells": {"A": {"lmd_dlib": 1.0}}, "tolerances": {"lmd_dlib": 0.1}}, {"A": {"lmd_dlib": 1.5}})
-    assert [f.kind for f in worse_lmd] == ["worse"]
+    assert _failing(worse_lmd) == ["worse"]
+
+
+@pytest.mark.parametrize("reference, message", [
+    ({"cells": {}}, "holds no cells"),
+    ({}, "holds no cells"),
+    ({"cells": {"A": {}}}, "reference cell A holds no metrics"),
+    ({"cells": {"A": {"psnr": float("nan")}}}, "reference value of psnr in cell A is nan"),
+    ({"cells": {"A": {"psnr": "inf"}}}, "reference value of psnr in cell A is inf"),
+    ({"cells": {"A": {"psnr": "15.4"}}}, "is '15.4', not a finite number"),
+    ({"cells": {"A": {"psnr": 15.4}}, "tolerances": {"psnr": float("nan")}}, "tolerance of psnr is nan"),
+    ({"cells": {"A": {"psnr": 15.4}}, "tolerances": {"psnr": -1.0}}, "tolerance of psnr is -1.0"),
+    ({"cells": {"A": {"psnr": 15.4}}, "tolerances": {"psnr": 0}}, "tolerance of psnr is 0"),
+    ({"cells": {"A": {"psnr": 15.4}}, "tolerances": {"psnr": None}}, "tolerance of psnr is None"),
+    ({"cells": {"A": {"psnr": 15.4}}, "tolerances": [1.0]}, "tolerances is a mapping"),
+    ({"cells": {"A": {"nosuch": 15.4}}}, "not a known metric"),
+])
+def test_regression_refuses_a_reference_that_compares_nothing(reference, message):
+    from aebench.harness.report.regress import BadReference
+
+    with pytest.raises(BadReference, match=re.escape(message)):
+        compare(reference, {"A": {"psnr": 1.0}})
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), "15.4", [15.4], True])
+def test_regression_fails_a_current_value_that_is_not_a_finite_number(value):
+    findings = compare({"cells": {"A": {"psnr": 15.4}}}, {"A": {"psnr": value}})
+    assert _failing(findings) == ["not-a-number"] and "not a finite number" in str(findings[0])
 
 
 def test_regress_cli_write_pass_and_fail(tmp_path, corpus, monkeypatch):
@@ -298,7 +339,8 @@ def test_regress_cli_write_pass_and_fail(tmp_path, corpus, monkeypatch):
     write_reference(ref, str(proto), "smoke", [], current)
     res = runner.invoke(regress, ["--reference", str(ref), "--read", "--runs", str(runs)])
     assert res.exit_code == 0, res.output
-    assert "regression check passed: 4 cells" in res.output
+    assert "regression check passed: 4 cells compared" in res.output
+    assert "deviation psnr: largest |deviation| 0 of tolerance" in res.output
     data = json.loads(ref.read_text())
     key = sorted(data["cells"])[0]
     data["cells"][key]["psnr"] = 99.0

@@ -38,33 +38,117 @@ def _header(md: str) -> list[str]:
     return [c.strip() for c in next(li for li in md.splitlines() if li.startswith("| row")).strip("|").split("|")]
 
 
-def test_paired_difference_column_equals_scipy(tmp_path):
+def _sign_flip_p(d):
+    return sps.permutation_test((d,), lambda x, axis: np.mean(x, axis=axis), permutation_type="samples",
+                                n_resamples=np.inf, alternative="two-sided").pvalue
+
+
+def _expected(d, p_adj, seeds):
+    low, high = sps.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=sps.sem(d))
+    verdict = "resolved" if p_adj < 0.05 else "not resolved"
+    sign = lambda v: ("+" if v > 0 else "") + f"{v:.3f}"  # noqa: E731
+    return (f"{sign(d.mean())} [{sign(low)}, {sign(high)}] p={_sign_flip_p(d):.3g}, adj. p={p_adj:.3g} "
+            f"(n={len(d)}{seeds}, {verdict})")
+
+
+def test_paired_difference_column_equals_scipy_and_statsmodels(tmp_path):
+    """Seeds are averaged within each target first (n = 3 targets, not 6 runs); the p-values of the
+    table's comparisons are Holm-adjusted as statsmodels does; the verdict is the adjusted p's."""
+    from statsmodels.stats.multitest import multipletests
+
     _store(tmp_path)
     md = render_table("real_repeats", tmp_path, "md", only=["psnr"], versus="AE-NeRF")
     cols = _header(md)
     i = cols.index("PSNR vs AE-NeRF")
-    d = np.array([-OFFSET[k] for k in sorted(A)])  # DFRF minus AE-NeRF, paired by target and seed
-    low, high = sps.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=sps.sem(d))
-    p = sps.permutation_test((d,), lambda x, axis: np.mean(x, axis=axis), permutation_type="samples",
-                             n_resamples=np.inf, alternative="two-sided").pvalue
-    entry = _row(md, "DFRF")[i]
-    assert p > 0.05  # one of six differences has the other sign: the exact test cannot confirm the t interval
-    assert entry == f"{d.mean():.3f} [{low:.3f}, {high:.3f}] p={p:.3g} (n=6, permutation p >= 0.05)"
+    d = np.array([-(OFFSET[(t, 0)] + OFFSET[(t, 1)]) / 2 for t in ("t1", "t2", "t3")])  # DFRF - AE-NeRF per target
+    # the family: DFRF's comparison (AD-NeRF's single pair has no interval and is no test)
+    p_adj = multipletests([_sign_flip_p(d)], method="holm")[1][0]
+    assert _row(md, "DFRF")[i] == _expected(d, p_adj, ", 2 seeds each")
     assert _row(md, "AE-NeRF")[i] == "(reference)"
     assert _row(md, "AD-NeRF")[i] == "-6.000 (n=1, no interval)"  # its one pair: AE-NeRF's (t1, seed 0), 22 - 28
-    ci = sps.t.interval(0.95, 5, loc=np.mean(list(A.values())), scale=sps.sem(list(A.values())))
+    means = [np.mean([A[(t, 0)], A[(t, 1)]]) for t in ("t1", "t2", "t3")]
+    ci = sps.t.interval(0.95, 2, loc=np.mean(means), scale=sps.sem(means))
     assert _row(md, "AE-NeRF")[cols.index("PSNR (ours)")].startswith(
-        f"{np.mean(list(A.values())):.2f} ± {(ci[1] - ci[0]) / 2:.3f} (n=6)")
-    assert "not resolved" in md.split("\n\n")[-1]  # the footnote explains the verdict
+        f"{np.mean(means):.2f} ± {(ci[1] - ci[0]) / 2:.3f} (n=3, 2 seeds each)")
+    assert _row(md, "resolvable difference")[i] == "none (n=3: smallest p 0.25 x 1 tests)"
+    notes = md.split("\n\n")[-1]
+    assert "adjusted by Holm over the table's 1 comparisons" in notes and "n = identities" in notes
 
 
-def test_a_difference_whose_interval_holds_zero_is_not_resolved(tmp_path):
+def _two_rows(root, a: dict, b: dict) -> None:
+    for (target, seed), v in a.items():
+        make_cell(root, "real_repeats", f"a{target}{seed}", "AE-NeRF", v, identity=target, seed=seed)
+        make_cell(root, "real_repeats", f"b{target}{seed}", "DFRF", b[(target, seed)], identity=target, seed=seed)
+
+
+def test_counting_identities_not_seeds_changes_the_verdict_both_ways(tmp_path):
+    """(1) 3 identities x 2 seeds, all six differences negative: as six runs the sign-flip p would be
+    2/64 (resolved); as three identities it is 2/8 = 0.25: not resolved. (2) 6 identities x 2 seeds, in
+    each identity one seed ahead and one a little further behind: as twelve runs half the signs are
+    positive (p large); as six identities every mean is negative, p = 2/64: resolved."""
+    a1 = {(t, s): 25.0 + k for k, (t, s) in enumerate((t, s) for t in ("i1", "i2", "i3") for s in (0, 1))}
+    b1 = {key: v - 0.2 - 0.05 * k for k, (key, v) in enumerate(a1.items())}
+    _two_rows(tmp_path / "one", a1, b1)
+    runs = np.array([b1[k] - a1[k] for k in a1])
+    assert _sign_flip_p(runs) < 0.05  # what counting seeds as runs would have claimed
+    md = render_table("real_repeats", tmp_path / "one", "md", only=["psnr"], versus="AE-NeRF")
+    entry = _row(md, "DFRF")[_header(md).index("PSNR vs AE-NeRF")]
+    d = np.array([np.mean([b1[(t, s)] - a1[(t, s)] for s in (0, 1)]) for t in ("i1", "i2", "i3")])
+    assert entry == _expected(d, _sign_flip_p(d), ", 2 seeds each") and entry.endswith("not resolved)")
+
+    idents = [f"j{k}" for k in range(6)]
+    a2 = {(t, s): 25.0 + k for k, t in enumerate(idents) for s in (0, 1)}
+    b2 = {(t, s): v + (1.0 if s == 0 else -1.2 - 0.013 * idents.index(t)) for (t, s), v in a2.items()}
+    _two_rows(tmp_path / "two", a2, b2)
+    runs = np.array([b2[k] - a2[k] for k in a2])
+    assert _sign_flip_p(runs) > 0.05
+    md = render_table("real_repeats", tmp_path / "two", "md", only=["psnr"], versus="AE-NeRF")
+    entry = _row(md, "DFRF")[_header(md).index("PSNR vs AE-NeRF")]
+    d = np.array([np.mean([b2[(t, s)] - a2[(t, s)] for s in (0, 1)]) for t in idents])
+    assert entry == _expected(d, _sign_flip_p(d), ", 2 seeds each") and entry.endswith(", resolved)")
+
+
+def test_one_verdict_rule_holm_across_the_table(tmp_path):
+    """Every comparison of a --versus table is one family: two columns whose raw p is 2/64 each are
+    resolved alone but not together (Holm: 2 x 2/64 = 0.0625 for the smaller); equal evidence gets
+    equal words, whatever the interval's edge."""
+    from statsmodels.stats.multitest import multipletests
+
+    idents = [f"j{k}" for k in range(6)]
+    for k, t in enumerate(idents):
+        make_cell(tmp_path, "real_repeats", f"a{t}", "AE-NeRF", 25.0 + k, identity=t, lpips=0.2)
+        make_cell(tmp_path, "real_repeats", f"b{t}", "DFRF", 24.9 + k - 0.01 * k, identity=t, lpips=0.25 + 0.01 * k)
+    alone = render_table("real_repeats", tmp_path, "md", only=["psnr"], versus="AE-NeRF")
+    assert _row(alone, "DFRF")[_header(alone).index("PSNR vs AE-NeRF")].endswith(", resolved)")
+    both = render_table("real_repeats", tmp_path, "md", only=["psnr", "lpips"], versus="AE-NeRF")
+    cols = _header(both)
+    psnr, lpips = _row(both, "DFRF")[cols.index("PSNR vs AE-NeRF")], _row(both, "DFRF")[cols.index("LPIPS vs AE-NeRF")]
+    adj = multipletests([2 / 64, 2 / 64], method="holm")[1]
+    assert f"adj. p={adj[0]:.3g}" in psnr and psnr.endswith("not resolved)")
+    assert f"adj. p={adj[1]:.3g}" in lpips and lpips.endswith("not resolved)")
+
+
+def test_resolvable_difference_row(tmp_path):
+    """Under each comparison column: t(1 - 0.05/(2m), n-1) x sd / sqrt(n) of the paired differences."""
+    idents = [f"j{k}" for k in range(8)]
+    diffs = [-0.5, -0.3, -0.6, -0.2, -0.4, -0.45, -0.35, -0.55]
+    for k, t in enumerate(idents):
+        make_cell(tmp_path, "real_repeats", f"a{t}", "AE-NeRF", 25.0 + k, identity=t)
+        make_cell(tmp_path, "real_repeats", f"b{t}", "DFRF", 25.0 + k + diffs[k], identity=t)
+    md = render_table("real_repeats", tmp_path, "md", only=["psnr"], versus="AE-NeRF")
+    sd = np.std(diffs, ddof=1)
+    mdd = sps.t.ppf(1 - 0.05 / 2, 7) * sd / np.sqrt(8)
+    assert _row(md, "resolvable difference")[_header(md).index("PSNR vs AE-NeRF")] == f"±{mdd:.3f} (sd {sd:.3f}, n=8)"
+
+
+def test_seeds_of_one_identity_are_one_unit_without_an_interval(tmp_path):
     for seed, (a, b) in enumerate([(28.0, 27.0), (27.0, 28.2), (28.5, 28.0)]):
         make_cell(tmp_path, "real_repeats", f"a{seed}", "AE-NeRF", a, identity="may", seed=seed)
         make_cell(tmp_path, "real_repeats", f"b{seed}", "w/o AAA", b, identity="may", seed=seed)
     md = render_table("real_repeats", tmp_path, "md", only=["psnr"], versus="AE-NeRF")
     entry = _row(md, "w/o AAA")[_header(md).index("PSNR vs AE-NeRF")]
-    assert entry.endswith("(n=3, not resolved)") and entry.startswith("-0.100 [")
+    assert entry == "-0.100 (n=1, 3 seeds each, no interval)"  # three seeds of one identity: one unit
+    assert _row(md, "w/o AAA")[_header(md).index("PSNR (ours)")] == "27.73 (n=1, 3 seeds each)"
 
 
 def test_unknown_versus_row_is_named(tmp_path):

@@ -27,7 +27,7 @@ def make_cell(root: Path, protocol: str, cid: str, row: str, psnr, lpips=None, d
 
 def test_ablation_table_layout_against_paper(tmp_path):
     make_cell(tmp_path, "ablation", "a", "AE-NeRF", 21.0)
-    make_cell(tmp_path, "ablation", "b", "AE-NeRF", 23.0, seed=1)  # a repeat: another seed
+    make_cell(tmp_path, "ablation", "b", "AE-NeRF", 23.0, identity="synth_01")  # a repeat: another identity
     make_cell(tmp_path, "ablation", "c", "w/o AAA", 20.0, lpips=0.2)
     make_cell(tmp_path, "ablation", "d", "w/o Warper", 99.0, done=False)  # unfinished: ignored
     md = render_table("ablation", tmp_path, "md")
@@ -74,8 +74,9 @@ def test_entries_show_n_spread_markers_and_partial_missing(tmp_path):
     make_cell(tmp_path, "ablation", "b", "AE-NeRF", 23.0, lpips=None, sync=7.0, info=unofficial, seed=1)
     md = render_table("ablation", tmp_path, "md")
     line = next(li for li in md.splitlines() if li.startswith("| AE-NeRF"))
-    assert "0.300 (n=1 of 2, one run)" in line  # one missing cell does not hide the other
-    assert "6.000 ± 12.71†‡ (n=2)" in line
+    assert "0.300 (n=1, one run; 1 of 2 runs with a value)" in line  # one missing cell does not hide the other
+    assert "6.000†‡ (n=1, 2 seeds each)" in line  # two seeds of one identity: one unit, no interval
+    assert "seed-to-seed standard deviation" in md and "LSE-C 1.414 (dof 1)" in md
     assert "† computed with weights not verified as the official files: a file the user gave" in md and "‡ SyncNet on face crops from dlib landmarks" in md
     assert "missing lpips:" in md
 
@@ -195,3 +196,22 @@ def test_store_weights_without_a_known_hash_are_marked(tmp_path):
     md = render_table("ablation", tmp_path, "md")
     row = next(li for li in md.splitlines() if li.startswith("| AE-NeRF") and "21.00" in li)
     assert "2.000† (n=1, one run)" in row and "store file whose full sha256 is unknown" in md
+
+
+def test_seeds_of_one_identity_are_averaged_before_the_interval(tmp_path):
+    """The identity is the unit: 3 identities x 2 seeds give n=3 (the seed means), not n=6, and the
+    seed-to-seed spread is reported apart, pooled within identities."""
+    from scipy import stats as sps
+
+    values = {("i1", 0): 20.0, ("i1", 1): 21.0, ("i2", 0): 24.0, ("i2", 1): 24.5, ("i3", 0): 27.0, ("i3", 1): 26.0}
+    for (ident, seed), v in values.items():
+        make_cell(tmp_path, "ablation", f"{ident}{seed}", "AE-NeRF", v, identity=ident, seed=seed)
+    md = render_table("ablation", tmp_path, "md")
+    line = next(li for li in md.splitlines() if li.startswith("| AE-NeRF"))
+    means = [20.5, 24.25, 26.5]
+    low, high = sps.t.interval(0.95, 2, loc=sum(means) / 3, scale=sps.sem(means))
+    assert f"{sum(means) / 3:.2f} ± {(high - low) / 2:.3f} (n=3, 2 seeds each)" in line
+    within = [20.0 - 20.5, 21.0 - 20.5, 24.0 - 24.25, 24.5 - 24.25, 27.0 - 26.5, 26.0 - 26.5]
+    sd = (sum(x * x for x in within) / 3) ** 0.5  # 3 identities, 1 degree of freedom each
+    assert f"PSNR {sd:.3f} (dof 3)" in md
+    assert "n = identities with a value (the seeds of an identity are averaged first" in md
