@@ -188,15 +188,16 @@ class DFRFModel(NeRFModel):
     def _official_tokens(self, pts: Tensor, audio: Tensor, refs: DFRFReferences, uv: Tensor) -> tuple[Tensor, Tensor]:
         """DFRF's ``gather_indices`` (RND 254-295, ``make_indices`` HLP 584-598) on (L, P, 2) projections.
 
-        The official indices are (row, col) = (v' , W - u') with u', v' the projection in its
-        OpenGL camera and its ``cx`` = ours - 0.5 (its pixel i is at coordinate i, ours at i + 0.5):
-        in aebench's coordinates row = v - 0.5 and col = u + W - 2 cx + 0.5 (col = u - 0.5 when
-        cx = W/2 + 0.5, i.e. the official cx = W/2). Returns tokens (L, P, C + 2) and offsets (L, P, 2)
-        in (row, col)."""
+        The official projection into the references uses a fixed intrinsic with the principal
+        point (W/2, H/2) (RND 750-752), not the identity's (cx, cy), which only its rays use:
+        (row, col) = (H/2 + f y/z, W/2 + f x/z), its pixel i at coordinate i. In aebench's
+        coordinates (u = f x/z + cx, pixel i at i + 0.5): row = v - cy + H/2, col = u - cx + W/2
+        (= (v - 0.5, u - 0.5) when cx, cy = W/2 + 0.5, H/2 + 0.5). Returns tokens (L, P, C + 2) and
+        offsets (L, P, 2) in (row, col)."""
         maps = refs.maps
         l, c, h, w = maps.shape
-        cx = refs.intrinsics[1]
-        rc = torch.stack([uv[..., 1] - 0.5, uv[..., 0] + w - 2 * cx + 0.5], -1)
+        cx, cy = refs.intrinsics[1], refs.intrinsics[2]
+        rc = torch.stack([uv[..., 1] - cy + h / 2, uv[..., 0] - cx + w / 2], -1)
         zero, hi = rc.new_zeros(2), rc.new_tensor([h - 1.0, w - 1.0])
         rc = torch.round(torch.maximum(torch.minimum(rc, hi), zero))  # make_indices' clamp, then the round
         idx = rc.long()

@@ -35,8 +35,15 @@ from golden_weights import summary, weight  # noqa: E402  (the weight rule the t
 
 SEED = 0
 DRAW_SEED = 1234  # torch.manual_seed before each render: the official draws (jitter, slot noise, pdf samples)
+#: the render scene; its principal point (cx, cy), in the official convention (pixel i at i), is off
+#: the image centre so that code using the centre where the official code uses the identity's (or
+#: the reverse) shows: the official rays use (cx, cy), its projection into the references (W/2, H/2)
 SCENE = {"H": 16, "focal": 20.0, "near": 0.7, "far": 1.3, "n_rays": 12, "n_refs": 4, "N_samples": 8,
-         "N_importance": 8, "netwidth": 32}
+         "N_importance": 8, "netwidth": 32, "cx": 9.3, "cy": 7.3}
+#: the face-rectangle draws: image size, the official rect (x, y, w, h), and (N_rand, sample_rate)
+#: pairs whose product is not whole (DFRF's 850 x 0.95 = 807.5, AD-NeRF's 2048 x 0.95), so that
+#: int() and round() differ
+FACE_RECT = {"H": 64, "W": 64, "rect": (5, 8, 49, 50), "draws": ((850, 0.95), (2048, 0.95), (10, 0.95), (13, 0.5))}
 
 
 def commit_of(repo: Path) -> str:
@@ -163,8 +170,7 @@ def render_fixture(runner, tag: str, commit: str, out: Path) -> None:
     focal = sc["focal"]
     pose = look_at_poses(g, 1)[0]
     rows, cols = g.integers(0, h, sc["n_rays"]), g.integers(0, w, sc["n_rays"])
-    rays_o, rays_d = runner.get_rays(h, w, focal, torch.from_numpy(pose), w / 2, h / 2) if tag == "dfrf" else \
-        runner.get_rays(h, w, focal, torch.from_numpy(pose), w / 2, h / 2)
+    rays_o, rays_d = runner.get_rays(h, w, focal, torch.from_numpy(pose), sc["cx"], sc["cy"])
     rays_o, rays_d = rays_o[rows, cols].double(), rays_d[rows, cols].double()
     viewdirs = rays_d / torch.norm(rays_d, dim=-1, keepdim=True)
     n = sc["n_rays"]
@@ -265,6 +271,42 @@ def lr_fixture(runner, source: Path, tag: str, commit: str, out: Path, base_step
              official_commit=np.array(commit), seed=np.array(SEED))
 
 
+def rect_block(source: Path) -> str:
+    """The official train loop's face-rectangle draw (``if args.sample_rate > 0:`` up to its
+    ``else:``; DFRF run_nerf_deform.py 1003-1022, AD-NeRF run_nerf.py 848-866), dedented."""
+    import textwrap
+
+    lines = source.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "if args.sample_rate > 0:")
+    indent = len(lines[start]) - len(lines[start].lstrip())
+    stop = next(i for i in range(start + 1, len(lines))
+                if lines[i].strip() == "else:" and len(lines[i]) - len(lines[i].lstrip()) == indent)
+    return textwrap.dedent("\n".join(lines[start:stop]))
+
+
+def face_rect_fixture(source: Path, tag: str, commit: str, out: Path) -> None:
+    """The official draw of ``N_rand`` rays with ``sample_rate`` of them in the face rectangle, run
+    as written: how many it takes inside and which pixels count as inside."""
+    import types
+
+    block = rect_block(source)
+    fr = FACE_RECT
+    coords = torch.stack(torch.meshgrid(torch.linspace(0, fr["H"] - 1, fr["H"]), torch.linspace(0, fr["W"] - 1, fr["W"]),
+                                        indexing="ij"), -1).reshape(-1, 2)  # as the loop builds it (RND 999-1002)
+    data = {"H": np.array(fr["H"]), "W": np.array(fr["W"]), "rect": np.array(fr["rect"])}
+    for k, (n_rand, rate) in enumerate(fr["draws"]):
+        np.random.seed(SEED + k)
+        ns = {"args": types.SimpleNamespace(sample_rate=rate), "coords": coords, "rect": np.array(fr["rect"]),
+              "N_rand": n_rand, "np": np, "torch": torch}
+        exec(block, ns)  # noqa: S102  (the official lines, run as written)
+        data[f"draw{k}.n_rand"], data[f"draw{k}.rate"] = np.array(n_rand), np.array(rate)
+        data[f"draw{k}.rect_num"], data[f"draw{k}.norect_num"] = np.array(ns["rect_num"]), np.array(ns["norect_num"])
+        data[f"draw{k}.inside"] = ns["rect_inds"].numpy().reshape(fr["H"], fr["W"])
+        data[f"draw{k}.select_coords"] = ns["select_coords"].numpy()
+    np.savez_compressed(out / f"{tag}_face_rect.npz", **data, official_repo=tag, official_commit=np.array(commit),
+                        seed=np.array(SEED))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dfrf", type=Path, required=True, help="checkout of sstzal/DFRF")
@@ -280,6 +322,7 @@ def main() -> None:
     render_fixture(runner, "dfrf", commit_of(args.dfrf), args.out)
     for base_step in (0, 299999):  # from scratch; fine-tuning 300000_head.tar (it saved global_step 299999)
         lr_fixture(runner, dfrf / "run_nerf_deform.py", "dfrf", commit_of(args.dfrf), args.out, base_step)
+    face_rect_fixture(dfrf / "run_nerf_deform.py", "dfrf", commit_of(args.dfrf), args.out)
     head = args.adnerf / "NeRFs" / "HeadNeRF"
     sys.modules.pop("run_nerf_helpers", None)
     runner = load_module(head / "run_nerf.py", "adnerf_run_nerf")
@@ -287,6 +330,7 @@ def main() -> None:
                 commit_of(args.adnerf), args.out)
     render_fixture(runner, "adnerf", commit_of(args.adnerf), args.out)
     lr_fixture(runner, head / "run_nerf.py", "adnerf", commit_of(args.adnerf), args.out, 0)
+    face_rect_fixture(head / "run_nerf.py", "adnerf", commit_of(args.adnerf), args.out)
     for f in sorted(args.out.glob("*.npz")):
         print(f, f.stat().st_size, "bytes")
 

@@ -103,14 +103,15 @@ def sample_rays(views: Views, frame: int, n_rays: int, face_fraction: float,
     ``face_rect`` ``box``: that share uniform inside the face box (the bounding box of the head
     labels), the rest uniform over the image, with replacement. ``official``: as AD-NeRF and DFRF
     draw ``sample_rate`` of their rays (DFRF run_nerf_deform.py 999-1021, AD-NeRF run_nerf.py
-    845-866): the rectangle test compares rows with the box's x range and columns with its y range
+    845-866): ``int(N * rate)`` rays inside (truncated, where ``box`` rounds); the rectangle test compares rows with the box's x range and columns with its y range
     (the official code's transposed rectangle), the face share is drawn without replacement from
     inside it and the rest without replacement from outside, face rays first.
     Returns rays, target colours, labels, background colours and pixel positions."""
     h, w = views.hw
     dev = views.frames.device
     mask = views.masks[frame]
-    n_face = int(round(n_rays * face_fraction))
+    share = n_rays * face_fraction
+    n_face = int(share) if face_rect == "official" else int(round(share))  # official: int(N_rand * sample_rate)
     x0, y0, x1, y1 = (int(v) for v in views.face_box[frame])
     if face_rect == "official":
         ys, xs = _official_rect_draw(h, w, (x0, y0, x1, y1), n_face, n_rays - n_face, dev, generator)

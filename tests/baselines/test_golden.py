@@ -212,7 +212,9 @@ def _render(repo: str, model, f: dict, train: bool, samples: tuple[int, int] | N
     from aebench.aenerf.engine.rays import pixel_rays
 
     h = w = int(f["H"])
-    intr = torch.tensor([float(f["focal"]), w / 2 + 0.5, h / 2 + 0.5])  # official pixel i sits at our i + 0.5
+    # the scene's principal point, off the image centre (official pixel i sits at our i + 0.5); the
+    # official projection into the references ignores it and uses (W/2, H/2)
+    intr = torch.tensor([float(f["focal"]), float(f["cx"]) + 0.5, float(f["cy"]) + 0.5])
     uv = torch.stack([t(f["cols"]) + 0.5, t(f["rows"]) + 0.5], -1)
     rays_o, rays_d = pixel_rays(t(_gl_to_cv(f["pose"])), intr, uv)
     np.testing.assert_allclose(rays_o.numpy(), f["rays_o"], rtol=0, atol=1e-12)  # the same rays (get_rays)
@@ -319,3 +321,35 @@ def test_preset_official_lr_of_the_first_steps_is_the_official_schedule(name, de
         trainer.set_lr(k)
         got = [g["lr"] * g.get("lr_mult", 1.0) for g in trainer.optimizer.param_groups]
         np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=f"step {k}")
+
+
+@pytest.mark.parametrize("repo", REPOS)
+def test_face_rect_draw_is_the_official_one(repo):
+    """``train.face_rect=official`` takes ``int(N_rand * sample_rate)`` rays inside the official
+    (transposed) rectangle, without replacement, face rays first, and counts as inside exactly the
+    pixels the official loop does, for ray counts whose product with the rate is not whole (DFRF's
+    850 x 0.95 = 807.5: 807, not 808)."""
+    from aebench.aenerf.engine.views import Views, sample_rays
+
+    f = fixture(repo, "face_rect")
+    h, w = int(f["H"]), int(f["W"])
+    x, y, rw, rh = (int(v) for v in f["rect"])
+    views = Views(name="v", frames=torch.zeros(1, h, w, 3, dtype=torch.uint8), masks=torch.zeros(1, h, w, dtype=torch.uint8),
+                  poses=torch.eye(4)[None], intrinsics=torch.tensor([10.0, w / 2, h / 2]), background=torch.zeros(h, w, 3),
+                  near=1.0, far=2.0, audio=None, indices=np.arange(1),
+                  face_box=torch.tensor([[x, y, x + rw, y + rh]]))  # the official rect (x, y, w, h) as our box
+    k = 0
+    while f"draw{k}.n_rand" in f:
+        n, rate = int(f[f"draw{k}.n_rand"]), float(f[f"draw{k}.rate"])
+        b = sample_rays(views, 0, n, rate, torch.Generator().manual_seed(k), "official")
+        rows, cols = (b["uv"][:, 1] - 0.5).long(), (b["uv"][:, 0] - 0.5).long()
+        inside = torch.from_numpy(f[f"draw{k}.inside"])[rows, cols]
+        n_in = int(f[f"draw{k}.rect_num"])
+        assert n_in == int(n * rate) and n - n_in == int(f[f"draw{k}.norect_num"])
+        assert inside[:n_in].all() and not inside[n_in:].any(), (n, rate)
+        official = f[f"draw{k}.select_coords"]
+        assert official.shape == (n, 2) and f[f"draw{k}.inside"][official[:n_in, 0], official[:n_in, 1]].all()
+        pix = (rows * w + cols).tolist()
+        assert len(set(pix[:n_in])) == n_in and len(set(pix[n_in:])) == n - n_in  # without replacement
+        k += 1
+    assert k == 4
