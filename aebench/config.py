@@ -229,7 +229,8 @@ CHOICES = {"train.precision": ("fp32", "tf32", "bf16"), "train.sampler": ("hiera
            "train.audio_pad": ("normalised", "raw"),
            **{f"{m}.density": ("softplus", "relu") for m in ("aenerf", "dfrf", "adnerf")},
            "dfrf.slot_init": ("learned", "sampled"), "dfrf.slot_in_act": ("linear", "leaky_relu"),
-           "dfrf.token": ("continuous", "official"), "dfrf.offset_penalty": ("mean", "depth_weighted")}
+           "dfrf.token": ("continuous", "official"), "dfrf.offset_penalty": ("mean", "depth_weighted"),
+           "aenerf.aaa_init": ("identity", "random")}
 
 
 def _check_ranges(cfg: DictConfig) -> None:

@@ -51,6 +51,9 @@ class AENeRFSettings(ReferenceSettings):
 
     aaa: bool
     """Audio Aware Aggregation; false = slot attention ignoring audio (Table 4 "w/o AAA")."""
+    aaa_init: str
+    """AAA's W_Q, W_K at initialisation (the paper states none): ``identity`` (attention starts by
+    audio similarity, Fig. 5's hypothesis) | ``random`` (PyTorch's default ``nn.Linear`` init)."""
     aafg: bool
     """Dual NeRF (F_aa + F_ai); false = one audio-associated NeRF for the whole face ("w/o AAFG")."""
     warper: bool
@@ -98,7 +101,7 @@ class AENeRFModel(NeRFModel):
         tok = s.feat_dim + 2
         self.warper = Warper(self.pe_x.out_dim, a_dim, s.warper_width) if s.warper else None
         if s.aaa:
-            self.aggregator = AudioAwareAggregation(a_dim, tok, s.token_dim, s.heads, s.agg_dim)
+            self.aggregator = AudioAwareAggregation(a_dim, tok, s.token_dim, s.heads, s.agg_dim, init=s.aaa_init)
         else:
             self.aggregator = SlotAggregation(tok, s.token_dim, s.agg_dim, iters=s.slot_iters)
 

@@ -121,6 +121,38 @@ def test_every_module_receives_gradient(variant):
     assert ("ai" in dict(model.nerfs["fine"].named_children())) == (variant != "no_aafg")
 
 
+@pytest.mark.parametrize("heads", [1, 4])
+def test_aaa_logits_are_divided_by_sqrt_of_the_whole_width(heads):
+    """Eq. 4: softmax[(T W_Q)(T_ref W_K)^T / sqrt(d)], d the token width (128 in the paper), for
+    every head (not sqrt(d / heads), the usual multi-head scale)."""
+    torch.manual_seed(0)
+    dim = 32
+    aaa = AudioAwareAggregation(audio_dim=16, feat_dim=8, dim=dim, heads=heads, out_dim=8)
+    aaa.keep_attention = True
+    a, a_ref = torch.randn(16), torch.randn(4, 16)
+    aaa(a, a_ref, torch.randn(3, 4, 8))
+    block = aaa.blocks[0]
+    q = block.attn.wq(block.ln_q(aaa.audio_tok(a)))  # (D,)
+    k = block.attn.wk(block.ln_k(aaa.audio_tok(a_ref)))  # (L, D)
+    dh = dim // heads
+    logits = torch.stack([k[:, h * dh:(h + 1) * dh] @ q[h * dh:(h + 1) * dh] for h in range(heads)]) / dim ** 0.5
+    assert torch.allclose(aaa.last_attention[0], torch.softmax(logits, -1), atol=1e-6)
+
+
+def test_aaa_init_identity_or_random():
+    """``aenerf.aaa_init``: identity W_Q = W_K = I (the default), random keeps nn.Linear's init."""
+    torch.manual_seed(0)
+    ident = AudioAwareAggregation(audio_dim=16, feat_dim=8, dim=32, heads=4, out_dim=8)
+    rand = AudioAwareAggregation(audio_dim=16, feat_dim=8, dim=32, heads=4, out_dim=8, init="random")
+    for b_i, b_r in zip(ident.blocks, rand.blocks):
+        for name in ("wq", "wk"):
+            assert torch.equal(getattr(b_i.attn, name).weight, torch.eye(32))
+            w = getattr(b_r.attn, name).weight
+            assert not torch.allclose(w, torch.eye(32), atol=0.5) and float(w.abs().max()) <= 32 ** -0.5
+    with pytest.raises(ValueError, match="AAA init 'eye'"):
+        AudioAwareAggregation(audio_dim=16, feat_dim=8, dim=32, heads=4, out_dim=8, init="eye")
+
+
 def test_aaa_on_sdpa_equals_the_explicit_attention():
     """Without kept weights AAA runs on scaled_dot_product_attention: same outputs and the
     same gradients as the explicit softmax(QK^T/sqrt(d))V path."""
