@@ -12,7 +12,7 @@ from aebench.harness.cli.checks import writable_folder
 from aebench.paths import runs_dir
 
 #: keys of `aebench run` that are not config keys
-RUN_KEYS = ("protocol", "data", "methods", "launcher")
+RUN_KEYS = ("protocol", "data", "methods", "launcher", "workers")
 #: how every command names the run store (one way: `--runs DIR`)
 RUNS_OPTION = dict(type=click.Path(path_type=Path), default=None, help="run store root (default results/runs)")
 
@@ -40,15 +40,19 @@ def runs_root_of(runs: Path | None) -> Path:
 
 
 def execute(protocol_name: str, overrides: list[str], data=None, methods=None, launcher="local",
-            runs_root: Path | None = None, rows=None):
+            runs_root: Path | None = None, rows=None, workers: int = 1):
     """Expand and launch a protocol, printing what it does and what failed."""
     from aebench.harness.protocol.launchers import launch
     from aebench.harness.protocol.plan import expand
 
     runs_root = runs_root_of(runs_root)
     protocol, cells = expand(protocol_name, overrides, data, methods, rows)
-    click.echo(f"protocol {protocol.name} (scale {protocol.scale}): {len(cells)} cells -> {runs_root / protocol.name}")
-    outcomes = launch(cells, runs_root, launcher)
+    click.echo(f"protocol {protocol.name} (scale {protocol.scale}): {len(cells)} cells -> {runs_root / protocol.name}"
+               + (f" ({workers} workers)" if workers > 1 else ""))
+    try:
+        outcomes = launch(cells, runs_root, launcher, workers=workers)
+    except RuntimeError as exc:  # a launcher that cannot go on (a worker died, Ray missing): no traceback
+        raise click.ClickException(str(exc)) from exc
     done = sum(o.status == "done" for o in outcomes)
     skipped = sum(o.status == "skipped" for o in outcomes)
     failed = [o for o in outcomes if o.status == "failed"]
@@ -74,10 +78,12 @@ def _usage(fn):
 @_usage
 def run(runs: Path | None, args: tuple[str, ...]) -> None:
     """Run a protocol: protocol=NAME|FILE.yaml [scale=smoke|small|paper] [data=synth|DIR] [methods=[a,b]]
-    [launcher=local|ray] [key=value ...] [--runs DIR].
+    [launcher=local|ray] [workers=N] [key=value ...] [--runs DIR].
 
     Trains each base model once, fine-tunes, renders, evaluates every cell into the run store
     (results/runs/<protocol>/<cell-id>/). Finished cells are skipped; an interrupted run resumes.
+    workers=N (launcher=local) runs N cells side by side in their own processes, each with the
+    protocol's `threads`.
     """
     run_keys, overrides = _split_args(args)
     if "protocol" not in run_keys:
@@ -86,8 +92,11 @@ def run(runs: Path | None, args: tuple[str, ...]) -> None:
         raise click.UsageError(f"name a protocol: protocol=NAME; available: {', '.join(available_protocols())}")
     methods = run_keys.get("methods")
     methods = [methods] if isinstance(methods, str) else methods
+    workers = run_keys.get("workers", 1)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise click.UsageError(f"workers=N takes a whole number of processes, at least 1; got {workers!r}")
     _, _, failed = execute(str(run_keys["protocol"]), overrides, run_keys.get("data"), methods,
-                           str(run_keys.get("launcher", "local")), runs)
+                           str(run_keys.get("launcher", "local")), runs, workers=workers)
     if failed:
         sys.exit(1)
 

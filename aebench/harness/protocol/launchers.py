@@ -1,8 +1,11 @@
-"""Launchers: run a protocol's cells in-process (``local``) or as Ray tasks (``ray``).
+"""Launchers: run a protocol's cells on this machine (``local``) or as Ray tasks (``ray``).
 
-Both write the same run store. With Ray, base models are trained first (one task per
-distinct base model), then every cell is a task asking for one GPU where the cluster has
-GPUs; ``RAY_ADDRESS`` picks a running cluster, otherwise a local instance is started.
+Both write the same run store. ``local`` runs the cells one after the other, or with
+``workers=N`` in N processes side by side: first every distinct base model the unfinished
+cells need (one task each), then the cells. Each cell runs with its own ``threads`` torch
+threads, so a protocol meant for N workers on C cores sets ``threads: C / N``. With Ray, base
+models are trained first the same way, then every cell is a task asking for one GPU where the
+cluster has GPUs; ``RAY_ADDRESS`` picks a running cluster, otherwise a local instance is started.
 """
 
 from __future__ import annotations
@@ -38,23 +41,34 @@ def data_root_for(protocol: Protocol, data: str | None = None) -> Path:
 
 
 def prepared_clips(clips: dict, under: Path | None = None) -> Path:
-    """Every video in ``clips["from"]`` prepared (``aebench data prepare``, which skips an
-    identity already prepared from the same file and settings) into one folder per settings
-    under ``under`` (default ``prepared/`` in :func:`aebench.paths.data_dir`). Raises :class:`ProtocolError` when the
-    folder has no clips."""
+    """Every video in ``clips["from"]`` (a folder, or a list of folders) prepared (``aebench data
+    prepare``, which skips an identity already prepared from the same file and settings) into one
+    folder per settings under ``under`` (default ``prepared/`` in :func:`aebench.paths.data_dir`),
+    named by the source folders. Raises :class:`ProtocolError` when a folder has no clips or two
+    clips would make identities of the same name."""
     from aebench.data.prepare import PrepareError, prepare
     from aebench.data.prepare import identity_name
     from aebench.media import videos_in
     from aebench.paths import SHARED_PREFIX, shared_path
     from aebench.harness.protocol.spec import ProtocolError
 
-    src = shared_path(clips["from"])
-    videos = videos_in(src) if src.is_dir() else []
-    if not videos:
-        hint = " (set AEBENCH_SHARED to the shared folder)" if str(clips["from"]).startswith(SHARED_PREFIX) else ""
-        raise ProtocolError(f"no video clips in {src}{hint}")
+    sources = clips["from"] if isinstance(clips["from"], list) else [clips["from"]]
+    videos, names = [], {}
+    for spec in sources:
+        src = shared_path(spec)
+        found = videos_in(src) if src.is_dir() else []
+        if not found:
+            hint = " (set AEBENCH_SHARED to the shared folder)" if str(spec).startswith(SHARED_PREFIX) else ""
+            raise ProtocolError(f"no video clips in {src}{hint}")
+        for video in found:
+            name = identity_name(video)
+            if name in names:
+                raise ProtocolError(f"clips {names[name]} and {video} would both be identity '{name}'; rename one")
+            names[name] = video
+        videos += found
     secs = clips.get("max_seconds")
-    tag = f"{src.name}-{int(clips['size'])}px-{float(clips['fps']):g}fps" + (f"-{float(secs):g}s" if secs else "")
+    folders = "+".join(shared_path(spec).name for spec in sources)
+    tag = f"{folders}-{int(clips['size'])}px-{float(clips['fps']):g}fps" + (f"-{float(secs):g}s" if secs else "")
     root = Path(under or data_dir().resolve() / "prepared") / tag
     for video in videos:
         try:
@@ -65,10 +79,13 @@ def prepared_clips(clips: dict, under: Path | None = None) -> Path:
     return root
 
 
-def run_local(cells: list[Cell], runs_root: Path, progress: bool = True) -> list[CellOutcome]:
+def run_local(cells: list[Cell], runs_root: Path, progress: bool = True, workers: int = 1) -> list[CellOutcome]:
+    """The cells one after the other in this process, or in ``workers`` processes side by side."""
+    if workers > 1 and len(cells) > 1:
+        return _run_pool(cells, runs_root, progress, workers)
     outcomes = []
     bar = tqdm(cells, desc="cells", unit="cell", disable=not progress, dynamic_ncols=True)
-    say = tqdm.write if progress else (lambda *_: None)
+    say = tqdm.write if progress else _quiet
     for i, cell in enumerate(bar):
         bar.set_postfix_str(f"{cell.row} / {cell.identity}")
         say(f"[{i + 1}/{len(cells)}] {cell.label}  ({cell.cell_id})")
@@ -78,18 +95,89 @@ def run_local(cells: list[Cell], runs_root: Path, progress: bool = True) -> list
     return outcomes
 
 
-def _remote_base(cell: Cell, runs_root: str, registry: dict) -> dict | None:
+def _quiet(*_) -> None:
+    pass
+
+
+def _bases_needed(cells: list[Cell], runs_root: Path) -> list[Cell]:
+    """One cell per distinct base model that an unfinished cell needs (methods with a base model)."""
+    from aebench.harness.protocol.run_store import is_done
+    from aebench.harness.registry import method_class
+
+    firsts: dict[str, Cell] = {}
+    for cell in cells:
+        if method_class(cell.method).has_base_model and not is_done(runs_root / cell.protocol / cell.cell_id):
+            firsts.setdefault(base_key(cell.cfg), cell)
+    return list(firsts.values())
+
+
+def _remote_base(cell: Cell, runs_root: str, registry: dict, say=print) -> dict | None:
+    """In a worker (Ray task or pool process): the cell's base model, trained once, with the cell's threads."""
+    from aebench.device import torch_threads
     from aebench.harness.registry import BUILTIN_METHODS, get_method
 
     BUILTIN_METHODS.update(registry)  # methods a test or session registered in the driver
-    return ensure_base(get_method(cell.method), cell.cfg, Path(runs_root), progress=print)
+    with torch_threads(int(cell.cfg.threads)):
+        return ensure_base(get_method(cell.method), cell.cfg, Path(runs_root), progress=say)
 
 
-def _remote_cell(cell: Cell, runs_root: str, registry: dict) -> CellOutcome:
+def _remote_cell(cell: Cell, runs_root: str, registry: dict, say=print) -> CellOutcome:
     from aebench.harness.registry import BUILTIN_METHODS
 
     BUILTIN_METHODS.update(registry)
-    return run_cell(cell, Path(runs_root), progress=print)
+    return run_cell(cell, Path(runs_root), progress=say)
+
+
+def _pool_base(cell: Cell, runs_root: str, registry: dict) -> str | None:
+    """A pool process: the cell's base model; the error text when it fails (the cells that need
+    it then fail with their own message, in the run store)."""
+    try:
+        _remote_base(cell, runs_root, registry, say=_quiet)
+        return None
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def _pool_cell(cell: Cell, runs_root: str, registry: dict) -> CellOutcome:
+    return _remote_cell(cell, runs_root, registry, say=_quiet)
+
+
+def _run_pool(cells: list[Cell], runs_root: Path, progress: bool, workers: int) -> list[CellOutcome]:
+    """The cells in ``workers`` processes: the base models they need first, then the cells."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    from aebench.harness.registry import BUILTIN_METHODS
+
+    registry = dict(BUILTIN_METHODS)
+    say = tqdm.write if progress else _quiet
+    bases = _bases_needed(cells, runs_root)
+    outcomes: list[CellOutcome] = []
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            with tqdm(total=len(bases), desc=f"base models ({workers} workers)", unit="model",
+                      disable=not progress or not bases, dynamic_ncols=True) as bar:
+                jobs = {pool.submit(_pool_base, c, str(runs_root), registry): c for c in bases}
+                for job in as_completed(jobs):
+                    error = job.result()
+                    say(f"base model of {jobs[job].label}: " + ("ready" if error is None else f"FAILED: {error}"))
+                    bar.update(1)
+            with tqdm(total=len(cells), desc=f"cells ({workers} workers)", unit="cell", disable=not progress,
+                      dynamic_ncols=True) as bar:
+                jobs = {pool.submit(_pool_cell, c, str(runs_root), registry): c for c in cells}
+                for job in as_completed(jobs):
+                    outcome = job.result()
+                    say(f"{outcome.cell.label}  ({outcome.cell.cell_id}) -> {outcome.status}"
+                        + (f": {outcome.error}" if outcome.error else ""))
+                    bar.set_postfix_str(f"{outcome.cell.row} / {outcome.cell.identity}")
+                    bar.update(1)
+                    outcomes.append(outcome)
+    except BrokenProcessPool as exc:
+        raise RuntimeError("a worker process died (killed, or out of memory); finished cells are kept: run the same "
+                           "command again to resume") from exc
+    order = {c.cell_id: i for i, c in enumerate(cells)}
+    return sorted(outcomes, key=lambda o: order[o.cell.cell_id])
 
 
 def run_ray(cells: list[Cell], runs_root: Path, progress: bool = True) -> list[CellOutcome]:
@@ -97,7 +185,7 @@ def run_ray(cells: list[Cell], runs_root: Path, progress: bool = True) -> list[C
         import ray
     except ImportError as exc:
         raise RuntimeError("launcher=ray needs Ray: pip install 'aebench[ray]'") from exc
-    from aebench.harness.registry import BUILTIN_METHODS, method_class
+    from aebench.harness.registry import BUILTIN_METHODS
 
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False, log_to_driver=progress,
@@ -106,11 +194,7 @@ def run_ray(cells: list[Cell], runs_root: Path, progress: bool = True) -> list[C
     registry = dict(BUILTIN_METHODS)
     base_task = ray.remote(num_gpus=gpus, num_cpus=1)(_remote_base)
     cell_task = ray.remote(num_gpus=gpus, num_cpus=1)(_remote_cell)
-    firsts: dict[str, Cell] = {}
-    for cell in cells:
-        if method_class(cell.method).has_base_model:
-            firsts.setdefault(base_key(cell.cfg), cell)
-    ray.get([base_task.remote(c, str(runs_root), registry) for c in firsts.values()])
+    ray.get([base_task.remote(c, str(runs_root), registry) for c in _bases_needed(cells, runs_root)])
     pending = {cell_task.remote(c, str(runs_root), registry): c for c in cells}
     outcomes = []
     with tqdm(total=len(cells), desc="cells (ray)", unit="cell", disable=not progress) as bar:
@@ -123,9 +207,13 @@ def run_ray(cells: list[Cell], runs_root: Path, progress: bool = True) -> list[C
     return sorted(outcomes, key=lambda o: order[o.cell.cell_id])
 
 
-def launch(cells: list[Cell], runs_root: Path, launcher: str = "local", progress: bool = True) -> list[CellOutcome]:
+def launch(cells: list[Cell], runs_root: Path, launcher: str = "local", progress: bool = True,
+           workers: int = 1) -> list[CellOutcome]:
+    """Run ``cells`` into ``runs_root`` with ``launcher``; ``workers``: processes side by side (local)."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a whole number of processes, at least 1; got {workers!r}")
     if launcher == "local":
-        return run_local(cells, runs_root, progress)
+        return run_local(cells, runs_root, progress, workers)
     if launcher == "ray":
         return run_ray(cells, runs_root, progress)
     raise ValueError(f"unknown launcher '{launcher}'; valid: {', '.join(LAUNCHERS)}")

@@ -16,6 +16,8 @@ Fields (an unknown field is an error naming the valid ones)::
       by_audio: false            # one column per driving audio (the paper's cross-driven test sets)
       plot: bars                 # bars (each row, the paper's beside) | lines (metric vs axis) | none
     metrics: [paper, theval]     # metric names and families (aebench.eval.registry: paper, theval)
+    expected_missing:            # optional: listed metrics this protocol's renders cannot yield, and why
+      sync_conf: "40 frames at 64 px: syncnet-python keeps only tracks of more than 50 frames of faces over 100 px"
     rows:                        # one table row each: a method and its config switches
       - {label: AE-NeRF, method: aenerf}
       - {label: w/o AAA, method: aenerf, set: {aenerf.aaa: false}, drop: AAA}   # drop: the
@@ -25,7 +27,8 @@ Fields (an unknown field is an error naming the valid ones)::
     data: synth                  # data root: synth (auto-built synthetic corpus) | clips (the clips
                                  # below, prepared on first use) | a folder of prepared identities
     synth: {identities: 3, seconds: 6.0, size: 64, seed: 0}
-    clips: {from: "shared:clips", size: 128, max_seconds: 12}   # for data: clips
+    clips: {from: "shared:clips", size: 128, max_seconds: 12}   # for data: clips (from: a folder or
+                                 # a list of folders, e.g. ["shared:clips", "shared:clips_extra"])
     grid:                        # cell axes (cross product with rows and targets)
       clip_seconds: [0]          # 0 = the whole training half
       iters: [null]              # null = train.iters of the scale
@@ -50,8 +53,8 @@ import yaml
 from aebench.media import FPS
 from aebench.paths import paper_results_dir, protocols_dir
 
-FIELDS = {"name", "description", "noise", "table", "metrics", "rows", "targets", "base", "data", "synth",
-          "clips", "grid", "settings", "scales"}
+FIELDS = {"name", "description", "noise", "table", "metrics", "expected_missing", "rows", "targets", "base", "data",
+          "synth", "clips", "grid", "settings", "scales"}
 ROW_FIELDS = {"label", "method", "set", "drop"}
 TABLE_FIELDS = {"paper", "columns", "axis", "by_audio", "plot"}
 AXIS_FIELDS = {"grid", "paper", "label"}
@@ -125,6 +128,7 @@ class Protocol:
     path: Path | None = None
     noise: str | None = None  # the protocol whose reference measured this setup's run-to-run spread
     text: str = ""  # the YAML as written (a results file carries it)
+    expected_missing: dict[str, str] = field(default_factory=dict)  # metric -> why its renders cannot yield it
 
     def row_rank(self, label: str) -> int:
         """Where a row label sorts in tables and plots: the YAML's order, unknown labels last."""
@@ -282,10 +286,19 @@ def parse_protocol(text: str, path: Path, scale: str | None = "smoke", check_met
         name = check_name(str(data.get("name", path.stem)), "protocol name")
     except ValueError as exc:
         raise ProtocolError(f"{path}: {exc}") from exc
+    expected = data.get("expected_missing") or {}
+    if not isinstance(expected, dict) or not all(isinstance(v, str) and v.strip() for v in expected.values()):
+        raise ProtocolError(f"{path}: expected_missing maps a metric to the reason its renders cannot yield it "
+                            f"(metric: \"reason\"), got {expected!r}")
+    strays = [m for m in expected if m not in metrics]
+    if strays:
+        raise ProtocolError(f"{path}: expected_missing names {strays}, which the protocol does not list; its metrics: "
+                            f"{', '.join(metrics)}")
     return Protocol(name=name, scale=scale, description=str(data.get("description", "")),
                     table=_layout(f"{path} table", data.get("table"), grid, set(METRICS)),
                     metrics=metrics,
                     rows=rows, targets=data.get("targets", "all"), base=data.get("base", "leave_one_out"),
                     data=str(data.get("data", "synth")), synth=synth, clips=clips, grid=grid,
                     settings=dict(data.get("settings") or {}), path=path,
-                    noise=None if data.get("noise") is None else str(data["noise"]), text=text)
+                    noise=None if data.get("noise") is None else str(data["noise"]), text=text,
+                    expected_missing={str(k): str(v) for k, v in expected.items()})

@@ -350,6 +350,48 @@ def test_regress_cli_write_pass_and_fail(tmp_path, corpus, monkeypatch):
     assert f"REGRESSION {key}: psnr worse" in res.output
 
 
+def test_two_workers_give_the_same_cells_as_one(tmp_path, corpus):
+    """launcher=local workers=2: the cells run in two processes side by side (a registered test
+    method included), with the same metrics as one after the other; a re-run skips them all."""
+    protocol = load_protocol(write_protocol(tmp_path))
+    cells = expand_cells(protocol, corpus)
+    one = launch(cells, tmp_path / "one", progress=False)
+    two = launch(cells, tmp_path / "two", progress=False, workers=2)
+    assert [o.status for o in one] == [o.status for o in two] == ["done"] * 4
+    assert [o.cell.cell_id for o in two] == [c.cell_id for c in cells]  # in the cells' order
+    for c in cells:
+        a = json.loads((tmp_path / "one" / "toy" / c.cell_id / "metrics.json").read_text())["summary"]
+        b = json.loads((tmp_path / "two" / "toy" / c.cell_id / "metrics.json").read_text())["summary"]
+        assert a == b
+    assert [o.status for o in launch(cells, tmp_path / "two", progress=False, workers=2)] == ["skipped"] * 4
+    with pytest.raises(ValueError, match="workers must be a whole number"):
+        launch(cells, tmp_path / "x", workers=0)
+
+
+def test_run_refuses_a_bad_worker_count(tmp_path):
+    from aebench.harness.cli import main
+
+    res = CliRunner().invoke(main, ["run", "protocol=smoke", "workers=two", "--runs", str(tmp_path)])
+    assert res.exit_code == 2 and "workers=N takes a whole number of processes" in res.output
+
+
+def test_clips_from_several_folders_prepare_into_one_root(tmp_path, shared_data):
+    from aebench.harness.protocol.launchers import prepared_clips
+
+    a, b = tmp_path / "clips", tmp_path / "clips_extra"
+    a.mkdir(), b.mkdir()
+    (a / "may_short.mp4").symlink_to(shared_data / "clips" / "may_short.mp4")
+    (b / "hdtf_radio2_8s.mp4").symlink_to(shared_data / "clips_extra" / "hdtf_radio2_8s.mp4")
+    root = prepared_clips({"from": [str(a), str(b)], "size": 64, "max_seconds": 1, "fps": 25.0}, under=tmp_path / "p")
+    from aebench.data import list_identities
+
+    assert root.name == "clips+clips_extra-64px-25fps-1s"
+    assert [i.name for i in list_identities(root)] == ["hdtf_radio2", "may"]
+    (b / "may_short.mp4").symlink_to(shared_data / "clips" / "may_short.mp4")
+    with pytest.raises(ProtocolError, match="would both be identity 'may'"):
+        prepared_clips({"from": [str(a), str(b)], "size": 64, "max_seconds": 1, "fps": 25.0}, under=tmp_path / "p")
+
+
 def test_ray_launcher_matches_local(tmp_path, corpus):
     ray = pytest.importorskip("ray")
     protocol = load_protocol(write_protocol(tmp_path, rows=[{"label": "A", "method": "noisy_gt"}]))
