@@ -162,6 +162,9 @@ class Metric:
     per_frame: bool = True
     recipe: str = ""  # the module whose docstring is the recipe (set by the registry)
     family: str = ""  # a named set protocols list by its name: "paper" (the paper's metrics) | "theval" | a plugin's
+    min_frames: int = 0  # what the recipe needs of a render: at least this many frames (0: nothing)
+    min_face_px: int = 0  # ... and faces at least this large (the larger side of the face box, in pixels)
+    needs_source: str = ""  # where those needs come from (e.g. the reference pipeline's option names)
 
     @property
     def better(self) -> str:

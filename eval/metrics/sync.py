@@ -300,9 +300,16 @@ def run_pipeline(video: str, wav: str, s3fd_path: str, syncnet_path: str, cache_
         return pipe.inference(video, wav, cache_dir=str(cache_dir))
 
 
+#: what syncnet-python's pipeline needs of a video (its PipelineConfig defaults, kept here): a face
+#: track of more than ``min_track`` = 50 detected frames, of faces whose mean box is larger than
+#: ``min_face_size`` = 100 px
+NEEDS = dict(min_frames=51, min_face_px=101,
+             needs_source="syncnet-python's pipeline keeps only face tracks of more than 50 frames (min_track) of "
+                          "faces larger than 100 px (min_face_size)")
+
 METRICS = [
     Metric("sync_conf", "higher", "LSE-C", tolerance=0.5, compute=compute, family="paper", needs_audio=True, weights=("syncnet",),
-           group="sync", per_frame=False),
+           group="sync", per_frame=False, **NEEDS),
     Metric("sync_dist", "lower", "LSE-D", tolerance=0.5, compute=compute, family="paper", needs_audio=True, weights=("syncnet",),
-           group="sync", per_frame=False),
+           group="sync", per_frame=False, **NEEDS),
 ]

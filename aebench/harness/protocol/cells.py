@@ -85,7 +85,7 @@ def expand_cells(protocol: Protocol, data_root: Path, overrides: list[str] = (),
             cells.append(Cell(protocol=protocol.name, row=row.label, method=row.method, identity=target,
                               clip_seconds=float(cfg.data.clip_seconds), iters=int(cfg.train.iters),
                               audio=str(audio), seed=int(cfg.seed), cfg=cfg, cell_id=config_hash(cfg),
-                              metrics=list(protocol.metrics)))
+                              metrics=[m for m in protocol.metrics if m not in protocol.expected_missing]))
     return cells
 
 

@@ -30,6 +30,7 @@ def expand(protocol_name: str, overrides: list[str], data: str | None = None, me
     check_audio(protocol)
     root = data_root_for(protocol, data)
     cells = expand_cells(protocol, root, [o for o in overrides if not o.startswith("scale=")], methods)
+    check_renders(protocol, cells)
     return protocol, cells
 
 
@@ -44,6 +45,66 @@ def check_features(protocol, overrides: list[str]) -> None:
         settings(str(cfg.features))
     except FeatureError as exc:
         raise ProtocolError(f"protocol {protocol.name} at scale {protocol.scale} uses features={cfg.features}: {exc}") from exc
+
+
+def face_px(identity) -> float:
+    """How large a face the renders of ``identity`` (an :class:`~aebench.data.Identity` at the
+    working size) show: the median over its test frames of the larger side of the S3FD-like box
+    around its landmarks (:func:`aebench.eval.metrics.sync.boxes_from_landmarks`), in pixels."""
+    import numpy as np
+
+    from aebench.eval.metrics.sync import boxes_from_landmarks
+
+    boxes = boxes_from_landmarks(identity.split("test").landmarks)
+    sides = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    sides = sides[np.isfinite(sides)]
+    return float(np.median(sides)) if sides.size else 0.0
+
+
+def check_renders(protocol: Protocol, cells) -> None:
+    """Refuse, before any training, a protocol whose renders cannot yield a metric it lists: a
+    metric declares what its recipe needs of a render (``min_frames``, ``min_face_px``), and every
+    cell's render (frames from ``train.render_frames`` and the driving audio, face size from the
+    identity's landmarks at ``data.size``) must meet it, unless the protocol declares the metric
+    under ``expected_missing`` with its reason. The error names the metric, the need, the cell
+    and the settings that would meet it."""
+    import math
+
+    from aebench.eval.registry import METRICS
+    from aebench.harness.protocol.runner import _identity, driving_audio
+    from aebench.method_api import render_span
+
+    needy = [METRICS[m] for m in protocol.metrics
+             if m not in protocol.expected_missing and (METRICS[m].min_frames or METRICS[m].min_face_px)]
+    if not needy:
+        return
+    seen: dict[tuple, tuple[int, float]] = {}
+    for cell in cells:
+        cfg = cell.cfg
+        size = int(cfg.data.size)
+        key = (str(cfg.data.root), cell.identity, str(cell.audio), size, int(cfg.train.render_frames))
+        if key not in seen:
+            identity = _identity(cfg, cell.identity)
+            audio, _ = driving_audio(cfg, identity)
+            seen[key] = (render_span(identity, audio, int(cfg.train.render_frames))[0], face_px(identity))
+        frames, face = seen[key]
+        for m in needy:
+            if m.needs_gt and str(cell.audio) != "self":
+                continue
+            fixes = []
+            if frames < m.min_frames:
+                cap = int(cfg.train.render_frames)
+                fixes.append(f"train.render_frames >= {m.min_frames}" if 0 < cap < m.min_frames else
+                             f"a driving audio of at least {m.min_frames} frames")
+            if face < m.min_face_px:
+                fixes.append(f"data.size >= {math.ceil(size * m.min_face_px / max(face, 1e-6))} (clips prepared at "
+                             "least that large)")
+            if fixes:
+                raise ProtocolError(
+                    f"protocol {protocol.name} lists {m.name} ({m.label}), whose recipe needs renders of at least "
+                    f"{m.min_frames} frames with faces of at least {m.min_face_px} px ({m.needs_source}); cell "
+                    f"{cell.label} renders {frames} frames at {size} px with faces about {face:.0f} px. Set "
+                    f"{' and '.join(fixes)}, or declare it in the protocol: expected_missing: {{{m.name}: REASON}}")
 
 
 def check_audio(protocol: Protocol) -> None:

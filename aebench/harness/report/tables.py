@@ -435,6 +435,9 @@ def build_table(protocol: str | Path | None, runs_root: Path, only: list[str] | 
     caption = (f"Protocol {protocol}" + (f" - paper table {table} (paper numbers: arXiv 2312.10921)" if table else "")
                + f"; ours from {res.origin}: {stats.t_interval_note()}; ± is the interval's half width; "
                  "scale, size and iterations per row")
+    for m, why in spec.expected_missing.items():  # the protocol's reason, not a cell's (it was never computed)
+        if m in df.columns and df[m].isna().any():
+            notes[m] = f"this protocol's renders cannot yield it: {why}"
     footnotes = [f"missing {m}: {why}" for m, why in notes.items()]
     if versus is not None:
         footnotes.append(

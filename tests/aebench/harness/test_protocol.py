@@ -392,6 +392,56 @@ def test_clips_from_several_folders_prepare_into_one_root(tmp_path, shared_data)
         prepared_clips({"from": [str(a), str(b)], "size": 64, "max_seconds": 1, "fps": 25.0}, under=tmp_path / "p")
 
 
+def _may_only(tmp_path, shared_data, size: int, seconds: float) -> Path:
+    from aebench.harness.protocol.launchers import prepared_clips
+
+    clips = tmp_path / "clips"
+    clips.mkdir(exist_ok=True)
+    if not (clips / "may_short.mp4").exists():
+        (clips / "may_short.mp4").symlink_to(shared_data / "clips" / "may_short.mp4")
+    return prepared_clips({"from": str(clips), "size": size, "max_seconds": seconds, "fps": 25.0}, under=tmp_path / "p")
+
+
+def test_a_protocol_listing_a_metric_its_renders_cannot_yield_is_refused_before_any_work(tmp_path, shared_data):
+    """real_quick without its expected_missing: LSE-C needs more than 50 frames of faces over 100 px,
+    and 40 frames at 64 px have neither; the error names the metric, the need and the settings."""
+    from aebench.harness.cli import main
+
+    root = _may_only(tmp_path, shared_data, 128, 4)
+    spec = yaml.safe_load((Path(__file__).parents[3] / "protocols" / "real_quick.yaml").read_text())
+    spec.pop("expected_missing")
+    spec.update(name="rq_sync", grid={"clip_seconds": [0], "iters": [None], "audio": ["self"], "seed": [0]})
+    proto = tmp_path / "rq_sync.yaml"
+    proto.write_text(yaml.safe_dump(spec))
+    runs = tmp_path / "runs"
+    res = CliRunner().invoke(main, ["run", f"protocol={proto}", f"data={root}", "--runs", str(runs)])
+    assert res.exit_code == 2, res.output
+    assert "lists sync_conf (LSE-C), whose recipe needs renders of at least 51 frames with faces of at least 101 px" in res.output
+    assert "train.render_frames >= 51" in res.output and "data.size >= " in res.output
+    assert "expected_missing: {sync_conf: REASON}" in res.output
+    assert not (runs / "rq_sync").exists() and not (runs / "_base").exists()  # nothing trained
+    spec["expected_missing"] = {"sync_conf": "too small", "sync_dist": "too small"}
+    proto.write_text(yaml.safe_dump(spec))
+    from aebench.harness.protocol.plan import expand
+
+    _, cells = expand(str(proto), [], data=str(root))
+    assert cells and all("sync_conf" not in c.metrics for c in cells)  # declared: not computed
+
+
+def test_real_sync_renders_meet_syncnet_pythons_pipeline(tmp_path, shared_data):
+    """The protocol made for LSE: 75 frames at 256 px, May's face above 100 px (feasibility only)."""
+    from aebench.harness.protocol.plan import check_renders, face_px
+    from aebench.data import Identity
+
+    p = load_protocol("real_sync")
+    assert not p.expected_missing and {"sync_conf", "sync_dist"} <= set(p.metrics)
+    root = _may_only(tmp_path, shared_data, p.clips["size"], p.clips["max_seconds"])
+    cells = expand_cells(p, root)
+    check_renders(p, cells)  # does not raise
+    assert face_px(Identity.open(root / "may").at_size(int(p.settings["data.size"]))) > 101
+    assert face_px(Identity.open(root / "may").at_size(128)) < 100  # where real_fast's renders stand
+
+
 def test_ray_launcher_matches_local(tmp_path, corpus):
     ray = pytest.importorskip("ray")
     protocol = load_protocol(write_protocol(tmp_path, rows=[{"label": "A", "method": "noisy_gt"}]))

@@ -215,3 +215,10 @@ def test_seeds_of_one_identity_are_averaged_before_the_interval(tmp_path):
     sd = (sum(x * x for x in within) / 3) ** 0.5  # 3 identities, 1 degree of freedom each
     assert f"PSNR {sd:.3f} (dof 3)" in md
     assert "n = identities with a value (the seeds of an identity are averaged first" in md
+
+
+def test_a_metric_the_protocol_expects_missing_gives_the_protocols_reason(tmp_path):
+    make_cell(tmp_path, "real_quick", "a", "AE-NeRF", 27.0)  # sync never computed: absent from the summary
+    md = render_table("real_quick", tmp_path, "md", only=["psnr", "sync_conf"])
+    assert "missing sync_conf: this protocol's renders cannot yield it: 40 frames at 64 px" in md
+    assert "weights absent" not in md
