@@ -14,17 +14,29 @@ from aebench.paths import runs_dir
 @click.argument("protocol")
 @click.option("--runs", **RUNS_OPTION)
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="the results file to write (JSON, schema aebench/schemas/results-v1.schema.json)")
+              help="the results file to write (JSON, schema aebench/schemas/results-v2.schema.json)")
+@click.option("--versus", default=None, metavar="ROW",
+              help="also write the table's paired comparisons with ROW (over identities, Holm-adjusted as one family)")
+@click.option("--metrics", default=None, help="with --versus: the columns compared (comma-separated; default all)")
 @_usage
-def export(protocol: str, runs: Path | None, out: Path) -> None:
+def export(protocol: str, runs: Path | None, out: Path, versus: str | None, metrics: str | None) -> None:
     """Write PROTOCOL's finished cells as one results file: the protocol as written, and per cell
-    its resolved config, summary and per-frame metrics, cost and provenance. `aebench tables|plot|
-    report --from FILE` read it as they read the run store."""
+    its resolved config, summary and per-frame metrics, cost and provenance; with --versus the
+    paired comparisons `aebench tables --versus` prints. `aebench tables|plot|report --from FILE`
+    read it as they read the run store."""
     from aebench.harness.report.results import export as make, write_results
+    from aebench.harness.report.tables import comparisons
 
-    doc = make(protocol, Path(runs or runs_dir()))
+    if metrics and not versus:
+        raise click.UsageError("--metrics picks the columns of --versus's comparisons; give --versus ROW too")
+    root = Path(runs or runs_dir())
+    doc = make(protocol, root)
+    if versus:
+        only = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+        doc["comparisons"] = {**comparisons(protocol, root, versus, only), "metrics": only}
     write_results(doc, out)
-    click.echo(f"wrote {out}: protocol {doc['protocol']['name']}, {len(doc['cells'])} cells"
+    tests = f", {doc['comparisons']['family_size']} paired tests vs {versus}" if versus else ""
+    click.echo(f"wrote {out}: protocol {doc['protocol']['name']}, {len(doc['cells'])} cells{tests}"
                + (f" ({sum(doc['unfinished'].values())} unfinished not included)" if doc["unfinished"] else ""))
 
 

@@ -1,9 +1,11 @@
 """What reports read: a protocol's scored cells, from the run store or from a results file.
 
 A results file (``aebench export PROTOCOL --out results.json``; ``aebench eval ... --export``)
-is one versioned JSON document, its schema ``aebench/schemas/results-v1.schema.json`` (JSON
+is one versioned JSON document, its schema ``aebench/schemas/results-v2.schema.json`` (JSON
 Schema 2020-12): the protocol as written (its table layout), and per cell its resolved config,
-summary, missing metrics, per-frame metrics, evaluation record, cost and provenance. Tables,
+summary, missing metrics, per-frame metrics, evaluation record, cost and provenance; with
+``--versus ROW`` also the table's paired comparisons (``comparisons``: over identities,
+Holm-adjusted as one family). Version 1 files (no ``comparisons``) are still read. Tables,
 plots and reports read it exactly as they read the run store (:class:`Results`), so results
 can be shared and compared without the runs; what a file cannot hold (the renders) is what
 the side-by-side videos need, and a report from a file says so instead.
@@ -19,7 +21,9 @@ from pathlib import Path
 
 from aebench.json_numbers import from_json, to_json
 
-SCHEMA_NAME, SCHEMA_VERSION = "aebench-results", 1
+SCHEMA_NAME, SCHEMA_VERSION = "aebench-results", 2
+#: the versions this aebench reads (each has its schema file)
+READABLE_VERSIONS = (1, 2)
 
 
 class ResultsError(ValueError):
@@ -149,9 +153,9 @@ def write_results(doc: dict, path: Path) -> Path:
 
 # ----- reading and checking -----------------------------------------------------------------
 
-def schema() -> dict:
-    """The JSON Schema of results files (package data)."""
-    return json.loads((files("aebench") / "schemas" / f"results-v{SCHEMA_VERSION}.schema.json").read_text())
+def schema(version: int = SCHEMA_VERSION) -> dict:
+    """The JSON Schema of results files of ``version`` (package data)."""
+    return json.loads((files("aebench") / "schemas" / f"results-v{version}.schema.json").read_text())
 
 
 def validate(doc) -> None:
@@ -159,9 +163,11 @@ def validate(doc) -> None:
     breaks the schema."""
     import jsonschema
 
-    if isinstance(doc, dict) and doc.get("schema") == SCHEMA_NAME and doc.get("schema_version") != SCHEMA_VERSION:
-        raise ResultsError(f"schema_version {doc.get('schema_version')!r}: this aebench reads version {SCHEMA_VERSION}")
-    validator = jsonschema.Draft202012Validator(schema())
+    version = doc.get("schema_version") if isinstance(doc, dict) else None
+    if isinstance(doc, dict) and doc.get("schema") == SCHEMA_NAME and version not in READABLE_VERSIONS:
+        raise ResultsError(f"schema_version {version!r}: this aebench reads versions "
+                           f"{', '.join(map(str, READABLE_VERSIONS))}")
+    validator = jsonschema.Draft202012Validator(schema(version if version in READABLE_VERSIONS else SCHEMA_VERSION))
     errors = sorted(validator.iter_errors(doc), key=lambda e: (len(list(e.absolute_path)), list(map(str, e.absolute_path))))
     if errors:
         e = errors[0]

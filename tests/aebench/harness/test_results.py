@@ -250,3 +250,30 @@ def test_a_protocol_with_measured_noise_quotes_it_under_its_table(tmp_path, monk
     assert "run-to-run noise of this setup, measured by protocol real_repeats" in md
     assert "standard deviation between seeds PSNR 0.707" in md  # sqrt(0.5)
     assert "28.10 (n=1, one run)" in md
+
+
+def test_export_with_versus_writes_the_family_and_old_files_are_still_read(tmp_path):
+    """Schema 2: `export --versus` holds the table's comparisons (the same numbers and verdicts the
+    table prints); a version 1 file (results/exports/real_repeats.json, committed) is still read."""
+    from pathlib import Path as P
+
+    _store(tmp_path / "runs")
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(main, ["export", "real_repeats", "--runs", str(tmp_path / "runs"), "--out", str(out),
+                                    "--versus", "AE-NeRF", "--metrics", "psnr"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    assert doc["schema_version"] == 2 and doc["comparisons"]["adjustment"] == "holm"
+    tests = {(t["row"], t["metric"]): t for t in doc["comparisons"]["tests"]}
+    dfrf = tests[("DFRF", "psnr")]
+    assert dfrf["n"] == 3 and dfrf["seeds"] == [2, 2, 2] and dfrf["resolved"] is False
+    md = render_table("real_repeats", tmp_path / "runs", "md", only=["psnr"], versus="AE-NeRF")
+    assert f"adj. p={dfrf['p_adjusted']:.3g}" in _row(md, "DFRF")[_header(md).index("PSNR vs AE-NeRF")]
+    assert doc["comparisons"]["family_size"] == 1 and tests[("AD-NeRF", "psnr")]["p_adjusted"] is None
+    read_results(out)  # validates against version 2
+    old = P(__file__).parents[3] / "results" / "exports" / "real_repeats.json"
+    assert json.loads(old.read_text())["schema_version"] == 1
+    assert len(read_results(old).cells) == 24
+    bad = CliRunner().invoke(main, ["export", "real_repeats", "--runs", str(tmp_path / "runs"), "--out", str(out),
+                                    "--metrics", "psnr"])
+    assert bad.exit_code == 2 and "give --versus ROW too" in bad.output
