@@ -1,0 +1,50 @@
+"""Every README number comes from a committed file: each block between
+``<!-- generated: COMMAND -->`` and ``<!-- end generated -->`` in README.md and
+baselines/README.md is what COMMAND prints now, from committed files only. COMMAND is
+``aebench ...`` (run in-process) or ``python tools/....py ...``. Editing a number in a
+block, or a committed file behind it, fails this test; regenerate with
+``python tools/readme_tables.py --write``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _blocks():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    from readme_tables import DOCS, blocks
+
+    return [(doc, cmd, text) for doc in DOCS for cmd, text in blocks((ROOT / doc).read_text())]
+
+
+BLOCKS = _blocks()
+
+
+def test_the_readmes_have_generated_blocks():
+    docs = {doc for doc, _, _ in BLOCKS}
+    assert docs == {"README.md", "baselines/README.md"}, docs
+
+
+@pytest.mark.parametrize("doc, command, text", BLOCKS, ids=[f"{d}:{c}" for d, c, _ in BLOCKS])
+def test_a_generated_block_is_what_its_command_prints(doc, command, text, monkeypatch):
+    from readme_tables import run
+
+    monkeypatch.chdir(ROOT)
+    assert run(command) == text, f"{doc}: the block of `{command}` differs from its output; regenerate it with " \
+                                 "python tools/readme_tables.py --write"
+
+
+def test_an_edited_number_fails(tmp_path):
+    from readme_tables import blocks, check
+
+    doc = (ROOT / "baselines" / "README.md").read_text()
+    command, text = blocks(doc)[0]
+    edited = doc.replace(text, text.replace("0.1", "0.2", 1))
+    assert edited != doc
+    assert check(doc, cwd=ROOT) == [] and check(edited, cwd=ROOT) == [command]
