@@ -1,0 +1,177 @@
+"""The speed numbers of README.md's "Methods and speed", printed from committed files only.
+
+    python tools/speed_tables.py ttq    # time to quality: docs/time_to_quality/*.json (+ repeats/)
+    python tools/speed_tables.py fps    # render frames/s: docs/render_fps/*.json (+ repeats/)
+    python tools/speed_tables.py rate   # training iterations/s: docs/train_rate/*.json
+
+Sources. ``ttq`` reads the ``aebench bench converge`` curves (files ``METHOD_VARIANT_SIZE.json``;
+a curve point's ``seconds`` is training wall time, base model included). ``fps`` reads
+``aebench bench render`` results (``METHOD_ENCODING_SIZE_SCALE_SAMPLER.json``: ``frames/s`` and
+``evaluated/ray``) and ``rate`` ``aebench bench train`` results (``iters/s``). Neither of the
+last two records the field encoding, so it is read from the file name. A ``*_repeat.json`` file
+is a second run of the method's default (``frequency``).
+
+Rules. A run's wall time is its curve's last ``seconds``; its time to the default's final PSNR is
+the ``seconds`` of its first scored point at or above it, and the ratio is the default's wall time
+/ that time (as ``bench converge --reference`` computes them). Render and training ratios are the
+variant's frames/s (iterations/s) / the default's. Which default run a variant ran beside is not
+recorded in the files; the rule that reproduces the README is: where the default ran twice,
+``hashgrid`` beside the repeat and every other variant beside the first run; where it ran once,
+every variant beside it. Numbers are rounded half up from their decimal value in the file.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+NAMES = {"aenerf": "AE-NeRF", "dfrf": "DFRF", "adnerf": "AD-NeRF"}
+VARIANTS = ("frequency", "triplane", "triplane_occ", "hashgrid")
+LABELS = {"frequency": "frequency (default)", "triplane_occ": "triplane + `train.sampler=occupancy`"}
+SCALES = ("smoke", "small", "paper")
+DEFAULT, BESIDE_REPEAT = "frequency", "hashgrid"
+RULE = ("where the default ran twice, hashgrid ran beside the repeat and every other variant beside "
+        "the first run (the pairing is not recorded in the files; this rule reproduces the README)")
+
+
+def fmt(x: float, digits: int) -> str:
+    """``x`` rounded half up to ``digits`` decimals, from its shortest decimal form."""
+    return str(Decimal(repr(x)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
+
+
+def order(seq: tuple[str, ...], item: str) -> tuple[int, str]:
+    """Sort key: ``item``'s place in ``seq``, unknown items after, by name."""
+    return (seq.index(item), "") if item in seq else (len(seq), item)
+
+
+def load(folder: Path) -> dict[tuple[str, ...], list[dict]]:
+    """The JSON files of ``folder`` and ``folder/repeats``, keyed by their file name's fields
+    (METHOD, VARIANT, SIZE, ...; ``triplane_occ`` is one variant); a key's list holds the first
+    run, then the repeat (``*_repeat.json``) where there is one."""
+    runs: dict[tuple[str, ...], list[dict]] = {}
+    for f in sorted(folder.glob("*.json")) + sorted((folder / "repeats").glob("*.json")):
+        method, variant, *rest = f.stem.removesuffix("_repeat").split("_")
+        if rest[0] == "occ":
+            variant, rest = f"{variant}_occ", rest[1:]
+        runs.setdefault((method, variant, *rest), []).append(json.loads(f.read_text()))
+    return runs
+
+
+def beside(defaults: list[dict], variant: str) -> dict:
+    """The default run ``variant`` is compared with (see RULE)."""
+    return defaults[-1] if variant == BESIDE_REPEAT else defaults[0]
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """A GitHub pipe table."""
+    lines = ["| " + " | ".join(cells) + " |" for cells in [header, *rows]]
+    return "\n".join([lines[0], "|" + "---|" * len(header), *lines[1:]])
+
+
+def spread(values: list[float]) -> str:
+    """How far apart two runs are: larger / smaller - 1, in percent."""
+    return f"{fmt(100 * (max(values) / min(values) - 1), 1)}%"
+
+
+def wall(run: dict) -> float:
+    """Training wall time of a converge run: its curve's last point."""
+    return run["curve"][-1]["seconds"]
+
+
+def time_to_reach(run: dict, psnr: float) -> float | None:
+    """Seconds of the first scored point at or above ``psnr`` (``bench_converge.time_to_reach``)."""
+    return next((p["seconds"] for p in run["curve"] if p["psnr"] is not None and p["psnr"] >= psnr), None)
+
+
+def ttq() -> str:
+    """The time-to-quality table: one row per run, the default's repeat beside its first run."""
+    runs = load(DOCS / "time_to_quality")
+    rows, spreads = [], []
+    keys = sorted(runs, key=lambda k: (order(tuple(NAMES), k[0]), int(k[2]), order(VARIANTS, k[1])))
+    for method, variant, size in keys:
+        found, defaults = runs[(method, variant, size)], runs[(method, DEFAULT, size)]
+        run = found[0]
+        cells = [NAMES.get(method, method), run["size"], LABELS.get(variant, variant), fmt(run["final_psnr"], 2)]
+        if variant == DEFAULT:
+            walls = " / ".join(f"{fmt(wall(r), 1)} s" for r in found)
+            cells += [walls + (" (first / repeat)" if len(found) > 1 else ""), "-"]
+            if len(found) > 1:
+                spreads.append(f"{NAMES.get(method, method)} {spread([wall(r) for r in found])}")
+        else:
+            ref = beside(defaults, variant)
+            reached = time_to_reach(run, ref["final_psnr"])
+            cells += [f"{fmt(wall(run), 1)} s",
+                      "not reached" if reached is None else f"{fmt(reached, 1)} s ({fmt(wall(ref) / reached, 2)}x)"]
+        rows.append(cells)
+    header = ["method", "size", "encoding", "final PSNR", "wall time (base + fine-tune)",
+              "time to the default's final PSNR"]
+    return "\n".join([
+        "from docs/time_to_quality/*.json and docs/time_to_quality/repeats/*.json (bench converge curves)", "",
+        table(header, rows), "",
+        f"Ratio: the default's wall time / the time to its final PSNR; {RULE}. "
+        f"Wall times of the default's two runs differ by {', '.join(spreads)}."])
+
+
+def fps() -> str:
+    """The render table: frames/s (evaluated samples per ray) per encoding, ratios to the default beside."""
+    runs = load(DOCS / "render_fps")
+    groups = sorted({(k[0], k[3], k[4]) for k in runs},
+                    key=lambda g: (order(SCALES, g[1]), g[2], order(tuple(NAMES), g[0])))
+    rows, spreads = [], []
+    for method, scale, sampler in groups:
+        by_variant = {k[1]: v for k, v in runs.items() if (k[0], k[3], k[4]) == (method, scale, sampler)}
+        defaults = by_variant[DEFAULT]
+
+        def cell(run: dict, ref: dict | None) -> str:
+            text = f"{fmt(run['frames/s'], 3)} ({fmt(run['evaluated/ray'], 1)})"
+            return text if ref is None else f"{text}, {fmt(run['frames/s'] / ref['frames/s'], 2)}x"
+
+        def variant(name: str) -> str:
+            return cell(by_variant[name][0], beside(defaults, name)) if name in by_variant else "-"
+
+        again = cell(defaults[1], None) if len(defaults) > 1 else "-"
+        rows.append([NAMES.get(method, method), f"{scale}, {sampler}", cell(defaults[0], None), variant("triplane"),
+                     again, variant("hashgrid")])
+        if len(defaults) > 1:
+            spreads.append(f"{NAMES.get(method, method)} {spread([r['frames/s'] for r in defaults])}")
+    header = ["method", "scale, sampler", "frequency (default)", "triplane", "frequency again", "hashgrid"]
+    return "\n".join([
+        "from docs/render_fps/*.json and docs/render_fps/repeats/*.json (bench render, 128 px, one thread)", "",
+        table(header, rows), "",
+        f"frames/s (evaluated samples per ray); ratio: the variant's frames/s / the default's; {RULE}. "
+        f"The default's two runs differ by {', '.join(spreads)}."])
+
+
+def rate() -> str:
+    """The training-rate table: each variant's iterations/s beside the default run it ran with."""
+    runs = load(DOCS / "train_rate")
+    keys = sorted((k for k in runs if k[1] != DEFAULT),
+                  key=lambda k: (order(tuple(NAMES), k[0]), order(SCALES, k[3]), order(VARIANTS, k[1])))
+    rows = []
+    for method, variant, size, scale in keys:
+        defaults = runs[(method, DEFAULT, size, scale)]
+        ref, run = beside(defaults, variant), runs[(method, variant, size, scale)][0]
+        which = "first" if ref is defaults[0] else "repeat"
+        rows.append([NAMES.get(method, method), f"{size} px, {scale}",
+                     f"{fmt(ref['iters/s'], 3)} ({which}; {fmt(1 / ref['iters/s'], 1)} s per iteration)",
+                     variant, fmt(run["iters/s"], 3), f"{fmt(run['iters/s'] / ref['iters/s'], 2)}x"])
+    header = ["method", "size, scale", "default iterations/s", "variant", "variant iterations/s", "ratio"]
+    hours = [f"{NAMES.get(k[0], k[0])} {k[2]} px {k[3]} {fmt(600 / runs[k][0]['iters/s'] / 3600, 2)} h"
+             for k in sorted(runs) if k[1] == DEFAULT]
+    return "\n".join([
+        "from docs/train_rate/*.json (bench train from scratch, one thread, side by side)", "",
+        table(header, rows), "",
+        f"Ratio: the variant's iterations/s / the default's; {RULE}. "
+        f"600 iterations at the first default run's rate take {', '.join(hours)}."])
+
+
+COMMANDS = {"ttq": ttq, "fps": fps, "rate": rate}
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] not in COMMANDS:
+        sys.exit(f"usage: python tools/speed_tables.py {'|'.join(COMMANDS)}")
+    print(COMMANDS[sys.argv[1]]())
