@@ -223,8 +223,9 @@ def regress(reference: Path, read_only: bool, write: bool, runs: Path | None, pr
     deviation against its tolerance."""
     from aebench.harness.protocol.launchers import launch
     from aebench.harness.protocol.plan import expand
-    from aebench.harness.report.regress import (compare, compared_cells, deviation_summary, read_reference, summaries,
-                                                 tolerances_from, write_reference)
+    from aebench.harness.report.regress import (check_reference, checked_tolerances, compare, compared_cells,
+                                                 deviation_summary, read_reference, summaries, tolerances_from,
+                                                 write_reference)
 
     runs_root = runs_root_of(runs)
     if protocol and not write:
@@ -233,6 +234,9 @@ def regress(reference: Path, read_only: bool, write: bool, runs: Path | None, pr
         raise click.UsageError("--noise-from sets the tolerances a reference is written with; use it with --write")
     derived = tolerances_from(noise_from) if noise_from else (None, None)
     ref = None if write else read_reference(reference)
+    if ref is not None:  # a reference that would compare nothing is refused before anything runs
+        check_reference(ref)
+        checked_tolerances(ref)
     if ref:
         protocol_name = ref["protocol"]
     else:
@@ -265,8 +269,8 @@ def regress(reference: Path, read_only: bool, write: bool, runs: Path | None, pr
         raise click.ClickException(f"{len(fails)} change(s) beyond tolerance against {reference}")
     n = compared_cells(findings)
     if n == 0:
-        raise click.ClickException(f"no cell of {reference} had a metric to compare (every value missing on both "
-                                   f"sides): the check compared nothing")
+        raise click.ClickException(f"no cell of {reference} had a metric with a value in both the reference and the "
+                                   f"run: the check compared nothing")
     click.echo(f"regression check passed: {n} cells compared, every metric within tolerance of {reference}")
 
 

@@ -53,6 +53,8 @@ def prepared_clips(clips: dict, under: Path | None = None) -> Path:
     from aebench.harness.protocol.spec import ProtocolError
 
     sources = clips["from"] if isinstance(clips["from"], list) else [clips["from"]]
+    if not sources or not all(isinstance(x, str) and x for x in sources):
+        raise ProtocolError(f"clips.from names a folder of clips or a list of folders, got {clips['from']!r}")
     videos, names = [], {}
     for spec in sources:
         src = shared_path(spec)
@@ -142,6 +144,17 @@ def _pool_cell(cell: Cell, runs_root: str, registry: dict) -> CellOutcome:
     return _remote_cell(cell, runs_root, registry, say=_quiet)
 
 
+def _pool_error(job) -> str | None:
+    """The error of a pool job that raised outside the cell's own handling (e.g. a method class a
+    spawned process cannot import), as text; None when it returned. A dead worker re-raises."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    exc = job.exception()
+    if exc is None or isinstance(exc, BrokenProcessPool):
+        return None
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _run_pool(cells: list[Cell], runs_root: Path, progress: bool, workers: int) -> list[CellOutcome]:
     """The cells in ``workers`` processes: the base models they need first, then the cells."""
     import multiprocessing
@@ -160,14 +173,15 @@ def _run_pool(cells: list[Cell], runs_root: Path, progress: bool, workers: int) 
                       disable=not progress or not bases, dynamic_ncols=True) as bar:
                 jobs = {pool.submit(_pool_base, c, str(runs_root), registry): c for c in bases}
                 for job in as_completed(jobs):
-                    error = job.result()
+                    error = _pool_error(job) or job.result()
                     say(f"base model of {jobs[job].label}: " + ("ready" if error is None else f"FAILED: {error}"))
                     bar.update(1)
             with tqdm(total=len(cells), desc=f"cells ({workers} workers)", unit="cell", disable=not progress,
                       dynamic_ncols=True) as bar:
                 jobs = {pool.submit(_pool_cell, c, str(runs_root), registry): c for c in cells}
                 for job in as_completed(jobs):
-                    outcome = job.result()
+                    error = _pool_error(job)
+                    outcome = CellOutcome(jobs[job], "failed", error) if error else job.result()
                     say(f"{outcome.cell.label}  ({outcome.cell.cell_id}) -> {outcome.status}"
                         + (f": {outcome.error}" if outcome.error else ""))
                     bar.set_postfix_str(f"{outcome.cell.row} / {outcome.cell.identity}")
@@ -214,6 +228,8 @@ def launch(cells: list[Cell], runs_root: Path, launcher: str = "local", progress
         raise ValueError(f"workers must be a whole number of processes, at least 1; got {workers!r}")
     if launcher == "local":
         return run_local(cells, runs_root, progress, workers)
+    if workers != 1:
+        raise ValueError(f"workers=N is for launcher=local; launcher={launcher} places the cells itself")
     if launcher == "ray":
         return run_ray(cells, runs_root, progress)
     raise ValueError(f"unknown launcher '{launcher}'; valid: {', '.join(LAUNCHERS)}")

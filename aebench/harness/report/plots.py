@@ -2,8 +2,9 @@
 ``table:`` says (:class:`~aebench.harness.protocol.spec.TableLayout`), ``plot: lines`` each metric
 against the table's axis (clip length, iterations), ``plot: bars`` each row's metrics with the
 paper's beside (read through the same column mapping as the table). Our points and bars are
-means over a row's repeats with their 95% confidence intervals as error bars (Student t over
-runs, :mod:`aebench.harness.report.stats`); a single run has none."""
+means over a row's identities (seeds averaged within each first, as in the tables) with their
+95% confidence intervals as error bars (Student t over identities,
+:mod:`aebench.harness.report.stats`); a single identity has none."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from aebench.harness.protocol.spec import paper_table
-from aebench.harness.report.stats import mean_ci
+from aebench.harness.report.stats import mean_ci, unit_means
+
 
 def _plt():
     import matplotlib
@@ -22,8 +24,10 @@ def _plt():
     return plt
 
 
-def _mean_err(values: list[float]) -> tuple[float, float]:
-    """(mean, CI half width; 0 for a single run) of a row's repeats; NaN mean when none."""
+def _mean_err(cells: list[dict], metric: str) -> tuple[float, float]:
+    """(mean, CI half width; 0 for a single identity) of ``metric`` over the identities of
+    ``cells`` (seeds averaged within each); NaN mean when none has a value."""
+    values = unit_means(cells, lambda c: c["summary"].get(metric))
     if not values:
         return float("nan"), 0.0
     ci = mean_ci(values)
@@ -69,10 +73,10 @@ def plot(protocol, runs_root: Path, out_dir: Path) -> list[Path]:
             series = defaultdict(lambda: defaultdict(list))
             for c in cells:
                 if c["summary"].get(m) is not None:
-                    series[c["row"]][float(c[field])].append(c["summary"][m])
+                    series[c["row"]][float(c[field])].append(c)
             for row, pts in series.items():
                 xs = sorted(pts)
-                means, errs = zip(*(_mean_err(pts[x]) for x in xs))
+                means, errs = zip(*(_mean_err(pts[x], m) for x in xs))
                 ax.errorbar(xs, means, yerr=errs, marker="o", capsize=3, label=row)
             label = f"{METRICS[m].label} {METRICS[m].better}"
             ax.set(xlabel=xlabel, ylabel=label, title=f"{label} vs {xlabel} ({scale})")
@@ -97,8 +101,7 @@ def plot(protocol, runs_root: Path, out_dir: Path) -> list[Path]:
         rows = sorted(dict.fromkeys(c["row"] for c in cells), key=spec.row_rank)
         fig, axes = plt.subplots(1, len(bar_metrics), figsize=(4 * len(bar_metrics), 3.5), squeeze=False)
         for ax, m in zip(axes[0], bar_metrics):
-            ours, errs = zip(*(_mean_err([c["summary"][m] for c in cells if c["row"] == r and c["summary"].get(m) is not None])
-                               for r in rows))
+            ours, errs = zip(*(_mean_err([c for c in cells if c["row"] == r], m) for r in rows))
             col = column_of.get(m)
             theirs = [float(paper[r][col]) if col and r in paper and paper[r].get(col) else float("nan") for r in rows]
             xs = range(len(rows))

@@ -115,25 +115,28 @@ def _compare_value(key: str, metric: str, ref, cur, tol: float, direction: str) 
     return Finding(key, metric, ref, cur, kind, tol)
 
 
-def check_reference(reference: dict) -> None:
-    """Refuse a reference that would compare nothing or compare with something that is not a number."""
+def check_reference(reference: dict, written: bool = False) -> None:
+    """Refuse a reference that would compare nothing or compare with something that is not a
+    number (``written``: the cells a ``--write`` is about to write, named as such)."""
     from aebench.eval.registry import METRICS
 
     cells = reference.get("cells")
     if not isinstance(cells, dict) or not cells:
-        raise BadReference("the reference holds no cells: a check against it would compare nothing; "
-                             "write it from a run with --write")
+        raise BadReference("the run has no finished cells to write" if written else
+                           "the reference holds no cells: a check against it would compare nothing; "
+                           "write it from a run with --write")
+    which = "run" if written else "reference"
     for key, ref_metrics in cells.items():
         if not isinstance(ref_metrics, dict) or not ref_metrics:
-            raise BadReference(f"reference cell {key} holds no metrics")
+            raise BadReference(f"{which} cell {key} holds no metrics")
         for metric, ref in ref_metrics.items():
             if metric not in METRICS:
-                raise BadReference(f"reference metric {metric!r} of cell {key} is not a known metric "
-                                     f"({', '.join(METRICS)}); regenerate the reference with --write")
+                raise BadReference(f"{which} metric {metric!r} of cell {key} is not a known metric "
+                                   f"({', '.join(METRICS)}); regenerate the reference with --write")
             ref = from_json(ref)
             if ref is not None and not _number(ref):
-                raise BadReference(f"reference value of {metric} in cell {key} is {ref!r}, not a finite number "
-                                  f"(null means missing); regenerate the reference with --write")
+                raise BadReference(f"{which} value of {metric} in cell {key} is {ref!r}, not a finite number "
+                                   f"(null means missing)" + ("" if written else "; regenerate the reference with --write"))
 
 
 def compare(reference: dict, current: dict[str, dict]) -> list[Finding]:
@@ -218,7 +221,7 @@ def tolerances_from(noise_reference: Path) -> tuple[dict, str]:
     if not spread:
         raise ValueError(f"{noise_reference} holds no measured seed spread (write it from a protocol with "
                          f"several seeds: aebench regress --write --protocol NAME)")
-    tol = {m: Z95 * math.sqrt(2.0) * v for m, v in spread.items() if v is not None}
+    tol = {m: Z95 * math.sqrt(2.0) * v for m, v in spread.items() if v is not None and v > 0}  # 0: no spread measured
     how = (f"{Z95:.2f} x sqrt(2) x the seed standard deviation measured by {Path(noise_reference).name} "
            f"(protocol {ref['protocol']}: {ref['spread']['how']}): two single runs differing only in the seed differ "
            f"by less than this 95% of the time; metrics without a measured spread keep the registry's tolerance")
@@ -230,6 +233,8 @@ def write_reference(path: Path, protocol: str, scale: str, overrides: list[str],
     from aebench.harness.protocol.run_store import write_json
 
     extra = {"tolerances": dict(tolerances)} if tolerances else {}
+    check_reference({"cells": current}, written=True)  # never write what a check would refuse
+    checked_tolerances(extra)
     if tolerances_how:
         extra["tolerances_how"] = tolerances_how
     spread = seed_spread(current)

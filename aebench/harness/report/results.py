@@ -164,6 +164,8 @@ def validate(doc) -> None:
     import jsonschema
 
     version = doc.get("schema_version") if isinstance(doc, dict) else None
+    if type(version) is not int:  # noqa: E721  (not True, not 1.0: each version has its own file)
+        version = None
     if isinstance(doc, dict) and doc.get("schema") == SCHEMA_NAME and version not in READABLE_VERSIONS:
         raise ResultsError(f"schema_version {version!r}: this aebench reads versions "
                            f"{', '.join(map(str, READABLE_VERSIONS))}")

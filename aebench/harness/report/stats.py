@@ -28,6 +28,9 @@ from scipy import stats
 
 #: the family-wise error rate of a table's comparisons (Holm-adjusted p below it: "resolved")
 ALPHA = 0.05
+#: what one table entry generalises over: a target identity at one grid point; its seeds are
+#: averaged first (they share the identity, so they are not independent repeats)
+UNIT_KEYS = ("identity", "clip_seconds", "iters", "audio")
 _REL_TOL = 1e-12
 _CHUNK = 1 << 15
 
@@ -174,13 +177,27 @@ def smallest_sign_flip_p(n: int) -> float:
 
 
 def resolvable_difference(sd: float | None, n: int, family: int, alpha: float = ALPHA) -> float | None:
-    """The smallest mean paired difference a column could resolve: ``t_{1 - alpha/(2 m), n-1} * sd / sqrt(n)``,
-    the half width of the t interval at Holm's first (strictest) step, with ``sd`` the measured
-    standard deviation of the paired differences, ``n`` pairs and ``m = family`` tests. ``inf``
-    when no difference can be resolved at all: the sign-flip test's smallest adjusted p
-    ``m * 2 / 2**n`` is not below ``alpha``, or fewer than 2 pairs. None when ``sd`` is unknown."""
-    if n < 2 or family * smallest_sign_flip_p(n) >= alpha:
+    """The smallest mean paired difference a column could resolve, a t approximation:
+    ``t_{1 - alpha/(2 m), n-1} * sd / sqrt(n)``, the half width of the t interval at Holm's first
+    (strictest) step, with ``sd`` the measured standard deviation of the paired differences, ``n``
+    pairs and ``m = family`` tests (the verdict itself is the sign-flip test's, which also needs the
+    differences of nearly every unit to share their sign). ``inf`` when no difference can be
+    resolved at all: the sign-flip test's smallest adjusted p ``m * 2 / 2**n`` is not below
+    ``alpha``, fewer than 2 pairs, or no test. None when ``sd`` is unknown."""
+    if n < 2 or family < 1 or family * smallest_sign_flip_p(n) >= alpha:
         return math.inf
     if sd is None:
         return None
     return float(stats.t.ppf(1.0 - alpha / (2.0 * family), n - 1) * sd / math.sqrt(n))
+
+
+def unit_means(cells: Sequence[dict], value) -> list[float]:
+    """One value per unit (:data:`UNIT_KEYS`) of ``cells``: the mean over its seeds of
+    ``value(cell)`` (None or NaN: no value; a unit without any value is left out)."""
+    groups: dict[tuple, list[float]] = {}
+    for c in cells:
+        v = value(c)
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            continue
+        groups.setdefault(tuple(str(c.get(k)) for k in UNIT_KEYS), []).append(float(v))
+    return [float(np.mean(g)) for g in groups.values()]

@@ -39,9 +39,8 @@ from __future__ import annotations
 import csv
 import io
 import math
-from pathlib import Path
-
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -61,9 +60,7 @@ def _fmt(v: float) -> str:
     return f"{v:.3f}" if abs(v) < 10 else f"{v:.2f}"
 
 
-#: what one table entry generalises over: a target identity at one grid point; its seeds are
-#: averaged first (they share the identity, so they are not independent repeats)
-UNIT_KEYS = ("identity", "clip_seconds", "iters", "audio")
+UNIT_KEYS = stats.UNIT_KEYS
 #: what pairs two cells of different rows: the same unit and seed
 PAIR_KEYS = UNIT_KEYS + ("seed",)
 _UNIT_COLS = [f"pair__{k}" for k in UNIT_KEYS]
@@ -135,8 +132,8 @@ class Comparison:
         n = f"n={d.n}{_seeds_text(self.seeds)}"
         if d.low is None:
             return f"{_signed(d.mean)} ({n}, no interval)"
-        if d.p is None or self.p_adjusted is None:
-            return f"{_signed(d.mean)} [{_signed(d.low)}, {_signed(d.high)}] ({n}, no test: infinite values)"
+        if d.p is None or self.p_adjusted is None:  # a cost column: shown, not a test of the family
+            return f"{_signed(d.mean)} [{_signed(d.low)}, {_signed(d.high)}] ({n}, a cost: not tested)"
         verdict = "resolved" if self.resolved else "not resolved"
         return (f"{_signed(d.mean)} [{_signed(d.low)}, {_signed(d.high)}] p={d.p:.3g}, adj. p={self.p_adjusted:.3g} "
                 f"({n}, {verdict})")
@@ -168,10 +165,11 @@ def _pair(group: pd.DataFrame, base: pd.DataFrame, key: tuple[str, str, str], me
 
 
 def adjust(family: list[Comparison]) -> None:
-    """Holm-adjust the p-values of one table's comparisons in place: the tests are those with an
-    interval and a p-value (two units or more, finite values)."""
+    """Holm-adjust the p-values of one table's comparisons in place: the tests are the metrics'
+    comparisons with an interval and a p-value (two units or more); cost columns are shown, not
+    tested."""
     tested = [c for c in family if c.difference is not None and c.difference.p is not None
-              and c.difference.low is not None]
+              and c.difference.low is not None and c.metric not in CELL_VALUES]
     for c, adj in zip(tested, stats.holm([c.difference.p for c in tested])):
         c.p_adjusted = adj
 
@@ -180,10 +178,15 @@ def _resolvable(column: list[Comparison], family: int) -> str:
     """The smallest difference a comparison column could resolve (:func:`stats.resolvable_difference`)
     with its n and the measured spread of its paired differences."""
     diffs = [c.unit_differences for c in column if c.unit_differences.size]
-    if not diffs or family == 0:
+    if not diffs:
         return ""
-    n = max(d.size for d in diffs)
-    sd, _ = stats.pooled_sd(diffs)
+    if column[0].metric in CELL_VALUES:
+        return "(a cost: not tested)"
+    tested = [c.unit_differences for c in column if c.p_adjusted is not None]
+    if not tested or family == 0:
+        return f"none (n={max(d.size for d in diffs)}: no interval)"
+    n = min(d.size for d in tested)  # what the tested row with the fewest pairs can resolve
+    sd, _ = stats.pooled_sd(tested)
     mdd = stats.resolvable_difference(sd, n, family)
     if mdd is None:
         return f"unknown (n={n}, no spread)"
@@ -441,14 +444,16 @@ def build_table(protocol: str | Path | None, runs_root: Path, only: list[str] | 
     footnotes = [f"missing {m}: {why}" for m, why in notes.items()]
     if versus is not None:
         footnotes.append(
-            f"vs {versus}: each row minus {versus}; seeds paired within an identity and averaged, then paired by identity "
-            "and grid point (n = identities): mean [95% Student t interval], the exact two-sided sign-flip permutation p "
-            f"and that p adjusted by Holm over the table's {tests} comparisons (one family); \"resolved\" exactly when "
-            f"the adjusted p is below {stats.ALPHA:g}, \"not resolved\" otherwise. Row \"resolvable difference\": the "
-            f"smallest mean difference the column could resolve, t(1 - {stats.ALPHA:g}/(2m), n-1) x sd / sqrt(n) with m = "
-            f"{tests} tests, n identities and sd the measured standard deviation of the paired differences (pooled over "
-            "the rows; the half width of the interval at Holm's strictest step); \"none\" where the smallest sign-flip p "
-            "of n pairs, 2/2^n, times m is not below the level, so no difference can be resolved")
+            f"vs {versus}: each row minus {versus}; seeds paired within an identity and averaged (only seeds both rows "
+            "have), then paired by identity and grid point (n = identities): mean [95% Student t interval], the exact "
+            f"two-sided sign-flip permutation p and that p adjusted by Holm over the {tests} comparisons of the metric "
+            "columns of this table as shown (one family; cost columns are not tested); \"resolved\" exactly when the "
+            f"adjusted p is below {stats.ALPHA:g}, \"not resolved\" otherwise. Row \"resolvable difference\" (a t "
+            f"approximation): the smallest mean difference the column could resolve, t(1 - {stats.ALPHA:g}/(2m), n-1) x "
+            f"sd / sqrt(n) with m = {tests} tests, n the fewest identities of a row and sd the measured standard deviation "
+            "of the paired differences (pooled over the rows; the half width of the interval at Holm's strictest step; "
+            "the sign-flip test also needs nearly every identity's difference to share its sign); \"none\" where the "
+            "smallest sign-flip p of n pairs, 2/2^n, times m is not below the level, or n < 2")
     spread = [f"{_value_label(metric)}{f' [{audio}]' if by_audio else ''} {_fmt(sd)} (dof {dof})"
               for _, metric in metric_cols for audio in _audios_of(metric, audios)
               for sd, dof in [_seed_spread(df, metric, audio)] if sd is not None]

@@ -316,6 +316,30 @@ def test_regression_refuses_a_reference_that_compares_nothing(reference, message
         compare(reference, {"A": {"psnr": 1.0}})
 
 
+def test_regress_refuses_a_bad_reference_before_running_anything(tmp_path):
+    from aebench.harness.cli import main
+
+    ref = tmp_path / "ref.json"
+    ref.write_text(json.dumps({"protocol": "smoke", "cells": {}}))
+    runs = tmp_path / "runs"
+    res = CliRunner().invoke(main, ["regress", "--reference", str(ref), "--runs", str(runs)])
+    assert res.exit_code == 2 and "holds no cells" in res.output
+    assert not (runs / "smoke").exists()  # nothing ran
+    ref.write_text("{not json")
+    res = CliRunner().invoke(main, ["regress", "--reference", str(ref), "--runs", str(runs)])
+    assert res.exit_code == 2 and f"{ref} is not JSON" in res.output
+
+
+def test_a_reference_a_check_would_refuse_is_never_written(tmp_path):
+    from aebench.harness.report.regress import BadReference, write_reference
+
+    with pytest.raises(BadReference, match="run value of psnr in cell A is inf"):
+        write_reference(tmp_path / "r.json", "smoke", "smoke", [], {"A": {"psnr": float("inf")}})
+    with pytest.raises(BadReference, match="no finished cells to write"):
+        write_reference(tmp_path / "r.json", "smoke", "smoke", [], {})
+    assert not (tmp_path / "r.json").exists()
+
+
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), "15.4", [15.4], True])
 def test_regression_fails_a_current_value_that_is_not_a_finite_number(value):
     findings = compare({"cells": {"A": {"psnr": 15.4}}}, {"A": {"psnr": value}})

@@ -72,7 +72,7 @@ def test_paired_difference_column_equals_scipy_and_statsmodels(tmp_path):
         f"{np.mean(means):.2f} ± {(ci[1] - ci[0]) / 2:.3f} (n=3, 2 seeds each)")
     assert _row(md, "resolvable difference")[i] == "none (n=3: smallest p 0.25 x 1 tests)"
     notes = md.split("\n\n")[-1]
-    assert "adjusted by Holm over the table's 1 comparisons" in notes and "n = identities" in notes
+    assert "adjusted by Holm over the 1 comparisons of the metric columns" in notes and "n = identities" in notes
 
 
 def _two_rows(root, a: dict, b: dict) -> None:
@@ -277,3 +277,30 @@ def test_export_with_versus_writes_the_family_and_old_files_are_still_read(tmp_p
     bad = CliRunner().invoke(main, ["export", "real_repeats", "--runs", str(tmp_path / "runs"), "--out", str(out),
                                     "--metrics", "psnr"])
     assert bad.exit_code == 2 and "give --versus ROW too" in bad.output
+
+
+@pytest.mark.parametrize("version", [True, 1.0, "1", None])
+def test_a_schema_version_that_is_not_a_whole_number_is_refused_by_name(tmp_path, version):
+    _store(tmp_path / "runs")
+    doc = export("real_repeats", tmp_path / "runs")
+    doc["schema_version"] = version
+    with pytest.raises(ResultsError, match="schema_version"):
+        validate(doc)
+
+
+def test_one_identity_gives_a_resolvable_row_that_says_none(tmp_path):
+    for seed, (a, b) in enumerate([(28.0, 27.0), (27.0, 28.2)]):
+        make_cell(tmp_path, "real_repeats", f"a{seed}", "AE-NeRF", a, identity="may", seed=seed)
+        make_cell(tmp_path, "real_repeats", f"b{seed}", "DFRF", b, identity="may", seed=seed)
+    md = render_table("real_repeats", tmp_path, "md", only=["psnr", "train_s"], versus="AE-NeRF")
+    row = _row(md, "resolvable difference")
+    assert row[_header(md).index("PSNR vs AE-NeRF")] == "none (n=1: no interval)"
+    assert "over the 0 comparisons" in md
+
+
+def test_cost_columns_are_shown_but_not_tested(tmp_path):
+    _store(tmp_path)
+    md = render_table("real_repeats", tmp_path, "md", only=["psnr", "train_s"], versus="AE-NeRF")
+    entry = _row(md, "DFRF")[_header(md).index("training s vs AE-NeRF")]
+    assert entry.endswith("(n=3, 2 seeds each, a cost: not tested)")
+    assert "over the 1 comparisons" in md  # PSNR's DFRF row only
