@@ -109,11 +109,14 @@ def ttq() -> str:
         rows.append(cells)
     header = ["method", "size", "encoding", "final PSNR", "wall time (base + fine-tune)",
               "time to the default's final PSNR"]
-    return "\n".join([
-        "from docs/time_to_quality/*.json and docs/time_to_quality/repeats/*.json (bench converge curves)", "",
-        table(header, rows), "",
-        f"Ratio: the default's wall time / the time to its final PSNR; {RULE}. "
-        f"Wall times of the default's two runs differ by {', '.join(spreads)}."])
+    return section("docs/time_to_quality/*.json and docs/time_to_quality/repeats/*.json (bench converge curves)",
+                   header, rows, f"Ratio: the default's wall time / the time to its final PSNR; {RULE}. "
+                   f"Wall times of the default's two runs differ by {', '.join(spreads)}.")
+
+
+def section(source: str, header: list[str], rows: list[list[str]], note: str) -> str:
+    """A printed table: the line naming its files, the table, and its footnote."""
+    return "\n".join([f"from {source}", "", table(header, rows), "", note])
 
 
 def fps() -> str:
@@ -139,11 +142,9 @@ def fps() -> str:
         if len(defaults) > 1:
             spreads.append(f"{NAMES.get(method, method)} {spread([r['frames/s'] for r in defaults])}")
     header = ["method", "scale, sampler", "frequency (default)", "triplane", "frequency again", "hashgrid"]
-    return "\n".join([
-        "from docs/render_fps/*.json and docs/render_fps/repeats/*.json (bench render, 128 px, one thread)", "",
-        table(header, rows), "",
-        f"frames/s (evaluated samples per ray); ratio: the variant's frames/s / the default's; {RULE}. "
-        f"The default's two runs differ by {', '.join(spreads)}."])
+    return section("docs/render_fps/*.json and docs/render_fps/repeats/*.json (bench render, 128 px, one thread)",
+                   header, rows, f"frames/s (evaluated samples per ray); ratio: the variant's frames/s / the default's; "
+                   f"{RULE}. The default's two runs differ by {', '.join(spreads)}.")
 
 
 def rate() -> str:
@@ -162,11 +163,9 @@ def rate() -> str:
     header = ["method", "size, scale", "default iterations/s", "variant", "variant iterations/s", "ratio"]
     hours = [f"{NAMES.get(k[0], k[0])} {k[2]} px {k[3]} {fmt(600 / runs[k][0]['iters/s'] / 3600, 2)} h"
              for k in sorted(runs) if k[1] == DEFAULT]
-    return "\n".join([
-        "from docs/train_rate/*.json (bench train from scratch, one thread, side by side)", "",
-        table(header, rows), "",
-        f"Ratio: the variant's iterations/s / the default's; {RULE}. "
-        f"600 iterations at the first default run's rate take {', '.join(hours)}."])
+    return section("docs/train_rate/*.json (bench train from scratch, one thread, side by side)", header, rows,
+                   f"Ratio: the variant's iterations/s / the default's; {RULE}. "
+                   f"600 iterations at the first default run's rate take {', '.join(hours)}.")
 
 
 COMMANDS = {"ttq": ttq, "fps": fps, "rate": rate}
