@@ -58,8 +58,9 @@ class Difference(Interval):
 
     p: float | None
 
-    def resolved(self) -> bool:
-        """True when an interval exists and excludes 0 (the sign of the difference is settled)."""
+    def interval_excludes_zero(self) -> bool:
+        """True when an interval exists and excludes 0. Not the verdict: a table's verdict is the
+        Holm-adjusted sign-flip p (:func:`holm`, :class:`~aebench.harness.report.tables.Comparison`)."""
         if self.low is None or self.high is None:
             return False
         return self.low > 0.0 or self.high < 0.0

@@ -102,15 +102,15 @@ def test_monte_carlo_close_to_exact():
 
 def test_resolved():
     clear = paired_difference([5.1, 5.3, 4.9, 5.2, 5.0], [1.0, 1.1, 0.9, 1.2, 1.0])
-    assert clear.resolved() and clear.low > 0 and clear.p == pytest.approx(2 / 32)
+    assert clear.interval_excludes_zero() and clear.low > 0 and clear.p == pytest.approx(2 / 32)
     worse = paired_difference([1.0, 1.1, 0.9, 1.2, 1.0], [5.1, 5.3, 4.9, 5.2, 5.0])
-    assert worse.resolved() and worse.high < 0
+    assert worse.interval_excludes_zero() and worse.high < 0
     noisy = paired_difference([1.0, 3.0, 2.0, 2.5], [2.0, 1.0, 2.6, 2.1])
-    assert not noisy.resolved() and noisy.low < 0 < noisy.high
+    assert not noisy.interval_excludes_zero() and noisy.low < 0 < noisy.high
     single = paired_difference([2.0], [1.0])
-    assert single.p == 1.0 and single.low is None and single.high is None and not single.resolved()
+    assert single.p == 1.0 and single.low is None and single.high is None and not single.interval_excludes_zero()
     zeros = paired_difference([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
-    assert zeros.p == 1.0 and zeros.mean == 0.0 and not zeros.resolved()
+    assert zeros.p == 1.0 and zeros.mean == 0.0 and not zeros.interval_excludes_zero()
 
 
 def test_unpaired_values_dropped():
