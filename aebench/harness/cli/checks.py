@@ -20,3 +20,8 @@ def writable_folder(path: Path, option: str) -> Path:
     if not os.access(probe, os.W_OK | os.X_OK):
         raise click.UsageError(f"{option} {path}: {probe} is not writable; name a folder you can write to")
     return path
+
+
+def comma_list(text: str | None) -> list[str] | None:
+    """``--metrics a, b`` as ``["a", "b"]`` (blank items dropped); None when the option is not given."""
+    return [item.strip() for item in text.split(",") if item.strip()] if text else None

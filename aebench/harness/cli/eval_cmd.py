@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from aebench.harness.cli.checks import writable_folder
+from aebench.harness.cli.checks import comma_list, writable_folder
 
 from aebench.eval.registry import METRICS
 
@@ -63,7 +63,7 @@ def eval_cmd(pred, gt, audio, metrics, weight_items, align, resize, fps, out, ex
     from aebench.eval.api import evaluate
     from aebench.weights import WeightsError
 
-    names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+    names = comma_list(metrics)
     writable_folder(Path(out), "--out")  # before the metrics are computed, not after
     if export is not None:
         writable_folder(Path(export).parent, "--export")

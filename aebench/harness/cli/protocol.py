@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from aebench.config import ConfigError, parse_overrides
-from aebench.harness.cli.checks import writable_folder
+from aebench.harness.cli.checks import comma_list, writable_folder
 from aebench.paths import runs_dir
 
 #: keys of `aebench run` that are not config keys
@@ -179,7 +179,7 @@ def tables(protocol: str | None, fmt: str, runs: Path | None, results: Path | No
     (PROTOCOL: a name in protocols/ or a YAML file; default smoke, or the --from file's)."""
     from aebench.harness.report.tables import render_table
 
-    only = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+    only = comma_list(metrics)
     click.echo(render_table(_protocol_or_default(protocol, results), Path(runs or runs_dir()), fmt, only,
                             versus=versus, results_file=results))  # unknown metrics or rows: a usage error
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from aebench.harness.cli.checks import comma_list
 from aebench.harness.cli.protocol import RUNS_OPTION, _usage
 from aebench.paths import runs_dir
 
@@ -29,11 +30,14 @@ def export(protocol: str, runs: Path | None, out: Path, versus: str | None, metr
 
     if metrics and not versus:
         raise click.UsageError("--metrics picks the columns of --versus's comparisons; give --versus ROW too")
+    from aebench.harness.report.results import from_store
+
     root = Path(runs or runs_dir())
-    doc = make(protocol, root)
+    res = from_store(protocol, root)  # read once, for the cells and the comparisons
+    doc = make(res, root)
     if versus:
-        only = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
-        doc["comparisons"] = {**comparisons(protocol, root, versus, only), "metrics": only}
+        only = comma_list(metrics)
+        doc["comparisons"] = {**comparisons(res, root, versus, only), "metrics": only}
     write_results(doc, out)
     tests = f", {doc['comparisons']['family_size']} paired tests vs {versus}" if versus else ""
     click.echo(f"wrote {out}: protocol {doc['protocol']['name']}, {len(doc['cells'])} cells{tests}"

@@ -120,8 +120,9 @@ def document(protocol_text: str | None, protocol_name: str | None, cells: list[d
 
 
 def export(protocol, runs_root: Path) -> dict:
-    """The results document of ``protocol``'s finished cells in the run store."""
-    res = from_store(protocol, runs_root)
+    """The results document of ``protocol``'s finished cells in the run store (``protocol``: a
+    name, a YAML path, or the :class:`Results` a caller already read from it)."""
+    res = protocol if isinstance(protocol, Results) else from_store(protocol, runs_root)
     return document(res.spec.text, res.spec.name, [_cell_record(c) for c in res.cells], res.unfinished)
 
 

@@ -174,6 +174,11 @@ def adjust(family: list[Comparison]) -> None:
         c.p_adjusted = adj
 
 
+def family_size(family: list[Comparison]) -> int:
+    """How many of an adjusted family's comparisons are its tests (Holm's m)."""
+    return sum(c.p_adjusted is not None for c in family)
+
+
 def _resolvable(column: list[Comparison], family: int) -> str:
     """The smallest difference a comparison column could resolve (:func:`stats.resolvable_difference`)
     with its n and the measured spread of its paired differences."""
@@ -288,6 +293,10 @@ class Built:
     footnotes: list[str]
     family: list[Comparison]
 
+    @property
+    def family_size(self) -> int:
+        return family_size(self.family)
+
 
 def render_table(protocol: str | Path | None, runs_root: Path, fmt: str = "md", only: list[str] | None = None,
                  versus: str | None = None, results_file: Path | None = None) -> str:
@@ -306,7 +315,7 @@ def comparisons(protocol, runs_root: Path, versus: str, only: list[str] | None =
     built = build_table(protocol, runs_root, only, versus, results_file)
     return {"versus": versus, "unit": "identity (seeds averaged within each)", "interval": "Student t, 95%",
             "test": "exact two-sided sign-flip permutation", "adjustment": "holm", "alpha": stats.ALPHA,
-            "family_size": sum(c.p_adjusted is not None for c in built.family),
+            "family_size": built.family_size,
             "tests": [c.record() for c in built.family]}
 
 
@@ -425,7 +434,7 @@ def build_table(protocol: str | Path | None, runs_root: Path, only: list[str] | 
         body.append(row)
     adjust(family)
     body = [[v.text() if isinstance(v, Comparison) else v for v in r] for r in body]
-    tests = sum(c.p_adjusted is not None for c in family)
+    tests = family_size(family)
     if versus is not None and family:
         last = ["resolvable difference"] + ([""] if axis else [])
         for name, metric in metric_cols:
