@@ -44,8 +44,32 @@ class ConfigError(ValueError):
     """An invalid override or config file; the message says what is valid."""
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key written twice in one mapping is an error (plain
+    YAML lets the last one win silently: two ``iters:`` lines would run the second)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:  # an unhashable key: PyYAML's own error says so
+                break
+            if first != key_node.start_mark.line + 1:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping (lines {first} and "
+                    f"{key_node.start_mark.line + 1}); keep one", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def strict_yaml(text: str):
+    """``yaml.safe_load`` that refuses duplicate keys (see :class:`_UniqueKeyLoader`)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def _read_part(path: Path) -> tuple[dict, dict]:
-    data = yaml.safe_load(path.read_text()) or {}
+    data = strict_yaml(path.read_text()) or {}
     unknown = set(data) - {"defaults", "scales"}
     if unknown:
         raise ConfigError(f"{path}: top-level keys must be 'defaults' and 'scales', got {sorted(unknown)}")
@@ -219,7 +243,12 @@ MINIMUM = {"seed": 0, "threads": 0, "data.size": 0, "data.clip_seconds": 0.0, "t
            "train.smooth_window": 1, "train.render_frames": 0,
            "train.occ_resolution": 1, "train.occ_threshold": 0.0, "train.occ_every": 1, "train.stop_eps": 0.0}
 MAXIMUM = {"train.face_fraction": 1.0, "train.occ_threshold": 0.99, "train.stop_eps": 1.0,
-           "data.size": 4096}  # a working resolution beyond 4096 px is a typo (the paper works at 512)
+           "data.size": 4096,  # a working resolution beyond 4096 px is a typo (the paper works at 512)
+           "seed": 2**32 - 1,  # numpy's and torch's seeds are 32-bit
+           "threads": 1024, "train.iters": 10**8, "train.pretrain_iters": 10**8,
+           "train.batch_rays": 2**20}  # beyond these a run cannot finish: a typo, refused before any work
+#: dotted keys that take a whole number (2.7 iterations is a typo, not a setting)
+WHOLE = ("seed", "threads", "data.size")
 #: ``device``: auto, cpu, cuda, cuda:N or mps (what torch.device accepts and a run can use)
 DEVICE = r"^(auto|cpu|cuda(:\d+)?|mps)$"
 #: dotted key -> its valid values
@@ -234,6 +263,21 @@ CHOICES = {"train.precision": ("fp32", "tf32", "bf16"), "train.sampler": ("hiera
 
 
 def _check_ranges(cfg: DictConfig) -> None:
+    for key in WHOLE:
+        v = OmegaConf.select(cfg, key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v).is_integer()):
+            what = "a whole number of pixels" if key == "data.size" else "a whole number"
+            raise ConfigError(f"'{key}' takes {what}, got {v}")
+    for key in (*MINIMUM, *MAXIMUM):
+        v = OmegaConf.select(cfg, key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise ConfigError(f"'{key}' takes a number, got {v!r}")
+    from aebench.settings import SettingsError, TrainSettings
+
+    try:  # types of every train.* key (an integer where one is needed), before any work
+        TrainSettings.from_dict(cfg.train, where="train")
+    except SettingsError as exc:
+        raise ConfigError(str(exc).replace("TrainSettings.", "train.")) from exc
     for key, low in MINIMUM.items():
         v = OmegaConf.select(cfg, key)
         if v is not None and v < low:
@@ -246,8 +290,6 @@ def _check_ranges(cfg: DictConfig) -> None:
 
     if not re.match(DEVICE, str(cfg.device)):
         raise ConfigError(f"'device' must be auto, cpu, cuda, cuda:N or mps, got {cfg.device!r}")
-    if cfg.data.size is not None and cfg.data.size != int(cfg.data.size):
-        raise ConfigError(f"'data.size' takes a whole number of pixels, got {cfg.data.size}")
     for key, valid in CHOICES.items():
         v = OmegaConf.select(cfg, key)
         if v is not None and v not in valid:

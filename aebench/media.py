@@ -8,6 +8,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import av.sidedata.sidedata
 import numpy as np
 
 #: audio sample rate of prepared identities, features and renders (Hz, mono)
@@ -16,6 +17,7 @@ AUDIO_RATE = 16000
 FPS = 25
 #: the video files a folder of clips or renders is read for
 VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm")
+_DISPLAYMATRIX = av.sidedata.sidedata.Type.DISPLAYMATRIX
 
 
 class MediaError(RuntimeError):
@@ -24,12 +26,17 @@ class MediaError(RuntimeError):
 
 @dataclass
 class VideoInfo:
+    """A video as a player shows it: ``width``/``height`` are the displayed size (a phone clip
+    stored 1920x1080 with a 90 degree rotation is 1080x1920); ``rotation`` is what decoding
+    applies (see :func:`display_rotation`)."""
+
     fps: float
     n_frames: int | None
     width: int
     height: int
     has_audio: bool
     duration: float | None
+    rotation: int = 0
 
 
 def probe(path: str | Path) -> VideoInfo:
@@ -43,10 +50,75 @@ def probe(path: str | Path) -> VideoInfo:
             v = box.streams.video[0]
             fps = float(v.average_rate or v.guessed_rate or 0)
             dur = float(box.duration / av.time_base) if box.duration else None
-            return VideoInfo(fps, v.frames or None, v.codec_context.width, v.codec_context.height,
-                             bool(box.streams.audio), dur)
+            w, h, n, has_audio = v.codec_context.width, v.codec_context.height, v.frames or None, bool(box.streams.audio)
+            rotation = _first_frame_rotation(box, path)
     except av.error.FFmpegError as exc:
         raise MediaError(f"{path}: cannot be opened as a video ({exc})") from exc
+    if rotation % 180:
+        w, h = h, w
+    return VideoInfo(fps, n, w, h, has_audio, dur, rotation)
+
+
+def _first_frame_rotation(box, path: Path) -> int:
+    """The rotation of the first frame that decodes (the display matrix is carried by frames
+    in this PyAV, not readable from the stream); 0 when none decodes: then nothing is read."""
+    try:
+        for packet in box.demux(video=0):
+            if packet.is_corrupt:
+                continue
+            for frame in packet.decode():
+                return display_rotation(frame, path)
+    except av.error.FFmpegError:
+        pass
+    return 0
+
+
+def display_rotation(frame, path: str | Path = "video") -> int:
+    """Degrees (0, 90, 180 or 270) a player turns a decoded frame counter-clockwise before
+    showing it: the frame's display matrix (an mp4's ``rotate`` tag / display-matrix side data),
+    as PyAV's ``frame.rotation`` reads it. A phone video stored landscape and shown portrait
+    carries one; scoring the stored frames would compare a turned picture.
+
+    A mirrored matrix or an angle other than a multiple of 90 is refused (MediaError): applying
+    part of it would score something no player shows."""
+    side = frame.side_data.get(_DISPLAYMATRIX)
+    if side is None:
+        return 0
+    m = np.frombuffer(bytes(side), dtype=np.int32)
+    if float(m[0]) * float(m[4]) - float(m[1]) * float(m[3]) < 0:
+        raise MediaError(f"{path}: its display matrix mirrors the picture, which is not supported; "
+                         "re-encode it the way it should be shown")
+    angle = float(frame.rotation)
+    if abs(angle / 90 - round(angle / 90)) > 1e-3:
+        raise MediaError(f"{path}: display rotation of {angle:g} degrees is not a multiple of 90; "
+                         "re-encode it as shown (ffmpeg -i IN OUT applies it)")
+    return int(round(angle)) % 360
+
+
+def displayed(img: np.ndarray, rotation: int) -> np.ndarray:
+    """``img`` (H, W, C) turned ``rotation`` degrees counter-clockwise, as a player shows it.
+
+    Convention verified against ffmpeg's autorotation (the same code as ffplay's; ``ffmpeg -i IN
+    OUT`` writes what a player shows): a +90 display matrix (ffprobe ``rotation=90``) moves the
+    stored top-left corner to the bottom-left, i.e. ``np.rot90(img, 1)``; -90 (270 here) moves it
+    to the top-right (tests/eval/test_media_as_seen.py compares with ffmpeg when installed)."""
+    if rotation % 360 == 0:
+        return img
+    return np.ascontiguousarray(np.rot90(img, k=(rotation // 90) % 4))
+
+
+def displayed_frames(frames, path: str | Path):
+    """``(frame, image)`` for each decoded frame: the image uint8 (H, W, 3) RGB as displayed.
+    A rotation that changes mid-video is refused (MediaError): the frames' size would change."""
+    first = None
+    for frame in frames:
+        own = display_rotation(frame, path)
+        if first is None:
+            first = own
+        elif own != first:
+            raise MediaError(f"{path}: the display rotation changes mid-video ({first} then {own} degrees); "
+                             "re-encode it the way it should be shown")
+        yield frame, displayed(frame.to_ndarray(format="rgb24"), own)
 
 
 def read_video(path: str | Path, max_frames: int | None = None) -> tuple[np.ndarray, float]:
@@ -56,8 +128,8 @@ def read_video(path: str | Path, max_frames: int | None = None) -> tuple[np.ndar
     frames = []
     try:
         with av.open(str(path)) as box:
-            for frame in box.decode(video=0):
-                frames.append(frame.to_ndarray(format="rgb24"))
+            for _, img in displayed_frames(box.decode(video=0), path):
+                frames.append(img)
                 if max_frames and len(frames) >= max_frames:
                     break
     except av.error.FFmpegError as exc:
@@ -70,14 +142,25 @@ def read_video(path: str | Path, max_frames: int | None = None) -> tuple[np.ndar
 
 
 def iter_video(path: str | Path, skip_damaged: bool = False):
-    """Yield uint8 (H, W, 3) RGB frames one at a time (for long videos); ``skip_damaged``: leave
-    out packets the demuxer marks corrupt (the half-written last frames of a truncated file)."""
+    """Yield uint8 (H, W, 3) RGB frames one at a time (for long videos), as displayed (see
+    :func:`displayed`); ``skip_damaged``: leave out packets the demuxer marks corrupt (the
+    half-written last frames of a truncated file)."""
     with av.open(str(path)) as box:
-        for packet in box.demux(video=0):
-            if skip_damaged and packet.is_corrupt:
-                continue
-            for frame in packet.decode():
-                yield frame.to_ndarray(format="rgb24")
+        decoded = (frame for packet in box.demux(video=0) if not (skip_damaged and packet.is_corrupt)
+                   for frame in packet.decode())
+        for _, img in displayed_frames(decoded, path):
+            yield img
+
+
+def check_finite_audio(audio: np.ndarray, where: str | Path, rate: int = AUDIO_RATE) -> np.ndarray:
+    """``audio`` unchanged, or a MediaError naming ``where`` when it holds NaN or infinite samples
+    (voice activity and loudness would read them as silence, and a metric would score that)."""
+    bad = ~np.isfinite(audio)
+    if bad.any():
+        first = int(np.argmax(bad))
+        raise MediaError(f"{where}: the audio has {int(bad.sum())} NaN or infinite samples (the first at "
+                         f"{first / rate:.3f} s); re-encode the speech track")
+    return audio
 
 
 def read_audio(path: str | Path, rate: int = AUDIO_RATE) -> np.ndarray:
@@ -113,6 +196,17 @@ def write_video(path: str | Path, frames, fps: float = FPS, audio: np.ndarray | 
     tmp = path.with_name(path.stem + ".partial" + path.suffix)
     frames = iter(frames)
     first = np.asarray(next(frames))
+    try:
+        _encode(tmp, first, frames, fps, audio, audio_rate, crf)
+    except BaseException:  # a full disk, an interrupt: no half-written file is left behind
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(path)
+    return path
+
+
+def _encode(tmp: Path, first: np.ndarray, frames, fps: float, audio, audio_rate: int, crf: int) -> None:
+    """The encoding of :func:`write_video` into ``tmp``."""
     h, w = first.shape[:2]
     with av.open(str(tmp), mode="w", format="mp4") as box:
         vs = box.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
@@ -141,8 +235,6 @@ def write_video(path: str | Path, frames, fps: float = FPS, audio: np.ndarray | 
                     box.mux(packet)
             for packet in as_.encode():
                 box.mux(packet)
-    tmp.replace(path)
-    return path
 
 
 def _chain(first, rest):

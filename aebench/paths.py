@@ -43,10 +43,18 @@ def runs_dir() -> Path:
     return Path(os.environ.get("AEBENCH_RUNS", Path("results") / "runs"))
 
 
+class PathsError(ValueError):
+    """An environment variable names a location that cannot be what it is for (a file for a folder)."""
+
+
 def data_dir() -> Path:
     """Where protocols build their data: the synthetic corpus (``synth/``) and prepared clips
-    (``prepared/``) (``$AEBENCH_DATA``, default ``data`` in the working directory)."""
-    return Path(os.environ.get("AEBENCH_DATA", "data"))
+    (``prepared/``) (``$AEBENCH_DATA``, default ``data`` in the working directory). A PathsError
+    when it names an existing file: refused before any data is built under it."""
+    path = Path(os.environ.get("AEBENCH_DATA", "data"))
+    if path.exists() and not path.is_dir():
+        raise PathsError(f"AEBENCH_DATA={path} is a file, not a folder; point it at a folder for the prepared data")
+    return path
 
 
 def protocols_dir() -> Path:

@@ -100,6 +100,7 @@ def sha256_file(path: Path) -> str:
 
 
 _HASH_CACHE: dict[tuple[str, int, int], str] = {}
+_FITS: set[tuple[str, str]] = set()  # (name, sha256) of explicit files found to fit their network
 
 
 def _cached_sha256(path: Path) -> str:
@@ -139,6 +140,12 @@ def resolve(name: str, explicit: str | Path | None = None) -> WeightRecord:
         if not p.exists():
             raise WeightsError(f"--weights {name}={p}: no such file")
         digest = _cached_sha256(p)
+        if (name, digest) not in _FITS:  # before any metric builds its network from it
+            try:
+                _check_loadable(name, p)
+            except WeightsError as exc:
+                raise WeightsError(f"--weights {name}: {exc}") from exc
+            _FITS.add((name, digest))
         return WeightRecord(name, str(p), digest, official=verified_by_hash(name) and digest == e["sha256"],
                             verification="explicit file")
     p = store_path(name)
@@ -161,7 +168,7 @@ def load_state_dict(path: str | Path) -> dict:
             "the file: python -c \"import torch; torch.save(torch.load('IN', weights_only=False)"
             ".state_dict(), 'OUT')\" and pass OUT.") from exc
     except Exception as exc:  # truncated or not a torch file
-        raise WeightsError(f"{path}: cannot be read as torch weights ({exc})") from exc
+        raise WeightsError(f"{path}: cannot be read as torch weights ({_first_line(exc)})") from exc
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -169,13 +176,21 @@ def load_state_dict(path: str | Path) -> dict:
     return dict(obj)
 
 
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def _check_loadable(name: str, path: Path) -> None:
+    """Refuse ``path`` unless it loads as what ``name`` is for (where the manifest names its
+    network: that network exactly); nothing else stands in for a hash where none is known."""
     kind = entry(name).get("kind")
+    path = Path(path)
     if kind == "torch":
         _check_architecture(name, path, load_state_dict(path))
     elif kind == "hf_folder":
-        if not path.is_dir() or not (path / "config.json").exists():
-            raise WeightsError(f"{path}: not a Hugging Face model folder (config.json missing)")
+        _check_hf_config(name, path)
+        load_hf_model(name, path)
     elif kind == "torchscript":
         import torch
 
@@ -187,8 +202,10 @@ def _check_loadable(name: str, path: Path) -> None:
 
 def _check_architecture(name: str, path: Path, state: dict) -> None:
     """Where the manifest names the network a file is for (``arch``: ``module:Class``, with
-    ``arch_kwargs``), the state dict must fit it exactly: same keys, same shapes. This is what
-    stands in for a hash where none is known (``syncnet_s3fd``): any other state dict is refused."""
+    ``arch_kwargs``), the state dict must fit it exactly: same keys, same shapes (where the code
+    uses only part of the network, ``arch_needs`` is the prefix of the keys that must be there;
+    the others may be absent). This is what stands in for a hash where none is known
+    (``syncnet_s3fd``), and what keeps a user's file of another network from reaching a metric."""
     import importlib
 
     e = entry(name)
@@ -196,11 +213,97 @@ def _check_architecture(name: str, path: Path, state: dict) -> None:
         return
     module, _, cls = e["arch"].partition(":")
     model = getattr(importlib.import_module(module), cls)(**(e.get("arch_kwargs") or {}))
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    needs = e.get("arch_needs") or ""
+    missing = [k for k in want if k.startswith(needs) and k not in state]
+    extra = [k for k in state if k not in want]
+    shaped = [k for k in want if k in state and tuple(state[k].shape) != want[k]]
+    why = "; ".join(f"{len(keys)} {what} (e.g. {keys[0]})" for keys, what in
+                    ((missing, "keys missing"), (extra, "unexpected keys"), (shaped, "of another shape")) if keys)
     try:
-        model.load_state_dict(state, strict=True)
+        if not why:
+            model.load_state_dict(state, strict=not needs)
     except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise WeightsError(f"{path}: is not a state dict of {e['arch']} (the network {name} is for): {first}") from exc
+        why = _first_line(exc)
+    if why:
+        raise WeightsError(f"{path}: is not a state dict of {e['arch']} (the network {name} is for): {why}")
+
+
+#: the weights file of a Hugging Face model folder, in the order transformers prefers them
+HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def read_hf_config(folder: Path) -> dict:
+    """``config.json`` of a Hugging Face model folder; a WeightsError when there is none."""
+    folder = Path(folder)
+    if not folder.is_dir() or not (folder / "config.json").is_file():
+        raise WeightsError(f"{folder}: not a Hugging Face model folder (config.json missing)")
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WeightsError(f"{folder / 'config.json'}: not a readable model config ({_first_line(exc)})") from exc
+    if not isinstance(config, dict):
+        raise WeightsError(f"{folder / 'config.json'}: not a model config (a JSON object)")
+    return config
+
+
+def _check_hf_config(name: str, folder: Path) -> None:
+    """The manifest's ``hf_config`` (what the code relies on: model type, sizes, strides) must
+    hold in the folder's config, read as transformers reads it (defaults filled in): another
+    model's folder is refused before its weights are loaded."""
+    want = dict(entry(name).get("hf_config") or {})
+    raw = read_hf_config(folder)
+    kind = want.pop("model_type", None)
+    if kind and raw.get("model_type") != kind:
+        raise WeightsError(f"{folder}: not a {kind} model (config.json model_type={raw.get('model_type')!r}), "
+                           f"so not {name} ({entry(name)['file']})")
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+    except Exception as exc:
+        raise WeightsError(f"{folder / 'config.json'}: not a valid {kind or name} config ({_first_line(exc)})") from exc
+    got = {k: getattr(config, k, None) for k in want}
+    got = {k: list(v) if isinstance(v, tuple) else v for k, v in got.items()}
+    wrong = [f"{k}={got[k]!r} (expected {v!r})" for k, v in want.items() if got[k] != v]
+    if wrong:
+        raise WeightsError(f"{folder}: not the {name} model {entry(name)['file']}: its config has {', '.join(wrong)}")
+
+
+def load_hf_model(name: str, folder: Path):
+    """The manifest's ``arch`` (a transformers class) from the Hugging Face folder ``folder``,
+    on the CPU in eval mode, refused (WeightsError) unless it is that model type and every weight
+    comes from the folder: transformers would otherwise fill missing weights with random values
+    and only log it (the manifest's ``hf_may_miss`` lists those its checkpoints lack by design)."""
+    import importlib
+
+    e = entry(name)
+    folder = Path(folder)
+    config = read_hf_config(folder)
+    kind = (e.get("hf_config") or {}).get("model_type")
+    if kind and config.get("model_type") != kind:
+        raise WeightsError(f"{folder}: not a {kind} model (config.json model_type={config.get('model_type')!r})")
+    if not any((folder / f).is_file() for f in HF_WEIGHT_FILES):
+        raise WeightsError(f"{folder}: no weights file ({' or '.join(HF_WEIGHT_FILES)})")
+    module, _, cls = e["arch"].partition(":")
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # its list of missing weights is judged below, not printed
+    try:
+        model, info = getattr(importlib.import_module(module), cls).from_pretrained(
+            str(folder), local_files_only=True, output_loading_info=True)
+    except Exception as exc:  # a truncated or foreign weights file, a config transformers rejects
+        raise WeightsError(f"{folder}: cannot be loaded as {e['arch']} ({_first_line(exc)})") from exc
+    finally:
+        hf_logging.set_verbosity(level)
+    missing = sorted(set(info.get("missing_keys") or ()) - set(e.get("hf_may_miss") or ()))
+    shaped = [str(k[0]) if isinstance(k, tuple) else str(k) for k in info.get("mismatched_keys") or ()]
+    why = "; ".join(f"{len(keys)} {what} (e.g. {keys[0]})" for keys, what in
+                    ((missing, "weights missing"), (shaped, "weights of another shape")) if keys)
+    if why:
+        raise WeightsError(f"{folder}: the weights do not fit {e['arch']}: {why}")
+    return model.eval()
 
 
 def verified_by_hash(name: str) -> bool:
@@ -227,15 +330,31 @@ def add(name: str, src: str | Path) -> Path:
         verify(name, src)
     _check_loadable(name, src)
     dst = store_path(name)
-    dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(dst.name + ".partial")
-    if tmp.is_dir():
-        shutil.rmtree(tmp)
-    (shutil.copytree if src.is_dir() else shutil.copyfile)(src, tmp)
-    if dst.is_dir():
-        shutil.rmtree(dst)
-    tmp.replace(dst)
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        _remove(tmp)
+        (shutil.copytree if src.is_dir() else shutil.copyfile)(src, tmp)
+        if dst.is_dir():
+            shutil.rmtree(dst)
+        tmp.replace(dst)
+    except OSError as exc:  # a read-only store, a full disk, AEBENCH_WEIGHTS naming a file
+        try:
+            _remove(tmp)
+        except OSError:
+            pass
+        at = f", at {exc.filename}" if exc.filename else ""
+        raise WeightsError(f"{weights_dir()}: the weights store cannot be written ({exc.strerror or exc}{at}); "
+                           f"{name} was not stored") from exc
     return dst
+
+
+def _remove(path: Path) -> None:
+    """Delete a file or folder if it is there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
 
 
 def fetch(name: str, timeout: float = 20.0, allow_unverified: bool = False) -> Path:

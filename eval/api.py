@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -19,10 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from aebench import weights as wstore
+from aebench.atomic import atomic_files
 from aebench.json_numbers import from_json, to_json
 from aebench.provenance import peak_memory, provenance, sha256_frames
 from aebench.eval.frames import align as align_frames
 from aebench.eval.frames import FrameSource, load_audio
+from aebench.eval.frames import pair_by_number as pair_frames_by_number
 from aebench.eval.registry import METRICS, Context, select
 from aebench.media import AUDIO_RATE
 
@@ -44,26 +45,37 @@ class EvalResult:
                 "weights": {w: r.get("sha256") for w, r in self.info.get("weights", {}).items()}}
 
     def write(self, out_dir) -> None:
-        """``metrics.json`` (summary, missing, info) and ``frames.csv``, each written then renamed."""
+        """``metrics.json`` (summary, missing, info) and ``frames.csv``, both written to temporary
+        files first and renamed together: a failure (a full disk) leaves neither, never a summary
+        without its frames."""
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = out / "metrics.json.partial"
-        tmp.write_text(json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n")
-        os.replace(tmp, out / "metrics.json")
         cols = ["frame"] + [m for m in METRICS if any(m in r for r in self.frames)]
-        tmp = out / "frames.csv.partial"
-        with open(tmp, "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(cols)
-            for r in self.frames:
-                w.writerow([_csv_num(r.get(c)) for c in cols])
-        os.replace(tmp, out / "frames.csv")
+        with atomic_files(out / "frames.csv", out / "metrics.json") as (frames_tmp, metrics_tmp):
+            with open(frames_tmp, "w", newline="") as fh:
+                w = csv.writer(fh)
+                w.writerow(cols)
+                for r in self.frames:
+                    w.writerow([_csv_num(r.get(c)) for c in cols])
+            metrics_tmp.write_text(json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n")
 
 
 def read_metrics(out_dir) -> dict:
-    """``metrics.json`` back, with ``"inf"`` strings turned into floats."""
-    d = json.loads((Path(out_dir) / "metrics.json").read_text())
+    """``metrics.json`` back (``"inf"`` strings as floats); a damaged file, or a value of a
+    registered metric that is not null and fails the metric's check (not a finite number in its
+    range), is a ``JSONFileError`` naming the file and the metric."""
+    from aebench.eval.registry import METRICS
+    from aebench.json_numbers import JSONFileError, read_json
+
+    path = Path(out_dir) / "metrics.json"
+    d = read_json(path, "metrics record")
+    if not isinstance(d, dict) or not isinstance(d.get("summary"), dict):
+        raise JSONFileError(f"metrics record {path} has no summary object; re-create it with `aebench rescore`")
     d["summary"] = {k: from_json(v) for k, v in d["summary"].items()}
+    for name, v in d["summary"].items():
+        problem = METRICS[name].check_value(v) if name in METRICS and v is not None else None
+        if problem:
+            raise JSONFileError(f"metrics record {path}: {name} = {problem}; a wrong number is refused, "
+                                f"re-score the cell with `aebench rescore`")
     return d
 
 
@@ -87,14 +99,15 @@ def _csv_num(v):
 
 
 def _mean(values: np.ndarray) -> float:
+    """Mean of per-frame values; NaN when there are none or one is NaN (a recipe that skips frames
+    without a value computes its own summary), then refused by the metric's value check."""
     v = np.asarray(values, dtype=np.float64)
-    if v.size == 0:
-        return float("nan")
-    return float("inf") if np.isinf(v).all() else float(np.mean(v))
+    return float(np.mean(v)) if v.size else float("nan")
 
 
 def evaluate(pred, gt=None, audio=None, metrics=None, weights=None, progress: bool = True,
-             align: str = "strict", resize: bool = False, fps: float | None = None) -> EvalResult:
+             align: str = "strict", resize: bool = False, fps: float | None = None,
+             pair_by_number: bool = False) -> EvalResult:
     """Score ``pred`` (video path, frame folder, uint8 (n, H, W, 3) array or :class:`FrameSource`),
     streaming its frames (memory stays bounded on long videos).
 
@@ -106,6 +119,9 @@ def evaluate(pred, gt=None, audio=None, metrics=None, weights=None, progress: bo
     refuses unequal frame counts, "truncate" trims to the shorter. ``resize``: score a
     prediction of another size after resizing it to the ground truth's (recorded); refused
     otherwise. ``fps``: the frame rate of frame folders and arrays (videos carry their own).
+    ``pair_by_number``: ``pred`` and ``gt`` are frame folders whose frames are paired by the
+    number in their names (only numbers in both; recorded in ``info["paired_by_number"]``),
+    instead of by position, which refuses a gap in a folder's numbering.
 
     Every metric is described and computed by its module in the registry (:mod:`aebench.eval.registry`).
     ``info`` records what was scored (``sha256`` of the prediction's and ground truth's frames),
@@ -114,23 +130,30 @@ def evaluate(pred, gt=None, audio=None, metrics=None, weights=None, progress: bo
     """
     t0 = time.perf_counter()
     with peak_memory() as mem:
-        result = _score(pred, gt, audio, metrics, weights, progress, align, resize, fps)
+        result = _score(pred, gt, audio, metrics, weights, progress, align, resize, fps, pair_by_number)
     result.info["provenance"] = {**provenance(packages=METRIC_PACKAGES), "eval_s": time.perf_counter() - t0,
                                  "peak_memory": mem.to_json()}
     return result
 
 
-def _score(pred, gt, audio, metrics, weights, progress, align, resize, fps) -> EvalResult:
+def _score(pred, gt, audio, metrics, weights, progress, align, resize, fps, pair_by_number=False) -> EvalResult:
     weights = dict(weights or {})
     unknown = set(weights) - set(wstore.manifest())
     if unknown:
         raise ValueError(f"unknown weights {sorted(unknown)}; known: {', '.join(wstore.manifest())}")
-    pred_src = FrameSource.of(pred, fps)
+    check_fps(fps)
+    paired = None  # the record of frames paired by number, when asked
+    if pair_by_number:
+        pred_src, paired_gt, paired = pair_frames_by_number(pred, gt, fps)
+    else:
+        pred_src = FrameSource.of(pred, fps)
     audio16k, audio_src = load_audio(audio, pred)
     chosen = select(list(metrics) if metrics is not None else None, gt is not None, audio16k is not None)
     info: dict = {"n_frames": len(pred_src), "resolution": [int(pred_src.hw[1]), int(pred_src.hw[0])],
                   "fps": pred_src.fps, "audio": audio_src, "metrics": [m.name for m in chosen],
                   "recipes": {m.name: m.recipe for m in chosen}, "weights": {}}
+    if paired is not None:
+        info["paired_by_number"] = paired
     n_given = len(pred_src)
     short_audio = None  # why the audio metrics cannot be computed, when the audio ends before the video
     if audio16k is not None and any(m.needs_audio for m in chosen):
@@ -149,7 +172,8 @@ def _score(pred, gt, audio, metrics, weights, progress, align, resize, fps) -> E
     info["n_frames"] = len(pred_src)
     gt_src = None
     if gt is not None and any(m.needs_gt for m in chosen):
-        pred_src, gt_src, ainfo = align_frames(pred_src, FrameSource.of(gt, fps), align, resize=resize)
+        gt_given = paired_gt if paired is not None else FrameSource.of(gt, fps)
+        pred_src, gt_src, ainfo = align_frames(pred_src, gt_given, align, resize=resize)
         info.update(ainfo)
         info["n_frames"] = len(pred_src)
         info["resolution"] = [int(gt_src.hw[1]), int(gt_src.hw[0])]
@@ -173,6 +197,10 @@ def _score(pred, gt, audio, metrics, weights, progress, align, resize, fps) -> E
         if short_audio and any(m.needs_audio for m in members):
             missing.update({n: short_audio for n in names})
             continue
+        not_in_time = _not_a_continuous_clip(members, paired)
+        if not_in_time:
+            missing.update({n: not_in_time for n in names})
+            continue
         try:  # weights first: no expensive pass for a metric that will be missing anyway
             for wname in dict.fromkeys(w for m in members for w in m.weights):
                 ctx.resolve_weights(wname)
@@ -189,6 +217,10 @@ def _score(pred, gt, audio, metrics, weights, progress, align, resize, fps) -> E
             elif value.per_frame is not None:
                 summary[name] = _mean(per_frame[name])
     for m in chosen:
+        problem = None if m.name in missing else (m.check_value(summary[m.name]) if summary.get(m.name) is not None
+                                                   else "no value and no reason")
+        if problem:  # a wrong number is worse than a missing one
+            missing[m.name] = f"its recipe gave a value that cannot be right ({problem}); refused, not reported"
         if m.name in missing:
             summary[m.name] = None
             warnings.warn(f"METRIC MISSING: {m.name}: {missing[m.name]}", stacklevel=2)
@@ -201,6 +233,35 @@ def _score(pred, gt, audio, metrics, weights, progress, align, resize, fps) -> E
             row[k] = None if math.isnan(x) else x
         rows.append(row)
     return EvalResult(summary, missing, rows, info)
+
+
+def check_fps(fps) -> None:
+    """Refuse a frame rate that is not a positive finite number, before any frame is read (a NaN
+    rate would be compared, recorded and written only after the whole scoring)."""
+    if fps is None:
+        return
+    try:
+        ok = math.isfinite(float(fps)) and float(fps) > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"fps must be a positive, finite number of frames per second, got {fps!r}")
+
+
+def _not_a_continuous_clip(members, paired: dict | None) -> str | None:
+    """Why metrics over time cannot be computed on frames paired by number, else None: pairs
+    with gaps would join moments that are not neighbours, and the audio starts at the
+    prediction's first frame, so audio metrics also need the pairs to start there."""
+    if paired is None:
+        return None
+    over_time = any(m.needs_audio or not m.per_frame for m in members)
+    if over_time and not paired["consecutive"]:
+        return ("the frames paired by number are not consecutive (pred_only/gt_only in info['paired_by_number']): "
+                "a metric over time would join moments that are not neighbours")
+    if any(m.needs_audio for m in members) and not paired["from_pred_start"]:
+        return ("the frames paired by number do not start at the prediction's first frame, where the audio starts: "
+                "the audio would be scored against other moments")
+    return None
 
 
 #: the packages whose code defines the metrics' numbers (recorded in every evaluation's info)

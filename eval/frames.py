@@ -8,7 +8,11 @@ every method is held to (DESIGN.md, "Scoring rules"):
   INTER_AREA, and the evaluation records it);
 * at one frame rate: prediction and ground truth must have the same fps (frame folders and
   arrays take it as an argument, default 25);
-* frame folders sort numerically (``frame_2`` before ``frame_10``).
+* as a player shows them: a video's display rotation is applied (recorded as ``rotation``
+  in the evaluation's ``pred_source``/``gt_source``); JPEGs' EXIF orientation too (OpenCV);
+* frame folders sort numerically (``frame_2`` before ``frame_10``); a gap in their numbering,
+  a repeated number or a name without one is refused (pairing by position would compare
+  different moments) unless they are paired by number (``pair_by_number``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aebench.media import AUDIO_RATE, FPS, MediaError, iter_video, probe, read_audio
+from aebench.media import AUDIO_RATE, FPS, MediaError, check_finite_audio, iter_video, probe, read_audio
 
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 DEFAULT_FPS = float(FPS)
@@ -68,11 +72,15 @@ class FrameSource:
 
     @classmethod
     def _folder(cls, p: Path, fps: float | None) -> "FrameSource":
-        import cv2
+        """A frame folder read by position: its numbering must have no gap (see :func:`check_numbering`)."""
+        numbers = frame_numbers(p)
+        check_numbering(p, numbers)
+        return cls.images(p, [numbers[k] for k in sorted(numbers)], fps)
 
-        files = frame_files(p)
-        if not files:
-            raise MediaError(f"{p}: no image files ({', '.join(sorted(IMAGE_EXT))})")
+    @classmethod
+    def images(cls, p: Path, files: list[Path], fps: float | None) -> "FrameSource":
+        """The image ``files`` (of folder ``p``) in the order given."""
+        import cv2
 
         def read(f: Path) -> np.ndarray:
             img = cv2.imread(str(f), cv2.IMREAD_COLOR)
@@ -124,7 +132,8 @@ class FrameSource:
             except av.error.FFmpegError as exc:
                 raise MediaError(f"{p}: decoding stopped after {count} frames, the file looks truncated ({exc})") from exc
 
-        src = cls(n, (info.height, info.width), own, frames, str(p))
+        src = cls(n, (info.height, info.width), own, frames, str(p))  # as displayed (media.displayed)
+        src.notes["rotation"] = info.rotation  # degrees counter-clockwise applied from the display matrix
         if damaged:  # a truncated file: its last, half-written frames are not scored
             src.notes["damaged_frames_dropped"] = len(damaged)
             warnings.warn(f"{p}: the last {len(damaged)} frame(s) are damaged (a truncated file) and are not scored",
@@ -189,6 +198,71 @@ def frame_files(folder: Path) -> list[Path]:
     return sorted((f for f in Path(folder).iterdir() if f.suffix.lower() in IMAGE_EXT), key=lambda f: natural_key(f.name))
 
 
+def listed_numbers(numbers, most: int = 5) -> str:
+    """The first ``most`` of ``numbers``, and how many more."""
+    numbers = list(numbers)
+    more = f" and {len(numbers) - most} more" if len(numbers) > most else ""
+    return ", ".join(str(n) for n in numbers[:most]) + more
+
+
+def frame_numbers(folder: Path) -> dict[int, Path]:
+    """Each image file of ``folder`` by its frame number, the last run of digits in its name
+    (``frame_0012.png`` -> 12). Refuses (MediaError) a folder without images, a name without a
+    number and a number used twice: which frame is which would be a guess."""
+    files = frame_files(folder)
+    if not files:
+        raise MediaError(f"{folder}: no image files ({', '.join(sorted(IMAGE_EXT))})")
+    numbers: dict[int, Path] = {}
+    for f in files:
+        digits = re.findall(r"\d+", f.stem)
+        if not digits:
+            raise MediaError(f"{folder}: {f.name} carries no frame number; frames are paired by their numbers "
+                             "(name them e.g. 00000.png, 00001.png ...)")
+        k = int(digits[-1])
+        if k in numbers:
+            raise MediaError(f"{folder}: {numbers[k].name} and {f.name} both carry frame number {k}")
+        numbers[k] = f
+    return numbers
+
+
+def check_numbering(folder: Path, numbers: dict[int, Path]) -> None:
+    """Refuse (MediaError) a gap in a folder's numbering: pairing its frames by position with the
+    other clip's would compare different moments from the gap on."""
+    ks = sorted(numbers)
+    lo, hi = ks[0], ks[-1]
+    n_missing = hi - lo + 1 - len(ks)
+    if n_missing == 0:
+        return
+    first: list[int] = []  # the first few missing numbers, without walking a huge range
+    for a, b in zip(ks, ks[1:]):
+        first.extend(range(a + 1, min(b, a + 1 + 5 - len(first))))
+        if len(first) >= 5:
+            break
+    more = f" and {n_missing - len(first)} more" if n_missing > len(first) else ""
+    raise MediaError(f"{folder}: frame numbers {', '.join(map(str, first))}{more} are missing between {lo} and {hi} "
+                     f"({len(ks)} frames); pairing by position would compare different moments: restore them, "
+                     "or pair prediction and ground-truth frames by number (--pair-by-number, pair_by_number=True)")
+
+
+def pair_by_number(pred, gt, fps: float | None) -> tuple[FrameSource, FrameSource, dict]:
+    """The frames of two frame folders paired by number (only numbers in both), and the record
+    of the pairing: ``pairs``, ``pred_only``, ``gt_only``, and whether the pairs are
+    ``consecutive`` numbers starting at the prediction's first (``from_pred_start``): metrics
+    over time (and audio) need both."""
+    for which, d in (("pred", pred), ("gt", gt)):
+        if d is None or not isinstance(d, (str, Path)) or not Path(d).is_dir():
+            raise ValueError(f"pairing frames by number needs two frame folders; {which} {d!r} is not a folder")
+    pn, gn = frame_numbers(Path(pred)), frame_numbers(Path(gt))
+    common = sorted(set(pn) & set(gn))
+    if not common:
+        raise MediaError(f"{pred} (frames {min(pn)}-{max(pn)}) and {gt} (frames {min(gn)}-{max(gn)}) share no frame "
+                         "number: nothing to pair")
+    info = {"pairs": len(common), "pred_only": sorted(set(pn) - set(gn)), "gt_only": sorted(set(gn) - set(pn)),
+            "consecutive": common[-1] - common[0] + 1 == len(common), "from_pred_start": common[0] == min(pn)}
+    return (FrameSource.images(Path(pred), [pn[k] for k in common], fps),
+            FrameSource.images(Path(gt), [gn[k] for k in common], fps), info)
+
+
 def load_frames(src, fps: float | None = None) -> tuple[np.ndarray, float]:
     """uint8 (n, H, W, 3) RGB frames in memory and their fps (see :class:`FrameSource`)."""
     source = FrameSource.of(src, fps)
@@ -200,10 +274,10 @@ def load_audio(audio, pred) -> tuple[np.ndarray | None, str | None]:
     prediction video's own audio track, else (None, None)."""
     if audio is not None:
         if isinstance(audio, np.ndarray):
-            return np.asarray(audio, dtype=np.float32).reshape(-1), "array"
-        return read_audio(audio, AUDIO_RATE), str(audio)
+            return check_finite_audio(np.asarray(audio, dtype=np.float32).reshape(-1), "the audio array"), "array"
+        return check_finite_audio(read_audio(audio, AUDIO_RATE), audio), str(audio)
     if isinstance(pred, (str, Path)) and Path(pred).is_file() and probe(pred).has_audio:
-        return read_audio(pred, AUDIO_RATE), f"{pred} (its own audio track)"
+        return check_finite_audio(read_audio(pred, AUDIO_RATE), pred), f"{pred} (its own audio track)"
     return None, None
 
 

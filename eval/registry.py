@@ -17,6 +17,7 @@ level (their compute functions do).
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -165,6 +166,20 @@ class Metric:
     min_frames: int = 0  # what the recipe needs of a render: at least this many frames (0: nothing)
     min_face_px: int = 0  # ... and faces at least this large (the larger side of the face box, in pixels)
     needs_source: str = ""  # where those needs come from (e.g. the reference pipeline's option names)
+    #: the closed interval the recipe's values lie in: evaluate, validate and regress refuse a value outside it
+    #: (or not finite) as a wrong number, never print it
+    value_range: tuple[float, float] = (-math.inf, math.inf)
+
+    def check_value(self, v) -> str | None:
+        """Why ``v`` cannot be a value of this metric (not a finite number in :attr:`value_range`), else None."""
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return f"{v!r} is not a number"
+        if not math.isfinite(v):
+            return f"{v} is not a finite number"
+        lo, hi = self.value_range
+        if not lo <= v <= hi:
+            return f"{v:g} is outside the range of {self.label} [{lo:g}, {hi:g}]"
+        return None
 
     @property
     def better(self) -> str:

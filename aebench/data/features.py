@@ -152,11 +152,16 @@ def _wav2vec2_weights(folder: Path) -> Path:
 def _wav2vec2_model(folder: Path):
     weights = _wav2vec2_weights(folder)  # before the (slow) imports: fail fast when missing
     import torch
-    from transformers import Wav2Vec2Model
+
+    from aebench.weights import WeightsError, load_hf_model
 
     key = (str(folder), weights.stat().st_size, weights.stat().st_mtime_ns)
     if key not in _MODELS:
-        model = Wav2Vec2Model.from_pretrained(str(folder), local_files_only=True)
+        try:  # every weight from the folder: transformers would fill missing ones with random values
+            model = load_hf_model("wav2vec2", folder)
+        except WeightsError as exc:
+            raise FeatureError(f"wav2vec2 features: {exc}. Fix: `aebench weights add wav2vec2 PATH` with PATH "
+                               f"a Hugging Face model folder of wav2vec2-base-960h") from exc
         device = "cuda" if torch.cuda.is_available() else "cpu"
         _MODELS.clear()
         _MODELS[key] = model.eval().to(device)

@@ -4,7 +4,8 @@ On-disk format (DESIGN.md, "Prepared identity")::
 
     <root>/<name>/meta.json          schema, source + sha256, fps, n_frames, size, intrinsics,
                                      near/far, audio_rate, settings, library versions,
-                                     "frames_format": "jpg" | "png" | "npy"
+                                     "frames_format": "jpg" | "png" | "npy",
+                                     content_sha256 (of the data files: :func:`content_sha256`)
     <root>/<name>/frames/00000.jpg   (or frames.npy, uint8 (n, H, W, 3))
     <root>/<name>/masks/00000.png    (or masks.npy, uint8 (n, H, W)) labels:
                                      0 background, 1 audio-independent head, 2 audio-related
@@ -25,6 +26,7 @@ same API over a subset of frames and/or another resolution; indices are view-loc
 
 from __future__ import annotations
 
+import hashlib
 import json
 from functools import cached_property
 from pathlib import Path
@@ -36,10 +38,42 @@ from aebench.media import AUDIO_RATE
 
 SCHEMA_VERSION = 1
 LABELS = {"background": 0, "head": 1, "audio": 2, "torso": 3}
+#: the fewest frames an identity can have: :meth:`Identity.split` gives the first half of the
+#: frames to training and the second half to testing, and each needs at least one frame
+MIN_FRAMES = 2
+#: what :func:`content_sha256` covers: the data a method and a metric read (not ``meta.json``,
+#: not ``features/``, which is derived and may be added later); a folder or its one-array form
+DATA_FILES = ("frames", "frames.npy", "masks", "masks.npy", "landmarks.npy", "poses.npy", "audio.wav",
+              "background.png")
 
 
 class IdentityError(RuntimeError):
     """A prepared identity is missing, incomplete or asked for something it lacks."""
+
+
+def content_sha256(path: str | Path) -> str:
+    """sha256 over an identity folder's data files (:data:`DATA_FILES`: each file's name relative
+    to the folder, its length and its bytes, in sorted order), so two identities with the same
+    data have the same hash whatever their name, source path or preparation time. The one
+    function that defines it: :func:`aebench.data.prepare.prepare` and the synthetic corpus
+    record its value in ``meta.json``, :attr:`Identity.content_sha256` reads it."""
+    path = Path(path)
+    files = []
+    for name in DATA_FILES:
+        p = path / name
+        files += sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p] if p.is_file() else []
+    if not files:
+        raise IdentityError(f"{path}: no identity data files ({', '.join(DATA_FILES)})")
+    h = hashlib.sha256()
+    for f in sorted(files, key=lambda f: f.relative_to(path).as_posix()):
+        h.update(f"{f.relative_to(path).as_posix()}\0{f.stat().st_size}\0".encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+_CONTENT_HASHES: dict[tuple[str, int], str] = {}  # identities prepared before meta recorded it
 
 
 class Identity:
@@ -75,6 +109,19 @@ class Identity:
     @property
     def name(self) -> str:
         return self.meta.get("name", self.path.name)
+
+    @property
+    def content_sha256(self) -> str:
+        """The identity's content hash (:func:`content_sha256`; the whole identity's, also for a
+        view): recorded in ``meta.json`` at preparation, so reading it is free; computed from the
+        files (once per process) for identities prepared before it was recorded."""
+        if self.meta.get("content_sha256"):
+            return str(self.meta["content_sha256"])
+        meta_path = self.path / "meta.json"
+        key = (str(self.path.resolve()), meta_path.stat().st_mtime_ns if meta_path.exists() else 0)
+        if key not in _CONTENT_HASHES:
+            _CONTENT_HASHES[key] = content_sha256(self.path)
+        return _CONTENT_HASHES[key]
 
     @property
     def n_frames(self) -> int:

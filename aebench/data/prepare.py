@@ -13,7 +13,13 @@ source frame whose presentation time is <= ``k / fps`` (+ half a millisecond), s
 Everything is written to a staging folder unique to the process (:mod:`aebench.data.staging`,
 under a lock per identity, so two runs preparing the same clip never meet) and renamed when
 complete; on any failure the staging folder is removed. A finished identity whose source sha256 and settings match
-is left alone.
+is left alone; one prepared from another clip is replaced only when asked (``replace``).
+
+Refused, naming the clip (and the frames): a clip too short for the train/test split
+(:data:`aebench.data.identity.MIN_FRAMES`, checked from the header and the audio before any
+frame is decoded), audio with NaN/inf samples, more than one face in a frame or a face that
+jumps between frames (:mod:`aebench.data.landmarks`: the landmarks would mix people). ``meta.json``
+records ``content_sha256`` (:func:`aebench.data.identity.content_sha256`).
 """
 
 from __future__ import annotations
@@ -27,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from aebench.data.staging import check_name, identity_lock, publish, staging_dir
+from aebench.data.staging import check_name, identity_lock, publish, staging_dir, write_failure
 from aebench.media import FPS
-from aebench.media import AUDIO_RATE, MediaError
+from aebench.media import AUDIO_RATE, MediaError, check_finite_audio, displayed_frames
 
 
 class PrepareError(RuntimeError):
@@ -65,11 +71,10 @@ def resampled_frames(clip: Path, fps: float, max_seconds: float | None):
         with av.open(str(clip)) as box:
             if not box.streams.video:
                 raise PrepareError(f"{clip}: no video stream")
-            for frame in box.decode(video=0):
+            for frame, img in displayed_frames(box.decode(video=0), clip):  # as a player shows them (rotation)
                 t = float(frame.time) if frame.time is not None else None
                 if t is None:
                     raise PrepareError(f"{clip}: frames without timestamps")
-                img = frame.to_ndarray(format="rgb24")
                 while k / fps < t - 5e-4 and last is not None:  # this frame starts after output time k
                     if max_seconds is not None and k >= round(max_seconds * fps):
                         return
@@ -85,21 +90,82 @@ def resampled_frames(clip: Path, fps: float, max_seconds: float | None):
     except av.error.FFmpegError as exc:
         raise PrepareError(f"{clip}: video cannot be decoded after {k} output frames, the file looks "
                            f"truncated or corrupt ({exc})") from exc
+    except MediaError as exc:
+        raise PrepareError(str(exc)) from exc
 
 
-def _detect(detector, img: np.ndarray, detect_size: int) -> np.ndarray | None:
+def _detect(detector, img: np.ndarray, detect_size: int) -> tuple[np.ndarray | None, bool]:
+    """The largest face's landmarks (None without a face), and whether another face of comparable
+    size shares the frame (:func:`aebench.data.landmarks.another_face`)."""
+    from aebench.data.landmarks import another_face
+
+    boxes = detector.boxes(img, detect_size)
+    if not boxes:
+        return None, False
+    return detector.landmarks(img, boxes[0]), another_face(boxes)
+
+
+def frame_ranges(frames: Sequence[int], limit: int = 8) -> str:
+    """``[0, 1, 2, 5, 9, 10]`` as ``0-2, 5, 9-10``; at most ``limit`` runs, then how many frames in all."""
+    runs: list[list[int]] = []
+    for f in sorted(frames):
+        if runs and f == runs[-1][1] + 1:
+            runs[-1][1] = f
+        else:
+            runs.append([f, f])
+    text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs[:limit])
+    return text + (f", ... ({len(frames)} frames in all)" if len(runs) > limit else "")
+
+
+def _check_one_face(clip: Path, lms: np.ndarray, crowded: list[int], fps: float) -> None:
+    """Refuse a clip whose landmarks may belong to more than one person: a frame with a second
+    face of comparable size, or the face jumping between consecutive frames (frames at ``fps``)."""
+    from aebench.data.landmarks import MAX_JUMP, OTHER_FACE_RATIO, face_jumps
+
+    if crowded:
+        raise PrepareError(f"{clip}: more than one face (a second face at least {OTHER_FACE_RATIO:.0%} as wide as the "
+                           f"largest) in frames {frame_ranges(crowded)} (at {fps:g} fps); an identity is one "
+                           f"person: crop the clip to one face")
+    jumps = face_jumps(lms)
+    if jumps:
+        raise PrepareError(f"{clip}: the face jumps by more than {MAX_JUMP:g} face sizes from one frame to the next "
+                           f"at frames {frame_ranges(jumps)} (at {fps:g} fps): the landmarks switch between "
+                           f"people, or the clip has a cut; prepare one person in one shot")
+
+
+def _frames_estimate(info, fps: float) -> float:
+    """About how many frames at ``fps`` the video holds, from its header (inf when unknown)."""
+    if info.n_frames and info.fps:
+        return info.n_frames / info.fps * fps
+    return info.duration * fps if info.duration else float("inf")
+
+
+def _check_length(clip: Path, frames: float, fps: float, what: str) -> None:
+    """Refuse a clip too short for the identity's train/test split (at least ``MIN_FRAMES``);
+    ``frames`` may be an estimate, so half a frame of slack is allowed."""
+    from aebench.data.identity import MIN_FRAMES
+
+    if frames < MIN_FRAMES - 0.5:
+        raise PrepareError(f"{clip}: {what} gives {max(int(frames), 0)} frame(s) at {fps:g} fps; an identity needs "
+                           f"at least {MIN_FRAMES} ({MIN_FRAMES / fps:.2f} s): the first half trains, the second tests")
+
+
+def _check_finite(clip: Path, audio: np.ndarray) -> None:
+    """Refuse a speech track with NaN or infinite samples (they would be written as silence)."""
+    try:
+        check_finite_audio(audio, clip)
+    except MediaError as exc:
+        raise PrepareError(str(exc)) from exc
+
+
+def _imwrite(path: Path, img: np.ndarray, params: Sequence[int] = ()) -> None:
+    """``cv2.imwrite``, which only returns False on failure (a full disk, a read-only folder)."""
+    import errno
+
     import cv2
-    import dlib
 
-    s = min(1.0, detect_size / img.shape[1])
-    small = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else img
-    rects = detector.detector(small, detector.upsample)
-    if len(rects) == 0:
-        return None
-    r = max(rects, key=lambda r: r.width() * r.height())
-    box = dlib.rectangle(*(int(round(v / s)) for v in (r.left(), r.top(), r.right(), r.bottom())))
-    shape = detector.predictor(img, box)
-    return np.array([[p.x, p.y] for p in shape.parts()], np.float32)
+    if not cv2.imwrite(str(path), img, list(params)):
+        raise OSError(errno.EIO, "the image could not be written", str(path))
 
 
 def fill_and_smooth(lms: np.ndarray, sigma: float) -> np.ndarray:
@@ -135,9 +201,14 @@ def _settings(cfg, size: int, fps: float, max_seconds: float | None, features: S
 
 def prepare(clip: str | Path, name: str, out: str | Path, size: int = 512, fps: float = FPS,
             max_seconds: float | None = None, overrides: Sequence[str] = (),
-            features: Sequence[str] = ("mfcc",), progress: bool = True, log=print) -> Path:
-    """Prepare ``clip`` into ``out/name`` (atomic, cached); returns the identity folder."""
+            features: Sequence[str] = ("mfcc",), progress: bool = True, log=print, replace: bool = False) -> Path:
+    """Prepare ``clip`` into ``out/name`` (atomic, cached); returns the identity folder.
+
+    An identity of that name prepared from another clip (another sha256) is kept unless
+    ``replace``: one name never silently means two people. A failed write (full disk,
+    read-only folder) is a :class:`PrepareError` naming the folder, and leaves nothing behind."""
     from aebench.config import load_config
+    from aebench.data.identity import MIN_FRAMES, content_sha256
 
     clip, out = Path(clip), Path(out)
     try:
@@ -158,27 +229,60 @@ def prepare(clip: str | Path, name: str, out: str | Path, size: int = 512, fps: 
             feature_settings(f)
     except FeatureError as exc:
         raise PrepareError(str(exc)) from exc
+    if max_seconds is not None and round(max_seconds * fps) < MIN_FRAMES:
+        raise PrepareError(f"{clip}: --max-seconds {max_seconds:g} keeps {round(max_seconds * fps)} frame(s) at "
+                           f"{fps:g} fps; an identity needs at least {MIN_FRAMES} (half trains, half tests)")
     settings = _settings(cfg, size, fps, max_seconds, features)
-    sha = sha256_file(clip)
+    try:
+        sha = sha256_file(clip)
+    except OSError as exc:
+        raise PrepareError(f"{clip}: cannot be read ({exc.strerror or exc})") from exc
     final = out / name
-    with identity_lock(out, name):  # a concurrent run preparing the same identity waits, then finds it done
-        if (final / "meta.json").exists():
-            old = json.loads((final / "meta.json").read_text())
-            if old.get("source_sha256") == sha and old.get("settings") == settings:
-                log(f"{final}: up to date (same source and settings), nothing to do")
+    try:
+        with identity_lock(out, name):  # a concurrent run preparing the same identity waits, then finds it done
+            if _up_to_date(final, clip, sha, settings, replace, log):
                 return final
-            log(f"{final}: source or settings changed, preparing again")
-        tmp = staging_dir(out, name)
-        try:
-            meta = _run(clip, name, tmp, cfg.prepare, size, fps, max_seconds, features, progress, log)
-            meta.update(source=str(clip.resolve()), source_sha256=sha, settings=settings)
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-            _features(tmp, features)
-            publish(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            tmp = staging_dir(out, name)
+            try:
+                meta = _run(clip, name, tmp, cfg.prepare, size, fps, max_seconds, features, progress, log)
+                meta.update(source=str(clip.resolve()), source_sha256=sha, settings=settings,
+                            content_sha256=content_sha256(tmp))
+                (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+                _features(tmp, features)
+                publish(tmp, final)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+    except OSError as exc:
+        raise PrepareError(write_failure(exc, final)) from exc
     return final
+
+
+def _up_to_date(final: Path, clip: Path, sha: str, settings: dict, replace: bool, log) -> bool:
+    """True when ``final`` already holds ``clip`` prepared with ``settings``; a PrepareError when
+    it holds something else that ``replace`` does not allow to overwrite."""
+    if not final.exists():
+        return False
+    if not (final / "meta.json").exists():
+        if not replace:
+            raise PrepareError(f"{final} exists and is not a prepared identity (no meta.json); choose another "
+                               f"--name or --out, or pass --replace to overwrite it")
+        log(f"{final}: replacing a folder that is not a prepared identity (no meta.json)")
+        return False
+    old = json.loads((final / "meta.json").read_text())
+    if old.get("source_sha256") != sha:
+        was = f"{old.get('source')} (sha256 {str(old.get('source_sha256'))[:16]})"
+        if not replace:
+            raise PrepareError(f"{final} is already an identity prepared from another clip, {was}, not {clip} "
+                               f"(sha256 {sha[:16]}); pass --replace to replace it, or choose another --name")
+        log(f"{final}: replacing the identity prepared from {old.get('source')} (sha256 {old.get('source_sha256')}) "
+            f"with {clip} (sha256 {sha})")
+        return False
+    if old.get("settings") == settings:
+        log(f"{final}: up to date (same source and settings), nothing to do")
+        return True
+    log(f"{final}: settings changed, preparing again (same source)")
+    return False
 
 
 def _features(path: Path, names: Sequence[str]) -> None:
@@ -207,24 +311,28 @@ def _run(clip: Path, name: str, tmp: Path, p, size: int, fps: float, max_seconds
         raise PrepareError(f"{exc}; is the file complete (not truncated) and a video?") from exc
     if not info.has_audio:
         raise PrepareError(f"{clip}: no audio stream; a talking-head identity needs the speech track")
+    _check_length(clip, _frames_estimate(info, fps), fps, "the video")
     try:
         audio = read_audio(clip, AUDIO_RATE)
     except MediaError as exc:
         raise PrepareError(f"{exc}; the speech track is needed") from exc
     if max_seconds is not None:
         audio = audio[: int(round(max_seconds * AUDIO_RATE))]
+    _check_finite(clip, audio)
+    _check_length(clip, len(audio) / AUDIO_RATE * fps, fps, "the audio")
 
     det = LandmarkDetector(upsample=int(p.upsample))
     (tmp / "frames").mkdir()
-    lms = []
+    lms, crowded = [], []  # crowded: frames with another face of comparable size
     q = [cv2.IMWRITE_JPEG_QUALITY, int(p.jpeg_quality)]
     total = round(max_seconds * fps) if max_seconds else None
     for i, img in enumerate(tqdm(resampled_frames(clip, fps, max_seconds), desc=f"{name}: frames+landmarks",
                                  total=total, disable=not progress, unit="frame")):
         img = _square(img, size)
-        cv2.imwrite(str(tmp / "frames" / f"{i:05d}.jpg"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), q)
-        lm = _detect(det, img, int(p.detect_size))
+        _imwrite(tmp / "frames" / f"{i:05d}.jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), q)
+        lm, other = _detect(det, img, int(p.detect_size))
         lms.append(np.full((68, 2), np.nan, np.float32) if lm is None else lm)
+        crowded += [i] if other else []
     n = len(lms)
     if n == 0:
         raise PrepareError(f"{clip}: no video frames")
@@ -238,8 +346,7 @@ def _run(clip: Path, name: str, tmp: Path, p, size: int, fps: float, max_seconds
         for j in range(m, n):
             (tmp / "frames" / f"{j:05d}.jpg").unlink()
         n, lms = m, lms[:m]
-    if n == 0:
-        raise PrepareError(f"{clip}: audio is shorter than one frame")
+    _check_length(clip, n, fps, "the video and audio together")
     audio = audio[: int(round(n * spf))]
     wavfile.write(tmp / "audio.wav", AUDIO_RATE, np.round(np.clip(audio, -1, 1) * 32767).astype(np.int16))
 
@@ -248,6 +355,7 @@ def _run(clip: Path, name: str, tmp: Path, p, size: int, fps: float, max_seconds
     if n - found > float(p.max_missing) * n or found == 0:
         raise PrepareError(f"{clip}: no face found in {n - found} of {n} frames (allowed: at most "
                            f"{float(p.max_missing):.0%}, prepare.max_missing); is there a frontal face in the clip?")
+    _check_one_face(clip, lms, [i for i in crowded if i < n], fps)
     if found < n:
         log(f"{clip}: no face in {n - found} of {n} frames, filled from neighbours")
     lms = fill_and_smooth(lms, float(p.landmark_sigma))
@@ -272,12 +380,12 @@ def _run(clip: Path, name: str, tmp: Path, p, size: int, fps: float, max_seconds
         if p.refine:
             m = refine_person(img, m, lms[i], min(size, int(p.refine_size)), int(p.refine_iters), float(p.refine_ring),
                              float(p.refine_ring_top))
-        cv2.imwrite(str(tmp / "masks" / f"{i:05d}.png"), m)
+        _imwrite(tmp / "masks" / f"{i:05d}.png", m)
         if i in pick:
             bg_masks.append(m)
             bg_frames.append(img)
     bg = median_background(np.stack(bg_frames), bg_masks, max(0, round(int(p.bg_dilate) * size / 512)))
-    cv2.imwrite(str(tmp / "background.png"), cv2.cvtColor(bg, cv2.COLOR_RGB2BGR))
+    _imwrite(tmp / "background.png", cv2.cvtColor(bg, cv2.COLOR_RGB2BGR))
 
     took = time.perf_counter() - t0
     log(f"{name}: {n} frames ({n / fps:.2f} s at {fps:g} fps, {size} px), faces found in {found}, "
@@ -286,7 +394,8 @@ def _run(clip: Path, name: str, tmp: Path, p, size: int, fps: float, max_seconds
     return {"schema": 1, "name": name, "fps": float(fps), "n_frames": int(n), "size": [size, size],
             "frames_format": "jpg", "intrinsics": [float(focal), size / 2.0, size / 2.0],
             "near": near, "far": far, "audio_rate": AUDIO_RATE, "faces_found": found,
-            "pnp_error_px": float(err.mean()), "seconds_per_frame": took / n, "versions": _versions()}
+            "pnp_error_px": float(err.mean()), "seconds_per_frame": took / n, "versions": _versions(),
+            "rotation": info.rotation}  # degrees counter-clockwise applied from the clip's display matrix
 
 
 def identity_name(clip: Path) -> str:

@@ -51,6 +51,11 @@ def write_preview(identity, out: Path) -> Path:
 
         return write_video(out, (overlay(identity, i) for i in range(identity.n_frames)), identity.fps,
                            identity.audio, identity.audio_rate)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(out), cv2.cvtColor(contact_sheet(identity), cv2.COLOR_RGB2BGR))
+    from aebench.atomic import atomic_files
+
+    ok, png = cv2.imencode(".png", cv2.cvtColor(contact_sheet(identity), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError(f"{out}: the contact sheet could not be encoded as PNG")
+    with atomic_files(out) as (tmp,):  # whole or not at all (cv2.imwrite only returns False on failure)
+        tmp.write_bytes(png.tobytes())
     return out

@@ -16,6 +16,19 @@ from filelock import FileLock
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
+class WriteError(RuntimeError):
+    """An identity could not be written (a full disk, a read-only folder); the message names the
+    folder, and nothing half-written is left behind."""
+
+
+def write_failure(exc: OSError, where: Path) -> str:
+    """One line for a failed write under ``where`` (a full disk, a read-only folder, no
+    permission): the folder, the file when the error names one, and the system's reason."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    at = f", at {exc.filename}" if exc.filename and str(exc.filename) != str(where) else ""
+    return f"{where}: cannot be written ({reason}{at}); nothing was kept"
+
+
 def check_name(name: str, what: str = "identity name") -> str:
     """``name`` when it is a plain folder name that stays inside its parent; a ValueError otherwise."""
     if not NAME.match(str(name)) or ".." in str(name) or str(name).endswith(".partial"):

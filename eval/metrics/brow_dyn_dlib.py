@@ -18,6 +18,8 @@ called Micro-Expression Intensity); the mapping in :mod:`aebench.eval.theval`.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from aebench.eval import theval
@@ -50,7 +52,7 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
 
 METRICS = [
     Metric("brow_dyn_dlib", "target", "Eyebrow Dynamics (dlib)", tolerance=0.01, compute=compute, family="theval",
-           group="brow_dyn_dlib", per_frame=False),
+           group="brow_dyn_dlib", per_frame=False, value_range=(0.0, math.inf)),
     Metric("brow_dyn_dlib_close", "higher", "Eyebrow Dynamics (dlib) closeness", tolerance=0.2, compute=compute, family="theval",
-           needs_gt=True, group="brow_dyn_dlib", per_frame=False),
+           needs_gt=True, group="brow_dyn_dlib", per_frame=False, value_range=(-math.inf, 1.0)),
 ]

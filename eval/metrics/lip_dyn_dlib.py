@@ -17,6 +17,8 @@ Source: ``Naturalness/lip_dynamics.py`` of THEval (Newbyl/THEval @ cfe23fe); the
 
 from __future__ import annotations
 
+import math
+
 from itertools import combinations
 
 import numpy as np
@@ -42,7 +44,7 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
 
 METRICS = [
     Metric("lip_dyn_dlib", "target", "Lip Dynamics (dlib)", tolerance=0.5, compute=compute, family="theval",
-           group="lip_dyn_dlib", per_frame=False),
+           group="lip_dyn_dlib", per_frame=False, value_range=(0.0, math.inf)),
     Metric("lip_dyn_dlib_close", "higher", "Lip Dynamics (dlib) closeness", tolerance=0.2, compute=compute, family="theval",
-           needs_gt=True, group="lip_dyn_dlib", per_frame=False),
+           needs_gt=True, group="lip_dyn_dlib", per_frame=False, value_range=(-math.inf, 1.0)),
 ]

@@ -22,6 +22,8 @@ and the FaceMesh -> 68-point mapping in :mod:`aebench.eval.theval`.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from aebench.eval import theval
@@ -67,7 +69,7 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
 
 METRICS = [
     Metric("lip_sync_dlib", "lower", "Lip-Sync (dlib)", tolerance=0.1, compute=compute, family="theval", needs_audio=True,
-           group="lip_sync_dlib", per_frame=False),
+           group="lip_sync_dlib", per_frame=False, value_range=(0.0, math.inf)),
     Metric("lip_sync_dlib_close", "higher", "Lip-Sync (dlib) closeness", tolerance=0.25, compute=compute, family="theval",
-           needs_gt=True, needs_audio=True, group="lip_sync_dlib", per_frame=False),
+           needs_gt=True, needs_audio=True, group="lip_sync_dlib", per_frame=False, value_range=(-math.inf, 1.0)),
 ]

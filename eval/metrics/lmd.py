@@ -27,6 +27,8 @@ face in both) the metric is missing, with the coverage recorded.
 
 from __future__ import annotations
 
+import math
+
 from functools import lru_cache
 
 import numpy as np
@@ -116,4 +118,4 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
     return {"lmd": lmd_value(ctx, "lmd", tracks["pred"], tracks["gt"], "face-alignment 2D FAN-4 + S3FD")}
 
 
-METRICS = [Metric("lmd", "lower", "LMD", tolerance=0.5, compute=compute, family="paper", needs_gt=True, weights=WEIGHTS)]
+METRICS = [Metric("lmd", "lower", "LMD", tolerance=0.5, compute=compute, family="paper", needs_gt=True, weights=WEIGHTS, value_range=(0.0, math.inf))]

@@ -26,6 +26,8 @@ lucky frames is not the clip's LMD.
 
 from __future__ import annotations
 
+import math
+
 from aebench.eval.metrics.lmd import lmd_value
 from aebench.eval.registry import Context, Metric, Value
 
@@ -34,4 +36,4 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
     return {"lmd_dlib": lmd_value(ctx, "lmd_dlib", ctx.landmarks("pred"), ctx.landmarks("gt"), "dlib 68")}
 
 
-METRICS = [Metric("lmd_dlib", "lower", "LMD (dlib)", tolerance=0.5, compute=compute, family="paper", needs_gt=True)]
+METRICS = [Metric("lmd_dlib", "lower", "LMD (dlib)", tolerance=0.5, compute=compute, family="paper", needs_gt=True, value_range=(0.0, math.inf))]

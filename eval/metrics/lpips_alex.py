@@ -12,6 +12,8 @@ to scaling to [-1, 1] first). The backbone is loaded with ``weights_only=True`` 
 
 from __future__ import annotations
 
+import math
+
 from functools import lru_cache
 
 import numpy as np
@@ -87,4 +89,4 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
     return {"lpips": Value(per_frame=np.concatenate(vals) if vals else np.zeros(0))}
 
 
-METRICS = [Metric("lpips", "lower", "LPIPS", tolerance=0.03, compute=compute, family="paper", needs_gt=True, weights=("lpips_alexnet",))]
+METRICS = [Metric("lpips", "lower", "LPIPS", tolerance=0.03, compute=compute, family="paper", needs_gt=True, weights=("lpips_alexnet",), value_range=(0.0, math.inf))]

@@ -18,6 +18,8 @@ shared parts and the FaceMesh -> 68-point mapping in :mod:`aebench.eval.theval`.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from aebench.eval import theval
@@ -68,7 +70,7 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
 
 METRICS = [
     Metric("silent_lip_dlib", "lower", "Silent Lip Stability (dlib)", tolerance=0.02, compute=compute, family="theval",
-           needs_audio=True, group="silent_lip_dlib", per_frame=False),
+           needs_audio=True, group="silent_lip_dlib", per_frame=False, value_range=(0.0, math.inf)),
     Metric("silent_lip_dlib_close", "higher", "Silent Lip Stability (dlib) closeness", tolerance=0.3,
-           compute=compute, family="theval", needs_gt=True, needs_audio=True, group="silent_lip_dlib", per_frame=False),
+           compute=compute, family="theval", needs_gt=True, needs_audio=True, group="silent_lip_dlib", per_frame=False, value_range=(-math.inf, 1.0)),
 ]

@@ -23,6 +23,8 @@ are scored on a small thread pool (numpy and OpenCV release the GIL).
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -86,4 +88,4 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
     return {"ssim": Value(per_frame=np.array(vals, dtype=np.float64))}
 
 
-METRICS = [Metric("ssim", "higher", "SSIM", tolerance=0.03, compute=compute, family="paper", needs_gt=True)]
+METRICS = [Metric("ssim", "higher", "SSIM", tolerance=0.03, compute=compute, family="paper", needs_gt=True, value_range=(-1.0, 1.0))]

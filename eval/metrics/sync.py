@@ -46,6 +46,8 @@ cuts assumed).
 
 from __future__ import annotations
 
+import math
+
 from functools import lru_cache
 from pathlib import Path
 
@@ -309,7 +311,7 @@ NEEDS = dict(min_frames=51, min_face_px=101,
 
 METRICS = [
     Metric("sync_conf", "higher", "LSE-C", tolerance=0.5, compute=compute, family="paper", needs_audio=True, weights=("syncnet",),
-           group="sync", per_frame=False, **NEEDS),
+           group="sync", per_frame=False, **NEEDS, value_range=(0.0, math.inf)),
     Metric("sync_dist", "lower", "LSE-D", tolerance=0.5, compute=compute, family="paper", needs_audio=True, weights=("syncnet",),
-           group="sync", per_frame=False, **NEEDS),
+           group="sync", per_frame=False, **NEEDS, value_range=(0.0, math.inf)),
 ]

@@ -110,9 +110,9 @@ def test_frame_folder_and_outputs(tmp_path):
     assert r.summary["ssim"] == pytest.approx(1.0)
     r.write(tmp_path / "out")
     m = read_metrics(tmp_path / "out")
-    assert m["summary"]["psnr"] == float("inf")
+    assert m["summary"]["psnr"] == 60.0
     rows = list(csv.DictReader(open(tmp_path / "out" / "frames.csv")))
-    assert len(rows) == 3 and rows[0]["psnr"] == "inf"
+    assert len(rows) == 3 and float(rows[0]["psnr"]) == 60.0
     assert not list((tmp_path / "out").glob("*.partial"))
 
 

@@ -10,6 +10,7 @@ import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from aebench.eval import evaluate
+from aebench.eval.metrics.psnr import PSNR_MAX
 
 
 def _frames(seed=0, n=3, size=64):
@@ -29,12 +30,36 @@ def test_ssim_and_psnr_match_skimage():
     assert r.summary["psnr"] == pytest.approx(np.mean([f["psnr"] for f in r.frames]))
 
 
-def test_identical_clip():
+def test_identical_clip_scores_the_cap_not_infinity():
     gt = _frames(1)
     r = evaluate(gt, gt.copy(), metrics=["psnr", "ssim"], progress=False)
-    assert math.isinf(r.summary["psnr"]) and r.summary["psnr"] > 0
+    assert r.summary["psnr"] == PSNR_MAX == 60.0
+    assert r.info["psnr"]["capped_frames"] == len(gt)
     assert r.summary["ssim"] == pytest.approx(1.0, abs=1e-12)
-    assert r.to_json()["summary"]["psnr"] == "inf"
+    assert r.to_json()["summary"]["psnr"] == 60.0
+
+
+def test_one_copied_frame_cannot_make_psnr_infinite():
+    """The trial's case: 49 frames of noise and one exact copy of a ground-truth frame scored inf."""
+    rng = np.random.default_rng(3)
+    gt = rng.integers(0, 256, (50, 16, 16, 3), dtype=np.uint8)
+    pred = rng.integers(0, 256, gt.shape, dtype=np.uint8)
+    pred[0] = gt[0]
+    r = evaluate(pred, gt, metrics=["psnr"], progress=False)
+    noise = [peak_signal_noise_ratio(g / 255.0, p / 255.0, data_range=1.0) for p, g in zip(pred[1:], gt[1:])]
+    assert math.isfinite(r.summary["psnr"])
+    assert r.summary["psnr"] == pytest.approx((sum(noise) + PSNR_MAX) / 50)
+    assert r.frames[0]["psnr"] == PSNR_MAX and r.info["psnr"]["capped_frames"] == 1
+
+
+def test_psnr_below_the_cap_is_untouched():
+    """The cap binds only where MSE <= 1e-6: one value off by one grey level in a 2x2 frame is 58.9 dB."""
+    gt = np.zeros((1, 2, 2, 3), np.uint8)
+    pred = gt.copy()
+    pred[0, 0, 0, 0] = 1
+    r = evaluate(pred, gt, metrics=["psnr"], progress=False)
+    assert r.summary["psnr"] == pytest.approx(peak_signal_noise_ratio(gt[0] / 255.0, pred[0] / 255.0, data_range=1.0))
+    assert r.summary["psnr"] < PSNR_MAX and r.info["psnr"]["capped_frames"] == 0
 
 
 @pytest.mark.parametrize("name,sign", [("psnr", 1), ("ssim", 1)])
@@ -107,4 +132,4 @@ def test_ssim_on_frames_smaller_than_its_window_is_missing_with_the_reason():
         warnings.simplefilter("ignore")
         r = evaluate(f, gt=f, metrics=["ssim", "psnr"], progress=False)
     assert r.summary["ssim"] is None and "smaller than SSIM's 7x7 window" in r.missing["ssim"]
-    assert r.summary["psnr"] == float("inf")
+    assert r.summary["psnr"] == PSNR_MAX

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 
-from aebench.data.staging import identity_lock, publish, staging_dir
+from aebench.data.staging import WriteError, identity_lock, publish, staging_dir, write_failure
 from aebench.data.synth.look import draw_look
 from aebench.data.synth.scene import (CAM_DIST, _ray_dirs, camera_poses, focal_for, make_background,
                                         project_landmarks, render_frame)
@@ -46,9 +47,9 @@ def make_identity(out_dir: Path, index: int, seconds: float, size: int, seed: in
 def _render_identity(out_dir: Path, name: str, index: int, seconds: float, size: int, seed: int, settings: dict,
                      progress: bool) -> Path:
     """Render and write identity ``name`` (the caller holds its lock)."""
-    import cv2
-    from scipy.io import wavfile
     from tqdm import tqdm
+
+    from aebench.data.identity import content_sha256
 
     final = out_dir / name
     rng = np.random.default_rng([int(seed), int(index)])
@@ -71,6 +72,31 @@ def _render_identity(out_dir: Path, name: str, index: int, seconds: float, size:
         lms[i] = project_landmarks(poses[i], mouth[i], look, size)
 
     tmp = staging_dir(out_dir, name)
+    try:  # a failed write (full disk, read-only folder) leaves no staging folder behind
+        _write_files(tmp, frames, masks, lms, poses, mouth, audio, background, seq)
+        f = focal_for(size)
+        meta = {
+            "schema": SCHEMA, "name": name, "source": "synthetic", "source_sha256": None,
+            "fps": FPS, "n_frames": n_frames, "size": [size, size], "frames_format": "npy",
+            "intrinsics": [f, size / 2.0, size / 2.0],
+            "near": CAM_DIST - 1.5, "far": CAM_DIST + 1.5, "audio_rate": RATE,
+            "settings": settings, "versions": _versions(),
+            "voice": {"f0": look.f0, "tract": look.tract}, "content_sha256": content_sha256(tmp),
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        return publish(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _write_files(tmp: Path, frames, masks, lms, poses, mouth, audio, background, seq) -> None:
+    """The identity's data files, into its staging folder ``tmp``."""
+    import errno
+
+    import cv2
+    from scipy.io import wavfile
+
     np.save(tmp / "frames.npy", frames)
     np.save(tmp / "masks.npy", masks)
     np.save(tmp / "landmarks.npy", lms)
@@ -78,30 +104,30 @@ def _render_identity(out_dir: Path, name: str, index: int, seconds: float, size:
     np.save(tmp / "mouth.npy", mouth.astype(np.float32))
     wavfile.write(tmp / "audio.wav", RATE, np.round(audio * 32767).astype(np.int16))
     bg8 = np.clip(background * 255 + 0.5, 0, 255).astype(np.uint8)
-    cv2.imwrite(str(tmp / "background.png"), cv2.cvtColor(bg8, cv2.COLOR_RGB2BGR))
+    if not cv2.imwrite(str(tmp / "background.png"), cv2.cvtColor(bg8, cv2.COLOR_RGB2BGR)):
+        raise OSError(errno.EIO, "the image could not be written", str(tmp / "background.png"))
     (tmp / "phonemes.json").write_text(json.dumps([[n, round(a, 4), round(b, 4)] for n, a, b in seq]))
-    f = focal_for(size)
-    meta = {
-        "schema": SCHEMA, "name": name, "source": "synthetic", "source_sha256": None,
-        "fps": FPS, "n_frames": n_frames, "size": [size, size], "frames_format": "npy",
-        "intrinsics": [f, size / 2.0, size / 2.0],
-        "near": CAM_DIST - 1.5, "far": CAM_DIST + 1.5, "audio_rate": RATE,
-        "settings": settings, "versions": _versions(),
-        "voice": {"f0": look.f0, "tract": look.tract},
-    }
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-    return publish(tmp, final)
 
 
 def make_corpus(out: Path, identities: int = 3, seconds: float = 10.0, size: int = 64, seed: int = 0,
                 progress: bool = False) -> list[Path]:
-    """Write ``synth_00`` ... ``synth_<identities-1>`` under ``out``; existing identical ones are kept."""
+    """Write ``synth_00`` ... ``synth_<identities-1>`` under ``out``; existing identical ones are kept.
+    A failed write (full disk, read-only folder) is a :class:`~aebench.data.staging.WriteError`
+    naming the folder; the identity being written is left out, not half-written."""
     from tqdm import tqdm
+
+    from aebench.data.identity import MIN_FRAMES
 
     if identities < 1 or seconds <= 0 or size < 8:
         raise ValueError(f"need identities >= 1, seconds > 0, size >= 8 (got {identities}, {seconds}, {size})")
+    if round(seconds * FPS) < MIN_FRAMES:
+        raise ValueError(f"{seconds:g} s is {round(seconds * FPS)} frame(s) at {FPS} fps; an identity needs at least "
+                         f"{MIN_FRAMES} ({MIN_FRAMES / FPS:.2f} s): the first half trains, the second tests")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     settings = {"identities": int(identities)}
-    return [make_identity(out, i, seconds, size, seed, settings, progress=progress)
-            for i in tqdm(range(identities), desc="synth corpus", disable=not progress)]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        return [make_identity(out, i, seconds, size, seed, settings, progress=progress)
+                for i in tqdm(range(identities), desc="synth corpus", disable=not progress)]
+    except OSError as exc:
+        raise WriteError(write_failure(exc, out)) from exc

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import click
 
+from aebench.atomic import atomic_files
 from aebench.harness.cli.bench_methods import _checked, _named_identity
+from aebench.harness.cli.checks import Output, inputs_untouched, reported, writable_file, writable_folder
 
 
 def _score(method, ckpt: Path, target, cfg, frames: int, work: Path) -> float:
@@ -64,6 +66,16 @@ def plot_curve(result: dict, out: Path) -> Path:
     return out
 
 
+def _check_outputs(out: Path, keep: Path | None, inputs: dict) -> None:
+    """``--json`` (its PNG beside it) and ``--keep-checkpoint`` checked before the training:
+    writable, and none of them an input (``--keep-checkpoint`` is replaced as a whole)."""
+    writable_file(out, "--json")
+    if keep is not None:
+        writable_folder(keep, "--keep-checkpoint")
+    inputs_untouched([Output("--json", out, files=(out, out.with_suffix(".png"))),
+                      keep and Output("--keep-checkpoint", keep, "folder", whole=True)], inputs)
+
+
 @click.command("converge")
 @click.argument("overrides", nargs=-1)
 @click.option("--target", required=True, help="identity under data.root to fine-tune on and score")
@@ -95,6 +107,7 @@ def converge_cmd(overrides: tuple[str, ...], target: str, every: int, frames: in
     if keep and Path(keep).exists() and any(Path(keep).iterdir()) and not (Path(keep) / "state.json").exists():
         raise click.BadParameter(f"{keep} exists and is not a checkpoint (no state.json); it would be replaced: "
                                  f"name a new folder or an earlier --keep-checkpoint", param_hint="--keep-checkpoint")
+    _check_outputs(Path(json_out), keep and Path(keep), {"--reference": reference, "data.root": found.values()})
     iters = int(cfg.train.iters)
     every = every or max(iters // 10, 1)
     cfg = OmegaConf.merge(cfg, {"train": {"ckpt_every": every, "keep_ckpts": 1}})
@@ -124,9 +137,10 @@ def converge_cmd(overrides: tuple[str, ...], target: str, every: int, frames: in
             base_seconds = time.perf_counter() - clock["t0"] if base is not None else 0.0
             final = method.finetune(tgt, tgt.fewshot_clip(float(cfg.data.clip_seconds)), base, cfg, work / "ft")
         if keep:
-            if Path(keep).exists():
-                shutil.rmtree(keep)
-            shutil.copytree(final, keep)
+            with reported("--keep-checkpoint", keep):
+                if Path(keep).exists():
+                    shutil.rmtree(keep)
+                shutil.copytree(final, keep)
         result = {"method": str(cfg.method), "label": f"{cfg.method} ({cfg[str(cfg.method)].encoding})",
                   "encoding": str(cfg[str(cfg.method)].encoding), "target": target, "size": f"{size} px",
                   "threads": torch.get_num_threads(), "frames": frames, "every": every, "overrides": list(overrides),
@@ -138,10 +152,10 @@ def converge_cmd(overrides: tuple[str, ...], target: str, every: int, frames: in
         reached = time_to_reach(result, goal)
         result["reference"] = {"file": str(reference), "label": ref.get("label"), "final_psnr": goal, "seconds": ref_s,
                                "seconds_to_reach": reached, "ratio": None if reached is None else round(ref_s / reached, 2)}
-    out = Path(json_out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    png = plot_curve(result, out.with_suffix(".png"))
+    out, png = Path(json_out), Path(json_out).with_suffix(".png")
+    with reported("--json", out), atomic_files(out, png) as (out_tmp, png_tmp):  # both or neither
+        out_tmp.write_text(json.dumps(result, indent=1))
+        plot_curve(result, png_tmp)
     click.echo(f"final PSNR {result['final_psnr']:.2f} dB after {curve[-1]['seconds']:.1f} s; wrote {out} and {png}")
     if reference:
         r = result["reference"]

@@ -25,6 +25,9 @@ from pathlib import Path
 
 import click
 
+from aebench.harness.cli.checks import Output, inputs_untouched, reported, writable_file
+from aebench.harness.protocol.run_store import atomic_write
+
 
 def _checked(overrides: tuple[str, ...]):
     """The config of a bench command, with the method looked up: user mistakes as clear errors."""
@@ -90,11 +93,23 @@ def _finetune(method, identity, clip, cfg, iters: int, run_dir: Path, base: Path
     return time.perf_counter() - t0, ckpt
 
 
+def _check_json(json_out: str | None, cfg, inputs: dict) -> None:
+    """``--json`` checked before the benchmark (not after minutes of it): a file that can be
+    written, and none of what the benchmark reads (an identity under data.root, ``inputs``)."""
+    if json_out is None:
+        return
+    from aebench.data.identity import list_identities
+
+    writable_file(Path(json_out), "--json")
+    inputs_untouched([Output("--json", Path(json_out))], {"data.root": list_identities(cfg.data.root), **inputs})
+
+
 def _report(result: dict, out: str | None) -> None:
     for k, v in result.items():
         click.echo(f"{k:>16}: {v}")
     if out:
-        Path(out).write_text(json.dumps(result, indent=1))
+        with reported("--json", out):
+            atomic_write(Path(out), json.dumps(result, indent=1))
 
 
 @click.command("train", context_settings={"ignore_unknown_options": True})
@@ -119,6 +134,7 @@ def train_cmd(overrides: tuple[str, ...], warmup: int, threads: int, json_out: s
         raise click.ClickException(f"train.iters must exceed --warmup={warmup}")
     if base is not None and not get_method(checked.method).has_base_model:
         raise click.UsageError(f"{checked.method} has no base model: leave out --base")
+    _check_json(json_out, checked, {"--base": base})
     with tempfile.TemporaryDirectory(prefix="aebench-bench-") as tmp:
         work = Path(tmp)
         cfg, identity, clip = _setup(overrides, work)
@@ -169,6 +185,7 @@ def render_cmd(overrides: tuple[str, ...], frames: int, checkpoint: str | None, 
     from aebench.harness.registry import get_method
     from aebench.aenerf.engine.volume import count_samples
 
+    _check_json(json_out, _checked(overrides), {"--checkpoint": checkpoint})
     with tempfile.TemporaryDirectory(prefix="aebench-bench-") as tmp:
         work = Path(tmp)
         cfg, identity, clip = _setup(overrides, work, target)

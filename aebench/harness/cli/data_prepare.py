@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from aebench.data.prepare import identity_name
+from aebench.harness.cli.checks import Output, inputs_untouched, reported, writable_file
 from aebench.media import FPS, VIDEO_EXTS, videos_in
 
 DEFAULT_ROOT = Path("data/identities")
@@ -33,6 +34,20 @@ def _clips_and_overrides(args: tuple[str, ...]) -> tuple[list[Path], list[str]]:
     return clips, overrides
 
 
+def _identity_folders(out: Path, names: list[str]) -> list[Output]:
+    """The identity folders preparing ``names`` replaces as a whole (a clip inside one would be
+    deleted with it); names that are no plain folder name are left to prepare's own refusal."""
+    from aebench.data.staging import check_name
+
+    folders = []
+    for name in names:
+        try:
+            folders.append(Output("--out", out / check_name(name), "folder", whole=True))
+        except ValueError:
+            continue
+    return folders
+
+
 @click.command()
 @click.argument("args", nargs=-1)
 @click.option("--name", default=None, help="Identity name (one clip only; default: from the file name).")
@@ -42,14 +57,16 @@ def _clips_and_overrides(args: tuple[str, ...]) -> tuple[list[Path], list[str]]:
 @click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Prepare only the first S seconds.")
 @click.option("--features", default="mfcc", show_default=True, help="Comma-separated audio features to compute.")
+@click.option("--replace", is_flag=True, help="Replace an identity of the same name prepared from another clip "
+                                              "(refused otherwise).")
 def prepare(args: tuple[str, ...], name: str | None, out: Path, size: int, fps: float,
-            max_seconds: float | None, features: str) -> None:
+            max_seconds: float | None, features: str, replace: bool) -> None:
     """Prepare clips into identities: frames, landmarks, poses, masks, background, audio.
 
     ARGS: clip files and/or folders of clips (every video in them), then optional
     prepare.KEY=VALUE overrides (`aebench config show` lists them). Each identity is named
     after its file (see `--name` for one clip); identities already prepared from the same
-    source and settings are skipped."""
+    source and settings are skipped, and one prepared from another clip is kept unless --replace."""
     from aebench.config import ConfigError
     from aebench.data.prepare import PrepareError
     from aebench.data.prepare import prepare as run
@@ -61,11 +78,12 @@ def prepare(args: tuple[str, ...], name: str | None, out: Path, size: int, fps: 
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise click.UsageError(f"two clips would become the same identity {dupes}; prepare them one by one with --name")
+    inputs_untouched(_identity_folders(out, names), {"CLIP": clips})
     feats = tuple(f.strip() for f in features.split(",") if f.strip())
     for clip, ident in zip(clips, names):
         try:
             path = run(clip, ident, out, size=size, fps=fps, max_seconds=max_seconds, overrides=tuple(overrides),
-                       features=feats, progress=True, log=click.echo)
+                       features=feats, progress=True, log=click.echo, replace=replace)
         except (PrepareError, ConfigError) as exc:
             raise click.ClickException(str(exc)) from exc
         click.echo(f"prepared {path}")
@@ -106,8 +124,11 @@ def preview(name: str, root: Path, out: Path | None) -> None:
     from aebench.data.identity import Identity, IdentityError
     from aebench.data.preview import write_preview
 
+    out = writable_file(out or Path(f"{name}_preview.png"), "--out")
+    inputs_untouched([Output("--out", out)], {"identity": root / name})
     try:
         ident = Identity.open(root / name)
     except IdentityError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"wrote {write_preview(ident, out or Path(f'{name}_preview.png'))}")
+    with reported("--out", out):
+        click.echo(f"wrote {write_preview(ident, out)}")

@@ -21,9 +21,13 @@ def synth(out: Path, identities: int, seconds: float, size: int, seed: int) -> N
     Identities that already exist with the same settings are kept."""
     import json
 
+    from aebench.data.staging import WriteError
     from aebench.data.synth import make_corpus
 
-    paths = make_corpus(out, identities=identities, seconds=seconds, size=size, seed=seed, progress=True)
+    try:
+        paths = make_corpus(out, identities=identities, seconds=seconds, size=size, seed=seed, progress=True)
+    except (WriteError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
     for p in paths:
         meta = json.loads((p / "meta.json").read_text())
         click.echo(f"{p}  {meta['n_frames']} frames  {meta['size'][0]}x{meta['size'][1]}  "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from aebench.harness.cli.checks import comma_list, writable_folder
+from aebench.harness.cli.checks import Output, comma_list, inputs_untouched, reported, writable_file, writable_folder
 
 from aebench.eval.registry import METRICS
 
@@ -37,6 +37,40 @@ def _parse_weights(items: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def _check_outputs(out: Path, export: Path | None, inputs: dict) -> None:
+    """Where the results go, checked before anything is scored (not after minutes of it): folders
+    that can be written, and never onto an input (`--export pred.mp4` would replace the video)."""
+    writable_folder(out, "--out")
+    if export is not None:
+        writable_file(export, "--export")
+    inputs_untouched([Output("--out", out, "folder", (out / "metrics.json", out / "frames.csv")),
+                      export and Output("--export", export)], inputs)
+
+
+def _reading_notes(info: dict) -> list[str]:
+    """What reading the inputs did that changes which pixels were compared: a video's display
+    rotation applied, frames paired by number."""
+    from aebench.eval.frames import listed_numbers
+
+    lines = [f"--{which}: display rotation of {info[which + '_source']['rotation']} degrees applied (frames as shown)"
+             for which in ("pred", "gt") if info.get(which + "_source", {}).get("rotation")]
+    paired = info.get("paired_by_number")
+    if paired:
+        only = {k: listed_numbers(paired[k]) or "none" for k in ("pred_only", "gt_only")}
+        lines.append(f"paired by number: {paired['pairs']} frame pairs; only in --pred: {only['pred_only']}; "
+                     f"only in --gt: {only['gt_only']}")
+    return lines
+
+
+def _finite_fps(fps: float | None) -> float | None:
+    """``--fps nan`` and ``--fps inf`` pass click's range check; refused here, before any scoring."""
+    import math
+
+    if fps is not None and not math.isfinite(fps):
+        raise click.BadParameter(f"{fps} is not a finite frame rate", param_hint="'--fps'")
+    return fps
+
+
 @click.command("eval")
 @click.option("--pred", required=True, help="Predicted video (mp4) or folder of frames.")
 @click.option("--gt", default=None, help="Ground-truth video or folder; omit for cross-driven (sync metrics only).")
@@ -48,13 +82,16 @@ def _parse_weights(items: tuple[str, ...]) -> dict[str, str]:
               help="Unequal frame counts: refuse, or trim both to the shorter.")
 @click.option("--resize", is_flag=True, help="Resize a prediction of another size to the ground truth's (recorded); "
                                              "refused otherwise.")
-@click.option("--fps", type=click.FloatRange(min=1), default=None,
+@click.option("--fps", type=click.FloatRange(min=1), default=None, callback=lambda ctx, p, v: _finite_fps(v),
               help="Frame rate of frame folders (default 25); a video given with it must run at that rate.")
+@click.option("--pair-by-number", is_flag=True,
+              help="Pair --pred and --gt frame folders by the number in their file names (only numbers in both; "
+                   "recorded) instead of by position, which refuses a gap in a folder's numbering.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (metrics.json, frames.csv).")
 @click.option("--export", "export", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a results file (the schema of `aebench export`; `aebench tables --from FILE` reads it).")
 @click.option("--label", default=None, help="The method's name in the results file (default: the prediction's file name).")
-def eval_cmd(pred, gt, audio, metrics, weight_items, align, resize, fps, out, export, label) -> None:
+def eval_cmd(pred, gt, audio, metrics, weight_items, align, resize, fps, pair_by_number, out, export, label) -> None:
     """Score any method's rendered video: PSNR, SSIM, LPIPS, LMD against --gt; LSE-C/LSE-D and
     THEval's training-free lip-sync and naturalness metrics against the audio."""
     import warnings
@@ -64,22 +101,25 @@ def eval_cmd(pred, gt, audio, metrics, weight_items, align, resize, fps, out, ex
     from aebench.weights import WeightsError
 
     names = comma_list(metrics)
-    writable_folder(Path(out), "--out")  # before the metrics are computed, not after
-    if export is not None:
-        writable_folder(Path(export).parent, "--export")
+    weights = _parse_weights(weight_items)
+    _check_outputs(Path(out), export, {"--pred": pred, "--gt": gt, "--audio": audio, "--weights": weights.values()})
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="METRIC MISSING")
-            result = evaluate(pred, gt, audio, names, _parse_weights(weight_items), progress=True, align=align,
-                              resize=resize, fps=fps)
+            result = evaluate(pred, gt, audio, names, weights, progress=True, align=align,
+                              resize=resize, fps=fps, pair_by_number=pair_by_number)
     except (ValueError, MediaError, WeightsError) as exc:
         raise click.ClickException(str(exc)) from exc
-    result.write(out)
+    with reported("--out", out):
+        result.write(out)
     click.echo(summary_table(result))
+    for line in _reading_notes(result.info):
+        click.echo(line)
     if export is not None:
         from aebench.harness.report.results import eval_document, write_results
 
-        write_results(eval_document(result, label or Path(pred).stem, pred, gt, audio), export)
+        with reported("--export", export):
+            write_results(eval_document(result, label or Path(pred).stem, pred, gt, audio), export)
         click.echo(f"results file: {export}")
     if "sync" in result.info and "offset" in result.info["sync"]:
         click.echo(f"AV offset (frames): {result.info['sync']['offset']}")

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from aebench.config import ConfigError, parse_overrides
-from aebench.harness.cli.checks import comma_list, writable_folder
+from aebench.harness.cli.checks import Output, comma_list, inputs_untouched, reported, writable_file, writable_folder
 from aebench.paths import runs_dir
 
 #: keys of `aebench run` that are not config keys
@@ -44,9 +44,11 @@ def execute(protocol_name: str, overrides: list[str], data=None, methods=None, l
     """Expand and launch a protocol, printing what it does and what failed."""
     from aebench.harness.protocol.launchers import launch
     from aebench.harness.protocol.plan import expand
+    from aebench.harness.protocol.run_store import check_protocol_folder
 
     runs_root = runs_root_of(runs_root)
     protocol, cells = expand(protocol_name, overrides, data, methods, rows)
+    check_protocol_folder(runs_root, protocol, claim=True)
     click.echo(f"protocol {protocol.name} (scale {protocol.scale}): {len(cells)} cells -> {runs_root / protocol.name}"
                + (f" ({workers} workers)" if workers > 1 else ""))
     try:
@@ -141,7 +143,10 @@ def rescore(runs: Path | None, args: tuple[str, ...]) -> None:
     if "protocol" not in run_args:
         raise click.UsageError("name a protocol: protocol=NAME (or protocol=FILE.yaml)")
     runs_root = runs_root_of(runs)
-    _, cells = expand(str(run_args["protocol"]), overrides, run_args.get("data"), run_args.get("methods"))
+    spec, cells = expand(str(run_args["protocol"]), overrides, run_args.get("data"), run_args.get("methods"))
+    from aebench.harness.protocol.run_store import check_protocol_folder
+
+    check_protocol_folder(runs_root, spec)
     outcomes = [rescore_cell(c, runs_root) for c in tqdm(cells, desc="rescore", unit="cell")]
     done = sum(o.status == "done" for o in outcomes)
     click.echo(f"{done} of {len(cells)} cells scored again; {sum(o.status == 'skipped' for o in outcomes)} not finished")
@@ -155,6 +160,29 @@ def rescore(runs: Path | None, args: tuple[str, ...]) -> None:
 #: how every report command reads a results file instead of the run store
 FROM_OPTION = dict(type=click.Path(dir_okay=False, path_type=Path), default=None,
                    help="read the cells from a results file (aebench export / eval --export) instead of the run store")
+
+
+def store_inputs(protocol: str | None, root: Path, results: Path | None = None) -> dict[str, list[Path]]:
+    """What a report command reads, by what names it (for :func:`inputs_untouched`): the protocol's
+    YAML file, and the results file, or else the run store's finished cells of the protocol and
+    the data they were made from (a report written into one would change what it shows, or what
+    the next run finds)."""
+    import json
+
+    from aebench.harness.protocol.run_store import finished_cells
+    from aebench.harness.protocol.spec import load_protocol, protocol_file
+
+    found: dict[str, list[Path]] = {"PROTOCOL": [protocol_file(protocol)] if protocol is not None else []}
+    if results is not None:
+        return {**found, "--from": [results]}
+    cells = finished_cells(root / load_protocol(protocol, scale=None).name)
+    data = set()
+    for cell in cells:
+        try:
+            data.add(Path(json.loads((cell / "cell.json").read_text())["data_root"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a damaged record: the command's own reading names it
+    return {**found, "run store": cells, "data": sorted(data)}
 
 
 def _protocol_or_default(protocol: str | None, results: Path | None) -> str | None:
@@ -198,9 +226,14 @@ def plot(protocol: str | None, runs: Path | None, results: Path | None, out: Pat
     from aebench.harness.report.results import load
 
     root = Path(runs or runs_dir())
-    res = load(_protocol_or_default(protocol, results), root, results)
-    default = (results.parent / "plots") if results else root / res.spec.name / "plots"
-    for path in make_plots(res, root, Path(out or default)):
+    name = _protocol_or_default(protocol, results)
+    res = load(name, root, results)
+    folder = Path(out or ((results.parent / "plots") if results else root / res.spec.name / "plots"))
+    writable_folder(folder, "--out")
+    inputs_untouched([Output("--out", folder, "folder")], store_inputs(name, root, results))
+    with reported("--out", folder):
+        written = make_plots(res, root, folder)
+    for path in written:
         click.echo(path)
 
 
@@ -242,7 +275,14 @@ def regress(reference: Path, read_only: bool, write: bool, runs: Path | None, pr
     else:
         protocol_name = protocol or (read_reference(reference)["protocol"] if Path(reference).exists() else "smoke")
     overrides = list(ref.get("overrides", [])) if ref else list(overrides)
+    if write:  # where the reference goes, checked before anything is built or run
+        writable_file(reference, "--reference")
+        inputs_untouched([Output("--reference", reference)],
+                         {"--noise-from": noise_from, **store_inputs(protocol_name, runs_root)})
     protocol, cells = expand(protocol_name, overrides)
+    from aebench.harness.protocol.run_store import check_protocol_folder
+
+    check_protocol_folder(runs_root, protocol, claim=not read_only)
     if not read_only:
         failed = [o for o in launch(cells, runs_root) if o.status == "failed"]
         for o in failed:
@@ -252,8 +292,9 @@ def regress(reference: Path, read_only: bool, write: bool, runs: Path | None, pr
         if len(current) != len(cells):
             raise click.ClickException(f"only {len(current)} of {len(cells)} cells finished; not writing a reference")
         old = read_reference(reference) if Path(reference).exists() and not noise_from else {}
-        write_reference(reference, protocol.name, protocol.scale, overrides, current,  # tolerances kept unless re-derived
-                        derived[0] or old.get("tolerances"), derived[1] or old.get("tolerances_how"))
+        with reported("--reference", reference):
+            write_reference(reference, protocol.name, protocol.scale, overrides, current,  # tolerances kept unless re-derived
+                            derived[0] or old.get("tolerances"), derived[1] or old.get("tolerances_how"))
         click.echo(f"wrote {reference} ({len(current)} cells)")
         return
     findings = compare(ref, current)
@@ -289,7 +330,11 @@ def compare(protocol: str, runs: Path | None, target: str | None, audio: str, ou
 
     root = Path(runs or runs_dir())
     name = load_protocol(protocol, scale=None).name
-    video, png = make(protocol, root, out or root / name / f"compare_{target or 'first'}.mp4", target, audio)
+    video = Path(out or root / name / f"compare_{target or 'first'}.mp4")
+    writable_file(video, "--out")
+    inputs_untouched([Output("--out", video, files=(video, video.with_suffix(".png")))], store_inputs(protocol, root))
+    with reported("--out", video):
+        video, png = make(protocol, root, video, target, audio)
     click.echo(f"wrote {video} and {png}")
 
 
@@ -305,6 +350,9 @@ def report(protocol: str | None, runs: Path | None, results: Path | None, versus
     plots, side-by-side videos and frame strips (not from a results file: it holds no renders)."""
     from aebench.harness.report.html import write_report
 
-    page = write_report(_protocol_or_default(protocol, results), Path(runs or runs_dir()), out, versus=versus,
-                        results_file=results)
+    root, name = Path(runs or runs_dir()), _protocol_or_default(protocol, results)
+    writable_folder(out, "--out")
+    inputs_untouched([Output("--out", out, "folder")], store_inputs(name, root, results))
+    with reported("--out", out):
+        page = write_report(name, root, out, versus=versus, results_file=results)
     click.echo(f"wrote {page}")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from aebench.harness.cli.checks import comma_list
-from aebench.harness.cli.protocol import RUNS_OPTION, _usage
+from aebench.harness.cli.checks import Output, comma_list, inputs_untouched, reported, writable_file
+from aebench.harness.cli.protocol import RUNS_OPTION, _usage, store_inputs
 from aebench.paths import runs_dir
 
 
@@ -33,12 +33,15 @@ def export(protocol: str, runs: Path | None, out: Path, versus: str | None, metr
     from aebench.harness.report.results import from_store
 
     root = Path(runs or runs_dir())
+    writable_file(out, "--out")
+    inputs_untouched([Output("--out", out)], store_inputs(protocol, root))
     res = from_store(protocol, root)  # read once, for the cells and the comparisons
     doc = make(res, root)
     if versus:
         only = comma_list(metrics)
         doc["comparisons"] = {**comparisons(res, root, versus, only), "metrics": only}
-    write_results(doc, out)
+    with reported("--out", out):
+        write_results(doc, out)
     tests = f", {doc['comparisons']['family_size']} paired tests vs {versus}" if versus else ""
     click.echo(f"wrote {out}: protocol {doc['protocol']['name']}, {len(doc['cells'])} cells{tests}"
                + (f" ({sum(doc['unfinished'].values())} unfinished not included)" if doc["unfinished"] else ""))

@@ -43,6 +43,42 @@ class Cell:
         return f"{self.row}|{self.identity}|{self.clip_seconds:g}|{self.iters}|{self.audio}|{self.seed}"
 
 
+#: config keys in which repeats of one table entry may differ: the seed, and the identity (with
+#: its base identities and where its data lay) over which an entry averages
+REPEAT_KEYS = ("seed", "run.identity", "run.base_identities", "run.data_sha256", "data.root")
+#: the grid's axes: the config keys each sets (cells of one row differ in them only where the grid varies it)
+GRID_KEYS = {"clip_seconds": ("data.clip_seconds",), "iters": ("train.iters",), "audio": ("run.audio", "run.audio_sha256")}
+
+
+def _flat(tree, prefix: str = "") -> dict[str, str]:
+    """Dotted key -> value (as JSON text, so lists compare) of a nested config mapping."""
+    import json
+
+    if not isinstance(tree, dict):
+        return {prefix: json.dumps(tree, sort_keys=True)}
+    out: dict[str, str] = {}
+    for k, v in tree.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) and v else {f"{prefix}{k}": json.dumps(v, sort_keys=True)})
+    return out
+
+
+def settings_apart(configs: list[dict], allowed: tuple[str, ...] = ()) -> dict[str, dict[str, int]]:
+    """The settings in which ``configs`` (resolved cell configs) differ, besides
+    :data:`REPEAT_KEYS` and ``allowed`` (and the keys under them): dotted key -> {value: how many
+    configs hold it}."""
+    flats = [_flat(c) for c in configs]
+    keys = sorted(set().union(*flats)) if flats else []
+    skip = (*REPEAT_KEYS, *allowed)
+    out: dict[str, dict[str, int]] = {}
+    for k in keys:
+        if any(k == s or k.startswith(s + ".") for s in skip):
+            continue
+        values = [f.get(k, "(absent)") for f in flats]
+        if len(set(values)) > 1:
+            out[k] = {v: values.count(v) for v in dict.fromkeys(values)}
+    return out
+
+
 def _identity_names(root: Path) -> list[str]:
     return [p.name for p in list_identities(root)]
 
@@ -68,6 +104,7 @@ def expand_cells(protocol: Protocol, data_root: Path, overrides: list[str] = (),
     if not rows:
         raise ProtocolError(f"protocol {protocol.name}: no row uses methods {methods}; "
                             f"its methods: {sorted({r.method for r in protocol.rows})}")
+    data_hash, audio_hash = _hashers(Path(data_root), available)
     cells = []
     for row, target in itertools.product(rows, targets):
         if protocol.base == "leave_one_out":
@@ -78,15 +115,76 @@ def expand_cells(protocol: Protocol, data_root: Path, overrides: list[str] = (),
             extra = {**protocol.settings, **row.set, "method": row.method, "data.root": str(data_root),
                      "data.clip_seconds": float(clip or 0.0), "seed": int(seed),
                      "run.protocol": protocol.name, "run.row": row.label, "run.identity": target,
-                     "run.audio": str(audio), "run.base_identities": base_ids}
+                     "run.audio": str(audio), "run.base_identities": base_ids,
+                     "run.data_sha256": {n: data_hash(n) for n in [target, *base_ids]},
+                     "run.audio_sha256": audio_hash(str(audio))}
             if iters is not None:
                 extra["train.iters"] = int(iters)
             cfg = load_config(list(overrides), extra=extra, scale=protocol.scale)
+            check_fits_data(protocol.name, Path(data_root) / target, float(cfg.data.clip_seconds), int(cfg.data.size))
             cells.append(Cell(protocol=protocol.name, row=row.label, method=row.method, identity=target,
                               clip_seconds=float(cfg.data.clip_seconds), iters=int(cfg.train.iters),
-                              audio=str(audio), seed=int(cfg.seed), cfg=cfg, cell_id=config_hash(cfg),
+                              audio=str(audio), seed=int(cfg.seed), cfg=cfg, cell_id=cell_key(cfg),
                               metrics=[m for m in protocol.metrics if m not in protocol.expected_missing]))
     return cells
+
+
+def check_fits_data(protocol: str, identity: Path, clip_seconds: float, size: int) -> None:
+    """Refuse (ProtocolError), before any work, a cell its identity cannot serve: a few-shot clip
+    longer than the training half, or a working size above the prepared frames' (which would
+    upsample them and fail or mislead mid-run)."""
+    from aebench.data.identity import Identity, IdentityError
+
+    ident = Identity.open(identity)
+    if clip_seconds > 0:
+        try:
+            ident.clip(clip_seconds)
+        except IdentityError as exc:
+            raise ProtocolError(f"protocol {protocol}: clip_seconds {clip_seconds:g}: {exc}") from exc
+    native = max(ident.size)
+    if size > native:
+        raise ProtocolError(f"protocol {protocol}: data.size {size} is above the {native} px {ident.name} was prepared "
+                            f"at; prepare the clips at that size (clips.size) or choose data.size <= {native}")
+
+
+def _hashers(data_root: Path, available: list[str]):
+    """Content hashes of identities (by name) and driving audio (self, an identity, a file), each
+    computed once: what a cell's id holds instead of the data's path."""
+    from functools import cache
+
+    from aebench.data.identity import Identity
+    from aebench.data.prepare import sha256_file
+    from aebench.paths import shared_path
+
+    @cache
+    def data_hash(name: str) -> str:
+        return Identity.open(data_root / name).content_sha256
+
+    @cache
+    def audio_hash(audio: str) -> str:
+        if audio == "self":
+            return ""
+        return data_hash(audio) if audio in available else sha256_file(shared_path(audio))
+
+    return data_hash, audio_hash
+
+
+def _without_root(cfg: DictConfig) -> dict:
+    """The resolved config without ``data.root``: where the data lies is not part of what a cell
+    computes (``run.data_sha256`` and ``run.audio_sha256`` say what the data is), so the same data
+    moved keeps its results and other data at the same path does not reuse them."""
+    from omegaconf import OmegaConf
+
+    data = OmegaConf.to_container(cfg, resolve=True)
+    data.get("data", {}).pop("root", None)
+    return data
+
+
+def cell_key(cfg: DictConfig) -> str:
+    """A cell's id: the hash of its resolved config, its data by content (:func:`_without_root`)."""
+    from omegaconf import OmegaConf
+
+    return config_hash(OmegaConf.create(_without_root(cfg)))
 
 
 def base_key(cfg: DictConfig) -> str:
@@ -98,7 +196,8 @@ def base_key(cfg: DictConfig) -> str:
     section = cfg.get(method)  # resolved here: its ${field.*} point into the whole config
     section = OmegaConf.to_container(section, resolve=True) if section is not None else None
     parts = {"method": method, "method_cfg": section, "train": train, "size": cfg.data.size,
-             "root": cfg.data.root, "features": cfg.features, "seed": cfg.seed, "scale": cfg.scale, "threads": cfg.threads,
+             "data": {n: cfg.run.data_sha256.get(n) or f"{cfg.data.root}/{n}" for n in sorted(cfg.run.base_identities)},
+             "features": cfg.features, "seed": cfg.seed, "scale": cfg.scale, "threads": cfg.threads,
              "device": cfg.device,
              "identities": sorted(cfg.run.base_identities)}
     return config_hash(OmegaConf.create(parts))
@@ -106,14 +205,14 @@ def base_key(cfg: DictConfig) -> str:
 
 #: run.* facts and settings that act only after fine-tuning: cells differing in these share one
 #: fine-tuned model (see :func:`aebench.harness.protocol.runner.ensure_finetuned`)
-AFTER_FINETUNE = {"run": ("audio", "protocol", "row"), "train": TrainSettings.render_keys()}
+AFTER_FINETUNE = {"run": ("audio", "audio_sha256", "protocol", "row"), "train": TrainSettings.render_keys()}
 
 
 def finetune_key(cfg: DictConfig) -> str:
     """Hash of the config without the parts that act only after fine-tuning."""
     from omegaconf import OmegaConf
 
-    data = OmegaConf.to_container(cfg, resolve=True)
+    data = _without_root(cfg)
     for section, keys in AFTER_FINETUNE.items():
         for k in keys:
             (data.get(section) or {}).pop(k, None)

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from aebench.paths import data_dir
 from aebench.harness.protocol.cells import Cell, base_key
 from aebench.harness.protocol.runner import CellOutcome, ensure_base, run_cell
-from aebench.harness.protocol.spec import Protocol
+from aebench.harness.protocol.spec import Protocol, ProtocolError
 
 LAUNCHERS = ("local", "ray")
 
@@ -33,10 +33,14 @@ def data_root_for(protocol: Protocol, data: str | None = None) -> Path:
         return Path(spec).expanduser().resolve()
     s = protocol.synth
     root = data_dir().resolve() / "synth" / f"{s['identities']}x{float(s['seconds']):g}s-{s['size']}px-seed{s['seed']}"
+    from aebench.data.staging import WriteError
     from aebench.data.synth import make_corpus
 
-    make_corpus(root, identities=int(s["identities"]), seconds=float(s["seconds"]), size=int(s["size"]),
-                seed=int(s["seed"]))
+    try:
+        make_corpus(root, identities=int(s["identities"]), seconds=float(s["seconds"]), size=int(s["size"]),
+                    seed=int(s["seed"]))
+    except WriteError as exc:  # a full disk or a read-only data folder: one line, before any training
+        raise ProtocolError(f"protocol {protocol.name}: the synthetic corpus cannot be written: {exc}") from exc
     return root
 
 

@@ -5,7 +5,8 @@ render.mp4, render_frames/, log.txt, done. Base models are shared by every proto
 ``<root>/_base/<method>-<base-key>/`` (base.json points at the checkpoint, done written last);
 fine-tuned models by every cell that differs only after fine-tuning (driving audio, frames
 rendered, row label, protocol) under ``<root>/_finetune/<method>-<key>/`` (finetune.json, the
-checkpoint/ and its log).
+checkpoint/ and its log). ``<root>/_protocols/<protocol>.json`` names the protocol file (and
+the sha256 of its text) whose cells the protocol's folder holds.
 
 Writing (atomic writes, locks, ``done`` markers) and reading (:func:`read_cells`: the finished
 cells a report shows) both live here, so the layout is known in one place.
@@ -14,20 +15,21 @@ cells a report shows) both live here, so the layout is known in one place.
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 
 from filelock import FileLock
 
+from aebench.atomic import atomic_files
+from aebench.json_numbers import read_json
+
 DONE = "done"
 
 
 def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """``text`` into ``path``, whole or not at all (:func:`atomic_files`)."""
+    with atomic_files(Path(path)) as (tmp,):
+        tmp.write_text(text)
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -66,6 +68,59 @@ def grid_key(cell: dict) -> str:
                                f"{cell['audio']}|{cell['seed']}")
 
 
+#: the folder of the run store that names, per protocol folder, the protocol file its cells came from
+PROTOCOL_MARKS = "_protocols"
+
+
+def _protocol_source(spec) -> dict:
+    """Which protocol file ``spec`` is (a shipped one by name, wherever aebench is installed;
+    another by its resolved path) and the sha256 of its text."""
+    import hashlib
+
+    from aebench.paths import protocols_dir
+
+    path = Path(spec.path) if spec.path else None
+    shipped = path is not None and path.resolve().parent == protocols_dir().resolve()
+    source = f"aebench:{path.stem}" if shipped else (str(path.resolve()) if path else f"(unnamed) {spec.name}")
+    return {"name": spec.name, "source": source, "sha256": hashlib.sha256((spec.text or "").encode()).hexdigest()}
+
+
+def check_protocol_folder(runs_root: Path, spec, claim: bool = False) -> None:
+    """Refuse (ValueError) a protocol whose store folder holds the cells of another protocol
+    file of the same name and other content (a user protocol named ``smoke`` would otherwise
+    pool with the shipped smoke's cells); ``claim`` records ``spec`` as the folder's protocol
+    when none is recorded. The same file edited, or a copy with the same text, is the same."""
+    mark = Path(runs_root) / PROTOCOL_MARKS / f"{spec.name}.json"
+    mine = _protocol_source(spec)
+    if mark.is_file():
+        try:
+            theirs = json.loads(mark.read_text())
+        except (OSError, ValueError):
+            theirs = None
+        if isinstance(theirs, dict) and theirs.get("source") != mine["source"] and theirs.get("sha256") != mine["sha256"]:
+            raise ValueError(f"the run store folder {Path(runs_root) / spec.name} holds the cells of another "
+                             f"protocol named {spec.name!r} ({theirs.get('source')}); {mine['source']} has other "
+                             f"content: give it its own name (name: ... in the file) or its own store (--runs DIR)")
+        if isinstance(theirs, dict):
+            return
+    if claim:
+        write_json(mark, mine)
+
+
+def _read_config(cell_dir: Path) -> dict | None:
+    """A cell's resolved config (``config.yaml``), None when absent."""
+    import yaml
+
+    path = cell_dir / "config.yaml"
+    if not path.exists():
+        return None
+    try:
+        return yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+    except yaml.YAMLError as exc:
+        raise ValueError(f"cell config {path} is not valid YAML ({' '.join(str(exc).split())}); "
+                         f"a damaged cell: delete its folder and run again") from exc
+
+
 def read_cells(runs_root: Path, protocol: str) -> list[dict]:
     """One dict per grid point of the finished cells: cell.json fields plus ``summary``,
     ``missing``, ``info``, ``dir`` and ``superseded`` (the ids of older finished cells of the
@@ -81,10 +136,10 @@ def read_cells(runs_root: Path, protocol: str) -> list[dict]:
     for d in sorted(pdir.iterdir()):
         if not is_done(d) or not (d / "cell.json").exists():
             continue
-        cell = json.loads((d / "cell.json").read_text())
+        cell = read_json(d / "cell.json", "cell record")
         metrics = read_metrics(d)
         cell.update(summary=metrics["summary"], missing=metrics.get("missing", {}), info=metrics.get("info", {}), dir=d,
-                    finished=(d / DONE).stat().st_mtime, superseded=[])
+                    finished=(d / DONE).stat().st_mtime, superseded=[], config=_read_config(d))
         key = grid_key(cell)
         old = latest.get(key)
         if old is not None:

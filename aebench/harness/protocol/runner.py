@@ -153,7 +153,7 @@ def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
                 "protocol": cell.protocol, "cell_id": cell.cell_id, "row": cell.row, "method": cell.method,
                 "identity": cell.identity, "clip_seconds": cell.clip_seconds, "iters": cell.iters,
                 "audio": cell.audio, "seed": cell.seed, "scale": cfg.scale, "data_root": str(cfg.data.root),
-                "size": int(cfg.data.size), "base": base_info["dir"] if base_info else None,
+                "size": int(identity.size[0]), "base": base_info["dir"] if base_info else None,
                 "finetuned": ft_info["dir"],
                 "base_identities": list(cfg.run.base_identities), "timings": timings,
                 "train_hours": (timings["pretrain_s"] + timings["finetune_s"]) / 3600.0,
@@ -236,12 +236,49 @@ def rescore_cell(cell: Cell, runs_root: Path) -> CellOutcome:
         try:
             identity = _identity(cell.cfg, cell.identity)
             audio, self_driven = driving_audio(cell.cfg, identity)
+            check_render_complete(cell, cell_dir, identity, audio)
             score_cell(cell, identity, cell_dir / "render.mp4", audio, self_driven, cell_dir)
             log_line(cell_dir, "rescored")
             return CellOutcome(cell, "done")
         except Exception as exc:
             log_line(cell_dir, "RESCORE FAILED:\n" + traceback.format_exc())
             return CellOutcome(cell, "failed", f"{type(exc).__name__}: {exc}")
+
+
+class RenderIncomplete(RuntimeError):
+    """A stored render has lost frames since its cell was scored: rescoring it would score the
+    frames left (against as much ground truth) and report a different clip as the cell's."""
+
+
+def check_render_complete(cell: Cell, cell_dir: Path, identity: Identity, audio: np.ndarray) -> None:
+    """Refuse (RenderIncomplete) a cell whose render lacks frames: every frame the cell scored
+    (its ``metrics.json``), else every frame it renders for its audio (an external video may be
+    one short, as ``external`` allows), must still be there."""
+    from aebench.eval.frames import FrameSource, frame_numbers, listed_numbers
+
+    source = scored_source(cell_dir / "render.mp4")
+    expected, slack, what = _frames_scored(cell_dir), 0, "scored"
+    if expected is None:
+        expected = render_span(identity, audio, int(cell.cfg.train.render_frames))[0]
+        slack, what = (0 if source.is_dir() else 1), "renders"
+    if source.is_dir():
+        present = set(frame_numbers(source))
+        missing = [k for k in range(expected) if k not in present]
+    else:
+        missing = list(range(len(FrameSource.of(source)), expected - slack))
+    if missing:
+        raise RenderIncomplete(f"cell {cell.cell_id}: {len(missing)} render frame(s) missing from {source} (numbers "
+                               f"{listed_numbers(missing)}; the cell {what} {expected} frames); refusing to score the "
+                               "frames left: run the cell again (remove its folder, then `aebench run`)")
+
+
+def _frames_scored(cell_dir: Path) -> int | None:
+    """How many frames the cell's last scoring read (``metrics.json``), None where unrecorded."""
+    try:
+        n = json.loads((cell_dir / "metrics.json").read_text())["info"]["n_frames"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return int(n) if isinstance(n, int) and n > 0 else None
 
 
 def scored_source(video: Path) -> Path:

@@ -23,7 +23,7 @@ Fields (an unknown field is an error naming the valid ones)::
       - {label: w/o AAA, method: aenerf, set: {aenerf.aaa: false}, drop: AAA}   # drop: the
                                  # `aebench ablate --drop` name of an ablation row
     targets: all                 # identities fine-tuned and rendered: all | [names]
-    base: leave_one_out          # base-model identities: leave_one_out | all_others_in_list | [names]
+    base: leave_one_out          # base-model identities: leave_one_out (all but the target) | [names] ([] none)
     data: synth                  # data root: synth (auto-built synthetic corpus) | clips (the clips
                                  # below, prepared on first use) | a folder of prepared identities
     synth: {identities: 3, seconds: 6.0, size: 64, seed: 0}
@@ -44,12 +44,14 @@ Fields (an unknown field is an error naming the valid ones)::
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from aebench.config import strict_yaml
 from aebench.media import FPS
 from aebench.paths import paper_results_dir, protocols_dir
 
@@ -141,6 +143,8 @@ def available_protocols() -> list[str]:
 
 
 def _check_fields(where: str, data: dict, valid: set[str]) -> None:
+    if not isinstance(data, dict):
+        raise ProtocolError(f"{where}: a mapping of fields ({', '.join(sorted(valid))}), got {data!r}")
     unknown = set(data) - valid
     if unknown:
         raise ProtocolError(f"{where}: unknown field(s) {sorted(unknown)}; valid: {', '.join(sorted(valid))}")
@@ -214,6 +218,97 @@ def _layout(where: str, raw: Any, grid: dict, metric_names: set[str]) -> TableLa
     return TableLayout(paper=paper, columns=columns, axis=axis, by_audio=by_audio, plot=plot)
 
 
+#: the largest seed numpy and torch take (32 bits)
+MAX_SEED = 2**32 - 1
+
+
+def _whole(v) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and float(v).is_integer()
+
+
+def _check_grid(path: Path, grid: dict[str, list]) -> None:
+    """The grid's values have the types and ranges a run needs (refused here, not mid-run)."""
+    for k, values in grid.items():
+        if not values:
+            raise ProtocolError(f"{path} grid.{k}: no values (an empty list runs nothing)")
+    for v in grid["iters"]:
+        if v is not None and not (_whole(v) and 1 <= v <= 10**8):
+            raise ProtocolError(f"{path} grid.iters: {v!r} is not a whole number of iterations from 1 to 10^8 "
+                                f"(null: the scale's train.iters)")
+    for v in grid["seed"]:
+        if not (_whole(v) and 0 <= v <= MAX_SEED):
+            raise ProtocolError(f"{path} grid.seed: {v!r} is not a whole number from 0 to {MAX_SEED}")
+    for v in grid["clip_seconds"]:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise ProtocolError(f"{path} grid.clip_seconds: {v!r} is not a length in seconds (0: the whole training half)")
+    for v in grid["audio"]:
+        if not isinstance(v, str) or not v:
+            raise ProtocolError(f"{path} grid.audio: {v!r} is not self, an identity name or an audio file")
+    for k, values in grid.items():
+        seen = [str(v) for v in values]
+        if len(set(seen)) < len(seen):
+            raise ProtocolError(f"{path} grid.{k}: {values!r} repeats a value (the same cells would run twice)")
+
+
+#: top-level fields and the types they take (the rest of each field's shape is checked where it is read;
+FIELD_TYPES = {"name": (str,), "description": (str,), "noise": (str,), "data": (str,), "synth": (dict,),
+               "clips": (dict,), "grid": (dict,), "scales": (dict,)}  # table, rows, metrics, targets, base,
+#                settings and expected_missing have their own checks, with an example of the right shape
+_TYPE_NAMES = {str: "a string", dict: "a mapping", list: "a list"}
+
+
+def _check_types(where: str, data: dict) -> None:
+    """Each top-level field has its type (None: the field's default)."""
+    for key, types in FIELD_TYPES.items():
+        v = data.get(key)
+        if v is not None and not isinstance(v, types):
+            want = " or ".join(_TYPE_NAMES[t] for t in types)
+            raise ProtocolError(f"{where}: {key} takes {want}, got {v!r}")
+
+
+def _number(v, whole: bool = False) -> bool:
+    return (not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+            and (not whole or float(v).is_integer()))
+
+
+def _check_data_sources(where: Path, synth: dict, clips: dict) -> None:
+    """The synthetic corpus and clip settings are numbers in range, the clip folders strings."""
+    checks = [("synth.identities", synth["identities"], True, 2, 1000), ("synth.seconds", synth["seconds"], False, 0.5, 3600),
+              ("synth.size", synth["size"], True, 16, 4096), ("synth.seed", synth["seed"], True, 0, MAX_SEED),
+              ("clips.size", clips["size"], True, 16, 4096), ("clips.fps", clips["fps"], False, 1, 240)]
+    if clips["max_seconds"] is not None:
+        checks.append(("clips.max_seconds", clips["max_seconds"], False, 0.1, 36000))
+    for key, v, whole, lo, hi in checks:
+        if not (_number(v, whole) and lo <= v <= hi):
+            kind = "a whole number" if whole else "a number"
+            raise ProtocolError(f"{where} {key}: takes {kind} from {lo:g} to {hi:g}, got {v!r}")
+    sources = clips["from"] if isinstance(clips["from"], list) else [clips["from"]]
+    if not sources or not all(isinstance(f, str) and f for f in sources):
+        raise ProtocolError(f"{where} clips.from: a folder of clips or a list of folders, got {clips['from']!r}")
+
+
+def _check_lists(path: Path, data: dict) -> None:
+    """Fields that hold a list are lists (a string would be read letter by letter)."""
+    for key, example in (("rows", "[{label: AE-NeRF, method: aenerf}]"), ("metrics", "[psnr, ssim]")):
+        v = data.get(key)
+        if v is not None and not isinstance(v, list):
+            raise ProtocolError(f"{path}: {key} is a list, e.g. {key}: {example}, got {v!r}")
+    if "metrics" in data and not all(isinstance(m, str) for m in data.get("metrics") or []):
+        raise ProtocolError(f"{path}: metrics are names, e.g. metrics: [psnr, ssim], got {data['metrics']!r}")
+    targets = data.get("targets", "all")
+    if targets != "all" and not (isinstance(targets, list) and targets and all(isinstance(t, str) and t for t in targets)):
+        example = f", e.g. targets: [{targets}]" if isinstance(targets, str) else ""
+        raise ProtocolError(f"{path}: targets is all or a list of identity names{example}, got {targets!r}")
+    base = data.get("base", "leave_one_out")
+    if base != "leave_one_out" and not (isinstance(base, list) and all(isinstance(b, str) and b for b in base)):
+        raise ProtocolError(f"{path}: base is leave_one_out (every identity but the target) or a list of identity "
+                            f"names ([] for none), got {base!r}")
+    settings = data.get("settings")
+    if settings is not None and not isinstance(settings, dict):
+        raise ProtocolError(f"{path}: settings is a mapping of dotted config keys, e.g. settings: {{train.iters: 3}}, "
+                            f"got {settings!r}")
+
+
 def load_protocol(name_or_path: str | Path, scale: str | None = "smoke") -> Protocol:
     """Read and validate a protocol, with the overrides of ``scale`` applied (None: none, the
     protocol as written, which is what reports lay out)."""
@@ -227,17 +322,20 @@ def parse_protocol(text: str, path: Path, scale: str | None = "smoke", check_met
     file from elsewhere: its table is laid out, nothing is run)."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(text) or {}
+        raw = strict_yaml(text) or {}
     except yaml.YAMLError as exc:
         raise ProtocolError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from exc
     if not isinstance(raw, dict):
         raise ProtocolError(f"{path}: a protocol is a mapping of fields ({', '.join(sorted(FIELDS))}), got {type(raw).__name__}")
     _check_fields(str(path), raw, FIELDS)
+    _check_types(str(path), raw)
     scales = raw.pop("scales", {}) or {}
     _check_fields(f"{path} scales", scales, {"smoke", "small", "paper"})
+    for name, over in scales.items():  # every scale's overlay, not only the one asked for
+        _check_fields(f"{path} scales.{name}", over or {}, FIELDS - {"scales", "name"})
+        _check_types(f"{path} scales.{name}", over or {})
     data = copy.deepcopy(raw)
     overlay = (scales.get(scale) or {}) if scale else {}
-    _check_fields(f"{path} scales.{scale}", overlay, FIELDS - {"scales", "name"})
     for key, value in overlay.items():
         if key in ("grid", "settings", "synth", "clips") and isinstance(value, dict):
             data[key] = {**(data.get(key) or {}), **value}
@@ -246,15 +344,23 @@ def parse_protocol(text: str, path: Path, scale: str | None = "smoke", check_met
     grid = {"clip_seconds": [0.0], "iters": [None], "audio": ["self"], "seed": [0], **(data.get("grid") or {})}
     _check_fields(f"{path} grid", grid, GRID_FIELDS)
     grid = {k: (v if isinstance(v, list) else [v]) for k, v in grid.items()}
+    _check_grid(path, grid)
+    _check_lists(path, data)
     synth = {"identities": 3, "seconds": 6.0, "size": 64, "seed": 0, **(data.get("synth") or {})}
     _check_fields(f"{path} synth", synth, SYNTH_FIELDS)
     clips = {"from": "shared:clips", "size": 128, "max_seconds": None, "fps": float(FPS), **(data.get("clips") or {})}
     _check_fields(f"{path} clips", clips, CLIPS_FIELDS)
+    _check_data_sources(path, synth, clips)
     rows = []
     for i, r in enumerate(data.get("rows") or []):
+        if not isinstance(r, dict):
+            raise ProtocolError(f"{path} rows[{i}]: a row is a mapping, e.g. {{label: AE-NeRF, method: aenerf}}, got {r!r}")
         _check_fields(f"{path} rows[{i}]", r, ROW_FIELDS)
         if "method" not in r:
             raise ProtocolError(f"{path} rows[{i}]: needs a method")
+        for key, kind in (("method", str), ("label", str), ("drop", str), ("set", dict)):
+            if r.get(key) is not None and not isinstance(r[key], kind):
+                raise ProtocolError(f"{path} rows[{i}]: {key} takes {_TYPE_NAMES[kind]}, got {r[key]!r}")
         row_set = dict(r.get("set") or {})
         if "method" in row_set:
             raise ProtocolError(f"{path} rows[{i}] sets method in set:; a row names its method with method: NAME")
@@ -267,6 +373,10 @@ def parse_protocol(text: str, path: Path, scale: str | None = "smoke", check_met
                         drop=None if r.get("drop") is None else str(r["drop"])))
     if not rows:
         raise ProtocolError(f"{path}: no rows")
+    labels = [r.label for r in rows]
+    twice = sorted({x for x in labels if labels.count(x) > 1})
+    if twice:  # a table shows one entry per label: two rows under one label would hide one of them
+        raise ProtocolError(f"{path}: row label(s) {twice} used by more than one row; give each row its own label")
     from aebench.harness.registry import methods as registered
 
     unknown_methods = sorted({r.method for r in rows} - set(registered())) if check_methods else []

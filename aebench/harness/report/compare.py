@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aebench.atomic import atomic_files
 from aebench.harness.protocol.run_store import read_cells
 
 LABEL_HEIGHT = 18  # px of the caption band above each panel
@@ -28,6 +29,16 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
     cv2.putText(band, text[: max(4, w // 7)], (3, LABEL_HEIGHT - 5), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
                 cv2.LINE_AA)
     return np.concatenate([band, img], 0)
+
+
+def _write_png(path: Path, rgb: np.ndarray) -> None:
+    """``rgb`` as a PNG; an error when it cannot be written (cv2.imwrite only returns False)."""
+    import cv2
+
+    ok, data = cv2.imencode(".png", rgb[:, :, ::-1])
+    if not ok:
+        raise ValueError(f"{path}: the frame strip could not be encoded as PNG")
+    path.write_bytes(data.tobytes())
 
 
 def compare(protocol: str | Path, runs_root: Path, out: Path, target: str | None = None, audio: str = "self",
@@ -90,7 +101,8 @@ def compare(protocol: str | Path, runs_root: Path, out: Path, target: str | None
     sound = read_audio(Path(first["dir"]) / "render.mp4") if (Path(first["dir"]) / "render.mp4").exists() else None
     if sound is not None:
         sound = sound[: identity.samples_for_frames(n)]
-    video = write_video(out, tee(), fps=identity.fps, audio=sound)
     png = out.with_suffix(".png")
-    cv2.imwrite(str(png), np.concatenate(strip, 0)[:, :, ::-1])
-    return video, png
+    with atomic_files(out, png) as (video_tmp, png_tmp):  # both or neither, never half a video
+        write_video(video_tmp, tee(), fps=identity.fps, audio=sound)
+        _write_png(png_tmp, np.concatenate(strip, 0))
+    return out, png

@@ -36,6 +36,7 @@ def write_report(protocol: str | Path | None, runs_root: Path, out: Path, versus
     """Write ``out/index.html`` (and its plots, videos and strips); returns the page. ``versus``:
     a row label, the table adds each row's paired difference from it; ``results_file``: read
     the cells from a results file (no renders there: the page says so instead of the videos)."""
+    from aebench.harness.protocol.run_store import atomic_write
     from aebench.harness.report.compare import compare
     from aebench.harness.report.plots import plot
     from aebench.harness.report.results import load
@@ -65,7 +66,7 @@ def write_report(protocol: str | Path | None, runs_root: Path, out: Path, versus
             parts.append(f'<video controls preload="metadata" src="{_src("videos", video)}"></video>')
             parts.append(f'<img src="{_src("videos", strip)}" alt="{_attr("frames of " + target)}">')
     page = out / "index.html"
-    page.write_text("<!doctype html>\n<html><head><meta charset=utf-8><title>aebench "
-                    f"{html.escape(name)}</title><style>{STYLE}</style></head><body>\n" + "\n".join(parts)
-                    + "\n</body></html>\n")
+    atomic_write(page, "<!doctype html>\n<html><head><meta charset=utf-8><title>aebench "
+                 f"{html.escape(name)}</title><style>{STYLE}</style></head><body>\n" + "\n".join(parts)
+                 + "\n</body></html>\n")  # last, whole: a page never points at what failed to be written
     return page

@@ -34,6 +34,18 @@ def _mean_err(cells: list[dict], metric: str) -> tuple[float, float]:
     return ci.mean, ci.half or 0.0
 
 
+def _save(plt, fig, path: Path) -> None:
+    """``fig`` as the PNG ``path``, whole or not at all (a full disk leaves no truncated image);
+    the figure is closed either way."""
+    from aebench.atomic import atomic_files
+
+    try:
+        with atomic_files(path) as (tmp,):
+            fig.savefig(tmp, dpi=100)
+    finally:
+        plt.close(fig)
+
+
 def plot(protocol, runs_root: Path, out_dir: Path) -> list[Path]:
     """PNGs of ``protocol`` (a name in ``protocols/``, a YAML path, or the
     :class:`~aebench.harness.report.results.Results` of a results file) from the run store."""
@@ -43,8 +55,7 @@ def plot(protocol, runs_root: Path, out_dir: Path) -> list[Path]:
     spec, cells = res.spec, res.cells
     layout, protocol = spec.table, spec.name
     plt = _plt()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(out_dir)  # made by the first PNG written (_save), not before
     written = []
     scale = cells[0]["scale"]
 
@@ -60,8 +71,7 @@ def plot(protocol, runs_root: Path, out_dir: Path) -> list[Path]:
     axes[1].legend(fontsize=7)
     fig.tight_layout()
     written.append(out_dir / "training_curves.png")
-    fig.savefig(written[-1], dpi=100)
-    plt.close(fig)
+    _save(plt, fig, written[-1])
 
     from aebench.eval.registry import METRICS
 
@@ -83,8 +93,7 @@ def plot(protocol, runs_root: Path, out_dir: Path) -> list[Path]:
             ax.legend(fontsize=7)
         fig.tight_layout()
         written.append(out_dir / f"{m}_vs_{field}.png".replace(f"{m}_", "metrics_"))
-        fig.savefig(written[-1], dpi=100)
-        plt.close(fig)
+        _save(plt, fig, written[-1])
 
     column_of: dict[str, str] = {}  # our metric -> the paper's column beside it (the table's mapping)
     for col, ours in layout.columns.items():
@@ -113,8 +122,7 @@ def plot(protocol, runs_root: Path, out_dir: Path) -> list[Path]:
             ax.legend(fontsize=7)
         fig.tight_layout()
         written.append(out_dir / "variants_bars.png")
-        fig.savefig(written[-1], dpi=100)
-        plt.close(fig)
+        _save(plt, fig, written[-1])
     return written
 
 

@@ -87,7 +87,7 @@ def checked_tolerances(reference: dict) -> dict[str, float]:
     (a :class:`BadReference` names the first that is not)."""
     from aebench.eval.registry import tolerances as registry_tolerances
 
-    own = reference.get("tolerances") or {}
+    own = (reference.get("tolerances") if isinstance(reference, dict) else None) or {}
     if not isinstance(own, dict):
         raise BadReference(f"tolerances is a mapping metric -> number, got {own!r}")
     out = {**registry_tolerances(), **own}
@@ -120,7 +120,7 @@ def check_reference(reference: dict, written: bool = False) -> None:
     number (``written``: the cells a ``--write`` is about to write, named as such)."""
     from aebench.eval.registry import METRICS
 
-    cells = reference.get("cells")
+    cells = reference.get("cells") if isinstance(reference, dict) else None
     if not isinstance(cells, dict) or not cells:
         raise BadReference("the run has no finished cells to write" if written else
                            "the reference holds no cells: a check against it would compare nothing; "
@@ -262,6 +262,8 @@ def read_reference(path: Path) -> dict:
         ref = json.loads(Path(path).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadReference(f"{path} is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise BadReference(f"{path} is nested too deeply to be a reference") from exc
     except OSError as exc:
         raise BadReference(f"{path} cannot be read: {exc.strerror or exc}") from exc
     if not isinstance(ref, dict) or not isinstance(ref.get("protocol"), str):

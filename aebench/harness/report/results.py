@@ -40,6 +40,7 @@ class Results:
     cells: list[dict]
     unfinished: dict[str, int] = field(default_factory=dict)
     origin: str = ""  # where the cells came from (a run store folder or a file), for captions
+    stale: list[str] = field(default_factory=list)  # cells left out: their identity's data changed since they ran
 
     @property
     def from_file(self) -> bool:
@@ -48,17 +49,69 @@ class Results:
 
 def from_store(protocol, runs_root: Path) -> Results:
     """The finished cells of ``protocol`` (a name, a YAML path or a Protocol) in the run store."""
-    from aebench.harness.protocol.run_store import read_cells, unfinished_rows
+    from aebench.harness.protocol.run_store import check_protocol_folder, read_cells, unfinished_rows
     from aebench.harness.protocol.spec import Protocol, load_protocol
 
     spec = protocol if isinstance(protocol, Protocol) else load_protocol(protocol, scale=None)
-    cells = read_cells(Path(runs_root), spec.name)
+    check_protocol_folder(Path(runs_root), spec)
+    cells, stale = [], []
+    for c in read_cells(Path(runs_root), spec.name):
+        (stale if _data_changed(c) else cells).append(c)
+    check_repeats(spec, cells, f"the run store {Path(runs_root) / spec.name}")
     unfinished = unfinished_rows(Path(runs_root), spec.name)
     if not cells:
         started = f" ({sum(unfinished.values())} started but unfinished)" if unfinished else ""
-        raise FileNotFoundError(f"no finished runs of protocol '{spec.name}' under {runs_root}{started}; "
+        old = f" ({len(stale)} finished on data prepared again since)" if stale else ""
+        raise FileNotFoundError(f"no finished runs of protocol '{spec.name}' under {runs_root}{started}{old}; "
                                 f"run `aebench run protocol={spec.name}` first")
-    return Results(spec, cells, unfinished, f"{runs_root}/{spec.name}")
+    return Results(spec, cells, unfinished, f"{runs_root}/{spec.name}", [Path(c["dir"]).name for c in stale])
+
+
+def _data_changed(cell: dict) -> bool:
+    """Whether the identity a store cell ran on has been prepared again (another content hash at
+    the same place) since: its numbers are not results of the data there now. Cells run before
+    cells recorded their data's hash, or whose data folder is gone, cannot tell: False."""
+    from aebench.data.identity import IdentityError
+
+    run = (cell.get("config") or {}).get("run") or {}
+    recorded = (run.get("data_sha256") or {}).get(cell["identity"])
+    root = ((cell.get("config") or {}).get("data") or {}).get("root")
+    if not recorded or not root or not (Path(root) / cell["identity"] / "meta.json").is_file():
+        return False
+    try:
+        return _content_hash(str(Path(root) / cell["identity"])) != recorded
+    except IdentityError:
+        return False
+
+
+def _content_hash(folder: str) -> str:
+    from aebench.data.identity import Identity
+
+    return Identity.open(folder).content_sha256
+
+
+def check_repeats(spec, cells: list[dict], origin: str) -> None:
+    """Refuse cells of one row that differ in anything but the seed, the identity and the grid's
+    axes: they are different experiments, and a table would pool them as repeats of one entry
+    (e.g. a second run with ``train.iters=4`` beside one with 3). The message names the settings,
+    how many cells hold each value, and how to keep one."""
+    from aebench.harness.protocol.cells import GRID_KEYS, settings_apart
+
+    varied = tuple(key for axis, keys in GRID_KEYS.items() if len(spec.grid.get(axis) or [None]) > 1 for key in keys)
+    by_row: dict[str, list[dict]] = {}
+    for c in cells:
+        if c.get("config") is not None:
+            by_row.setdefault(c["row"], []).append(c)
+    for row, group in by_row.items():
+        apart = settings_apart([c["config"] for c in group], allowed=varied)
+        if apart:
+            what = "; ".join(f"{k}: " + ", ".join(f"{v} in {n} cell(s)" for v, n in vals.items())
+                             for k, vals in list(apart.items())[:4])
+            more = f" (and {len(apart) - 4} more settings)" if len(apart) > 4 else ""
+            raise ResultsError(
+                f"protocol {spec.name}, row {row!r}: {origin} holds cells that differ in {what}{more}. They are "
+                f"different experiments, not repeats, and would be pooled as one entry; keep one: delete the "
+                f"other cells' folders, or run each variant into its own store (--runs DIR) or as its own row")
 
 
 def load(protocol, runs_root: Path, results_file: Path | None = None) -> Results:
@@ -93,15 +146,11 @@ def _clean(obj):
 def _cell_record(cell: dict) -> dict:
     """One run-store cell as the file holds it: its resolved config, per-frame metrics and
     training curve read from its folder."""
-    import yaml
-
     from aebench.eval.api import read_frames
     from aebench.harness.report.plots import training_curve
 
     d = Path(cell["dir"])
     rec = {k: v for k, v in cell.items() if k not in ("dir", "finished", "base", "finetuned", "protocol")}
-    config = d / "config.yaml"
-    rec["config"] = yaml.safe_load(config.read_text()) if config.exists() else None
     rec["frames"] = read_frames(d)
     rec["training_curve"] = training_curve(d / "log.txt")
     return rec
@@ -177,21 +226,51 @@ def validate(doc) -> None:
         where = e.json_path if list(e.absolute_path) else "$ (the document)"
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
         raise ResultsError(f"field {where}: {e.message}{more}")
+    _check_values(doc)
+
+
+def _check_values(doc: dict) -> None:
+    """What the schema cannot say: every metric is one this aebench knows, every value a finite
+    number in its metric's range, and a null summary value has its reason in ``missing``."""
+    from aebench.eval.registry import METRICS
+
+    for i, cell in enumerate(doc["cells"]):
+        for name, v in cell["summary"].items():
+            where = f"field $.cells[{i}].summary.{name}"
+            if name not in METRICS:
+                raise ResultsError(f"{where}: unknown metric {name!r} (known here: {', '.join(METRICS)}; a plugin's "
+                                   f"metric needs its package installed)")
+            if v is None:
+                if not str((cell.get("missing") or {}).get(name) or "").strip():
+                    raise ResultsError(f"{where}: null without a reason in $.cells[{i}].missing.{name}")
+                continue
+            problem = METRICS[name].check_value(from_json(v))
+            if problem:
+                raise ResultsError(f"{where}: {problem}; a wrong number is refused")
+        for j, frame in enumerate(cell.get("frames") or []):
+            for name, v in frame.items():
+                if name == "frame" or v is None or name not in METRICS:
+                    continue
+                problem = METRICS[name].check_value(from_json(v))
+                if problem:
+                    raise ResultsError(f"field $.cells[{i}].frames[{j}].{name}: {problem}; a wrong number is refused")
 
 
 def read_results(path: Path) -> Results:
     """A results file as :class:`Results` (validated first)."""
     from aebench.harness.protocol.spec import ProtocolError, parse_protocol
 
+    from aebench.json_numbers import JSONFileError, read_json
+
     path = Path(path)
     try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise ResultsError(f"{path}: no such file") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ResultsError(f"{path} is not JSON: {exc}") from exc
+        doc = read_json(path, "results file")
+    except JSONFileError as exc:
+        raise ResultsError(str(exc)) from exc
     try:
         validate(doc)
+    except RecursionError as exc:
+        raise ResultsError(f"{path}: nested too deeply to be a results file") from exc
     except ResultsError as exc:
         raise ResultsError(f"{path}: {exc}") from exc
     cells = []
@@ -209,6 +288,7 @@ def read_results(path: Path) -> Results:
                                   check_methods=False)
         except ProtocolError as exc:
             raise ResultsError(f"{path}: field $.protocol.yaml: {exc}") from exc
+    check_repeats(spec, cells, str(path))
     return Results(spec, cells, dict(doc.get("unfinished") or {}), str(path))
 
 

@@ -475,6 +475,9 @@ def build_table(protocol: str | Path | None, runs_root: Path, only: list[str] | 
     if unfinished:
         footnotes.append("unfinished (started, not done; `aebench run` resumes them): "
                          + ", ".join(f"{row} ({n} cell{'s' if n > 1 else ''})" for row, n in unfinished.items()))
+    if res.stale:
+        footnotes.append(f"{len(res.stale)} finished cell(s) ran on identities prepared again since and are not "
+                         f"shown (`aebench run` runs them on the new data): {', '.join(res.stale)}")
     superseded = sorted(i for c in cells for i in c.get("superseded", []))
     if superseded:
         footnotes.append(f"{len(superseded)} older finished cell(s) at the same grid points, run with other settings, are not "
@@ -489,14 +492,30 @@ def build_table(protocol: str | Path | None, runs_root: Path, only: list[str] | 
     return Built(headers, body, caption, footnotes, family)
 
 
+def md_cell(v) -> str:
+    """A Markdown table cell: a ``|`` would end the cell and a line break the row (e.g. in a row
+    label from a protocol file), so they are escaped and joined."""
+    return " ".join(v.replace("|", "\\|").splitlines()) if isinstance(v, str) else v
+
+
+def csv_cell(v):
+    """A CSV cell a spreadsheet shows as text: one starting with ``=``, ``+``, ``@``, a tab, a
+    carriage return, or ``-`` not followed by a digit would run as a formula (OWASP's CSV
+    injection advice), so it gets a leading ``'``; signed numbers like ``-1.03 [...]`` stay."""
+    if isinstance(v, str) and v and (v[0] in "=+@\t\r" or (v[0] == "-" and not v[1:2].isdigit())):
+        return "'" + v
+    return v
+
+
 def format_table(built: Built, fmt: str = "md") -> str:
-    """A built table as Markdown (``md``), ``csv``, ``latex`` or ``html``."""
+    """A built table as Markdown (``md``), ``csv``, ``latex`` or ``html`` (each escaped for its
+    format: :func:`md_cell`, :func:`csv_cell`; tabulate escapes LaTeX and HTML)."""
     headers, body, caption, footnotes = built.headers, built.body, built.caption, built.footnotes
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(headers)
-        w.writerows(body)
+        w.writerow([csv_cell(h) for h in headers])
+        w.writerows([[csv_cell(v) for v in r] for r in body])
         return buf.getvalue()
     if fmt == "latex":
         return (f"% {caption}\n" + tabulate(body, headers, tablefmt="latex", disable_numparse=True)
@@ -507,5 +526,6 @@ def format_table(built: Built, fmt: str = "md") -> str:
         return (f"<p class=caption>{html.escape(caption)}</p>\n"
                 + tabulate(body, headers, tablefmt="html", disable_numparse=True)
                 + "".join(f"\n<p class=note>{html.escape(n)}</p>" for n in footnotes))
-    return (caption + "\n\n" + tabulate(body, headers, tablefmt="github", disable_numparse=True)
+    return (caption + "\n\n" + tabulate([[md_cell(v) for v in r] for r in body], [md_cell(h) for h in headers],
+                                        tablefmt="github", disable_numparse=True)
             + ("\n\n" + "\n".join(footnotes) if footnotes else ""))

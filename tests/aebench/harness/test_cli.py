@@ -47,6 +47,13 @@ MISTAKES = [  # (arguments, a fragment of the message)
     (["data", "list", "--root", "/nonexistent"], "--root /nonexistent: no such folder"),
     (["bench", "train", "method=external"], "external is not one"),
     (["bench", "metrics", "--frames", "-1"], "-1 is not in the range x>=1"),
+    # found by the trial of issue 30: each passed validation and failed mid-run (or ran something else)
+    (["run", "protocol=smoke", "train.iters=2.7"], "train.iters takes an integer, got 2.7"),
+    (["run", "protocol=smoke", "seed=1e30"], "'seed' must be at most 4294967295"),
+    (["run", "protocol=smoke", "threads=100000"], "'threads' must be at most 1024"),
+    (["run", "protocol=smoke", "train.batch_rays=1e9"], "'train.batch_rays' must be at most 1048576"),
+    (["run", "protocol=smoke", "train.lr=abc"], "'train.lr' takes a number"),
+    (["eval", "--pred", "missing_dir/", "--gt", "x", "--fps", "nan"], "--fps"),
 ]
 
 

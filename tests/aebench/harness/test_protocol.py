@@ -42,14 +42,25 @@ def write_protocol(tmp_path: Path, **fields) -> Path:
             "rows": [{"label": "A", "method": "noisy_gt"}, {"label": "B", "method": "noisy_gt", "set": {"external.tolerance": 2}}],
             "targets": ["synth_02"], "base": "leave_one_out", "data": "synth",
             "grid": {"clip_seconds": [0, 0.4], "iters": [5], "audio": ["self"], "seed": [0]},
-            "settings": {"train.render_frames": 4}}
+            "settings": {"data.size": 16, "train.render_frames": 4}}
     spec.update(fields)
     path = tmp_path / "toy.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
 
 
-def test_every_paper_protocol_ships_and_loads_at_every_scale(corpus):
+@pytest.fixture(scope="module")
+def six_seconds(tmp_path_factory) -> Path:
+    """A corpus as long as the smoke scale's (6 s: a 3 s few-shot clip fits its training half), at 16 px."""
+    from aebench.data.synth import make_corpus
+
+    out = tmp_path_factory.mktemp("corpus6s")
+    make_corpus(out, identities=3, seconds=6.0, size=16, seed=0)
+    return out
+
+
+def test_every_paper_protocol_ships_and_loads_at_every_scale(six_seconds):
+    corpus = six_seconds
     assert PAPER_PROTOCOLS <= set(available_protocols())
     for name in PAPER_PROTOCOLS:
         for scale in ("smoke", "small", "paper"):
@@ -57,7 +68,7 @@ def test_every_paper_protocol_ships_and_loads_at_every_scale(corpus):
             assert p.rows and p.metrics
         smoke = load_protocol(name, "smoke")
         assert smoke.data == "synth", f"{name} must run on the synthetic corpus at smoke scale"
-        cells = expand_cells(smoke, corpus)
+        cells = expand_cells(smoke, corpus, ["data.size=16"])  # the 16 px test corpus
         assert cells and all(c.cfg.scale == "smoke" for c in cells)
 
 
@@ -110,7 +121,7 @@ def test_two_rows_of_a_protocol_get_identical_ray_batches(corpus):
     from aebench.harness.registry import get_method
     from aebench.aenerf.engine.views import Views
 
-    cells = expand_cells(load_protocol("smoke"), corpus)
+    cells = expand_cells(load_protocol("smoke"), corpus, ["data.size=16"])
     assert {c.method for c in cells} == {"aenerf", "dfrf", "adnerf"}
     batches = {}
     for cell in cells:
@@ -502,7 +513,7 @@ def test_a_protocol_pins_the_torch_threads_of_its_cells(tmp_path, corpus, monkey
     monkeypatch.setenv("FAKE_METHOD_THREADS", str(record))
     before = torch.get_num_threads()
     pinned = 1 if before != 1 else 2
-    cells = expand_cells(load_protocol(write_protocol(tmp_path, settings={"threads": pinned, "train.render_frames": 2})), corpus)
+    cells = expand_cells(load_protocol(write_protocol(tmp_path, settings={"threads": pinned, "data.size": 16, "train.render_frames": 2})), corpus)
     launch(cells[:1], tmp_path / "runs", progress=False)
     assert record.read_text().split() == [str(pinned)] and torch.get_num_threads() == before
     assert load_protocol("smoke").settings["threads"] == 2 and load_protocol("real_quick").settings["threads"] == 2
