@@ -28,8 +28,9 @@ def atomic_files(*paths: Path) -> Iterator[tuple[Path, ...]]:
     """Temporary paths for ``paths`` (same names, each in a hidden ``.<name>.*.partial`` folder
     beside its destination), renamed onto them, in order, when the block ends without an error.
     When it raises (a full disk, a read-only folder), the temporary folders and any folder created
-    for the destinations are removed: a reader never sees a half-written file, nor one of a
-    command's outputs without the others. Same names, so writers that go by the suffix (images,
+    for the destinations are removed: a reader never sees a half-written file, and a failed write
+    leaves none of a command's outputs. The renames follow one another, so only a crash of the
+    process between two of them could leave some outputs new and others old. Same names, so writers that go by the suffix (images,
     videos) work unchanged; folders, so whatever a writer leaves beside its own temporary goes too."""
     paths = tuple(Path(p) for p in paths)
     made: list[Path] = []

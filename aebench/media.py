@@ -20,6 +20,20 @@ VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm")
 _DISPLAYMATRIX = av.sidedata.sidedata.Type.DISPLAYMATRIX
 
 
+def frame_ranges(frames, limit: int = 8) -> str:
+    """Frame numbers for a message: ``[0, 1, 2, 5, 9, 10]`` as ``0-2, 5, 9-10``; at most ``limit``
+    runs, then how many frames in all."""
+    frames = sorted(frames)
+    runs: list[list[int]] = []
+    for f in frames:
+        if runs and f == runs[-1][1] + 1:
+            runs[-1][1] = f
+        else:
+            runs.append([f, f])
+    text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs[:limit])
+    return text + (f", ... ({len(frames)} frames in all)" if len(runs) > limit else "")
+
+
 class MediaError(RuntimeError):
     """A media file that cannot be read as asked (missing, truncated, no stream)."""
 

@@ -60,9 +60,10 @@ class EvalResult:
 
 
 def read_metrics(out_dir) -> dict:
-    """``metrics.json`` back (``"inf"`` strings as floats); a damaged file, or a value of a
-    registered metric that is not null and fails the metric's check (not a finite number in its
-    range), is a ``JSONFileError`` naming the file and the metric."""
+    """``metrics.json`` back (``"inf"`` strings as floats); a damaged file is a ``JSONFileError``
+    naming it. A value of a registered metric that fails the metric's check (not a finite number
+    in its range, e.g. the infinite PSNR of a cell scored before PSNR was capped) is refused: it
+    becomes missing, with the reason in ``missing``, never a number a table shows."""
     from aebench.eval.registry import METRICS
     from aebench.json_numbers import JSONFileError, read_json
 
@@ -71,11 +72,15 @@ def read_metrics(out_dir) -> dict:
     if not isinstance(d, dict) or not isinstance(d.get("summary"), dict):
         raise JSONFileError(f"metrics record {path} has no summary object; re-create it with `aebench rescore`")
     d["summary"] = {k: from_json(v) for k, v in d["summary"].items()}
+    missing = d.setdefault("missing", {})
+    if not isinstance(missing, dict):
+        raise JSONFileError(f"metrics record {path}: missing is not an object; run the cell again")
     for name, v in d["summary"].items():
         problem = METRICS[name].check_value(v) if name in METRICS and v is not None else None
         if problem:
-            raise JSONFileError(f"metrics record {path}: {name} = {problem}; a wrong number is refused, "
-                                f"re-score the cell with `aebench rescore`")
+            d["summary"][name] = None
+            missing[name] = (f"its stored value was refused as a wrong number ({name} = {problem}, {path}); "
+                             f"run the cell again to score it anew")
     return d
 
 
@@ -217,12 +222,13 @@ def _score(pred, gt, audio, metrics, weights, progress, align, resize, fps, pair
             elif value.per_frame is not None:
                 summary[name] = _mean(per_frame[name])
     for m in chosen:
-        problem = None if m.name in missing else (m.check_value(summary[m.name]) if summary.get(m.name) is not None
-                                                   else "no value and no reason")
+        problem = None if m.name in missing else (_frame_problem(m, per_frame.get(m.name)) or (
+            m.check_value(summary[m.name]) if summary.get(m.name) is not None else "no value and no reason"))
         if problem:  # a wrong number is worse than a missing one
             missing[m.name] = f"its recipe gave a value that cannot be right ({problem}); refused, not reported"
         if m.name in missing:
             summary[m.name] = None
+            per_frame.pop(m.name, None)  # nor its frames
             warnings.warn(f"METRIC MISSING: {m.name}: {missing[m.name]}", stacklevel=2)
     summary = {m.name: summary.get(m.name) for m in chosen}
     rows = []
@@ -233,6 +239,18 @@ def _score(pred, gt, audio, metrics, weights, progress, align, resize, fps, pair
             row[k] = None if math.isnan(x) else x
         rows.append(row)
     return EvalResult(summary, missing, rows, info)
+
+
+def _frame_problem(metric, values: np.ndarray | None) -> str | None:
+    """Why ``metric``'s per-frame values cannot be right (the first that is infinite or out of
+    its range, NaN being "no value for that frame"), else None."""
+    if values is None:
+        return None
+    for i, v in enumerate(np.asarray(values, dtype=np.float64)):
+        problem = None if math.isnan(v) else metric.check_value(float(v))
+        if problem:
+            return f"frame {i}: {problem}"
+    return None
 
 
 def check_fps(fps) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aebench.media import AUDIO_RATE, FPS, MediaError, check_finite_audio, iter_video, probe, read_audio
+from aebench.media import AUDIO_RATE, FPS, MediaError, check_finite_audio, frame_ranges, iter_video, probe, read_audio
 
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 DEFAULT_FPS = float(FPS)
@@ -196,13 +196,6 @@ def natural_key(name: str) -> list:
 def frame_files(folder: Path) -> list[Path]:
     """The image files of a frame folder in numeric order."""
     return sorted((f for f in Path(folder).iterdir() if f.suffix.lower() in IMAGE_EXT), key=lambda f: natural_key(f.name))
-
-
-def listed_numbers(numbers, most: int = 5) -> str:
-    """The first ``most`` of ``numbers``, and how many more."""
-    numbers = list(numbers)
-    more = f" and {len(numbers) - most} more" if len(numbers) > most else ""
-    return ", ".join(str(n) for n in numbers[:most]) + more
 
 
 def frame_numbers(folder: Path) -> dict[int, Path]:

@@ -116,8 +116,8 @@ def another_face(boxes: list[Box], ratio: float = OTHER_FACE_RATIO) -> bool:
 def face_jumps(lms: np.ndarray, max_jump: float = MAX_JUMP) -> list[int]:
     """Frames whose face lies far from the face of the previous frame with one: the centre of the
     landmark box moved more than ``max_jump`` face sizes (the larger side of the box, the mean of
-    the two frames'). Rows of NaN (no face) are skipped. A head does not move that far in one
-    frame; the largest-face rule switching between two people, or a cut, does."""
+    the two frames', times the frames between them). Rows of NaN (no face) are skipped. A head
+    does not move that far in one frame; the largest-face rule switching between two people, or a cut, does."""
     lms = np.asarray(lms, dtype=np.float64)
     idx = np.flatnonzero(~np.isnan(lms).any(axis=(1, 2)))
     if len(idx) < 2:
@@ -125,4 +125,5 @@ def face_jumps(lms: np.ndarray, max_jump: float = MAX_JUMP) -> list[int]:
     lo, hi = lms[idx].min(axis=1), lms[idx].max(axis=1)
     centre, size = (lo + hi) / 2, (hi - lo).max(axis=1)
     moved = np.linalg.norm(np.diff(centre, axis=0), axis=1) / np.maximum((size[1:] + size[:-1]) / 2, 1.0)
-    return idx[1:][moved > max_jump].tolist()
+    frames_apart = np.diff(idx)  # across frames without a face a head may move that much further
+    return idx[1:][moved > max_jump * frames_apart].tolist()

@@ -35,7 +35,7 @@ import numpy as np
 
 from aebench.data.staging import check_name, identity_lock, publish, staging_dir, write_failure
 from aebench.media import FPS
-from aebench.media import AUDIO_RATE, MediaError, check_finite_audio, displayed_frames
+from aebench.media import AUDIO_RATE, MediaError, check_finite_audio, displayed_frames, frame_ranges
 
 
 class PrepareError(RuntimeError):
@@ -103,18 +103,6 @@ def _detect(detector, img: np.ndarray, detect_size: int) -> tuple[np.ndarray | N
     if not boxes:
         return None, False
     return detector.landmarks(img, boxes[0]), another_face(boxes)
-
-
-def frame_ranges(frames: Sequence[int], limit: int = 8) -> str:
-    """``[0, 1, 2, 5, 9, 10]`` as ``0-2, 5, 9-10``; at most ``limit`` runs, then how many frames in all."""
-    runs: list[list[int]] = []
-    for f in sorted(frames):
-        if runs and f == runs[-1][1] + 1:
-            runs[-1][1] = f
-        else:
-            runs.append([f, f])
-    text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs[:limit])
-    return text + (f", ... ({len(frames)} frames in all)" if len(runs) > limit else "")
 
 
 def _check_one_face(clip: Path, lms: np.ndarray, crowded: list[int], fps: float) -> None:
@@ -269,7 +257,14 @@ def _up_to_date(final: Path, clip: Path, sha: str, settings: dict, replace: bool
                                f"--name or --out, or pass --replace to overwrite it")
         log(f"{final}: replacing a folder that is not a prepared identity (no meta.json)")
         return False
-    old = json.loads((final / "meta.json").read_text())
+    from aebench.json_numbers import JSONFileError, read_json
+
+    try:
+        old = read_json(final / "meta.json", "identity record")
+    except JSONFileError as exc:
+        raise PrepareError(f"{exc}; pass --replace to prepare the identity again") from exc
+    if not isinstance(old, dict):
+        raise PrepareError(f"{final / 'meta.json'} is not an identity record; pass --replace to prepare it again")
     if old.get("source_sha256") != sha:
         was = f"{old.get('source')} (sha256 {str(old.get('source_sha256'))[:16]})"
         if not replace:

@@ -23,8 +23,6 @@ are scored on a small thread pool (numpy and OpenCV release the GIL).
 
 from __future__ import annotations
 
-import math
-
 import cv2
 import numpy as np
 

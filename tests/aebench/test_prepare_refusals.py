@@ -16,7 +16,8 @@ from click.testing import CliRunner
 
 from aebench.data.identity import MIN_FRAMES, Identity, content_sha256
 from aebench.data.landmarks import another_face, face_jumps
-from aebench.data.prepare import PrepareError, frame_ranges, prepare
+from aebench.data.prepare import PrepareError, prepare
+from aebench.media import frame_ranges
 from aebench.harness.cli import main
 
 FAST = ("prepare.refine=false",)

@@ -73,7 +73,7 @@ def test_pair_by_number_pairs_the_numbers_in_both_and_records_them(tmp_path, gap
     out = tmp_path / "out"
     res = eval_cli("--pred", str(pred), "--gt", str(gt), "--pair-by-number", "--out", str(out))
     assert res.exit_code == 0, res.output
-    assert "paired by number: 58 frame pairs; only in --pred: 60, 61; only in --gt: 10, 11" in res.output
+    assert "paired by number: 58 frame pairs; only in --pred: 60-61; only in --gt: 10-11" in res.output
     m = json.loads((out / "metrics.json").read_text())
     assert m["summary"]["psnr"] == 60.0  # the same frame for every number: identical pairs
     paired = m["info"]["paired_by_number"]

@@ -50,24 +50,27 @@ def _check_outputs(out: Path, export: Path | None, inputs: dict) -> None:
 def _reading_notes(info: dict) -> list[str]:
     """What reading the inputs did that changes which pixels were compared: a video's display
     rotation applied, frames paired by number."""
-    from aebench.eval.frames import listed_numbers
+    from aebench.media import frame_ranges
 
     lines = [f"--{which}: display rotation of {info[which + '_source']['rotation']} degrees applied (frames as shown)"
              for which in ("pred", "gt") if info.get(which + "_source", {}).get("rotation")]
     paired = info.get("paired_by_number")
     if paired:
-        only = {k: listed_numbers(paired[k]) or "none" for k in ("pred_only", "gt_only")}
+        only = {k: frame_ranges(paired[k]) or "none" for k in ("pred_only", "gt_only")}
         lines.append(f"paired by number: {paired['pairs']} frame pairs; only in --pred: {only['pred_only']}; "
                      f"only in --gt: {only['gt_only']}")
     return lines
 
 
 def _finite_fps(fps: float | None) -> float | None:
-    """``--fps nan`` and ``--fps inf`` pass click's range check; refused here, before any scoring."""
-    import math
+    """``--fps nan`` and ``--fps inf`` pass click's range check; refused here (by the API's own
+    check), before any scoring."""
+    from aebench.eval.api import check_fps
 
-    if fps is not None and not math.isfinite(fps):
-        raise click.BadParameter(f"{fps} is not a finite frame rate", param_hint="'--fps'")
+    try:
+        check_fps(fps)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--fps'") from exc
     return fps
 
 

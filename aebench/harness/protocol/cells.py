@@ -46,6 +46,9 @@ class Cell:
 #: config keys in which repeats of one table entry may differ: the seed, and the identity (with
 #: its base identities and where its data lay) over which an entry averages
 REPEAT_KEYS = ("seed", "run.identity", "run.base_identities", "run.data_sha256", "data.root")
+#: config keys that say where and how fast a cell ran, not what it computed: cells of one entry may
+#: differ in them (seeds run side by side on cuda:0 and cuda:1, or with other thread counts)
+RUNTIME_KEYS = ("device", "threads")
 #: the grid's axes: the config keys each sets (cells of one row differ in them only where the grid varies it)
 GRID_KEYS = {"clip_seconds": ("data.clip_seconds",), "iters": ("train.iters",), "audio": ("run.audio", "run.audio_sha256")}
 
@@ -65,15 +68,16 @@ def _flat(tree, prefix: str = "") -> dict[str, str]:
 def settings_apart(configs: list[dict], allowed: tuple[str, ...] = ()) -> dict[str, dict[str, int]]:
     """The settings in which ``configs`` (resolved cell configs) differ, besides
     :data:`REPEAT_KEYS` and ``allowed`` (and the keys under them): dotted key -> {value: how many
-    configs hold it}."""
+    configs hold it}. Only keys every config has are compared: a setting added to aebench after
+    some cells ran is absent from theirs, which says nothing about what they computed."""
     flats = [_flat(c) for c in configs]
-    keys = sorted(set().union(*flats)) if flats else []
+    keys = sorted(set.intersection(*map(set, flats))) if flats else []  # a key older cells lack is not compared
     skip = (*REPEAT_KEYS, *allowed)
     out: dict[str, dict[str, int]] = {}
     for k in keys:
         if any(k == s or k.startswith(s + ".") for s in skip):
             continue
-        values = [f.get(k, "(absent)") for f in flats]
+        values = [f[k] for f in flats]
         if len(set(values)) > 1:
             out[k] = {v: values.count(v) for v in dict.fromkeys(values)}
     return out
@@ -147,18 +151,24 @@ def check_fits_data(protocol: str, identity: Path, clip_seconds: float, size: in
                             f"at; prepare the clips at that size (clips.size) or choose data.size <= {native}")
 
 
+def identity_hash(folder: Path) -> str:
+    """The content hash of the prepared identity in ``folder`` (what a cell's id names it by)."""
+    from aebench.data.identity import Identity
+
+    return Identity.open(folder).content_sha256
+
+
 def _hashers(data_root: Path, available: list[str]):
     """Content hashes of identities (by name) and driving audio (self, an identity, a file), each
     computed once: what a cell's id holds instead of the data's path."""
     from functools import cache
 
-    from aebench.data.identity import Identity
     from aebench.data.prepare import sha256_file
     from aebench.paths import shared_path
 
     @cache
     def data_hash(name: str) -> str:
-        return Identity.open(data_root / name).content_sha256
+        return identity_hash(data_root / name)
 
     @cache
     def audio_hash(audio: str) -> str:

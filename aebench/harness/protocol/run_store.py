@@ -92,19 +92,22 @@ def check_protocol_folder(runs_root: Path, spec, claim: bool = False) -> None:
     when none is recorded. The same file edited, or a copy with the same text, is the same."""
     mark = Path(runs_root) / PROTOCOL_MARKS / f"{spec.name}.json"
     mine = _protocol_source(spec)
-    if mark.is_file():
+    if not mark.is_file() and not claim:
+        return
+    mark.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(mark) + ".lock"):  # two runs of different files of one name: one claims, one is refused
         try:
-            theirs = json.loads(mark.read_text())
-        except (OSError, ValueError):
-            theirs = None
-        if isinstance(theirs, dict) and theirs.get("source") != mine["source"] and theirs.get("sha256") != mine["sha256"]:
-            raise ValueError(f"the run store folder {Path(runs_root) / spec.name} holds the cells of another "
-                             f"protocol named {spec.name!r} ({theirs.get('source')}); {mine['source']} has other "
-                             f"content: give it its own name (name: ... in the file) or its own store (--runs DIR)")
+            theirs = read_json(mark, "protocol record") if mark.is_file() else None
+        except ValueError:
+            theirs = None  # a damaged record is claimed again
         if isinstance(theirs, dict):
+            if theirs.get("source") != mine["source"] and theirs.get("sha256") != mine["sha256"]:
+                raise ValueError(f"the run store folder {Path(runs_root) / spec.name} holds the cells of another "
+                                 f"protocol named {spec.name!r} ({theirs.get('source')}); {mine['source']} has other "
+                                 f"content: give it its own name (name: ... in the file) or its own store (--runs DIR)")
             return
-    if claim:
-        write_json(mark, mine)
+        if claim:
+            write_json(mark, mine)
 
 
 def _read_config(cell_dir: Path) -> dict | None:

@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from aebench.config import to_yaml
 from aebench.data import Identity
 from aebench.device import torch_threads
+from aebench.json_numbers import read_json
 from aebench.method_api import render_span
 from aebench.paths import shared_path
 from aebench.provenance import peak_memory, provenance
@@ -60,7 +61,7 @@ def ensure_base(method, cfg: DictConfig, runs_root: Path, progress=print) -> dic
     base_dir = runs_root / "_base" / f"{cfg.method}-{base_key(cfg)}"
     with cell_lock(base_dir):
         if is_done(base_dir):
-            return {**json.loads((base_dir / "base.json").read_text()), "dir": str(base_dir)}
+            return {**read_json(base_dir / "base.json", "base model record"), "dir": str(base_dir)}
         ids = list(cfg.run.base_identities)
         if not ids:
             raise RuntimeError(f"method {cfg.method} needs a base model but the cell names no base identities")
@@ -86,7 +87,7 @@ def ensure_finetuned(method, cfg: DictConfig, identity: Identity, base: Path | N
     ft_dir = runs_root / "_finetune" / f"{cfg.method}-{finetune_key(cfg)}"
     with cell_lock(ft_dir):
         if is_done(ft_dir):
-            return {**json.loads((ft_dir / "finetune.json").read_text()), "dir": str(ft_dir)}
+            return {**read_json(ft_dir / "finetune.json", "fine-tuned model record"), "dir": str(ft_dir)}
         progress(f"  fine-tune {cfg.method} on {identity.name} ({int(cfg.train.iters)} it) -> {ft_dir}")
         ft_dir.mkdir(parents=True, exist_ok=True)
         (ft_dir / "config.yaml").write_text(to_yaml(cfg))
@@ -254,7 +255,8 @@ def check_render_complete(cell: Cell, cell_dir: Path, identity: Identity, audio:
     """Refuse (RenderIncomplete) a cell whose render lacks frames: every frame the cell scored
     (its ``metrics.json``), else every frame it renders for its audio (an external video may be
     one short, as ``external`` allows), must still be there."""
-    from aebench.eval.frames import FrameSource, frame_numbers, listed_numbers
+    from aebench.eval.frames import FrameSource, frame_numbers
+    from aebench.media import frame_ranges
 
     source = scored_source(cell_dir / "render.mp4")
     expected, slack, what = _frames_scored(cell_dir), 0, "scored"
@@ -268,7 +270,7 @@ def check_render_complete(cell: Cell, cell_dir: Path, identity: Identity, audio:
         missing = list(range(len(FrameSource.of(source)), expected - slack))
     if missing:
         raise RenderIncomplete(f"cell {cell.cell_id}: {len(missing)} render frame(s) missing from {source} (numbers "
-                               f"{listed_numbers(missing)}; the cell {what} {expected} frames); refusing to score the "
+                               f"{frame_ranges(missing)}; the cell {what} {expected} frames); refusing to score the "
                                "frames left: run the cell again (remove its folder, then `aebench run`)")
 
 

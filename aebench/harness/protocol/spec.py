@@ -51,7 +51,7 @@ from typing import Any
 
 import yaml
 
-from aebench.config import strict_yaml
+from aebench.config import MAXIMUM, strict_yaml
 from aebench.media import FPS
 from aebench.paths import paper_results_dir, protocols_dir
 
@@ -218,12 +218,14 @@ def _layout(where: str, raw: Any, grid: dict, metric_names: set[str]) -> TableLa
     return TableLayout(paper=paper, columns=columns, axis=axis, by_audio=by_audio, plot=plot)
 
 
-#: the largest seed numpy and torch take (32 bits)
-MAX_SEED = 2**32 - 1
+#: the largest seed and iteration count a run takes (the config's limits, one place)
+MAX_SEED, MAX_ITERS = MAXIMUM["seed"], MAXIMUM["train.iters"]
 
 
-def _whole(v) -> bool:
-    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and float(v).is_integer()
+def _number(v, whole: bool = False) -> bool:
+    """A finite int or float (not a bool), whole when asked."""
+    return (not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+            and (not whole or float(v).is_integer()))
 
 
 def _check_grid(path: Path, grid: dict[str, list]) -> None:
@@ -232,14 +234,14 @@ def _check_grid(path: Path, grid: dict[str, list]) -> None:
         if not values:
             raise ProtocolError(f"{path} grid.{k}: no values (an empty list runs nothing)")
     for v in grid["iters"]:
-        if v is not None and not (_whole(v) and 1 <= v <= 10**8):
-            raise ProtocolError(f"{path} grid.iters: {v!r} is not a whole number of iterations from 1 to 10^8 "
+        if v is not None and not (_number(v, whole=True) and 1 <= v <= MAX_ITERS):
+            raise ProtocolError(f"{path} grid.iters: {v!r} is not a whole number of iterations from 1 to {MAX_ITERS:g} "
                                 f"(null: the scale's train.iters)")
     for v in grid["seed"]:
-        if not (_whole(v) and 0 <= v <= MAX_SEED):
+        if not (_number(v, whole=True) and 0 <= v <= MAX_SEED):
             raise ProtocolError(f"{path} grid.seed: {v!r} is not a whole number from 0 to {MAX_SEED}")
     for v in grid["clip_seconds"]:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+        if not _number(v) or v < 0:
             raise ProtocolError(f"{path} grid.clip_seconds: {v!r} is not a length in seconds (0: the whole training half)")
     for v in grid["audio"]:
         if not isinstance(v, str) or not v:
@@ -264,11 +266,6 @@ def _check_types(where: str, data: dict) -> None:
         if v is not None and not isinstance(v, types):
             want = " or ".join(_TYPE_NAMES[t] for t in types)
             raise ProtocolError(f"{where}: {key} takes {want}, got {v!r}")
-
-
-def _number(v, whole: bool = False) -> bool:
-    return (not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
-            and (not whole or float(v).is_integer()))
 
 
 def _check_data_sources(where: Path, synth: dict, clips: dict) -> None:

@@ -27,7 +27,6 @@ metric; "N cells within tolerance" counts the cells that were compared.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +136,10 @@ def check_reference(reference: dict, written: bool = False) -> None:
             if ref is not None and not _number(ref):
                 raise BadReference(f"{which} value of {metric} in cell {key} is {ref!r}, not a finite number "
                                    f"(null means missing)" + ("" if written else "; regenerate the reference with --write"))
+            problem = METRICS[metric].check_value(ref) if ref is not None else None
+            if problem:
+                raise BadReference(f"{which} value of {metric} in cell {key}: {problem}"
+                                   + ("" if written else "; regenerate the reference with --write"))
 
 
 def compare(reference: dict, current: dict[str, dict]) -> list[Finding]:
@@ -256,16 +259,14 @@ def reference_path(protocol: str) -> Path:
 def read_reference(path: Path) -> dict:
     """A reference file as a dict with at least ``protocol`` (a :class:`BadReference` naming the
     file when it is not JSON or not a reference)."""
+    from aebench.json_numbers import JSONFileError, read_json
+
     if not Path(path).exists():
         raise FileNotFoundError(f"no reference at {path}; create one with `aebench regress --reference {path} --write`")
     try:
-        ref = json.loads(Path(path).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadReference(f"{path} is not JSON: {exc}") from exc
-    except RecursionError as exc:
-        raise BadReference(f"{path} is nested too deeply to be a reference") from exc
-    except OSError as exc:
-        raise BadReference(f"{path} cannot be read: {exc.strerror or exc}") from exc
+        ref = read_json(path, "reference")
+    except JSONFileError as exc:
+        raise BadReference(str(exc)) from exc
     if not isinstance(ref, dict) or not isinstance(ref.get("protocol"), str):
         raise BadReference(f"{path} is not a reference (a JSON object with protocol, cells, ...)")
     return ref

@@ -68,26 +68,41 @@ def from_store(protocol, runs_root: Path) -> Results:
 
 
 def _data_changed(cell: dict) -> bool:
-    """Whether the identity a store cell ran on has been prepared again (another content hash at
-    the same place) since: its numbers are not results of the data there now. Cells run before
-    cells recorded their data's hash, or whose data folder is gone, cannot tell: False."""
+    """Whether an identity a store cell ran on (its target or a base identity) has been prepared
+    again (another content hash at the same place) since: its numbers are not results of the data
+    there now. Cells run before cells recorded their data's hash, or whose data folder is gone,
+    cannot tell: False."""
     from aebench.data.identity import IdentityError
 
+    from aebench.harness.protocol.cells import identity_hash
+
     run = (cell.get("config") or {}).get("run") or {}
-    recorded = (run.get("data_sha256") or {}).get(cell["identity"])
     root = ((cell.get("config") or {}).get("data") or {}).get("root")
-    if not recorded or not root or not (Path(root) / cell["identity"] / "meta.json").is_file():
-        return False
-    try:
-        return _content_hash(str(Path(root) / cell["identity"])) != recorded
-    except IdentityError:
-        return False
+    for name, recorded in (run.get("data_sha256") or {}).items():  # the target and its base identities
+        folder = Path(root or "") / name
+        if root and recorded and (folder / "meta.json").is_file():
+            try:
+                if identity_hash(folder) != recorded:
+                    return True
+            except IdentityError:
+                continue
+    return False
 
 
-def _content_hash(folder: str) -> str:
-    from aebench.data.identity import Identity
+def _varied_axes(spec) -> set[str]:
+    """The grid axes the protocol varies at any scale (its file's top-level grid or a scale's
+    overlay: cross_driven names one voice at the top and three at small and paper scale), and
+    the driving audio always (a table gives each voice its own column)."""
+    from aebench.harness.protocol.spec import ProtocolError, parse_protocol
 
-    return Identity.open(folder).content_sha256
+    grids = [spec.grid]
+    for scale in ("smoke", "small", "paper") if spec.text else ():  # an eval file's layout has no text
+        try:
+            grids.append(parse_protocol(spec.text, spec.path or Path(f"{spec.name}.yaml"), scale=scale,
+                                        check_methods=False).grid)
+        except ProtocolError:
+            continue
+    return {"audio"} | {axis for g in grids for axis, values in g.items() if len(values or [None]) > 1}
 
 
 def check_repeats(spec, cells: list[dict], origin: str) -> None:
@@ -95,15 +110,15 @@ def check_repeats(spec, cells: list[dict], origin: str) -> None:
     axes: they are different experiments, and a table would pool them as repeats of one entry
     (e.g. a second run with ``train.iters=4`` beside one with 3). The message names the settings,
     how many cells hold each value, and how to keep one."""
-    from aebench.harness.protocol.cells import GRID_KEYS, settings_apart
+    from aebench.harness.protocol.cells import GRID_KEYS, RUNTIME_KEYS, settings_apart
 
-    varied = tuple(key for axis, keys in GRID_KEYS.items() if len(spec.grid.get(axis) or [None]) > 1 for key in keys)
+    varied = tuple(key for axis, keys in GRID_KEYS.items() if axis in _varied_axes(spec) for key in keys)
     by_row: dict[str, list[dict]] = {}
     for c in cells:
         if c.get("config") is not None:
             by_row.setdefault(c["row"], []).append(c)
     for row, group in by_row.items():
-        apart = settings_apart([c["config"] for c in group], allowed=varied)
+        apart = settings_apart([c["config"] for c in group], allowed=varied + RUNTIME_KEYS)
         if apart:
             what = "; ".join(f"{k}: " + ", ".join(f"{v} in {n} cell(s)" for v, n in vals.items())
                              for k, vals in list(apart.items())[:4])

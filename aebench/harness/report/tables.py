@@ -499,10 +499,10 @@ def md_cell(v) -> str:
 
 
 def csv_cell(v):
-    """A CSV cell a spreadsheet shows as text: one starting with ``=``, ``+``, ``@``, a tab, a
-    carriage return, or ``-`` not followed by a digit would run as a formula (OWASP's CSV
-    injection advice), so it gets a leading ``'``; signed numbers like ``-1.03 [...]`` stay."""
-    if isinstance(v, str) and v and (v[0] in "=+@\t\r" or (v[0] == "-" and not v[1:2].isdigit())):
+    """A CSV cell a spreadsheet shows as text: one starting with ``=``, ``@``, a tab, a carriage
+    return, or ``+``/``-`` not followed by a digit would run as a formula (OWASP's CSV injection
+    advice), so it gets a leading ``'``; signed numbers like ``-1.03 [...]`` and ``+0.16`` stay."""
+    if isinstance(v, str) and v and (v[0] in "=@\t\r" or (v[0] in "+-" and not v[1:2].isdigit())):
         return "'" + v
     return v
 
