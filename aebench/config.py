@@ -38,6 +38,10 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 #: names are read (each plugin method's open config section)
 METHOD_ENTRY_POINTS = "aebench.methods"
 SCALES = ("smoke", "small", "paper")
+#: sections that say where a protocol's jobs run (a batch system's resources), not what a cell
+#: computes: every cell's config leaves them out (:func:`without_launcher_sections`), so they are in
+#: no cell id and a cell finished on one partition is done on every other
+LAUNCHER_SECTIONS = ("slurm",)
 
 
 class ConfigError(ValueError):
@@ -241,6 +245,7 @@ MINIMUM = {"seed": 0, "threads": 0, "data.size": 0, "data.clip_seconds": 0.0, "t
            "train.lr": 0.0, "train.batch_rays": 1, "train.face_fraction": 0.0, "train.n_coarse": 2,
            "train.n_fine": 0, "train.chunk": 0, "train.ckpt_every": 1, "train.log_every": 1,
            "train.smooth_window": 1, "train.render_frames": 0,
+           "slurm.gpus_per_job": 0, "slurm.cpus_per_job": 1, "slurm.mem_gb": 0.0, "slurm.time_min": 1, "slurm.poll_s": 0.1,
            "train.occ_resolution": 1, "train.occ_threshold": 0.0, "train.occ_every": 1, "train.stop_eps": 0.0}
 MAXIMUM = {"train.face_fraction": 1.0, "train.occ_threshold": 0.99, "train.stop_eps": 1.0,
            "data.size": 4096,  # a working resolution beyond 4096 px is a typo (the paper works at 512)
@@ -248,7 +253,7 @@ MAXIMUM = {"train.face_fraction": 1.0, "train.occ_threshold": 0.99, "train.stop_
            "threads": 1024, "train.iters": 10**8, "train.pretrain_iters": 10**8,
            "train.batch_rays": 2**20}  # beyond these a run cannot finish: a typo, refused before any work
 #: dotted keys that take a whole number (2.7 iterations is a typo, not a setting)
-WHOLE = ("seed", "threads", "data.size")
+WHOLE = ("seed", "threads", "data.size", "slurm.gpus_per_job", "slurm.cpus_per_job", "slurm.time_min")
 #: ``device``: auto, cpu, cuda, cuda:N or mps (what torch.device accepts and a run can use)
 DEVICE = r"^(auto|cpu|cuda(:\d+)?|mps)$"
 #: dotted key -> its valid values
@@ -259,7 +264,7 @@ CHOICES = {"train.precision": ("fp32", "tf32", "bf16"), "train.sampler": ("hiera
            **{f"{m}.density": ("softplus", "relu") for m in ("aenerf", "dfrf", "adnerf")},
            "dfrf.slot_init": ("learned", "sampled"), "dfrf.slot_in_act": ("linear", "leaky_relu"),
            "dfrf.token": ("continuous", "official"), "dfrf.offset_penalty": ("mean", "depth_weighted"),
-           "aenerf.aaa_init": ("identity", "random")}
+           "aenerf.aaa_init": ("identity", "random"), "ray.ship": ("auto", "always", "never")}
 
 
 def _check_ranges(cfg: DictConfig) -> None:
@@ -311,6 +316,14 @@ def official_preset(method: str) -> dict:
 def official_train(method: str) -> dict:
     """A method's published train.* values; {} when it has none."""
     return dict(official_preset(method).get("train") or {})
+
+
+def without_launcher_sections(cfg: DictConfig) -> DictConfig:
+    """``cfg`` without the :data:`LAUNCHER_SECTIONS` (changed in place, and returned): what a cell's
+    config holds, so that its id and its ``config.yaml`` do not depend on where its job ran."""
+    for name in LAUNCHER_SECTIONS:
+        cfg.pop(name, None)
+    return cfg
 
 
 def to_yaml(cfg: DictConfig) -> str:

@@ -1,4 +1,4 @@
-"""Regenerate or check the generated blocks of the READMEs.
+"""Regenerate or check the generated blocks of the READMEs and the documentation pages.
 
 A block is ``<!-- generated: COMMAND -->``, COMMAND's output, ``<!-- end generated -->``.
 COMMAND is ``aebench ARGS`` (run in-process, its stdout) or ``python tools/NAME.py ARGS``
@@ -18,8 +18,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-#: the documents with generated blocks, relative to the repository root
-DOCS = ("README.md", "baselines/README.md")
+#: the documents that may hold generated blocks, relative to the repository root: the READMEs and
+#: every page of the documentation site (docs/, mkdocs.yml)
+DOCS = ("README.md", "baselines/README.md",
+        *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").rglob("*.md")))
 BLOCK = re.compile(r"<!-- generated: (?P<cmd>.+?) -->\n(?P<text>.*?)\n?<!-- end generated -->", re.S)
 
 

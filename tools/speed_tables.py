@@ -1,8 +1,9 @@
-"""The speed numbers of README.md's "Methods and speed", printed from committed files only.
+"""The speed numbers of docs/speed.md, printed from committed files only.
 
     python tools/speed_tables.py ttq    # time to quality: docs/time_to_quality/*.json (+ repeats/)
     python tools/speed_tables.py fps    # render frames/s: docs/render_fps/*.json (+ repeats/)
     python tools/speed_tables.py rate   # training iterations/s: docs/train_rate/*.json
+    python tools/speed_tables.py paper  # paper scale: docs/paper_scale/cpu_512.json (tools/paper_scale.py)
 
 Sources. ``ttq`` reads the ``aebench bench converge`` curves (files ``METHOD_VARIANT_SIZE.json``;
 a curve point's ``seconds`` is training wall time, base model included). ``fps`` reads
@@ -15,7 +16,7 @@ Rules. A run's wall time is its curve's last ``seconds``; its time to the defaul
 the ``seconds`` of its first scored point at or above it, and the ratio is the default's wall time
 / that time (as ``bench converge --reference`` computes them). Render and training ratios are the
 variant's frames/s (iterations/s) / the default's. Which default run a variant ran beside is not
-recorded in the files; the rule that reproduces the README is: where the default ran twice,
+recorded in the files; the rule that reproduces the published numbers is: where the default ran twice,
 ``hashgrid`` beside the repeat and every other variant beside the first run; where it ran once,
 every variant beside it. Numbers are rounded half up from their decimal value in the file.
 """
@@ -35,7 +36,7 @@ LABELS = {"frequency": "frequency (default)", "triplane_occ": "triplane + `train
 SCALES = ("smoke", "small", "paper")
 DEFAULT, BESIDE_REPEAT = "frequency", "hashgrid"
 RULE = ("where the default ran twice, hashgrid ran beside the repeat and every other variant beside "
-        "the first run (the pairing is not recorded in the files; this rule reproduces the README)")
+        "the first run (the pairing is not recorded in the files; this rule reproduces the published numbers)")
 
 
 def fmt(x: float, digits: int) -> str:
@@ -109,13 +110,14 @@ def ttq() -> str:
         rows.append(cells)
     header = ["method", "size", "encoding", "final PSNR", "wall time (base + fine-tune)",
               "time to the default's final PSNR"]
-    return section("docs/time_to_quality/*.json and docs/time_to_quality/repeats/*.json (bench converge curves)",
+    return section("`docs/time_to_quality/*.json` and `docs/time_to_quality/repeats/*.json` (bench converge curves)",
                    header, rows, f"Ratio: the default's wall time / the time to its final PSNR; {RULE}. "
                    f"Wall times of the default's two runs differ by {', '.join(spreads)}.")
 
 
 def section(source: str, header: list[str], rows: list[list[str]], note: str) -> str:
-    """A printed table: the line naming its files, the table, and its footnote."""
+    """A printed table: the line naming its files (as code, so Markdown keeps their ``*``), the table,
+    and its footnote."""
     return "\n".join([f"from {source}", "", table(header, rows), "", note])
 
 
@@ -142,7 +144,7 @@ def fps() -> str:
         if len(defaults) > 1:
             spreads.append(f"{NAMES.get(method, method)} {spread([r['frames/s'] for r in defaults])}")
     header = ["method", "scale, sampler", "frequency (default)", "triplane", "frequency again", "hashgrid"]
-    return section("docs/render_fps/*.json and docs/render_fps/repeats/*.json (bench render, 128 px, one thread)",
+    return section("`docs/render_fps/*.json` and `docs/render_fps/repeats/*.json` (bench render, 128 px, one thread)",
                    header, rows, f"frames/s (evaluated samples per ray); ratio: the variant's frames/s / the default's; "
                    f"{RULE}. The default's two runs differ by {', '.join(spreads)}.")
 
@@ -163,12 +165,45 @@ def rate() -> str:
     header = ["method", "size, scale", "default iterations/s", "variant", "variant iterations/s", "ratio"]
     hours = [f"{NAMES.get(k[0], k[0])} {k[2]} px {k[3]} {fmt(600 / runs[k][0]['iters/s'] / 3600, 2)} h"
              for k in sorted(runs) if k[1] == DEFAULT]
-    return section("docs/train_rate/*.json (bench train from scratch, one thread, side by side)", header, rows,
+    return section("`docs/train_rate/*.json` (bench train from scratch, one thread, side by side)", header, rows,
                    f"Ratio: the variant's iterations/s / the default's; {RULE}. "
                    f"600 iterations at the first default run's rate take {', '.join(hours)}.")
 
 
-COMMANDS = {"ttq": ttq, "fps": fps, "rate": rate}
+def paper() -> str:
+    """The paper-scale table: FLOPs per training iteration and per 512 px frame (counted on a CPU by
+    tools/paper_scale.py), and the paper's schedule projected to an A100 and an H100."""
+    doc = json.loads((DOCS / "paper_scale" / "cpu_512.json").read_text())
+    util = doc["utilisation"]
+    rows = []
+    for m in doc["methods"]:
+        proj = m["projection"]
+
+        def hours(key: str) -> str:
+            base, ft = proj[key]["base_h"], proj[key]["finetune_h"]
+            return (f"{fmt(base, 1)} h + " if base is not None else "") + f"{fmt(ft, 1)} h"
+
+        schedule = (f"{m['pretrain_iters'] // 1000}k + " if m["has_base_model"] else "") + f"{m['finetune_iters'] // 1000}k"
+        rows.append([NAMES.get(m["method"], m["method"]), f"{m['batch_rays']} rays, {m['samples/ray']}",
+                     f"{fmt(m['flops_per_train_iter'] / 1e12, 2)}", f"{fmt(m['flops_per_frame_512'] / 1e12, 1)}",
+                     f"{fmt(m['peak_rss_mib'] / 1024, 1)} GiB", schedule,
+                     hours("A100 fp32"), hours("A100 tf32"), hours("H100 tf32"), hours("H100 bf16")])
+    header = ["method", "batch", "TFLOP / training iteration", "TFLOP / 512 px frame", "peak memory (CPU run)",
+              "iterations (base + fine-tune)", "A100 fp32", "A100 tf32", "H100 tf32", "H100 bf16"]
+    paper_h = doc["paper_hours_a100"]
+    return section("`docs/paper_scale/cpu_512.json` (tools/paper_scale.py: scale=paper at 512 px on this CPU, "
+                   "torch.utils.flop_counter formulas)", header, rows,
+                   f"Projected hours = FLOPs x iterations / (dense peak x {fmt(100 * util, 0)}% utilisation); peaks "
+                   "(TFLOP/s) " + "; ".join(f"{g} " + ", ".join(f"{p} {v}" for p, v in peaks.items())
+                                             for g, peaks in doc["peak_tflops"].items())
+                   + f". The paper: {paper_h['base']:g} h base + {paper_h['finetune']:g} h fine-tune on an A100. "
+                   "The formulas count matrix products and convolutions only (2 per multiply-add); the "
+                   "utilisation is an assumption, not a measurement, until tools/gpu_check.sh has run on a GPU. "
+                   "Frame FLOPs: the hierarchical sampler (every sample), from renders at 16 and 32 px "
+                   "extrapolated as a + b x pixels.")
+
+
+COMMANDS = {"ttq": ttq, "fps": fps, "rate": rate, "paper": paper}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in COMMANDS:

@@ -25,6 +25,7 @@ COMMANDS = {
     "report": "aebench.harness.cli.protocol:report",
     "export": "aebench.harness.cli.results_cmd:export",
     "validate": "aebench.harness.cli.results_cmd:validate",
+    "status": "aebench.harness.cli.status_cmd:status",
 }
 
 

@@ -40,19 +40,30 @@ def runs_root_of(runs: Path | None) -> Path:
 
 
 def execute(protocol_name: str, overrides: list[str], data=None, methods=None, launcher="local",
-            runs_root: Path | None = None, rows=None, workers: int = 1):
-    """Expand and launch a protocol, printing what it does and what failed."""
+            runs_root: Path | None = None, rows=None, workers: int = 1, detach: bool = False):
+    """Expand and launch a protocol, printing what it does and what failed; ``detach``
+    (launcher=slurm): submit the jobs, print them and return (nothing failed yet)."""
     from aebench.harness.protocol.launchers import launch
     from aebench.harness.protocol.plan import expand
     from aebench.harness.protocol.run_store import check_protocol_folder
+    from aebench.harness.protocol.slurm import require_slurm, slurm_settings
 
     runs_root = runs_root_of(runs_root)
+    try:
+        if launcher == "slurm":  # no SLURM here: refused before the data is prepared
+            require_slurm()
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
     protocol, cells = expand(protocol_name, overrides, data, methods, rows)
     check_protocol_folder(runs_root, protocol, claim=True)
     click.echo(f"protocol {protocol.name} (scale {protocol.scale}): {len(cells)} cells -> {runs_root / protocol.name}"
                + (f" ({workers} workers)" if workers > 1 else ""))
+    slurm = slurm_settings(protocol, overrides) if launcher == "slurm" else None
     try:
-        outcomes = launch(cells, runs_root, launcher, workers=workers)
+        if detach:
+            submit_detached(cells, runs_root, slurm, [protocol_name, *status_args(overrides, data, methods)])
+            return protocol, cells, []
+        outcomes = launch(cells, runs_root, launcher, workers=workers, slurm=slurm)
     except RuntimeError as exc:  # a launcher that cannot go on (a worker died, Ray missing): no traceback
         raise click.ClickException(str(exc)) from exc
     done = sum(o.status == "done" for o in outcomes)
@@ -62,6 +73,35 @@ def execute(protocol_name: str, overrides: list[str], data=None, methods=None, l
     for o in failed:
         click.echo(f"  FAILED {o.cell.label} ({o.cell.cell_id}): {o.error}  [log: {runs_root / o.cell.protocol / o.cell.cell_id / 'log.txt'}]", err=True)
     return protocol, cells, failed
+
+
+def status_args(overrides: list[str], data=None, methods=None) -> list[str]:
+    """The words of `aebench run` that `aebench status` needs to list the same cells: data=,
+    methods= and the config overrides, less the slurm.* ones (no part of a cell)."""
+    from aebench.config import LAUNCHER_SECTIONS
+
+    words = [f"data={data}"] if data else []
+    words += [f"methods=[{','.join(methods)}]"] if methods else []
+    return words + [o for o in overrides if o.split("=", 1)[0].split(".")[0] not in LAUNCHER_SECTIONS]
+
+
+def submit_detached(cells, runs_root: Path, slurm: dict, status_words: list[str]) -> None:
+    """launcher=slurm --detach: submit the unfinished cells' jobs, print their ids and how to
+    follow them (``status_words``: the protocol and the settings `aebench status` needs)."""
+    import shlex
+
+    from aebench.harness.protocol.slurm import job_lines, submit
+
+    submitted = submit(cells, runs_root, slurm)
+    if not submitted.cells:
+        click.echo(f"every cell is done already ({len(submitted.done)}): nothing submitted")
+        return
+    click.echo(f"submitted {len(submitted.cells)} cells ({len(submitted.done)} already done) and "
+               f"{len(submitted.bases)} base model(s) as SLURM jobs (logs: {runs_root / '_slurm'}):")
+    for line in job_lines(submitted):
+        click.echo(line)
+    click.echo(f"follow with: aebench status {shlex.quote(status_words[0])} --runs {shlex.quote(str(runs_root))}"
+               + "".join(f" {shlex.quote(w)}" for w in status_words[1:]))
 
 
 def _usage(fn):
@@ -76,18 +116,24 @@ def _usage(fn):
 
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.option("--runs", **RUNS_OPTION)
+@click.option("--detach", is_flag=True,
+              help="launcher=slurm: submit the jobs and return; follow them with `aebench status PROTOCOL`")
 @click.argument("args", nargs=-1)
 @_usage
-def run(runs: Path | None, args: tuple[str, ...]) -> None:
+def run(runs: Path | None, detach: bool, args: tuple[str, ...]) -> None:
     """Run a protocol: protocol=NAME|FILE.yaml [scale=smoke|small|paper] [data=synth|DIR] [methods=[a,b]]
-    [launcher=local|ray] [workers=N] [key=value ...] [--runs DIR].
+    [launcher=local|ray|slurm] [workers=N] [key=value ...] [--runs DIR] [--detach].
 
     Trains each base model once, fine-tunes, renders, evaluates every cell into the run store
     (results/runs/<protocol>/<cell-id>/). Finished cells are skipped; an interrupted run resumes.
     workers=N (launcher=local) runs N cells side by side in their own processes, each with the
-    protocol's `threads`.
+    protocol's `threads`. launcher=slurm submits each base model and each cell as a SLURM job
+    (resources: slurm.* settings; the nodes must share the run store's filesystem) and follows
+    them to their end, or with --detach returns once they are submitted.
     """
     run_keys, overrides = _split_args(args)
+    if detach and str(run_keys.get("launcher", "local")) != "slurm":
+        raise click.UsageError("--detach is for launcher=slurm (the jobs go on without this command)")
     if "protocol" not in run_keys:
         from aebench.harness.protocol.spec import available_protocols
 
@@ -98,7 +144,7 @@ def run(runs: Path | None, args: tuple[str, ...]) -> None:
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise click.UsageError(f"workers=N takes a whole number of processes, at least 1; got {workers!r}")
     _, _, failed = execute(str(run_keys["protocol"]), overrides, run_keys.get("data"), methods,
-                           str(run_keys.get("launcher", "local")), runs, workers=workers)
+                           str(run_keys.get("launcher", "local")), runs, workers=workers, detach=detach)
     if failed:
         sys.exit(1)
 

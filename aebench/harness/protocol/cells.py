@@ -12,7 +12,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from aebench.config import config_hash, load_config
+from aebench.config import config_hash, load_config, without_launcher_sections
 from aebench.data import list_identities
 from aebench.harness.protocol.spec import Protocol, ProtocolError
 from aebench.settings import TrainSettings
@@ -34,8 +34,7 @@ class Cell:
 
     @property
     def label(self) -> str:
-        clip = f"{self.clip_seconds:g}s" if self.clip_seconds else "half"
-        return f"{self.row} | {self.identity} | clip {clip} | {self.iters} it | audio {self.audio} | seed {self.seed}"
+        return cell_label(self.row, self.identity, self.clip_seconds, self.iters, self.audio, self.seed)
 
     @property
     def key(self) -> str:
@@ -43,12 +42,23 @@ class Cell:
         return f"{self.row}|{self.identity}|{self.clip_seconds:g}|{self.iters}|{self.audio}|{self.seed}"
 
 
+def cell_label(row: str, identity: str, clip_seconds: float, iters: int, audio: str, seed: int) -> str:
+    """How a cell is named to a person (a :class:`Cell`, or a cell folder read from its config)."""
+    clip = f"{float(clip_seconds):g}s" if clip_seconds else "half"
+    return f"{row} | {identity} | clip {clip} | {iters} it | audio {audio} | seed {seed}"
+
+
 #: config keys in which repeats of one table entry may differ: the seed, and the identity (with
 #: its base identities and where its data lay) over which an entry averages
 REPEAT_KEYS = ("seed", "run.identity", "run.base_identities", "run.data_sha256", "data.root")
+#: the config section launcher=ray reads from the cells it runs (``ray.ship``): how a cell reaches a
+#: node, never what it computes, so it is in no cell id (a cell shipped to a node is the cell run in
+#: place) and cells of one entry may differ in it (:data:`aebench.config.LAUNCHER_SECTIONS` are
+#: dropped from the cells' configs altogether; this one stays for the launcher to read)
+RAY_SECTION = "ray"
 #: config keys that say where and how fast a cell ran, not what it computed: cells of one entry may
 #: differ in them (seeds run side by side on cuda:0 and cuda:1, or with other thread counts)
-RUNTIME_KEYS = ("device", "threads")
+RUNTIME_KEYS = ("device", "threads", RAY_SECTION)
 #: the grid's axes: the config keys each sets (cells of one row differ in them only where the grid varies it)
 GRID_KEYS = {"clip_seconds": ("data.clip_seconds",), "iters": ("train.iters",), "audio": ("run.audio", "run.audio_sha256")}
 
@@ -124,7 +134,7 @@ def expand_cells(protocol: Protocol, data_root: Path, overrides: list[str] = (),
                      "run.audio_sha256": audio_hash(str(audio))}
             if iters is not None:
                 extra["train.iters"] = int(iters)
-            cfg = load_config(list(overrides), extra=extra, scale=protocol.scale)
+            cfg = without_launcher_sections(load_config(list(overrides), extra=extra, scale=protocol.scale))
             check_fits_data(protocol.name, Path(data_root) / target, float(cfg.data.clip_seconds), int(cfg.data.size))
             cells.append(Cell(protocol=protocol.name, row=row.label, method=row.method, identity=target,
                               clip_seconds=float(cfg.data.clip_seconds), iters=int(cfg.train.iters),
@@ -182,11 +192,13 @@ def _hashers(data_root: Path, available: list[str]):
 def _without_root(cfg: DictConfig) -> dict:
     """The resolved config without ``data.root``: where the data lies is not part of what a cell
     computes (``run.data_sha256`` and ``run.audio_sha256`` say what the data is), so the same data
-    moved keeps its results and other data at the same path does not reuse them."""
+    moved keeps its results and other data at the same path does not reuse them. Nor is how it
+    reached a Ray node (:data:`RAY_SECTION`)."""
     from omegaconf import OmegaConf
 
     data = OmegaConf.to_container(cfg, resolve=True)
     data.get("data", {}).pop("root", None)
+    data.pop(RAY_SECTION, None)  # how the cell reached a Ray node
     return data
 
 

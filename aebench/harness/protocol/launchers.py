@@ -1,6 +1,7 @@
-"""Launchers: run a protocol's cells on this machine (``local``) or as Ray tasks (``ray``).
+"""Launchers: run a protocol's cells on this machine (``local``), as Ray tasks (``ray``) or as
+SLURM jobs (``slurm``, :mod:`aebench.harness.protocol.slurm`).
 
-Both write the same run store. ``local`` runs the cells one after the other, or with
+All write the same run store. ``local`` runs the cells one after the other, or with
 ``workers=N`` in N processes side by side: first every distinct base model the unfinished
 cells need (one task each), then the cells. Each cell runs with its own ``threads`` torch
 threads, so a protocol meant for N workers on C cores sets ``threads: C / N``. With Ray, base
@@ -20,7 +21,7 @@ from aebench.harness.protocol.cells import Cell, base_key
 from aebench.harness.protocol.runner import CellOutcome, ensure_base, run_cell
 from aebench.harness.protocol.spec import Protocol, ProtocolError
 
-LAUNCHERS = ("local", "ray")
+LAUNCHERS = ("local", "ray", "slurm")
 
 
 def data_root_for(protocol: Protocol, data: str | None = None) -> Path:
@@ -29,10 +30,10 @@ def data_root_for(protocol: Protocol, data: str | None = None) -> Path:
     spec = data or protocol.data
     if spec == "clips":
         return prepared_clips(protocol.clips)
+    root = data_root_path(protocol, data)
     if spec != "synth":
-        return Path(spec).expanduser().resolve()
+        return root
     s = protocol.synth
-    root = data_dir().resolve() / "synth" / f"{s['identities']}x{float(s['seconds']):g}s-{s['size']}px-seed{s['seed']}"
     from aebench.data.staging import WriteError
     from aebench.data.synth import make_corpus
 
@@ -42,6 +43,29 @@ def data_root_for(protocol: Protocol, data: str | None = None) -> Path:
     except WriteError as exc:  # a full disk or a read-only data folder: one line, before any training
         raise ProtocolError(f"protocol {protocol.name}: the synthetic corpus cannot be written: {exc}") from exc
     return root
+
+
+def data_root_path(protocol: Protocol, data: str | None = None) -> Path:
+    """Where the identities of a run lie, built or not (:func:`data_root_for` builds them):
+    what `aebench status` expands a protocol over without preparing anything."""
+    spec = data or protocol.data
+    if spec == "clips":
+        return prepared_root(protocol.clips)
+    if spec != "synth":
+        return Path(spec).expanduser().resolve()
+    s = protocol.synth
+    return data_dir().resolve() / "synth" / f"{s['identities']}x{float(s['seconds']):g}s-{s['size']}px-seed{s['seed']}"
+
+
+def prepared_root(clips: dict, under: Path | None = None) -> Path:
+    """The folder :func:`prepared_clips` prepares ``clips`` into: one per source folders and settings."""
+    from aebench.paths import shared_path
+
+    sources = clips["from"] if isinstance(clips["from"], list) else [clips["from"]]
+    secs = clips.get("max_seconds")
+    folders = "+".join(shared_path(spec).name for spec in sources)
+    tag = f"{folders}-{int(clips['size'])}px-{float(clips['fps']):g}fps" + (f"-{float(secs):g}s" if secs else "")
+    return Path(under or data_dir().resolve() / "prepared") / tag
 
 
 def prepared_clips(clips: dict, under: Path | None = None) -> Path:
@@ -73,9 +97,7 @@ def prepared_clips(clips: dict, under: Path | None = None) -> Path:
             names[name] = video
         videos += found
     secs = clips.get("max_seconds")
-    folders = "+".join(shared_path(spec).name for spec in sources)
-    tag = f"{folders}-{int(clips['size'])}px-{float(clips['fps']):g}fps" + (f"-{float(secs):g}s" if secs else "")
-    root = Path(under or data_dir().resolve() / "prepared") / tag
+    root = prepared_root(clips, under)
     for video in videos:
         try:
             prepare(video, identity_name(video), root, size=int(clips["size"]), fps=float(clips["fps"]),
@@ -199,35 +221,16 @@ def _run_pool(cells: list[Cell], runs_root: Path, progress: bool, workers: int) 
 
 
 def run_ray(cells: list[Cell], runs_root: Path, progress: bool = True) -> list[CellOutcome]:
-    try:
-        import ray
-    except ImportError as exc:
-        raise RuntimeError("launcher=ray needs Ray: pip install 'aebench[ray]'") from exc
-    from aebench.harness.registry import BUILTIN_METHODS
+    """The cells as Ray tasks, on a shared disk or shipped (:mod:`aebench.harness.protocol.ray_launcher`)."""
+    from aebench.harness.protocol.ray_launcher import run_ray as run
 
-    if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False, log_to_driver=progress,
-                 runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}})
-    gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-    registry = dict(BUILTIN_METHODS)
-    base_task = ray.remote(num_gpus=gpus, num_cpus=1)(_remote_base)
-    cell_task = ray.remote(num_gpus=gpus, num_cpus=1)(_remote_cell)
-    ray.get([base_task.remote(c, str(runs_root), registry) for c in _bases_needed(cells, runs_root)])
-    pending = {cell_task.remote(c, str(runs_root), registry): c for c in cells}
-    outcomes = []
-    with tqdm(total=len(cells), desc="cells (ray)", unit="cell", disable=not progress) as bar:
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            pending.pop(done[0])
-            outcomes.append(ray.get(done[0]))
-            bar.update(1)
-    order = {c.cell_id: i for i, c in enumerate(cells)}
-    return sorted(outcomes, key=lambda o: order[o.cell.cell_id])
+    return run(cells, runs_root, progress)
 
 
 def launch(cells: list[Cell], runs_root: Path, launcher: str = "local", progress: bool = True,
-           workers: int = 1) -> list[CellOutcome]:
-    """Run ``cells`` into ``runs_root`` with ``launcher``; ``workers``: processes side by side (local)."""
+           workers: int = 1, slurm: dict | None = None) -> list[CellOutcome]:
+    """Run ``cells`` into ``runs_root`` with ``launcher``; ``workers``: processes side by side (local);
+    ``slurm``: the jobs' resources (:func:`aebench.harness.protocol.slurm.slurm_settings`, for launcher=slurm)."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a whole number of processes, at least 1; got {workers!r}")
     if launcher == "local":
@@ -236,4 +239,10 @@ def launch(cells: list[Cell], runs_root: Path, launcher: str = "local", progress
         raise ValueError(f"workers=N is for launcher=local; launcher={launcher} places the cells itself")
     if launcher == "ray":
         return run_ray(cells, runs_root, progress)
+    if launcher == "slurm":
+        from aebench.harness.protocol.slurm import run_slurm
+
+        if slurm is None:
+            raise ValueError("launcher=slurm needs the slurm settings (aebench.harness.protocol.slurm.slurm_settings)")
+        return run_slurm(cells, runs_root, slurm, progress)
     raise ValueError(f"unknown launcher '{launcher}'; valid: {', '.join(LAUNCHERS)}")

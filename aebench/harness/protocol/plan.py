@@ -20,10 +20,7 @@ def expand(protocol_name: str, overrides: list[str], data: str | None = None, me
     from aebench.harness.protocol.cells import expand_cells
     from aebench.harness.protocol.launchers import data_root_for
 
-    protocol = load_protocol(protocol_name, _scale(overrides))
-    if "method" in parse_overrides(overrides):  # each row names its method; an override would run every row as one
-        raise ProtocolError(f"method is chosen by each row of a protocol ({', '.join(r.method for r in protocol.rows)}); "
-                            "pick rows by method with methods=[a,b] instead of method=")
+    protocol = load_at_scale(protocol_name, overrides)
     if rows is not None:
         protocol.rows = [r for r in protocol.rows if r.label in rows]
     check_features(protocol, [o for o in overrides if not o.startswith("scale=")])
@@ -32,6 +29,38 @@ def expand(protocol_name: str, overrides: list[str], data: str | None = None, me
     cells = expand_cells(protocol, root, [o for o in overrides if not o.startswith("scale=")], methods)
     check_renders(protocol, cells)
     return protocol, cells
+
+
+def load_at_scale(protocol_name: str, overrides: list[str]) -> Protocol:
+    """The protocol at the scale the overrides name; refuses a ``method=`` override."""
+    protocol = load_protocol(protocol_name, _scale(overrides))
+    if "method" in parse_overrides(overrides):  # each row names its method; an override would run every row as one
+        raise ProtocolError(f"method is chosen by each row of a protocol ({', '.join(r.method for r in protocol.rows)}); "
+                            "pick rows by method with methods=[a,b] instead of method=")
+    return protocol
+
+
+class DataNotReady(ProtocolError):
+    """The cells of a protocol cannot be listed from its data as it is: not prepared (yet), being
+    prepared, or without what the protocol names."""
+
+
+def expand_prepared(protocol: Protocol, overrides: list[str], data: str | None = None, methods=None):
+    """The cells of ``protocol`` (:func:`load_at_scale`) over its data as it is, preparing
+    nothing: `aebench status` reads a store while a run may still be preparing the data.
+    Raises :class:`DataNotReady` where the data is missing or incomplete."""
+    from aebench.data import list_identities
+    from aebench.harness.protocol.cells import expand_cells
+    from aebench.harness.protocol.launchers import data_root_path
+
+    root = data_root_path(protocol, data)
+    if not list_identities(root):
+        raise DataNotReady(f"the data of protocol {protocol.name} is not prepared yet (no identities in {root}; "
+                           "`aebench run` prepares it)")
+    try:
+        return expand_cells(protocol, root, [o for o in overrides if not o.startswith("scale=")], methods)
+    except ProtocolError as exc:
+        raise DataNotReady(str(exc)) from exc
 
 
 def check_features(protocol, overrides: list[str]) -> None:

@@ -1,7 +1,9 @@
 """The run store: one directory per cell, atomic writes, a lock per cell, ``done`` written last.
 
 ``<root>/<protocol>/<cell-id>/``: config.yaml, cell.json, metrics.json, frames.csv,
-render.mp4, render_frames/, log.txt, done. Base models are shared by every protocol under
+render.mp4, render_frames/, log.txt, done; while a process runs the cell, running.json (who:
+host, pid, start, batch job), and after a failure failed.json (the error), each cleared when
+the cell is run again (:func:`mark_running`, :func:`mark_failed`). Base models are shared by every protocol under
 ``<root>/_base/<method>-<base-key>/`` (base.json points at the checkpoint, done written last);
 fine-tuned models by every cell that differs only after fine-tuning (driving audio, frames
 rendered, row label, protocol) under ``<root>/_finetune/<method>-<key>/`` (finetune.json, the
@@ -15,6 +17,9 @@ cells a report shows) both live here, so the layout is known in one place.
 from __future__ import annotations
 
 import json
+import os
+import socket
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -44,16 +49,127 @@ def mark_done(cell_dir: Path) -> None:
     atomic_write(cell_dir / DONE, datetime.now(timezone.utc).isoformat() + "\n")
 
 
+def lock_path(cell_dir: Path) -> Path:
+    """The lock file of a cell (or base model) folder: beside it, so it exists before the folder."""
+    return cell_dir.parent / f".{cell_dir.name}.lock"
+
+
 def cell_lock(cell_dir: Path, timeout: float = -1) -> FileLock:
     """An exclusive lock beside the cell directory (so a concurrent run waits, then skips it)."""
     cell_dir.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(cell_dir.parent / f".{cell_dir.name}.lock"), timeout=timeout)
+    return FileLock(str(lock_path(cell_dir)), timeout=timeout)
+
+
+def lock_held(cell_dir: Path) -> bool | None:
+    """Whether some process holds the cell's lock now; None where this system cannot tell (no
+    flock, a filesystem without it, an unreadable lock file). Probed with a non-blocking
+    *shared* flock on a read-only descriptor: it never creates the lock file, never conflicts
+    with another probe, and keeps a runner waiting at most for the probe itself. flock (what
+    :class:`FileLock` takes) is released by the kernel when its holder dies, so a held lock
+    means a live runner; across hosts that holds where the filesystem shares locks (NFS with
+    lockd, GPFS, Lustre mounted with ``flock``)."""
+    import errno
+
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    try:
+        fd = os.open(lock_path(cell_dir), os.O_RDONLY)
+    except FileNotFoundError:
+        return False  # never locked: a holder opens (creates) the file first
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        return True if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES) else None
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+#: in a cell folder while a process runs it: who (:func:`runner_record`)
+RUNNING = "running.json"
+#: in a cell folder whose last run failed: the error and who ran it
+FAILED = "failed.json"
+
+
+def job_id(env: dict | None = None) -> str | None:
+    """The batch job this process runs in, as its scheduler shows it: a SLURM array task as
+    ``<array job>_<task>`` (squeue's form), else the SLURM job id, else Ray's job and task ids
+    where this process is a Ray worker (Ray already imported: never imported for this)."""
+    env = os.environ if env is None else env
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    if env.get("SLURM_JOB_ID"):
+        return str(env["SLURM_JOB_ID"])
+    ray = sys.modules.get("ray")
+    try:
+        if ray is not None and ray.is_initialized():
+            ctx = ray.get_runtime_context()
+            task = ctx.get_task_id()
+            return f"ray {ctx.get_job_id()}" + (f" task {task}" if task else "")
+    except Exception:  # noqa: BLE001 - who runs a cell is a courtesy; it never stops one
+        return None
+    return None
+
+
+def runner_record() -> dict:
+    """Who runs a cell: host name, pid, start time (UTC) and batch job (:func:`job_id`)."""
+    return {"host": socket.gethostname(), "pid": os.getpid(),
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "job": job_id()}
+
+
+def mark_running(cell_dir: Path) -> None:
+    """Record this process as the cell's runner (under the cell lock); a former failure is cleared."""
+    write_json(cell_dir / RUNNING, runner_record())
+    (cell_dir / FAILED).unlink(missing_ok=True)
+
+
+def clear_running(cell_dir: Path) -> None:
+    """The cell is no longer run by anyone (it finished or failed)."""
+    (cell_dir / RUNNING).unlink(missing_ok=True)
+
+
+def mark_failed(cell_dir: Path, error: str) -> None:
+    """Record the cell's failure (its one-line error, when, who ran it) for `aebench status`;
+    the traceback is in log.txt."""
+    who = read_record(cell_dir / RUNNING) or runner_record()
+    write_json(cell_dir / FAILED, {"error": " ".join(str(error).split()),
+                                   "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                   "host": who.get("host"), "pid": who.get("pid"), "job": who.get("job")})
+    clear_running(cell_dir)
+
+
+def read_record(path: Path) -> dict | None:
+    """A small JSON record of the store (running.json, failed.json); None when absent or damaged
+    (a record half-written by a killed process is no reason to stop a status report)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def log_line(cell_dir: Path, text: str) -> None:
     cell_dir.mkdir(parents=True, exist_ok=True)
     with open(cell_dir / "log.txt", "a") as fh:
         fh.write(f"[{datetime.now().strftime('%H:%M:%S')}] {text}\n")
+
+
+def last_log_line(cell_dir: Path, tail: int = 8192) -> str | None:
+    """The last non-blank line of the cell's log.txt (read from its end: a log grows with
+    training), None when there is none."""
+    try:
+        with open(cell_dir / "log.txt", "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - tail))
+            lines = fh.read().decode(errors="replace").splitlines()
+    except OSError:
+        return None
+    return next((li.strip() for li in reversed(lines) if li.strip()), None)
 
 
 def finished_cells(protocol_dir: Path) -> list[Path]:

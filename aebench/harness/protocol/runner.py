@@ -26,7 +26,8 @@ from aebench.method_api import render_span
 from aebench.paths import shared_path
 from aebench.provenance import peak_memory, provenance
 from aebench.harness.protocol.cells import Cell, base_key, finetune_key
-from aebench.harness.protocol.run_store import atomic_write, cell_lock, is_done, log_line, mark_done, write_json
+from aebench.harness.protocol.run_store import (atomic_write, cell_lock, clear_running, is_done, log_line, mark_done,
+                                                mark_failed, mark_running, write_json)
 
 
 @dataclass
@@ -102,7 +103,8 @@ def ensure_finetuned(method, cfg: DictConfig, identity: Identity, base: Path | N
 
 
 def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
-    """Run ``cell`` unless already done. Failures are logged in the cell and returned."""
+    """Run ``cell`` unless already done. Failures are logged in the cell, recorded in its
+    failed.json and returned; while it runs, running.json says who runs it (`aebench status`)."""
     from aebench.harness.registry import get_method
 
     cell_dir = runs_root / cell.protocol / cell.cell_id
@@ -114,6 +116,7 @@ def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
         cfg = cell.cfg
         try:
             cell_dir.mkdir(parents=True, exist_ok=True)
+            mark_running(cell_dir)
             (cell_dir / "config.yaml").write_text(to_yaml(cfg))
             log_line(cell_dir, f"cell {cell.cell_id}: {cell.label}")
             method = get_method(cell.method)
@@ -166,11 +169,14 @@ def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
             if not (cell_dir / "render.mp4").exists():
                 shutil.copy(video, cell_dir / "render.mp4")
             mark_done(cell_dir)
+            clear_running(cell_dir)
             log_line(cell_dir, "done")
             return CellOutcome(cell, "done")
         except Exception as exc:  # a failing cell is recorded and the run goes on
+            error = f"{type(exc).__name__}: {exc}"
             log_line(cell_dir, "FAILED:\n" + traceback.format_exc())
-            return CellOutcome(cell, "failed", f"{type(exc).__name__}: {exc}")
+            mark_failed(cell_dir, error)
+            return CellOutcome(cell, "failed", error)
 
 
 def _device(cfg: DictConfig) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,8 @@ class NoisyGT(Method):
         if "FAKE_METHOD_COUNTER" in os.environ:
             with open(os.environ["FAKE_METHOD_COUNTER"], "a") as fh:
                 fh.write("finetune\n")
+        if "FAKE_METHOD_HOLD" in os.environ:
+            hold(Path(os.environ["FAKE_METHOD_HOLD"]) / f"iters-{int(cfg.train.iters)}")
         ckpt = Path(run_dir) / "checkpoint" / "final"
         ckpt.mkdir(parents=True, exist_ok=True)
         (ckpt.parent / "log.txt").write_text("step 1 loss=0.5 psnr=10\nstep 2 loss=0.25 psnr=12\n")
@@ -56,6 +59,19 @@ class NoisyGT(Method):
             img = test.frame(int(k)).astype(np.float32) + rng.normal(0, noise, (*identity.size, 3))
             frames.append(np.clip(img, 0, 255).astype(np.uint8))
         return write_video(out, frames, identity.fps, audio, crf=0)
+
+
+def hold(gate: Path, limit_s: float = 300.0) -> None:
+    """While the file ``gate`` exists, wait (a test stops a cell mid-run this way): first write
+    ``gate.started`` with the SLURM job this process runs in (empty outside SLURM)."""
+    if not gate.exists():
+        return
+    job = os.environ.get("SLURM_ARRAY_JOB_ID", "")
+    job = f"{job}_{os.environ['SLURM_ARRAY_TASK_ID']}" if job else os.environ.get("SLURM_JOB_ID", "")
+    gate.with_suffix(".started").write_text(job)
+    deadline = time.monotonic() + limit_s
+    while gate.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def toy_protocol(folder: Path, name: str = "mine") -> Path:
