@@ -181,7 +181,8 @@ def paper() -> str:
 
         def hours(key: str) -> str:
             base, ft = proj[key]["base_h"], proj[key]["finetune_h"]
-            return (f"{fmt(base, 1)} h + " if base is not None else "") + f"{fmt(ft, 1)} h"
+            one = lambda h: f"{fmt(h, 1 if h >= 1 else 2)} h"  # noqa: E731  (0.04 h, not 0.0 h)
+            return (f"{one(base)} + " if base is not None else "") + one(ft)
 
         schedule = (f"{m['pretrain_iters'] // 1000}k + " if m["has_base_model"] else "") + f"{m['finetune_iters'] // 1000}k"
         rows.append([NAMES.get(m["method"], m["method"]), f"{m['batch_rays']} rays, {m['samples/ray']}",
@@ -192,12 +193,12 @@ def paper() -> str:
               "iterations (base + fine-tune)", "A100 fp32", "A100 tf32", "H100 tf32", "H100 bf16"]
     paper_h = doc["paper_hours_a100"]
     return section("`docs/paper_scale/cpu_512.json` (tools/paper_scale.py: scale=paper at 512 px on this CPU, "
-                   "torch.utils.flop_counter formulas)", header, rows,
+                   "torch FlopCounterMode)", header, rows,
                    f"Projected hours = FLOPs x iterations / (dense peak x {fmt(100 * util, 0)}% utilisation); peaks "
                    "(TFLOP/s) " + "; ".join(f"{g} " + ", ".join(f"{p} {v}" for p, v in peaks.items())
                                              for g, peaks in doc["peak_tflops"].items())
                    + f". The paper: {paper_h['base']:g} h base + {paper_h['finetune']:g} h fine-tune on an A100. "
-                   "The formulas count matrix products and convolutions only (2 per multiply-add); the "
+                   "FlopCounterMode counts matrix products and convolutions only (2 per multiply-add); the "
                    "utilisation is an assumption, not a measurement, until tools/gpu_check.sh has run on a GPU. "
                    "Frame FLOPs: the hierarchical sampler (every sample), from renders at 16 and 32 px "
                    "extrapolated as a + b x pixels.")
