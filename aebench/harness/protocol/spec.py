@@ -361,6 +361,10 @@ def parse_protocol(text: str, path: Path, scale: str | None = "smoke", check_met
         row_set = dict(r.get("set") or {})
         if "method" in row_set:
             raise ProtocolError(f"{path} rows[{i}] sets method in set:; a row names its method with method: NAME")
+        launcher = [k for k in row_set if str(k).split(".")[0] in ("slurm", "ray")]
+        if launcher:  # where cells run is the run's choice, not a row's (and not part of a cell)
+            raise ProtocolError(f"{path} rows[{i}] sets {', '.join(map(str, launcher))}: launcher settings apply to a "
+                                f"whole run; give them on the command line (aebench run ... launcher=slurm slurm.KEY=VALUE)")
         shared = [k for k in row_set if str(k).split(".")[0] in SHARED_SECTIONS]
         if shared:
             raise ProtocolError(f"{path} rows[{i}] sets {', '.join(shared)}: training conditions ({', '.join(SHARED_SECTIONS)}) "

@@ -171,6 +171,9 @@ ROWS = "rows:\n  - {label: A, method: aenerf}\n"
     (BASE + "rows: [aenerf]\n", "a row is a mapping"),
     (BASE + ROWS + "settings: [train.iters=3]\n", "settings is a mapping"),
     (BASE + ROWS + "settings: {train.iters: 2.7}\n", "train.iters takes an integer, got 2.7"),
+    (BASE.replace("name: mine", "name: _base") + ROWS, "protocol name '_base' must be a plain folder name"),
+    (BASE + "rows:\n  - {label: A, method: aenerf, set: {slurm.partition: gpu}}\n",
+     "rows[0] sets slurm.partition: launcher settings apply to a whole run"),
 ])
 def test_protocol_mistakes_are_refused_before_any_work(tmp_path, monkeypatch, text, fragment):
     monkeypatch.chdir(tmp_path)
