@@ -166,6 +166,17 @@ def iter_video(path: str | Path, skip_damaged: bool = False):
             yield img
 
 
+def write_image(path: str | Path, bgr: np.ndarray, params=()) -> None:
+    """``cv2.imwrite``, which only returns False on failure (a full disk, a read-only folder):
+    that failure raised as an OSError naming the file."""
+    import errno
+
+    import cv2
+
+    if not cv2.imwrite(str(path), bgr, list(params)):
+        raise OSError(errno.EIO, "the image could not be written", str(path))
+
+
 def check_finite_audio(audio: np.ndarray, where: str | Path, rate: int = AUDIO_RATE) -> np.ndarray:
     """``audio`` unchanged, or a MediaError naming ``where`` when it holds NaN or infinite samples
     (voice activity and loudness would read them as silence, and a metric would score that)."""

@@ -35,7 +35,7 @@ import numpy as np
 
 from aebench.data.staging import check_name, identity_lock, publish, staging_dir, write_failure
 from aebench.media import FPS
-from aebench.media import AUDIO_RATE, MediaError, check_finite_audio, displayed_frames, frame_ranges
+from aebench.media import AUDIO_RATE, MediaError, check_finite_audio, displayed_frames, frame_ranges, write_image
 
 
 class PrepareError(RuntimeError):
@@ -144,16 +144,6 @@ def _check_finite(clip: Path, audio: np.ndarray) -> None:
         check_finite_audio(audio, clip)
     except MediaError as exc:
         raise PrepareError(str(exc)) from exc
-
-
-def _imwrite(path: Path, img: np.ndarray, params: Sequence[int] = ()) -> None:
-    """``cv2.imwrite``, which only returns False on failure (a full disk, a read-only folder)."""
-    import errno
-
-    import cv2
-
-    if not cv2.imwrite(str(path), img, list(params)):
-        raise OSError(errno.EIO, "the image could not be written", str(path))
 
 
 def fill_and_smooth(lms: np.ndarray, sigma: float) -> np.ndarray:
@@ -324,7 +314,7 @@ def _run(clip: Path, name: str, tmp: Path, p, size: int, fps: float, max_seconds
     for i, img in enumerate(tqdm(resampled_frames(clip, fps, max_seconds), desc=f"{name}: frames+landmarks",
                                  total=total, disable=not progress, unit="frame")):
         img = _square(img, size)
-        _imwrite(tmp / "frames" / f"{i:05d}.jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), q)
+        write_image(tmp / "frames" / f"{i:05d}.jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), q)
         lm, other = _detect(det, img, int(p.detect_size))
         lms.append(np.full((68, 2), np.nan, np.float32) if lm is None else lm)
         crowded += [i] if other else []
@@ -375,12 +365,12 @@ def _run(clip: Path, name: str, tmp: Path, p, size: int, fps: float, max_seconds
         if p.refine:
             m = refine_person(img, m, lms[i], min(size, int(p.refine_size)), int(p.refine_iters), float(p.refine_ring),
                              float(p.refine_ring_top))
-        _imwrite(tmp / "masks" / f"{i:05d}.png", m)
+        write_image(tmp / "masks" / f"{i:05d}.png", m)
         if i in pick:
             bg_masks.append(m)
             bg_frames.append(img)
     bg = median_background(np.stack(bg_frames), bg_masks, max(0, round(int(p.bg_dilate) * size / 512)))
-    _imwrite(tmp / "background.png", cv2.cvtColor(bg, cv2.COLOR_RGB2BGR))
+    write_image(tmp / "background.png", cv2.cvtColor(bg, cv2.COLOR_RGB2BGR))
 
     took = time.perf_counter() - t0
     log(f"{name}: {n} frames ({n / fps:.2f} s at {fps:g} fps, {size} px), faces found in {found}, "

@@ -14,7 +14,7 @@ from aebench.data.synth.scene import (CAM_DIST, _ray_dirs, camera_poses, focal_f
                                         project_landmarks, render_frame)
 from aebench.data.synth.voice import mouth_track, phoneme_sequence, synth_audio
 from aebench.media import AUDIO_RATE as RATE
-from aebench.media import FPS
+from aebench.media import FPS, write_image
 
 SPF = RATE // FPS  # audio samples per video frame
 SCHEMA = 1
@@ -92,8 +92,6 @@ def _render_identity(out_dir: Path, name: str, index: int, seconds: float, size:
 
 def _write_files(tmp: Path, frames, masks, lms, poses, mouth, audio, background, seq) -> None:
     """The identity's data files, into its staging folder ``tmp``."""
-    import errno
-
     import cv2
     from scipy.io import wavfile
 
@@ -104,8 +102,7 @@ def _write_files(tmp: Path, frames, masks, lms, poses, mouth, audio, background,
     np.save(tmp / "mouth.npy", mouth.astype(np.float32))
     wavfile.write(tmp / "audio.wav", RATE, np.round(audio * 32767).astype(np.int16))
     bg8 = np.clip(background * 255 + 0.5, 0, 255).astype(np.uint8)
-    if not cv2.imwrite(str(tmp / "background.png"), cv2.cvtColor(bg8, cv2.COLOR_RGB2BGR)):
-        raise OSError(errno.EIO, "the image could not be written", str(tmp / "background.png"))
+    write_image(tmp / "background.png", cv2.cvtColor(bg8, cv2.COLOR_RGB2BGR))
     (tmp / "phonemes.json").write_text(json.dumps([[n, round(a, 4), round(b, 4)] for n, a, b in seq]))
 
 
