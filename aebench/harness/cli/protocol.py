@@ -40,11 +40,12 @@ def runs_root_of(runs: Path | None) -> Path:
 
 
 def execute(protocol_name: str, overrides: list[str], data=None, methods=None, launcher="local",
-            runs_root: Path | None = None, rows=None, workers: int = 1, detach: bool = False):
+            runs_root: Path | None = None, rows=None, workers: int | str = "auto", detach: bool = False):
     """Expand and launch a protocol, printing what it does and what failed; ``detach``
     (launcher=slurm): submit the jobs, print them and return (nothing failed yet)."""
     from aebench.harness.protocol.launchers import launch
     from aebench.harness.protocol.plan import expand
+    from aebench.harness.protocol.pool import resolve_workers
     from aebench.harness.protocol.run_store import check_protocol_folder
     from aebench.harness.protocol.slurm import require_slurm, slurm_settings
 
@@ -56,6 +57,7 @@ def execute(protocol_name: str, overrides: list[str], data=None, methods=None, l
         raise click.ClickException(str(exc)) from exc
     protocol, cells = expand(protocol_name, overrides, data, methods, rows)
     check_protocol_folder(runs_root, protocol, claim=True)
+    workers = resolve_workers(workers, cells, launcher)
     click.echo(f"protocol {protocol.name} (scale {protocol.scale}): {len(cells)} cells -> {runs_root / protocol.name}"
                + (f" ({workers} workers)" if workers > 1 else ""))
     slurm = slurm_settings(protocol, overrides) if launcher == "slurm" else None
@@ -122,12 +124,12 @@ def _usage(fn):
 @_usage
 def run(runs: Path | None, detach: bool, args: tuple[str, ...]) -> None:
     """Run a protocol: protocol=NAME|FILE.yaml [scale=smoke|small|paper] [data=synth|DIR] [methods=[a,b]]
-    [launcher=local|ray|slurm] [workers=N] [key=value ...] [--runs DIR] [--detach].
+    [launcher=local|ray|slurm] [workers=N|auto] [key=value ...] [--runs DIR] [--detach].
 
     Trains each base model once, fine-tunes, renders, evaluates every cell into the run store
     (results/runs/<protocol>/<cell-id>/). Finished cells are skipped; an interrupted run resumes.
     workers=N (launcher=local) runs N cells side by side in their own processes, each with the
-    protocol's `threads`. launcher=slurm submits each base model and each cell as a SLURM job
+    protocol's `threads`; workers=auto (the default) runs as many as the cores hold (one per GPU). launcher=slurm submits each base model and each cell as a SLURM job
     (resources: slurm.* settings; the nodes must share the run store's filesystem) and follows
     them to their end, or with --detach returns once they are submitted.
     """
@@ -140,9 +142,9 @@ def run(runs: Path | None, detach: bool, args: tuple[str, ...]) -> None:
         raise click.UsageError(f"name a protocol: protocol=NAME; available: {', '.join(available_protocols())}")
     methods = run_keys.get("methods")
     methods = [methods] if isinstance(methods, str) else methods
-    workers = run_keys.get("workers", 1)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise click.UsageError(f"workers=N takes a whole number of processes, at least 1; got {workers!r}")
+    workers = run_keys.get("workers", "auto")
+    if workers != "auto" and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise click.UsageError(f"workers=N takes a whole number of processes, at least 1, or auto; got {workers!r}")
     _, _, failed = execute(str(run_keys["protocol"]), overrides, run_keys.get("data"), methods,
                            str(run_keys.get("launcher", "local")), runs, workers=workers, detach=detach)
     if failed:
@@ -330,7 +332,7 @@ def regress(reference: Path, read_only: bool, write: bool, runs: Path | None, pr
 
     check_protocol_folder(runs_root, protocol, claim=not read_only)
     if not read_only:
-        failed = [o for o in launch(cells, runs_root) if o.status == "failed"]
+        failed = [o for o in launch(cells, runs_root, workers="auto") if o.status == "failed"]
         for o in failed:
             click.echo(f"FAILED cell {o.cell.label}: {o.error}", err=True)
     current = summaries({c.key: runs_root / c.protocol / c.cell_id for c in cells})

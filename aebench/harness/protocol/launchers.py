@@ -2,9 +2,10 @@
 SLURM jobs (``slurm``, :mod:`aebench.harness.protocol.slurm`).
 
 All write the same run store. ``local`` runs the cells one after the other, or with
-``workers=N`` in N processes side by side: first every distinct base model the unfinished
-cells need (one task each), then the cells. Each cell runs with its own ``threads`` torch
-threads, so a protocol meant for N workers on C cores sets ``threads: C / N``. With Ray, base
+``workers=N`` in N processes side by side (:mod:`aebench.harness.protocol.pool`; ``workers=auto``,
+the default, as many as the cores hold cells of the protocol's ``threads``). Each cell runs with
+its own ``threads`` torch threads, so a protocol meant for N workers on C cores sets
+``threads: C / N``. With Ray, base
 models are trained first the same way, then every cell is a task asking for one GPU where the
 cluster has GPUs; ``RAY_ADDRESS`` picks a running cluster, otherwise a local instance is started.
 """
@@ -110,7 +111,9 @@ def prepared_clips(clips: dict, under: Path | None = None) -> Path:
 def run_local(cells: list[Cell], runs_root: Path, progress: bool = True, workers: int = 1) -> list[CellOutcome]:
     """The cells one after the other in this process, or in ``workers`` processes side by side."""
     if workers > 1 and len(cells) > 1:
-        return _run_pool(cells, runs_root, progress, workers)
+        from aebench.harness.protocol.pool import run_pool
+
+        return run_pool(cells, runs_root, progress, workers)
     outcomes = []
     bar = tqdm(cells, desc="cells", unit="cell", disable=not progress, dynamic_ncols=True)
     say = tqdm.write if progress else _quiet
@@ -166,10 +169,6 @@ def _pool_base(cell: Cell, runs_root: str, registry: dict) -> str | None:
         return f"{type(exc).__name__}: {exc}"
 
 
-def _pool_cell(cell: Cell, runs_root: str, registry: dict) -> CellOutcome:
-    return _remote_cell(cell, runs_root, registry, say=_quiet)
-
-
 def _pool_error(job) -> str | None:
     """The error of a pool job that raised outside the cell's own handling (e.g. a method class a
     spawned process cannot import), as text; None when it returned. A dead worker re-raises."""
@@ -181,45 +180,6 @@ def _pool_error(job) -> str | None:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _run_pool(cells: list[Cell], runs_root: Path, progress: bool, workers: int) -> list[CellOutcome]:
-    """The cells in ``workers`` processes: the base models they need first, then the cells."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
-
-    from aebench.harness.registry import BUILTIN_METHODS
-
-    registry = dict(BUILTIN_METHODS)
-    say = tqdm.write if progress else _quiet
-    bases = _bases_needed(cells, runs_root)
-    outcomes: list[CellOutcome] = []
-    try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            with tqdm(total=len(bases), desc=f"base models ({workers} workers)", unit="model",
-                      disable=not progress or not bases, dynamic_ncols=True) as bar:
-                jobs = {pool.submit(_pool_base, c, str(runs_root), registry): c for c in bases}
-                for job in as_completed(jobs):
-                    error = _pool_error(job) or job.result()
-                    say(f"base model of {jobs[job].label}: " + ("ready" if error is None else f"FAILED: {error}"))
-                    bar.update(1)
-            with tqdm(total=len(cells), desc=f"cells ({workers} workers)", unit="cell", disable=not progress,
-                      dynamic_ncols=True) as bar:
-                jobs = {pool.submit(_pool_cell, c, str(runs_root), registry): c for c in cells}
-                for job in as_completed(jobs):
-                    error = _pool_error(job)
-                    outcome = CellOutcome(jobs[job], "failed", error) if error else job.result()
-                    say(f"{outcome.cell.label}  ({outcome.cell.cell_id}) -> {outcome.status}"
-                        + (f": {outcome.error}" if outcome.error else ""))
-                    bar.set_postfix_str(f"{outcome.cell.row} / {outcome.cell.identity}")
-                    bar.update(1)
-                    outcomes.append(outcome)
-    except BrokenProcessPool as exc:
-        raise RuntimeError("a worker process died (killed, or out of memory); finished cells are kept: run the same "
-                           "command again to resume") from exc
-    order = {c.cell_id: i for i, c in enumerate(cells)}
-    return sorted(outcomes, key=lambda o: order[o.cell.cell_id])
-
-
 def run_ray(cells: list[Cell], runs_root: Path, progress: bool = True) -> list[CellOutcome]:
     """The cells as Ray tasks, on a shared disk or shipped (:mod:`aebench.harness.protocol.ray_launcher`)."""
     from aebench.harness.protocol.ray_launcher import run_ray as run
@@ -228,15 +188,17 @@ def run_ray(cells: list[Cell], runs_root: Path, progress: bool = True) -> list[C
 
 
 def launch(cells: list[Cell], runs_root: Path, launcher: str = "local", progress: bool = True,
-           workers: int = 1, slurm: dict | None = None) -> list[CellOutcome]:
-    """Run ``cells`` into ``runs_root`` with ``launcher``; ``workers``: processes side by side (local);
-    ``slurm``: the jobs' resources (:func:`aebench.harness.protocol.slurm.slurm_settings`, for launcher=slurm)."""
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a whole number of processes, at least 1; got {workers!r}")
+           workers: int | str = 1, slurm: dict | None = None) -> list[CellOutcome]:
+    """Run ``cells`` into ``runs_root`` with ``launcher``; ``workers``: processes side by side (local;
+    ``auto``: :func:`aebench.harness.protocol.pool.auto_workers`); ``slurm``: the jobs' resources
+    (:func:`aebench.harness.protocol.slurm.slurm_settings`, for launcher=slurm)."""
+    from aebench.harness.protocol.pool import resolve_workers
+
+    if launcher != "local" and workers not in (1, "auto"):
+        raise ValueError(f"workers=N is for launcher=local; launcher={launcher} places the cells itself")
+    workers = resolve_workers(workers, cells, launcher)
     if launcher == "local":
         return run_local(cells, runs_root, progress, workers)
-    if workers != 1:
-        raise ValueError(f"workers=N is for launcher=local; launcher={launcher} places the cells itself")
     if launcher == "ray":
         return run_ray(cells, runs_root, progress)
     if launcher == "slurm":

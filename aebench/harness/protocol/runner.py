@@ -54,29 +54,40 @@ def driving_audio(cfg: DictConfig, identity: Identity) -> tuple[np.ndarray, bool
     return read_audio(shared_path(spec)), False
 
 
+def base_dir(cfg: DictConfig, runs_root: Path) -> Path:
+    """Where the base model of a cell with config ``cfg`` is trained (shared by every cell with its key)."""
+    return runs_root / "_base" / f"{cfg.method}-{base_key(cfg)}"
+
+
+def finetune_dir(cfg: DictConfig, runs_root: Path) -> Path:
+    """Where the fine-tuned model of a cell with config ``cfg`` is trained (shared by the cells
+    that differ only after fine-tuning)."""
+    return runs_root / "_finetune" / f"{cfg.method}-{finetune_key(cfg)}"
+
+
 def ensure_base(method, cfg: DictConfig, runs_root: Path, progress=print) -> dict | None:
     """The shared base model of this cell's method and settings, trained once: the contents
     of its ``base.json`` (checkpoint, identities, pretrain_s) plus its folder as ``dir``."""
     if not method.has_base_model:
         return None
-    base_dir = runs_root / "_base" / f"{cfg.method}-{base_key(cfg)}"
-    with cell_lock(base_dir):
-        if is_done(base_dir):
-            return {**read_json(base_dir / "base.json", "base model record"), "dir": str(base_dir)}
+    folder = base_dir(cfg, runs_root)
+    with cell_lock(folder):
+        if is_done(folder):
+            return {**read_json(folder / "base.json", "base model record"), "dir": str(folder)}
         ids = list(cfg.run.base_identities)
         if not ids:
             raise RuntimeError(f"method {cfg.method} needs a base model but the cell names no base identities")
-        progress(f"  base model {cfg.method} on {', '.join(ids)} -> {base_dir}")
-        base_dir.mkdir(parents=True, exist_ok=True)
-        (base_dir / "config.yaml").write_text(to_yaml(cfg))
+        progress(f"  base model {cfg.method} on {', '.join(ids)} -> {folder}")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.yaml").write_text(to_yaml(cfg))
         t0 = time.perf_counter()
         with peak_memory() as mem:
-            ckpt = method.pretrain([_identity(cfg, n) for n in ids], cfg, base_dir)
+            ckpt = method.pretrain([_identity(cfg, n) for n in ids], cfg, folder)
         info = {"checkpoint": str(ckpt), "identities": ids, "pretrain_s": time.perf_counter() - t0,
                 "peak_memory": mem.to_json(), "provenance": provenance(_device(cfg))}
-        write_json(base_dir / "base.json", info)
-        mark_done(base_dir)
-        return {**info, "dir": str(base_dir)}
+        write_json(folder / "base.json", info)
+        mark_done(folder)
+        return {**info, "dir": str(folder)}
 
 
 def ensure_finetuned(method, cfg: DictConfig, identity: Identity, base: Path | None, runs_root: Path,
@@ -85,7 +96,7 @@ def ensure_finetuned(method, cfg: DictConfig, identity: Identity, base: Path | N
     does after fine-tuning (driving audio, frames rendered, row label, protocol): the paper
     drives one fine-tuned model with its own and other voices. Returns the contents of its
     ``finetune.json`` (checkpoint, finetune_s) plus its folder as ``dir``."""
-    ft_dir = runs_root / "_finetune" / f"{cfg.method}-{finetune_key(cfg)}"
+    ft_dir = finetune_dir(cfg, runs_root)
     with cell_lock(ft_dir):
         if is_done(ft_dir):
             return {**read_json(ft_dir / "finetune.json", "fine-tuned model record"), "dir": str(ft_dir)}
@@ -100,6 +111,29 @@ def ensure_finetuned(method, cfg: DictConfig, identity: Identity, base: Path | N
         write_json(ft_dir / "finetune.json", info)
         mark_done(ft_dir)
         return {**info, "dir": str(ft_dir)}
+
+
+def ensure_models(cell: Cell, runs_root: Path, progress=print) -> None:
+    """The cell's base model (where its method has one) and fine-tuned model, trained once with
+    the cell's threads: what a pool worker does before the cells that share them render."""
+    from aebench.harness.registry import get_method
+
+    with torch_threads(int(cell.cfg.threads)):
+        method = get_method(cell.method)
+        base_info = ensure_base(method, cell.cfg, runs_root, progress)
+        base = Path(base_info["checkpoint"]) if base_info else None
+        ensure_finetuned(method, cell.cfg, _identity(cell.cfg, cell.identity), base, runs_root, progress)
+
+
+def fail_unrun(cell: Cell, runs_root: Path, error: str) -> CellOutcome:
+    """Record ``cell`` failed without running it (a model it needs failed), unless it is done."""
+    cell_dir = runs_root / cell.protocol / cell.cell_id
+    with cell_lock(cell_dir):
+        if is_done(cell_dir):
+            return CellOutcome(cell, "skipped")
+        log_line(cell_dir, f"FAILED: {error}")
+        mark_failed(cell_dir, error)
+        return CellOutcome(cell, "failed", error)
 
 
 def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:

@@ -27,6 +27,8 @@ class NoisyGT(Method):
         if counter is not None:
             with open(counter, "a") as fh:
                 fh.write("pretrain\n")
+        if "FAKE_METHOD_FAIL_PRETRAIN" in os.environ:
+            raise RuntimeError("injected pretrain failure")
         (ckpt / "base.json").write_text(json.dumps([i.name for i in identities]))
         return ckpt
 

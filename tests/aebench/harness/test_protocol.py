@@ -399,15 +399,77 @@ def test_two_workers_give_the_same_cells_as_one(tmp_path, corpus):
         b = json.loads((tmp_path / "two" / "toy" / c.cell_id / "metrics.json").read_text())["summary"]
         assert a == b
     assert [o.status for o in launch(cells, tmp_path / "two", progress=False, workers=2)] == ["skipped"] * 4
-    with pytest.raises(ValueError, match="workers must be a whole number"):
+    with pytest.raises(ValueError, match="workers takes a whole number"):
         launch(cells, tmp_path / "x", workers=0)
+
+
+def _two_voices(tmp_path, corpus):
+    """The toy protocol driven by its own voice and by another identity's: 8 cells, 4 fine-tunes, 1 base model."""
+    return expand_cells(load_protocol(write_protocol(tmp_path, grid={
+        "clip_seconds": [0, 0.4], "iters": [5], "audio": ["self", "synth_00"], "seed": [0]})), corpus)
+
+
+def test_the_pool_trains_each_shared_model_once_before_what_needs_it(tmp_path, corpus, monkeypatch):
+    """workers=2: one job per base model, per fine-tuned model and per cell, each waiting for
+    what it needs; every model is trained once (counted in the worker processes)."""
+    from aebench.harness.protocol.pool import plan_jobs
+
+    cells = _two_voices(tmp_path, corpus)
+    jobs = plan_jobs(cells, tmp_path / "runs")
+    kinds = [j.kind for j in jobs.values()]
+    assert (kinds.count("base"), kinds.count("model"), kinds.count("cell")) == (1, 4, 8)
+    base = next(k for k, j in jobs.items() if j.kind == "base")
+    assert all(j.needs == {base} for j in jobs.values() if j.kind == "model")
+    assert all(len(j.needs) == 1 and jobs[next(iter(j.needs))].kind == "model" for j in jobs.values() if j.kind == "cell")
+    counter = tmp_path / "counter.txt"
+    monkeypatch.setenv("FAKE_METHOD_COUNTER", str(counter))
+    outcomes = launch(cells, tmp_path / "runs", progress=False, workers=2)
+    assert [o.status for o in outcomes] == ["done"] * 8
+    assert sorted(counter.read_text().split()) == ["finetune"] * 4 + ["pretrain"]
+    assert plan_jobs(cells, tmp_path / "runs") == {}
+
+
+def test_a_failing_base_model_fails_the_cells_that_need_it_without_running_them(tmp_path, corpus, monkeypatch):
+    from aebench.harness.protocol.run_store import read_record
+
+    cells = _two_voices(tmp_path, corpus)
+    counter = tmp_path / "counter.txt"
+    monkeypatch.setenv("FAKE_METHOD_COUNTER", str(counter))
+    monkeypatch.setenv("FAKE_METHOD_FAIL_PRETRAIN", "1")
+    outcomes = launch(cells, tmp_path / "runs", progress=False, workers=2)
+    assert [o.status for o in outcomes] == ["failed"] * 8
+    assert counter.read_text().split() == ["pretrain"]  # tried once, not once per cell
+    for o in outcomes:
+        assert "base model of" in o.error and "injected pretrain failure" in o.error
+        record = read_record(tmp_path / "runs" / "toy" / o.cell.cell_id / "failed.json")
+        assert record and "injected pretrain failure" in record["error"]
+    monkeypatch.delenv("FAKE_METHOD_FAIL_PRETRAIN")
+    assert [o.status for o in launch(cells, tmp_path / "runs", progress=False, workers=2)] == ["done"] * 8
+
+
+def test_auto_workers_fills_the_cores_with_cells_of_the_protocols_threads(tmp_path, corpus):
+    from aebench.harness.protocol.pool import auto_workers, resolve_workers
+
+    def cells(threads, device="cpu"):
+        return expand_cells(load_protocol(write_protocol(tmp_path)), corpus, [f"threads={threads}", f"device={device}"])
+
+    assert auto_workers(cells(1), cores=2) == 2
+    assert auto_workers(cells(2), cores=2) == 1
+    assert auto_workers(cells(0), cores=2) == 1  # torch's default: every core
+    assert auto_workers(cells(1), cores=16) == 4  # no more workers than cells
+    assert auto_workers(cells(3), cores=2) == 1
+    assert auto_workers([], cores=2) == 1
+    assert resolve_workers("auto", cells(1), "slurm") == 1
+    assert resolve_workers(3, cells(1)) == 3
+    with pytest.raises(ValueError, match="or auto"):
+        resolve_workers("many", cells(1))
 
 
 def test_run_refuses_a_bad_worker_count(tmp_path):
     from aebench.harness.cli import main
 
     res = CliRunner().invoke(main, ["run", "protocol=smoke", "workers=two", "--runs", str(tmp_path)])
-    assert res.exit_code == 2 and "workers=N takes a whole number of processes" in res.output
+    assert res.exit_code == 2 and "workers=N takes a whole number of processes, at least 1, or auto" in res.output
 
 
 def test_clips_from_several_folders_prepare_into_one_root(tmp_path, shared_data):
