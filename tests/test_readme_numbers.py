@@ -48,3 +48,16 @@ def test_an_edited_number_fails(tmp_path):
     edited = doc.replace(text, text.replace("0.1", "0.2", 1))
     assert edited != doc
     assert check(doc, cwd=ROOT) == [] and check(edited, cwd=ROOT) == [command]
+
+
+def test_a_speed_verdict_needs_two_pairs_that_agree():
+    """docs/speed.md says "faster" only where two or more paired runs all say so (issue 31, item 5)."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    from speed_tables import verdict
+
+    assert verdict([0.5], "faster", "slower").startswith("no verdict (one pair")
+    assert verdict([0.5, 0.7], "faster", "slower") == "faster in every pair (ratios 0.50 to 0.70 over 2 pairs)"
+    assert verdict([1.2, 1.1, 1.3], "faster", "slower").startswith("slower in every pair")
+    assert verdict([0.9, 1.1], "faster", "slower").startswith("no verdict: the pairs disagree")

@@ -4,6 +4,8 @@
     python tools/speed_tables.py fps    # render frames/s: docs/render_fps/*.json (+ repeats/)
     python tools/speed_tables.py rate   # training iterations/s: docs/train_rate/*.json
     python tools/speed_tables.py paper  # paper scale: docs/paper_scale/cpu_512.json (tools/paper_scale.py)
+    python tools/speed_tables.py workers  # whole protocols, 1 vs 2 workers: docs/speed/workers_*.json (tools/workers_bench.py)
+    python tools/speed_tables.py sampler  # proposal sampler vs default: docs/speed/sampler/*.json (tools/proposal_bench.sh)
 
 Sources. ``ttq`` reads the ``aebench bench converge`` curves (files ``METHOD_VARIANT_SIZE.json``;
 a curve point's ``seconds`` is training wall time, base model included). ``fps`` reads
@@ -65,6 +67,19 @@ def load(folder: Path) -> dict[tuple[str, ...], list[dict]]:
 def beside(defaults: list[dict], variant: str) -> dict:
     """The default run ``variant`` is compared with (see RULE)."""
     return defaults[-1] if variant == BESIDE_REPEAT else defaults[0]
+
+
+def verdict(ratios: list[float], below: str, above: str) -> str:
+    """What paired ratios (variant / default, lower is better) support: a verdict only from two
+    pairs or more that agree, with how far apart they were; otherwise why none is given."""
+    if len(ratios) < 2:
+        return "no verdict (one pair; two or more are needed)"
+    span = f"ratios {fmt(min(ratios), 2)} to {fmt(max(ratios), 2)} over {len(ratios)} pairs"
+    if max(ratios) < 1:
+        return f"{below} in every pair ({span})"
+    if min(ratios) > 1:
+        return f"{above} in every pair ({span})"
+    return f"no verdict: the pairs disagree ({span})"
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -204,7 +219,85 @@ def paper() -> str:
                    "extrapolated as a + b x pixels.")
 
 
-COMMANDS = {"ttq": ttq, "fps": fps, "rate": rate, "paper": paper}
+def workers() -> str:
+    """Whole protocol runs with each launcher variant, in turn (tools/workers_bench.py): every
+    run's wall time, the median, and the per-pair ratio to the first variant."""
+    rows, notes = [], []
+    for f in sorted((DOCS / "speed").glob("workers_*.json")):
+        doc = json.loads(f.read_text())
+        labels = list(doc["variants"])
+        first = doc["variants"][labels[0]]
+        for label in labels:
+            v = doc["variants"][label]
+            walls = [r["wall_s"] for r in v["runs"]]
+            ratio = "-" if label == labels[0] else " / ".join(
+                fmt(b / a, 2) for a, b in zip((r["wall_s"] for r in first["runs"]), walls))
+            failed = sum(r["exit"] != 0 for r in v["runs"])
+            rows.append([f"`{doc['protocol']}`", label, "`" + " ".join(v["words"]) + "`",
+                         ", ".join(f"{fmt(w / 60, 1)}" for w in walls) + " min", f"{fmt(v['wall_s']['median'] / 60, 1)} min",
+                         f"{fmt(v['cpu_s']['median'] / 60, 1)} min", ratio + (f" ({failed} failed)" if failed else "")])
+        m = doc["machine"]
+        notes.append(f"`{doc['protocol']}`: {m['cores']} cores ({m['cpu']}), {doc['date'][:10]}, commit "
+                     f"{doc['commit'][:7]}")
+        for label in labels[1:]:
+            pairs = [b["wall_s"] / a["wall_s"] for a, b in zip(first["runs"], doc["variants"][label]["runs"])]
+            notes.append(f"`{doc['protocol']}` {label} vs {labels[0]}: " + verdict(pairs, "faster", "slower"))
+    header = ["protocol", "variant", "settings", "wall time of each repeat", "median", "CPU time (median)",
+              "wall ratio to the first variant, pair by pair"]
+    return section("`docs/speed/workers_*.json` (tools/workers_bench.py: whole `aebench run`s from an empty run "
+                   "store, the variants in turn, mirrored every other repeat)", header, rows,
+                   "Each run trains every base model, fine-tunes, renders and scores from scratch (the prepared "
+                   "clips are shared). " + "; ".join(notes) + ".")
+
+
+def sampler() -> str:
+    """The proposal sampler beside each method's default, run at the same time with the same seed
+    (tools/proposal_bench.sh): final PSNR, wall time, time to the default's final PSNR, render fps."""
+    folder = DOCS / "speed" / "sampler"
+    runs = {}
+    for f in sorted(folder.glob("*_seed*.json")):
+        parts = f.stem.split("_")
+        if parts[-1] == "render":
+            continue
+        method, variant, size, seed = parts[0], parts[1], int(parts[2]), int(parts[3].removeprefix("seed"))
+        render = f.with_name(f.stem + "_render.json")
+        runs[(method, size, seed, variant)] = (json.loads(f.read_text()),
+                                              json.loads(render.read_text()) if render.exists() else None)
+    rows, ratios, reach = [], {}, {}
+    for method, size, seed, variant in sorted(runs, key=lambda k: (order(tuple(NAMES), k[0]), k[1], k[2], k[3] != "default")):
+        run, fps = runs[(method, size, seed, variant)]
+        ref, ref_fps = runs.get((method, size, seed, "default"), (None, None))
+        cells = [NAMES.get(method, method), f"{size} px", str(seed), "default" if variant == "default" else
+                 f"`train.sampler={variant}`", fmt(run["final_psnr"], 2), f"{fmt(wall(run), 1)} s"]
+        if variant == "default" or ref is None:
+            cells += ["-", "-" if fps is None else f"{fmt(fps['frames/s'], 3)} ({fmt(fps['evaluated/ray'], 1)})"]
+        else:
+            reached = time_to_reach(run, ref["final_psnr"])
+            cells.append("not reached" if reached is None else f"{fmt(reached, 1)} s ({fmt(wall(ref) / reached, 2)}x)")
+            if fps is None or ref_fps is None:
+                cells.append("-")
+            else:
+                cells.append(f"{fmt(fps['frames/s'], 3)} ({fmt(fps['evaluated/ray'], 1)}), "
+                             f"{fmt(fps['frames/s'] / ref_fps['frames/s'], 2)}x")
+            ratios.setdefault((method, size), []).append(wall(run) / wall(ref))
+            reach.setdefault((method, size), []).append(None if reached is None else reached / wall(ref))
+        rows.append(cells)
+    header = ["method", "size", "seed", "sampler", "final PSNR", "wall time (base + fine-tune)",
+              "time to the default's final PSNR", "render frames/s at this size (evaluated samples per ray)"]
+    walls = "; ".join(f"{NAMES.get(m, m)} {s} px: wall time {', '.join(fmt(x, 2) for x in r)} of the default's, "
+                      f"{verdict(r, 'faster', 'slower')}; the default's PSNR "
+                      + ("reached in every pair at " + ", ".join(fmt(x, 2) for x in reach[(m, s)]) + " of its wall time"
+                         if None not in reach[(m, s)] else
+                         f"not reached in {reach[(m, s)].count(None)} of {len(reach[(m, s)])} pairs")
+                      for (m, s), r in ratios.items())
+    return section("`docs/speed/sampler/*.json` (tools/proposal_bench.sh: bench converge and bench render, the "
+                   "default and the proposal sampler side by side with the same seed, one thread each)", header, rows,
+                   "Ratio: the default's wall time / the time to its final PSNR (same seed, run at the same time); "
+                   "render ratio: frames/s / the default's. Per method and size, over the seeds: "
+                   + (walls or "none") + ".")
+
+
+COMMANDS = {"ttq": ttq, "fps": fps, "rate": rate, "paper": paper, "workers": workers, "sampler": sampler}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in COMMANDS:
