@@ -257,7 +257,7 @@ WHOLE = ("seed", "threads", "data.size", "slurm.gpus_per_job", "slurm.cpus_per_j
 #: ``device``: auto, cpu, cuda, cuda:N or mps (what torch.device accepts and a run can use)
 DEVICE = r"^(auto|cpu|cuda(:\d+)?|mps)$"
 #: dotted key -> its valid values
-CHOICES = {"train.precision": ("fp32", "tf32", "bf16"), "train.sampler": ("hierarchical", "occupancy"),
+CHOICES = {"train.precision": ("fp32", "tf32", "bf16"), "train.sampler": ("hierarchical", "occupancy", "proposal"),
            "train.render_sampler": ("hierarchical", "occupancy"), "train.face_rect": ("box", "official"), "train.schedule": ("aebench", "official"),
            **{f"{m}.encoding": ("frequency", "hashgrid", "triplane") for m in ("field", "aenerf", "dfrf", "adnerf")},
            "train.audio_pad": ("normalised", "raw"),

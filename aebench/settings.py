@@ -133,7 +133,10 @@ class TrainSettings(Settings):
     sampler: str
     """Training: ``hierarchical``, every stratified and importance sample is evaluated (NeRF);
     ``occupancy``, the same samples but only those in occupied cells of an occupancy grid
-    (:mod:`aebench.aenerf.engine.occupancy`)."""
+    (:mod:`aebench.aenerf.engine.occupancy`); ``proposal``, a small density-only network on the
+    stratified samples places ``n_fine`` samples, the only ones the method evaluates (mip-NeRF 360's
+    proposal sampler, :mod:`aebench.aenerf.engine.proposal`; the coarse networks are not trained, and
+    the checkpoint renders with it whatever ``render_sampler`` says)."""
     render_sampler: str = dataclasses.field(metadata=render_only())
     """Rendering: ``hierarchical`` or ``occupancy`` (only occupied samples, and a ray stops once its
     transmittance is below ``stop_eps``). Either renders any checkpoint."""

@@ -48,6 +48,7 @@ from aebench.aenerf.engine.encoding import PositionalEncoding
 from aebench.aenerf.engine.mlp import NeRFMLP
 from aebench.aenerf.engine.trainer import global_step
 from aebench.aenerf.engine.occupancy import EMA_DECAY, OccupancyGrid, cameras_box
+from aebench.aenerf.engine.proposal import ProposalField
 from aebench.aenerf.engine.volume import Field, render_rays
 from aebench.aenerf.engine.settings import NeRFSettings
 from aebench.settings import TrainSettings
@@ -85,6 +86,16 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
         self.audio = AudioEncoder(audio_channels, settings.audio_dim, train.smooth_window, settings.att_dims)
         #: the empty-space grid of ``train.sampler`` / ``train.render_sampler`` = occupancy (set by NeRFMethod)
         self.occupancy: OccupancyGrid | None = None
+        #: ``train.sampler=proposal``: the density-only network that places the field's samples
+        self.proposal: ProposalField | None = None
+        if train.sampler == "proposal":
+            self.use_proposal()
+
+    def use_proposal(self) -> None:
+        """Give the model its proposal network (:mod:`aebench.aenerf.engine.proposal`), drawn from
+        a forked random stream: the method's own networks get the same initial weights as without it."""
+        with torch.random.fork_rng(devices=[]):
+            self.proposal = ProposalField(int(self.settings.pe_x))
 
     @property
     def fast(self) -> bool:
@@ -168,7 +179,7 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
         tc = self.train_cfg
         n_coarse, n_fine = samples or (int(tc.n_coarse), int(tc.n_fine))
         return render_rays(self.field(code, refs, groups), rays_o, rays_d, near, far, bg, n_coarse, n_fine, perturb,
-                           generator, self.mask_backgrounds, self.occupancy, stop_eps)
+                           generator, self.mask_backgrounds, self.occupancy, stop_eps, self.proposal)
 
     def render_fn(self, code: Tensor, refs: Any, near: float, far: float):
         """``fn(rays_o, rays_d, bg) -> rgb`` (N, 3) for inference (early ray termination with the grid;
@@ -179,7 +190,7 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
         def fn(rays_o, rays_d, bg):
             out = self.render(code, refs, rays_o, rays_d, bg, near, far, self.ray_groups(None, None), perturb=False,
                               stop_eps=stop, samples=samples)
-            return out.get("fine", out["coarse"])["rgb"]
+            return (out["fine"] if "fine" in out else out["coarse"])["rgb"]
         return fn
 
     def density_fn(self, code: Tensor, refs: Any):
@@ -212,8 +223,12 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
         out = self.render(code, refs, batch["rays_o"], batch["rays_d"], batch["bg"], views.near, views.far, groups,
                           bool(self.train_cfg.perturb), g)
         target = batch["rgb"]
+        l_prop = out["fine"].pop("proposal_loss", None) if "fine" in out else None
         l_p = sum(F.mse_loss(o["rgb"], target) for o in out.values())
         extra, stats = self.extra_loss(out, groups)
+        if l_prop is not None:  # the proposal learns only from it (the fine weights are detached)
+            extra = extra + l_prop
+            stats = {**stats, "l_prop": l_prop.detach()}
         last = out["fine"] if "fine" in out else out["coarse"]
         mse = F.mse_loss(last["rgb"].detach(), target)
         w_ent = float(self.train_cfg.opacity_entropy)
@@ -314,10 +329,15 @@ class NeRFMethod(Method):
 
         return fn
 
-    def _check_base(self, meta: dict, settings: NeRFSettings, channels: int, features: str, base: Path) -> None:
-        """A base model must be this method's, with this run's network and audio input."""
+    def _check_base(self, meta: dict, settings: NeRFSettings, channels: int, features: str, base: Path,
+                    proposal: bool = False) -> None:
+        """A base model must be this method's, with this run's network, sampler and audio input."""
         if meta.get("method") != self.name:
             raise ValueError(f"base model {base} is a '{meta.get('method')}' checkpoint, not '{self.name}'")
+        if bool(meta.get("proposal")) != proposal:
+            raise ValueError(f"base model {base} was trained " + ("with" if meta.get("proposal") else "without")
+                             + " train.sampler=proposal and this run " + ("uses" if proposal else "does not")
+                             + "; pretrain a base model with the same train.sampler")
         if meta.get("features") != features or meta.get("audio_channels") != channels:
             raise ValueError(f"base model {base} was trained on '{meta.get('features')}' audio features "
                              f"({meta.get('audio_channels')} channels); this run uses features={features} ({channels}); "
@@ -346,7 +366,7 @@ class NeRFMethod(Method):
         offset = 0
         if base is not None:
             state = read_state(base)
-            self._check_base(state["meta"], settings, channels, features, base)
+            self._check_base(state["meta"], settings, channels, features, base, train.sampler == "proposal")
             offset = int(state["step"]) + int(state["meta"].get("step_offset", 0))
         seed_everything(int(cfg.seed))  # the same seed gives the same initial weights
         model = self.model_cls(settings, channels, train).to(device)
@@ -366,7 +386,7 @@ class NeRFMethod(Method):
                 "audio_channels": channels, "audio_norm": target.norm.to_dict(), "step_offset": offset,
                 "smooth_start": model.smooth_start,
                 "refs": [int(r) for r in refs], "identity": target.name, "identities": [v.name for v in views],
-                "clip": [int(target.indices[0]), int(target.indices[-1]) + 1]}
+                "clip": [int(target.indices[0]), int(target.indices[-1]) + 1], "proposal": model.proposal is not None}
         trainer = Trainer(model, train, root, self.batch_fn(views, train, settings.n_refs), device, int(cfg.seed), meta,
                           init_from=base, desc=f"{self.name} {phase} " + (
                               target.name if len(views) == 1 else f"{len(views)} identities"),
@@ -393,7 +413,11 @@ class NeRFMethod(Method):
         if meta.get("method") != self.name:
             raise ValueError(f"{checkpoint} is a '{meta.get('method')}' checkpoint, not '{self.name}'")
         settings = self.settings_cls.from_dict(meta["settings"], where=f"checkpoint {checkpoint}")
-        model = self.model_cls(settings, meta["audio_channels"], self.train_settings(cfg)).to(device)
+        model = self.model_cls(settings, meta["audio_channels"], self.train_settings(cfg))
+        model.proposal = None  # a checkpoint trained with the proposal sampler renders with it, any other without
+        if meta.get("proposal"):
+            model.use_proposal()
+        model = model.to(device)
         load_checkpoint(checkpoint, model, map_location=device)
         if model.train_cfg.compile:
             model.compile_networks()
@@ -445,7 +469,7 @@ class NeRFMethod(Method):
         intr = to_t(identity.intrinsics.copy())
         bg = to_t(identity.background()).float() / 255.0
         h, w = identity.size
-        if model.train_cfg.render_sampler == "occupancy":  # the union (no decay) over the driving audio's codes
+        if model.train_cfg.render_sampler == "occupancy" and model.proposal is None:  # the union (no decay) over the driving audio's codes
             model.occupancy = occupancy_grid(model.train_cfg, [(poses, intr, h, w, identity.near, identity.far)], decay=1.0)
             g = torch.Generator(device=device).manual_seed(0)
             for i in sorted({*range(0, n, RENDER_GRID_EVERY), n - 1}):

@@ -24,14 +24,29 @@ def stratified(near: float, far: float, n_rays: int, n_samples: int, perturb: bo
     return z.contiguous()
 
 
+def stratified_levels(n_rays: int, n_samples: int, perturb: bool, device=None,
+                      generator: torch.Generator | None = None) -> Tensor:
+    """(n_rays, n_samples) CDF levels, one in each of ``n_samples`` equal slices of [0, 1]: at a
+    random place in it when ``perturb`` (training), at its middle otherwise (rendering), so the
+    samples a render draws are where training's fall on average (the proposal sampler, whose
+    samples alone bound the field's intervals)."""
+    base = torch.arange(n_samples, device=device, dtype=torch.float32)
+    jitter = torch.rand(n_rays, n_samples, device=device, generator=generator) if perturb else 0.5
+    return ((base + jitter) / n_samples).expand(n_rays, n_samples).contiguous()
+
+
 def sample_pdf(bins: Tensor, weights: Tensor, n_samples: int, deterministic: bool,
-               generator: torch.Generator | None = None) -> Tensor:
+               generator: torch.Generator | None = None, u: Tensor | None = None) -> Tensor:
     """Inverse-transform samples from the piecewise-constant pdf given by ``weights`` (N, B-1)
-    over ``bins`` (N, B). Returns (N, n_samples) depths (not sorted)."""
+    over ``bins`` (N, B), at CDF levels ``u`` (N, n_samples) when given (else NeRF's: evenly
+    spaced from 0 to 1 when ``deterministic``, uniform at random otherwise). Returns
+    (N, n_samples) depths (not sorted)."""
     weights = weights + 1e-5
     pdf = weights / weights.sum(-1, keepdim=True)
     cdf = torch.cat([torch.zeros_like(pdf[:, :1]), torch.cumsum(pdf, -1)], -1)
-    if deterministic:
+    if u is not None:
+        u = u.to(cdf.dtype)
+    elif deterministic:
         u = torch.linspace(0.0, 1.0, n_samples, device=bins.device, dtype=cdf.dtype).expand(cdf.shape[0], n_samples)
     else:
         u = torch.rand(cdf.shape[0], n_samples, device=bins.device, dtype=cdf.dtype, generator=generator)

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from aebench.aenerf.engine.sampling import sample_pdf, stratified
+from aebench.aenerf.engine.sampling import sample_pdf, stratified, stratified_levels
 
 if TYPE_CHECKING:
     from aebench.aenerf.engine.occupancy import OccupancyGrid
@@ -115,7 +115,7 @@ def count_samples() -> Iterator[SampleCount]:
 def render_rays(field: Field, rays_o: Tensor, rays_d: Tensor, near: float, far: float, bg_rgb: Tensor,
                 n_coarse: int, n_fine: int, perturb: bool, generator: torch.Generator | None = None,
                 backgrounds: Mapping[str, Tensor | float] | None = None, occupancy: OccupancyGrid | None = None,
-                stop_eps: float = 0.0) -> dict[str, dict[str, Tensor]]:
+                stop_eps: float = 0.0, proposal: Callable[[Tensor], Tensor] | None = None) -> dict[str, dict[str, Tensor]]:
     """Coarse pass on stratified samples, then (``n_fine`` > 0) a fine pass on the coarse
     samples plus ``n_fine`` importance samples. Colour is composited over ``bg_rgb`` (N, 3)
     (the identity's background pixel of each ray); other outputs over ``backgrounds``.
@@ -125,9 +125,15 @@ def render_rays(field: Field, rays_o: Tensor, rays_d: Tensor, near: float, far: 
     transmittance falls below it: its later samples are skipped. Without them every sample is
     evaluated, as NeRF does.
 
-    Returns ``{"coarse": {...}, "fine": {...}}`` (``fine`` absent without fine samples),
-    each with the composited outputs, ``weights``, ``acc``, ``depth``, ``z`` and the aux_ keys
-    (none with early termination).
+    With a ``proposal`` (density (P,) at points (P, 3); :mod:`aebench.aenerf.engine.proposal`)
+    the stratified samples go through it instead of the field, and the field's one pass
+    ("fine") evaluates only the ``n_fine`` samples drawn from the proposal's weights and the
+    background sample at ``far``; while gradients are on, that pass also holds
+    ``proposal_loss`` (the interlevel loss that trains the proposal).
+
+    Returns ``{"coarse": {...}, "fine": {...}}`` (``fine`` absent without fine samples;
+    ``coarse`` absent with a proposal), each with the composited outputs, ``weights``, ``acc``,
+    ``depth``, ``z`` and the aux_ keys (none with early termination).
     """
     from aebench.aenerf.engine.rays import view_dirs
 
@@ -138,6 +144,8 @@ def render_rays(field: Field, rays_o: Tensor, rays_d: Tensor, near: float, far: 
     bgs["rgb"] = bg_rgb
     z = stratified(near, far, n, n_coarse, perturb, rays_o.device, generator)
     skip = (occupancy, stop_eps)
+    if proposal is not None:
+        return {"fine": _proposal_pass(field, proposal, rays_o, rays_d, dirs, z, n_fine, perturb, generator, bgs, skip)}
     cache = FeatureCache(n, n_coarse, z.device) if hasattr(field, "features") else None
     result = {"coarse": _pass(field, "coarse", rays_o, rays_d, dirs, z, bgs, *skip, cache)}
     if n_fine > 0:
@@ -154,6 +162,29 @@ def render_rays(field: Field, rays_o: Tensor, rays_d: Tensor, near: float, far: 
             cache = cache.merged(order, extra_feats)
         result["fine"] = _pass(field, "fine", rays_o, rays_d, dirs, z_all, bgs, *skip, cache)
     return result
+
+
+def _proposal_pass(field: Field, proposal: Callable[[Tensor], Tensor], rays_o, rays_d, dirs, z: Tensor, n_fine: int,
+                   perturb: bool, generator, bgs, skip) -> dict[str, Tensor]:
+    """The field on ``n_fine`` samples drawn from the proposal's weights at the stratified ``z``
+    (N, P), one per equal slice of its CDF (:func:`stratified_levels`), plus the background
+    sample (see :func:`render_rays`)."""
+    from aebench.aenerf.engine.proposal import interlevel_loss
+
+    if n_fine < 1:
+        raise ValueError("the proposal sampler draws the field's samples from the proposal: train.n_fine must be at least 1")
+    n, p = z.shape
+    sigma = proposal(_points(rays_o, rays_d, z).reshape(-1, 3)).reshape(n, p)
+    weights = composite(sigma, {}, z, rays_d)["weights"]
+    mids = 0.5 * (z[:, 1:] + z[:, :-1])
+    levels = stratified_levels(n, n_fine, perturb, z.device, generator)
+    drawn = sample_pdf(mids, weights[:, 1:-1].detach(), n_fine, deterministic=not perturb, u=levels)
+    z_fine = torch.cat([torch.sort(drawn.detach(), -1).values, z[:, -1:]], -1)
+    cache = FeatureCache(n, n_fine + 1, z.device) if hasattr(field, "features") else None
+    out = _pass(field, "fine", rays_o, rays_d, dirs, z_fine, bgs, *skip, cache)
+    if torch.is_grad_enabled():
+        out["proposal_loss"] = interlevel_loss(z, weights[:, :-1], z_fine, out["weights"][:, :-1])
+    return out
 
 
 class FeatureCache:

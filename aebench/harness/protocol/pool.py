@@ -41,7 +41,10 @@ def auto_workers(cells: list[Cell], cores: int | None = None) -> int:
         return 1
     from aebench.device import resolve_device
 
-    if any(str(c.cfg.device) != "cpu" and resolve_device(str(c.cfg.device)).type != "cpu" for c in cells):
+    try:
+        if any(str(c.cfg.device) != "cpu" and resolve_device(str(c.cfg.device)).type != "cpu" for c in cells):
+            return 1
+    except RuntimeError:  # device=cuda without CUDA: each cell fails with that message, one at a time
         return 1
     cores = cores or machine_cores()
     threads = max(int(c.cfg.threads) or cores for c in cells)
@@ -95,21 +98,28 @@ def plan_jobs(cells: list[Cell], runs_root: Path) -> dict[str, Job]:
 
 
 def _run_job(kind: str, cell: Cell, runs_root: str, registry: dict) -> CellOutcome | str | None:
-    """In a pool process: a base or fine-tuned model (None, or its error as text) or a cell."""
-    from aebench.harness.protocol.launchers import _pool_base, _quiet, _remote_cell
+    """In a pool process: a base or fine-tuned model (None, or its error as text, the traceback
+    appended to the model folder's log.txt) or a cell."""
+    import traceback
+
+    from aebench.harness.protocol.launchers import _quiet, _remote_base, _remote_cell
+    from aebench.harness.protocol.run_store import log_line
     from aebench.harness.protocol.runner import ensure_models
     from aebench.harness.registry import BUILTIN_METHODS
 
-    if kind == "base":
-        return _pool_base(cell, runs_root, registry)
     if kind == "cell":
         return _remote_cell(cell, runs_root, registry, say=_quiet)
     BUILTIN_METHODS.update(registry)
+    folder = base_dir(cell.cfg, Path(runs_root)) if kind == "base" else finetune_dir(cell.cfg, Path(runs_root))
     try:
-        ensure_models(cell, Path(runs_root), progress=_quiet)
+        if kind == "base":
+            _remote_base(cell, runs_root, registry, say=_quiet)
+        else:
+            ensure_models(cell, Path(runs_root), progress=_quiet)
         return None
     except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
+        log_line(folder, "FAILED:\n" + traceback.format_exc())
+        return f"{type(exc).__name__}: {exc} (traceback: {folder / 'log.txt'})"
 
 
 def run_pool(cells: list[Cell], runs_root: Path, progress: bool, workers: int) -> list[CellOutcome]:

@@ -126,11 +126,15 @@ def ensure_models(cell: Cell, runs_root: Path, progress=print) -> None:
 
 
 def fail_unrun(cell: Cell, runs_root: Path, error: str) -> CellOutcome:
-    """Record ``cell`` failed without running it (a model it needs failed), unless it is done."""
+    """Record ``cell`` failed without running it (a model it needs failed), unless it is done:
+    its config.yaml (what reports count unfinished cells by), log line and failed.json."""
     cell_dir = runs_root / cell.protocol / cell.cell_id
     with cell_lock(cell_dir):
         if is_done(cell_dir):
             return CellOutcome(cell, "skipped")
+        cell_dir.mkdir(parents=True, exist_ok=True)
+        if not (cell_dir / "config.yaml").exists():
+            atomic_write(cell_dir / "config.yaml", to_yaml(cell.cfg))
         log_line(cell_dir, f"FAILED: {error}")
         mark_failed(cell_dir, error)
         return CellOutcome(cell, "failed", error)

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from click.testing import CliRunner
 
@@ -441,8 +442,12 @@ def test_a_failing_base_model_fails_the_cells_that_need_it_without_running_them(
     assert counter.read_text().split() == ["pretrain"]  # tried once, not once per cell
     for o in outcomes:
         assert "base model of" in o.error and "injected pretrain failure" in o.error
-        record = read_record(tmp_path / "runs" / "toy" / o.cell.cell_id / "failed.json")
+        cell_dir = tmp_path / "runs" / "toy" / o.cell.cell_id
+        record = read_record(cell_dir / "failed.json")
         assert record and "injected pretrain failure" in record["error"]
+        assert (cell_dir / "config.yaml").exists()  # reports count it as started, unfinished
+    logs = list((tmp_path / "runs" / "_base").glob("*/log.txt"))
+    assert len(logs) == 1 and "Traceback" in logs[0].read_text() and str(logs[0]) in outcomes[0].error
     monkeypatch.delenv("FAKE_METHOD_FAIL_PRETRAIN")
     assert [o.status for o in launch(cells, tmp_path / "runs", progress=False, workers=2)] == ["done"] * 8
 
@@ -459,6 +464,8 @@ def test_auto_workers_fills_the_cores_with_cells_of_the_protocols_threads(tmp_pa
     assert auto_workers(cells(1), cores=16) == 4  # no more workers than cells
     assert auto_workers(cells(3), cores=2) == 1
     assert auto_workers([], cores=2) == 1
+    if not torch.cuda.is_available():  # device=cuda on a machine without: one at a time, each cell says why
+        assert auto_workers(cells(1, "cuda"), cores=2) == 1
     assert resolve_workers("auto", cells(1), "slurm") == 1
     assert resolve_workers(3, cells(1)) == 3
     with pytest.raises(ValueError, match="or auto"):
