@@ -136,7 +136,8 @@ class TrainSettings(Settings):
     (:mod:`aebench.aenerf.engine.occupancy`); ``proposal``, a small density-only network on the
     stratified samples places ``n_fine`` samples, the only ones the method evaluates (mip-NeRF 360's
     proposal sampler, :mod:`aebench.aenerf.engine.proposal`; the coarse networks are not trained, and
-    the checkpoint renders with it whatever ``render_sampler`` says)."""
+    the checkpoint renders with it: ``render_sampler`` occupancy then skips the samples it bounds as
+    empty and stops rays early, hierarchical evaluates every proposed sample)."""
     render_sampler: str = dataclasses.field(metadata=render_only())
     """Rendering: ``hierarchical`` or ``occupancy`` (only occupied samples, and a ray stops once its
     transmittance is below ``stop_eps``). Either renders any checkpoint."""

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The proposal sampler against each reference method's default (issue 31, item 2), side by side:
 # for each method, size and seed, `bench converge` of the default and of train.sampler=proposal run
-# at the same time, one torch thread each (a 2-core CPU), then `bench render` of both final
-# checkpoints at the same time. Writes docs/speed/sampler/METHOD_VARIANT_SIZE_seedN.json (curves)
-# and ..._render.json (frames/s); `python tools/speed_tables.py sampler` prints the table.
+# at the same time, one torch thread each (a 2-core CPU); then, per method and size, the renders of
+# those checkpoints (tools/proposal_render.py, two seeds at a time). Writes
+# docs/speed/sampler/METHOD_VARIANT_SIZE_seedN.json (curves) and METHOD_SIZE_seedN_renders.json;
+# `python tools/speed_tables.py sampler` and `... sampler_render` print the tables.
 #
 #   bash tools/proposal_bench.sh [METHODS] [SIZES] [SEEDS]     # default: "aenerf dfrf" "64 128" "0 1"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AEBENCH=${AEBENCH:-.venv/bin/aebench}
+PYTHON=${PYTHON:-.venv/bin/python}
 METHODS=${1:-aenerf dfrf}
 SIZES=${2:-64 128}
 SEEDS=${3:-0 1}
@@ -26,13 +28,6 @@ converge() {  # METHOD VARIANT SIZE SEED [overrides...]
     --keep-checkpoint "$CKPT/$name" > "$CKPT/$name.log" 2>&1
 }
 
-render() {  # METHOD VARIANT SIZE SEED [overrides...]
-  local m=$1 v=$2 s=$3 k=$4; shift 4
-  local name="${m}_${v}_${s}_seed${k}"
-  "$AEBENCH" bench render method="$m" data.root="$DATA" --target may scale=smoke data.size="$s" seed="$k" "$@" \
-    --checkpoint "$CKPT/$name" --frames 5 --threads 1 --json "$OUT/${name}_render.json" > "$CKPT/${name}_render.log" 2>&1
-}
-
 for m in $METHODS; do
   for s in $SIZES; do
     for k in $SEEDS; do
@@ -40,11 +35,11 @@ for m in $METHODS; do
       converge "$m" default "$s" "$k" & a=$!
       converge "$m" proposal "$s" "$k" train.sampler=proposal & b=$!
       wait $a; wait $b
-      echo "$(date +%T) $m ${s}px seed $k: render default | proposal"
-      render "$m" default "$s" "$k" & a=$!
-      render "$m" proposal "$s" "$k" train.sampler=proposal & b=$!
-      wait $a; wait $b
     done
+    echo "$(date +%T) $m ${s}px: renders"
+    pids=()
+    for k in $SEEDS; do CKPT="$CKPT" "$PYTHON" tools/proposal_render.py "$m" "$s" "$k" > "$CKPT/${m}_${s}_seed${k}_renders.log" 2>&1 & pids+=($!); done
+    for p in "${pids[@]}"; do wait "$p"; done
   done
 done
 echo "$(date +%T) done"

@@ -5,7 +5,9 @@
     python tools/speed_tables.py rate   # training iterations/s: docs/train_rate/*.json
     python tools/speed_tables.py paper  # paper scale: docs/paper_scale/cpu_512.json (tools/paper_scale.py)
     python tools/speed_tables.py workers  # whole protocols, 1 vs 2 workers: docs/speed/workers_*.json (tools/workers_bench.py)
-    python tools/speed_tables.py sampler  # proposal sampler vs default: docs/speed/sampler/*.json (tools/proposal_bench.sh)
+    python tools/speed_tables.py sampler  # proposal sampler vs default: docs/speed/sampler/*_seed*.json (tools/proposal_bench.sh)
+    python tools/speed_tables.py sampler_render  # their renders: docs/speed/sampler/*_renders.json (tools/proposal_render.py)
+    python tools/speed_tables.py profile  # forward time per module: docs/speed/profile/*.json (tools/profile_modules.py)
 
 Sources. ``ttq`` reads the ``aebench bench converge`` curves (files ``METHOD_VARIANT_SIZE.json``;
 a curve point's ``seconds`` is training wall time, base model included). ``fps`` reads
@@ -26,6 +28,7 @@ every variant beside it. Numbers are rounded half up from their decimal value in
 from __future__ import annotations
 
 import json
+import re
 import sys
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -251,53 +254,83 @@ def workers() -> str:
 
 
 def sampler() -> str:
-    """The proposal sampler beside each method's default, run at the same time with the same seed
-    (tools/proposal_bench.sh): final PSNR, wall time, time to the default's final PSNR, render fps."""
-    folder = DOCS / "speed" / "sampler"
+    """The proposal sampler beside each method's default, trained at the same time with the same
+    seed (tools/proposal_bench.sh): final PSNR, wall time, time to the default's final PSNR."""
     runs = {}
-    for f in sorted(folder.glob("*_seed*.json")):
-        parts = f.stem.split("_")
-        if parts[-1] == "render":
-            continue
-        method, variant, size, seed = parts[0], parts[1], int(parts[2]), int(parts[3].removeprefix("seed"))
-        render = f.with_name(f.stem + "_render.json")
-        runs[(method, size, seed, variant)] = (json.loads(f.read_text()),
-                                              json.loads(render.read_text()) if render.exists() else None)
+    for f in sorted((DOCS / "speed" / "sampler").glob("*_seed*.json")):
+        named = re.fullmatch(r"([a-z]+)_([a-z]+)_(\d+)_seed(\d+)", f.stem)  # METHOD_VARIANT_SIZE_seedN
+        if named:
+            method, variant, size, seed = named.groups()
+            runs[(method, int(size), int(seed), variant)] = json.loads(f.read_text())
     rows, ratios, reach = [], {}, {}
     for method, size, seed, variant in sorted(runs, key=lambda k: (order(tuple(NAMES), k[0]), k[1], k[2], k[3] != "default")):
-        run, fps = runs[(method, size, seed, variant)]
-        ref, ref_fps = runs.get((method, size, seed, "default"), (None, None))
+        run, ref = runs[(method, size, seed, variant)], runs.get((method, size, seed, "default"))
         cells = [NAMES.get(method, method), f"{size} px", str(seed), "default" if variant == "default" else
                  f"`train.sampler={variant}`", fmt(run["final_psnr"], 2), f"{fmt(wall(run), 1)} s"]
         if variant == "default" or ref is None:
-            cells += ["-", "-" if fps is None else f"{fmt(fps['frames/s'], 3)} ({fmt(fps['evaluated/ray'], 1)})"]
+            cells.append("-")
         else:
             reached = time_to_reach(run, ref["final_psnr"])
             cells.append("not reached" if reached is None else f"{fmt(reached, 1)} s ({fmt(wall(ref) / reached, 2)}x)")
-            if fps is None or ref_fps is None:
-                cells.append("-")
-            else:
-                cells.append(f"{fmt(fps['frames/s'], 3)} ({fmt(fps['evaluated/ray'], 1)}), "
-                             f"{fmt(fps['frames/s'] / ref_fps['frames/s'], 2)}x")
             ratios.setdefault((method, size), []).append(wall(run) / wall(ref))
             reach.setdefault((method, size), []).append(None if reached is None else reached / wall(ref))
         rows.append(cells)
     header = ["method", "size", "seed", "sampler", "final PSNR", "wall time (base + fine-tune)",
-              "time to the default's final PSNR", "render frames/s at this size (evaluated samples per ray)"]
-    walls = "; ".join(f"{NAMES.get(m, m)} {s} px: wall time {', '.join(fmt(x, 2) for x in r)} of the default's, "
-                      f"{verdict(r, 'faster', 'slower')}; the default's PSNR "
-                      + ("reached in every pair at " + ", ".join(fmt(x, 2) for x in reach[(m, s)]) + " of its wall time"
-                         if None not in reach[(m, s)] else
-                         f"not reached in {reach[(m, s)].count(None)} of {len(reach[(m, s)])} pairs")
-                      for (m, s), r in ratios.items())
-    return section("`docs/speed/sampler/*.json` (tools/proposal_bench.sh: bench converge and bench render, the "
-                   "default and the proposal sampler side by side with the same seed, one thread each)", header, rows,
-                   "Ratio: the default's wall time / the time to its final PSNR (same seed, run at the same time); "
-                   "render ratio: frames/s / the default's. Per method and size, over the seeds: "
-                   + (walls or "none") + ".")
+              "time to the default's final PSNR"]
+    verdicts = "; ".join(
+        f"{NAMES.get(m, m)} {s} px: wall time {', '.join(fmt(x, 2) for x in r)} of the default's, "
+        f"{verdict(r, 'faster', 'slower')}; the default's final PSNR "
+        + ("reached in every pair, at " + ", ".join(fmt(x, 2) for x in reach[(m, s)]) + " of its wall time"
+           if None not in reach[(m, s)] else f"not reached in {reach[(m, s)].count(None)} of {len(reach[(m, s)])} pairs")
+        for (m, s), r in ratios.items())
+    return section("`docs/speed/sampler/*_seed*.json` (tools/proposal_bench.sh: bench converge of the default and "
+                   "of the proposal sampler at the same time with the same seed, one thread each; May, base models "
+                   "leave-one-out, 300 + 300 iterations, PSNR on 8 held-out frames every 30)", header, rows,
+                   "Ratio: the default's wall time / the time to its final PSNR (same seed, run at the same time). "
+                   "Per method and size, over the seeds: " + (verdicts or "none") + ".")
 
 
-COMMANDS = {"ttq": ttq, "fps": fps, "rate": rate, "paper": paper, "workers": workers, "sampler": sampler}
+def sampler_render() -> str:
+    """Renders of those checkpoints (tools/proposal_render.py): seconds per frame, samples per ray
+    and PSNR of the default, the proposal evaluating every sample, and the proposal skipping."""
+    rows, ratios = [], {}
+    docs = [json.loads(f.read_text()) for f in (DOCS / "speed" / "sampler").glob("*_renders.json")]
+    for doc in sorted(docs, key=lambda d: (order(tuple(NAMES), d["method"]), d["size"], d["seed"])):
+        med = doc["median_s_per_frame"]
+        for label, runs in doc["renders"].items():
+            speed = "-" if label == "default" else f"{fmt(med['default'] / med[label], 2)}x"
+            rows.append([NAMES.get(doc["method"], doc["method"]), f"{doc['size']} px", str(doc["seed"]), label,
+                         ", ".join(fmt(r["s_per_frame"], 3) for r in runs), fmt(runs[0]["evaluated_per_ray"], 1),
+                         fmt(runs[0]["psnr"], 2), speed])
+            if label != "default":
+                ratios.setdefault((doc["method"], doc["size"], label), []).append(med[label] / med["default"])
+    header = ["method", "size", "seed", "render", "seconds per frame (each round)", "evaluated samples per ray",
+              "PSNR", "frames/s vs the default (medians)"]
+    verdicts = "; ".join(f"{NAMES.get(m, m)} {s} px {label}: {verdict(r, 'faster', 'slower')}"
+                         for (m, s, label), r in ratios.items())
+    return section("`docs/speed/sampler/*_renders.json` (tools/proposal_render.py: May's first 8 test frames "
+                   "self-driven, one thread, the three renders in turn)", header, rows,
+                   "A render's seconds include its set-up (the default builds an occupancy grid for each render). "
+                   "Per method and size, the seconds per frame over the seeds: " + (verdicts or "none") + ".")
+
+
+def profile() -> str:
+    """Where a fine-tuning step's forward time goes, per module class (tools/profile_modules.py)."""
+    rows = []
+    for f in sorted((DOCS / "speed" / "profile").glob("*.json")):
+        doc = json.loads(f.read_text())
+        top = list(doc["forward_s_by_module"].items())[:7]
+        rows.append([NAMES.get(doc["method"], doc["method"]), " ".join(f"`{o}`" for o in doc["overrides"]) or "default",
+                     f"{fmt(doc['wall_s'], 1)} s ({doc['iters']} iterations)", "; ".join(f"{k} {fmt(100 * v / doc['wall_s'], 0)}%" for k, v in top)])
+    header = ["method", "settings", "fine-tuning wall time",
+              "forward time per module class, share of the wall time (inclusive: a module's share holds its parts')"]
+    return section("`docs/speed/profile/*.json` (tools/profile_modules.py: May, 64 px, smoke sizes, one thread)",
+                   header, rows, "Forward passes only: the backward passes, the optimiser and the sampling and "
+                   "compositing outside modules make up the rest of the wall time.")
+
+
+COMMANDS = {"ttq": ttq, "fps": fps, "rate": rate, "paper": paper, "workers": workers, "sampler": sampler,
+            "sampler_render": sampler_render, "profile": profile}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in COMMANDS:

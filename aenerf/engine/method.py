@@ -184,7 +184,8 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
     def render_fn(self, code: Tensor, refs: Any, near: float, far: float):
         """``fn(rays_o, rays_d, bg) -> rgb`` (N, 3) for inference (early ray termination with the grid;
         ``train.render_samples`` when set)."""
-        stop = float(self.train_cfg.stop_eps) if self.occupancy is not None else 0.0
+        skipping = self.occupancy is not None or (self.proposal is not None and self.train_cfg.render_sampler == "occupancy")
+        stop = float(self.train_cfg.stop_eps) if skipping else 0.0
         samples = tuple(int(v) for v in self.train_cfg.render_samples) or None
 
         def fn(rays_o, rays_d, bg):

@@ -33,6 +33,10 @@ from aebench.aenerf.engine.encoding import PositionalEncoding
 
 #: mip-NeRF 360's eq. 13 divides by w + eps
 EPS = 1e-7
+#: rendering skips a sample whose interval holds less proposal weight than this: under the
+#: interlevel loss's bound the field's weight there is smaller, so 16 skipped samples change a
+#: pixel by under a third of an 8-bit grey level
+EMPTY_BOUND = 1e-4
 
 
 class ProposalField(nn.Module):

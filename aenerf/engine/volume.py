@@ -168,8 +168,11 @@ def _proposal_pass(field: Field, proposal: Callable[[Tensor], Tensor], rays_o, r
                    perturb: bool, generator, bgs, skip) -> dict[str, Tensor]:
     """The field on ``n_fine`` samples drawn from the proposal's weights at the stratified ``z``
     (N, P), one per equal slice of its CDF (:func:`stratified_levels`), plus the background
-    sample (see :func:`render_rays`)."""
-    from aebench.aenerf.engine.proposal import interlevel_loss
+    sample (see :func:`render_rays`). Rendering with early termination (``stop_eps`` > 0) also
+    skips each sample whose interval the proposal bounds below
+    :data:`~aebench.aenerf.engine.proposal.EMPTY_BOUND`: the interlevel loss trains that bound
+    to hold the field's weight there, so a skipped sample would have added less than it."""
+    from aebench.aenerf.engine.proposal import EMPTY_BOUND, interlevel_loss, interval_envelope
 
     if n_fine < 1:
         raise ValueError("the proposal sampler draws the field's samples from the proposal: train.n_fine must be at least 1")
@@ -181,7 +184,11 @@ def _proposal_pass(field: Field, proposal: Callable[[Tensor], Tensor], rays_o, r
     drawn = sample_pdf(mids, weights[:, 1:-1].detach(), n_fine, deterministic=not perturb, u=levels)
     z_fine = torch.cat([torch.sort(drawn.detach(), -1).values, z[:, -1:]], -1)
     cache = FeatureCache(n, n_fine + 1, z.device) if hasattr(field, "features") else None
-    out = _pass(field, "fine", rays_o, rays_d, dirs, z_fine, bgs, *skip, cache)
+    active = None
+    if skip[1] > 0:  # rendering: the intervals the proposal bounds as empty are skipped
+        bound = interval_envelope(z, z_fine[:, :-1], z_fine[:, 1:], weights[:, :-1])
+        active = torch.cat([bound >= EMPTY_BOUND, torch.zeros_like(bound[:, :1], dtype=torch.bool)], -1)
+    out = _pass(field, "fine", rays_o, rays_d, dirs, z_fine, bgs, *skip, cache, active)
     if torch.is_grad_enabled():
         out["proposal_loss"] = interlevel_loss(z, weights[:, :-1], z_fine, out["weights"][:, :-1])
     return out
@@ -235,13 +242,17 @@ class FeatureCache:
 
 
 def _pass(field: Field, level: str, rays_o, rays_d, dirs, z, bgs, occupancy: OccupancyGrid | None = None,
-          stop_eps: float = 0.0, cache: FeatureCache | None = None) -> dict[str, Tensor]:
+          stop_eps: float = 0.0, cache: FeatureCache | None = None, active: Tensor | None = None) -> dict[str, Tensor]:
+    """One pass of the field over samples at ``z`` (N, S): every sample, or only the ``active``
+    ones (N, S), those in occupied cells of ``occupancy``, and (``stop_eps``) those before the
+    ray's transmittance falls below ``stop_eps``."""
     pts = _points(rays_o, rays_d, z)
-    if occupancy is None and stop_eps <= 0:
+    if occupancy is None and stop_eps <= 0 and active is None:
         raw = field(pts, dirs, level) if cache is None else field(pts, dirs, level, features=cache.dense(field, pts, dirs))
         _count(pts.shape[0] * pts.shape[1])
     else:
-        active = occupancy.occupied(pts) if occupancy is not None else torch.ones_like(z, dtype=torch.bool)
+        if active is None:
+            active = occupancy.occupied(pts) if occupancy is not None else torch.ones_like(z, dtype=torch.bool)
         active[:, -1] = False  # the background sample: its field value is never used
         raw = _sparse(field, level, pts, dirs, active, z, rays_d, stop_eps, cache)
     aux = {k: v for k, v in raw.items() if k.startswith("aux_")}
