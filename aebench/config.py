@@ -139,7 +139,8 @@ def _merge_checked(cfg: DictConfig, update: Mapping, origin: str, prefix: str = 
         current = cfg[key]
         if isinstance(current, DictConfig) and not _is_open(current):
             if not isinstance(value, Mapping):
-                raise ConfigError(f"'{path}' is a group of settings ({', '.join(map(str, current.keys()))}); set one of its keys, e.g. {path}.{next(iter(current.keys()))}=...")
+                raise ConfigError(f"'{path}' is a group of settings ({', '.join(map(str, current.keys()))}); "
+                                  f"set one of its keys, e.g. {path}.{next(iter(current.keys()))}=...")
             _merge_checked(current, value, origin, prefix=f"{path}.")
         elif isinstance(current, DictConfig):  # open mapping
             if not isinstance(value, Mapping):
@@ -258,7 +259,8 @@ WHOLE = ("seed", "threads", "data.size", "slurm.gpus_per_job", "slurm.cpus_per_j
 DEVICE = r"^(auto|cpu|cuda(:\d+)?|mps)$"
 #: dotted key -> its valid values
 CHOICES = {"train.precision": ("fp32", "tf32", "bf16"), "train.sampler": ("hierarchical", "occupancy", "proposal"),
-           "train.render_sampler": ("hierarchical", "occupancy"), "train.face_rect": ("box", "official"), "train.schedule": ("aebench", "official"),
+           "train.render_sampler": ("hierarchical", "occupancy"), "train.face_rect": ("box", "official"),
+           "train.schedule": ("aebench", "official"),
            **{f"{m}.encoding": ("frequency", "hashgrid", "triplane") for m in ("field", "aenerf", "dfrf", "adnerf")},
            "train.audio_pad": ("normalised", "raw"),
            **{f"{m}.density": ("softplus", "relu") for m in ("aenerf", "dfrf", "adnerf")},

@@ -22,7 +22,7 @@ import resource
 import subprocess
 import sys
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -115,7 +115,7 @@ def environment(packages=()) -> dict:
 
 def provenance(device: str | None = None, packages=()) -> dict:
     """Everything above in one record, with the UTC time it was taken."""
-    return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), **environment(packages),
+    return {"date": datetime.now(UTC).isoformat(timespec="seconds"), **environment(packages),
             "machine": machine(device)}
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aebench.media import AUDIO_RATE, FPS, MediaError, check_finite_audio, frame_ranges, iter_video, probe, read_audio
+from aebench.media import AUDIO_RATE, FPS, MediaError, check_finite_audio, iter_video, probe, read_audio
 
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 DEFAULT_FPS = float(FPS)
@@ -46,7 +46,7 @@ class FrameSource:
 
     # ----- construction ------------------------------------------------------------------
     @classmethod
-    def of(cls, src, fps: float | None = None) -> "FrameSource":
+    def of(cls, src, fps: float | None = None) -> FrameSource:
         """From an array, a folder of images, a video path, or an existing source."""
         if isinstance(src, FrameSource):
             return src
@@ -63,7 +63,7 @@ class FrameSource:
         return cls._video(p, fps)
 
     @classmethod
-    def from_getter(cls, n: int, getter, fps: float = DEFAULT_FPS, name: str = "frames") -> "FrameSource":
+    def from_getter(cls, n: int, getter, fps: float = DEFAULT_FPS, name: str = "frames") -> FrameSource:
         """``n`` frames produced by ``getter(i)`` (e.g. an identity's ``frame``)."""
         if n <= 0:
             raise ValueError("no frames to score")
@@ -71,14 +71,14 @@ class FrameSource:
         return cls(n, first.shape[:2], fps, lambda: (np.asarray(getter(i)) for i in range(n)), name)
 
     @classmethod
-    def _folder(cls, p: Path, fps: float | None) -> "FrameSource":
+    def _folder(cls, p: Path, fps: float | None) -> FrameSource:
         """A frame folder read by position: its numbering must have no gap (see :func:`check_numbering`)."""
         numbers = frame_numbers(p)
         check_numbering(p, numbers)
         return cls.images(p, [numbers[k] for k in sorted(numbers)], fps)
 
     @classmethod
-    def images(cls, p: Path, files: list[Path], fps: float | None) -> "FrameSource":
+    def images(cls, p: Path, files: list[Path], fps: float | None) -> FrameSource:
         """The image ``files`` (of folder ``p``) in the order given."""
         import cv2
 
@@ -100,7 +100,7 @@ class FrameSource:
         return cls(len(files), hw, float(fps or DEFAULT_FPS), frames, str(p))
 
     @classmethod
-    def _video(cls, p: Path, fps: float | None) -> "FrameSource":
+    def _video(cls, p: Path, fps: float | None) -> FrameSource:
         import av
 
         info = probe(p)
@@ -141,13 +141,13 @@ class FrameSource:
         return src
 
     # ----- views -------------------------------------------------------------------------
-    def limit(self, n: int) -> "FrameSource":
+    def limit(self, n: int) -> FrameSource:
         """The first ``n`` frames (at most)."""
         out = copy.copy(self)
         out._n = min(self._n, int(n))
         return out
 
-    def resize(self, hw: tuple[int, int]) -> "FrameSource":
+    def resize(self, hw: tuple[int, int]) -> FrameSource:
         """The same frames resized to ``hw`` (H, W) with INTER_AREA."""
         out = copy.copy(self)
         out.hw = out._to = tuple(hw)

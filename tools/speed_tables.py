@@ -154,7 +154,7 @@ def fps() -> str:
             return text if ref is None else f"{text}, {fmt(run['frames/s'] / ref['frames/s'], 2)}x"
 
         def variant(name: str) -> str:
-            return cell(by_variant[name][0], beside(defaults, name)) if name in by_variant else "-"
+            return cell(by_variant[name][0], beside(defaults, name)) if name in by_variant else "-"  # noqa: B023 (called here)
 
         again = cell(defaults[1], None) if len(defaults) > 1 else "-"
         rows.append([NAMES.get(method, method), f"{scale}, {sampler}", cell(defaults[0], None), variant("triplane"),
@@ -198,7 +198,7 @@ def paper() -> str:
         proj = m["projection"]
 
         def hours(key: str) -> str:
-            base, ft = proj[key]["base_h"], proj[key]["finetune_h"]
+            base, ft = proj[key]["base_h"], proj[key]["finetune_h"]  # noqa: B023 (called in this iteration)
             one = lambda h: f"{fmt(h, 1 if h >= 1 else 2)} h"  # noqa: E731  (0.04 h, not 0.0 h)
             return (f"{one(base)} + " if base is not None else "") + one(ft)
 
@@ -321,7 +321,8 @@ def profile() -> str:
         doc = json.loads(f.read_text())
         top = list(doc["forward_s_by_module"].items())[:7]
         rows.append([NAMES.get(doc["method"], doc["method"]), " ".join(f"`{o}`" for o in doc["overrides"]) or "default",
-                     f"{fmt(doc['wall_s'], 1)} s ({doc['iters']} iterations)", "; ".join(f"{k} {fmt(100 * v / doc['wall_s'], 0)}%" for k, v in top)])
+                     f"{fmt(doc['wall_s'], 1)} s ({doc['iters']} iterations)",
+                     "; ".join(f"{k} {fmt(100 * v / doc['wall_s'], 0)}%" for k, v in top)])
     header = ["method", "settings", "fine-tuning wall time",
               "forward time per module class, share of the wall time (inclusive: a module's share holds its parts')"]
     return section("`docs/speed/profile/*.json` (tools/profile_modules.py: May, 64 px, smoke sizes, one thread)",

@@ -105,7 +105,7 @@ class AudioNorm:
     std: np.ndarray
 
     @classmethod
-    def of(cls, windows: np.ndarray) -> "AudioNorm":
+    def of(cls, windows: np.ndarray) -> AudioNorm:
         """Statistics of (n, T, C) windows."""
         centre = np.asarray(windows, dtype=np.float64)[:, windows.shape[1] // 2]
         return cls(centre.mean(0).astype(np.float32), (centre.std(0) + 1e-6).astype(np.float32))
@@ -117,7 +117,7 @@ class AudioNorm:
         return {"mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std]}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "AudioNorm":
+    def from_dict(cls, d: dict) -> AudioNorm:
         return cls(np.asarray(d["mean"], dtype=np.float32), np.asarray(d["std"], dtype=np.float32))
 
 

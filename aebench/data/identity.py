@@ -89,7 +89,7 @@ class Identity:
 
     # ----- construction -------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path) -> "Identity":
+    def open(cls, path: str | Path) -> Identity:
         path = Path(path)
         meta_path = path / "meta.json"
         if not meta_path.exists():
@@ -101,7 +101,7 @@ class Identity:
             raise IdentityError(f"{path}: schema {meta.get('schema')} is not the supported {SCHEMA_VERSION}; prepare it again")
         return cls(path, meta)
 
-    def _view(self, indices=None, size=None) -> "Identity":
+    def _view(self, indices=None, size=None) -> Identity:
         return Identity(self.path, self.meta, self.indices if indices is None else indices,
                         self._size if size is None else size)
 
@@ -261,7 +261,7 @@ class Identity:
         return load_or_compute(self, name)[self.indices]
 
     # ----- views ---------------------------------------------------------------------------
-    def split(self, which: str) -> "Identity":
+    def split(self, which: str) -> Identity:
         """The paper's split: first half of the frames trains, second half tests."""
         half = self._all // 2
         if which == "train":
@@ -272,7 +272,7 @@ class Identity:
             raise IdentityError(f"split must be 'train' or 'test', got {which!r}")
         return self._view(indices=idx)
 
-    def clip(self, seconds: float) -> "Identity":
+    def clip(self, seconds: float) -> Identity:
         """The first ``seconds`` of the training half (the few-shot clip)."""
         train = self.split("train")
         n = int(round(seconds * self.fps))
@@ -284,12 +284,12 @@ class Identity:
                 f"{train.n_frames} ({train.n_frames / self.fps:.1f} s)")
         return self._view(indices=train.indices[:n])
 
-    def fewshot_clip(self, seconds: float) -> "Identity":
+    def fewshot_clip(self, seconds: float) -> Identity:
         """The fine-tuning clip: the first ``seconds`` of the training half, or the whole
         training half for ``seconds`` <= 0 (``data.clip_seconds``)."""
         return self.clip(seconds) if seconds > 0 else self.split("train")
 
-    def select(self, indices) -> "Identity":
+    def select(self, indices) -> Identity:
         """A view of the given identity-level frame numbers (e.g. a checkpoint's references)."""
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         if idx.size and (idx.min() < 0 or idx.max() >= self._all):
@@ -311,7 +311,7 @@ class Identity:
         """Audio samples covering ``n_frames`` frames (the audio muxed with a render)."""
         return int(round(n_frames * self.samples_per_frame))
 
-    def at_size(self, size: int | None) -> "Identity":
+    def at_size(self, size: int | None) -> Identity:
         """The same frames at a square working resolution (None or 0 = native)."""
         if size and self._native[0] != self._native[1]:
             raise IdentityError(f"{self.name}: frames are not square {self._native}")

@@ -75,7 +75,7 @@ class OccupancyGrid:
 
     @classmethod
     def for_cameras(cls, cameras: list[tuple], resolution: int, alpha_threshold: float, n_samples: int,
-                    decay: float = EMA_DECAY) -> "OccupancyGrid":
+                    decay: float = EMA_DECAY) -> OccupancyGrid:
         """A grid over the view volume of ``cameras`` ((poses, intrinsics, h, w, near, far) each; the
         union of their boxes): a cell is occupied while its density gives a sample
         ``alpha_threshold`` opacity at the spacing of ``n_samples`` samples in [near, far] (the

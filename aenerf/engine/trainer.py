@@ -29,11 +29,11 @@ FINAL = "final"
 
 #: callbacks ``fn(trainer, step, checkpoint_dir)`` run after every checkpoint a Trainer writes
 #: (periodic ones and the last step's), before older ones are pruned: :func:`watch_checkpoints`
-_WATCHERS: list[Callable[["Trainer", int, Path], None]] = []
+_WATCHERS: list[Callable[[Trainer, int, Path], None]] = []
 
 
 @contextmanager
-def watch_checkpoints(fn: Callable[["Trainer", int, Path], None]) -> Iterator[None]:
+def watch_checkpoints(fn: Callable[[Trainer, int, Path], None]) -> Iterator[None]:
     """Inside the block, ``fn(trainer, step, checkpoint_dir)`` runs after each checkpoint of every
     Trainer (``aebench bench converge`` scores them); the training loop is otherwise unchanged."""
     _WATCHERS.append(fn)
@@ -43,7 +43,7 @@ def watch_checkpoints(fn: Callable[["Trainer", int, Path], None]) -> Iterator[No
         _WATCHERS.remove(fn)
 
 
-def _checkpoint(trainer: "Trainer", step: int) -> None:
+def _checkpoint(trainer: Trainer, step: int) -> None:
     path = save_checkpoint(step_dir(trainer.root, step), trainer.model, trainer.optimizer, step, trainer.meta)
     for fn in list(_WATCHERS):
         fn(trainer, step, path)
@@ -98,7 +98,8 @@ class Trainer:
     it at once. ``init_from`` (a checkpoint dir) initialises the weights of a fresh run
     (fine-tuning from a base model), then ``reinit(model)`` runs (e.g. DFRF re-initialises its
     warp); the optimizer starts anew, except for the parameters of ``reload_state(model)``, whose
-    Adam state comes from ``init_from`` (DFRF reloads AudioNet's), and the local step count at 0. ``step_offset`` (the base model's global step) shifts
+    Adam state comes from ``init_from`` (DFRF reloads AudioNet's), and the local step count at 0.
+    ``step_offset`` (the base model's global step) shifts
     the lr schedule, so it continues from the base model's step count as DFRF's
     ``global_step`` does.
 

@@ -55,7 +55,7 @@ class Views:
 
     @classmethod
     def from_identity(cls, identity, features: str | None = "mfcc", device="cpu",
-                      norm: AudioNorm | None = None) -> "Views":
+                      norm: AudioNorm | None = None) -> Views:
         """Load a view's frames, masks, poses and (when ``features`` is set) audio windows,
         normalised with ``norm`` (default: this view's own statistics, i.e. the training clip's)."""
         audio = None
@@ -103,7 +103,8 @@ def sample_rays(views: Views, frame: int, n_rays: int, face_fraction: float,
     ``face_rect`` ``box``: that share uniform inside the face box (the bounding box of the head
     labels), the rest uniform over the image, with replacement. ``official``: as AD-NeRF and DFRF
     draw ``sample_rate`` of their rays (DFRF run_nerf_deform.py 999-1021, AD-NeRF run_nerf.py
-    845-866): ``int(N * rate)`` rays inside (truncated, where ``box`` rounds); the rectangle test compares rows with the box's x range and columns with its y range
+    845-866): ``int(N * rate)`` rays inside (truncated, where ``box`` rounds); the rectangle test compares rows with
+    the box's x range and columns with its y range
     (the official code's transposed rectangle), the face share is drawn without replacement from
     inside it and the rest without replacement from outside, face rays first.
     Returns rays, target colours, labels, background colours and pixel positions."""

@@ -226,7 +226,7 @@ class FeatureCache:
             self.have = self.have.index_put((rm, cm + col0), torch.ones_like(rm, dtype=torch.bool))
         return {k: v[r, gc][:, None] for k, v in self.feats.items()}
 
-    def merged(self, order: Tensor, extra: dict[str, Tensor] | None) -> "FeatureCache":
+    def merged(self, order: Tensor, extra: dict[str, Tensor] | None) -> FeatureCache:
         """The cache of the fine pass: these samples followed by the importance samples (their
         features ``extra`` (N, E, ...) when computed, else none), reordered by ``order`` (N, S + E)."""
         n, e = order.shape[0], order.shape[1] - self.have.shape[1]

@@ -27,7 +27,7 @@ class RayGroups:
     ai_only: Tensor
     audio_region: Tensor  # Omega_ar membership (the L_m target of F_aa)
 
-    def take(self, rows: Tensor) -> "RayGroups":
+    def take(self, rows: Tensor) -> RayGroups:
         """The groups of rays ``rows`` (M,) (e.g. the ray of each packed sample)."""
         return RayGroups(self.overlap[rows], self.aa_only[rows], self.ai_only[rows], self.audio_region[rows])
 

@@ -118,4 +118,5 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
     return {"lmd": lmd_value(ctx, "lmd", tracks["pred"], tracks["gt"], "face-alignment 2D FAN-4 + S3FD")}
 
 
-METRICS = [Metric("lmd", "lower", "LMD", tolerance=0.5, compute=compute, family="paper", needs_gt=True, weights=WEIGHTS, value_range=(0.0, math.inf))]
+METRICS = [Metric("lmd", "lower", "LMD", tolerance=0.5, compute=compute, family="paper", needs_gt=True, weights=WEIGHTS,
+                  value_range=(0.0, math.inf))]

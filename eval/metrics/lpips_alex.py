@@ -89,4 +89,5 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
     return {"lpips": Value(per_frame=np.concatenate(vals) if vals else np.zeros(0))}
 
 
-METRICS = [Metric("lpips", "lower", "LPIPS", tolerance=0.03, compute=compute, family="paper", needs_gt=True, weights=("lpips_alexnet",), value_range=(0.0, math.inf))]
+METRICS = [Metric("lpips", "lower", "LPIPS", tolerance=0.03, compute=compute, family="paper", needs_gt=True,
+                  weights=("lpips_alexnet",), value_range=(0.0, math.inf))]

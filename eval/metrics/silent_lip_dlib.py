@@ -72,5 +72,6 @@ METRICS = [
     Metric("silent_lip_dlib", "lower", "Silent Lip Stability (dlib)", tolerance=0.02, compute=compute, family="theval",
            needs_audio=True, group="silent_lip_dlib", per_frame=False, value_range=(0.0, math.inf)),
     Metric("silent_lip_dlib_close", "higher", "Silent Lip Stability (dlib) closeness", tolerance=0.3,
-           compute=compute, family="theval", needs_gt=True, needs_audio=True, group="silent_lip_dlib", per_frame=False, value_range=(-math.inf, 1.0)),
+           compute=compute, family="theval", needs_gt=True, needs_audio=True, group="silent_lip_dlib", per_frame=False,
+           value_range=(-math.inf, 1.0)),
 ]

@@ -44,7 +44,7 @@ def test_manifest_is_complete():
     assert {"syncnet", "lpips_alexnet", "wav2vec2", "face_alignment_s3fd", "face_alignment_2dfan4"} <= set(m)
     assert m["wav2vec2"]["file"] == "wav2vec2-base-960h"
     assert m["lpips_alexnet"]["sha256"].startswith("7be5be79")  # torchvision names carry the hash prefix
-    for name, e in m.items():
+    for e in m.values():
         assert e["url"] and e["licence"] and e["file"]
         assert e["sha256"] is None or len(e["sha256"]) == 64
 

@@ -211,7 +211,6 @@ def _render(repo: str, model, f: dict, train: bool, samples: tuple[int, int] | N
     seed, the references built from its images and poses; returns the output, the code and refs."""
     from aebench.aenerf.engine.rays import pixel_rays
 
-    h = w = int(f["H"])
     # the scene's principal point, off the image centre (official pixel i sits at our i + 0.5); the
     # official projection into the references ignores it and uses (W/2, H/2)
     intr = torch.tensor([float(f["focal"]), float(f["cx"]) + 0.5, float(f["cy"]) + 0.5])

@@ -9,7 +9,8 @@ together: n_coarse + n_coarse + n_fine with the hierarchical sampler; fewer with
 ``train.sampler=occupancy``, which skips empty space) and, for fields whose level-independent
 part is computed once per sample (AE-NeRF's and DFRF's reference aggregation), how many
 samples got it (``features/ray``). Rendering speed is per frame: a 1-frame render (loading,
-audio features, the occupancy grid) is subtracted out. Training speed is measured as the difference of two fine-tunes from scratch (``--warmup``
+audio features, the occupancy grid) is subtracted out. Training speed is measured as the difference of two
+fine-tunes from scratch (``--warmup``
 iterations and ``train.iters`` iterations, after an untimed ``--warmup`` run that pays the
 one-time costs), so data loading and set-up cancel out;
 rays/s = iterations/s x ``train.batch_rays``. Peak memory is CUDA max allocated on a GPU,
@@ -153,7 +154,8 @@ def train_cmd(overrides: tuple[str, ...], warmup: int, threads: int, json_out: s
             raise click.ClickException(f"{iters} iterations took {t_full:.2f} s and the {warmup}-iteration set-up run "
                                        f"{t_warm:.2f} s: too close to measure a rate; raise train.iters")
         rate = (iters - warmup) / (t_full - t_warm)
-        _report({"method": cfg.method, "scale": cfg.scale, "device": str(device), "threads": torch.get_num_threads(), "size": f"{identity.size[0]} px",
+        _report({"method": cfg.method, "scale": cfg.scale, "device": str(device), "threads": torch.get_num_threads(),
+                 "size": f"{identity.size[0]} px",
                  "iterations": iters, "batch_rays": int(cfg.train.batch_rays), "from": base or "scratch",
                  "sampler": str(cfg.train.sampler),
                  "samples/ray": f"{int(cfg.train.n_coarse)}+{int(cfg.train.n_fine)}",
@@ -206,7 +208,8 @@ def render_cmd(overrides: tuple[str, ...], frames: int, checkpoint: str | None, 
             t_all, out = timed(frames, "render.mp4")
         rate = (frames - 1) / max(t_all - t_one, 1e-9)
         info = probe(out)
-        _report({"method": cfg.method, "scale": cfg.scale, "device": str(device), "threads": torch.get_num_threads(), "size": f"{identity.size[0]} px",
+        _report({"method": cfg.method, "scale": cfg.scale, "device": str(device), "threads": torch.get_num_threads(),
+                 "size": f"{identity.size[0]} px",
                  "frames": frames, "video": f"{info.n_frames} frames, audio={info.has_audio}",
                  "sampler": str(cfg.train.render_sampler), "evaluated/ray": round(counted.per_ray, 2),
                  "features/ray": round(counted.features_per_ray, 2),

@@ -73,7 +73,8 @@ def execute(protocol_name: str, overrides: list[str], data=None, methods=None, l
     failed = [o for o in outcomes if o.status == "failed"]
     click.echo(f"{done} cells run, {skipped} already done, {len(failed)} failed")
     for o in failed:
-        click.echo(f"  FAILED {o.cell.label} ({o.cell.cell_id}): {o.error}  [log: {runs_root / o.cell.protocol / o.cell.cell_id / 'log.txt'}]", err=True)
+        log = runs_root / o.cell.protocol / o.cell.cell_id / "log.txt"
+        click.echo(f"  FAILED {o.cell.label} ({o.cell.cell_id}): {o.error}  [log: {log}]", err=True)
     return protocol, cells, failed
 
 
@@ -129,7 +130,8 @@ def run(runs: Path | None, detach: bool, args: tuple[str, ...]) -> None:
     Trains each base model once, fine-tunes, renders, evaluates every cell into the run store
     (results/runs/<protocol>/<cell-id>/). Finished cells are skipped; an interrupted run resumes.
     workers=N (launcher=local) runs N cells side by side in their own processes, each with the
-    protocol's `threads`; workers=auto (the default) runs as many as the cores hold (one per GPU). launcher=slurm submits each base model and each cell as a SLURM job
+    protocol's `threads`; workers=auto (the default) runs as many as the cores hold (one per GPU).
+    launcher=slurm submits each base model and each cell as a SLURM job
     (resources: slurm.* settings; the nodes must share the run store's filesystem) and follows
     them to their end, or with --detach returns once they are submitted.
     """

@@ -12,7 +12,6 @@ cluster has GPUs; ``RAY_ADDRESS`` picks a running cluster, otherwise a local ins
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from tqdm import tqdm

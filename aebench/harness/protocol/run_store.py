@@ -20,7 +20,7 @@ import json
 import os
 import socket
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 from filelock import FileLock
@@ -46,7 +46,7 @@ def is_done(cell_dir: Path) -> bool:
 
 
 def mark_done(cell_dir: Path) -> None:
-    atomic_write(cell_dir / DONE, datetime.now(timezone.utc).isoformat() + "\n")
+    atomic_write(cell_dir / DONE, datetime.now(UTC).isoformat() + "\n")
 
 
 def lock_path(cell_dir: Path) -> Path:
@@ -120,7 +120,7 @@ def job_id(env: dict | None = None) -> str | None:
 def runner_record() -> dict:
     """Who runs a cell: host name, pid, start time (UTC) and batch job (:func:`job_id`)."""
     return {"host": socket.gethostname(), "pid": os.getpid(),
-            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "job": job_id()}
+            "started": datetime.now(UTC).isoformat(timespec="seconds"), "job": job_id()}
 
 
 def mark_running(cell_dir: Path) -> None:
@@ -139,7 +139,7 @@ def mark_failed(cell_dir: Path, error: str) -> None:
     the traceback is in log.txt."""
     who = read_record(cell_dir / RUNNING) or runner_record()
     write_json(cell_dir / FAILED, {"error": " ".join(str(error).split()),
-                                   "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                   "time": datetime.now(UTC).isoformat(timespec="seconds"),
                                    "host": who.get("host"), "pid": who.get("pid"), "job": who.get("job")})
     clear_running(cell_dir)
 

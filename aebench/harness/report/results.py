@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from importlib.resources import files
 from pathlib import Path
 
@@ -177,7 +177,7 @@ def document(protocol_text: str | None, protocol_name: str | None, cells: list[d
     from aebench.provenance import provenance
 
     doc = {"schema": SCHEMA_NAME, "schema_version": SCHEMA_VERSION,
-           "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "producer": provenance(),
+           "created": datetime.now(UTC).isoformat(timespec="seconds"), "producer": provenance(),
            "protocol": None if protocol_name is None else {"name": protocol_name, "yaml": protocol_text or ""},
            "unfinished": dict(unfinished or {}), "cells": cells}
     return _clean(doc)

@@ -437,7 +437,7 @@ def build_table(protocol: str | Path | None, runs_root: Path, only: list[str] | 
     tests = family_size(family)
     if versus is not None and family:
         last = ["resolvable difference"] + ([""] if axis else [])
-        for name, metric in metric_cols:
+        for _name, metric in metric_cols:
             for audio in _audios_of(metric, audios):
                 last.append("")
                 last.append(_resolvable([c for c in family if c.metric == metric and c.audio == audio], tests))

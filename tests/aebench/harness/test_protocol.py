@@ -582,10 +582,12 @@ def test_a_protocol_pins_the_torch_threads_of_its_cells(tmp_path, corpus, monkey
     monkeypatch.setenv("FAKE_METHOD_THREADS", str(record))
     before = torch.get_num_threads()
     pinned = 1 if before != 1 else 2
-    cells = expand_cells(load_protocol(write_protocol(tmp_path, settings={"threads": pinned, "data.size": 16, "train.render_frames": 2})), corpus)
+    settings = {"threads": pinned, "data.size": 16, "train.render_frames": 2}
+    cells = expand_cells(load_protocol(write_protocol(tmp_path, settings=settings)), corpus)
     launch(cells[:1], tmp_path / "runs", progress=False)
     assert record.read_text().split() == [str(pinned)] and torch.get_num_threads() == before
-    assert load_protocol("smoke").settings["threads"] == 1 and load_protocol("real_quick").settings["threads"] == 1  # their references' count
+    for name in ("smoke", "real_quick"):  # the thread count their references were made with
+        assert load_protocol(name).settings["threads"] == 1
 
 
 def test_base_key_resolves_the_shared_field_section():

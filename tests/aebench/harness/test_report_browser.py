@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 from aebench.harness.cli import main
 from aebench.harness.registry import BUILTIN_METHODS as METHODS
 from tests.aebench.harness.fake_method import toy_protocol
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 #: resolves once every <video> has its metadata (or an error): [{src, duration, error}]
 VIDEOS_JS = """() => Promise.all([...document.querySelectorAll('video')].map(v => new Promise(done => {

@@ -176,7 +176,9 @@ def test_export_validate_tables_round_trip(tmp_path):
     for fmt in ("md", "csv"):
         ours = render_table("real_repeats", tmp_path / "runs", fmt, versus="AE-NeRF")
         theirs = render_table(None, tmp_path / "elsewhere", fmt, versus="AE-NeRF", results_file=path)
-        strip = (lambda t: [li for li in t.splitlines() if not li.startswith("Protocol ")])
+        def strip(t):
+            return [li for li in t.splitlines() if not li.startswith("Protocol ")]
+
         assert strip(ours) == strip(theirs)
     out = CliRunner().invoke(main, ["validate", str(path)])
     assert out.exit_code == 0 and "valid aebench results file (protocol real_repeats, 13 cells)" in out.output

@@ -317,7 +317,8 @@ def test_cells_of_data_prepared_again_are_not_shown_as_its_results(tmp_path, two
 
 
 @pytest.mark.parametrize("fields,override,fragment", [
-    ({"grid": {"clip_seconds": [1000]}}, [], "clip_seconds 1000: synth_02: a 1000.0 s clip needs 25000 frames but the training half has only 25"),
+    ({"grid": {"clip_seconds": [1000]}}, [],
+     "clip_seconds 1000: synth_02: a 1000.0 s clip needs 25000 frames but the training half has only 25"),
     ({}, ["data.size=4096"], "data.size 4096 is above the 16 px synth_02 was prepared at"),
 ])
 def test_cells_their_data_cannot_serve_are_refused_before_any_work(tmp_path, two_corpora, monkeypatch, fields,
