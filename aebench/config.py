@@ -315,11 +315,6 @@ def official_preset(method: str) -> dict:
     return dict(data.get(method) or {})
 
 
-def official_train(method: str) -> dict:
-    """A method's published train.* values; {} when it has none."""
-    return dict(official_preset(method).get("train") or {})
-
-
 def without_launcher_sections(cfg: DictConfig) -> DictConfig:
     """``cfg`` without the :data:`LAUNCHER_SECTIONS` (changed in place, and returned): what a cell's
     config holds, so that its id and its ``config.yaml`` do not depend on where its job ran."""

@@ -42,7 +42,7 @@ from aebench.settings import TrainSettings, loss_only
 from aebench.aenerf.engine.slot_attention import SlotAggregation
 from aebench.aenerf.modules.aaa import AudioAwareAggregation
 from aebench.aenerf.modules.rrs import RayGroups, all_overlap, regionwise
-from aebench.aenerf.modules.warper import Warper
+from aebench.aenerf.modules.warper import Warper, offset_norm
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,7 @@ class AENeRFModel(NeRFModel):
             f, offsets = self.aggregate(code, refs, x, self.pe_x(x), d)
             out = {"f": f.reshape(n, s, agg_dim)}
             if offsets is not None:
-                out["offset"] = offsets.pow(2).sum(-1).add(1e-12).sqrt().mean(0).reshape(n, s)
+                out["offset"] = offset_norm(offsets).reshape(n, s)
             return out
 
         def fn(pts: Tensor, dirs: Tensor, level: str, rays: Tensor | None = None,

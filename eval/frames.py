@@ -256,12 +256,6 @@ def pair_by_number(pred, gt, fps: float | None) -> tuple[FrameSource, FrameSourc
             FrameSource.images(Path(gt), [gn[k] for k in common], fps), info)
 
 
-def load_frames(src, fps: float | None = None) -> tuple[np.ndarray, float]:
-    """uint8 (n, H, W, 3) RGB frames in memory and their fps (see :class:`FrameSource`)."""
-    source = FrameSource.of(src, fps)
-    return source.array(), source.fps
-
-
 def load_audio(audio, pred) -> tuple[np.ndarray | None, str | None]:
     """16 kHz mono float32 audio and where it came from: the given path or array, else the
     prediction video's own audio track, else (None, None)."""

@@ -41,6 +41,7 @@ class Warper(nn.Module):
         return self.net[2:](torch.relu(h))
 
 
-def offset_loss(offsets: Tensor) -> Tensor:
-    """L_o = 1/(L|P|) sum_i sum_x ||dp_i(x)|| (eq. 11)."""
-    return offsets.pow(2).sum(-1).add(1e-12).sqrt().mean()
+def offset_norm(offsets: Tensor) -> Tensor:
+    """(P,) each point's offset length ||dp_i(x)|| averaged over the L references, from offsets
+    (L, P, 2): the mean over points is L_o = 1/(L|P|) sum_i sum_x ||dp_i(x)|| (eq. 11)."""
+    return offsets.pow(2).sum(-1).add(1e-12).sqrt().mean(0)

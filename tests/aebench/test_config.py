@@ -47,7 +47,7 @@ def test_paper_scale_uses_the_papers_audio_features():
 
 
 def test_shared_training_conditions_and_the_official_preset():
-    from aebench.config import official_train
+    from aebench.config import official_preset
 
     shared = [load_config([f"method={m}"], scale="paper").train for m in ("aenerf", "dfrf", "adnerf")]
     assert shared[0] == shared[1] == shared[2]  # one set of conditions for every method
@@ -55,7 +55,7 @@ def test_shared_training_conditions_and_the_official_preset():
     ad = load_config(["method=adnerf", "train.preset=official"], scale="paper").train
     assert (ad.batch_rays, ad.lr_decay_steps, ad.smooth_from_share, ad.smooth_at_render) == (2048, 250000, 0.5, False)
     assert load_config(["method=dfrf", "train.preset=official"]).dfrf.token == "official"  # its own switches too
-    assert load_config(["method=dfrf", "train.preset=official"]).train.batch_rays == official_train("dfrf")["batch_rays"]
+    assert load_config(["method=dfrf", "train.preset=official"]).train.batch_rays == official_preset("dfrf")["train"]["batch_rays"]
     # an explicit override still wins over the preset; a method without training has none
     assert load_config(["method=adnerf", "train.preset=official", "train.batch_rays=64"]).train.batch_rays == 64
     assert load_config(["method=external", "train.preset=official"]).train.batch_rays == load_config().train.batch_rays

@@ -6,7 +6,7 @@ import torch
 from aebench.aenerf.method import AENeRF
 from aebench.aenerf.modules.aaa import AudioAwareAggregation
 from aebench.aenerf.modules.rrs import regionwise
-from aebench.aenerf.modules.warper import Warper, offset_loss
+from aebench.aenerf.modules.warper import Warper, offset_norm
 from tests.aenerf.helpers import build_model, fake_batch, smoke_cfg
 
 torch.set_num_threads(1)  # 2 threads on the shared 2-core machine spin-wait badly under load
@@ -97,7 +97,7 @@ def test_warper_starts_as_plain_projection_and_offset_loss():
     w = Warper(x_dim=9, audio_dim=4, width=8)
     off = w(torch.randn(5, 9), torch.randn(4), torch.randn(3, 4), torch.randn(5, 3), torch.randn(3, 5, 3))
     assert off.shape == (3, 5, 2) and off.abs().max() == 0
-    assert offset_loss(torch.tensor([[[3.0, 4.0], [0.0, 0.0]]])).item() == pytest.approx(2.5, abs=1e-5)
+    assert offset_norm(torch.tensor([[[3.0, 4.0], [0.0, 0.0]]])).mean().item() == pytest.approx(2.5, abs=1e-5)  # L_o
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))

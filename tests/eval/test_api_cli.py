@@ -69,13 +69,13 @@ def _png_folder(d, frames, name: str):
 
 
 def test_frame_folders_sort_numerically(tmp_path):
-    from aebench.eval.frames import load_frames
+    from aebench.eval.frames import FrameSource
 
     frames = _frames(12)
     d = _png_folder(tmp_path / "unpadded", frames, "frame_{i}.png")
-    loaded, fps = load_frames(d)
-    assert np.array_equal(loaded, frames) and fps == 25.0  # frame_2 before frame_10
-    assert load_frames(d, fps=30)[1] == 30.0
+    source = FrameSource.of(d)
+    assert np.array_equal(source.array(), frames) and source.fps == 25.0  # frame_2 before frame_10
+    assert FrameSource.of(d, 30).fps == 30.0
 
 
 def test_scored_psnr_of_a_render_equals_that_of_its_in_memory_frames(tmp_path):
