@@ -20,7 +20,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from aebench.harness.protocol.cells import Cell
-from aebench.harness.protocol.runner import CellOutcome, base_dir, fail_unrun, finetune_dir
+from aebench.harness.protocol.run_store import base_folder, finetune_folder
+from aebench.harness.protocol.runner import CellOutcome, fail_unrun
 
 #: what `workers=` takes besides a whole number
 AUTO = "auto"
@@ -85,11 +86,11 @@ def plan_jobs(cells: list[Cell], runs_root: Path) -> dict[str, Job]:
             continue
         needs: set[str] = set()
         if method_class(cell.method).has_base_model:
-            base = str(base_dir(cell.cfg, runs_root))
+            base = str(runs_root / base_folder(cell.cfg))
             if not is_done(Path(base)):
                 jobs.setdefault(base, Job("base", cell, label=f"base model of {cell.label}"))
                 needs.add(base)
-        model = str(finetune_dir(cell.cfg, runs_root))
+        model = str(runs_root / finetune_folder(cell.cfg))
         if not is_done(Path(model)):
             jobs.setdefault(model, Job("model", cell, set(needs), label=f"fine-tune of {cell.label}"))
             needs = {model}
@@ -110,7 +111,7 @@ def _run_job(kind: str, cell: Cell, runs_root: str, registry: dict) -> CellOutco
     if kind == "cell":
         return _remote_cell(cell, runs_root, registry, say=_quiet)
     BUILTIN_METHODS.update(registry)
-    folder = base_dir(cell.cfg, Path(runs_root)) if kind == "base" else finetune_dir(cell.cfg, Path(runs_root))
+    folder = Path(runs_root) / (base_folder(cell.cfg) if kind == "base" else finetune_folder(cell.cfg))
     try:
         if kind == "base":
             _remote_base(cell, runs_root, registry, say=_quiet)

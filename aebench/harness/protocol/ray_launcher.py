@@ -37,9 +37,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from aebench.harness.protocol.cells import Cell, base_key, finetune_key
+from aebench.harness.protocol.cells import Cell
 from aebench.harness.protocol.launchers import _bases_needed, _pool_base, _quiet, _remote_base, _remote_cell
-from aebench.harness.protocol.run_store import cell_lock, is_done
+from aebench.harness.protocol.run_store import base_folder, cell_lock, finetune_folder, is_done
 from aebench.harness.protocol.runner import CellOutcome
 
 #: ``ray.ship`` values (configs/sections/ray.yaml)
@@ -343,12 +343,12 @@ def _base_folder(cell: Cell) -> str | None:
     method without one."""
     from aebench.harness.registry import method_class
 
-    return f"_base/{cell.cfg.method}-{base_key(cell.cfg)}" if method_class(cell.method).has_base_model else None
+    return base_folder(cell.cfg) if method_class(cell.method).has_base_model else None
 
 
 def _finetune_folder(cell: Cell) -> str:
     """The cell's fine-tuned model folder in the run store (:func:`runner.ensure_finetuned`)."""
-    return f"_finetune/{cell.cfg.method}-{finetune_key(cell.cfg)}"
+    return finetune_folder(cell.cfg)
 
 
 def install(blob: bytes, dest: Path) -> bool:

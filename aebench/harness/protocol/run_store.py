@@ -31,6 +31,23 @@ from aebench.json_numbers import read_json
 DONE = "done"
 
 
+
+def base_folder(cfg) -> str:
+    """``_base/<method>-<base-key>``: where the base model of a cell with config ``cfg`` is
+    trained, relative to the store's root (shared by every cell with its key)."""
+    from aebench.harness.protocol.cells import base_key
+
+    return f"_base/{cfg.method}-{base_key(cfg)}"
+
+
+def finetune_folder(cfg) -> str:
+    """``_finetune/<method>-<key>``: where the fine-tuned model of a cell with config ``cfg`` is
+    trained, relative to the store's root (shared by the cells that differ only after fine-tuning)."""
+    from aebench.harness.protocol.cells import finetune_key
+
+    return f"_finetune/{cfg.method}-{finetune_key(cfg)}"
+
+
 def atomic_write(path: Path, text: str) -> None:
     """``text`` into ``path``, whole or not at all (:func:`atomic_files`)."""
     with atomic_files(Path(path)) as (tmp,):

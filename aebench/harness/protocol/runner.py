@@ -25,9 +25,9 @@ from aebench.json_numbers import read_json
 from aebench.method_api import render_span
 from aebench.paths import shared_path
 from aebench.provenance import peak_memory, provenance
-from aebench.harness.protocol.cells import Cell, base_key, finetune_key
-from aebench.harness.protocol.run_store import (atomic_write, cell_lock, clear_running, is_done, log_line, mark_done,
-                                                mark_failed, mark_running, write_json)
+from aebench.harness.protocol.cells import Cell
+from aebench.harness.protocol.run_store import (atomic_write, base_folder, cell_lock, clear_running, finetune_folder,
+                                                is_done, log_line, mark_done, mark_failed, mark_running, write_json)
 
 
 @dataclass
@@ -54,23 +54,12 @@ def driving_audio(cfg: DictConfig, identity: Identity) -> tuple[np.ndarray, bool
     return read_audio(shared_path(spec)), False
 
 
-def base_dir(cfg: DictConfig, runs_root: Path) -> Path:
-    """Where the base model of a cell with config ``cfg`` is trained (shared by every cell with its key)."""
-    return runs_root / "_base" / f"{cfg.method}-{base_key(cfg)}"
-
-
-def finetune_dir(cfg: DictConfig, runs_root: Path) -> Path:
-    """Where the fine-tuned model of a cell with config ``cfg`` is trained (shared by the cells
-    that differ only after fine-tuning)."""
-    return runs_root / "_finetune" / f"{cfg.method}-{finetune_key(cfg)}"
-
-
 def ensure_base(method, cfg: DictConfig, runs_root: Path, progress=print) -> dict | None:
     """The shared base model of this cell's method and settings, trained once: the contents
     of its ``base.json`` (checkpoint, identities, pretrain_s) plus its folder as ``dir``."""
     if not method.has_base_model:
         return None
-    folder = base_dir(cfg, runs_root)
+    folder = runs_root / base_folder(cfg)
     with cell_lock(folder):
         if is_done(folder):
             return {**read_json(folder / "base.json", "base model record"), "dir": str(folder)}
@@ -96,7 +85,7 @@ def ensure_finetuned(method, cfg: DictConfig, identity: Identity, base: Path | N
     does after fine-tuning (driving audio, frames rendered, row label, protocol): the paper
     drives one fine-tuned model with its own and other voices. Returns the contents of its
     ``finetune.json`` (checkpoint, finetune_s) plus its folder as ``dir``."""
-    ft_dir = finetune_dir(cfg, runs_root)
+    ft_dir = runs_root / finetune_folder(cfg)
     with cell_lock(ft_dir):
         if is_done(ft_dir):
             return {**read_json(ft_dir / "finetune.json", "fine-tuned model record"), "dir": str(ft_dir)}

@@ -169,7 +169,9 @@ def submit(cells: list[Cell], runs_root: Path, settings: dict) -> Submitted:
 
 def _base_dir(cell: Cell, runs_root: Path) -> Path:
     """Where the base model of ``cell`` is trained (as :func:`aebench.harness.protocol.runner.ensure_base`)."""
-    return runs_root / "_base" / f"{cell.cfg.method}-{base_key(cell.cfg)}"
+    from aebench.harness.protocol.run_store import base_folder
+
+    return runs_root / base_folder(cell.cfg)
 
 
 def _by_base(cells: list[Cell]) -> dict[str | None, list[Cell]]:
