@@ -29,6 +29,9 @@ import sys
 import time
 from pathlib import Path
 
+from aebench.harness.protocol.pool import machine_cores
+from aebench.provenance import code_version, machine
+
 
 def parse_variant(text: str) -> tuple[str, list[str]]:
     """``LABEL=key=value key=value``: the label, then the run's words."""
@@ -36,23 +39,6 @@ def parse_variant(text: str) -> tuple[str, list[str]]:
     if not words:
         raise SystemExit(f"--variant wants LABEL=key=value ...; got {text!r}")
     return label.strip(), words.split()
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def one_run(protocol: str, words: list[str], store: Path, log: Path) -> dict:
@@ -98,8 +84,9 @@ def main() -> None:
                   flush=True)
     first = variants[0][0]
     out = {
-        "protocol": args.protocol, "commit": git_commit(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cores": len(os.sched_getaffinity(0)), "cpu": cpu_model(), "python": platform.python_version()},
+        "protocol": args.protocol, "commit": code_version()["commit"] or "unknown",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cores": machine_cores(), "cpu": machine()["cpu"], "python": platform.python_version()},
         "order": "variants in turn, mirrored every other repeat (A B, B A, ...)",
         "variants": {label: {"words": words, "runs": runs[label],
                              "wall_s": spread([x["wall_s"] for x in runs[label]]),

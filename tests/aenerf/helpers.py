@@ -46,6 +46,20 @@ def build_model(method, cfg, channels: int = 8):
     return method.model_cls(method.settings(cfg), channels, method.train_settings(cfg))
 
 
+def model_on_a_batch(method, cfg, seed: int = 0):
+    """``method``'s network (torch seeded with ``seed`` first), a batch of a fake clip, its audio
+    code (A,) and its references, unsmoothed: what a test needs to call the field or ``render``."""
+    torch.manual_seed(seed)
+    model = build_model(method, cfg)
+    batch = fake_batch(method, cfg, fake_views())
+    views = batch["views"]
+    code = model.audio(views.audio, torch.tensor([batch["frame_index"]]), False)[0]
+    idx = batch["refs"]
+    refs = model.references(views.frames[idx].float() / 255.0, views.poses[idx], views.intrinsics,
+                            model.audio(views.audio, idx, False) if model.uses_ref_audio else None)
+    return model, batch, code, refs
+
+
 def fake_batch(method, cfg, views=None, step: int = 0, seed: int = 0):
     """The batch the skeleton's batch_fn gives ``method`` at ``step`` on ``views`` (default: a fake clip)."""
     views = views or fake_views()

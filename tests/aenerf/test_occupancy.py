@@ -8,7 +8,7 @@ from aebench.aenerf.engine.occupancy import OccupancyGrid, frustum_bounds
 from aebench.aenerf.engine.rays import pixel_rays
 from aebench.aenerf.engine.volume import count_samples, render_rays
 from aebench.aenerf.modules.rrs import RayGroups
-from tests.aenerf.helpers import build_model, fake_batch, fake_views, orbit_pose, smoke_cfg
+from tests.aenerf.helpers import build_model, fake_batch, fake_views, model_on_a_batch, orbit_pose, smoke_cfg
 
 torch.set_num_threads(1)
 
@@ -215,15 +215,8 @@ def test_fine_pass_reuses_the_coarse_samples_features(method_name, sampler):
     from aebench.harness.registry import get_method
 
     method = get_method(method_name)
-    cfg = smoke_cfg()
-    torch.manual_seed(0)
-    model = build_model(method, cfg)
-    batch = fake_batch(method, cfg, fake_views())
+    model, batch, code, refs = model_on_a_batch(method, smoke_cfg())
     views = batch["views"]
-    code = model.audio(views.audio, torch.tensor([batch["frame_index"]]), False)[0]
-    idx = batch["refs"]
-    refs = model.references(views.frames[idx].float() / 255.0, views.poses[idx], views.intrinsics,
-                            model.audio(views.audio, idx, False) if model.uses_ref_audio else None)
     groups = model.ray_groups(batch["label"], torch.Generator().manual_seed(1))
     field = model.field(code, refs, groups)
 

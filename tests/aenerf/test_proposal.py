@@ -6,7 +6,7 @@ import torch
 
 from aebench.aenerf.engine.proposal import ProposalField, interlevel_loss, interval_envelope
 from aebench.aenerf.engine.volume import count_samples, render_rays
-from tests.aenerf.helpers import build_model, fake_batch, fake_views, smoke_cfg
+from tests.aenerf.helpers import model_on_a_batch, smoke_cfg
 from tests.aenerf.test_occupancy import RADIUS, camera_rays, sphere_field
 
 torch.set_num_threads(1)
@@ -68,16 +68,9 @@ def test_a_reference_method_computes_features_only_for_the_proposed_samples(meth
     from aebench.harness.registry import get_method
 
     method = get_method(method_name)
-    cfg = smoke_cfg("train.sampler=proposal")
-    torch.manual_seed(0)
-    model = build_model(method, cfg)
+    model, batch, code, refs = model_on_a_batch(method, smoke_cfg("train.sampler=proposal"))
     assert isinstance(model.proposal, ProposalField)
-    batch = fake_batch(method, cfg, fake_views())
     views = batch["views"]
-    code = model.audio(views.audio, torch.tensor([batch["frame_index"]]), False)[0]
-    idx = batch["refs"]
-    refs = model.references(views.frames[idx].float() / 255.0, views.poses[idx], views.intrinsics,
-                            model.audio(views.audio, idx, False) if model.uses_ref_audio else None)
     with count_samples() as counted:
         out = model.render(code, refs, batch["rays_o"], batch["rays_d"], batch["bg"], views.near, views.far,
                            model.ray_groups(batch["label"], torch.Generator().manual_seed(1)), perturb=True,
