@@ -1,21 +1,23 @@
-"""Configuration: YAML defaults, per-scale overlays and dotted ``key=value`` overrides.
+"""Configuration: the settings tree, per-scale overlays and dotted ``key=value`` overrides.
 
-The default tree is composed from ``aebench/configs/base.yaml`` (the root keys) and every
-``aebench/configs/sections/<name>.yaml`` (mounted under ``<name>``). Each file has the shape::
+Every setting is declared once, as a field of a settings dataclass (:mod:`aebench.settings`):
+its type, default, valid values and docstring. The default tree is composed from those
+classes: the root keys (:class:`~aebench.settings.RootSettings`), the foundation's sections
+(``train``, ``run``, ``prepare``), the sections other layers register (entry points
+``aebench.sections``: the field encoding, the launchers) and one per registered method (its
+``settings_cls``; :mod:`aebench.registry`). The YAML files keep only what varies::
 
-    defaults: {...}          # every valid key of that part, with its default
-    scales:                  # optional overlays, one per scale
-      smoke: {...}
-      small: {...}
-      paper: {...}
+    aebench/configs/base.yaml              scales: {smoke: {...}, small: {...}, paper: {...}}  (root keys)
+    aebench/configs/sections/<name>.yaml   scales: {...}  (section <name>)
+    aebench/configs/presets/official.yaml  each method's published values (train.preset=official)
 
 Composition order: defaults -> overlay of the chosen ``scale`` -> ``extra`` (e.g. a
-protocol's settings) -> with ``train.preset=official``, the method's published train values
-(``configs/presets/official.yaml``) -> user overrides. Every key anywhere must exist in the defaults, so
-a typo is an error naming the valid keys. A default of ``{}`` marks an open mapping (any
-sub-key allowed, e.g. ``weights.syncnet=PATH``). A method of another installed package (entry point
-of ``aebench.methods``) gets its section ``cfg.<name>`` as an open mapping, which the method
-validates itself; only the entry points' names are read here, no plugin code is imported.
+protocol's settings) -> with ``train.preset=official``, the method's published values -> user
+overrides. Every key anywhere must be declared, so a typo is an error naming the valid keys;
+the composed tree is then validated against the declarations (types, ranges, choices). A
+setting of type ``dict`` is an open mapping (any sub-key, e.g. ``weights.syncnet=PATH``), as is
+the section of a method that declares no settings class. :func:`resolve` also says where each
+value was set (``aebench config show --explain KEY``).
 
 The fully resolved config dumps to YAML and hashes to a short id (:func:`config_hash`),
 which identifies run cells.
@@ -32,16 +34,15 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from aebench.settings import SCALES, RootSettings, RunFacts, Settings, SettingsError, TrainSettings
+
 CONFIG_DIR = Path(__file__).parent / "configs"
-#: the entry-point group through which other installed packages register methods
-#: (``name = "package.module:Class"``): loaded by :mod:`aebench.harness.registry`; here only the
-#: names are read (each plugin method's open config section)
-METHOD_ENTRY_POINTS = "aebench.methods"
-SCALES = ("smoke", "small", "paper")
 #: sections that say where a protocol's jobs run (a batch system's resources), not what a cell
 #: computes: every cell's config leaves them out (:func:`without_launcher_sections`), so they are in
 #: no cell id and a cell finished on one partition is done on every other
 LAUNCHER_SECTIONS = ("slurm",)
+#: where a value came from, for ``--explain``: dotted key -> origin
+Origins = dict[str, str]
 
 
 class ConfigError(ValueError):
@@ -72,16 +73,20 @@ def strict_yaml(text: str):
     return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
 
 
-def _read_part(path: Path) -> tuple[dict, dict]:
+def _read_part(path: Path) -> dict:
+    """A part's per-scale overlays."""
     data = strict_yaml(path.read_text()) or {}
-    unknown = set(data) - {"defaults", "scales"}
+    if "defaults" in data:
+        raise ConfigError(f"{path}: defaults are declared in the settings classes (aebench/settings.py), not in YAML; "
+                          f"a part holds only 'scales'")
+    unknown = set(data) - {"scales"}
     if unknown:
-        raise ConfigError(f"{path}: top-level keys must be 'defaults' and 'scales', got {sorted(unknown)}")
+        raise ConfigError(f"{path}: the only top-level key is 'scales', got {sorted(unknown)}")
     scales = data.get("scales") or {}
     bad = set(scales) - set(SCALES)
     if bad:
         raise ConfigError(f"{path}: unknown scale(s) {sorted(bad)}; valid: {', '.join(SCALES)}")
-    return data.get("defaults") or {}, scales
+    return scales
 
 
 def _parts() -> list[tuple[str | None, Path]]:
@@ -91,35 +96,40 @@ def _parts() -> list[tuple[str | None, Path]]:
     return parts
 
 
-def _plugin_sections() -> list[str]:
-    """Names of the methods other installed packages register (their open config sections)."""
-    from importlib.metadata import entry_points
+def section_classes() -> dict[str, type[Settings] | None]:
+    """Every section of the tree: name -> its settings class (None: an open mapping)."""
+    from aebench.data.prepare import PrepareSettings
+    from aebench.registry import load_target, method_class, methods, sections
 
-    return sorted({ep.name for ep in entry_points(group=METHOD_ENTRY_POINTS)})
+    found: dict[str, type[Settings] | None] = {"train": TrainSettings, "run": RunFacts, "prepare": PrepareSettings}
+    for name, target in sections().items():
+        found[name] = load_target(target)
+    for name in methods():
+        try:
+            found[name] = method_class(name).settings_cls
+        except KeyError:  # a plugin that cannot be imported: an open section (``aebench ls methods`` says why)
+            found[name] = None
+    return found
 
 
-def default_tree(scale: str = "smoke") -> DictConfig:
+def default_tree(scale: str = "smoke", origins: Origins | None = None) -> DictConfig:
     """Defaults with the overlay of ``scale`` applied (validated like any override)."""
     if scale not in SCALES:
         raise ConfigError(f"unknown scale '{scale}'; valid: {', '.join(SCALES)}")
-    tree: dict[str, Any] = {}
-    overlays: list[dict] = []
-    for name, path in _parts():
-        defaults, scales = _read_part(path)
-        overlay = scales.get(scale) or {}
-        if name is None:
-            tree.update(defaults)
-            overlays.append(overlay)
-        else:
-            if name in tree:
-                raise ConfigError(f"section '{name}' ({path}) clashes with a root key")
-            tree[name] = defaults
-            overlays.append({name: overlay})
-    for name in _plugin_sections():
-        tree.setdefault(name, {})
+    classes = section_classes()
+    tree: dict[str, Any] = RootSettings.defaults()
+    for name, cls in classes.items():
+        if name in tree:
+            raise ConfigError(f"section '{name}' clashes with a root key")
+        tree[name] = cls.defaults() if cls is not None else {}
     cfg = OmegaConf.create(tree)
-    for overlay in overlays:
-        _merge_checked(cfg, overlay, origin=f"scale '{scale}' overlay")
+    for name, path in _parts():
+        overlay = _read_part(path).get(scale) or {}
+        if name is not None and name not in classes:
+            raise ConfigError(f"{path}: no section '{name}' is declared (sections: {', '.join(sorted(classes))})")
+        rel = path.relative_to(CONFIG_DIR.parent.parent) if path.is_relative_to(CONFIG_DIR.parent.parent) else path
+        _merge_checked(cfg, overlay if name is None else {name: overlay}, origin=f"scale '{scale}' overlay ({rel})",
+                       origins=origins)
     cfg.scale = scale
     return cfg
 
@@ -128,8 +138,9 @@ def _is_open(node: Any) -> bool:
     return isinstance(node, DictConfig) and len(node) == 0
 
 
-def _merge_checked(cfg: DictConfig, update: Mapping, origin: str, prefix: str = "") -> None:
-    """Merge ``update`` into ``cfg`` in place, refusing keys absent from ``cfg``."""
+def _merge_checked(cfg: DictConfig, update: Mapping, origin: str, prefix: str = "", origins: Origins | None = None) -> None:
+    """Merge ``update`` into ``cfg`` in place, refusing keys absent from ``cfg``; ``origins``
+    records where each value came from."""
     for key, value in update.items():
         path = f"{prefix}{key}"
         if key not in cfg:
@@ -141,14 +152,17 @@ def _merge_checked(cfg: DictConfig, update: Mapping, origin: str, prefix: str = 
             if not isinstance(value, Mapping):
                 raise ConfigError(f"'{path}' is a group of settings ({', '.join(map(str, current.keys()))}); "
                                   f"set one of its keys, e.g. {path}.{next(iter(current.keys()))}=...")
-            _merge_checked(current, value, origin, prefix=f"{path}.")
-        elif isinstance(current, DictConfig):  # open mapping
+            _merge_checked(current, value, origin, prefix=f"{path}.", origins=origins)
+            continue
+        if isinstance(current, DictConfig):  # open mapping
             if not isinstance(value, Mapping):
                 raise ConfigError(f"'{path}' is a mapping; set {path}.NAME=VALUE")
             for k, v in value.items():
                 current[k] = v
         else:
             cfg[key] = _coerce(path, current, value)
+        if origins is not None:
+            origins[path] = origin
 
 
 def _coerce(path: str, current: Any, value: Any) -> Any:
@@ -214,97 +228,50 @@ def load_config(overrides: Sequence[str] = (), extra: Mapping | None = None, sca
     ``scale`` (or a ``scale=...`` override, which wins) picks the overlay; ``extra`` (a
     protocol's or method's settings, nested dict or dotted keys) applies before the overrides.
     """
+    return resolve(overrides, extra, scale)[0]
+
+
+def resolve(overrides: Sequence[str] = (), extra: Mapping | None = None, scale: str | None = None) -> tuple[DictConfig, Origins]:
+    """:func:`load_config`, and where each value that is not its default was set."""
     user = parse_overrides(overrides)
     extra = dict(extra or {})
     if any("." in str(k) for k in extra):
         extra = nest(extra)
     chosen = user.get("scale", extra.get("scale", scale or "smoke"))
 
-    def compose(preset: Mapping | None) -> DictConfig:
-        cfg = default_tree(str(chosen))
-        _merge_checked(cfg, {k: v for k, v in extra.items() if k != "scale"}, origin="protocol/extra settings")
+    def compose(preset: Mapping | None) -> tuple[DictConfig, Origins]:
+        origins: Origins = {}
+        cfg = default_tree(str(chosen), origins)
+        _merge_checked(cfg, {k: v for k, v in extra.items() if k != "scale"}, origin="protocol/extra settings", origins=origins)
         if preset:  # a method's published values replace the protocol's shared ones; the user's still win
-            _merge_checked(cfg, preset, origin=f"train.preset=official ({PRESETS_FILE.name})")
-        _merge_checked(cfg, {k: v for k, v in user.items() if k != "scale"}, origin="command line")
+            _merge_checked(cfg, preset, origin=f"train.preset=official ({PRESETS_FILE.name})", origins=origins)
+        _merge_checked(cfg, {k: v for k, v in user.items() if k != "scale"}, origin="command line", origins=origins)
         cfg.scale = str(chosen)
-        return cfg
+        if "scale" in user or "scale" in extra or scale:
+            origins["scale"] = "command line" if "scale" in user else "protocol/extra settings" if "scale" in extra else "caller"
+        return cfg, origins
 
-    cfg = compose(None)
-    _check_ranges(cfg)
-    preset = str(cfg.train.preset)
-    if preset not in TRAIN_PRESETS:
-        raise ConfigError(f"unknown train.preset '{preset}'; valid: {', '.join(TRAIN_PRESETS)}")
-    if preset == "official":
+    cfg, origins = compose(None)
+    _validate(cfg)
+    if cfg.train.preset == "official":
         official = official_preset(str(cfg.method))
         if official:  # methods without training (external) have none
-            cfg = compose(official)
-    return cfg
+            cfg, origins = compose(official)
+            _validate(cfg)
+    return cfg, origins
 
 
-#: dotted key -> smallest valid value (a user mistake like data.size=-5 is refused by name)
-MINIMUM = {"seed": 0, "threads": 0, "data.size": 0, "data.clip_seconds": 0.0, "train.iters": 0, "train.pretrain_iters": 0,
-           "train.lr": 0.0, "train.batch_rays": 1, "train.face_fraction": 0.0, "train.n_coarse": 2,
-           "train.n_fine": 0, "train.chunk": 0, "train.ckpt_every": 1, "train.log_every": 1,
-           "train.smooth_window": 1, "train.render_frames": 0,
-           "slurm.gpus_per_job": 0, "slurm.cpus_per_job": 1, "slurm.mem_gb": 0.0, "slurm.time_min": 1, "slurm.poll_s": 0.1,
-           "train.occ_resolution": 1, "train.occ_threshold": 0.0, "train.occ_every": 1, "train.stop_eps": 0.0}
-MAXIMUM = {"train.face_fraction": 1.0, "train.occ_threshold": 0.99, "train.stop_eps": 1.0,
-           "data.size": 4096,  # a working resolution beyond 4096 px is a typo (the paper works at 512)
-           "seed": 2**32 - 1,  # numpy's and torch's seeds are 32-bit
-           "threads": 1024, "train.iters": 10**8, "train.pretrain_iters": 10**8,
-           "train.batch_rays": 2**20}  # beyond these a run cannot finish: a typo, refused before any work
-#: dotted keys that take a whole number (2.7 iterations is a typo, not a setting)
-WHOLE = ("seed", "threads", "data.size", "slurm.gpus_per_job", "slurm.cpus_per_job", "slurm.time_min")
-#: ``device``: auto, cpu, cuda, cuda:N or mps (what torch.device accepts and a run can use)
-DEVICE = r"^(auto|cpu|cuda(:\d+)?|mps)$"
-#: dotted key -> its valid values
-CHOICES = {"train.precision": ("fp32", "tf32", "bf16"), "train.sampler": ("hierarchical", "occupancy", "proposal"),
-           "train.render_sampler": ("hierarchical", "occupancy"), "train.face_rect": ("box", "official"),
-           "train.schedule": ("aebench", "official"),
-           **{f"{m}.encoding": ("frequency", "hashgrid", "triplane") for m in ("field", "aenerf", "dfrf", "adnerf")},
-           "train.audio_pad": ("normalised", "raw"),
-           **{f"{m}.density": ("softplus", "relu") for m in ("aenerf", "dfrf", "adnerf")},
-           "dfrf.slot_init": ("learned", "sampled"), "dfrf.slot_in_act": ("linear", "leaky_relu"),
-           "dfrf.token": ("continuous", "official"), "dfrf.offset_penalty": ("mean", "depth_weighted"),
-           "aenerf.aaa_init": ("identity", "random"), "ray.ship": ("auto", "always", "never")}
-
-
-def _check_ranges(cfg: DictConfig) -> None:
-    for key in WHOLE:
-        v = OmegaConf.select(cfg, key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v).is_integer()):
-            what = "a whole number of pixels" if key == "data.size" else "a whole number"
-            raise ConfigError(f"'{key}' takes {what}, got {v}")
-    for key in (*MINIMUM, *MAXIMUM):
-        v = OmegaConf.select(cfg, key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
-            raise ConfigError(f"'{key}' takes a number, got {v!r}")
-    from aebench.settings import SettingsError, TrainSettings
-
-    try:  # types of every train.* key (an integer where one is needed), before any work
-        TrainSettings.from_dict(cfg.train, where="train")
+def _validate(cfg: DictConfig) -> None:
+    """The composed tree against the declarations: types, ranges, choices, patterns."""
+    try:
+        RootSettings.from_tree(cfg)
+        for name, cls in section_classes().items():
+            if cls is not None:
+                cls.from_tree(cfg, name)
     except SettingsError as exc:
-        raise ConfigError(str(exc).replace("TrainSettings.", "train.")) from exc
-    for key, low in MINIMUM.items():
-        v = OmegaConf.select(cfg, key)
-        if v is not None and v < low:
-            raise ConfigError(f"'{key}' must be at least {low}, got {v}" + (" (0 = native size)" if key == "data.size" else ""))
-    for key, high in MAXIMUM.items():
-        v = OmegaConf.select(cfg, key)
-        if v is not None and v > high:
-            raise ConfigError(f"'{key}' must be at most {high}, got {v}")
-    import re
-
-    if not re.match(DEVICE, str(cfg.device)):
-        raise ConfigError(f"'device' must be auto, cpu, cuda, cuda:N or mps, got {cfg.device!r}")
-    for key, valid in CHOICES.items():
-        v = OmegaConf.select(cfg, key)
-        if v is not None and v not in valid:
-            raise ConfigError(f"'{key}' must be one of {', '.join(valid)}, got {v}")
+        raise ConfigError(str(exc)) from None
 
 
-#: train.preset values: the protocol's shared conditions, or each method's published ones
-TRAIN_PRESETS = ("shared", "official")
 PRESETS_FILE = CONFIG_DIR / "presets" / "official.yaml"
 
 
@@ -345,3 +312,38 @@ def valid_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
         else:
             keys.append(path)
     return keys
+
+
+def explain(key: str, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """What ``key`` is (``aebench config show --explain KEY``): its declaration (class, what it
+    accepts, default, docstring) and, for ``overrides``, its value and where that was set."""
+    import dataclasses
+
+    from aebench.settings import accepts, declaration, field_docs
+
+    cfg, origins = resolve(overrides)
+    classes = section_classes()
+    head, _, rest = key.partition(".")
+    if head in classes and rest:
+        owner, sub = classes[head], rest
+    elif head in RootSettings.keys():
+        owner, sub = RootSettings, key
+    else:
+        raise ConfigError(f"unknown config key '{key}'; valid keys: {', '.join(valid_keys(cfg))}")
+    value = OmegaConf.select(cfg, key, default=None)
+    if owner is None:  # an open section (a method that declares no settings class)
+        return {"key": key, "declared": f"an open section of method '{head}' (it validates its keys itself)",
+                "accepts": "any value", "default": None, "value": value, "set_by": origins.get(key, "default"), "doc": ""}
+    try:
+        f, kind, cls = declaration(owner, sub)
+    except KeyError:
+        node = cfg.get(head) if owner is not RootSettings else cfg
+        keys = valid_keys(node, f"{head}." if owner is not RootSettings else "") if isinstance(node, DictConfig) else []
+        raise ConfigError(f"unknown config key '{key}'; valid keys: {', '.join(keys)}") from None
+    if isinstance(value, (DictConfig, ListConfig)):
+        value = OmegaConf.to_container(value)
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    if isinstance(default, Settings):
+        default = default.to_dict()
+    return {"key": key, "declared": f"{cls.__module__}.{cls.__qualname__}.{f.name}", "accepts": accepts(f, kind),
+            "default": default, "value": value, "set_by": origins.get(key, "default"), "doc": field_docs(cls).get(f.name, "")}

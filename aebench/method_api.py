@@ -1,6 +1,6 @@
 """The Method API every talking-head method implements (DESIGN.md, "Methods").
 
-Methods are looked up by name in the harness's registry (:mod:`aebench.harness.registry`);
+Methods are looked up by name in the registry (:mod:`aebench.registry`);
 a method in another package registers through the ``aebench.methods`` entry-point group.
 Here is only what every method and the harness share: the interface, the test poses a
 render follows and the span of driving audio it covers (:func:`render_span`).
@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from omegaconf import DictConfig
 
 from aebench.data import Identity
+from aebench.settings import Settings
 
 
 class Method(ABC):
@@ -29,6 +31,9 @@ class Method(ABC):
     name: str = ""
     #: True when the method trains a shared multi-identity base model (AE-NeRF, DFRF).
     has_base_model: bool = False
+    #: its config section ``cfg.<name>``: every setting declared once, as a field of this class
+    #: (:mod:`aebench.settings`); None = an open mapping the method validates itself
+    settings_cls: ClassVar[type[Settings] | None] = None
 
     @abstractmethod
     def pretrain(self, identities: list[Identity], cfg: DictConfig, run_dir: Path) -> Path | None:

@@ -28,7 +28,7 @@ deviations table):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +38,7 @@ from aebench.aenerf.engine.method import NeRFModel
 from aebench.aenerf.engine.mlp import NeRFMLP
 from aebench.aenerf.engine.references import FeatureExtractor, clamp_to_image, project_to_refs, reference_tokens
 from aebench.aenerf.engine.settings import ReferenceSettings
-from aebench.settings import TrainSettings, loss_only
+from aebench.settings import TrainSettings, setting
 from aebench.aenerf.engine.slot_attention import SlotAggregation
 from aebench.aenerf.modules.aaa import AudioAwareAggregation
 from aebench.aenerf.modules.rrs import RayGroups, all_overlap, regionwise
@@ -49,32 +49,32 @@ from aebench.aenerf.modules.warper import Warper, offset_norm
 class AENeRFSettings(ReferenceSettings):
     """``cfg.aenerf``: AE-NeRF's sizes and ablation switches."""
 
-    aaa: bool
+    aaa: bool = setting(True)
     """Audio Aware Aggregation; false = slot attention ignoring audio (Table 4 "w/o AAA")."""
-    aaa_init: str
+    aaa_init: str = setting("identity", choices=("identity", "random"))
     """AAA's W_Q, W_K at initialisation (the paper states none): ``identity`` (attention starts by
     audio similarity, Fig. 5's hypothesis) | ``random`` (PyTorch's default ``nn.Linear`` init)."""
-    aafg: bool
+    aafg: bool = setting(True)
     """Dual NeRF (F_aa + F_ai); false = one audio-associated NeRF for the whole face ("w/o AAFG")."""
-    warper: bool
+    warper: bool = setting(True)
     """Audio-aware warper; false = plain projection into the references ("w/o Warper")."""
-    rrs: bool = field(metadata=loss_only())
+    rrs: bool = setting(True, arch=False)
     """Regionwise Ray Sampling; false = every ray through both NeRFs ("w/o RRS")."""
-    rrs_eps: float = field(metadata=loss_only())
+    rrs_eps: float = setting(0.4, low=0.0, high=1.0, arch=False)
     """RRS overlap fraction eps (0.4 in the paper)."""
-    token_dim: int
+    token_dim: int = setting(128, low=1)
     """AAA token width (and attention width d; 128 in the paper)."""
-    heads: int
+    heads: int = setting(4, low=1)
     """AAA attention heads."""
-    agg_dim: int
+    agg_dim: int = setting(128, low=1)
     """Aggregated feature f~ width."""
-    slot_iters: int
+    slot_iters: int = setting(3, low=1)
     """Slot-attention iterations (w/o AAA)."""
-    warper_width: int
+    warper_width: int = setting(128, low=1)
     """Warper hidden width (3 FC layers)."""
-    lambda_m: float = field(metadata=loss_only())
+    lambda_m: float = setting(1.0e-3, arch=False)
     """Parsing-mask loss weight (1e-3)."""
-    lambda_o: float = field(metadata=loss_only())
+    lambda_o: float = setting(5.0e-8, arch=False)
     """Warper offset loss weight (5e-8)."""
 
 
@@ -196,7 +196,7 @@ class AENeRFModel(NeRFModel):
         if labels is None:  # inference: every ray through both NeRFs
             return None
         if self.settings.aafg and self.settings.rrs:
-            return regionwise(labels, float(self.settings.rrs_eps), generator)
+            return regionwise(labels, self.settings.rrs_eps, generator)
         return all_overlap(labels.shape[0], labels == 2, labels.device)
 
     def extra_loss(self, out: dict, groups: RayGroups | None) -> tuple[Tensor | float, dict[str, Tensor]]:
@@ -205,11 +205,11 @@ class AENeRFModel(NeRFModel):
             ar = groups.audio_region.float()
             l_m = sum(_masked_mse(o["mask_aa"], ar, groups.through_aa) + _masked_mse(o["mask_ai"], 1 - ar, groups.through_ai)
                       for o in out.values())
-            loss = loss + float(self.settings.lambda_m) * l_m
+            loss = loss + self.settings.lambda_m * l_m
             stats["l_m"] = l_m.detach()
         if self.warper is not None:
             l_o = sum(o["aux_offset"].mean() for o in out.values()) / len(out)
-            loss = loss + float(self.settings.lambda_o) * l_o
+            loss = loss + self.settings.lambda_o * l_o
             stats["l_o"] = l_o.detach()
         return loss, stats
 

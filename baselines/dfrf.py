@@ -53,7 +53,7 @@ shows the result equal to the official ``render_rays``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -64,7 +64,7 @@ from aebench.aenerf.engine.mlp import NeRFMLP
 from aebench.aenerf.engine.references import (FeatureExtractor, clamp_to_image, project_to_refs, reference_tokens,
                                       sample_features)
 from aebench.aenerf.engine.settings import ReferenceSettings
-from aebench.settings import TrainSettings, loss_only
+from aebench.settings import TrainSettings, setting
 from aebench.aenerf.engine.slot_attention import SlotAggregation
 
 REF_IMAGE_SIZE = 512  # the official clamp of 10 px is in pixels of 512x512 frames
@@ -74,36 +74,36 @@ REF_IMAGE_SIZE = 512  # the official clamp of 10 px is in pixels of 512x512 fram
 class DFRFSettings(ReferenceSettings):
     """``cfg.dfrf``: DFRF's sizes (paper scale = the official code's)."""
 
-    pe_warp: int
+    pe_warp: int = setting(10, low=0)
     """PE frequencies of x into the deformation MLP (10)."""
-    warp_hidden: list[int]
+    warp_hidden: list[int] = setting([128, 32])
     """Deformation MLP hidden widths ([128, 32])."""
-    offset_clamp: float
+    offset_clamp: float = setting(10.0, low=0.0)
     """|offset| limit in pixels of a 512-px frame, scaled to the working size (10)."""
-    offset_weight: float = field(metadata=loss_only())
+    offset_weight: float = setting(5.0e-8, arch=False)
     """Offset penalty weight while fine-tuning (L2loss_weight of the per-subject config, 5e-8)."""
-    offset_weight_base: float = field(metadata=loss_only())
+    offset_weight_base: float = setting(5.0e-9, arch=False)
     """Offset penalty weight while training the base model (argparse default, 5e-9)."""
-    slot_dim: int
+    slot_dim: int = setting(128, low=1)
     """Slot width; the NeRF gets the slots flattened (n_slots * slot_dim), as the official code."""
-    n_slots: int
+    n_slots: int = setting(2, low=1)
     """Number of slots (2)."""
-    slot_iters: int
+    slot_iters: int = setting(2, low=1)
     """Slot-attention iterations (2)."""
-    slot_init: str
+    slot_init: str = setting("learned", choices=("learned", "sampled"))
     """``learned`` per-slot means (aebench) or ``sampled``: DFRF's ``mu + sigma * randn``, drawn at
     every call, at test time too (:class:`~aebench.aenerf.engine.slot_attention.SlotAggregation`)."""
-    slot_in_act: str
+    slot_in_act: str = setting("linear", choices=("linear", "leaky_relu"))
     """Activation after the slot attention's input layer (DFRF's ``fc7``): ``linear`` or ``leaky_relu`` (official)."""
-    slot_mlp_min: int
+    slot_mlp_min: int = setting(0, low=0)
     """The slot MLP's hidden width is max(slot_dim, this) (DFRF: 128; 0 = slot_dim)."""
-    token: str
+    token: str = setting("continuous", choices=("continuous", "official"))
     """``continuous``: pixel position / image size in the token, bilinear first lookup at the projection,
     offset clamp scaled to the working size (aebench). ``official``: DFRF's ``gather_indices`` (RND
     254-295): (row, col) indices as ``make_indices`` computes them, clamped and rounded for the first
     lookup, warped position round(p) + offset clamped to the image and sampled bilinearly with border
     padding, the integer position (no gradient) in the token, the clamp 10 px at every size."""
-    offset_penalty: str = field(metadata=loss_only())
+    offset_penalty: str = setting("mean", choices=("mean", "depth_weighted"), arch=False)
     """``mean``: mean(offset^2) (aebench); ``depth_weighted``: the official mean over samples of
     mean(offset^2) * (1 - min(w_i z_i, 1)) with the fine pass's weights (RND 550)."""
 
@@ -179,7 +179,7 @@ class DFRFModel(NeRFModel):
         else:
             uv = clamp_to_image(uv, h, w)
             first = sample_features(refs.maps, uv)  # (L, P, C)
-            offset = self.warp(self._warp_input(pts, audio, first), float(self.settings.offset_clamp) * w / REF_IMAGE_SIZE)
+            offset = self.warp(self._warp_input(pts, audio, first), self.settings.offset_clamp * w / REF_IMAGE_SIZE)
             tokens = reference_tokens(refs.maps, clamp_to_image(uv + offset, h, w))  # (L, P, C + 2)
         l, p = uv.shape[:2]
         tokens = torch.cat([tokens, self.pe_x(pts)[None].expand(l, p, -1), self.rel(tokens)], -1).transpose(0, 1)
@@ -202,7 +202,7 @@ class DFRFModel(NeRFModel):
         rc = torch.round(torch.maximum(torch.minimum(rc, hi), zero))  # make_indices' clamp, then the round
         idx = rc.long()
         first = maps.permute(0, 2, 3, 1)[torch.arange(l, device=maps.device)[:, None], idx[..., 0], idx[..., 1]]
-        offset = self.warp(self._warp_input(pts, audio, first), float(self.settings.offset_clamp))
+        offset = self.warp(self._warp_input(pts, audio, first), self.settings.offset_clamp)
         rc = torch.maximum(torch.minimum(rc + offset, hi), zero)
         # grid_sample at (col, row) normalised by H on both axes, border padding (RND 276-291)
         at = torch.stack([(rc[..., 1] + 0.5) * w / h, rc[..., 0] + 0.5], -1)

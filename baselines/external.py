@@ -20,6 +20,7 @@ refused with a message naming both counts.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -30,6 +31,7 @@ from omegaconf import DictConfig
 from aebench.data import Identity
 from aebench.media import VIDEO_EXTS
 from aebench.method_api import Method, render_span
+from aebench.settings import Settings, setting
 
 CKPT_FILE = "external.json"
 
@@ -74,9 +76,22 @@ def count_frames(path: Path) -> tuple[int, float]:
     return n, info.fps
 
 
+@dataclasses.dataclass(frozen=True)
+class ExternalSettings(Settings):
+    """``cfg.external``: where another system's renders are, one entry per identity."""
+
+    root: str = setting("")
+    """Folder: ``ROOT/<identity>.mp4`` or ``ROOT/<identity>/<audio>.mp4``."""
+    audio: str = setting("self")
+    """Which ``ROOT/<identity>/<audio>.mp4`` to use (``self`` = self-driven)."""
+    tolerance: int = setting(1, low=0)
+    """Accepted |video frames - round(audio s * fps)|; longer videos are trimmed."""
+
+
 class External(Method):
     name = "external"
     has_base_model = False
+    settings_cls = ExternalSettings
 
     def pretrain(self, identities: list[Identity], cfg: DictConfig, run_dir: Path) -> Path | None:
         return None

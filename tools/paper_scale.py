@@ -77,7 +77,7 @@ def measure(method_name: str, size: int, render_sizes: tuple[int, int], work: Pa
     from aebench.config import load_config
     from aebench.data import Identity
     from aebench.data.synth import make_corpus
-    from aebench.harness.registry import get_method
+    from aebench.registry import get_method
 
     cfg = load_config([f"method={method_name}", "scale=paper", "features=mfcc", f"data.size={size}", "device=cpu"])
     corpus = work / f"synth{size}"

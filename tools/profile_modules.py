@@ -22,7 +22,7 @@ import torch
 
 from aebench.config import load_config
 from aebench.data import Identity
-from aebench.harness.registry import get_method
+from aebench.registry import get_method
 
 #: leaf layers: their time is inside the modules that call them
 LEAVES = {"Linear", "ReLU", "Sequential", "ModuleList", "ModuleDict", "Softplus", "Conv2d", "LeakyReLU", "Dropout",

@@ -50,7 +50,7 @@ def main() -> None:
     from aebench.eval import evaluate
     from aebench.aenerf.engine.volume import count_samples
     from aebench.harness.protocol.runner import ground_truth, scored_frames
-    from aebench.harness.registry import get_method
+    from aebench.registry import get_method
 
     torch.set_num_threads(1)
     ckpts = Path(os.environ.get("CKPT", "/tmp/proposal_bench"))

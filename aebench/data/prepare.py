@@ -24,6 +24,7 @@ records ``content_sha256`` (:func:`aebench.data.identity.content_sha256`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -36,10 +37,59 @@ import numpy as np
 from aebench.data.staging import check_name, identity_lock, publish, staging_dir, write_failure
 from aebench.media import FPS
 from aebench.media import AUDIO_RATE, MediaError, check_finite_audio, displayed_frames, frame_ranges, write_image
+from aebench.settings import Settings, setting
 
 
 class PrepareError(RuntimeError):
     """A clip cannot be prepared; the message says why and which clip."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareSettings(Settings):
+    """``cfg.prepare``: how a real clip becomes an identity (``aebench data prepare``)."""
+
+    upsample: int = setting(1, low=0)
+    """dlib HOG detector upsampling count."""
+    detect_size: int = setting(256, low=16)
+    """Detect the face box on a copy this wide (px); landmarks at full size."""
+    max_missing: float = setting(0.5, low=0.0, high=1.0)
+    """Fail when more than this fraction of frames has no face."""
+    landmark_sigma: float = setting(1.0, low=0.0)
+    """Gaussian smoothing of landmarks over time (frames; 0 = off)."""
+    fov_deg: float = setting(21.0, low=1.0, high=179.0)
+    """Vertical field of view; AD-NeRF's focal 1200 px at 450 px is about 21 degrees."""
+    template_scale: float = setting(0.0667)
+    """Template units (about cm) -> world units; ear to ear about 1.0."""
+    pnp_points: list[int] = setting([17, 21, 22, 26, 36, 39, 42, 45, 31, 35])
+    """Landmarks the head pose is solved from: brows, eye corners, nostrils (no mouth or jaw)."""
+    pose_sigma: float = setting(2.0, low=0.0)
+    """Gaussian smoothing of rotation and translation over time (frames)."""
+    head_radius: float = setting(0.8)
+    """near/far = head depth -/+ this (world units)."""
+    forehead: float = setting(0.6)
+    """The head mask extends above the brows by this x (brow-to-chin height)."""
+    hair_width: float = setting(1.3)
+    """The lifted brow points are spread sideways by this factor (hair)."""
+    neck_width: float = setting(0.7)
+    """Neck width / face width (torso mask)."""
+    shoulder_width: float = setting(2.6)
+    """Shoulder width / face width (torso mask)."""
+    refine: bool = setting(True)
+    """Refine person/background per frame with cv2.grabCut seeded by the masks."""
+    refine_size: int = setting(128, low=16)
+    """grabCut works on a copy this wide (px)."""
+    refine_iters: int = setting(2, low=1)
+    """grabCut iterations."""
+    refine_ring: float = setting(0.35)
+    """Probable-person ring beside and below the landmark masks (x face width)."""
+    refine_ring_top: float = setting(0.12)
+    """The same ring above the brows (the head mask already spans the hair)."""
+    bg_frames: int = setting(60, low=1)
+    """Frames (evenly spaced) for the median background."""
+    bg_dilate: int = setting(7, low=0)
+    """Person mask dilation (px at 512) before taking background pixels."""
+    jpeg_quality: int = setting(95, low=1, high=100)
+    """JPEG quality of the stored frames."""
 
 
 def sha256_file(path: Path) -> str:

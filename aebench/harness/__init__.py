@@ -1,6 +1,6 @@
 """The harness: everything above the methods and metrics.
 
-- :mod:`~aebench.harness.registry`: the method registry (built-in and entry-point plugins);
+- :mod:`~aebench.registry`: the method registry (built-in and entry-point plugins);
 - :mod:`~aebench.harness.protocol`: protocol files, cell expansion, the runner, its launchers
   and the run store;
 - :mod:`~aebench.harness.report`: tables, plots, the HTML report, side-by-side videos and the

@@ -23,8 +23,8 @@ Modules (import from them directly; their public functions are stable):
   ``load_checkpoint``, ``latest_checkpoint``, ``read_state``).
 - :mod:`~aebench.aenerf.engine.image_render`: ``render_image`` (chunked), ``auto_chunk`` (``train.chunk=0``)
   and ``write_render`` (mp4 + audio).
-- :mod:`~aebench.aenerf.engine.settings`: typed settings (``TrainSettings`` for ``cfg.train``,
-  ``NeRFSettings`` that each method's section extends).
+- :mod:`~aebench.aenerf.engine.settings`: ``NeRFSettings`` that each method's section extends,
+  and ``FieldSettings`` (``cfg.field``), the position encoding they share.
 - :mod:`~aebench.aenerf.engine.method`: the one NeRF-method skeleton (``NeRFMethod``, ``NeRFModel``).
 - Reusable networks: :mod:`~aebench.aenerf.engine.mlp` ``NeRFMLP`` (trunk with skip, density,
   colour, optional parsing mask), :mod:`~aebench.aenerf.engine.audio` ``AudioEncoder`` (AD-NeRF's
@@ -36,9 +36,10 @@ How a method is built on the engine
 -----------------------------------
 One module with three parts (see :mod:`aebench.aenerf.engine.method` for what the skeleton does):
 
-1. ``XSettings(NeRFSettings)``: a frozen dataclass of the method's section ``cfg.x``, one
-   docstring per field (fields marked ``loss_only()`` may differ between base model and
-   fine-tune).
+1. ``XSettings(NeRFSettings)``: a frozen dataclass of the method's section ``cfg.x``, each
+   setting declared once (``setting(default, ...)`` and a docstring; those declared
+   ``arch=False`` may differ between base model and fine-tune). The shared ``field`` part
+   (:class:`~aebench.aenerf.engine.settings.FieldSettings`) comes with ``NeRFSettings``.
 2. ``XModel(NeRFModel)``: builds its networks in ``__init__(settings, audio_channels, train)``
    and implements ``field(code, refs, groups)`` returning a field closure
    ``field(points (N,S,3), viewdirs (N,3), level, rays=None) -> {"sigma": (N,S) >= 0, "rgb": (N,S,3), ...}``
@@ -51,9 +52,7 @@ Where it lives: a baseline is one module in the ``baselines/`` folder (imported 
 ``aebench.baselines.x``); it imports the engine (``aebench.aenerf.engine``) and the foundation
 (``aebench.settings``, ``aebench.method_api``, ``aebench.data``), never the harness or the metrics
 (the import-linter contracts in ``pyproject.toml``, run by the tests, fail otherwise). Then one
-line in ``aebench.harness.registry.BUILTIN_METHODS`` and one YAML section
-``aebench/configs/sections/x.yaml``. A method in your own package: the same module there,
-registered by an entry point (``[project.entry-points."aebench.methods"] x = "yourpkg.x:X"``); it
-appears in ``aebench ls methods`` and runs in protocols, and its section ``cfg.x`` is an open
-mapping (set ``x.KEY=VALUE``) that its settings class validates.
+registry line: an entry point (``[project.entry-points."aebench.methods"] x = "aebench.baselines.x:X"``
+in ``pyproject.toml``, or ``yourpkg.x:X`` in your own package's). It appears in ``aebench ls
+methods``, runs in protocols, and its section ``cfg.x`` is its settings class's.
 """

@@ -24,8 +24,8 @@ shared, so every method trains and renders under the same conditions (``cfg.trai
 
 A network implements :meth:`NeRFModel.field` (and, with references,
 :meth:`NeRFModel.references`; optionally ray groups, extra losses, mask backgrounds).
-Adding a method: one module (settings + model + method class), one line in
-``aebench.harness.registry.BUILTIN_METHODS`` (or an ``aebench.methods`` entry point), one YAML section.
+Adding a method: one module (settings + model + method class) and one registry line (an
+``aebench.methods`` entry point; docs/extending.md walks through one).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from aebench.aenerf.engine.occupancy import EMA_DECAY, OccupancyGrid, cameras_bo
 from aebench.aenerf.engine.proposal import ProposalField
 from aebench.aenerf.engine.volume import Field, render_rays
 from aebench.aenerf.engine.settings import NeRFSettings
-from aebench.settings import TrainSettings
+from aebench.settings import RootSettings, TrainSettings
 
 CKPT_NAME = "checkpoint"
 OCC_FULL_UPDATES = 4  # the grid's first updates visit every cell, later ones a random quarter (as nerfacc's warm-up)
@@ -95,17 +95,17 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
         """Give the model its proposal network (:mod:`aebench.aenerf.engine.proposal`), drawn from
         a forked random stream: the method's own networks get the same initial weights as without it."""
         with torch.random.fork_rng(devices=[]):
-            self.proposal = ProposalField(int(self.settings.pe_x))
+            self.proposal = ProposalField(self.settings.pe_x)
 
     @property
     def fast(self) -> bool:
-        """True with a grid encoding (``<method>.encoding`` hashgrid or triplane)."""
-        return self.settings.encoding != "frequency"
+        """True with a grid encoding (``field.encoding`` hashgrid or triplane)."""
+        return self.settings.field.encoding != "frequency"
 
     def mlp_size(self) -> tuple[int, int]:
-        """(width, depth) of the NeRF MLPs: the method's, or ``fast_mlp`` with a grid encoding."""
+        """(width, depth) of the NeRF MLPs: the method's, or ``field.mlp`` with a grid encoding."""
         s = self.settings
-        return (int(s.fast_mlp[0]), int(s.fast_mlp[1])) if self.fast else (int(s.width), int(s.depth))
+        return (s.field.mlp[0], s.field.mlp[1]) if self.fast else (s.width, s.depth)
 
     def set_scene_box(self, box: Tensor) -> None:
         """The (2, 3) box a grid encoding covers (a persistent buffer: checkpoints keep it)."""
@@ -143,7 +143,7 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
 
     # ----- shared ----------------------------------------------------------------------
     def smoothing(self, local_step: int) -> bool:
-        start = int(self.train_cfg.smooth_from) if self.smooth_start is None else self.smooth_start
+        start = self.train_cfg.smooth_from if self.smooth_start is None else self.smooth_start
         return self.global_step(local_step) >= start
 
     def audio_pad(self, norm: AudioNorm | None, like: Tensor) -> Tensor | None:
@@ -156,7 +156,7 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
     def global_step(self, local_step: int) -> int:
         """The global step of this run's ``local_step`` under ``train.schedule``
         (:func:`~aebench.aenerf.engine.trainer.global_step`)."""
-        return global_step(local_step, self.step_offset, str(self.train_cfg.schedule))
+        return global_step(local_step, self.step_offset, self.train_cfg.schedule)
 
     def param_groups(self) -> list[dict]:
         """Adam's groups: the networks, AudioNet (its own group: DFRF's separate optimizer, whose
@@ -168,7 +168,7 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
                   {"params": aud, "name": "audio_net"},
                   {"params": att, "lr_mult": ATT_LR_MULT, "name": "att_net"}]
         if grid:  # the hash tables learn at Instant-NGP's / ER-NeRF's larger lr
-            groups.append({"params": grid, "lr_mult": float(self.settings.grid_lr_mult), "name": "grid"})
+            groups.append({"params": grid, "lr_mult": self.settings.field.lr_mult, "name": "grid"})
         return groups
 
     def render(self, code: Tensor, refs: Any, rays_o: Tensor, rays_d: Tensor, bg: Tensor, near: float, far: float,
@@ -177,7 +177,7 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
         """Render rays (see :func:`~aebench.aenerf.engine.volume.render_rays`) with ``samples``
         (n_coarse, n_fine), training's by default."""
         tc = self.train_cfg
-        n_coarse, n_fine = samples or (int(tc.n_coarse), int(tc.n_fine))
+        n_coarse, n_fine = samples or (tc.n_coarse, tc.n_fine)
         return render_rays(self.field(code, refs, groups), rays_o, rays_d, near, far, bg, n_coarse, n_fine, perturb,
                            generator, self.mask_backgrounds, self.occupancy, stop_eps, self.proposal)
 
@@ -185,8 +185,8 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
         """``fn(rays_o, rays_d, bg) -> rgb`` (N, 3) for inference (early ray termination with the grid;
         ``train.render_samples`` when set)."""
         skipping = self.occupancy is not None or (self.proposal is not None and self.train_cfg.render_sampler == "occupancy")
-        stop = float(self.train_cfg.stop_eps) if skipping else 0.0
-        samples = tuple(int(v) for v in self.train_cfg.render_samples) or None
+        stop = self.train_cfg.stop_eps if skipping else 0.0
+        samples = tuple(self.train_cfg.render_samples) or None
 
         def fn(rays_o, rays_d, bg):
             out = self.render(code, refs, rays_o, rays_d, bg, near, far, self.ray_groups(None, None), perturb=False,
@@ -199,7 +199,7 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
         level when there is one) under audio code ``code`` and references ``refs``; the
         occupancy grid is updated from it."""
         field = self.field(code, refs, None)
-        level = "fine" if int(self.train_cfg.n_fine) > 0 else "coarse"
+        level = "fine" if self.train_cfg.n_fine > 0 else "coarse"
 
         def fn(points: Tensor) -> Tensor:
             dirs = torch.zeros_like(points)
@@ -218,11 +218,11 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
             codes = self.audio(views.audio, idx, smooth, pad) if self.uses_ref_audio else None
             refs = self.references(views.frames[idx].float() / 255.0, views.poses[idx], views.intrinsics, codes)
         grid = self.occupancy
-        if grid is not None and (grid.updates == 0 or step % int(self.train_cfg.occ_every) == 0):
+        if grid is not None and (grid.updates == 0 or step % self.train_cfg.occ_every == 0):
             grid.update(self.density_fn(code, refs), g, fraction=1.0 if grid.updates < OCC_FULL_UPDATES else 0.25)
         groups = self.ray_groups(batch["label"], g)
         out = self.render(code, refs, batch["rays_o"], batch["rays_d"], batch["bg"], views.near, views.far, groups,
-                          bool(self.train_cfg.perturb), g)
+                          self.train_cfg.perturb, g)
         target = batch["rgb"]
         l_prop = out["fine"].pop("proposal_loss", None) if "fine" in out else None
         l_p = sum(F.mse_loss(o["rgb"], target) for o in out.values())
@@ -232,7 +232,7 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
             stats = {**stats, "l_prop": l_prop.detach()}
         last = out["fine"] if "fine" in out else out["coarse"]
         mse = F.mse_loss(last["rgb"].detach(), target)
-        w_ent = float(self.train_cfg.opacity_entropy)
+        w_ent = self.train_cfg.opacity_entropy
         if w_ent > 0:
             l_ent = opacity_entropy(last["acc"])
             extra = extra + w_ent * l_ent
@@ -248,22 +248,21 @@ def opacity_entropy(acc: Tensor, eps: float = 1e-5) -> Tensor:
 
 
 def position_encoding(settings: NeRFSettings) -> nn.Module | None:
-    """The grid encoding of ``settings.encoding`` (None for ``frequency``)."""
+    """The grid encoding of ``settings.field`` (None for ``frequency``)."""
     from aebench.aenerf.engine.grid_encoding import HashGrid, TriPlane
 
-    if settings.encoding == "hashgrid":
-        return HashGrid(3, *(int(v) for v in settings.hashgrid))
-    if settings.encoding == "triplane":
-        return TriPlane(*(int(v) for v in settings.triplane))
-    if settings.encoding != "frequency":
-        raise ValueError(f"encoding must be frequency, hashgrid or triplane, got {settings.encoding!r}")
+    field = settings.field
+    if field.encoding == "hashgrid":
+        return HashGrid(3, *field.hashgrid)
+    if field.encoding == "triplane":
+        return TriPlane(*field.triplane)
     return None
 
 
 def occupancy_grid(train: TrainSettings, cameras: list[tuple], decay: float = EMA_DECAY) -> OccupancyGrid:
     """A grid over the view volume of ``cameras`` ((poses, intrinsics, h, w, near, far) each; the
     union of their boxes), with ``train``'s resolution and threshold at the coarse spacing."""
-    return OccupancyGrid.for_cameras(cameras, int(train.occ_resolution), float(train.occ_threshold), int(train.n_coarse),
+    return OccupancyGrid.for_cameras(cameras, train.occ_resolution, train.occ_threshold, train.n_coarse,
                                      decay)
 
 
@@ -285,7 +284,7 @@ class NeRFMethod(Method):
 
     # ----- settings --------------------------------------------------------------------
     def settings(self, cfg: DictConfig) -> NeRFSettings:
-        s = self.settings_cls.from_config(cfg[self.name], where=f"config section '{self.name}'")
+        s = self.settings_cls.from_tree(cfg, self.name)
         if self.model_cls.uses_references and s.n_refs < 1:
             raise ValueError(f"{self.name}.n_refs must be at least 1 ({self.name} aggregates reference frames), got {s.n_refs}")
         if not self.model_cls.uses_references and s.n_refs != 0:
@@ -294,7 +293,7 @@ class NeRFMethod(Method):
 
     @staticmethod
     def train_settings(cfg: DictConfig) -> TrainSettings:
-        return TrainSettings.from_config(cfg.train, where="config section 'train'")
+        return TrainSettings.from_tree(cfg, "train")
 
     # ----- Method API ------------------------------------------------------------------
     def pretrain(self, identities: list[Identity], cfg: DictConfig, run_dir: Path) -> Path | None:
@@ -318,7 +317,7 @@ class NeRFMethod(Method):
             dev = g.device
             v = views[int(torch.randint(len(views), (1,), generator=g, device=dev))]
             frame = int(torch.randint(v.n, (1,), generator=g, device=dev))
-            batch = sample_rays(v, frame, int(train.batch_rays), float(train.face_fraction), g, str(train.face_rect))
+            batch = sample_rays(v, frame, train.batch_rays, train.face_fraction, g, train.face_rect)
             batch.update(views=v, frame_index=frame, generator=g, refs=None)
             if n_refs > 0:
                 others = torch.randperm(v.n, generator=g, device=dev)
@@ -343,7 +342,7 @@ class NeRFMethod(Method):
             raise ValueError(f"base model {base} was trained on '{meta.get('features')}' audio features "
                              f"({meta.get('audio_channels')} channels); this run uses features={features} ({channels}); "
                              f"use a base model pretrained with the same features")
-        theirs = self.settings_cls.from_dict(meta["settings"], where=f"base model {base}").arch()
+        theirs = self.settings_cls.from_dict(meta["settings"], context=f"base model {base}").arch()
         diff = {k: (theirs.get(k), v) for k, v in settings.arch().items() if theirs.get(k) != v}
         if diff:
             raise ValueError(f"base model {base} has another network than this run (base vs run: "
@@ -361,7 +360,8 @@ class NeRFMethod(Method):
             return root / FINAL
         device = resolve_device(cfg.device)
         train, settings = self.train_settings(cfg), self.settings(cfg)
-        features = str(cfg.features)
+        top = RootSettings.from_tree(cfg)
+        features = top.features
         views = [Views.from_identity(i, features, device) for i in identities]
         channels = int(views[0].audio.shape[-1])
         offset = 0
@@ -369,10 +369,10 @@ class NeRFMethod(Method):
             state = read_state(base)
             self._check_base(state["meta"], settings, channels, features, base, train.sampler == "proposal")
             offset = int(state["step"]) + int(state["meta"].get("step_offset", 0))
-        seed_everything(int(cfg.seed))  # the same seed gives the same initial weights
+        seed_everything(top.seed)  # the same seed gives the same initial weights
         model = self.model_cls(settings, channels, train).to(device)
         model.phase, model.step_offset = phase, offset
-        iters = int(train.pretrain_iters if phase == "pretrain" else train.iters)
+        iters = (train.pretrain_iters if phase == "pretrain" else train.iters)
         model.smooth_start = self.smooth_start(train, iters)
         cameras = [(v.poses, v.intrinsics, *v.hw, v.near, v.far) for v in views]
         if model.fast:  # the grids cover the training cameras' view volume (a fine-tune then loads the base's)
@@ -388,7 +388,7 @@ class NeRFMethod(Method):
                 "smooth_start": model.smooth_start,
                 "refs": [int(r) for r in refs], "identity": target.name, "identities": [v.name for v in views],
                 "clip": [int(target.indices[0]), int(target.indices[-1]) + 1], "proposal": model.proposal is not None}
-        trainer = Trainer(model, train, root, self.batch_fn(views, train, settings.n_refs), device, int(cfg.seed), meta,
+        trainer = Trainer(model, train, root, self.batch_fn(views, train, settings.n_refs), device, top.seed, meta,
                           init_from=base, desc=f"{self.name} {phase} " + (
                               target.name if len(views) == 1 else f"{len(views)} identities"),
                           reinit=lambda m: m.reinit_for_finetune(), step_offset=offset,
@@ -402,7 +402,7 @@ class NeRFMethod(Method):
         its iterations for one trained from scratch (AD-NeRF's 200k of 400k)."""
         if self.has_base_model:
             return None
-        return int(round(float(train.smooth_from_share) * iters))
+        return round(train.smooth_from_share * iters)
 
     # ----- rendering -------------------------------------------------------------------
     def load(self, checkpoint: Path, cfg: DictConfig, device) -> tuple[NeRFModel, dict]:
@@ -413,7 +413,7 @@ class NeRFMethod(Method):
         meta = state["meta"]
         if meta.get("method") != self.name:
             raise ValueError(f"{checkpoint} is a '{meta.get('method')}' checkpoint, not '{self.name}'")
-        settings = self.settings_cls.from_dict(meta["settings"], where=f"checkpoint {checkpoint}")
+        settings = self.settings_cls.from_dict(meta["settings"], context=f"checkpoint {checkpoint}")
         model = self.model_cls(settings, meta["audio_channels"], self.train_settings(cfg))
         model.proposal = None  # a checkpoint trained with the proposal sampler renders with it, any other without
         if meta.get("proposal"):
@@ -445,15 +445,15 @@ class NeRFMethod(Method):
         model, state = self.load(checkpoint, cfg, device)
         meta = state["meta"]
         fps = identity.fps
-        n, audio = render_span(identity, driving_audio, int(model.train_cfg.render_frames))
+        n, audio = render_span(identity, driving_audio, model.train_cfg.render_frames)
         norm = AudioNorm.from_dict(meta["audio_norm"])
         to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
         # as the last training step did (unless train.smooth_at_render is off: AD-NeRF's render_path)
-        smooth = model.smoothing(max(int(state["step"]) - 1, 0)) and bool(model.train_cfg.smooth_at_render)
+        smooth = model.smoothing(max(int(state["step"]) - 1, 0)) and model.train_cfg.smooth_at_render
         windows = to_t(self.driving_windows(meta, audio, n, fps))
         pad = model.audio_pad(norm, windows[0])
         codes = model.audio.encode_all(windows, smooth, pad)
-        torch.manual_seed(int(cfg.seed))  # stochastic fields (DFRF's sampled slots) render reproducibly
+        torch.manual_seed(RootSettings.from_tree(cfg).seed)  # stochastic fields (DFRF's sampled slots) render reproducibly
         refs = None
         if meta["refs"]:
             ref_view = identity.select(meta["refs"])
@@ -477,7 +477,7 @@ class NeRFMethod(Method):
                 model.occupancy.update(model.density_fn(codes[i], refs), g)
 
         def frames():
-            chunk = int(model.train_cfg.chunk)
+            chunk = model.train_cfg.chunk
             for i in range(n):
                 fn = model.render_fn(codes[i], refs, identity.near, identity.far)
                 if chunk == 0:  # from free memory, measured on the first frame
@@ -486,5 +486,5 @@ class NeRFMethod(Method):
 
         from aebench.aenerf.engine.precision import precision
 
-        with precision(str(model.train_cfg.precision), device):
+        with precision(model.train_cfg.precision, device):
             return write_render(frames(), n, Path(out), fps, audio, identity.audio_rate, desc=f"{self.name} render")

@@ -47,7 +47,7 @@ def _checkpoint(trainer: Trainer, step: int) -> None:
     path = save_checkpoint(step_dir(trainer.root, step), trainer.model, trainer.optimizer, step, trainer.meta)
     for fn in list(_WATCHERS):
         fn(trainer, step, path)
-    prune_checkpoints(trainer.root, int(trainer.cfg.keep_ckpts))
+    prune_checkpoints(trainer.root, trainer.cfg.keep_ckpts)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -118,7 +118,7 @@ class Trainer:
         self.reload_state = reload_state
         self._reloaded: set[int] = set()  # ids of parameters whose Adam state came from init_from
         groups = model.param_groups() if hasattr(model, "param_groups") else model.parameters()
-        self.optimizer = ScaledAdam(groups, lr=float(train_cfg.lr), betas=(0.9, 0.999))
+        self.optimizer = ScaledAdam(groups, lr=train_cfg.lr, betas=(0.9, 0.999))
         self.step = 0
         self.history: list[dict] = []
 
@@ -151,7 +151,7 @@ class Trainer:
         first step the fresh optimizers' undecayed ``lr`` (AudioAttNet's without its 5x) or, for a
         group whose state was reloaded, the lr saved with it: lr(g_0)."""
         cfg = self.cfg
-        sched = lambda g: lr_at(g, float(cfg.lr), float(cfg.lr_decay_rate), int(cfg.lr_decay_steps))  # noqa: E731
+        sched = lambda g: lr_at(g, cfg.lr, cfg.lr_decay_rate, cfg.lr_decay_steps)  # noqa: E731
         schedule = str(getattr(cfg, "schedule", "aebench"))
         if schedule != "official":
             for group in self.optimizer.param_groups:
@@ -163,7 +163,7 @@ class Trainer:
             elif self._reloaded & {id(p) for p in group["params"]}:
                 group["lr"] = sched(global_step(0, self.step_offset, schedule))
             else:  # a fresh Adam at lrate: ScaledAdam's multiple is undone for this one step
-                group["lr"] = float(cfg.lr) / group.get("lr_mult", 1.0)
+                group["lr"] = cfg.lr / group.get("lr_mult", 1.0)
 
     def reload_adam_state(self, module: torch.nn.Module) -> None:
         """Adam's state of ``module``'s parameters from ``init_from``'s optimizer (the base model's
@@ -226,14 +226,14 @@ class Trainer:
                 first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), step, first_bad)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                if float(cfg.grad_clip) > 0:
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(cfg.grad_clip))
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
                 self.optimizer.step()
                 self.step = step + 1
                 bar.update(1)
                 pending.append((step, loss.detach(), {**stats, "lr": self.optimizer.param_groups[0]["lr"]}))
-                log_step = self.step % int(cfg.log_every) == 0 or self.step == iters
-                ckpt_step = self.step % int(cfg.ckpt_every) == 0 and self.step < iters
+                log_step = self.step % cfg.log_every == 0 or self.step == iters
+                ckpt_step = self.step % cfg.ckpt_every == 0 and self.step < iters
                 if log_step or ckpt_step:
                     read_back(log_step)
                 if ckpt_step:

@@ -40,7 +40,7 @@ def test_cuda_smoke_finetune_and_render(method, mode, extra, synth_root, tmp_pat
     from aebench.config import load_config
     from aebench.data import Identity, list_identities
     from aebench.media import probe
-    from aebench.harness.registry import get_method
+    from aebench.registry import get_method
 
     cfg = load_config([f"method={method}", "device=cuda", f"train.precision={mode}", "train.iters=20",
                        "train.render_frames=3", "data.size=32", *extra], scale="smoke")

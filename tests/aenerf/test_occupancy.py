@@ -123,7 +123,7 @@ def test_ray_groups_follow_packed_samples():
 def test_every_method_renders_the_same_through_a_grid_that_skips_nothing(method_name):
     """Packed (M, 1) evaluation gives every method's field the same per-sample inputs as the
     dense one, including AE-NeRF's per-ray groups (RRS) and references."""
-    from aebench.harness.registry import get_method
+    from aebench.registry import get_method
 
     method = get_method(method_name)
     cfg = smoke_cfg("train.sampler=occupancy")
@@ -212,7 +212,7 @@ def test_compiled_networks_train_and_render_the_same_as_eager(synth_root, tmp_pa
 def test_fine_pass_reuses_the_coarse_samples_features(method_name, sampler):
     """A field with ``features`` has them computed once per sample (n_coarse + n_fine per ray,
     not 2 n_coarse + n_fine): the same outputs and gradients as computing them in every pass."""
-    from aebench.harness.registry import get_method
+    from aebench.registry import get_method
 
     method = get_method(method_name)
     model, batch, code, refs = model_on_a_batch(method, smoke_cfg())

@@ -31,7 +31,7 @@ def test_paper_shapes_train_checkpoint_and_render_on_a_cpu(method_name, identity
     from omegaconf import OmegaConf
 
     from aebench.aenerf.engine.checkpoint import read_state
-    from aebench.harness.registry import get_method
+    from aebench.registry import get_method
     from aebench.media import probe
 
     cfg = load_config([f"method={method_name}", "scale=paper", "features=mfcc", "data.size=16", "device=cpu"])

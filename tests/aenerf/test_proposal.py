@@ -65,7 +65,7 @@ def test_the_field_evaluates_only_the_proposed_samples_and_renders_the_sphere():
 
 @pytest.mark.parametrize("method_name", ["aenerf", "dfrf"])
 def test_a_reference_method_computes_features_only_for_the_proposed_samples(method_name):
-    from aebench.harness.registry import get_method
+    from aebench.registry import get_method
 
     method = get_method(method_name)
     model, batch, code, refs = model_on_a_batch(method, smoke_cfg("train.sampler=proposal"))
@@ -89,7 +89,7 @@ def test_every_method_trains_with_the_proposal_and_its_checkpoint_renders_with_i
 
     from aebench.data import Identity
     from aebench.data.identity import list_identities
-    from aebench.harness.registry import get_method
+    from aebench.registry import get_method
     from aebench.media import probe
 
     method = get_method(method_name)

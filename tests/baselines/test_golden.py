@@ -183,15 +183,15 @@ def _official_model(repo: str, f: dict, overrides: tuple[str, ...] = ()):
     from golden_weights import weight
 
     from aebench.config import load_config
-    from aebench.harness.registry import method_class
+    from aebench.registry import method_class
     from aebench.settings import TrainSettings
 
     width, samples = int(f["netwidth"]), (int(f["N_samples"]), int(f["N_importance"]))
     cfg = load_config([f"method={repo}", "train.preset=official", "scale=paper", f"{repo}.width={width}",
                        f"train.n_coarse={samples[0]}", f"train.n_fine={samples[1]}", *overrides])
     cls = method_class(repo)
-    settings = cls.settings_cls.from_config(cfg[repo])
-    model = cls.model_cls(settings, 29, TrainSettings.from_config(cfg.train)).double()
+    settings = cls.settings_cls.from_tree(cfg, repo)
+    model = cls.model_cls(settings, 29, TrainSettings.from_tree(cfg, "train")).double()
     mapping = _mapping(repo, width, settings.depth, f)
     shapes = dict(zip((str(k) for k in f["param_names"]), (tuple(int(v) for v in str(s).split(",")) for s in f["param_shapes"])))
     state = {ours: torch.from_numpy(_to_ours(weight(off, shapes[off], int(f["seed"])), kind, layout))

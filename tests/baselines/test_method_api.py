@@ -9,7 +9,7 @@ from aebench.config import load_config
 from aebench.data import Identity
 from aebench.data.identity import list_identities
 from aebench.media import probe
-from aebench.harness.registry import get_method
+from aebench.registry import get_method
 from aebench.aenerf.engine.checkpoint import read_state
 
 torch.set_num_threads(1)  # 2 threads on a loaded 2-core machine spin-wait
@@ -74,10 +74,10 @@ def test_adnerf_smooths_over_the_second_half_of_its_training():
     """AD-NeRF trains from scratch: AudioAttNet starts at train.smooth_from_share of its iterations
     (official 200k of 400k), so it also runs at scale=paper (40k iterations, smooth_from 100k)."""
     from aebench.config import load_config
-    from aebench.harness.registry import method_class
+    from aebench.registry import method_class
     from aebench.settings import TrainSettings
 
-    train = TrainSettings.from_config(load_config(scale="paper").train)
+    train = TrainSettings.from_tree(load_config(scale="paper"), "train")
     assert method_class("adnerf")().smooth_start(train, int(train.iters)) == 20000 < int(train.smooth_from)
     assert method_class("dfrf")().smooth_start(train, int(train.iters)) is None  # global steps from the base model's start
 
@@ -89,7 +89,7 @@ def test_fast_variants_train_the_grid_and_render(synth_root, tmp_path, name, enc
     tables learn (at their own lr multiple), the box covers the training cameras and travels
     with the checkpoint, and the render works from it."""
     cfg = _cfg(synth_root, **{"field.encoding": encoding})
-    assert cfg[name].encoding == encoding
+    assert get_method(name).settings(cfg).field.encoding == encoding
     ids = _identities(synth_root, cfg)
     method = get_method(name)
     base = method.pretrain(ids[1:], cfg, tmp_path / "base")

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from aebench.eval import evaluate
 from aebench.harness.cli import main
-from aebench.harness.registry import BUILTIN_METHODS as METHODS
+from aebench.registry import REGISTERED as METHODS
 from aebench.media import MediaError, PngSequence, lossless_frames_dir
 from tests.aebench.harness.fake_method import NoisyGT, toy_protocol
 

@@ -99,7 +99,7 @@ def converge_cmd(overrides: tuple[str, ...], target: str, every: int, frames: in
     from aebench.data import Identity
     from aebench.data.identity import list_identities
     from aebench.device import torch_threads
-    from aebench.harness.registry import get_method
+    from aebench.registry import get_method
 
     cfg = _checked(overrides)
     found = {p.name: p for p in list_identities(cfg.data.root)}
@@ -141,8 +141,8 @@ def converge_cmd(overrides: tuple[str, ...], target: str, every: int, frames: in
                 if Path(keep).exists():
                     shutil.rmtree(keep)
                 shutil.copytree(final, keep)
-        result = {"method": str(cfg.method), "label": f"{cfg.method} ({cfg[str(cfg.method)].encoding})",
-                  "encoding": str(cfg[str(cfg.method)].encoding), "target": target, "size": f"{size} px",
+        result = {"method": str(cfg.method), "label": f"{cfg.method} ({cfg.field.encoding})",
+                  "encoding": str(cfg.field.encoding), "target": target, "size": f"{size} px",
                   "threads": torch.get_num_threads(), "frames": frames, "every": every, "overrides": list(overrides),
                   "base_seconds": round(base_seconds, 3), "curve": curve,
                   "final_psnr": next((p["psnr"] for p in reversed(curve) if p["psnr"] is not None), None)}

@@ -33,7 +33,7 @@ from aebench.harness.protocol.run_store import atomic_write
 def _checked(overrides: tuple[str, ...]):
     """The config of a bench command, with the method looked up: user mistakes as clear errors."""
     from aebench.config import ConfigError, load_config
-    from aebench.harness.registry import method_class
+    from aebench.registry import method_class
 
     from aebench.aenerf.engine.method import NeRFMethod
 
@@ -127,7 +127,7 @@ def train_cmd(overrides: tuple[str, ...], warmup: int, threads: int, json_out: s
     if threads:
         torch.set_num_threads(threads)
     from aebench.device import resolve_device
-    from aebench.harness.registry import get_method
+    from aebench.registry import get_method
     from aebench.aenerf.engine.volume import count_samples
 
     checked = _checked(overrides)
@@ -184,7 +184,7 @@ def render_cmd(overrides: tuple[str, ...], frames: int, checkpoint: str | None, 
 
     from aebench.device import resolve_device
     from aebench.media import probe
-    from aebench.harness.registry import get_method
+    from aebench.registry import get_method
     from aebench.aenerf.engine.volume import count_samples
 
     _check_json(json_out, _checked(overrides), {"--checkpoint": checkpoint})

@@ -24,16 +24,15 @@ def ls(what: str) -> None:
                 desc = f"(invalid: {exc})"
             click.echo(f"{name:16s} {desc[:100]}")
     elif what == "methods":
-        from aebench.harness.registry import method_class, methods, plugin_methods
+        from aebench.registry import method_class, methods
 
-        plugins = plugin_methods()
         for name, target in methods().items():
             try:
                 doc = sys.modules[method_class(name).__module__].__doc__ or ""
             except KeyError as exc:  # a plugin that cannot be imported is listed with the reason
                 doc = f"(unavailable: {exc.args[0]})"
             first = doc.strip().splitlines()
-            origin = f" [plugin {target}]" if name in plugins else ""
+            origin = "" if target.startswith("aebench.") else f" [plugin {target}]"
             click.echo(f"{name:10s} {first[0] if first else target}{origin}")
     else:
         from aebench.eval.registry import METRICS

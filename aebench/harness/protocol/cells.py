@@ -215,9 +215,10 @@ def base_key(cfg: DictConfig) -> str:
 
     method = cfg.method
     train = {k: v for k, v in cfg.train.items() if k != "iters" and k not in TrainSettings.render_keys()}
-    section = cfg.get(method)  # resolved here: its ${field.*} point into the whole config
+    section = cfg.get(method)
     section = OmegaConf.to_container(section, resolve=True) if section is not None else None
-    parts = {"method": method, "method_cfg": section, "train": train, "size": cfg.data.size,
+    parts = {"method": method, "method_cfg": section, "field": OmegaConf.to_container(cfg.field), "train": train,
+             "size": cfg.data.size,
              "data": {n: cfg.run.data_sha256.get(n) or f"{cfg.data.root}/{n}" for n in sorted(cfg.run.base_identities)},
              "features": cfg.features, "seed": cfg.seed, "scale": cfg.scale, "threads": cfg.threads,
              "device": cfg.device,

@@ -132,7 +132,7 @@ def _quiet(*_) -> None:
 def _bases_needed(cells: list[Cell], runs_root: Path) -> list[Cell]:
     """One cell per distinct base model that an unfinished cell needs (methods with a base model)."""
     from aebench.harness.protocol.run_store import is_done
-    from aebench.harness.registry import method_class
+    from aebench.registry import method_class
 
     firsts: dict[str, Cell] = {}
     for cell in cells:
@@ -144,17 +144,17 @@ def _bases_needed(cells: list[Cell], runs_root: Path) -> list[Cell]:
 def _remote_base(cell: Cell, runs_root: str, registry: dict, say=print) -> dict | None:
     """In a worker (Ray task or pool process): the cell's base model, trained once, with the cell's threads."""
     from aebench.device import torch_threads
-    from aebench.harness.registry import BUILTIN_METHODS, get_method
+    from aebench.registry import REGISTERED, get_method
 
-    BUILTIN_METHODS.update(registry)  # methods a test or session registered in the driver
+    REGISTERED.update(registry)  # methods a test or session registered in the driver
     with torch_threads(int(cell.cfg.threads)):
         return ensure_base(get_method(cell.method), cell.cfg, Path(runs_root), progress=say)
 
 
 def _remote_cell(cell: Cell, runs_root: str, registry: dict, say=print) -> CellOutcome:
-    from aebench.harness.registry import BUILTIN_METHODS
+    from aebench.registry import REGISTERED
 
-    BUILTIN_METHODS.update(registry)
+    REGISTERED.update(registry)
     return run_cell(cell, Path(runs_root), progress=say)
 
 

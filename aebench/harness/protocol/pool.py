@@ -77,7 +77,7 @@ class Job:
 def plan_jobs(cells: list[Cell], runs_root: Path) -> dict[str, Job]:
     """The jobs of the unfinished ``cells``, keyed by the folder each one fills, with what each needs."""
     from aebench.harness.protocol.run_store import is_done
-    from aebench.harness.registry import method_class
+    from aebench.registry import method_class
 
     jobs: dict[str, Job] = {}
     for cell in cells:
@@ -106,11 +106,11 @@ def _run_job(kind: str, cell: Cell, runs_root: str, registry: dict) -> CellOutco
     from aebench.harness.protocol.launchers import _quiet, _remote_base, _remote_cell
     from aebench.harness.protocol.run_store import log_line
     from aebench.harness.protocol.runner import ensure_models
-    from aebench.harness.registry import BUILTIN_METHODS
+    from aebench.registry import REGISTERED
 
     if kind == "cell":
         return _remote_cell(cell, runs_root, registry, say=_quiet)
-    BUILTIN_METHODS.update(registry)
+    REGISTERED.update(registry)
     folder = Path(runs_root) / (base_folder(cell.cfg) if kind == "base" else finetune_folder(cell.cfg))
     try:
         if kind == "base":
@@ -130,9 +130,9 @@ def run_pool(cells: list[Cell], runs_root: Path, progress: bool, workers: int) -
     from concurrent.futures.process import BrokenProcessPool
 
     from aebench.harness.protocol.launchers import _pool_error, _quiet
-    from aebench.harness.registry import BUILTIN_METHODS
+    from aebench.registry import REGISTERED
 
-    registry = dict(BUILTIN_METHODS)
+    registry = dict(REGISTERED)
     say = tqdm.write if progress else _quiet
     jobs = plan_jobs(cells, runs_root)
     order = {key: i for i, key in enumerate(jobs)}

@@ -57,7 +57,7 @@ def run_ray(cells: list[Cell], runs_root: Path, progress: bool = True) -> list[C
         import ray
     except ImportError as exc:
         raise RuntimeError("launcher=ray needs Ray: pip install 'aebench[ray]'") from exc
-    from aebench.harness.registry import BUILTIN_METHODS
+    from aebench.registry import REGISTERED
 
     mode = ship_mode(cells)
     if not cells:
@@ -71,7 +71,7 @@ def run_ray(cells: list[Cell], runs_root: Path, progress: bool = True) -> list[C
                            "on every node, or let the driver send each task its data and bring back its results "
                            "(ray.ship=auto)")
     gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-    registry = dict(BUILTIN_METHODS)
+    registry = dict(REGISTERED)
     if not blind and mode != "always":
         return _run_in_place(ray, cells, Path(runs_root), progress, gpus, registry)
     if progress:
@@ -341,7 +341,7 @@ def cell_folder(cell: Cell) -> str:
 def _base_folder(cell: Cell) -> str | None:
     """The cell's base model folder in the run store (:func:`runner.ensure_base`), None for a
     method without one."""
-    from aebench.harness.registry import method_class
+    from aebench.registry import method_class
 
     return base_folder(cell.cfg) if method_class(cell.method).has_base_model else None
 

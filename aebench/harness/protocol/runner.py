@@ -105,7 +105,7 @@ def ensure_finetuned(method, cfg: DictConfig, identity: Identity, base: Path | N
 def ensure_models(cell: Cell, runs_root: Path, progress=print) -> None:
     """The cell's base model (where its method has one) and fine-tuned model, trained once with
     the cell's threads: what a pool worker does before the cells that share them render."""
-    from aebench.harness.registry import get_method
+    from aebench.registry import get_method
 
     with torch_threads(int(cell.cfg.threads)):
         method = get_method(cell.method)
@@ -132,7 +132,7 @@ def fail_unrun(cell: Cell, runs_root: Path, error: str) -> CellOutcome:
 def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
     """Run ``cell`` unless already done. Failures are logged in the cell, recorded in its
     failed.json and returned; while it runs, running.json says who runs it (`aebench status`)."""
-    from aebench.harness.registry import get_method
+    from aebench.registry import get_method
 
     cell_dir = runs_root / cell.protocol / cell.cell_id
     if is_done(cell_dir):

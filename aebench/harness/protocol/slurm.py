@@ -136,10 +136,10 @@ def submit(cells: list[Cell], runs_root: Path, settings: dict) -> Submitted:
     once. A refused submission cancels what was already submitted and raises RuntimeError."""
     from aebench.harness.protocol.launchers import _bases_needed, _pool_base, _remote_cell
     from aebench.harness.protocol.run_store import is_done
-    from aebench.harness.registry import BUILTIN_METHODS
+    from aebench.registry import REGISTERED
 
     require_slurm()
-    registry = dict(BUILTIN_METHODS)  # methods a test or session registered here, for the jobs
+    registry = dict(REGISTERED)  # methods a test or session registered here, for the jobs
     root = str(runs_root)
     out = Submitted(done=[c for c in cells if is_done(runs_root / c.protocol / c.cell_id)])
     finished = {c.cell_id for c in out.done}
@@ -177,7 +177,7 @@ def _base_dir(cell: Cell, runs_root: Path) -> Path:
 def _by_base(cells: list[Cell]) -> dict[str | None, list[Cell]]:
     """The cells grouped by the base model they need (None: their method has none), in order:
     one job array per group, waiting for that base model's job."""
-    from aebench.harness.registry import method_class
+    from aebench.registry import method_class
 
     groups: dict[str | None, list[Cell]] = {}
     for cell in cells:

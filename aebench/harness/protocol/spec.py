@@ -51,9 +51,10 @@ from typing import Any
 
 import yaml
 
-from aebench.config import MAXIMUM, strict_yaml
+from aebench.config import strict_yaml
 from aebench.media import FPS
 from aebench.paths import paper_results_dir, protocols_dir
+from aebench.settings import RootSettings, TrainSettings, declaration
 
 FIELDS = {"name", "description", "noise", "table", "metrics", "expected_missing", "rows", "targets", "base", "data",
           "synth", "clips", "grid", "settings", "scales"}
@@ -73,7 +74,7 @@ SYNTH_FIELDS = {"identities", "seconds", "size", "seed"}
 CLIPS_FIELDS = {"from", "size", "max_seconds", "fps"}
 #: config sections and keys every row of a protocol shares (equal footing); a row may set only
 #: its method's own switches
-SHARED_SECTIONS = ("train", "data", "features", "seed", "scale", "device", "threads")
+SHARED_SECTIONS = ("train", "field", "data", "features", "seed", "scale", "device", "threads")
 
 
 class ProtocolError(ValueError):
@@ -219,7 +220,8 @@ def _layout(where: str, raw: Any, grid: dict, metric_names: set[str]) -> TableLa
 
 
 #: the largest seed and iteration count a run takes (the config's limits, one place)
-MAX_SEED, MAX_ITERS = MAXIMUM["seed"], MAXIMUM["train.iters"]
+MAX_SEED = declaration(RootSettings, "seed")[0].metadata["high"]
+MAX_ITERS = declaration(TrainSettings, "iters")[0].metadata["high"]
 
 
 def _number(v, whole: bool = False) -> bool:
@@ -378,7 +380,7 @@ def parse_protocol(text: str, path: Path, scale: str | None = "smoke", check_met
     twice = sorted({x for x in labels if labels.count(x) > 1})
     if twice:  # a table shows one entry per label: two rows under one label would hide one of them
         raise ProtocolError(f"{path}: row label(s) {twice} used by more than one row; give each row its own label")
-    from aebench.harness.registry import methods as registered
+    from aebench.registry import methods as registered
 
     unknown_methods = sorted({r.method for r in rows} - set(registered())) if check_methods else []
     if unknown_methods:

@@ -13,7 +13,7 @@ import yaml
 from click.testing import CliRunner
 
 from aebench.config import ConfigError
-from aebench.harness.registry import BUILTIN_METHODS as METHODS
+from aebench.registry import REGISTERED as METHODS
 from aebench.harness.protocol import ProtocolError, expand_cells, load_protocol
 from aebench.harness.protocol.launchers import launch
 from aebench.harness.report.regress import compare, compared_cells, deviation_summary
@@ -119,7 +119,7 @@ def test_two_rows_of_a_protocol_get_identical_ray_batches(corpus):
     import torch
 
     from aebench.data import Identity
-    from aebench.harness.registry import get_method
+    from aebench.registry import get_method
     from aebench.aenerf.engine.views import Views
 
     cells = expand_cells(load_protocol("smoke"), corpus, ["data.size=16"])
@@ -591,8 +591,8 @@ def test_a_protocol_pins_the_torch_threads_of_its_cells(tmp_path, corpus, monkey
 
 
 def test_base_key_resolves_the_shared_field_section():
-    """A method section reads ${field.*}: the base model's key resolves it (a base trained with
-    another field encoding is another base)."""
+    """A NeRF method's settings hold the shared field part: the base model's key covers it (a base
+    trained with another field encoding or grid lr is another base)."""
     from aebench.config import load_config
     from aebench.harness.protocol.cells import base_key
 
@@ -600,6 +600,7 @@ def test_base_key_resolves_the_shared_field_section():
     plain = base_key(load_config(["method=dfrf", *run]))
     fast = base_key(load_config(["method=dfrf", "field.encoding=triplane", *run]))
     assert plain != fast
+    assert plain != base_key(load_config(["method=dfrf", "field.lr_mult=10", *run]))
 
 
 def test_a_multi_seed_reference_records_its_spread_and_tolerances_derive_from_it(tmp_path):

@@ -27,7 +27,7 @@ from aebench.config import ConfigError, load_config
 from aebench.harness.protocol import expand_cells, load_protocol
 from aebench.harness.protocol.cells import RUNTIME_KEYS, settings_apart
 from aebench.harness.protocol.launchers import launch
-from aebench.harness.registry import BUILTIN_METHODS as METHODS
+from aebench.registry import REGISTERED as METHODS
 from tests.aebench.harness.fake_method import toy_protocol
 
 

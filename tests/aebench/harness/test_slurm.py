@@ -26,7 +26,7 @@ from click.testing import CliRunner
 from filelock import FileLock
 
 from aebench.harness.cli import main
-from aebench.harness.registry import BUILTIN_METHODS as METHODS
+from aebench.registry import REGISTERED as METHODS
 from tests.aebench.harness.fake_method import toy_protocol
 
 REPO_ROOT = Path(__file__).resolve().parents[3]

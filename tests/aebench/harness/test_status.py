@@ -19,7 +19,7 @@ from aebench.harness.protocol import status as status_mod
 from aebench.harness.protocol.run_store import (FAILED, RUNNING, cell_lock, job_id, lock_path, log_line,
                                                 mark_running, write_json)
 from aebench.harness.protocol.status import folder_status
-from aebench.harness.registry import BUILTIN_METHODS
+from aebench.registry import REGISTERED
 from tests.aebench.harness.fake_method import NoisyGT, toy_protocol
 
 
@@ -38,7 +38,7 @@ class Peeking(NoisyGT):
 @pytest.fixture
 def two_rows(tmp_path, monkeypatch) -> Path:
     """The toy protocol with rows A and B (two cells), its data built under tmp_path."""
-    monkeypatch.setitem(BUILTIN_METHODS, "noisy_gt", "tests.aebench.harness.test_status:Peeking")
+    monkeypatch.setitem(REGISTERED, "noisy_gt", "tests.aebench.harness.test_status:Peeking")
     monkeypatch.setenv("AEBENCH_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("PEEK_STATUS", str(tmp_path / "peek.jsonl"))
     path = toy_protocol(tmp_path)
@@ -187,7 +187,7 @@ def test_a_simulated_running_cell_is_shown_with_host_job_pid_and_last_log_line(t
                                                                               dead_pid):
     """A store whose protocol's data is not here (another machine prepared it): the store's cells
     alone, a running one (a live pid on this host, its lock held) and an interrupted one."""
-    monkeypatch.setitem(BUILTIN_METHODS, "noisy_gt", "tests.aebench.harness.fake_method:NoisyGT")
+    monkeypatch.setitem(REGISTERED, "noisy_gt", "tests.aebench.harness.fake_method:NoisyGT")
     monkeypatch.setenv("AEBENCH_DATA", str(tmp_path / "data"))
     path = toy_protocol(tmp_path)
     store = tmp_path / "store"
@@ -224,7 +224,7 @@ def test_a_store_folder_of_another_protocol_file_of_the_same_name_is_refused(tmp
     from aebench.harness.protocol.run_store import check_protocol_folder
     from aebench.harness.protocol.spec import load_protocol
 
-    monkeypatch.setitem(BUILTIN_METHODS, "noisy_gt", "tests.aebench.harness.fake_method:NoisyGT")
+    monkeypatch.setitem(REGISTERED, "noisy_gt", "tests.aebench.harness.fake_method:NoisyGT")
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
     theirs, mine = toy_protocol(tmp_path / "a"), toy_protocol(tmp_path / "b")  # both named mine
     check_protocol_folder(tmp_path / "store", load_protocol(str(theirs), "smoke"), claim=True)
@@ -240,7 +240,7 @@ def test_a_store_folder_of_another_protocol_file_of_the_same_name_is_refused(tmp
     (["{proto}", "--runs", "{tmp}/empty"], "holds no run store: no protocol has run there"),
 ])
 def test_mistakes_end_in_one_line(tmp_path, monkeypatch, args, message):
-    monkeypatch.setitem(BUILTIN_METHODS, "noisy_gt", "tests.aebench.harness.fake_method:NoisyGT")
+    monkeypatch.setitem(REGISTERED, "noisy_gt", "tests.aebench.harness.fake_method:NoisyGT")
     monkeypatch.setenv("AEBENCH_RUNS", str(tmp_path / "empty"))
     (tmp_path / "empty").mkdir()
     proto = toy_protocol(tmp_path)

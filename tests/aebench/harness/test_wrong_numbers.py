@@ -170,7 +170,7 @@ ROWS = "rows:\n  - {label: A, method: aenerf}\n"
     (BASE + ROWS + "grid: {seed: []}\n", "grid.seed: no values"),
     (BASE + "rows: [aenerf]\n", "a row is a mapping"),
     (BASE + ROWS + "settings: [train.iters=3]\n", "settings is a mapping"),
-    (BASE + ROWS + "settings: {train.iters: 2.7}\n", "train.iters takes an integer, got 2.7"),
+    (BASE + ROWS + "settings: {train.iters: 2.7}\n", "'train.iters' takes a whole number, got 2.7"),
     (BASE.replace("name: mine", "name: _base") + ROWS, "protocol name '_base' must be a plain folder name"),
     (BASE + "rows:\n  - {label: A, method: aenerf, set: {slurm.partition: gpu}}\n",
      "rows[0] sets slurm.partition: launcher settings apply to a whole run"),
@@ -280,10 +280,10 @@ def _ids(protocol: Path, root: Path) -> list[str]:
 
 def test_the_same_data_moved_keeps_its_cells_and_other_data_at_the_same_path_does_not(tmp_path, two_corpora,
                                                                                       monkeypatch):
-    from aebench.harness.registry import BUILTIN_METHODS
+    from aebench.registry import REGISTERED
     from tests.aebench.harness.test_protocol import write_protocol
 
-    monkeypatch.setitem(BUILTIN_METHODS, "noisy_gt", "tests.aebench.harness.fake_method:NoisyGT")
+    monkeypatch.setitem(REGISTERED, "noisy_gt", "tests.aebench.harness.fake_method:NoisyGT")
     a, b = two_corpora
     proto = write_protocol(tmp_path, grid={"iters": [5]})
     moved = tmp_path / "moved"
@@ -298,10 +298,10 @@ def test_cells_of_data_prepared_again_are_not_shown_as_its_results(tmp_path, two
     """The trial: `data prepare` replaced an identity and `tables` showed the old one's numbers."""
     from aebench.harness.protocol.launchers import launch
     from aebench.harness.protocol.plan import expand
-    from aebench.harness.registry import BUILTIN_METHODS
+    from aebench.registry import REGISTERED
     from tests.aebench.harness.test_protocol import write_protocol
 
-    monkeypatch.setitem(BUILTIN_METHODS, "noisy_gt", "tests.aebench.harness.fake_method:NoisyGT")
+    monkeypatch.setitem(REGISTERED, "noisy_gt", "tests.aebench.harness.fake_method:NoisyGT")
     a, b = two_corpora
     data = tmp_path / "data"
     shutil.copytree(a, data)
@@ -325,10 +325,10 @@ def test_cells_their_data_cannot_serve_are_refused_before_any_work(tmp_path, two
                                                                    override, fragment):
     from aebench.harness.protocol.cells import expand_cells
     from aebench.harness.protocol.spec import ProtocolError, load_protocol
-    from aebench.harness.registry import BUILTIN_METHODS
+    from aebench.registry import REGISTERED
     from tests.aebench.harness.test_protocol import write_protocol
 
-    monkeypatch.setitem(BUILTIN_METHODS, "noisy_gt", "tests.aebench.harness.fake_method:NoisyGT")
+    monkeypatch.setitem(REGISTERED, "noisy_gt", "tests.aebench.harness.fake_method:NoisyGT")
     proto = write_protocol(tmp_path, **fields)
     with pytest.raises(ProtocolError, match=re.escape(fragment)):
         expand_cells(load_protocol(proto), two_corpora[0], override)
@@ -355,10 +355,10 @@ def test_a_native_size_run_records_the_size_it_ran_at(tmp_path, monkeypatch, two
     """The trial: data.size=0 (native) ran at the corpus' 16 px and recorded 0."""
     from aebench.harness.protocol.launchers import launch
     from aebench.harness.protocol.plan import expand
-    from aebench.harness.registry import BUILTIN_METHODS
+    from aebench.registry import REGISTERED
     from tests.aebench.harness.test_protocol import write_protocol
 
-    monkeypatch.setitem(BUILTIN_METHODS, "noisy_gt", "tests.aebench.harness.fake_method:NoisyGT")
+    monkeypatch.setitem(REGISTERED, "noisy_gt", "tests.aebench.harness.fake_method:NoisyGT")
     proto = write_protocol(tmp_path, grid={"iters": [5]}, rows=[{"label": "A", "method": "noisy_gt"}],
                            data=str(two_corpora[0]), settings={"data.size": 0, "train.render_frames": 4})
     _, cells = expand(str(proto), [])
