@@ -347,3 +347,32 @@ def explain(key: str, overrides: Sequence[str] = ()) -> dict[str, Any]:
         default = default.to_dict()
     return {"key": key, "declared": f"{cls.__module__}.{cls.__qualname__}.{f.name}", "accepts": accepts(f, kind),
             "default": default, "value": value, "set_by": origins.get(key, "default"), "doc": field_docs(cls).get(f.name, "")}
+
+
+def id_view(tree: Mapping) -> dict:
+    """``tree`` (a resolved config as plain containers) without the settings at their declared
+    neutral value (:func:`aebench.settings.setting`): what a cell id hashes, so a setting added
+    with a neutral default leaves every stored id as it was."""
+    import dataclasses
+
+    def strip(node: Mapping, cls: type[Settings] | None) -> dict:
+        out = dict(node)
+        if cls is None:
+            return out
+        for f in dataclasses.fields(cls):
+            if f.name not in out:
+                continue
+            if "neutral" in f.metadata and out[f.name] == f.metadata["neutral"]:
+                del out[f.name]
+                continue
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+            if isinstance(default, Settings) and isinstance(out[f.name], Mapping):
+                out[f.name] = strip(out[f.name], type(default))
+        return out
+
+    classes = section_classes()
+    out = strip(tree, RootSettings)
+    for name, cls in classes.items():
+        if isinstance(out.get(name), Mapping):
+            out[name] = strip(out[name], cls)
+    return out

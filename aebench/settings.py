@@ -36,17 +36,30 @@ class SettingsError(ValueError):
     """A config section does not match its settings class."""
 
 
+#: a setting without a neutral value (:func:`setting`)
+NOT_NEUTRAL = object()
+
+
 def setting(default: Any, *, choices: tuple | None = None, low: float | None = None, high: float | None = None,
-            pattern: str | None = None, describe: str | None = None, arch: bool = True, render: bool = False) -> Any:
+            pattern: str | None = None, describe: str | None = None, arch: bool = True, render: bool = False,
+            neutral: Any = NOT_NEUTRAL) -> Any:
     """A setting's declaration: its default and what it accepts.
 
     ``choices``: the valid values; ``low``/``high``: the range (inclusive); ``pattern``: a regular
     expression a string must match, ``describe`` saying in words what it accepts. ``arch=False``
     marks a setting that changes training but not the network's shape (a base model and its
     fine-tune may differ in it); ``render=True`` one of ``cfg.train`` that acts only when
-    rendering (a fine-tuned model is shared by cells that differ only in these)."""
+    rendering (a fine-tuned model is shared by cells that differ only in these).
+
+    ``neutral``: the value at which the setting computes what the code computed before it existed
+    (a switch that is off). A cell at that value leaves the setting out of its id
+    (:func:`aebench.config.id_view`), so adding a setting orphans no stored cell. It is fixed
+    for good, unlike the default: a default that later moves away from it re-keys the cells that
+    use the new value, never reuses the old ones."""
     meta = {"choices": tuple(choices) if choices else None, "low": low, "high": high, "pattern": pattern,
             "describe": describe, "arch": arch, "render": render}
+    if neutral is not NOT_NEUTRAL:
+        meta["neutral"] = neutral
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -402,7 +415,7 @@ class TrainSettings(Settings):
     audio_pad: str = setting("normalised", choices=("normalised", "raw"))
     """What AudioAttNet's window holds beyond the clip's ends: ``normalised`` zero windows (the clip mean
     in raw units; aebench) or ``raw`` zero windows (the official zeros of raw DeepSpeech windows)."""
-    reload_audio_optimizer: bool = setting(False)
+    reload_audio_optimizer: bool = setting(False, neutral=False)
     """Fine-tuning reloads the base model's Adam state of AudioNet, as DFRF (run_nerf_deform.py 335,
     788-789); the other parameters' state starts fresh (AudioAttNet's reload is lost to a key typo there)."""
     chunk: int = setting(4096, low=0, render=True)
@@ -413,9 +426,9 @@ class TrainSettings(Settings):
     """Intermediate checkpoints kept."""
     log_every: int = setting(50, low=1)
     """Progress-bar / log.txt refresh interval."""
-    grad_clip: float = setting(0.0)
+    grad_clip: float = setting(0.0, neutral=0.0)
     """Clip the gradient norm (0 = off)."""
-    opacity_entropy: float = setting(0.0)
+    opacity_entropy: float = setting(0.0, neutral=0.0)
     """Weight of a regulariser that pushes each ray's field opacity (``acc``, the composited weights
     without the background's) to 0 or 1: the mean binary entropy in bits of the last pass's opacity,
     clamped to [1e-5, 1 - 1e-5], as ER-NeRF's and RAD-NeRF's ``train_step`` add it at 1e-4
@@ -425,7 +438,7 @@ class TrainSettings(Settings):
     """``fp32`` | ``tf32`` | ``bf16`` (the last two on CUDA only): see :mod:`aebench.aenerf.engine.precision`."""
     compile: bool = setting(False)
     """``torch.compile`` the NeRF MLPs (training and rendering; the first steps pay the compile time)."""
-    render_samples: list[int] = setting([], render=True)
+    render_samples: list[int] = setting([], render=True, neutral=[])
     """Rendering: [n_coarse, n_fine] when they differ from training's (DFRF's test config: [32, 64]); [] = training's."""
     render_frames: int = setting(0, low=0, render=True)
     """Cap on rendered frames (0 = one per 1/fps of the driving audio)."""

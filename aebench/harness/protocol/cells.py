@@ -12,7 +12,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from aebench.config import config_hash, load_config, without_launcher_sections
+from aebench.config import config_hash, id_view, load_config, without_launcher_sections
 from aebench.data import list_identities
 from aebench.harness.protocol.spec import Protocol, ProtocolError
 from aebench.settings import TrainSettings
@@ -190,13 +190,14 @@ def _hashers(data_root: Path, available: list[str]):
 
 
 def _without_root(cfg: DictConfig) -> dict:
-    """The resolved config without ``data.root``: where the data lies is not part of what a cell
+    """The resolved config as a cell id covers it (:func:`aebench.config.id_view`: every setting
+    but those at their neutral value), without ``data.root``: where the data lies is not part of what a cell
     computes (``run.data_sha256`` and ``run.audio_sha256`` say what the data is), so the same data
     moved keeps its results and other data at the same path does not reuse them. Nor is how it
     reached a Ray node (:data:`RAY_SECTION`)."""
     from omegaconf import OmegaConf
 
-    data = OmegaConf.to_container(cfg, resolve=True)
+    data = id_view(OmegaConf.to_container(cfg, resolve=True))
     data.get("data", {}).pop("root", None)
     data.pop(RAY_SECTION, None)  # how the cell reached a Ray node
     return data
@@ -214,10 +215,9 @@ def base_key(cfg: DictConfig) -> str:
     from omegaconf import OmegaConf
 
     method = cfg.method
-    train = {k: v for k, v in cfg.train.items() if k != "iters" and k not in TrainSettings.render_keys()}
-    section = cfg.get(method)
-    section = OmegaConf.to_container(section, resolve=True) if section is not None else None
-    parts = {"method": method, "method_cfg": section, "field": OmegaConf.to_container(cfg.field), "train": train,
+    tree = id_view(OmegaConf.to_container(cfg, resolve=True))
+    train = {k: v for k, v in tree["train"].items() if k != "iters" and k not in TrainSettings.render_keys()}
+    parts = {"method": method, "method_cfg": tree.get(method), "field": tree["field"], "train": train,
              "size": cfg.data.size,
              "data": {n: cfg.run.data_sha256.get(n) or f"{cfg.data.root}/{n}" for n in sorted(cfg.run.base_identities)},
              "features": cfg.features, "seed": cfg.seed, "scale": cfg.scale, "threads": cfg.threads,

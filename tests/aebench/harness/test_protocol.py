@@ -603,6 +603,22 @@ def test_base_key_resolves_the_shared_field_section():
     assert plain != base_key(load_config(["method=dfrf", "field.lr_mult=10", *run]))
 
 
+def test_a_setting_at_its_neutral_value_is_not_part_of_a_cell_id():
+    """A setting declared with a neutral value (train.opacity_entropy: 0 = off, what the code computed
+    before it existed) leaves the ids of the cells at that value as they were without it: a store
+    written before the setting existed is still found. Away from it, the ids differ."""
+    from aebench.config import load_config
+    from aebench.harness.protocol.cells import base_key, cell_key, finetune_key
+
+    run = ["method=dfrf", "run.base_identities=[a,b]", "run.identity=c"]
+    now = load_config(run)
+    before = load_config(run)
+    before.train.pop("opacity_entropy")  # the config of a version without the setting
+    for key in (cell_key, base_key, finetune_key):
+        assert key(now) == key(before)
+        assert key(load_config([*run, "train.opacity_entropy=1e-4"])) != key(now)
+
+
 def test_a_multi_seed_reference_records_its_spread_and_tolerances_derive_from_it(tmp_path):
     import math
 
