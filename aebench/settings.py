@@ -365,7 +365,7 @@ class TrainSettings(Settings):
     """Step bookkeeping: ``aebench``, local step k of a run uses lr(g + k) and smooths from global step
     g + k, g the steps before it; ``official``, as the official loops count: the lr is set after each
     step (step k uses the lr of step k - 1, a run's first step the undecayed lr), and a fine-tune's
-    first global step repeats the base's last (:meth:`aebench.aenerf.engine.trainer.Trainer.set_lr`)."""
+    first global step repeats the base's last (:meth:`aebench.engine.trainer.Trainer.set_lr`)."""
     batch_rays: int = setting(850, low=1, high=2**20)
     """Rays per iteration, all from one target frame (DFRF's N_rand)."""
     face_fraction: float = setting(0.95, low=0.0, high=1.0)
@@ -379,9 +379,9 @@ class TrainSettings(Settings):
     sampler: str = setting("hierarchical", choices=("hierarchical", "occupancy", "proposal"))
     """Training: ``hierarchical``, every stratified and importance sample is evaluated (NeRF);
     ``occupancy``, the same samples but only those in occupied cells of an occupancy grid
-    (:mod:`aebench.aenerf.engine.occupancy`); ``proposal``, a small density-only network on the
+    (:mod:`aebench.engine.occupancy`); ``proposal``, a small density-only network on the
     stratified samples places ``n_fine`` samples, the only ones the method evaluates (mip-NeRF 360's
-    proposal sampler, :mod:`aebench.aenerf.engine.proposal`; the coarse networks are not trained, and
+    proposal sampler, :mod:`aebench.engine.proposal`; the coarse networks are not trained, and
     the checkpoint renders with it: ``render_sampler`` occupancy then skips the samples it bounds as
     empty and stops rays early, hierarchical evaluates every proposed sample)."""
     render_sampler: str = setting("occupancy", choices=("hierarchical", "occupancy"), render=True)
@@ -435,7 +435,7 @@ class TrainSettings(Settings):
     (Fictionarry/ER-NeRF nerf_triplane/utils.py, "entropy on weights_sum"). 0 = off (the papers'
     methods). An opaque field is what lets the occupancy sampler skip samples and stop rays early."""
     precision: str = setting("fp32", choices=("fp32", "tf32", "bf16"))
-    """``fp32`` | ``tf32`` | ``bf16`` (the last two on CUDA only): see :mod:`aebench.aenerf.engine.precision`."""
+    """``fp32`` | ``tf32`` | ``bf16`` (the last two on CUDA only): see :mod:`aebench.engine.precision`."""
     compile: bool = setting(False)
     """``torch.compile`` the NeRF MLPs (training and rendering; the first steps pay the compile time)."""
     render_samples: list[int] = setting([], render=True, neutral=[])

@@ -1,4 +1,4 @@
-"""AE-NeRF through the Method API: the shared NeRF skeleton (:mod:`aebench.aenerf.engine.method`)
+"""AE-NeRF through the Method API: the shared NeRF skeleton (:mod:`aebench.engine.method`)
 filled with AE-NeRF's settings and network (:mod:`aebench.aenerf.model`).
 
 Base model over the training halves of several identities, few-shot fine-tuning from it
@@ -9,7 +9,7 @@ scheme; the target never serves as its own reference, except in a one-frame clip
 
 from __future__ import annotations
 
-from aebench.aenerf.engine.method import NeRFMethod
+from aebench.engine.method import NeRFMethod
 from aebench.aenerf.model import AENeRFModel, AENeRFSettings
 
 

@@ -1,7 +1,7 @@
 """The AE-NeRF network and its settings: DFRF's reference features + (audio-aware) warper +
 AAA (or slot attention) feeding the dual NeRF of Audio-Aligned Face Generation, with RRS and
 the loss of eq. 9-12. Training, rendering and checkpoints are the shared skeleton's
-(:mod:`aebench.aenerf.engine.method`).
+(:mod:`aebench.engine.method`).
 
 Resolutions of points the paper leaves open (METHOD.md; all in ``baselines/README.md``'s
 deviations table):
@@ -19,7 +19,7 @@ deviations table):
   sigma_ai (no renormalisation of m_aa + m_ai, as eq. 7 is written); rays of one NeRF only
   take that NeRF's c and sigma.
 - Masks are volume-rendered with the ray's composite weights; the background (the last
-  sample, :mod:`aebench.aenerf.engine.volume`) belongs to the audio-decoupled region (m_aa = 0,
+  sample, :mod:`aebench.engine.volume`) belongs to the audio-decoupled region (m_aa = 0,
   m_ai = 1). L_m is the squared error of the rendered m_aa against 1[r in Omega_ar] over the
   rays F_aa renders, plus that of m_ai against 1[r in Omega_ad] over the rays F_ai renders.
 - Losses are means over rays (the paper's sums up to a constant), over both levels.
@@ -34,12 +34,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aebench.aenerf.engine.method import NeRFModel
-from aebench.aenerf.engine.mlp import NeRFMLP
-from aebench.aenerf.engine.references import FeatureExtractor, clamp_to_image, project_to_refs, reference_tokens
-from aebench.aenerf.engine.settings import ReferenceSettings
+from aebench.engine.method import NeRFModel
+from aebench.engine.mlp import NeRFMLP
+from aebench.engine.references import FeatureExtractor, clamp_to_image, project_to_refs, reference_tokens
+from aebench.engine.settings import ReferenceSettings
 from aebench.settings import TrainSettings, setting
-from aebench.aenerf.engine.slot_attention import SlotAggregation
+from aebench.engine.slot_attention import SlotAggregation
 from aebench.aenerf.modules.aaa import AudioAwareAggregation
 from aebench.aenerf.modules.rrs import RayGroups, all_overlap, regionwise
 from aebench.aenerf.modules.warper import Warper, offset_norm

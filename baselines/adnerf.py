@@ -7,17 +7,17 @@ As the paper and ``YudongGuo/AD-NeRF`` (NeRFs/HeadNeRF) define it:
   400k official iterations; here ``train.smooth_from_share`` 0.5 of its iterations, as it
   trains from scratch) AudioAttNet smooths the
   codes of 8 neighbouring frames and is optimised with 5x the learning rate
-  (:mod:`aebench.aenerf.engine.audio`).
+  (:mod:`aebench.engine.audio`).
 * The NeRF is the original 8x256 MLP with a skip at layer 4, input gamma(x) (10 frequencies)
   concatenated with the audio code, view directions gamma(d) (4 frequencies) into a 3-layer
-  colour branch (:class:`aebench.aenerf.engine.mlp.NeRFMLP`); coarse 64 + fine 128 samples. Its own
+  colour branch (:class:`aebench.engine.mlp.NeRFMLP`); coarse 64 + fine 128 samples. Its own
   training values (Adam lr 5e-4 decayed by 0.1 over ``lrate_decay`` 250 x 1000 steps; 2048
   rays per step, ``sample_rate`` 0.95 inside the face box; ``run_nerf.py`` 525-610) are the
   ``train.preset=official`` values (``configs/presets/official.yaml``); in a protocol it
   trains under the shared ``train.*`` like every other row.
 * Colour is composited over the background image exactly as the official ``raw2outputs``
   (``NeRFs/HeadNeRF/run_nerf.py`` 335-384): the last sample's colour is the background pixel
-  and absorbs the transmittance left (:mod:`aebench.aenerf.engine.volume`).
+  and absorbs the transmittance left (:mod:`aebench.engine.volume`).
 
 Deviations (deliberate, all shared with DFRF and AE-NeRF here so only the method differs):
 
@@ -30,7 +30,7 @@ Deviations (deliberate, all shared with DFRF and AE-NeRF here so only the method
 * The suite's audio features (``cfg.features``, mfcc by default) replace DeepSpeech.
 * The face box is the bounding box of the head labels (1, 2) of the prepared masks (the
   official one comes from the face-parsing/landmark rectangle).
-* Softplus density where the official code uses ReLU + 1e-6 (:mod:`aebench.aenerf.engine.mlp`), as for
+* Softplus density where the official code uses ReLU + 1e-6 (:mod:`aebench.engine.mlp`), as for
   every NeRF method here (``adnerf.density: relu`` under the preset).
 * Renders smoothed codes once training smoothed, as DFRF; the official ``render_path`` renders
   AudioNet's codes only (``train.smooth_at_render: false`` under the preset).
@@ -42,9 +42,9 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from aebench.aenerf.engine.method import NeRFMethod, NeRFModel
-from aebench.aenerf.engine.mlp import NeRFMLP
-from aebench.aenerf.engine.settings import NeRFSettings
+from aebench.engine.method import NeRFMethod, NeRFModel
+from aebench.engine.mlp import NeRFMLP
+from aebench.engine.settings import NeRFSettings
 from aebench.settings import TrainSettings
 
 

@@ -11,7 +11,7 @@ Facts from ``sstzal/DFRF`` (``NeRFs/run_nerf_deform.py`` = RND, ``NeRFs/run_nerf
 * **Reference feature extractor** (``Feature_extractor``, HLP 476-488; input RND 134-141):
   gamma_5(rgb) (33) and gamma_5(reference camera position) (33) = 66 channels; two 3x3
   convs, stride 1 (no downsampling), 64 channels, ReLU; then a linear layer to 128 channels
-  (:class:`aebench.aenerf.engine.references.FeatureExtractor`, shared with AE-NeRF).
+  (:class:`aebench.engine.references.FeatureExtractor`, shared with AE-NeRF).
 * **Projection + deformation** (``make_indices``, ``Position_warp``, HLP 753-763, RND 270): a
   sample x is projected into each reference; an MLP 255 -> 128 -> 32 -> 2 (ReLU, weights
   N(0, 1e-3), zero bias) on [gamma_10(x) (63), audio code (64, detached), the feature at the
@@ -31,10 +31,10 @@ Facts from ``sstzal/DFRF`` (``NeRFs/run_nerf_deform.py`` = RND, ``NeRFs/run_nerf
   the flattened slots (256) condition the NeRF.
 * **NeRF** (``Face_Feature_NeRF``, HLP 601-659): 8x256 MLP, skip at 4, input [gamma_10(x),
   audio code 64, aggregated 256], gamma_4(d) into a 3-layer colour branch
-  (:class:`aebench.aenerf.engine.mlp.NeRFMLP`); coarse 64 + fine 128 samples with separate MLPs
+  (:class:`aebench.engine.mlp.NeRFMLP`); coarse 64 + fine 128 samples with separate MLPs
   sharing the extractor, warper and slot attention; loss = MSE(fine) + MSE(coarse) + penalty.
 * **Audio**: AudioNet, then AudioAttNet from ``nosmo_iters`` (100k) on with 5x lr (shared:
-  :mod:`aebench.aenerf.engine.audio`, ``train.smooth_from``).
+  :mod:`aebench.engine.audio`, ``train.smooth_from``).
 * Training values (``N_rand`` 850, ``sample_rate`` 0.95, lr 5e-4 decayed 0.1 over 500 x 1500
   steps, ``N_iters`` 600k): ``configs/presets/official.yaml``; they are also the shared
   defaults every method trains with at ``scale=paper``.
@@ -58,14 +58,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from aebench.aenerf.engine.encoding import PositionalEncoding
-from aebench.aenerf.engine.method import NeRFMethod, NeRFModel
-from aebench.aenerf.engine.mlp import NeRFMLP
-from aebench.aenerf.engine.references import (FeatureExtractor, clamp_to_image, project_to_refs, reference_tokens,
+from aebench.engine.encoding import PositionalEncoding
+from aebench.engine.method import NeRFMethod, NeRFModel
+from aebench.engine.mlp import NeRFMLP
+from aebench.engine.references import (FeatureExtractor, clamp_to_image, project_to_refs, reference_tokens,
                                       sample_features)
-from aebench.aenerf.engine.settings import ReferenceSettings
+from aebench.engine.settings import ReferenceSettings
 from aebench.settings import TrainSettings, setting
-from aebench.aenerf.engine.slot_attention import SlotAggregation
+from aebench.engine.slot_attention import SlotAggregation
 
 REF_IMAGE_SIZE = 512  # the official clamp of 10 px is in pixels of 512x512 frames
 
@@ -92,7 +92,7 @@ class DFRFSettings(ReferenceSettings):
     """Slot-attention iterations (2)."""
     slot_init: str = setting("learned", choices=("learned", "sampled"))
     """``learned`` per-slot means (aebench) or ``sampled``: DFRF's ``mu + sigma * randn``, drawn at
-    every call, at test time too (:class:`~aebench.aenerf.engine.slot_attention.SlotAggregation`)."""
+    every call, at test time too (:class:`~aebench.engine.slot_attention.SlotAggregation`)."""
     slot_in_act: str = setting("linear", choices=("linear", "leaky_relu"))
     """Activation after the slot attention's input layer (DFRF's ``fc7``): ``linear`` or ``leaky_relu`` (official)."""
     slot_mlp_min: int = setting(0, low=0)

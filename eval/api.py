@@ -24,7 +24,7 @@ from aebench.provenance import peak_memory, provenance, sha256_frames
 from aebench.eval.frames import align as align_frames
 from aebench.eval.frames import FrameSource, load_audio
 from aebench.eval.frames import pair_by_number as pair_frames_by_number
-from aebench.eval.registry import METRICS, Context, select
+from aebench.eval.registry import METRICS, Context, packages_of, select
 from aebench.media import AUDIO_RATE
 
 
@@ -130,13 +130,13 @@ def evaluate(pred, gt=None, audio=None, metrics=None, weights=None, progress: bo
 
     Every metric is described and computed by its module in the registry (:mod:`aebench.eval.registry`).
     ``info`` records what was scored (``sha256`` of the prediction's and ground truth's frames),
-    the weights used (with their sha256) and ``provenance`` (code version, the metric packages'
+    the weights used (with their sha256) and ``provenance`` (code version, the computed metrics' packages'
     versions, machine, ``eval_s`` wall time and ``peak_memory``: :mod:`aebench.provenance`).
     """
     t0 = time.perf_counter()
     with peak_memory() as mem:
         result = _score(pred, gt, audio, metrics, weights, progress, align, resize, fps, pair_by_number)
-    result.info["provenance"] = {**provenance(packages=METRIC_PACKAGES), "eval_s": time.perf_counter() - t0,
+    result.info["provenance"] = {**provenance(packages=packages_of(result.summary)), "eval_s": time.perf_counter() - t0,
                                  "peak_memory": mem.to_json()}
     return result
 
@@ -281,7 +281,3 @@ def _not_a_continuous_clip(members, paired: dict | None) -> str | None:
                 "the audio would be scored against other moments")
     return None
 
-
-#: the packages whose code defines the metrics' numbers (recorded in every evaluation's info)
-METRIC_PACKAGES = ("scikit-image", "lpips", "syncnet-python", "face-alignment", "opencv-python",
-                   "opencv-contrib-python", "python-speech-features", "dlib-bin", "silero-vad", "librosa", "torch")

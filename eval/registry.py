@@ -126,6 +126,8 @@ class Context:
 
 
 Compute = Callable[[Context, list[str]], dict[str, Value]]
+#: the distributions behind :meth:`Context.landmarks` (dlib and its 68-point model): a landmark metric's packages
+LANDMARK_PACKAGES = ("dlib-bin", "face-recognition-models")
 
 
 def parallel_map(fn: Callable, items, workers: int | None = None, ahead: int = 2) -> list:
@@ -159,6 +161,11 @@ class Metric:
     needs_gt: bool = False
     needs_audio: bool = False
     weights: tuple[str, ...] = ()  # weights-store names it needs (missing weights -> missing metric)
+    optional_weights: tuple[str, ...] = ()  # weights-store names it uses when present (else a labelled variant)
+    packages: tuple[str, ...] = ()  # the distributions whose code defines its numbers (versions recorded per evaluation)
+    #: whether an evaluation (its ``info``) computed this metric by a labelled variant of the recipe
+    #: (marked ‡ in tables); None: the metric has no variant
+    variant: Callable[[dict], bool] | None = None
     group: str = ""  # metrics computed in one call share a group (default: the name)
     per_frame: bool = True
     recipe: str = ""  # the module whose docstring is the recipe (set by the registry)
@@ -247,6 +254,17 @@ def expand(names: list[str]) -> list[str]:
             if m not in out:
                 out.append(m)
     return out
+
+
+def packages_of(names) -> tuple[str, ...]:
+    """The distributions whose code defines the numbers of metrics ``names`` (registry order, no repeats)."""
+    return tuple(dict.fromkeys(p for n in names if n in METRICS for p in METRICS[n].packages))
+
+
+def weights_of(name: str) -> tuple[str, ...]:
+    """Every weights-store name metric ``name`` reads, needed or optional."""
+    m = METRICS.get(name)
+    return (*m.weights, *m.optional_weights) if m else ()
 
 
 def tolerances() -> dict[str, float]:

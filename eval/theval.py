@@ -59,6 +59,8 @@ BROW_RIGHT_IMG, EYE_RIGHT_IMG = list(range(22, 27)), list(range(42, 48))
 #: THEval resizes frames to 256x256 before FaceMesh in Silent Lip Stability and Lip Dynamics
 #: (``Synchronization/silent_lip_stability.py:118``, ``Naturalness/lip_dynamics.py:41-44,72-81``)
 WORK_SIZE = 256
+#: the distributions behind :func:`speech_frames` (THEval's voice activity detector)
+VAD_PACKAGES = ("silero-vad", "torch")
 #: THEval's scoring.py:124: a ground truth this close to 0 has no closeness score
 EPS = 1e-9
 

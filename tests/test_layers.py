@@ -36,11 +36,13 @@ def test_contracts_hold(tree):
 
 @pytest.mark.parametrize("module,bad", [
     ("aebench/media.py", "from aebench.harness.cli import main"),              # foundation -> CLI
-    ("aebench/eval/frames.py", "from aebench.aenerf.engine import rays"),      # metrics -> methods
+    ("aebench/eval/frames.py", "from aebench.engine import rays"),      # metrics -> methods
     ("aebench/baselines/dfrf.py", "from aebench.eval.registry import METRICS"),  # methods -> metrics
     ("aebench/harness/protocol/cells.py", "from aebench.harness.report import tables"),  # runner -> reports
-    ("aebench/aenerf/engine/volume.py", "from aebench.aenerf.modules import aaa"),  # engine -> AE-NeRF's modules
-    ("aebench/aenerf/engine/method.py", "from aebench.baselines import dfrf"),  # engine -> a baseline
+    ("aebench/engine/volume.py", "from aebench.aenerf.modules import aaa"),  # engine -> AE-NeRF's modules
+    ("aebench/engine/method.py", "from aebench.baselines import dfrf"),  # engine -> a baseline
+    ("aebench/baselines/adnerf.py", "from aebench.aenerf import model"),  # a baseline -> AE-NeRF
+    ("aebench/data/prepare.py", "from aebench.engine import rays"),  # foundation -> engine
 ])
 def test_an_import_that_points_up_is_caught(tree, tmp_path, module, bad):
     broken = tmp_path / "broken"

@@ -48,7 +48,7 @@ def main() -> None:
     from aebench.config import load_config
     from aebench.data import Identity
     from aebench.eval import evaluate
-    from aebench.aenerf.engine.volume import count_samples
+    from aebench.engine.volume import count_samples
     from aebench.harness.protocol.runner import ground_truth, scored_frames
     from aebench.registry import get_method
 

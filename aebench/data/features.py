@@ -49,6 +49,8 @@ STEP_S = 0.02  # 50 Hz feature rate
 HALF_WIN = 200  # samples of front padding at 16 kHz: centres step k at k * STEP_S
 WINDOW = 16  # T: feature steps per video frame
 WAV2VEC2_FOLDER = "wav2vec2-base-960h"
+#: extractor -> the weights-store entry it loads (``aebench weights status`` says who uses an entry)
+FEATURE_WEIGHTS = {"wav2vec2": "wav2vec2"}
 _VERSION = 2  # bump when an extractor's output changes
 
 
@@ -158,7 +160,7 @@ def _wav2vec2_model(folder: Path):
     key = (str(folder), weights.stat().st_size, weights.stat().st_mtime_ns)
     if key not in _MODELS:
         try:  # every weight from the folder: transformers would fill missing ones with random values
-            model = load_hf_model("wav2vec2", folder)
+            model = load_hf_model(FEATURE_WEIGHTS["wav2vec2"], folder)
         except WeightsError as exc:
             raise FeatureError(f"wav2vec2 features: {exc}. Fix: `aebench weights add wav2vec2 PATH` with PATH "
                                f"a Hugging Face model folder of wav2vec2-base-960h") from exc

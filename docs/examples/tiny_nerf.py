@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from aebench.aenerf.engine.method import NeRFMethod, NeRFModel
-from aebench.aenerf.engine.mlp import NeRFMLP
-from aebench.aenerf.engine.settings import NeRFSettings
+from aebench.engine.method import NeRFMethod, NeRFModel
+from aebench.engine.mlp import NeRFMLP
+from aebench.engine.settings import NeRFSettings
 from aebench.settings import TrainSettings, setting
 
 

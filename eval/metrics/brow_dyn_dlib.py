@@ -23,7 +23,7 @@ import math
 import numpy as np
 
 from aebench.eval import theval
-from aebench.eval.registry import Context, Metric, Value
+from aebench.eval.registry import LANDMARK_PACKAGES, Context, Metric, Value
 
 
 def brow_distances(lms: np.ndarray) -> np.ndarray:
@@ -52,7 +52,7 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
 
 METRICS = [
     Metric("brow_dyn_dlib", "target", "Eyebrow Dynamics (dlib)", tolerance=0.01, compute=compute, family="theval",
-           group="brow_dyn_dlib", per_frame=False, value_range=(0.0, math.inf)),
+           group="brow_dyn_dlib", per_frame=False, packages=LANDMARK_PACKAGES, value_range=(0.0, math.inf)),
     Metric("brow_dyn_dlib_close", "higher", "Eyebrow Dynamics (dlib) closeness", tolerance=0.2, compute=compute, family="theval",
-           needs_gt=True, group="brow_dyn_dlib", per_frame=False, value_range=(-math.inf, 1.0)),
+           needs_gt=True, group="brow_dyn_dlib", per_frame=False, packages=LANDMARK_PACKAGES, value_range=(-math.inf, 1.0)),
 ]

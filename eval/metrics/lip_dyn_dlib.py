@@ -24,7 +24,7 @@ from itertools import combinations
 import numpy as np
 
 from aebench.eval import theval
-from aebench.eval.registry import Context, Metric, Value
+from aebench.eval.registry import LANDMARK_PACKAGES, Context, Metric, Value
 
 PAIRS = np.array(list(combinations(range(len(theval.LIPS)), 2)))
 
@@ -44,7 +44,7 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
 
 METRICS = [
     Metric("lip_dyn_dlib", "target", "Lip Dynamics (dlib)", tolerance=0.5, compute=compute, family="theval",
-           group="lip_dyn_dlib", per_frame=False, value_range=(0.0, math.inf)),
+           group="lip_dyn_dlib", per_frame=False, packages=LANDMARK_PACKAGES, value_range=(0.0, math.inf)),
     Metric("lip_dyn_dlib_close", "higher", "Lip Dynamics (dlib) closeness", tolerance=0.2, compute=compute, family="theval",
-           needs_gt=True, group="lip_dyn_dlib", per_frame=False, value_range=(-math.inf, 1.0)),
+           needs_gt=True, group="lip_dyn_dlib", per_frame=False, packages=LANDMARK_PACKAGES, value_range=(-math.inf, 1.0)),
 ]

@@ -27,7 +27,7 @@ import math
 import numpy as np
 
 from aebench.eval import theval
-from aebench.eval.registry import Context, Metric, Value
+from aebench.eval.registry import LANDMARK_PACKAGES, Context, Metric, Value
 
 MIN_SPEECH_RATIO = 0.1  # lip_sync.py:93
 
@@ -67,9 +67,11 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
                               lambda which: lip_sync(openness(ctx.landmarks(which), ctx.hw), loud, speech))
 
 
+#: dlib's landmarks and THEval's voice activity detector
+PACKAGES = (*LANDMARK_PACKAGES, *theval.VAD_PACKAGES)
 METRICS = [
     Metric("lip_sync_dlib", "lower", "Lip-Sync (dlib)", tolerance=0.1, compute=compute, family="theval", needs_audio=True,
-           group="lip_sync_dlib", per_frame=False, value_range=(0.0, math.inf)),
+           group="lip_sync_dlib", per_frame=False, packages=PACKAGES, value_range=(0.0, math.inf)),
     Metric("lip_sync_dlib_close", "higher", "Lip-Sync (dlib) closeness", tolerance=0.25, compute=compute, family="theval",
-           needs_gt=True, needs_audio=True, group="lip_sync_dlib", per_frame=False, value_range=(-math.inf, 1.0)),
+           needs_gt=True, needs_audio=True, group="lip_sync_dlib", per_frame=False, packages=PACKAGES, value_range=(-math.inf, 1.0)),
 ]

@@ -119,4 +119,4 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
 
 
 METRICS = [Metric("lmd", "lower", "LMD", tolerance=0.5, compute=compute, family="paper", needs_gt=True, weights=WEIGHTS,
-                  value_range=(0.0, math.inf))]
+                  packages=("face-alignment", "torch"), value_range=(0.0, math.inf))]

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 
 from aebench.eval.metrics.lmd import lmd_value
-from aebench.eval.registry import Context, Metric, Value
+from aebench.eval.registry import LANDMARK_PACKAGES, Context, Metric, Value
 
 
 def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
@@ -37,4 +37,4 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
 
 
 METRICS = [Metric("lmd_dlib", "lower", "LMD (dlib)", tolerance=0.5, compute=compute, family="paper", needs_gt=True,
-                  value_range=(0.0, math.inf))]
+                  packages=LANDMARK_PACKAGES, value_range=(0.0, math.inf))]

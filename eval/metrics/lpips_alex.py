@@ -90,4 +90,4 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
 
 
 METRICS = [Metric("lpips", "lower", "LPIPS", tolerance=0.03, compute=compute, family="paper", needs_gt=True,
-                  weights=("lpips_alexnet",), value_range=(0.0, math.inf))]
+                  weights=("lpips_alexnet",), packages=("lpips", "torch", "torchvision"), value_range=(0.0, math.inf))]

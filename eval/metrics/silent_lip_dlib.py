@@ -23,7 +23,7 @@ import math
 import numpy as np
 
 from aebench.eval import theval
-from aebench.eval.registry import Context, Metric, Value
+from aebench.eval.registry import LANDMARK_PACKAGES, Context, Metric, Value
 
 MIN_SILENCE_S = 0.300  # silent_lip_stability.py:13 (MIN_SILENCE_DURATION = 300 ms)
 
@@ -68,10 +68,12 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
                               lambda which: silent_lip_stability(lip_openings(ctx.landmarks(which), ctx.hw), silent))
 
 
+#: dlib's landmarks and THEval's voice activity detector
+PACKAGES = (*LANDMARK_PACKAGES, *theval.VAD_PACKAGES)
 METRICS = [
     Metric("silent_lip_dlib", "lower", "Silent Lip Stability (dlib)", tolerance=0.02, compute=compute, family="theval",
-           needs_audio=True, group="silent_lip_dlib", per_frame=False, value_range=(0.0, math.inf)),
+           needs_audio=True, group="silent_lip_dlib", per_frame=False, packages=PACKAGES, value_range=(0.0, math.inf)),
     Metric("silent_lip_dlib_close", "higher", "Silent Lip Stability (dlib) closeness", tolerance=0.3,
-           compute=compute, family="theval", needs_gt=True, needs_audio=True, group="silent_lip_dlib", per_frame=False,
+           compute=compute, family="theval", needs_gt=True, needs_audio=True, group="silent_lip_dlib", per_frame=False, packages=PACKAGES,
            value_range=(-math.inf, 1.0)),
 ]

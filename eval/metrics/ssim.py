@@ -86,4 +86,5 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
     return {"ssim": Value(per_frame=np.array(vals, dtype=np.float64))}
 
 
-METRICS = [Metric("ssim", "higher", "SSIM", tolerance=0.03, compute=compute, family="paper", needs_gt=True, value_range=(-1.0, 1.0))]
+METRICS = [Metric("ssim", "higher", "SSIM", tolerance=0.03, compute=compute, family="paper", needs_gt=True,
+                  packages=("opencv-python", "opencv-contrib-python"), value_range=(-1.0, 1.0))]

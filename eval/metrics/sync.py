@@ -309,9 +309,18 @@ NEEDS = dict(min_frames=51, min_face_px=101,
              needs_source="syncnet-python's pipeline keeps only face tracks of more than 50 frames (min_track) of "
                           "faces larger than 100 px (min_face_size)")
 
+
+
+def dlib_crops(info: dict) -> bool:
+    """The labelled variant: face crops from dlib's landmarks, not S3FD's (no ``syncnet_s3fd`` weights)."""
+    return (info.get("sync") or {}).get("crop") == "dlib"
+
+
+#: what the sync metrics' record says of both: weights, packages, variant, needs
+SHARED = dict(compute=compute, family="paper", needs_audio=True, weights=("syncnet",), optional_weights=("syncnet_s3fd",),
+              packages=("syncnet-python", "python-speech-features", "opencv-python", "opencv-contrib-python", "scipy", "torch"),
+              variant=dlib_crops, group="sync", per_frame=False, **NEEDS, value_range=(0.0, math.inf))
 METRICS = [
-    Metric("sync_conf", "higher", "LSE-C", tolerance=0.5, compute=compute, family="paper", needs_audio=True, weights=("syncnet",),
-           group="sync", per_frame=False, **NEEDS, value_range=(0.0, math.inf)),
-    Metric("sync_dist", "lower", "LSE-D", tolerance=0.5, compute=compute, family="paper", needs_audio=True, weights=("syncnet",),
-           group="sync", per_frame=False, **NEEDS, value_range=(0.0, math.inf)),
+    Metric("sync_conf", "higher", "LSE-C", tolerance=0.5, **SHARED),
+    Metric("sync_dist", "lower", "LSE-D", tolerance=0.5, **SHARED),
 ]

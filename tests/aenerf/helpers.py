@@ -24,8 +24,8 @@ def orbit_pose(yaw: float, dist: float = 4.0) -> torch.Tensor:
 
 
 def fake_views(n: int = 6, size: int = 16, channels: int = 8, window: int = 8, seed: int = 0):
-    """A random clip of ``n`` frames as :class:`aebench.aenerf.engine.views.Views` (head labels in the middle)."""
-    from aebench.aenerf.engine.views import Views, face_boxes
+    """A random clip of ``n`` frames as :class:`aebench.engine.views.Views` (head labels in the middle)."""
+    from aebench.engine.views import Views, face_boxes
 
     g = torch.Generator().manual_seed(seed)
     masks = torch.zeros(n, size, size, dtype=torch.uint8)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from aebench.aenerf.engine.precision import precision
+from aebench.engine.precision import precision
 
 
 def test_precision_other_than_fp32_needs_cuda():

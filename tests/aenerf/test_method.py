@@ -9,7 +9,7 @@ import torch
 from aebench.data import Identity
 from aebench.data.identity import list_identities
 from aebench.media import probe
-from aebench.aenerf.engine.checkpoint import read_state
+from aebench.engine.checkpoint import read_state
 from aebench.aenerf.method import AENeRF
 from tests.aenerf.helpers import build_model, fake_batch, fake_views, smoke_cfg
 from tests.aenerf.test_modules import VARIANTS

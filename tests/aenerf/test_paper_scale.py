@@ -30,7 +30,7 @@ def identity(tmp_path_factory):
 def test_paper_shapes_train_checkpoint_and_render_on_a_cpu(method_name, identity, tmp_path):
     from omegaconf import OmegaConf
 
-    from aebench.aenerf.engine.checkpoint import read_state
+    from aebench.engine.checkpoint import read_state
     from aebench.registry import get_method
     from aebench.media import probe
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from aebench.data.features import AudioNorm
-from aebench.aenerf.engine.views import Views, face_boxes
+from aebench.engine.views import Views, face_boxes
 
 
 def toy_views(n: int = 6, size: int = 16, t: int = 16, c: int = 13, seed: int = 0) -> Views:

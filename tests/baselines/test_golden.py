@@ -33,7 +33,7 @@ def t(a: np.ndarray) -> torch.Tensor:
 def test_positional_encoding_is_the_official_embedder(repo, multires):
     """gamma(p) = (p, sin(2^0 p), cos(2^0 p), sin(2^1 p), cos(2^1 p), ...): no pi, sin and cos
     interleaved per frequency (``Embedder``, helpers lines 21-71 in both repositories)."""
-    from aebench.aenerf.engine.encoding import PositionalEncoding
+    from aebench.engine.encoding import PositionalEncoding
 
     f = fixture(repo, "pe")
     ours = PositionalEncoding(multires).double()(t(f["x"])).numpy()
@@ -44,7 +44,7 @@ def test_positional_encoding_is_the_official_embedder(repo, multires):
 def test_volume_rendering_is_raw2outputs(repo):
     """``raw2outputs`` with densities ReLU(raw) + 1e-6 and sigmoid colours: the last sample is
     the background and absorbs what transmittance is left (rgb, weights, depth, opacity)."""
-    from aebench.aenerf.engine.volume import composite
+    from aebench.engine.volume import composite
 
     f = fixture(repo, "raw2outputs")
     raw = t(f["raw"])
@@ -58,7 +58,7 @@ def test_volume_rendering_is_raw2outputs(repo):
 
 @pytest.mark.parametrize("repo", REPOS)
 def test_hierarchical_samples_are_sample_pdf(repo):
-    from aebench.aenerf.engine.sampling import sample_pdf
+    from aebench.engine.sampling import sample_pdf
 
     f = fixture(repo, "sample_pdf")
     ours = sample_pdf(t(f["bins"]), t(f["weights"]), f["samples"].shape[1], deterministic=True)
@@ -84,7 +84,7 @@ def _state(f: dict, prefix: str, rename: dict) -> dict:
 def test_audionet_and_audioattnet_are_the_official_networks(repo):
     """The same weights give the same codes: AudioNet on 16 x 29 windows, AudioAttNet's weighted
     sum of 8 codes whose first 32 channels its convolutions read."""
-    from aebench.aenerf.engine.audio import AudioAttNet, AudioNet
+    from aebench.engine.audio import AudioAttNet, AudioNet
 
     f = fixture(repo, "audio")
     net = AudioNet(29, 64).double()
@@ -209,7 +209,7 @@ def _official_model(repo: str, f: dict, overrides: tuple[str, ...] = ()):
 def _render(repo: str, model, f: dict, train: bool, samples: tuple[int, int] | None = None) -> tuple[dict, torch.Tensor, dict]:
     """aebench's render of the fixture's rays (training or test mode) from the fixture's draw
     seed, the references built from its images and poses; returns the output, the code and refs."""
-    from aebench.aenerf.engine.rays import pixel_rays
+    from aebench.engine.rays import pixel_rays
 
     # the scene's principal point, off the image centre (official pixel i sits at our i + 0.5); the
     # official projection into the references ignores it and uses (W/2, H/2)
@@ -294,7 +294,7 @@ def test_preset_official_lr_of_the_first_steps_is_the_official_schedule(name, de
     from omegaconf import OmegaConf
 
     from aebench.config import load_config
-    from aebench.aenerf.engine.trainer import Trainer
+    from aebench.engine.trainer import Trainer
 
     repo = name.split("_")[0]
     f = fixture(repo, name.split("_", 1)[1])
@@ -328,7 +328,7 @@ def test_face_rect_draw_is_the_official_one(repo):
     (transposed) rectangle, without replacement, face rays first, and counts as inside exactly the
     pixels the official loop does, for ray counts whose product with the rate is not whole (DFRF's
     850 x 0.95 = 807.5: 807, not 808)."""
-    from aebench.aenerf.engine.views import Views, sample_rays
+    from aebench.engine.views import Views, sample_rays
 
     f = fixture(repo, "face_rect")
     h, w = int(f["H"]), int(f["W"])

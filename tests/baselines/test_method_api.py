@@ -10,7 +10,7 @@ from aebench.data import Identity
 from aebench.data.identity import list_identities
 from aebench.media import probe
 from aebench.registry import get_method
-from aebench.aenerf.engine.checkpoint import read_state
+from aebench.engine.checkpoint import read_state
 
 torch.set_num_threads(1)  # 2 threads on a loaded 2-core machine spin-wait
 
@@ -63,7 +63,7 @@ def test_adnerf_has_no_base_and_renders(synth_root, tmp_path):
 
 def test_dfrf_feeds_the_flattened_slots_straight_into_its_nerf():
     """As the official code (helpers 567-569, 720): no layer between the slots and the NeRF."""
-    from aebench.aenerf.engine.slot_attention import SlotAggregation
+    from aebench.engine.slot_attention import SlotAggregation
 
     agg = SlotAggregation(10, dim=16, out_dim=None, n_slots=2, iters=2)
     assert isinstance(agg.out, torch.nn.Identity) and agg.out_dim == 32

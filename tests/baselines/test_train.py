@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from aebench.config import load_config
-from aebench.aenerf.engine.checkpoint import read_state
-from aebench.aenerf.engine.rays import image_rays
-from aebench.aenerf.engine.trainer import Trainer, seed_everything
+from aebench.engine.checkpoint import read_state
+from aebench.engine.rays import image_rays
+from aebench.engine.trainer import Trainer, seed_everything
 from aebench.baselines.adnerf import ADNeRF
 from aebench.baselines.dfrf import DFRF
 from tests.aenerf.helpers import build_model

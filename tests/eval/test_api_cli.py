@@ -81,7 +81,7 @@ def test_frame_folders_sort_numerically(tmp_path):
 def test_scored_psnr_of_a_render_equals_that_of_its_in_memory_frames(tmp_path):
     """NeRF renders are scored from their lossless frames, never from the H.264 mp4."""
     from aebench.media import lossless_frames_dir
-    from aebench.aenerf.engine.image_render import write_render
+    from aebench.engine.image_render import write_render
 
     rng = np.random.default_rng(0)
     gt = _frames(6, 32)
@@ -162,6 +162,26 @@ def test_the_registry_owns_every_fact_of_a_metric(monkeypatch):
     assert r.summary["mae"] == 0.0 and r.frames[0]["mae"] == 0.0
     assert not [f for f in compare({"cells": {"c": {"mae": 1.0}}}, {"c": {"mae": 1.2}}) if f.fails]  # within 0.25
     assert compare({"cells": {"c": {"mae": 1.0}}}, {"c": {"mae": 1.3}})[0].kind == "worse"
+
+
+def test_a_metrics_record_says_which_weights_packages_and_variant_it_has():
+    """The weights a metric reads, the packages behind its numbers and its labelled variant are
+    fields of its record: the manifest says nothing of who uses an entry, the tables mark a variant
+    from the record, and an evaluation records only its metrics' package versions."""
+    import json
+
+    from aebench import weights as w
+    from aebench.data.features import FEATURE_WEIGHTS
+    from aebench.eval.registry import packages_of, weights_of
+
+    manifest = json.loads(w.MANIFEST_PATH.read_text())
+    read = {n for m in METRICS for n in weights_of(m)} | set(FEATURE_WEIGHTS.values())
+    assert read == set(manifest) and not any("used_by" in e for e in manifest.values())
+    assert weights_of("sync_conf") == ("syncnet", "syncnet_s3fd")
+    assert METRICS["sync_dist"].variant({"sync": {"crop": "dlib"}}) and not METRICS["sync_dist"].variant({"sync": {"crop": "s3fd"}})
+    assert packages_of(["psnr"]) == () and "syncnet-python" in packages_of(["sync_conf", "psnr"])
+    r = evaluate(_frames(3), _frames(3), metrics=["psnr", "ssim"], progress=False)
+    assert "syncnet-python" not in r.info["provenance"]["packages"]
 
 
 def test_empty_clips_are_refused_not_scored_perfect():

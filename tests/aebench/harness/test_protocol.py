@@ -120,7 +120,7 @@ def test_two_rows_of_a_protocol_get_identical_ray_batches(corpus):
 
     from aebench.data import Identity
     from aebench.registry import get_method
-    from aebench.aenerf.engine.views import Views
+    from aebench.engine.views import Views
 
     cells = expand_cells(load_protocol("smoke"), corpus, ["data.size=16"])
     assert {c.method for c in cells} == {"aenerf", "dfrf", "adnerf"}
@@ -225,7 +225,10 @@ def test_a_cell_records_its_provenance_cost_and_what_it_scored(tmp_path, corpus,
     gt = [identity.split("test").frame(i) for i in range(n)]
     assert info["sha256"]["pred"] == sha256_frames(pred) == metrics["info"]["sha256"]["pred"]
     assert info["sha256"]["gt"] == sha256_frames(gt)
-    assert metrics["info"]["provenance"]["packages"]["scikit-image"] != "absent"  # the metric packages
+    from aebench.eval.registry import packages_of
+
+    packages = metrics["info"]["provenance"]["packages"]  # the computed metrics' packages (their records say which)
+    assert set(packages_of(metrics["summary"])) <= set(packages) and packages["opencv-python"] != "absent"
 
 
 def test_cells_differing_only_in_driving_audio_share_one_finetune(tmp_path, corpus, monkeypatch):

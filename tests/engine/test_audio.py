@@ -1,6 +1,6 @@
 import torch
 
-from aebench.aenerf.engine.audio import AudioAttNet, AudioEncoder, AudioNet
+from aebench.engine.audio import AudioAttNet, AudioEncoder, AudioNet
 
 torch.set_num_threads(1)  # 2 threads on a loaded 2-core machine spin-wait 100x slower
 

@@ -35,7 +35,7 @@ def _checked(overrides: tuple[str, ...]):
     from aebench.config import ConfigError, load_config
     from aebench.registry import method_class
 
-    from aebench.aenerf.engine.method import NeRFMethod
+    from aebench.engine.method import NeRFMethod
 
     try:
         cfg = load_config(list(overrides))
@@ -128,7 +128,7 @@ def train_cmd(overrides: tuple[str, ...], warmup: int, threads: int, json_out: s
         torch.set_num_threads(threads)
     from aebench.device import resolve_device
     from aebench.registry import get_method
-    from aebench.aenerf.engine.volume import count_samples
+    from aebench.engine.volume import count_samples
 
     checked = _checked(overrides)
     if int(checked.train.iters) <= warmup:
@@ -185,7 +185,7 @@ def render_cmd(overrides: tuple[str, ...], frames: int, checkpoint: str | None, 
     from aebench.device import resolve_device
     from aebench.media import probe
     from aebench.registry import get_method
-    from aebench.aenerf.engine.volume import count_samples
+    from aebench.engine.volume import count_samples
 
     _check_json(json_out, _checked(overrides), {"--checkpoint": checkpoint})
     with tempfile.TemporaryDirectory(prefix="aebench-bench-") as tmp:

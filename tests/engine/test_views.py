@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from aebench.aenerf.engine.views import Views, face_boxes, sample_rays
+from aebench.engine.views import Views, face_boxes, sample_rays
 
 
 def _views(h=12, w=20):

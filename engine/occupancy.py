@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from aebench.aenerf.engine.rays import pixel_rays
+from aebench.engine.rays import pixel_rays
 
 EMA_DECAY = 0.95  # nerfacc OccGridEstimator.update_every_n_steps default
 UPDATE_CHUNK = 65536  # points per density evaluation while updating

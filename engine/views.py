@@ -10,7 +10,7 @@ from torch import Tensor
 
 from aebench.media import FPS
 from aebench.data.features import AudioNorm
-from aebench.aenerf.engine.rays import pixel_rays
+from aebench.engine.rays import pixel_rays
 
 HEAD_LABELS = (1, 2)  # labels of the face/head region whose bounding box is the face box
 

@@ -4,9 +4,9 @@ and every method through it."""
 import pytest
 import torch
 
-from aebench.aenerf.engine.occupancy import OccupancyGrid, frustum_bounds
-from aebench.aenerf.engine.rays import pixel_rays
-from aebench.aenerf.engine.volume import count_samples, render_rays
+from aebench.engine.occupancy import OccupancyGrid, frustum_bounds
+from aebench.engine.rays import pixel_rays
+from aebench.engine.volume import count_samples, render_rays
 from aebench.aenerf.modules.rrs import RayGroups
 from tests.aenerf.helpers import build_model, fake_batch, fake_views, model_on_a_batch, orbit_pose, smoke_cfg
 

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aebench.aenerf.engine.encoding import PositionalEncoding
+from aebench.engine.encoding import PositionalEncoding
 
 #: mip-NeRF 360's eq. 13 divides by w + eps
 EPS = 1e-7

@@ -11,7 +11,7 @@ Activations: density ``softplus`` (>= 0) by default where the official code uses
 (``density="relu"``, ``raw2alpha`` in both official ``raw2outputs``; the method's ``density``
 setting, ``relu`` under ``train.preset=official``). Softplus is a deliberate deviation: NeRF's ReLU
 can leave a whole network with zero density and no gradient at init; with the background as the
-last sample, see :mod:`aebench.aenerf.engine.volume`, a small positive density shows the background
+last sample, see :mod:`aebench.engine.volume`, a small positive density shows the background
 just as ReLU's does. Colour and mask sigmoid.
 """
 

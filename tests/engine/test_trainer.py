@@ -3,8 +3,8 @@ import torch
 from omegaconf import OmegaConf
 
 from aebench.config import load_config
-from aebench.aenerf.engine.checkpoint import list_checkpoints, read_state
-from aebench.aenerf.engine.trainer import NonFiniteLoss, Trainer
+from aebench.engine.checkpoint import list_checkpoints, read_state
+from aebench.engine.trainer import NonFiniteLoss, Trainer
 
 torch.set_num_threads(1)  # 2 threads on the shared 2-core machine spin-wait badly under load
 

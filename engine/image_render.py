@@ -12,7 +12,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from aebench.media import AUDIO_RATE
-from aebench.aenerf.engine.rays import image_rays
+from aebench.engine.rays import image_rays
 
 CPU_CHUNK = 4096  # train.chunk = 0 on a CPU: memory is rarely what limits a chunk there
 CHUNK_MEMORY_SHARE = 0.5  # train.chunk = 0 on CUDA: a chunk may use this share of the free memory

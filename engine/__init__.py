@@ -1,45 +1,46 @@
-"""The NeRF engine shared by every NeRF method (AE-NeRF here, DFRF and AD-NeRF in
-``baselines/``).
+"""The NeRF engine shared by every NeRF method (AE-NeRF in ``aenerf/``, DFRF and AD-NeRF in
+``baselines/``): a floor of its own (the folder ``engine/``, imported as ``aebench.engine``),
+below the methods and above the foundation; it imports no method (an import-linter contract).
 
 Modules (import from them directly; their public functions are stable):
 
-- :mod:`~aebench.aenerf.engine.rays`: ``pixel_rays``, ``image_rays``, ``project``, ``view_dirs``
+- :mod:`~aebench.engine.rays`: ``pixel_rays``, ``image_rays``, ``project``, ``view_dirs``
   (OpenCV camera-to-world poses, intrinsics (focal, cx, cy); directions unnormalised so
   near/far are camera depths).
-- :mod:`~aebench.aenerf.engine.encoding`: ``PositionalEncoding(n_freqs)`` with ``.out_dim``.
-- :mod:`~aebench.aenerf.engine.sampling`: ``stratified`` (coarse) and ``sample_pdf`` (fine).
-- :mod:`~aebench.aenerf.engine.volume`: ``composite`` (volume rendering of any per-sample values
+- :mod:`~aebench.engine.encoding`: ``PositionalEncoding(n_freqs)`` with ``.out_dim``.
+- :mod:`~aebench.engine.sampling`: ``stratified`` (coarse) and ``sample_pdf`` (fine).
+- :mod:`~aebench.engine.volume`: ``composite`` (volume rendering of any per-sample values
   over a background), ``render_rays(field, ...)`` (coarse + hierarchical fine passes; with an
   occupancy grid only occupied samples, and early ray termination) and ``count_samples``.
-- :mod:`~aebench.aenerf.engine.occupancy`: ``OccupancyGrid`` (empty-space skipping,
+- :mod:`~aebench.engine.occupancy`: ``OccupancyGrid`` (empty-space skipping,
   ``train.sampler=occupancy``) over the cameras' view volume (``frustum_bounds``).
-- :mod:`~aebench.aenerf.engine.views`: ``Views.from_identity`` (an identity's frames, masks,
+- :mod:`~aebench.engine.views`: ``Views.from_identity`` (an identity's frames, masks,
   poses, face boxes, normalised audio windows as tensors) and ``sample_rays`` (a ray batch of
   one frame, ``train.face_fraction`` of it inside the face box).
-- :mod:`~aebench.aenerf.engine.trainer`: ``Trainer`` (Adam with per-group lr multiples, exponential lr
+- :mod:`~aebench.engine.trainer`: ``Trainer`` (Adam with per-group lr multiples, exponential lr
   decay continuing a base model's global step, seeded batches, checkpoints + resume, stop on
   NaN/Inf, tqdm with loss/PSNR), ``seed_everything``, ``psnr``.
-- :mod:`~aebench.aenerf.engine.checkpoint`: checkpoint directories (``save_checkpoint``,
+- :mod:`~aebench.engine.checkpoint`: checkpoint directories (``save_checkpoint``,
   ``load_checkpoint``, ``latest_checkpoint``, ``read_state``).
-- :mod:`~aebench.aenerf.engine.image_render`: ``render_image`` (chunked), ``auto_chunk`` (``train.chunk=0``)
+- :mod:`~aebench.engine.image_render`: ``render_image`` (chunked), ``auto_chunk`` (``train.chunk=0``)
   and ``write_render`` (mp4 + audio).
-- :mod:`~aebench.aenerf.engine.settings`: ``NeRFSettings`` that each method's section extends,
+- :mod:`~aebench.engine.settings`: ``NeRFSettings`` that each method's section extends,
   and ``FieldSettings`` (``cfg.field``), the position encoding they share.
-- :mod:`~aebench.aenerf.engine.method`: the one NeRF-method skeleton (``NeRFMethod``, ``NeRFModel``).
-- Reusable networks: :mod:`~aebench.aenerf.engine.mlp` ``NeRFMLP`` (trunk with skip, density,
-  colour, optional parsing mask), :mod:`~aebench.aenerf.engine.audio` ``AudioEncoder`` (AD-NeRF's
-  AudioNet + AudioAttNet smoothing), :mod:`~aebench.aenerf.engine.references` ``FeatureExtractor``
+- :mod:`~aebench.engine.method`: the one NeRF-method skeleton (``NeRFMethod``, ``NeRFModel``).
+- Reusable networks: :mod:`~aebench.engine.mlp` ``NeRFMLP`` (trunk with skip, density,
+  colour, optional parsing mask), :mod:`~aebench.engine.audio` ``AudioEncoder`` (AD-NeRF's
+  AudioNet + AudioAttNet smoothing), :mod:`~aebench.engine.references` ``FeatureExtractor``
   (DFRF's CNN, no downsampling), ``project_to_refs``, ``clamp_to_image``, ``reference_tokens``,
-  :mod:`~aebench.aenerf.engine.slot_attention` ``SlotAggregation``.
+  :mod:`~aebench.engine.slot_attention` ``SlotAggregation``.
 
 How a method is built on the engine
 -----------------------------------
-One module with three parts (see :mod:`aebench.aenerf.engine.method` for what the skeleton does):
+One module with three parts (see :mod:`aebench.engine.method` for what the skeleton does):
 
 1. ``XSettings(NeRFSettings)``: a frozen dataclass of the method's section ``cfg.x``, each
    setting declared once (``setting(default, ...)`` and a docstring; those declared
    ``arch=False`` may differ between base model and fine-tune). The shared ``field`` part
-   (:class:`~aebench.aenerf.engine.settings.FieldSettings`) comes with ``NeRFSettings``.
+   (:class:`~aebench.engine.settings.FieldSettings`) comes with ``NeRFSettings``.
 2. ``XModel(NeRFModel)``: builds its networks in ``__init__(settings, audio_channels, train)``
    and implements ``field(code, refs, groups)`` returning a field closure
    ``field(points (N,S,3), viewdirs (N,3), level, rays=None) -> {"sigma": (N,S) >= 0, "rgb": (N,S,3), ...}``
@@ -49,7 +50,7 @@ One module with three parts (see :mod:`aebench.aenerf.engine.method` for what th
 3. ``X(NeRFMethod)`` with ``name``, ``has_base_model``, ``settings_cls``, ``model_cls``.
 
 Where it lives: a baseline is one module in the ``baselines/`` folder (imported as
-``aebench.baselines.x``); it imports the engine (``aebench.aenerf.engine``) and the foundation
+``aebench.baselines.x``); it imports the engine (``aebench.engine``) and the foundation
 (``aebench.settings``, ``aebench.method_api``, ``aebench.data``), never the harness or the metrics
 (the import-linter contracts in ``pyproject.toml``, run by the tests, fail otherwise). Then one
 registry line: an entry point (``[project.entry-points."aebench.methods"] x = "aebench.baselines.x:X"``

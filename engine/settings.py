@@ -22,7 +22,7 @@ class FieldSettings(Settings):
     """``cfg.field``: the NeRF fields' position encoding, shared by every NeRF method (one setting
     switches every row of a protocol: equal footing). ``frequency`` is the papers' positional
     encoding and MLP (each method's ``width``/``depth``); ``hashgrid`` and ``triplane`` are aebench's
-    fast variants (:mod:`aebench.aenerf.engine.grid_encoding`), not the papers' methods: the grid
+    fast variants (:mod:`aebench.engine.grid_encoding`), not the papers' methods: the grid
     features replace gamma(x) as the NeRF MLP's position input and the MLP is the small one of ``mlp``."""
 
     encoding: str = setting("frequency", choices=ENCODINGS)
@@ -62,7 +62,7 @@ class NeRFSettings(Settings):
     """Reference frames per sample (L); 0 for methods without references."""
     density: str = setting("softplus", choices=("softplus", "relu"))
     """Density activation of the NeRF MLPs: ``softplus`` (aebench) or ``relu`` (the official ReLU + 1e-6,
-    :mod:`aebench.aenerf.engine.mlp`)."""
+    :mod:`aebench.engine.mlp`)."""
     field: FieldSettings = shared_part(FieldSettings, "field")
     """The position encoding, read from ``cfg.field`` (:class:`FieldSettings`)."""
 
@@ -77,7 +77,7 @@ class NeRFSettings(Settings):
 @dataclasses.dataclass(frozen=True)
 class ReferenceSettings(NeRFSettings):
     """What the methods built on DFRF's reference scheme add (AE-NeRF, DFRF): the settings of
-    its reference feature extractor (:class:`aebench.aenerf.engine.references.FeatureExtractor`)."""
+    its reference feature extractor (:class:`aebench.engine.references.FeatureExtractor`)."""
 
     n_refs: int = setting(4)
     feat_dim: int = setting(128, low=1)

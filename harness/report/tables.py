@@ -255,18 +255,16 @@ def audio_name(spec: str) -> str:
 def _cell_marks(cell: dict, metric: str) -> str:
     """Markers of one cell's metric: weights the user gave that are not the official files (†), a
     labelled variant recipe (‡). Store copies verified as far as the manifest knows are not marked."""
-    from aebench.eval.registry import METRICS
-    from aebench.weights import manifest
+    from aebench.eval.registry import METRICS, weights_of
 
     info = cell.get("info") or {}
     marks = ""
     m = METRICS.get(metric)
-    used = [w for w, e in manifest().items() if metric in e.get("used_by", [])]
-    records = [(info.get("weights", {}).get(w) or {}) for w in used]
+    records = [(info.get("weights", {}).get(w) or {}) for w in weights_of(metric)]
     if any((r.get("verification") == "explicit file" and not r.get("official"))
            or r.get("verification") in UNVERIFIED for r in records):
         marks += UNOFFICIAL
-    if m and m.group == "sync" and (info.get("sync") or {}).get("crop") == "dlib":
+    if m and m.variant and m.variant(info):
         marks += VARIANT
     return marks
 

@@ -15,13 +15,21 @@ def status_cmd() -> None:
     """Every manifest entry: present, verified, path, and the command that fixes it."""
     from tabulate import tabulate
 
-    from aebench.paths import weights_dir
     from aebench import weights as w
+    from aebench.data.features import FEATURE_WEIGHTS
+    from aebench.eval.registry import METRICS, weights_of
+    from aebench.paths import weights_dir
 
-    rows = [[r["name"], "yes" if r["present"] else "NO", r["sha256"], r["verified"], r["path"], r["fix"]]
+    def users(name: str) -> str:
+        """Who reads an entry: the metrics' records and the feature extractors say so, not the manifest."""
+        return ", ".join([m for m in METRICS if name in weights_of(m)]
+                         + [f"features={f}" for f, entry in FEATURE_WEIGHTS.items() if entry == name])
+
+    rows = [[r["name"], users(r["name"]), "yes" if r["present"] else "NO", r["sha256"], r["verified"], r["path"], r["fix"]]
             for r in w.status()]
     click.echo(f"weights store: {weights_dir()}")
-    click.echo(tabulate(rows, headers=["name", "present", "official sha256", "verified", "path", "fix"], tablefmt="simple"))
+    click.echo(tabulate(rows, headers=["name", "used by", "present", "official sha256", "verified", "path", "fix"],
+                        tablefmt="simple"))
 
 
 @weights.command("add")

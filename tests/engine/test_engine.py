@@ -3,12 +3,12 @@ import math
 import pytest
 import torch
 
-from aebench.aenerf.engine.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, step_dir
-from aebench.aenerf.engine.encoding import PositionalEncoding
-from aebench.aenerf.engine.rays import image_rays, pixel_rays, project
-from aebench.aenerf.engine.references import FeatureExtractor, clamp_to_image, project_to_refs, reference_tokens, sample_features
-from aebench.aenerf.engine.volume import composite, render_rays
-from aebench.aenerf.engine.sampling import sample_pdf, stratified
+from aebench.engine.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, step_dir
+from aebench.engine.encoding import PositionalEncoding
+from aebench.engine.rays import image_rays, pixel_rays, project
+from aebench.engine.references import FeatureExtractor, clamp_to_image, project_to_refs, reference_tokens, sample_features
+from aebench.engine.volume import composite, render_rays
+from aebench.engine.sampling import sample_pdf, stratified
 
 torch.set_num_threads(1)  # 2 threads on the shared 2-core machine spin-wait badly under load
 

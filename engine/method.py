@@ -13,7 +13,7 @@ shared, so every method trains and renders under the same conditions (``cfg.trai
 * **Audio**: each clip's windows normalised with its own statistics (:class:`AudioNorm`,
   stored in the checkpoint and reused for references and driving audio when rendering);
   AudioNet codes, smoothed by AudioAttNet from the global step ``train.smooth_from`` on.
-* **Training** through :class:`~aebench.aenerf.engine.trainer.Trainer`; a fine-tune starts from the
+* **Training** through :class:`~aebench.engine.trainer.Trainer`; a fine-tune starts from the
   base model's weights (then :meth:`NeRFModel.reinit_for_finetune`) and continues its global
   step count (lr schedule and smoothing), as DFRF's ``global_step`` does.
 * **Checkpoint metadata** (``state.json`` ``meta``): method, settings (``to_dict``), audio
@@ -43,14 +43,14 @@ from torch import Tensor, nn
 from aebench.data import Identity
 from aebench.data.features import AudioNorm
 from aebench.method_api import Method, driving_pose_indices, render_span
-from aebench.aenerf.engine.audio import ATT_LR_MULT, AudioEncoder
-from aebench.aenerf.engine.encoding import PositionalEncoding
-from aebench.aenerf.engine.mlp import NeRFMLP
-from aebench.aenerf.engine.trainer import global_step
-from aebench.aenerf.engine.occupancy import EMA_DECAY, OccupancyGrid, cameras_box
-from aebench.aenerf.engine.proposal import ProposalField
-from aebench.aenerf.engine.volume import Field, render_rays
-from aebench.aenerf.engine.settings import NeRFSettings
+from aebench.engine.audio import ATT_LR_MULT, AudioEncoder
+from aebench.engine.encoding import PositionalEncoding
+from aebench.engine.mlp import NeRFMLP
+from aebench.engine.trainer import global_step
+from aebench.engine.occupancy import EMA_DECAY, OccupancyGrid, cameras_box
+from aebench.engine.proposal import ProposalField
+from aebench.engine.volume import Field, render_rays
+from aebench.engine.settings import NeRFSettings
 from aebench.settings import RootSettings, TrainSettings
 
 CKPT_NAME = "checkpoint"
@@ -92,7 +92,7 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
             self.use_proposal()
 
     def use_proposal(self) -> None:
-        """Give the model its proposal network (:mod:`aebench.aenerf.engine.proposal`), drawn from
+        """Give the model its proposal network (:mod:`aebench.engine.proposal`), drawn from
         a forked random stream: the method's own networks get the same initial weights as without it."""
         with torch.random.fork_rng(devices=[]):
             self.proposal = ProposalField(self.settings.pe_x)
@@ -120,7 +120,7 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
 
     @abstractmethod
     def field(self, code: Tensor, refs: Any, groups: Any) -> Field:
-        """The field (see :mod:`aebench.aenerf.engine.volume`) for audio code ``code`` (A,): every method
+        """The field (see :mod:`aebench.engine.volume`) for audio code ``code`` (A,): every method
         implements it."""
 
     def ray_groups(self, labels: Tensor | None, generator: torch.Generator | None) -> Any:
@@ -155,7 +155,7 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
 
     def global_step(self, local_step: int) -> int:
         """The global step of this run's ``local_step`` under ``train.schedule``
-        (:func:`~aebench.aenerf.engine.trainer.global_step`)."""
+        (:func:`~aebench.engine.trainer.global_step`)."""
         return global_step(local_step, self.step_offset, self.train_cfg.schedule)
 
     def param_groups(self) -> list[dict]:
@@ -174,7 +174,7 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
     def render(self, code: Tensor, refs: Any, rays_o: Tensor, rays_d: Tensor, bg: Tensor, near: float, far: float,
                groups: Any, perturb: bool, generator: torch.Generator | None = None, stop_eps: float = 0.0,
                samples: tuple[int, int] | None = None) -> dict:
-        """Render rays (see :func:`~aebench.aenerf.engine.volume.render_rays`) with ``samples``
+        """Render rays (see :func:`~aebench.engine.volume.render_rays`) with ``samples``
         (n_coarse, n_fine), training's by default."""
         tc = self.train_cfg
         n_coarse, n_fine = samples or (tc.n_coarse, tc.n_fine)
@@ -249,7 +249,7 @@ def opacity_entropy(acc: Tensor, eps: float = 1e-5) -> Tensor:
 
 def position_encoding(settings: NeRFSettings) -> nn.Module | None:
     """The grid encoding of ``settings.field`` (None for ``frequency``)."""
-    from aebench.aenerf.engine.grid_encoding import HashGrid, TriPlane
+    from aebench.engine.grid_encoding import HashGrid, TriPlane
 
     field = settings.field
     if field.encoding == "hashgrid":
@@ -311,7 +311,7 @@ class NeRFMethod(Method):
     def batch_fn(self, views: list, train: TrainSettings, n_refs: int):
         """``batch_fn(step, generator)`` for the Trainer: one identity, one frame, its rays and
         (``n_refs`` > 0) as many other frames of the same clip as references."""
-        from aebench.aenerf.engine.views import sample_rays
+        from aebench.engine.views import sample_rays
 
         def fn(step: int, g: torch.Generator) -> dict:
             dev = g.device
@@ -351,9 +351,9 @@ class NeRFMethod(Method):
 
     def _train(self, identities: list[Identity], cfg: DictConfig, run_dir: Path, base: Path | None, phase: str) -> Path:
         from aebench.device import resolve_device
-        from aebench.aenerf.engine.checkpoint import read_state
-        from aebench.aenerf.engine.trainer import FINAL, Trainer, seed_everything
-        from aebench.aenerf.engine.views import Views
+        from aebench.engine.checkpoint import read_state
+        from aebench.engine.trainer import FINAL, Trainer, seed_everything
+        from aebench.engine.views import Views
 
         root = run_dir / CKPT_NAME
         if (root / FINAL / "state.json").exists():
@@ -407,7 +407,7 @@ class NeRFMethod(Method):
     # ----- rendering -------------------------------------------------------------------
     def load(self, checkpoint: Path, cfg: DictConfig, device) -> tuple[NeRFModel, dict]:
         """The network of ``checkpoint`` (rebuilt from its stored settings) and its state.json."""
-        from aebench.aenerf.engine.checkpoint import load_checkpoint, read_state
+        from aebench.engine.checkpoint import load_checkpoint, read_state
 
         state = read_state(checkpoint)
         meta = state["meta"]
@@ -439,7 +439,7 @@ class NeRFMethod(Method):
     def render(self, checkpoint: Path, identity: Identity, driving_audio: np.ndarray, cfg: DictConfig, out: Path) -> Path:
         from aebench.data.features import load_or_compute
         from aebench.device import resolve_device
-        from aebench.aenerf.engine.image_render import auto_chunk, render_image, write_render
+        from aebench.engine.image_render import auto_chunk, render_image, write_render
 
         device = resolve_device(cfg.device)
         model, state = self.load(checkpoint, cfg, device)
@@ -484,7 +484,7 @@ class NeRFMethod(Method):
                     chunk = auto_chunk(fn, h, w, intr, poses[int(order[i])], bg)
                 yield render_image(fn, h, w, intr, poses[int(order[i])], bg, chunk)
 
-        from aebench.aenerf.engine.precision import precision
+        from aebench.engine.precision import precision
 
         with precision(model.train_cfg.precision, device):
             return write_render(frames(), n, Path(out), fps, audio, identity.audio_rate, desc=f"{self.name} render")

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aebench.aenerf.engine.encoding import PositionalEncoding
-from aebench.aenerf.engine.rays import project
+from aebench.engine.encoding import PositionalEncoding
+from aebench.engine.rays import project
 
 
 class FeatureExtractor(nn.Module):

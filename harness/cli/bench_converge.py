@@ -95,7 +95,7 @@ def converge_cmd(overrides: tuple[str, ...], target: str, every: int, frames: in
     import torch
     from omegaconf import OmegaConf
 
-    from aebench.aenerf.engine.trainer import watch_checkpoints
+    from aebench.engine.trainer import watch_checkpoints
     from aebench.data import Identity
     from aebench.data.identity import list_identities
     from aebench.device import torch_threads

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from aebench.aenerf.engine.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint, step_dir
-from aebench.aenerf.engine.precision import precision
+from aebench.engine.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint, step_dir
+from aebench.engine.precision import precision
 
 FINAL = "final"
 

@@ -5,7 +5,7 @@ A *field* is any callable ``field(points, viewdirs, level, rays=None) -> dict`` 
 it returns at least ``"sigma"`` (N, S) non-negative densities and ``"rgb"`` (N, S, 3)
 colours in [0, 1]. Any other (N, S, C) or (N, S) output (e.g. a parsing mask) is composited
 the same way; keys beginning with ``aux_`` are passed through untouched (e.g. warper
-offsets for a regulariser). With empty-space skipping (:mod:`aebench.aenerf.engine.occupancy`) only
+offsets for a regulariser). With empty-space skipping (:mod:`aebench.engine.occupancy`) only
 the samples in occupied space are evaluated, packed as N = M "rays" of one sample each;
 ``rays`` (M,) then names the batch ray each row belongs to, for per-ray conditioning (AE-NeRF's
 ray groups), and skipped samples have density 0 and value 0.
@@ -36,10 +36,10 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from aebench.aenerf.engine.sampling import sample_pdf, stratified, stratified_levels
+from aebench.engine.sampling import sample_pdf, stratified, stratified_levels
 
 if TYPE_CHECKING:
-    from aebench.aenerf.engine.occupancy import OccupancyGrid
+    from aebench.engine.occupancy import OccupancyGrid
 
 STOP_ROUNDS = 4  # with early termination a pass evaluates its samples in this many depth rounds
 
@@ -125,7 +125,7 @@ def render_rays(field: Field, rays_o: Tensor, rays_d: Tensor, near: float, far: 
     transmittance falls below it: its later samples are skipped. Without them every sample is
     evaluated, as NeRF does.
 
-    With a ``proposal`` (density (P,) at points (P, 3); :mod:`aebench.aenerf.engine.proposal`)
+    With a ``proposal`` (density (P,) at points (P, 3); :mod:`aebench.engine.proposal`)
     the stratified samples go through it instead of the field, and the field's one pass
     ("fine") evaluates only the ``n_fine`` samples drawn from the proposal's weights and the
     background sample at ``far``; while gradients are on, that pass also holds
@@ -135,7 +135,7 @@ def render_rays(field: Field, rays_o: Tensor, rays_d: Tensor, near: float, far: 
     ``coarse`` absent with a proposal), each with the composited outputs, ``weights``, ``acc``,
     ``depth``, ``z`` and the aux_ keys (none with early termination).
     """
-    from aebench.aenerf.engine.rays import view_dirs
+    from aebench.engine.rays import view_dirs
 
     n = rays_o.shape[0]
     _count(0, n)
@@ -170,9 +170,9 @@ def _proposal_pass(field: Field, proposal: Callable[[Tensor], Tensor], rays_o, r
     (N, P), one per equal slice of its CDF (:func:`stratified_levels`), plus the background
     sample (see :func:`render_rays`). Rendering with early termination (``stop_eps`` > 0) also
     skips each sample whose interval the proposal bounds below
-    :data:`~aebench.aenerf.engine.proposal.EMPTY_BOUND`: the interlevel loss trains that bound
+    :data:`~aebench.engine.proposal.EMPTY_BOUND`: the interlevel loss trains that bound
     to hold the field's weight there, so a skipped sample would have added less than it."""
-    from aebench.aenerf.engine.proposal import EMPTY_BOUND, interlevel_loss, interval_envelope
+    from aebench.engine.proposal import EMPTY_BOUND, interlevel_loss, interval_envelope
 
     if n_fine < 1:
         raise ValueError("the proposal sampler draws the field's samples from the proposal: train.n_fine must be at least 1")

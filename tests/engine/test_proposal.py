@@ -4,10 +4,10 @@ evaluates only the proposed samples, and every method trained and rendered with 
 import pytest
 import torch
 
-from aebench.aenerf.engine.proposal import ProposalField, interlevel_loss, interval_envelope
-from aebench.aenerf.engine.volume import count_samples, render_rays
+from aebench.engine.proposal import ProposalField, interlevel_loss, interval_envelope
+from aebench.engine.volume import count_samples, render_rays
 from tests.aenerf.helpers import model_on_a_batch, smoke_cfg
-from tests.aenerf.test_occupancy import RADIUS, camera_rays, sphere_field
+from tests.engine.test_occupancy import RADIUS, camera_rays, sphere_field
 
 torch.set_num_threads(1)
 

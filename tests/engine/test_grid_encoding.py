@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from aebench.aenerf.engine.grid_encoding import PRIMES, HashGrid, TriPlane, level_resolutions
+from aebench.engine.grid_encoding import PRIMES, HashGrid, TriPlane, level_resolutions
 
 
 def naive(grid: HashGrid, x: torch.Tensor) -> torch.Tensor:
