@@ -39,6 +39,9 @@ Fields (an unknown field is an error naming the valid ones)::
       smoke: {...}
       small: {...}
       paper: {...}
+    include: [paper_table]       # shared blocks merged under this file's own fields: a name is
+                                 # protocols/shared/<name>.yaml, a path is relative to this file;
+                                 # mappings merge key by key (scales too), anything else is replaced
 """
 
 from __future__ import annotations
@@ -57,7 +60,9 @@ from aebench.paths import paper_results_dir, protocols_dir
 from aebench.settings import RootSettings, TrainSettings, declaration
 
 FIELDS = {"name", "description", "noise", "table", "metrics", "expected_missing", "rows", "targets", "base", "data",
-          "synth", "clips", "grid", "settings", "scales"}
+          "synth", "clips", "grid", "settings", "scales", "include"}
+#: the folder of the shared blocks a protocol names in ``include:`` (protocols/shared/<name>.yaml)
+SHARED_BLOCKS = "shared"
 ROW_FIELDS = {"label", "method", "set", "drop"}
 TABLE_FIELDS = {"paper", "columns", "axis", "by_audio", "plot"}
 AXIS_FIELDS = {"grid", "paper", "label"}
@@ -130,7 +135,7 @@ class Protocol:
     settings: dict
     path: Path | None = None
     noise: str | None = None  # the protocol whose reference measured this setup's run-to-run spread
-    text: str = ""  # the YAML as written (a results file carries it)
+    text: str = ""  # the YAML as written, include: blocks merged in (a results file carries it)
     expected_missing: dict[str, str] = field(default_factory=dict)  # metric -> why its renders cannot yield it
 
     def row_rank(self, label: str) -> int:
@@ -308,6 +313,49 @@ def _check_lists(path: Path, data: dict) -> None:
                             f"got {settings!r}")
 
 
+def _merged(base: dict, top: dict) -> dict:
+    """``top`` over ``base``: mappings merge key by key, anything else is replaced."""
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _include_file(name: str, including: Path) -> Path:
+    """A shared block by name (``protocols/shared/<name>.yaml``) or by path (relative to the including file)."""
+    if "/" in name or name.endswith(".yaml"):
+        return (including.parent / name).resolve()
+    return protocols_dir() / SHARED_BLOCKS / f"{name}.yaml"
+
+
+def with_includes(raw: dict, path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """``raw`` with the blocks of its ``include:`` merged under its own fields (blocks may include others)."""
+    names = raw.pop("include")
+    names = [names] if isinstance(names, str) else names
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise ProtocolError(f"{path}: include is a shared block's name or a list of them, e.g. include: [paper_table], "
+                            f"got {names!r}")
+    merged: dict = {}
+    for name in names:
+        block_path = _include_file(name, Path(path))
+        if not block_path.is_file():
+            shared = sorted(p.stem for p in (protocols_dir() / SHARED_BLOCKS).glob("*.yaml"))
+            raise ProtocolError(f"{path}: include {name!r}: no such block ({block_path}); shared blocks: {', '.join(shared)}")
+        if block_path in seen:
+            raise ProtocolError(f"{path}: include {name!r} includes itself ({' -> '.join(p.name for p in (*seen, block_path))})")
+        try:
+            block = strict_yaml(block_path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ProtocolError(f"{block_path} (included by {path}) is not valid YAML: {' '.join(str(exc).split())}") from exc
+        if not isinstance(block, dict):
+            raise ProtocolError(f"{block_path} (included by {path}): a block is a mapping of protocol fields")
+        _check_fields(str(block_path), block, FIELDS - {"name"})
+        if "include" in block:
+            block = with_includes(block, block_path, (*seen, block_path))
+        merged = _merged(merged, block)
+    return _merged(merged, raw)
+
+
 def load_protocol(name_or_path: str | Path, scale: str | None = "smoke") -> Protocol:
     """Read and validate a protocol, with the overrides of ``scale`` applied (None: none, the
     protocol as written, which is what reports lay out)."""
@@ -327,6 +375,9 @@ def parse_protocol(text: str, path: Path, scale: str | None = "smoke", check_met
     if not isinstance(raw, dict):
         raise ProtocolError(f"{path}: a protocol is a mapping of fields ({', '.join(sorted(FIELDS))}), got {type(raw).__name__}")
     _check_fields(str(path), raw, FIELDS)
+    if "include" in raw:  # the text a store records and a results file carries is the whole protocol
+        raw = with_includes(raw, path)
+        text = f"# {path.name}, its include: blocks merged in\n" + yaml.safe_dump(raw, sort_keys=False, allow_unicode=True)
     _check_types(str(path), raw)
     scales = raw.pop("scales", {}) or {}
     _check_fields(f"{path} scales", scales, {"smoke", "small", "paper"})

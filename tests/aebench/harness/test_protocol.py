@@ -639,3 +639,31 @@ def test_a_multi_seed_reference_records_its_spread_and_tolerances_derive_from_it
     assert "spread" not in read_reference(tmp_path / "one.json")
     with pytest.raises(ValueError, match="holds no measured seed spread"):
         tolerances_from(tmp_path / "one.json")
+
+
+def test_a_protocol_includes_shared_blocks_and_carries_them_merged(tmp_path):
+    """include: merges shared blocks under the file's own fields (mappings key by key, scales too);
+    the text a store records and a results file carries is the whole protocol, which reads back the
+    same without the blocks. A missing block or a cycle is refused by name."""
+    import dataclasses
+
+    from aebench.harness.protocol.spec import ProtocolError, parse_protocol
+
+    spec = load_protocol("ablation", scale="smoke")
+    assert spec.settings["train.iters"] == 60 and spec.settings["train.pretrain_iters"] == 60  # own + the block's
+    assert list(spec.table.columns) == ["PSNR", "SSIM", "LPIPS", "LMD", "Sync"] and spec.targets == ["synth_02"]
+    assert "\ninclude:" not in spec.text and "expected_missing" in spec.text  # the blocks merged in
+    again = parse_protocol(spec.text, tmp_path / "ablation.yaml", scale="smoke")
+    fields = [f.name for f in dataclasses.fields(spec) if f.name not in ("text", "path")]
+    assert all(getattr(again, f) == getattr(spec, f) for f in fields)
+    assert list(load_protocol("rrs", scale=None).table.columns)[-1] == "training_hours"  # after the block's columns
+    (tmp_path / "a.yaml").write_text("include: b.yaml\nmetrics: [psnr]\n")
+    (tmp_path / "b.yaml").write_text("include: [a.yaml]\n")
+    text = "name: x\ninclude: [a.yaml]\nrows: [{method: adnerf}]\n"
+    with pytest.raises(ProtocolError, match="includes itself"):
+        parse_protocol(text, tmp_path / "x.yaml")
+    with pytest.raises(ProtocolError, match="include 'nosuch': no such block .*shared blocks: paper_columns, paper_table"):
+        parse_protocol("name: x\ninclude: nosuch\nrows: [{method: adnerf}]\n", tmp_path / "x.yaml")
+    (tmp_path / "c.yaml").write_text("name: c\n")
+    with pytest.raises(ProtocolError, match=r"c.yaml: unknown field\(s\) \['name'\]"):
+        parse_protocol("name: x\ninclude: c.yaml\nrows: [{method: adnerf}]\n", tmp_path / "x.yaml")
