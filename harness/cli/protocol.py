@@ -217,9 +217,8 @@ def store_inputs(protocol: str | None, root: Path, results: Path | None = None) 
     YAML file, and the results file, or else the run store's finished cells of the protocol and
     the data they were made from (a report written into one would change what it shows, or what
     the next run finds)."""
-    import json
-
-    from aebench.harness.protocol.run_store import finished_cells
+    from aebench.harness.protocol.records import CellRecord
+    from aebench.harness.protocol.run_store import finished_cells, read_record
     from aebench.harness.protocol.spec import load_protocol, protocol_file
 
     found: dict[str, list[Path]] = {"PROTOCOL": [protocol_file(protocol)] if protocol is not None else []}
@@ -229,8 +228,8 @@ def store_inputs(protocol: str | None, root: Path, results: Path | None = None) 
     data = set()
     for cell in cells:
         try:
-            data.add(Path(json.loads((cell / "cell.json").read_text())["data_root"]))
-        except (OSError, ValueError, KeyError, TypeError):
+            data.add(Path(read_record(cell, CellRecord).data_root))
+        except (OSError, ValueError):
             continue  # a damaged record: the command's own reading names it
     return {**found, "run store": cells, "data": sorted(data)}
 

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from aebench.config import config_hash, id_view, load_config, without_launcher_sections
 from aebench.data import list_identities
+from aebench.harness.protocol.records import grid_key
 from aebench.harness.protocol.spec import Protocol, ProtocolError
 from aebench.settings import TrainSettings
 
@@ -39,7 +40,7 @@ class Cell:
     @property
     def key(self) -> str:
         """Stable human-readable key (row, identity, grid values), used by regression references."""
-        return f"{self.row}|{self.identity}|{self.clip_seconds:g}|{self.iters}|{self.audio}|{self.seed}"
+        return grid_key(self.row, self.identity, self.clip_seconds, self.iters, self.audio, self.seed)
 
 
 def cell_label(row: str, identity: str, clip_seconds: float, iters: int, audio: str, seed: int) -> str:

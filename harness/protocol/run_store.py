@@ -10,8 +10,10 @@ rendered, row label, protocol) under ``<root>/_finetune/<method>-<key>/`` (finet
 checkpoint/ and its log). ``<root>/_protocols/<protocol>.json`` names the protocol file (and
 the sha256 of its text) whose cells the protocol's folder holds.
 
-Writing (atomic writes, locks, ``done`` markers) and reading (:func:`read_cells`: the finished
-cells a report shows) both live here, so the layout is known in one place.
+Writing (atomic writes, locks, ``done`` markers, the typed records of
+:mod:`aebench.harness.protocol.records`: :func:`write_record`, :func:`read_record`) and reading
+(:func:`read_cells`: the finished cells a report shows) both live here, so the layout is known in
+one place.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from aebench.atomic import atomic_files
+from aebench.harness.protocol.records import CellRecord, Record, RecordError
 from aebench.json_numbers import read_json
 
 DONE = "done"
@@ -56,6 +59,21 @@ def atomic_write(path: Path, text: str) -> None:
 
 def write_json(path: Path, data: dict) -> None:
     atomic_write(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def write_record(folder: Path, record: Record) -> None:
+    """``record`` into its file in ``folder`` (``cell.json``, ``base.json``, ``finetune.json``), atomically."""
+    write_json(Path(folder) / record.FILE, record.to_json())
+
+
+def read_record(folder: Path, kind: type[Record]):
+    """The ``kind`` record in ``folder`` (any layout version this aebench reads); a ValueError naming
+    the file when it is damaged or of a newer layout."""
+    path = Path(folder) / kind.FILE
+    try:
+        return kind.from_json(read_json(path, kind.WHAT), str(path))
+    except RecordError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def is_done(cell_dir: Path) -> bool:
@@ -154,14 +172,14 @@ def clear_running(cell_dir: Path) -> None:
 def mark_failed(cell_dir: Path, error: str) -> None:
     """Record the cell's failure (its one-line error, when, who ran it) for `aebench status`;
     the traceback is in log.txt."""
-    who = read_record(cell_dir / RUNNING) or runner_record()
+    who = read_marker(cell_dir / RUNNING) or runner_record()
     write_json(cell_dir / FAILED, {"error": " ".join(str(error).split()),
                                    "time": datetime.now(UTC).isoformat(timespec="seconds"),
                                    "host": who.get("host"), "pid": who.get("pid"), "job": who.get("job")})
     clear_running(cell_dir)
 
 
-def read_record(path: Path) -> dict | None:
+def read_marker(path: Path) -> dict | None:
     """A small JSON record of the store (running.json, failed.json); None when absent or damaged
     (a record half-written by a killed process is no reason to stop a status report)."""
     try:
@@ -193,12 +211,6 @@ def finished_cells(protocol_dir: Path) -> list[Path]:
     if not protocol_dir.is_dir():
         return []
     return sorted(p for p in protocol_dir.iterdir() if p.is_dir() and is_done(p))
-
-
-def grid_key(cell: dict) -> str:
-    """A cell's grid point: row, identity, clip seconds, iterations, driving audio, seed."""
-    return cell.get("key") or (f"{cell['row']}|{cell['identity']}|{float(cell['clip_seconds']):g}|{cell['iters']}|"
-                               f"{cell['audio']}|{cell['seed']}")
 
 
 #: the folder of the run store that names, per protocol folder, the protocol file its cells came from
@@ -258,7 +270,8 @@ def _read_config(cell_dir: Path) -> dict | None:
 
 
 def read_cells(runs_root: Path, protocol: str) -> list[dict]:
-    """One dict per grid point of the finished cells: cell.json fields plus ``summary``,
+    """One dict per grid point of the finished cells: the cell record's fields (today's layout,
+    whatever version wrote it) plus ``summary``,
     ``missing``, ``info``, ``dir`` and ``superseded`` (the ids of older finished cells of the
     same grid point). Two cells share a grid point when they ran with other settings (the
     protocol or an override changed since); only the most recently finished one is reported,
@@ -272,11 +285,12 @@ def read_cells(runs_root: Path, protocol: str) -> list[dict]:
     for d in sorted(pdir.iterdir()):
         if not is_done(d) or not (d / "cell.json").exists():
             continue
-        cell = read_json(d / "cell.json", "cell record")
+        record = read_record(d, CellRecord)
         metrics = read_metrics(d)
+        cell = {**{k: v for k, v in record.to_json().items() if k != "schema"}, "key": record.grid_key}
         cell.update(summary=metrics["summary"], missing=metrics.get("missing", {}), info=metrics.get("info", {}), dir=d,
                     finished=(d / DONE).stat().st_mtime, superseded=[], config=_read_config(d))
-        key = grid_key(cell)
+        key = cell["key"]
         old = latest.get(key)
         if old is not None:
             new, gone = (cell, old) if cell["finished"] >= old["finished"] else (old, cell)

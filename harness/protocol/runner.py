@@ -21,13 +21,14 @@ from omegaconf import DictConfig
 from aebench.config import to_yaml
 from aebench.data import Identity
 from aebench.device import torch_threads
-from aebench.json_numbers import read_json
 from aebench.method_api import render_span
 from aebench.paths import shared_path
 from aebench.provenance import peak_memory, provenance
 from aebench.harness.protocol.cells import Cell
+from aebench.harness.protocol.records import SCHEMA, BaseRecord, CellRecord, FinetuneRecord
 from aebench.harness.protocol.run_store import (atomic_write, base_folder, cell_lock, clear_running, finetune_folder,
-                                                is_done, log_line, mark_done, mark_failed, mark_running, write_json)
+                                                is_done, log_line, mark_done, mark_failed, mark_running, read_record,
+                                                write_record)
 
 
 @dataclass
@@ -54,15 +55,15 @@ def driving_audio(cfg: DictConfig, identity: Identity) -> tuple[np.ndarray, bool
     return read_audio(shared_path(spec)), False
 
 
-def ensure_base(method, cfg: DictConfig, runs_root: Path, progress=print) -> dict | None:
-    """The shared base model of this cell's method and settings, trained once: the contents
-    of its ``base.json`` (checkpoint, identities, pretrain_s) plus its folder as ``dir``."""
+def ensure_base(method, cfg: DictConfig, runs_root: Path, progress=print) -> tuple[BaseRecord, Path] | None:
+    """The shared base model of this cell's method and settings, trained once: its record
+    (checkpoint, identities, pretrain_s) and its folder."""
     if not method.has_base_model:
         return None
     folder = runs_root / base_folder(cfg)
     with cell_lock(folder):
         if is_done(folder):
-            return {**read_json(folder / "base.json", "base model record"), "dir": str(folder)}
+            return read_record(folder, BaseRecord), folder
         ids = list(cfg.run.base_identities)
         if not ids:
             raise RuntimeError(f"method {cfg.method} needs a base model but the cell names no base identities")
@@ -72,34 +73,34 @@ def ensure_base(method, cfg: DictConfig, runs_root: Path, progress=print) -> dic
         t0 = time.perf_counter()
         with peak_memory() as mem:
             ckpt = method.pretrain([_identity(cfg, n) for n in ids], cfg, folder)
-        info = {"checkpoint": str(ckpt), "identities": ids, "pretrain_s": time.perf_counter() - t0,
-                "peak_memory": mem.to_json(), "provenance": provenance(_device(cfg))}
-        write_json(folder / "base.json", info)
+        record = BaseRecord(SCHEMA, checkpoint=str(ckpt), identities=ids, pretrain_s=time.perf_counter() - t0,
+                            peak_memory=mem.to_json(), provenance=provenance(_device(cfg)))
+        write_record(folder, record)
         mark_done(folder)
-        return {**info, "dir": str(folder)}
+        return record, folder
 
 
 def ensure_finetuned(method, cfg: DictConfig, identity: Identity, base: Path | None, runs_root: Path,
-                     progress=print) -> dict:
+                     progress=print) -> tuple[FinetuneRecord, Path]:
     """The cell's fine-tuned model, trained once for every cell that differs only in what it
     does after fine-tuning (driving audio, frames rendered, row label, protocol): the paper
-    drives one fine-tuned model with its own and other voices. Returns the contents of its
-    ``finetune.json`` (checkpoint, finetune_s) plus its folder as ``dir``."""
+    drives one fine-tuned model with its own and other voices. Returns its record (checkpoint,
+    finetune_s) and its folder."""
     ft_dir = runs_root / finetune_folder(cfg)
     with cell_lock(ft_dir):
         if is_done(ft_dir):
-            return {**read_json(ft_dir / "finetune.json", "fine-tuned model record"), "dir": str(ft_dir)}
+            return read_record(ft_dir, FinetuneRecord), ft_dir
         progress(f"  fine-tune {cfg.method} on {identity.name} ({int(cfg.train.iters)} it) -> {ft_dir}")
         ft_dir.mkdir(parents=True, exist_ok=True)
         (ft_dir / "config.yaml").write_text(to_yaml(cfg))
         t0 = time.perf_counter()
         with peak_memory() as mem:
             ckpt = method.finetune(identity, identity.fewshot_clip(float(cfg.data.clip_seconds)), base, cfg, ft_dir)
-        info = {"checkpoint": str(ckpt), "finetune_s": time.perf_counter() - t0, "peak_memory": mem.to_json(),
-                "provenance": provenance(_device(cfg))}
-        write_json(ft_dir / "finetune.json", info)
+        record = FinetuneRecord(SCHEMA, checkpoint=str(ckpt), finetune_s=time.perf_counter() - t0,
+                                peak_memory=mem.to_json(), provenance=provenance(_device(cfg)))
+        write_record(ft_dir, record)
         mark_done(ft_dir)
-        return {**info, "dir": str(ft_dir)}
+        return record, ft_dir
 
 
 def ensure_models(cell: Cell, runs_root: Path, progress=print) -> None:
@@ -109,9 +110,9 @@ def ensure_models(cell: Cell, runs_root: Path, progress=print) -> None:
 
     with torch_threads(int(cell.cfg.threads)):
         method = get_method(cell.method)
-        base_info = ensure_base(method, cell.cfg, runs_root, progress)
-        base = Path(base_info["checkpoint"]) if base_info else None
-        ensure_finetuned(method, cell.cfg, _identity(cell.cfg, cell.identity), base, runs_root, progress)
+        base = ensure_base(method, cell.cfg, runs_root, progress)
+        ensure_finetuned(method, cell.cfg, _identity(cell.cfg, cell.identity), Path(base[0].checkpoint) if base else None,
+                         runs_root, progress)
 
 
 def fail_unrun(cell: Cell, runs_root: Path, error: str) -> CellOutcome:
@@ -150,16 +151,17 @@ def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
             identity = _identity(cfg, cell.identity)
             timings = {"prepare_s": prepare_seconds(identity)}
             memory = {}
-            base_info = ensure_base(method, cfg, runs_root, progress)
-            base = Path(base_info["checkpoint"]) if base_info else None
-            timings["pretrain_s"] = base_info["pretrain_s"] if base_info else 0.0
-            if base_info:
-                memory["pretrain"] = base_info.get("peak_memory")
+            base_model = ensure_base(method, cfg, runs_root, progress)
+            base_record, base_dir = base_model if base_model else (None, None)
+            base = Path(base_record.checkpoint) if base_record else None
+            timings["pretrain_s"] = base_record.pretrain_s if base_record else 0.0
+            if base_record:
+                memory["pretrain"] = base_record.peak_memory
             log_line(cell_dir, "fine-tune")
-            ft_info = ensure_finetuned(method, cfg, identity, base, runs_root, progress)
-            ckpt = ft_info["checkpoint"]
-            timings["finetune_s"] = ft_info["finetune_s"]
-            memory["finetune"] = ft_info.get("peak_memory")
+            ft_record, ft_dir = ensure_finetuned(method, cfg, identity, base, runs_root, progress)
+            ckpt = ft_record.checkpoint
+            timings["finetune_s"] = ft_record.finetune_s
+            memory["finetune"] = ft_record.peak_memory
             train_log = Path(ckpt).parent / "log.txt"
             if train_log.exists():  # the training steps once, also when an attempt is resumed
                 own = cell_dir / "log.txt"
@@ -180,19 +182,17 @@ def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
             timings["eval_s"] = time.perf_counter() - t0
             memory["eval"] = scored.info["provenance"]["peak_memory"]
             rendered = rendered_frames(Path(video))
-            write_json(cell_dir / "cell.json", {
-                "protocol": cell.protocol, "cell_id": cell.cell_id, "row": cell.row, "method": cell.method,
-                "identity": cell.identity, "clip_seconds": cell.clip_seconds, "iters": cell.iters,
-                "audio": cell.audio, "seed": cell.seed, "scale": cfg.scale, "data_root": str(cfg.data.root),
-                "size": int(identity.size[0]), "base": base_info["dir"] if base_info else None,
-                "finetuned": ft_info["dir"],
-                "base_identities": list(cfg.run.base_identities), "timings": timings,
-                "train_hours": (timings["pretrain_s"] + timings["finetune_s"]) / 3600.0,
-                "cost": cell_cost(timings, memory, rendered), "peak_memory": memory,
-                "sha256": scored.hashes(),
-                "provenance": provenance(_device(cfg)),
-                "trained_with": {"pretrain": (base_info or {}).get("provenance"), "finetune": ft_info.get("provenance")},
-                "key": cell.key})
+            write_record(cell_dir, CellRecord(
+                SCHEMA, protocol=cell.protocol, cell_id=cell.cell_id, row=cell.row, method=cell.method,
+                identity=cell.identity, clip_seconds=cell.clip_seconds, iters=cell.iters, audio=cell.audio, seed=cell.seed,
+                scale=cfg.scale, data_root=str(cfg.data.root), size=int(identity.size[0]),
+                base=str(base_dir) if base_dir else None, finetuned=str(ft_dir),
+                base_identities=list(cfg.run.base_identities), timings=timings,
+                train_hours=(timings["pretrain_s"] + timings["finetune_s"]) / 3600.0,
+                cost=cell_cost(timings, memory, rendered), peak_memory=memory, sha256=scored.hashes(),
+                provenance=provenance(_device(cfg)),
+                trained_with={"pretrain": base_record.provenance if base_record else None, "finetune": ft_record.provenance},
+                key=cell.key))
             if not (cell_dir / "render.mp4").exists():
                 shutil.copy(video, cell_dir / "render.mp4")
             mark_done(cell_dir)

@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 
 from aebench.harness.protocol.run_store import (DONE, FAILED, PROTOCOL_MARKS, RUNNING, is_done, last_log_line,
-                                                lock_held, read_record)
+                                                lock_held, read_marker)
 
 STATES = ("done", "running", "waiting", "failed")
 #: what makes a folder of a protocol's store a cell (its plots/ folder holds none of them)
@@ -143,7 +143,7 @@ def folder_status(cell_dir: Path, label: str | None = None, here: str | None = N
         cell.state, cell.detail = "done", ""
         cell.since = _when((cell_dir / DONE).read_text(errors="replace"))
         return cell
-    record = read_record(cell_dir / RUNNING)
+    record = read_marker(cell_dir / RUNNING)
     held = lock_held(cell_dir)
     if record is not None or held:
         alive = runner_alive(record, held, here or socket.gethostname())
@@ -156,7 +156,7 @@ def folder_status(cell_dir: Path, label: str | None = None, here: str | None = N
             return cell
         cell.detail = "interrupted"
     if (cell_dir / FAILED).exists():
-        failure = read_record(cell_dir / FAILED) or {"error": "(failed.json unreadable; see log.txt)"}
+        failure = read_marker(cell_dir / FAILED) or {"error": "(failed.json unreadable; see log.txt)"}
         cell.state, cell.detail, cell.error = "failed", "", failure.get("error")
         cell.host, cell.job, cell.pid = failure.get("host"), failure.get("job"), failure.get("pid")
         cell.since, cell.last_log = _when(failure.get("time")), None

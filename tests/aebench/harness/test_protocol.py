@@ -434,7 +434,7 @@ def test_the_pool_trains_each_shared_model_once_before_what_needs_it(tmp_path, c
 
 
 def test_a_failing_base_model_fails_the_cells_that_need_it_without_running_them(tmp_path, corpus, monkeypatch):
-    from aebench.harness.protocol.run_store import read_record
+    from aebench.harness.protocol.run_store import read_marker
 
     cells = _two_voices(tmp_path, corpus)
     counter = tmp_path / "counter.txt"
@@ -446,7 +446,7 @@ def test_a_failing_base_model_fails_the_cells_that_need_it_without_running_them(
     for o in outcomes:
         assert "base model of" in o.error and "injected pretrain failure" in o.error
         cell_dir = tmp_path / "runs" / "toy" / o.cell.cell_id
-        record = read_record(cell_dir / "failed.json")
+        record = read_marker(cell_dir / "failed.json")
         assert record and "injected pretrain failure" in record["error"]
         assert (cell_dir / "config.yaml").exists()  # reports count it as started, unfinished
     logs = list((tmp_path / "runs" / "_base").glob("*/log.txt"))
