@@ -166,6 +166,7 @@ class Metric:
     #: whether an evaluation (its ``info``) computed this metric by a labelled variant of the recipe
     #: (marked ‡ in tables); None: the metric has no variant
     variant: Callable[[dict], bool] | None = None
+    variant_note: str = ""  # what the variant is, for the footnote of a table that marks it
     group: str = ""  # metrics computed in one call share a group (default: the name)
     per_frame: bool = True
     recipe: str = ""  # the module whose docstring is the recipe (set by the registry)

@@ -319,7 +319,8 @@ def dlib_crops(info: dict) -> bool:
 #: what the sync metrics' record says of both: weights, packages, variant, needs
 SHARED = dict(compute=compute, family="paper", needs_audio=True, weights=("syncnet",), optional_weights=("syncnet_s3fd",),
               packages=("syncnet-python", "python-speech-features", "opencv-python", "opencv-contrib-python", "scipy", "torch"),
-              variant=dlib_crops, group="sync", per_frame=False, **NEEDS, value_range=(0.0, math.inf))
+              variant=dlib_crops, variant_note="SyncNet on face crops from dlib landmarks (crop: dlib), not the S3FD pipeline",
+              group="sync", per_frame=False, **NEEDS, value_range=(0.0, math.inf))
 METRICS = [
     Metric("sync_conf", "higher", "LSE-C", tolerance=0.5, **SHARED),
     Metric("sync_dist", "lower", "LSE-D", tolerance=0.5, **SHARED),

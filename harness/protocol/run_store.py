@@ -316,3 +316,29 @@ def unfinished_rows(runs_root: Path, protocol: str) -> dict[str, int]:
                 row = f"(cell {d.name})"
             out[row] = out.get(row, 0) + 1
     return out
+
+
+def training_curve(cell_dir: Path) -> list[dict]:
+    """The ``step N k=v ...`` lines of a cell's (or a model folder's) ``log.txt`` as dicts, one per
+    step: where a resumed attempt logs steps again (from its checkpoint on), its lines replace the
+    earlier attempt's."""
+    log = Path(cell_dir) / "log.txt"
+    rows = []
+    if not log.exists():
+        return rows
+    for line in log.read_text().splitlines():
+        if not line.startswith("step "):
+            continue
+        parts = line.split()
+        row = {"step": int(parts[1])}
+        for p in parts[2:]:
+            if "=" in p:
+                k, v = p.split("=", 1)
+                try:
+                    row[k] = float(v)
+                except ValueError:
+                    pass
+        if rows and row["step"] <= rows[-1]["step"]:
+            rows = [r for r in rows if r["step"] < row["step"]]
+        rows.append(row)
+    return rows

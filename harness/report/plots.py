@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+from aebench.harness.protocol.run_store import training_curve
 from aebench.harness.protocol.spec import paper_table
 from aebench.harness.report.stats import mean_ci, unit_means
 
@@ -61,7 +62,7 @@ def plot(protocol, runs_root: Path, out_dir: Path) -> list[Path]:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for c in cells:
-        curve = c.get("training_curve") or (training_curve(Path(c["dir"]) / "log.txt") if c.get("dir") else [])
+        curve = c.get("training_curve") or (training_curve(Path(c["dir"])) if c.get("dir") else [])
         if curve:
             label = f"{c['row']} / {c['identity']}"
             axes[0].plot([r["step"] for r in curve], [r.get("loss", float("nan")) for r in curve], label=label)
@@ -124,27 +125,3 @@ def plot(protocol, runs_root: Path, out_dir: Path) -> list[Path]:
         written.append(out_dir / "variants_bars.png")
         _save(plt, fig, written[-1])
     return written
-
-
-def training_curve(log: Path) -> list[dict]:
-    """``step N k=v ...`` lines of a training log as dicts, one per step: where a resumed attempt
-    logs steps again (from its checkpoint on), its lines replace the earlier attempt's."""
-    rows = []
-    if not log.exists():
-        return rows
-    for line in log.read_text().splitlines():
-        if not line.startswith("step "):
-            continue
-        parts = line.split()
-        row = {"step": int(parts[1])}
-        for p in parts[2:]:
-            if "=" in p:
-                k, v = p.split("=", 1)
-                try:
-                    row[k] = float(v)
-                except ValueError:
-                    pass
-        if rows and row["step"] <= rows[-1]["step"]:
-            rows = [r for r in rows if r["step"] < row["step"]]
-        rows.append(row)
-    return rows

@@ -162,12 +162,12 @@ def _cell_record(cell: dict) -> dict:
     """One run-store cell as the file holds it: its resolved config, per-frame metrics and
     training curve read from its folder."""
     from aebench.eval.api import read_frames
-    from aebench.harness.report.plots import training_curve
+    from aebench.harness.protocol.run_store import training_curve
 
     d = Path(cell["dir"])
     rec = {k: v for k, v in cell.items() if k not in ("dir", "finished", "base", "finetuned", "protocol")}
     rec["frames"] = read_frames(d)
-    rec["training_curve"] = training_curve(d / "log.txt")
+    rec["training_curve"] = training_curve(d)
     return rec
 
 

@@ -319,32 +319,62 @@ def comparisons(protocol, runs_root: Path, versus: str, only: list[str] | None =
 
 def build_table(protocol: str | Path | None, runs_root: Path, only: list[str] | None = None,
                 versus: str | None = None, results_file: Path | None = None) -> Built:
-    """The table of :func:`render_table`, not yet formatted."""
-    from aebench.harness.report.results import Results, load
+    """The table of :func:`render_table`, not yet formatted: the cells read (after the arguments
+    are checked against the protocol), their values as records, the columns laid out, the rows
+    filled (with the ``versus`` family, Holm-adjusted as one), the footnotes."""
+    res, metrics = _table_inputs(protocol, runs_root, only, versus, results_file)
+    layout = _lay_out(res, metrics, only, versus)
+    df = _records(res.cells, layout)
+    body, family, notes = _rows(res, df, layout, versus)
+    footnotes = _footnotes(res, df, layout, body, notes, versus, family_size(family))
+    return Built(layout.headers, body, _caption(res, layout), footnotes, family)
 
+
+def _table_inputs(protocol, runs_root: Path, only: list[str] | None, versus: str | None,
+                  results_file: Path | None) -> tuple:
+    """(the :class:`Results` a table shows, its metric and cost columns): the arguments are checked
+    against the protocol before the run store is read."""
     from aebench.harness.protocol.spec import load_protocol
-    from aebench.harness.report.results import from_store
+    from aebench.harness.report.results import Results, from_store, load
 
-    # the arguments are checked against the protocol before the run store is read
     res = protocol if isinstance(protocol, Results) else (
         load(protocol, runs_root, results_file) if results_file is not None else None)
     spec = res.spec if res is not None else load_protocol(protocol, scale=None)
-    protocol = spec.name  # a path names its protocol; cells live under that name
-    layout = spec.table
     metrics = list(spec.metrics)
     if only:
         unknown = [m for m in only if m not in metrics and m not in CELL_VALUES]
         if unknown:
-            raise ValueError(f"protocol {protocol} has no metric(s) {unknown}; its metrics: {', '.join(metrics)}; "
+            raise ValueError(f"protocol {spec.name} has no metric(s) {unknown}; its metrics: {', '.join(metrics)}; "
                              f"cost columns: {', '.join(CELL_VALUES)}")
         metrics = [m for m in metrics if m in only] + [m for m in only if m in CELL_VALUES]
     labels = list(dict.fromkeys([r.label for r in spec.rows] + ([c["row"] for c in res.cells] if res else [])))
     if versus is not None and versus not in labels:
-        raise ValueError(f"--versus {versus!r} is not a row of protocol {protocol}; its rows: {', '.join(labels)}")
-    res = res or from_store(spec, runs_root)
-    cells, unfinished = res.cells, res.unfinished
-    table = layout.paper
-    axis = layout.axis
+        raise ValueError(f"--versus {versus!r} is not a row of protocol {spec.name}; its rows: {', '.join(labels)}")
+    return res or from_store(spec, runs_root), metrics
+
+
+@dataclass
+class Layout:
+    """Where a table's values go: its metric columns (each paired with the paper's column, or ours
+    only), the driving voices, the rows' keys (the paper's first), the headers."""
+
+    table: str | None  # the paper's table file
+    axis: object  # the protocol's axis (a grid field shown as a column), or None
+    by_audio: bool  # one column per driving voice
+    metric_cols: list[tuple[str, str]]  # (the paper's column name, our metric)
+    ours_only: set[str]  # metrics without a paper column
+    audios: list[str]
+    paper: dict  # (row label, axis value) -> the paper's row
+    keys: list[tuple[str, str]]  # (row label, axis value), in the order shown
+    paper_only: list[str]  # the paper's columns shown as they are (per voice)
+    headers: list[str]
+
+
+def _lay_out(res, metrics: list[str], only: list[str] | None, versus: str | None) -> Layout:
+    """The columns and rows of the table of ``res`` (before any value is filled in)."""
+    spec, cells = res.spec, res.cells
+    layout = spec.table
+    table, axis = layout.paper, layout.axis
     by_audio = layout.by_audio or len({str(c.get("audio", "self")) for c in cells}) > 1
     if table and not by_audio:
         metric_cols = [(col, ours) for col, ours in layout.columns.items()  # our column paired with the paper's
@@ -354,53 +384,60 @@ def build_table(protocol: str | Path | None, runs_root: Path, only: list[str] | 
     else:
         metric_cols = [(_value_label(m), m) for m in metrics]
     ours_only = {m for name, m in metric_cols if name not in layout.columns}
-
-    records = []
-    for c in cells:
-        rec = {"row": c["row"], "axis": _axis_value(c.get(axis.grid)) if axis else "",
-               "audio": audio_name(c.get("audio", "self")) if by_audio else "", "scale": c["scale"],
-               "size": c["size"], "iters": str(c["iters"]), "data": Path(c.get("data_root") or "").name,
-               **{f"pair__{k}": str(c.get(k)) for k in PAIR_KEYS}}
-        for _, metric in metric_cols:
-            v = _cell_value(c, metric)
-            rec[metric] = float("nan") if v is None else float(v)
-            rec[f"{metric}__marks"] = _cell_marks(c, metric)
-        records.append(rec)
-    df = pd.DataFrame.from_records(records)
-    audios = sorted(df["audio"].unique(), key=lambda a: (a != "self", a))  # self-driven first
-
+    audios = sorted({audio_name(c.get("audio", "self")) if by_audio else "" for c in cells},
+                    key=lambda a: (a != "self", a))  # self-driven first
     paper: dict = {}
     if table:
         header, prows = paper_table(table)
-        label_col = header[0]
-        paper = {(r[label_col], _axis_value(r.get(axis.paper)) if axis and axis.paper else ""): r for r in prows}
-    ours_keys = sorted(dict.fromkeys(zip(df["row"], df["axis"])), key=lambda k: (spec.row_rank(k[0]), k[0], k[1]))
+        paper = {(r[header[0]], _axis_value(r.get(axis.paper)) if axis and axis.paper else ""): r for r in prows}
+    ours_keys = sorted(dict.fromkeys((c["row"], _axis_value(c.get(axis.grid)) if axis else "") for c in cells),
+                       key=lambda k: (spec.row_rank(k[0]), k[0], k[1]))
     keys = list(paper) + [k for k in ours_keys if k not in paper]
-
     headers = ["row"] + ([axis.header] if axis else [])
-    columns: list[tuple[str, str, str]] = []  # (header, metric, audio)
     for name, metric in metric_cols:
         label = _value_label(metric)
         ours_name = label if (not table or by_audio or "(" in label) else name  # variants say so
         for audio in _audios_of(metric, audios):
-            columns.append((f"{ours_name}{f' [{audio}]' if by_audio else ''} (ours)", metric, audio))
-            headers.append(columns[-1][0])
+            voice = f" [{audio}]" if by_audio else ""
+            headers.append(f"{ours_name}{voice} (ours)")
             if versus is not None:
-                headers.append(f"{ours_name}{f' [{audio}]' if by_audio else ''} vs {versus}")
+                headers.append(f"{ours_name}{voice} vs {versus}")
         if table and not by_audio and metric not in ours_only:
             headers.append(f"{name} (paper)")
     paper_only = list(layout.columns) if by_audio and table else []  # per voice: the paper's test sets, as they are
-    headers += [f"{p} (paper)" for p in paper_only]
-    headers += ["scale", "size", "iters", "data"]
+    headers += [f"{p} (paper)" for p in paper_only] + ["scale", "size", "iters", "data"]
+    return Layout(table, axis, by_audio, metric_cols, ours_only, audios, paper, keys, paper_only, headers)
 
+
+def _records(cells: list[dict], layout: Layout) -> pd.DataFrame:
+    """One record per cell: its row, axis value, voice, unit and pairing keys, and each column's
+    value and marks."""
+    records = []
+    for c in cells:
+        rec = {"row": c["row"], "axis": _axis_value(c.get(layout.axis.grid)) if layout.axis else "",
+               "audio": audio_name(c.get("audio", "self")) if layout.by_audio else "", "scale": c["scale"],
+               "size": c["size"], "iters": str(c["iters"]), "data": Path(c.get("data_root") or "").name,
+               **{f"pair__{k}": str(c.get(k)) for k in PAIR_KEYS}}
+        for _, metric in layout.metric_cols:
+            v = _cell_value(c, metric)
+            rec[metric] = float("nan") if v is None else float(v)
+            rec[f"{metric}__marks"] = _cell_marks(c, metric)
+        records.append(rec)
+    return pd.DataFrame.from_records(records)
+
+
+def _rows(res, df: pd.DataFrame, layout: Layout, versus: str | None) -> tuple[list[list], list[Comparison], dict]:
+    """The table's body (with the ``versus`` comparisons adjusted as one family and the row of
+    resolvable differences), the family, and why a metric is missing where it is."""
+    cells, axis, table, by_audio = res.cells, layout.axis, layout.table, layout.by_audio
     notes: dict[str, str] = {}
     body: list[list] = []
     family: list[Comparison] = []
-    for key in keys:
+    for key in layout.keys:
         group = df[(df["row"] == key[0]) & (df["axis"] == key[1])]
         row = [key[0]] + ([key[1]] if axis else [])
-        for name, metric in metric_cols:
-            for audio in _audios_of(metric, audios):
+        for name, metric in layout.metric_cols:
+            for audio in _audios_of(metric, layout.audios):
                 g = group[group["audio"] == audio]
                 if g.empty:
                     row.append("not run")
@@ -421,9 +458,9 @@ def build_table(protocol: str | Path | None, runs_root: Path, only: list[str] | 
                     else:
                         family.append(_pair(g, base, (key[0], key[1], audio), metric))
                         row.append(family[-1])  # its text once the family is adjusted
-            if table and not by_audio and metric not in ours_only:
-                row.append(paper[key].get(name, "") if key in paper else "-")
-        row += [paper[key].get(p, "") if key in paper else "-" for p in paper_only]
+            if table and not by_audio and metric not in layout.ours_only:
+                row.append(layout.paper[key].get(name, "") if key in layout.paper else "-")
+        row += [layout.paper[key].get(p, "") if key in layout.paper else "-" for p in layout.paper_only]
         if group.empty:
             row += ["", "", "", ""]
         else:
@@ -432,19 +469,33 @@ def build_table(protocol: str | Path | None, runs_root: Path, only: list[str] | 
         body.append(row)
     adjust(family)
     body = [[v.text() if isinstance(v, Comparison) else v for v in r] for r in body]
-    tests = family_size(family)
     if versus is not None and family:
+        tests = family_size(family)
         last = ["resolvable difference"] + ([""] if axis else [])
-        for _name, metric in metric_cols:
-            for audio in _audios_of(metric, audios):
+        for _name, metric in layout.metric_cols:
+            for audio in _audios_of(metric, layout.audios):
                 last.append("")
                 last.append(_resolvable([c for c in family if c.metric == metric and c.audio == audio], tests))
-            if table and not by_audio and metric not in ours_only:
+            if table and not by_audio and metric not in layout.ours_only:
                 last.append("")
-        body.append(last + [""] * (len(headers) - len(last)))
-    caption = (f"Protocol {protocol}" + (f" - paper table {table} (paper numbers: arXiv 2312.10921)" if table else "")
-               + f"; ours from {res.origin}: {stats.t_interval_note()}; ± is the interval's half width; "
-                 "scale, size and iterations per row")
+        body.append(last + [""] * (len(layout.headers) - len(last)))
+    return body, family, notes
+
+
+def _caption(res, layout: Layout) -> str:
+    table = layout.table
+    return (f"Protocol {res.spec.name}" + (f" - paper table {table} (paper numbers: arXiv 2312.10921)" if table else "")
+            + f"; ours from {res.origin}: {stats.t_interval_note()}; ± is the interval's half width; "
+              "scale, size and iterations per row")
+
+
+def _footnotes(res, df: pd.DataFrame, layout: Layout, body: list[list], notes: dict[str, str], versus: str | None,
+               tests: int) -> list[str]:
+    """What a reader needs to read the table: why a value is missing, how the comparisons were
+    made, the seed spread and the setup's noise, what is not shown, what the marks mean."""
+    from aebench.eval.registry import METRICS
+
+    spec, cells = res.spec, res.cells
     for m, why in spec.expected_missing.items():  # the protocol's reason, not a cell's (it was never computed)
         if m in df.columns and df[m].isna().any():
             notes[m] = f"this protocol's renders cannot yield it: {why}"
@@ -461,8 +512,8 @@ def build_table(protocol: str | Path | None, runs_root: Path, only: list[str] | 
             "of the paired differences (pooled over the rows; the half width of the interval at Holm's strictest step; "
             "the sign-flip test also needs nearly every identity's difference to share its sign); \"none\" where the "
             "smallest sign-flip p of n pairs, 2/2^n, times m is not below the level, or n < 2")
-    spread = [f"{_value_label(metric)}{f' [{audio}]' if by_audio else ''} {_fmt(sd)} (dof {dof})"
-              for _, metric in metric_cols for audio in _audios_of(metric, audios)
+    spread = [f"{_value_label(metric)}{f' [{audio}]' if layout.by_audio else ''} {_fmt(sd)} (dof {dof})"
+              for _, metric in layout.metric_cols for audio in _audios_of(metric, layout.audios)
               for sd, dof in [_seed_spread(df, metric, audio)] if sd is not None]
     if spread:
         footnotes.append("seed-to-seed standard deviation (pooled within each identity and row where seeds were "
@@ -470,9 +521,9 @@ def build_table(protocol: str | Path | None, runs_root: Path, only: list[str] | 
     noise = _noise_note(spec.noise)
     if noise:
         footnotes.append(noise)
-    if unfinished:
+    if res.unfinished:
         footnotes.append("unfinished (started, not done; `aebench run` resumes them): "
-                         + ", ".join(f"{row} ({n} cell{'s' if n > 1 else ''})" for row, n in unfinished.items()))
+                         + ", ".join(f"{row} ({n} cell{'s' if n > 1 else ''})" for row, n in res.unfinished.items()))
     if res.stale:
         footnotes.append(f"{len(res.stale)} finished cell(s) ran on identities prepared again since and are not "
                          f"shown (`aebench run` runs them on the new data): {', '.join(res.stale)}")
@@ -486,8 +537,10 @@ def build_table(protocol: str | Path | None, runs_root: Path, only: list[str] | 
                          "store file whose full sha256 is unknown (only a prefix, or nothing; see each cell's "
                          "metrics.json: weights)")
     if VARIANT in used:
-        footnotes.append(f"{VARIANT} SyncNet on face crops from dlib landmarks (crop: dlib), not the S3FD pipeline")
-    return Built(headers, body, caption, footnotes, family)
+        marked = dict.fromkeys(METRICS[m].variant_note for _, m in layout.metric_cols
+                               if m in METRICS and METRICS[m].variant_note and f"{VARIANT}" in "".join(df[f"{m}__marks"]))
+        footnotes.append(f"{VARIANT} " + "; ".join(marked))
+    return footnotes
 
 
 def md_cell(v) -> str:

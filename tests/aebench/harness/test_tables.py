@@ -175,12 +175,12 @@ def test_bars_draw_the_papers_sync(tmp_path, monkeypatch):
 def test_a_resumed_log_gives_one_point_per_step(tmp_path):
     """A training resumed from its step-20 checkpoint logs steps 30.. again: the curve keeps the
     later attempt's points, one per step, in order (no zigzag)."""
-    from aebench.harness.report.plots import training_curve
+    from aebench.harness.protocol.run_store import training_curve
 
     log = tmp_path / "log.txt"
     log.write_text("[10:00:00] fine-tune\nstep 10 loss=0.5\nstep 20 loss=0.4\nstep 30 loss=0.3\nstep 40 loss=0.35\n"
                    "[10:05:00] resumed\nstep 30 loss=0.29\nstep 40 loss=0.2\nstep 50 loss=0.1\n")
-    curve = training_curve(log)
+    curve = training_curve(tmp_path)
     assert [r["step"] for r in curve] == [10, 20, 30, 40, 50]
     assert [r["loss"] for r in curve] == [0.5, 0.4, 0.29, 0.2, 0.1]
 
