@@ -306,8 +306,8 @@ def regress(reference: Path, read_only: bool, write: bool, runs: Path | None, pr
     from aebench.harness.protocol.launchers import launch
     from aebench.harness.protocol.plan import expand
     from aebench.harness.report.regress import (check_reference, checked_tolerances, compare, compared_cells,
-                                                 deviation_summary, read_reference, summaries, tolerances_from,
-                                                 write_reference)
+                                                 deviation_summary, read_reference, tolerances_from, write_reference)
+    from aebench.harness.report.results import of_cells
 
     runs_root = runs_root_of(runs)
     if protocol and not write:
@@ -336,7 +336,7 @@ def regress(reference: Path, read_only: bool, write: bool, runs: Path | None, pr
         failed = [o for o in launch(cells, runs_root, workers="auto") if o.status == "failed"]
         for o in failed:
             click.echo(f"FAILED cell {o.cell.label}: {o.error}", err=True)
-    current = summaries({c.key: runs_root / c.protocol / c.cell_id for c in cells})
+    current = {c["key"]: c["summary"] for c in of_cells(protocol, runs_root, cells).cells}  # what the tables read
     if write:
         if len(current) != len(cells):
             raise click.ClickException(f"only {len(current)} of {len(cells)} cells finished; not writing a reference")

@@ -276,8 +276,6 @@ def read_cells(runs_root: Path, protocol: str) -> list[dict]:
     same grid point). Two cells share a grid point when they ran with other settings (the
     protocol or an override changed since); only the most recently finished one is reported,
     so a table never pools different experiments as if they were repeats."""
-    from aebench.eval.api import read_metrics
-
     latest: dict[str, dict] = {}
     pdir = Path(runs_root) / protocol
     if not pdir.is_dir():
@@ -285,11 +283,7 @@ def read_cells(runs_root: Path, protocol: str) -> list[dict]:
     for d in sorted(pdir.iterdir()):
         if not is_done(d) or not (d / "cell.json").exists():
             continue
-        record = read_record(d, CellRecord)
-        metrics = read_metrics(d)
-        cell = {**{k: v for k, v in record.to_json().items() if k != "schema"}, "key": record.grid_key}
-        cell.update(summary=metrics["summary"], missing=metrics.get("missing", {}), info=metrics.get("info", {}), dir=d,
-                    finished=(d / DONE).stat().st_mtime, superseded=[], config=_read_config(d))
+        cell = read_cell(d)
         key = cell["key"]
         old = latest.get(key)
         if old is not None:
@@ -298,6 +292,20 @@ def read_cells(runs_root: Path, protocol: str) -> list[dict]:
             cell = new
         latest[key] = cell
     return list(latest.values())
+
+
+def read_cell(cell_dir: Path) -> dict:
+    """A finished cell as reports read it: its record's fields (today's layout, whatever version
+    wrote it) plus ``key``, ``summary``, ``missing``, ``info``, ``dir``, ``finished``,
+    ``superseded`` and ``config``."""
+    from aebench.eval.api import read_metrics
+
+    record = read_record(cell_dir, CellRecord)
+    metrics = read_metrics(cell_dir)
+    cell = {**{k: v for k, v in record.to_json().items() if k != "schema"}, "key": record.grid_key}
+    cell.update(summary=metrics["summary"], missing=metrics.get("missing", {}), info=metrics.get("info", {}),
+                dir=cell_dir, finished=(cell_dir / DONE).stat().st_mtime, superseded=[], config=_read_config(cell_dir))
+    return cell
 
 
 def unfinished_rows(runs_root: Path, protocol: str) -> dict[str, int]:

@@ -181,13 +181,6 @@ def deviation_summary(findings: list[Finding]) -> list[str]:
     return lines
 
 
-def summaries(cell_dirs: dict[str, Path]) -> dict[str, dict]:
-    """cell key -> metric summary, for finished cell directories."""
-    from aebench.eval.api import read_metrics
-
-    return {key: read_metrics(d)["summary"] for key, d in cell_dirs.items() if (d / "done").exists()}
-
-
 #: a tolerance derived from a measured seed spread ``sd``: ``Z95 * sqrt(2) * sd`` is the bound the
 #: difference of two single runs that differ only in their seed stays within 95% of the time
 #: (each run's value carries the seed noise once), so a code change CI flags is one a reseed

@@ -67,6 +67,15 @@ def from_store(protocol, runs_root: Path) -> Results:
     return Results(spec, cells, unfinished, f"{runs_root}/{spec.name}", [Path(c["dir"]).name for c in stale])
 
 
+def of_cells(spec, runs_root: Path, cells: list) -> Results:
+    """The finished ones of ``cells`` (:class:`~aebench.harness.protocol.cells.Cell`, e.g. what a
+    regression check just ran) as :class:`Results`, read as every report reads the store."""
+    from aebench.harness.protocol.run_store import is_done, read_cell
+
+    folders = [Path(runs_root) / c.protocol / c.cell_id for c in cells]
+    return Results(spec, [read_cell(d) for d in folders if is_done(d)], origin=f"{runs_root}/{spec.name}")
+
+
 def _data_changed(cell: dict) -> bool:
     """Whether an identity a store cell ran on (its target or a base identity) has been prepared
     again (another content hash at the same place) since: its numbers are not results of the data

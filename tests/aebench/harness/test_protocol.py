@@ -370,11 +370,12 @@ def test_regress_cli_write_pass_and_fail(tmp_path, corpus, monkeypatch):
     runs = tmp_path / "runs"
     runner = CliRunner()
     from aebench.harness.protocol.plan import expand
-    from aebench.harness.report.regress import summaries, write_reference
+    from aebench.harness.report.regress import write_reference
+    from aebench.harness.report.results import of_cells
 
-    _, cells = expand(str(proto), [])
+    spec, cells = expand(str(proto), [])
     launch(cells, runs, progress=False)
-    current = summaries({c.key: runs / c.protocol / c.cell_id for c in cells})
+    current = {c["key"]: c["summary"] for c in of_cells(spec, runs, cells).cells}
     write_reference(ref, str(proto), "smoke", [], current)
     res = runner.invoke(regress, ["--reference", str(ref), "--read", "--runs", str(runs)])
     assert res.exit_code == 0, res.output
