@@ -24,7 +24,7 @@ converge() {  # METHOD VARIANT SIZE SEED [overrides...]
   local m=$1 v=$2 s=$3 k=$4; shift 4
   local name="${m}_${v}_${s}_seed${k}"
   "$AEBENCH" bench converge method="$m" data.root="$DATA" --target may scale=smoke data.size="$s" \
-    train.iters=300 train.pretrain_iters=300 seed="$k" "$@" --threads 1 --json "$OUT/$name.json" \
+    train.iters=300 train.pretrain_iters=300 seed="$k" threads=1 "$@" --json "$OUT/$name.json" \
     --keep-checkpoint "$CKPT/$name" > "$CKPT/$name.log" 2>&1
 }
 

@@ -4,9 +4,12 @@ Trains the method's base model on every identity under ``data.root`` but the tar
 out, as ``real_quick``; methods without a base model skip it) and fine-tunes on the target's
 few-shot clip, scoring PSNR on its first ``--frames`` held-out test frames at every
 ``--every``-th fine-tuning iteration (each a checkpoint rendered through the Method API and
-scored as a protocol cell is). The curve's ``seconds`` are training wall time since the start,
-base model included, scoring excluded. Writes ``--json`` (``curve``: points with ``seconds``,
-``phase``, ``iters``, ``psnr``) and a PNG beside it.
+scored as a protocol cell is). The models are trained by the protocol runner's own stages
+(:func:`~aebench.harness.protocol.runner.ensure_base`, ``ensure_finetuned``) into a scratch
+store, from a config validated like any other (the checkpoint interval and the frames scored are
+config overrides, the torch threads the config's ``threads``). The curve's ``seconds`` are
+training wall time since the start, base model included, scoring excluded. Writes ``--json``
+(``curve``: points with ``seconds``, ``phase``, ``iters``, ``psnr``) and a PNG beside it.
 """
 
 from __future__ import annotations
@@ -25,18 +28,20 @@ from aebench.harness.cli.checks import Output, inputs_untouched, reported, writa
 
 
 def _score(method, ckpt: Path, target, cfg, frames: int, work: Path) -> float:
-    """PSNR of ``ckpt``'s self-driven render of ``target``'s first test frames."""
-    from omegaconf import OmegaConf
-
+    """PSNR of ``ckpt``'s self-driven render of ``target``'s first ``frames`` test frames (``cfg``
+    renders that many: ``train.render_frames``)."""
     from aebench.eval import evaluate
     from aebench.harness.protocol.runner import ground_truth, scored_frames
 
-    c = OmegaConf.merge(cfg, {"train": {"render_frames": frames}})
     audio = target.split("test").audio
-    video = method.render(ckpt, target, audio, c, work / "score.mp4")
+    video = method.render(ckpt, target, audio, cfg, work / "score.mp4")
     pred, n, audio = scored_frames(video, target, audio, frames)
     gt = ground_truth(target, n)
     return float(evaluate(pred, gt=gt, audio=audio, fps=target.fps, metrics=["psnr"], progress=False).summary["psnr"])
+
+
+def _quiet(*_args, **_kwargs) -> None:
+    """The runner's progress lines, not shown (the trainer's progress bars are)."""
 
 
 def time_to_reach(result: dict, psnr: float) -> float | None:
@@ -81,24 +86,23 @@ def _check_outputs(out: Path, keep: Path | None, inputs: dict) -> None:
 @click.option("--target", required=True, help="identity under data.root to fine-tune on and score")
 @click.option("--every", default=0, show_default=True, help="fine-tuning iterations between scores (0 = a tenth)")
 @click.option("--frames", default=8, show_default=True, help="held-out test frames scored")
-@click.option("--threads", default=0, show_default=True, help="torch CPU threads (0 = torch's default)")
 @click.option("--json", "json_out", required=True, help="write the curve here (and a PNG beside it)")
 @click.option("--keep-checkpoint", "keep", type=click.Path(file_okay=False), default=None,
               help="copy the final fine-tuned checkpoint here (e.g. for `bench render --checkpoint`); "
                    "replaces an earlier checkpoint there, refuses any other non-empty folder")
 @click.option("--reference", type=click.Path(exists=True, dir_okay=False), default=None,
               help="another run's JSON: also report when this run reached its final PSNR")
-def converge_cmd(overrides: tuple[str, ...], target: str, every: int, frames: int, threads: int, json_out: str,
+def converge_cmd(overrides: tuple[str, ...], target: str, every: int, frames: int, json_out: str,
                  keep: str | None, reference: str | None) -> None:
     """Time to quality: PSNR on held-out frames against training wall time, e.g.
-    `method=aenerf data.root=data/prepared/clips-128px-25fps-12s field.encoding=hashgrid --target may`."""
+    `method=aenerf data.root=data/prepared/clips-128px-25fps-12s field.encoding=hashgrid threads=1 --target may`."""
     import torch
-    from omegaconf import OmegaConf
 
-    from aebench.engine.trainer import watch_checkpoints
     from aebench.data import Identity
     from aebench.data.identity import list_identities
     from aebench.device import torch_threads
+    from aebench.engine.trainer import watch_checkpoints
+    from aebench.harness.protocol.runner import ensure_base, ensure_finetuned
     from aebench.registry import get_method
 
     cfg = _checked(overrides)
@@ -108,17 +112,18 @@ def converge_cmd(overrides: tuple[str, ...], target: str, every: int, frames: in
         raise click.BadParameter(f"{keep} exists and is not a checkpoint (no state.json); it would be replaced: "
                                  f"name a new folder or an earlier --keep-checkpoint", param_hint="--keep-checkpoint")
     _check_outputs(Path(json_out), keep and Path(keep), {"--reference": reference, "data.root": found.values()})
-    iters = int(cfg.train.iters)
-    every = every or max(iters // 10, 1)
-    cfg = OmegaConf.merge(cfg, {"train": {"ckpt_every": every, "keep_ckpts": 1}})
+    every = every or max(int(cfg.train.iters) // 10, 1)
+    others = [n for n in sorted(found) if n != target]
+    run = [f"run.identity={target}", f"run.base_identities=[{','.join(others)}]"]
+    cfg = _checked((*overrides, *run, f"train.ckpt_every={every}", "train.keep_ckpts=1"))  # validated, as a cell's
+    score_cfg = _checked((*overrides, *run, f"train.render_frames={frames}"))
     size = int(cfg.data.size)
     tgt = Identity.open(found[target]).at_size(size)
-    others = [Identity.open(p).at_size(size) for n, p in sorted(found.items()) if n != target]
     method = get_method(str(cfg.method))
     curve: list[dict] = []
     clock = {"t0": 0.0, "scoring": 0.0}
 
-    with tempfile.TemporaryDirectory() as tmp, torch_threads(threads):
+    with tempfile.TemporaryDirectory() as tmp, torch_threads(int(cfg.threads)):
         work = Path(tmp)
 
         def on_checkpoint(trainer, step: int, path: Path) -> None:
@@ -127,15 +132,16 @@ def converge_cmd(overrides: tuple[str, ...], target: str, every: int, frames: in
             psnr = None
             if phase == "finetune":
                 s0 = time.perf_counter()
-                psnr = _score(method, path, tgt, cfg, frames, work)
+                psnr = _score(method, path, tgt, score_cfg, frames, work)
                 clock["scoring"] += time.perf_counter() - s0
             curve.append({"seconds": round(seconds, 3), "phase": phase, "iters": int(step), "psnr": psnr})
 
         clock["t0"] = time.perf_counter()
-        with watch_checkpoints(on_checkpoint):
-            base = method.pretrain(others, cfg, work / "base") if method.has_base_model else None
+        with watch_checkpoints(on_checkpoint):  # the runner's stages, into a scratch store
+            base = ensure_base(method, cfg, work, progress=_quiet)
             base_seconds = time.perf_counter() - clock["t0"] if base is not None else 0.0
-            final = method.finetune(tgt, tgt.fewshot_clip(float(cfg.data.clip_seconds)), base, cfg, work / "ft")
+            final = ensure_finetuned(method, cfg, tgt, Path(base[0].checkpoint) if base else None, work,
+                                     progress=_quiet)[0].checkpoint
         if keep:
             with reported("--keep-checkpoint", keep):
                 if Path(keep).exists():

@@ -116,21 +116,21 @@ def _report(result: dict, out: str | None) -> None:
 @click.command("train", context_settings={"ignore_unknown_options": True})
 @click.argument("overrides", nargs=-1)
 @click.option("--warmup", default=3, show_default=True, help="iterations of the set-up run subtracted out")
-@click.option("--threads", default=0, show_default=True, help="torch CPU threads (0 = torch's default)")
 @click.option("--json", "json_out", default=None, help="also write the figures to this JSON file")
 @click.option("--base", type=click.Path(exists=True, file_okay=False), default=None,
               help="fine-tune from this base checkpoint (a trained field: what empty-space skipping needs)")
-def train_cmd(overrides: tuple[str, ...], warmup: int, threads: int, json_out: str | None, base: str | None) -> None:
-    """Training iterations/s and rays/s of METHOD at SCALE, e.g. `method=aenerf scale=smoke train.iters=30`."""
+def train_cmd(overrides: tuple[str, ...], warmup: int, json_out: str | None, base: str | None) -> None:
+    """Training iterations/s and rays/s of METHOD at SCALE, e.g. `method=aenerf scale=smoke train.iters=30`
+    (torch CPU threads: the config's `threads`, as a protocol's cells)."""
     import torch
 
-    if threads:
-        torch.set_num_threads(threads)
     from aebench.device import resolve_device
     from aebench.registry import get_method
     from aebench.engine.volume import count_samples
 
     checked = _checked(overrides)
+    if checked.threads:
+        torch.set_num_threads(int(checked.threads))
     if int(checked.train.iters) <= warmup:
         raise click.ClickException(f"train.iters must exceed --warmup={warmup}")
     if base is not None and not get_method(checked.method).has_base_model:
@@ -171,23 +171,23 @@ def train_cmd(overrides: tuple[str, ...], warmup: int, threads: int, json_out: s
 @click.option("--checkpoint", type=click.Path(exists=True, file_okay=False), default=None,
               help="a trained checkpoint; default: a quick fine-tune of train.iters iterations")
 @click.option("--target", default=None, help="identity under data.root to render (default: the first)")
-@click.option("--threads", default=0, show_default=True, help="torch CPU threads (0 = torch's default)")
 @click.option("--json", "json_out", default=None, help="also write the figures to this JSON file")
-def render_cmd(overrides: tuple[str, ...], frames: int, checkpoint: str | None, target: str | None, threads: int,
+def render_cmd(overrides: tuple[str, ...], frames: int, checkpoint: str | None, target: str | None,
                json_out: str | None) -> None:
     """Rendering frames/s of METHOD at SCALE (full frames at data.size, mp4 with audio), per frame:
-    the time of a 1-frame render (set-up) is subtracted from that of --frames frames."""
+    the time of a 1-frame render (set-up) is subtracted from that of --frames frames (torch CPU
+    threads: the config's `threads`)."""
     import torch
-
-    if threads:
-        torch.set_num_threads(threads)
 
     from aebench.device import resolve_device
     from aebench.media import probe
     from aebench.registry import get_method
     from aebench.engine.volume import count_samples
 
-    _check_json(json_out, _checked(overrides), {"--checkpoint": checkpoint})
+    checked = _checked(overrides)
+    if checked.threads:
+        torch.set_num_threads(int(checked.threads))
+    _check_json(json_out, checked, {"--checkpoint": checkpoint})
     with tempfile.TemporaryDirectory(prefix="aebench-bench-") as tmp:
         work = Path(tmp)
         cfg, identity, clip = _setup(overrides, work, target)
