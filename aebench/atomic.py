@@ -47,6 +47,6 @@ def atomic_files(*paths: Path) -> Iterator[tuple[Path, ...]]:
     finally:
         for stage in stages:
             shutil.rmtree(stage, ignore_errors=True)
-        for folder in ([] if written else sorted(made, key=lambda p: len(p.parts), reverse=True)):
+        for folder in [] if written else sorted(made, key=lambda p: len(p.parts), reverse=True):
             with suppress(OSError):  # only while empty: another writer may use it by now
                 folder.rmdir()

@@ -63,8 +63,11 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 break
             if first != key_node.start_mark.line + 1:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} appears twice in one mapping (lines {first} and "
-                    f"{key_node.start_mark.line + 1}); keep one", key_node.start_mark)
+                    None,
+                    None,
+                    f"key {key!r} appears twice in one mapping (lines {first} and {key_node.start_mark.line + 1}); keep one",
+                    key_node.start_mark,
+                )
         return super().construct_mapping(node, deep=deep)
 
 
@@ -77,8 +80,9 @@ def _read_part(path: Path) -> dict:
     """A part's per-scale overlays."""
     data = strict_yaml(path.read_text()) or {}
     if "defaults" in data:
-        raise ConfigError(f"{path}: defaults are declared in the settings classes (aebench/settings.py), not in YAML; "
-                          f"a part holds only 'scales'")
+        raise ConfigError(
+            f"{path}: defaults are declared in the settings classes (aebench/settings.py), not in YAML; a part holds only 'scales'"
+        )
     unknown = set(data) - {"scales"}
     if unknown:
         raise ConfigError(f"{path}: the only top-level key is 'scales', got {sorted(unknown)}")
@@ -128,8 +132,7 @@ def default_tree(scale: str = "smoke", origins: Origins | None = None) -> DictCo
         if name is not None and name not in classes:
             raise ConfigError(f"{path}: no section '{name}' is declared (sections: {', '.join(sorted(classes))})")
         rel = path.relative_to(CONFIG_DIR.parent.parent) if path.is_relative_to(CONFIG_DIR.parent.parent) else path
-        _merge_checked(cfg, overlay if name is None else {name: overlay}, origin=f"scale '{scale}' overlay ({rel})",
-                       origins=origins)
+        _merge_checked(cfg, overlay if name is None else {name: overlay}, origin=f"scale '{scale}' overlay ({rel})", origins=origins)
     cfg.scale = scale
     return cfg
 
@@ -150,8 +153,10 @@ def _merge_checked(cfg: DictConfig, update: Mapping, origin: str, prefix: str = 
         current = cfg[key]
         if isinstance(current, DictConfig) and not _is_open(current):
             if not isinstance(value, Mapping):
-                raise ConfigError(f"'{path}' is a group of settings ({', '.join(map(str, current.keys()))}); "
-                                  f"set one of its keys, e.g. {path}.{next(iter(current.keys()))}=...")
+                raise ConfigError(
+                    f"'{path}' is a group of settings ({', '.join(map(str, current.keys()))}); "
+                    f"set one of its keys, e.g. {path}.{next(iter(current.keys()))}=..."
+                )
             _merge_checked(current, value, origin, prefix=f"{path}.", origins=origins)
             continue
         if isinstance(current, DictConfig):  # open mapping
@@ -201,8 +206,9 @@ def parse_overrides(args: Iterable[str]) -> dict:
             value = OmegaConf.to_container(OmegaConf.from_dotlist([f"v={raw}"]))["v"]
         except (yaml.YAMLError, OmegaConfBaseException) as exc:
             first = " ".join(str(exc).split("\n")[0].split())
-            raise ConfigError(f"override '{arg}' is not a valid value ({first}); lists are written [a,b], "
-                              f"strings with spaces or ': ' in quotes") from exc
+            raise ConfigError(
+                f"override '{arg}' is not a valid value ({first}); lists are written [a,b], strings with spaces or ': ' in quotes"
+            ) from exc
         flat[key] = value
     return nest(flat, what="override")
 
@@ -332,8 +338,15 @@ def explain(key: str, overrides: Sequence[str] = ()) -> dict[str, Any]:
         raise ConfigError(f"unknown config key '{key}'; valid keys: {', '.join(valid_keys(cfg))}")
     value = OmegaConf.select(cfg, key, default=None)
     if owner is None:  # an open section (a method that declares no settings class)
-        return {"key": key, "declared": f"an open section of method '{head}' (it validates its keys itself)",
-                "accepts": "any value", "default": None, "value": value, "set_by": origins.get(key, "default"), "doc": ""}
+        return {
+            "key": key,
+            "declared": f"an open section of method '{head}' (it validates its keys itself)",
+            "accepts": "any value",
+            "default": None,
+            "value": value,
+            "set_by": origins.get(key, "default"),
+            "doc": "",
+        }
     try:
         f, kind, cls = declaration(owner, sub)
     except KeyError:
@@ -345,8 +358,15 @@ def explain(key: str, overrides: Sequence[str] = ()) -> dict[str, Any]:
     default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
     if isinstance(default, Settings):
         default = default.to_dict()
-    return {"key": key, "declared": f"{cls.__module__}.{cls.__qualname__}.{f.name}", "accepts": accepts(f, kind),
-            "default": default, "value": value, "set_by": origins.get(key, "default"), "doc": field_docs(cls).get(f.name, "")}
+    return {
+        "key": key,
+        "declared": f"{cls.__module__}.{cls.__qualname__}.{f.name}",
+        "accepts": accepts(f, kind),
+        "default": default,
+        "value": value,
+        "set_by": origins.get(key, "default"),
+        "doc": field_docs(cls).get(f.name, ""),
+    }
 
 
 def id_view(tree: Mapping) -> dict:

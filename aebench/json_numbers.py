@@ -27,7 +27,7 @@ class JSONFileError(ValueError):
 
 
 def _no_constants(name: str):
-    raise ValueError(f"{name} is not a JSON number (aebench writes NaN as null and infinity as \"inf\")")
+    raise ValueError(f'{name} is not a JSON number (aebench writes NaN as null and infinity as "inf")')
 
 
 def read_json(path, what: str = "file"):
@@ -49,5 +49,6 @@ def read_json(path, what: str = "file"):
     except RecursionError as exc:
         raise JSONFileError(f"{what} {path} is nested too deeply to be one aebench wrote") from exc
     except ValueError as exc:  # json.JSONDecodeError is a ValueError, so are the NaN/Infinity literals
-        raise JSONFileError(f"{what} {path} is not JSON ({exc}); a truncated or edited file? "
-                            f"re-create it with the command that wrote it") from exc
+        raise JSONFileError(
+            f"{what} {path} is not JSON ({exc}); a truncated or edited file? re-create it with the command that wrote it"
+        ) from exc

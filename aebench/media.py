@@ -100,12 +100,12 @@ def display_rotation(frame, path: str | Path = "video") -> int:
         return 0
     m = np.frombuffer(bytes(side), dtype=np.int32)
     if float(m[0]) * float(m[4]) - float(m[1]) * float(m[3]) < 0:
-        raise MediaError(f"{path}: its display matrix mirrors the picture, which is not supported; "
-                         "re-encode it the way it should be shown")
+        raise MediaError(f"{path}: its display matrix mirrors the picture, which is not supported; re-encode it the way it should be shown")
     angle = float(frame.rotation)
     if abs(angle / 90 - round(angle / 90)) > 1e-3:
-        raise MediaError(f"{path}: display rotation of {angle:g} degrees is not a multiple of 90; "
-                         "re-encode it as shown (ffmpeg -i IN OUT applies it)")
+        raise MediaError(
+            f"{path}: display rotation of {angle:g} degrees is not a multiple of 90; re-encode it as shown (ffmpeg -i IN OUT applies it)"
+        )
     return int(round(angle)) % 360
 
 
@@ -130,8 +130,9 @@ def displayed_frames(frames, path: str | Path):
         if first is None:
             first = own
         elif own != first:
-            raise MediaError(f"{path}: the display rotation changes mid-video ({first} then {own} degrees); "
-                             "re-encode it the way it should be shown")
+            raise MediaError(
+                f"{path}: the display rotation changes mid-video ({first} then {own} degrees); re-encode it the way it should be shown"
+            )
         yield frame, displayed(frame.to_ndarray(format="rgb24"), own)
 
 
@@ -160,8 +161,7 @@ def iter_video(path: str | Path, skip_damaged: bool = False):
     :func:`displayed`); ``skip_damaged``: leave out packets the demuxer marks corrupt (the
     half-written last frames of a truncated file)."""
     with av.open(str(path)) as box:
-        decoded = (frame for packet in box.demux(video=0) if not (skip_damaged and packet.is_corrupt)
-                   for frame in packet.decode())
+        decoded = (frame for packet in box.demux(video=0) if not (skip_damaged and packet.is_corrupt) for frame in packet.decode())
         for _, img in displayed_frames(decoded, path):
             yield img
 
@@ -183,8 +183,10 @@ def check_finite_audio(audio: np.ndarray, where: str | Path, rate: int = AUDIO_R
     bad = ~np.isfinite(audio)
     if bad.any():
         first = int(np.argmax(bad))
-        raise MediaError(f"{where}: the audio has {int(bad.sum())} NaN or infinite samples (the first at "
-                         f"{first / rate:.3f} s); re-encode the speech track")
+        raise MediaError(
+            f"{where}: the audio has {int(bad.sum())} NaN or infinite samples (the first at "
+            f"{first / rate:.3f} s); re-encode the speech track"
+        )
     return audio
 
 
@@ -211,8 +213,9 @@ def read_audio(path: str | Path, rate: int = AUDIO_RATE) -> np.ndarray:
     return np.concatenate(chunks).astype(np.float32)
 
 
-def write_video(path: str | Path, frames, fps: float = FPS, audio: np.ndarray | None = None,
-                audio_rate: int = AUDIO_RATE, crf: int = 18) -> Path:
+def write_video(
+    path: str | Path, frames, fps: float = FPS, audio: np.ndarray | None = None, audio_rate: int = AUDIO_RATE, crf: int = 18
+) -> Path:
     """Write RGB uint8 frames (iterable of (H, W, 3)) to an H.264 mp4, muxing mono float audio.
 
     Written to a temporary name and renamed, so a half-written file never appears."""
@@ -252,7 +255,7 @@ def _encode(tmp: Path, first: np.ndarray, frames, fps: float, audio, audio_rate:
             samples = np.clip(np.asarray(audio, dtype=np.float32).reshape(1, -1), -1, 1)
             step = 1024
             for start in range(0, samples.shape[1], step):
-                chunk = np.ascontiguousarray(samples[:, start:start + step])
+                chunk = np.ascontiguousarray(samples[:, start : start + step])
                 af = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
                 af.sample_rate = audio_rate
                 af.pts = start

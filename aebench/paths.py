@@ -30,7 +30,7 @@ SHARED_PREFIX = "shared:"
 def shared_path(spec: str) -> Path:
     """A protocol's path: ``shared:REL`` is REL under the shared data folder, anything else a path."""
     spec = str(spec)
-    return shared_data_dir() / spec[len(SHARED_PREFIX):] if spec.startswith(SHARED_PREFIX) else Path(spec).expanduser()
+    return shared_data_dir() / spec[len(SHARED_PREFIX) :] if spec.startswith(SHARED_PREFIX) else Path(spec).expanduser()
 
 
 def weights_dir() -> Path:

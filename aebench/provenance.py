@@ -73,8 +73,12 @@ def _read_code_version(here: Path | None = None) -> dict:
     top = _git(["rev-parse", "--show-toplevel"], here)
     if commit and top and (Path(top.strip()) / "pyproject.toml").is_file():
         status = _git(["status", "--porcelain"], Path(top.strip())) or ""
-        out.update(source="git", commit=commit.strip(), dirty=bool(status.strip()),
-                   changed=len(status.strip().splitlines()) if status.strip() else 0)
+        out.update(
+            source="git",
+            commit=commit.strip(),
+            dirty=bool(status.strip()),
+            changed=len(status.strip().splitlines()) if status.strip() else 0,
+        )
     else:
         out.update(source="installed", commit=None, dirty=None)
     return out
@@ -98,8 +102,13 @@ def machine(device: str | None = None) -> dict:
     with its CUDA version when torch sees one (``device``: the torch device the work ran on)."""
     import torch
 
-    out = {"cpu": _cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-           "platform": platform.platform(), "device": device or "cpu"}
+    out = {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "device": device or "cpu",
+    }
     if torch.cuda.is_available():
         out.update(gpu=torch.cuda.get_device_name(0), cuda=torch.version.cuda)
     else:
@@ -109,17 +118,20 @@ def machine(device: str | None = None) -> dict:
 
 def environment(packages=()) -> dict:
     """Python, aebench's code version and the versions of ``CORE_PACKAGES`` plus ``packages``."""
-    return {"python": sys.version.split()[0], "code": code_version(),
-            "packages": package_versions(dict.fromkeys([*CORE_PACKAGES, *packages]))}
+    return {
+        "python": sys.version.split()[0],
+        "code": code_version(),
+        "packages": package_versions(dict.fromkeys([*CORE_PACKAGES, *packages])),
+    }
 
 
 def provenance(device: str | None = None, packages=()) -> dict:
     """Everything above in one record, with the UTC time it was taken."""
-    return {"date": datetime.now(UTC).isoformat(timespec="seconds"), **environment(packages),
-            "machine": machine(device)}
+    return {"date": datetime.now(UTC).isoformat(timespec="seconds"), **environment(packages), "machine": machine(device)}
 
 
 # ----- peak memory ----------------------------------------------------------------------------
+
 
 def _vm_hwm() -> int | None:
     """This process's resident high-water mark in bytes (Linux), else None."""
@@ -175,6 +187,7 @@ def peak_memory():
 
 
 # ----- content hashes -------------------------------------------------------------------------
+
 
 def sha256_frames(frames) -> str:
     """sha256 of decoded frames: each frame's shape and uint8 RGB bytes, in order. Equal for the

@@ -40,9 +40,18 @@ class SettingsError(ValueError):
 NOT_NEUTRAL = object()
 
 
-def setting(default: Any, *, choices: tuple | None = None, low: float | None = None, high: float | None = None,
-            pattern: str | None = None, describe: str | None = None, arch: bool = True, render: bool = False,
-            neutral: Any = NOT_NEUTRAL) -> Any:
+def setting(
+    default: Any,
+    *,
+    choices: tuple | None = None,
+    low: float | None = None,
+    high: float | None = None,
+    pattern: str | None = None,
+    describe: str | None = None,
+    arch: bool = True,
+    render: bool = False,
+    neutral: Any = NOT_NEUTRAL,
+) -> Any:
     """A setting's declaration: its default and what it accepts.
 
     ``choices``: the valid values; ``low``/``high``: the range (inclusive); ``pattern``: a regular
@@ -56,8 +65,15 @@ def setting(default: Any, *, choices: tuple | None = None, low: float | None = N
     (:func:`aebench.config.id_view`), so adding a setting orphans no stored cell. It is fixed
     for good, unlike the default: a default that later moves away from it re-keys the cells that
     use the new value, never reuses the old ones."""
-    meta = {"choices": tuple(choices) if choices else None, "low": low, "high": high, "pattern": pattern,
-            "describe": describe, "arch": arch, "render": render}
+    meta = {
+        "choices": tuple(choices) if choices else None,
+        "low": low,
+        "high": high,
+        "pattern": pattern,
+        "describe": describe,
+        "arch": arch,
+        "render": render,
+    }
     if neutral is not NOT_NEUTRAL:
         meta["neutral"] = neutral
     if isinstance(default, (list, dict)):
@@ -236,8 +252,13 @@ def field_docs(cls: type) -> dict[str, str]:
             continue
         body = tree.body[0].body
         for node, after in zip(body, body[1:]):
-            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(after, ast.Expr)
-                    and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)
+            ):
                 docs[node.target.id] = inspect.cleandoc(after.value.value)
     return docs
 

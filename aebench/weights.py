@@ -81,8 +81,10 @@ def store_path(name: str) -> Path:
 
 def fix_command(name: str) -> str:
     e = entry(name)
-    return (f"aebench weights add {name} /path/to/{e['file']}  "
-            f"(get it from {e['url']}; or `aebench weights fetch {name}` where the internet is reachable)")
+    return (
+        f"aebench weights add {name} /path/to/{e['file']}  "
+        f"(get it from {e['url']}; or `aebench weights fetch {name}` where the internet is reachable)"
+    )
 
 
 def sha256_file(path: Path) -> str:
@@ -120,7 +122,8 @@ def verify(name: str, path: Path) -> tuple[str, str]:
             raise WeightsError(
                 f"{path}: sha256 {digest} does not match the official {name} ({e['sha256']}); "
                 f"refusing it. If it is your own file, pass it explicitly (--weights {name}=PATH) "
-                f"and it is recorded as unofficial.")
+                f"and it is recorded as unofficial."
+            )
         return digest, "sha256"
     prefix = e.get("sha256_prefix")
     if prefix:
@@ -146,8 +149,7 @@ def resolve(name: str, explicit: str | Path | None = None) -> WeightRecord:
             except WeightsError as exc:
                 raise WeightsError(f"--weights {name}: {exc}") from exc
             _FITS.add((name, digest))
-        return WeightRecord(name, str(p), digest, official=verified_by_hash(name) and digest == e["sha256"],
-                            verification="explicit file")
+        return WeightRecord(name, str(p), digest, official=verified_by_hash(name) and digest == e["sha256"], verification="explicit file")
     p = store_path(name)
     if not p.exists():
         raise WeightsMissing(name, f"{name} weights not found at {p}")
@@ -166,7 +168,8 @@ def load_state_dict(path: str | Path) -> dict:
             f"{path}: refused, it needs a code-running pickle (torch.load weights_only=True failed: "
             f"{str(exc).splitlines()[0]}). If it is a whole pickled model, convert it once where you trust "
             "the file: python -c \"import torch; torch.save(torch.load('IN', weights_only=False)"
-            ".state_dict(), 'OUT')\" and pass OUT.") from exc
+            ".state_dict(), 'OUT')\" and pass OUT."
+        ) from exc
     except Exception as exc:  # truncated or not a torch file
         raise WeightsError(f"{path}: cannot be read as torch weights ({_first_line(exc)})") from exc
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
@@ -218,8 +221,11 @@ def _check_architecture(name: str, path: Path, state: dict) -> None:
     missing = [k for k in want if k.startswith(needs) and k not in state]
     extra = [k for k in state if k not in want]
     shaped = [k for k in want if k in state and tuple(state[k].shape) != want[k]]
-    why = "; ".join(f"{len(keys)} {what} (e.g. {keys[0]})" for keys, what in
-                    ((missing, "keys missing"), (extra, "unexpected keys"), (shaped, "of another shape")) if keys)
+    why = "; ".join(
+        f"{len(keys)} {what} (e.g. {keys[0]})"
+        for keys, what in ((missing, "keys missing"), (extra, "unexpected keys"), (shaped, "of another shape"))
+        if keys
+    )
     try:
         if not why:
             model.load_state_dict(state, strict=not needs)
@@ -255,8 +261,9 @@ def _check_hf_config(name: str, folder: Path) -> None:
     raw = read_hf_config(folder)
     kind = want.pop("model_type", None)
     if kind and raw.get("model_type") != kind:
-        raise WeightsError(f"{folder}: not a {kind} model (config.json model_type={raw.get('model_type')!r}), "
-                           f"so not {name} ({entry(name)['file']})")
+        raise WeightsError(
+            f"{folder}: not a {kind} model (config.json model_type={raw.get('model_type')!r}), so not {name} ({entry(name)['file']})"
+        )
     from transformers import AutoConfig
 
     try:
@@ -292,15 +299,19 @@ def load_hf_model(name: str, folder: Path):
     hf_logging.set_verbosity_error()  # its list of missing weights is judged below, not printed
     try:
         model, info = getattr(importlib.import_module(module), cls).from_pretrained(
-            str(folder), local_files_only=True, output_loading_info=True)
+            str(folder), local_files_only=True, output_loading_info=True
+        )
     except Exception as exc:  # a truncated or foreign weights file, a config transformers rejects
         raise WeightsError(f"{folder}: cannot be loaded as {e['arch']} ({_first_line(exc)})") from exc
     finally:
         hf_logging.set_verbosity(level)
     missing = sorted(set(info.get("missing_keys") or ()) - set(e.get("hf_may_miss") or ()))
     shaped = [str(k[0]) if isinstance(k, tuple) else str(k) for k in info.get("mismatched_keys") or ()]
-    why = "; ".join(f"{len(keys)} {what} (e.g. {keys[0]})" for keys, what in
-                    ((missing, "weights missing"), (shaped, "weights of another shape")) if keys)
+    why = "; ".join(
+        f"{len(keys)} {what} (e.g. {keys[0]})"
+        for keys, what in ((missing, "weights missing"), (shaped, "weights of another shape"))
+        if keys
+    )
     if why:
         raise WeightsError(f"{folder}: the weights do not fit {e['arch']}: {why}")
     return model.eval()
@@ -344,8 +355,9 @@ def add(name: str, src: str | Path) -> Path:
         except OSError:
             pass
         at = f", at {exc.filename}" if exc.filename else ""
-        raise WeightsError(f"{weights_dir()}: the weights store cannot be written ({exc.strerror or exc}{at}); "
-                           f"{name} was not stored") from exc
+        raise WeightsError(
+            f"{weights_dir()}: the weights store cannot be written ({exc.strerror or exc}{at}); {name} was not stored"
+        ) from exc
     return dst
 
 
@@ -368,13 +380,16 @@ def fetch(name: str, timeout: float = 20.0, allow_unverified: bool = False) -> P
     if not str(e["url"]).lower().startswith("https://"):
         raise WeightsError(f"{name}: the manifest's URL {e['url']} is not https; refusing to download weights over plain HTTP")
     if not verified_by_hash(name) and not allow_unverified and e.get("kind") != "hf_folder":
-        raise WeightsError(f"{name}: no full sha256 is known, so a download cannot be verified; pass --allow-unverified "
-                           f"to store it anyway (every table then marks its numbers as unverified), or add a file you "
-                           f"trust: aebench weights add {name} FILE")
+        raise WeightsError(
+            f"{name}: no full sha256 is known, so a download cannot be verified; pass --allow-unverified "
+            f"to store it anyway (every table then marks its numbers as unverified), or add a file you "
+            f"trust: aebench weights add {name} FILE"
+        )
     if e.get("kind") == "hf_folder":
         raise WeightsError(
             f"{name} is a Hugging Face folder; download it with `huggingface-cli download "
-            f"facebook/{e['file']} --local-dir DIR` where the internet is reachable, then: aebench weights add {name} DIR")
+            f"facebook/{e['file']} --local-dir DIR` where the internet is reachable, then: aebench weights add {name} DIR"
+        )
     dst = store_path(name)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(dst.name + ".download")
@@ -389,7 +404,8 @@ def fetch(name: str, timeout: float = 20.0, allow_unverified: bool = False) -> P
         tmp.unlink(missing_ok=True)
         raise WeightsError(
             f"cannot download {name} from {e['url']} ({exc}). Manual alternative: download "
-            f"{e['file']} on a machine with internet, copy it here, then: aebench weights add {name} FILE") from exc
+            f"{e['file']} on a machine with internet, copy it here, then: aebench weights add {name} FILE"
+        ) from exc
     try:
         return add(name, tmp)
     finally:
@@ -401,8 +417,7 @@ def status() -> list[dict]:
     rows = []
     for name, e in manifest().items():
         p = store_path(name)
-        known = ("known" if e.get("sha256") else
-                 f"prefix {e['sha256_prefix']} only" if e.get("sha256_prefix") else "UNKNOWN")
+        known = "known" if e.get("sha256") else f"prefix {e['sha256_prefix']} only" if e.get("sha256_prefix") else "UNKNOWN"
         row = {"name": name, "present": p.exists(), "sha256": known, "verified": "-", "path": str(p), "fix": ""}
         if not p.exists():
             row["fix"] = f"aebench weights add {name} FILE | aebench weights fetch {name}"
@@ -411,8 +426,11 @@ def status() -> list[dict]:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     _, how = verify(name, p)
-                row["verified"] = {"sha256": "yes (sha256)", "sha256-prefix": "prefix only (full sha256 unknown)",
-                                   "none (hash unknown)": "no (sha256 unknown)"}[how]
+                row["verified"] = {
+                    "sha256": "yes (sha256)",
+                    "sha256-prefix": "prefix only (full sha256 unknown)",
+                    "none (hash unknown)": "no (sha256 unknown)",
+                }[how]
             except WeightsError as exc:
                 row["verified"] = "MISMATCH"
                 row["fix"] = str(exc)

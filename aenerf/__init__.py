@@ -11,6 +11,7 @@
 """
 
 if __name__ != "aebench.aenerf":  # one import namespace: the folder is the package aebench.aenerf
-    raise ImportError(f"'{__name__}' is not an import name: the aenerf/ folder imports as aebench.aenerf "
-                      "(e.g. `from aebench.engine import volume`) once aebench is installed (pip install -e .)")
-
+    raise ImportError(
+        f"'{__name__}' is not an import name: the aenerf/ folder imports as aebench.aenerf "
+        "(e.g. `from aebench.engine import volume`) once aebench is installed (pip install -e .)"
+    )

@@ -82,10 +82,10 @@ class AENeRFSettings(ReferenceSettings):
 class References:
     """The L references of one frame set: feature maps, poses, intrinsics, audio codes."""
 
-    maps: Tensor         # (L, C, H, W)
-    c2w: Tensor          # (L, 4, 4)
-    intrinsics: Tensor   # (3,)
-    codes: Tensor        # (L, A)
+    maps: Tensor  # (L, C, H, W)
+    c2w: Tensor  # (L, 4, 4)
+    intrinsics: Tensor  # (3,)
+    codes: Tensor  # (L, A)
 
 
 class AENeRFModel(NeRFModel):
@@ -149,8 +149,9 @@ class AENeRFModel(NeRFModel):
                 out["offset"] = offset_norm(offsets).reshape(n, s)
             return out
 
-        def fn(pts: Tensor, dirs: Tensor, level: str, rays: Tensor | None = None,
-               features: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+        def fn(
+            pts: Tensor, dirs: Tensor, level: str, rays: Tensor | None = None, features: dict[str, Tensor] | None = None
+        ) -> dict[str, Tensor]:
             n, s = pts.shape[:2]
             feats = features if features is not None else fn.features(pts, dirs, rays)
             x = pts.reshape(-1, 3)
@@ -203,8 +204,10 @@ class AENeRFModel(NeRFModel):
         loss, stats = 0.0, {}
         if self.settings.aafg:
             ar = groups.audio_region.float()
-            l_m = sum(_masked_mse(o["mask_aa"], ar, groups.through_aa) + _masked_mse(o["mask_ai"], 1 - ar, groups.through_ai)
-                      for o in out.values())
+            l_m = sum(
+                _masked_mse(o["mask_aa"], ar, groups.through_aa) + _masked_mse(o["mask_ai"], 1 - ar, groups.through_ai)
+                for o in out.values()
+            )
             loss = loss + self.settings.lambda_m * l_m
             stats["l_m"] = l_m.detach()
         if self.warper is not None:

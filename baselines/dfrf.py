@@ -61,8 +61,7 @@ from torch import Tensor, nn
 from aebench.engine.encoding import PositionalEncoding
 from aebench.engine.method import NeRFMethod, NeRFModel
 from aebench.engine.mlp import NeRFMLP
-from aebench.engine.references import (FeatureExtractor, clamp_to_image, project_to_refs, reference_tokens,
-                                      sample_features)
+from aebench.engine.references import FeatureExtractor, clamp_to_image, project_to_refs, reference_tokens, sample_features
 from aebench.engine.settings import ReferenceSettings
 from aebench.settings import TrainSettings, setting
 from aebench.engine.slot_attention import SlotAggregation
@@ -113,8 +112,9 @@ class PositionWarp(nn.Module):
 
     def __init__(self, in_dim: int, hidden: tuple[int, int] = (128, 32)):
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden[0]), nn.ReLU(), nn.Linear(hidden[0], hidden[1]), nn.ReLU(),
-                                 nn.Linear(hidden[1], 2))
+        self.mlp = nn.Sequential(
+            nn.Linear(in_dim, hidden[0]), nn.ReLU(), nn.Linear(hidden[0], hidden[1]), nn.ReLU(), nn.Linear(hidden[1], 2)
+        )
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -130,9 +130,9 @@ class PositionWarp(nn.Module):
 
 @dataclass
 class DFRFReferences:
-    maps: Tensor         # (L, C, H, W)
-    c2w: Tensor          # (L, 4, 4)
-    intrinsics: Tensor   # (3,)
+    maps: Tensor  # (L, C, H, W)
+    c2w: Tensor  # (L, 4, 4)
+    intrinsics: Tensor  # (3,)
 
 
 class DFRFModel(NeRFModel):
@@ -146,8 +146,16 @@ class DFRFModel(NeRFModel):
         self.warp = PositionWarp(self.pe_warp.out_dim + s.audio_dim + s.feat_dim, tuple(s.warp_hidden))
         tok = s.feat_dim + 2
         self.rel = nn.Sequential(nn.Linear(tok, 32), nn.ReLU(), nn.Linear(32, 32))  # fc1, fc6
-        self.slots = SlotAggregation(tok + self.pe_x.out_dim + 32, s.slot_dim, None, s.n_slots, s.slot_iters,
-                                     init=s.slot_init, in_act=s.slot_in_act, mlp_width=max(s.slot_dim, s.slot_mlp_min))
+        self.slots = SlotAggregation(
+            tok + self.pe_x.out_dim + 32,
+            s.slot_dim,
+            None,
+            s.n_slots,
+            s.slot_iters,
+            init=s.slot_init,
+            in_act=s.slot_in_act,
+            mlp_width=max(s.slot_dim, s.slot_mlp_min),
+        )
         self.noise: torch.Generator | None = None  # the slots' noise (slot_init sampled) while rendering a batch
         cond = s.audio_dim + self.slots.out_dim
         width, depth = self.mlp_size()
@@ -157,8 +165,7 @@ class DFRFModel(NeRFModel):
     def references(self, images: Tensor, c2w: Tensor, intrinsics: Tensor, codes: Tensor | None) -> DFRFReferences:
         return DFRFReferences(self.features(images, c2w), c2w, intrinsics)
 
-    def render(self, code, refs, rays_o, rays_d, bg, near, far, groups, perturb, generator=None, stop_eps=0.0,
-               samples=None) -> dict:
+    def render(self, code, refs, rays_o, rays_d, bg, near, far, groups, perturb, generator=None, stop_eps=0.0, samples=None) -> dict:
         """As the skeleton's; the batch's generator also draws the sampled slots' noise (``slot_init``)."""
         self.noise = generator
         try:
@@ -218,8 +225,7 @@ class DFRFModel(NeRFModel):
             agg, offset = self.aggregate(points.reshape(-1, 3), code, refs)
             return {"agg": agg.reshape(n, s, -1), "offset": offset.transpose(0, 1).reshape(n, s, *offset.shape[::2])}
 
-        def fn(points: Tensor, dirs: Tensor, level: str, rays: Tensor | None = None,
-               features: dict[str, Tensor] | None = None) -> dict:
+        def fn(points: Tensor, dirs: Tensor, level: str, rays: Tensor | None = None, features: dict[str, Tensor] | None = None) -> dict:
             n, s = points.shape[:2]
             feats = features if features is not None else features_of(points, dirs, rays)
             flat = points.reshape(-1, 3)

@@ -45,8 +45,9 @@ def find_entry(root: Path, identity: str) -> dict[str, Path]:
     single ``ROOT/<identity>.<ext>`` render)."""
     root = Path(root)
     if not root.is_dir():
-        raise ExternalError(f"external.root {root} is not a folder; set external.root=DIR holding "
-                            f"<identity>.mp4 or <identity>/<audio>.mp4 renders")
+        raise ExternalError(
+            f"external.root {root} is not a folder; set external.root=DIR holding <identity>.mp4 or <identity>/<audio>.mp4 renders"
+        )
     folder = root / identity
     if folder.is_dir():
         videos = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in VIDEO_EXTS}
@@ -57,8 +58,9 @@ def find_entry(root: Path, identity: str) -> dict[str, Path]:
         if (root / f"{identity}{ext}").is_file():
             return {"*": root / f"{identity}{ext}"}
     have = sorted(p.name for p in root.iterdir())
-    raise ExternalError(f"no render of identity '{identity}' under {root}: expected {identity}.mp4 or "
-                        f"{identity}/<audio>.mp4; found {have[:10]}")
+    raise ExternalError(
+        f"no render of identity '{identity}' under {root}: expected {identity}.mp4 or {identity}/<audio>.mp4; found {have[:10]}"
+    )
 
 
 def count_frames(path: Path) -> tuple[int, float]:
@@ -100,9 +102,11 @@ class External(Method):
         videos = find_entry(Path(cfg.external.root), identity.name)
         ckpt = Path(run_dir) / "checkpoint"
         ckpt.mkdir(parents=True, exist_ok=True)
-        record = {"root": str(Path(cfg.external.root).resolve()), "identity": identity.name,
-                  "videos": {k: {"path": str(p.resolve()), "bytes": p.stat().st_size,
-                                 "mtime": p.stat().st_mtime} for k, p in videos.items()}}
+        record = {
+            "root": str(Path(cfg.external.root).resolve()),
+            "identity": identity.name,
+            "videos": {k: {"path": str(p.resolve()), "bytes": p.stat().st_size, "mtime": p.stat().st_mtime} for k, p in videos.items()},
+        }
         tmp = ckpt / (CKPT_FILE + ".partial")
         tmp.write_text(json.dumps(record, indent=2))
         tmp.replace(ckpt / CKPT_FILE)
@@ -120,21 +124,25 @@ class External(Method):
         elif key in videos:
             entry = videos[key]
         else:
-            raise ExternalError(f"identity '{record['identity']}' has renders for audio {sorted(videos)}, "
-                                f"not '{key}'; set external.audio=NAME")
+            raise ExternalError(
+                f"identity '{record['identity']}' has renders for audio {sorted(videos)}, not '{key}'; set external.audio=NAME"
+            )
         src = Path(entry["path"])
         if not src.exists() or src.stat().st_size != entry["bytes"]:
             raise ExternalError(f"{src} is missing or changed since it was recorded; run finetune again")
         n_video, fps = count_frames(src)
         if abs(fps - identity.fps) > 1e-3:
-            raise ExternalError(f"{src} runs at {fps:g} fps but identity '{identity.name}' at {identity.fps:g} fps; "
-                                f"resample the render to {identity.fps:g} fps")
+            raise ExternalError(
+                f"{src} runs at {fps:g} fps but identity '{identity.name}' at {identity.fps:g} fps; "
+                f"resample the render to {identity.fps:g} fps"
+            )
         n, _ = render_span(identity, driving_audio)
         tol = int(cfg.external.tolerance)
         if abs(n_video - n) > tol:
             raise ExternalError(
                 f"{src} has {n_video} frames but the driving audio ({len(driving_audio) / identity.audio_rate:.2f} s "
-                f"at {identity.fps:g} fps) needs {n} (tolerance {tol}); is it the render of this audio?")
+                f"at {identity.fps:g} fps) needs {n} (tolerance {tol}); is it the render of this audio?"
+            )
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(out.stem + ".partial" + out.suffix)

@@ -13,8 +13,9 @@ import torch
 STEP_PREFIX = "step_"
 
 
-def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
-                    step: int, meta: dict | None = None) -> Path:
+def save_checkpoint(
+    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, step: int, meta: dict | None = None
+) -> Path:
     path = Path(path)
     tmp = path.with_name(path.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -37,8 +38,9 @@ def read_state(path: Path) -> dict:
     return json.loads(f.read_text())
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
-                    map_location="cpu", strict: bool = True) -> dict:
+def load_checkpoint(
+    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None, map_location="cpu", strict: bool = True
+) -> dict:
     """Load weights (and optimizer state when given and present) in place; returns state.json."""
     path = Path(path)
     state = read_state(path)
@@ -56,8 +58,7 @@ def list_checkpoints(root: Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         return []
-    return sorted(p for p in root.glob(f"{STEP_PREFIX}*") if p.is_dir() and not p.name.endswith(".partial")
-                  and (p / "state.json").exists())
+    return sorted(p for p in root.glob(f"{STEP_PREFIX}*") if p.is_dir() and not p.name.endswith(".partial") and (p / "state.json").exists())
 
 
 def latest_checkpoint(root: Path) -> Path | None:

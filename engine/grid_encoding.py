@@ -43,15 +43,23 @@ def level_resolutions(levels: int, min_res: int, max_res: int) -> list[int]:
     if levels == 1:
         return [int(min_res)]
     b = math.exp((math.log(max_res) - math.log(min_res)) / (levels - 1))
-    return [int(math.floor(min_res * b ** lv + 1e-9)) for lv in range(levels)]
+    return [int(math.floor(min_res * b**lv + 1e-9)) for lv in range(levels)]
 
 
 class HashGrid(nn.Module):
     """(..., in_dim) positions inside the box (``[-bound, bound]^in_dim`` until :meth:`set_box`)
     -> (..., levels * features); points outside take the values at the box's faces."""
 
-    def __init__(self, in_dim: int = 3, levels: int = 16, features: int = 2, log2_table: int = 19,
-                 min_res: int = 16, max_res: int = 2048, bound: float = 1.0):
+    def __init__(
+        self,
+        in_dim: int = 3,
+        levels: int = 16,
+        features: int = 2,
+        log2_table: int = 19,
+        min_res: int = 16,
+        max_res: int = 2048,
+        bound: float = 1.0,
+    ):
         super().__init__()
         if in_dim > len(PRIMES):
             raise ValueError(f"HashGrid takes at most {len(PRIMES)} input dimensions, got {in_dim}")
@@ -120,7 +128,7 @@ class HashGrid(nn.Module):
         r1 = self.resolutions[level] + 1
         if self.level_fits[level]:  # the direct layout is already x-fastest
             start = self.level_offsets[level]
-            values = self.table[start:start + r1 ** self.in_dim]
+            values = self.table[start : start + r1**self.in_dim]
         else:
             values = self.table[getattr(self, f"texel_rows_{level}").reshape(-1)]
         return values.t().reshape((1, self.features) + (r1,) * self.in_dim)
@@ -133,8 +141,9 @@ class HashGrid(nn.Module):
         where = (2.0 * u - 1.0).reshape((1,) * self.in_dim + u.shape)  # (1, 1[, 1], P, d) in [-1, 1]
         for lv in range(self.levels):
             if self.textured[lv]:
-                val = F.grid_sample(self.texture(lv).to(u.dtype), where, mode="bilinear", padding_mode="border",
-                                    align_corners=True)  # (1, F, 1[, 1], P)
+                val = F.grid_sample(
+                    self.texture(lv).to(u.dtype), where, mode="bilinear", padding_mode="border", align_corners=True
+                )  # (1, F, 1[, 1], P)
                 out[lv] = val.reshape(self.features, -1).t()
         if self.gathered_levels:
             for lv, val in zip(self.gathered_levels, self._gather(u, self.gathered).unbind(1)):
@@ -159,11 +168,11 @@ class TriPlane(nn.Module):
 
     PLANES = ((0, 1), (1, 2), (0, 2))
 
-    def __init__(self, levels: int = 12, features: int = 1, log2_table: int = 14, min_res: int = 64,
-                 max_res: int = 512, bound: float = 1.0):
+    def __init__(
+        self, levels: int = 12, features: int = 1, log2_table: int = 14, min_res: int = 64, max_res: int = 512, bound: float = 1.0
+    ):
         super().__init__()
-        self.planes = nn.ModuleList(HashGrid(2, levels, features, log2_table, min_res, max_res, bound)
-                                    for _ in self.PLANES)
+        self.planes = nn.ModuleList(HashGrid(2, levels, features, log2_table, min_res, max_res, bound) for _ in self.PLANES)
 
     @property
     def out_dim(self) -> int:

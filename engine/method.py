@@ -164,22 +164,50 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
         att, aud = list(self.audio.att_net.parameters()), list(self.audio.audio_net.parameters())
         grid = list(self.pos.parameters()) if self.fast else []
         ids = {id(p) for p in att + aud + grid}
-        groups = [{"params": [p for p in self.parameters() if id(p) not in ids]},
-                  {"params": aud, "name": "audio_net"},
-                  {"params": att, "lr_mult": ATT_LR_MULT, "name": "att_net"}]
+        groups = [
+            {"params": [p for p in self.parameters() if id(p) not in ids]},
+            {"params": aud, "name": "audio_net"},
+            {"params": att, "lr_mult": ATT_LR_MULT, "name": "att_net"},
+        ]
         if grid:  # the hash tables learn at Instant-NGP's / ER-NeRF's larger lr
             groups.append({"params": grid, "lr_mult": self.settings.field.lr_mult, "name": "grid"})
         return groups
 
-    def render(self, code: Tensor, refs: Any, rays_o: Tensor, rays_d: Tensor, bg: Tensor, near: float, far: float,
-               groups: Any, perturb: bool, generator: torch.Generator | None = None, stop_eps: float = 0.0,
-               samples: tuple[int, int] | None = None) -> dict:
+    def render(
+        self,
+        code: Tensor,
+        refs: Any,
+        rays_o: Tensor,
+        rays_d: Tensor,
+        bg: Tensor,
+        near: float,
+        far: float,
+        groups: Any,
+        perturb: bool,
+        generator: torch.Generator | None = None,
+        stop_eps: float = 0.0,
+        samples: tuple[int, int] | None = None,
+    ) -> dict:
         """Render rays (see :func:`~aebench.engine.volume.render_rays`) with ``samples``
         (n_coarse, n_fine), training's by default."""
         tc = self.train_cfg
         n_coarse, n_fine = samples or (tc.n_coarse, tc.n_fine)
-        return render_rays(self.field(code, refs, groups), rays_o, rays_d, near, far, bg, n_coarse, n_fine, perturb,
-                           generator, self.mask_backgrounds, self.occupancy, stop_eps, self.proposal)
+        return render_rays(
+            self.field(code, refs, groups),
+            rays_o,
+            rays_d,
+            near,
+            far,
+            bg,
+            n_coarse,
+            n_fine,
+            perturb,
+            generator,
+            self.mask_backgrounds,
+            self.occupancy,
+            stop_eps,
+            self.proposal,
+        )
 
     def render_fn(self, code: Tensor, refs: Any, near: float, far: float):
         """``fn(rays_o, rays_d, bg) -> rgb`` (N, 3) for inference (early ray termination with the grid;
@@ -189,9 +217,11 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
         samples = tuple(self.train_cfg.render_samples) or None
 
         def fn(rays_o, rays_d, bg):
-            out = self.render(code, refs, rays_o, rays_d, bg, near, far, self.ray_groups(None, None), perturb=False,
-                              stop_eps=stop, samples=samples)
+            out = self.render(
+                code, refs, rays_o, rays_d, bg, near, far, self.ray_groups(None, None), perturb=False, stop_eps=stop, samples=samples
+            )
             return (out["fine"] if "fine" in out else out["coarse"])["rgb"]
+
         return fn
 
     def density_fn(self, code: Tensor, refs: Any):
@@ -205,6 +235,7 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
             dirs = torch.zeros_like(points)
             dirs[:, 2] = 1.0  # density does not depend on the view direction
             return field(points[:, None], dirs, level)["sigma"][:, 0]
+
         return fn
 
     def training_step(self, batch: dict, step: int) -> tuple[Tensor, dict[str, float]]:
@@ -221,8 +252,9 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
         if grid is not None and (grid.updates == 0 or step % self.train_cfg.occ_every == 0):
             grid.update(self.density_fn(code, refs), g, fraction=1.0 if grid.updates < OCC_FULL_UPDATES else 0.25)
         groups = self.ray_groups(batch["label"], g)
-        out = self.render(code, refs, batch["rays_o"], batch["rays_d"], batch["bg"], views.near, views.far, groups,
-                          self.train_cfg.perturb, g)
+        out = self.render(
+            code, refs, batch["rays_o"], batch["rays_d"], batch["bg"], views.near, views.far, groups, self.train_cfg.perturb, g
+        )
         target = batch["rgb"]
         l_prop = out["fine"].pop("proposal_loss", None) if "fine" in out else None
         l_p = sum(F.mse_loss(o["rgb"], target) for o in out.values())
@@ -262,8 +294,7 @@ def position_encoding(settings: NeRFSettings) -> nn.Module | None:
 def occupancy_grid(train: TrainSettings, cameras: list[tuple], decay: float = EMA_DECAY) -> OccupancyGrid:
     """A grid over the view volume of ``cameras`` ((poses, intrinsics, h, w, near, far) each; the
     union of their boxes), with ``train``'s resolution and threshold at the coarse spacing."""
-    return OccupancyGrid.for_cameras(cameras, train.occ_resolution, train.occ_threshold, train.n_coarse,
-                                     decay)
+    return OccupancyGrid.for_cameras(cameras, train.occ_resolution, train.occ_threshold, train.n_coarse, decay)
 
 
 def fixed_references(n_frames: int, n_refs: int) -> np.ndarray:
@@ -329,25 +360,32 @@ class NeRFMethod(Method):
 
         return fn
 
-    def _check_base(self, meta: dict, settings: NeRFSettings, channels: int, features: str, base: Path,
-                    proposal: bool = False) -> None:
+    def _check_base(self, meta: dict, settings: NeRFSettings, channels: int, features: str, base: Path, proposal: bool = False) -> None:
         """A base model must be this method's, with this run's network, sampler and audio input."""
         if meta.get("method") != self.name:
             raise ValueError(f"base model {base} is a '{meta.get('method')}' checkpoint, not '{self.name}'")
         if bool(meta.get("proposal")) != proposal:
-            raise ValueError(f"base model {base} was trained " + ("with" if meta.get("proposal") else "without")
-                             + " train.sampler=proposal and this run " + ("uses" if proposal else "does not")
-                             + "; pretrain a base model with the same train.sampler")
+            raise ValueError(
+                f"base model {base} was trained "
+                + ("with" if meta.get("proposal") else "without")
+                + " train.sampler=proposal and this run "
+                + ("uses" if proposal else "does not")
+                + "; pretrain a base model with the same train.sampler"
+            )
         if meta.get("features") != features or meta.get("audio_channels") != channels:
-            raise ValueError(f"base model {base} was trained on '{meta.get('features')}' audio features "
-                             f"({meta.get('audio_channels')} channels); this run uses features={features} ({channels}); "
-                             f"use a base model pretrained with the same features")
+            raise ValueError(
+                f"base model {base} was trained on '{meta.get('features')}' audio features "
+                f"({meta.get('audio_channels')} channels); this run uses features={features} ({channels}); "
+                f"use a base model pretrained with the same features"
+            )
         theirs = self.settings_cls.from_dict(meta["settings"], context=f"base model {base}").arch()
         diff = {k: (theirs.get(k), v) for k, v in settings.arch().items() if theirs.get(k) != v}
         if diff:
-            raise ValueError(f"base model {base} has another network than this run (base vs run: "
-                             + ", ".join(f"{self.name}.{k}: {a} vs {b}" for k, (a, b) in diff.items())
-                             + f"); pretrain a base model with the same {self.name} settings")
+            raise ValueError(
+                f"base model {base} has another network than this run (base vs run: "
+                + ", ".join(f"{self.name}.{k}: {a} vs {b}" for k, (a, b) in diff.items())
+                + f"); pretrain a base model with the same {self.name} settings"
+            )
 
     def _train(self, identities: list[Identity], cfg: DictConfig, run_dir: Path, base: Path | None, phase: str) -> Path:
         from aebench.device import resolve_device
@@ -372,7 +410,7 @@ class NeRFMethod(Method):
         seed_everything(top.seed)  # the same seed gives the same initial weights
         model = self.model_cls(settings, channels, train).to(device)
         model.phase, model.step_offset = phase, offset
-        iters = (train.pretrain_iters if phase == "pretrain" else train.iters)
+        iters = train.pretrain_iters if phase == "pretrain" else train.iters
         model.smooth_start = self.smooth_start(train, iters)
         cameras = [(v.poses, v.intrinsics, *v.hw, v.near, v.far) for v in views]
         if model.fast:  # the grids cover the training cameras' view volume (a fine-tune then loads the base's)
@@ -383,17 +421,35 @@ class NeRFMethod(Method):
             model.occupancy = occupancy_grid(train, cameras)
         target = views[-1]
         refs = target.indices[fixed_references(target.n, settings.n_refs)] if settings.n_refs else []
-        meta = {"method": self.name, "phase": phase, "settings": settings.to_dict(), "features": features,
-                "audio_channels": channels, "audio_norm": target.norm.to_dict(), "step_offset": offset,
-                "smooth_start": model.smooth_start,
-                "refs": [int(r) for r in refs], "identity": target.name, "identities": [v.name for v in views],
-                "clip": [int(target.indices[0]), int(target.indices[-1]) + 1], "proposal": model.proposal is not None}
-        trainer = Trainer(model, train, root, self.batch_fn(views, train, settings.n_refs), device, top.seed, meta,
-                          init_from=base, desc=f"{self.name} {phase} " + (
-                              target.name if len(views) == 1 else f"{len(views)} identities"),
-                          reinit=lambda m: m.reinit_for_finetune(), step_offset=offset,
-                          reload_state=(lambda m: m.audio.audio_net) if base is not None and train.reload_audio_optimizer
-                          else None)
+        meta = {
+            "method": self.name,
+            "phase": phase,
+            "settings": settings.to_dict(),
+            "features": features,
+            "audio_channels": channels,
+            "audio_norm": target.norm.to_dict(),
+            "step_offset": offset,
+            "smooth_start": model.smooth_start,
+            "refs": [int(r) for r in refs],
+            "identity": target.name,
+            "identities": [v.name for v in views],
+            "clip": [int(target.indices[0]), int(target.indices[-1]) + 1],
+            "proposal": model.proposal is not None,
+        }
+        trainer = Trainer(
+            model,
+            train,
+            root,
+            self.batch_fn(views, train, settings.n_refs),
+            device,
+            top.seed,
+            meta,
+            init_from=base,
+            desc=f"{self.name} {phase} " + (target.name if len(views) == 1 else f"{len(views)} identities"),
+            reinit=lambda m: m.reinit_for_finetune(),
+            step_offset=offset,
+            reload_state=(lambda m: m.audio.audio_net) if base is not None and train.reload_audio_optimizer else None,
+        )
         return trainer.fit(iters)
 
     def smooth_start(self, train: TrainSettings, iters: int) -> int | None:
@@ -462,8 +518,9 @@ class NeRFMethod(Method):
                 first, stop = meta.get("clip") or (0, int(identity.meta["n_frames"]))
                 feats = to_t(norm(load_or_compute(identity, meta["features"])[first:stop]))
                 ref_codes = model.audio(feats, to_t(np.asarray(meta["refs"]) - first), smooth, pad)
-            refs = model.references(to_t(ref_view.frames()).float() / 255.0, to_t(ref_view.poses),
-                                    to_t(identity.intrinsics.copy()), ref_codes)
+            refs = model.references(
+                to_t(ref_view.frames()).float() / 255.0, to_t(ref_view.poses), to_t(identity.intrinsics.copy()), ref_codes
+            )
         test = identity.split("test")
         poses = to_t(test.poses)
         order = driving_pose_indices(test.n_frames, n)

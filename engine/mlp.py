@@ -27,8 +27,16 @@ DENSITIES = ("softplus", "relu")
 
 
 class NeRFMLP(nn.Module):
-    def __init__(self, in_dim: int, dir_dim: int, cond_dim: int = 0, width: int = 256, depth: int = 8,
-                 with_mask: bool = False, density: str = "softplus"):
+    def __init__(
+        self,
+        in_dim: int,
+        dir_dim: int,
+        cond_dim: int = 0,
+        width: int = 256,
+        depth: int = 8,
+        with_mask: bool = False,
+        density: str = "softplus",
+    ):
         super().__init__()
         if density not in DENSITIES:
             raise ValueError(f"density must be one of {', '.join(DENSITIES)}, got {density!r}")
@@ -57,8 +65,10 @@ class NeRFMLP(nn.Module):
                 h = torch.cat([h, inp], -1)
             h = torch.relu(layer(h))
         raw = self.sigma(h)[..., 0]
-        out = {"sigma": F.softplus(raw) if self.density == "softplus" else torch.relu(raw) + 1e-6,
-               "rgb": torch.sigmoid(self.rgb(torch.cat([h, d], -1)))}
+        out = {
+            "sigma": F.softplus(raw) if self.density == "softplus" else torch.relu(raw) + 1e-6,
+            "rgb": torch.sigmoid(self.rgb(torch.cat([h, d], -1))),
+        }
         if self.mask is not None:
             out["mask"] = torch.sigmoid(self.mask(h)[..., 0])
         return out

@@ -74,8 +74,9 @@ class OccupancyGrid:
         self.updates = 0
 
     @classmethod
-    def for_cameras(cls, cameras: list[tuple], resolution: int, alpha_threshold: float, n_samples: int,
-                    decay: float = EMA_DECAY) -> OccupancyGrid:
+    def for_cameras(
+        cls, cameras: list[tuple], resolution: int, alpha_threshold: float, n_samples: int, decay: float = EMA_DECAY
+    ) -> OccupancyGrid:
         """A grid over the view volume of ``cameras`` ((poses, intrinsics, h, w, near, far) each; the
         union of their boxes): a cell is occupied while its density gives a sample
         ``alpha_threshold`` opacity at the spacing of ``n_samples`` samples in [near, far] (the
@@ -97,19 +98,18 @@ class OccupancyGrid:
         return lo + (ijk + u) / r * (hi - lo)
 
     @torch.no_grad()
-    def update(self, density_fn: Callable[[Tensor], Tensor], generator: torch.Generator | None = None,
-               fraction: float = 1.0) -> None:
+    def update(self, density_fn: Callable[[Tensor], Tensor], generator: torch.Generator | None = None, fraction: float = 1.0) -> None:
         """Decay every cell's density and take the maximum with ``density_fn(points)`` (P, 3) ->
         (P,) at one jittered point per cell, for all cells (the first update, or ``fraction`` 1)
         or a random ``fraction`` of them; then recompute the occupied (dilated) cells."""
-        n = self.resolution ** 3
+        n = self.resolution**3
         dev = self.density.device
         if self.updates == 0 or fraction >= 1.0:
             cells = torch.arange(n, device=dev)
         else:
             cells = torch.randperm(n, device=dev, generator=generator)[: max(1, int(n * fraction))]
         pts = self._cell_points(cells, generator)
-        sigma = torch.cat([density_fn(pts[i:i + UPDATE_CHUNK]).float() for i in range(0, cells.numel(), UPDATE_CHUNK)])
+        sigma = torch.cat([density_fn(pts[i : i + UPDATE_CHUNK]).float() for i in range(0, cells.numel(), UPDATE_CHUNK)])
         flat = self.density.view(-1)
         flat.mul_(self.decay)
         flat[cells] = torch.maximum(flat[cells], sigma)

@@ -27,8 +27,9 @@ class FeatureExtractor(nn.Module):
     def __init__(self, pe: int = 5, width: int = 64, feat_dim: int = 128):
         super().__init__()
         self.pe = PositionalEncoding(pe)
-        self.convs = nn.Sequential(nn.Conv2d(2 * self.pe.out_dim, width, 3, padding=1), nn.ReLU(),
-                                   nn.Conv2d(width, width, 3, padding=1), nn.ReLU())
+        self.convs = nn.Sequential(
+            nn.Conv2d(2 * self.pe.out_dim, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, width, 3, padding=1), nn.ReLU()
+        )
         self.fc = nn.Linear(width, feat_dim)
         self.out_dim = feat_dim
 

@@ -6,8 +6,9 @@ import torch
 from torch import Tensor
 
 
-def stratified(near: float, far: float, n_rays: int, n_samples: int, perturb: bool,
-               device=None, generator: torch.Generator | None = None) -> Tensor:
+def stratified(
+    near: float, far: float, n_rays: int, n_samples: int, perturb: bool, device=None, generator: torch.Generator | None = None
+) -> Tensor:
     """(n_rays, n_samples) depths: ``n_samples`` evenly spaced depths from near to far (NeRF's
     linspace), each jittered uniformly inside its bin when ``perturb``, except the last, which
     stays at ``far`` (the background sample: official ``t_rand[..., -1] = 1.0``, DFRF
@@ -24,8 +25,7 @@ def stratified(near: float, far: float, n_rays: int, n_samples: int, perturb: bo
     return z.contiguous()
 
 
-def stratified_levels(n_rays: int, n_samples: int, perturb: bool, device=None,
-                      generator: torch.Generator | None = None) -> Tensor:
+def stratified_levels(n_rays: int, n_samples: int, perturb: bool, device=None, generator: torch.Generator | None = None) -> Tensor:
     """(n_rays, n_samples) CDF levels, one in each of ``n_samples`` equal slices of [0, 1]: at a
     random place in it when ``perturb`` (training), at its middle otherwise (rendering), so the
     samples a render draws are where training's fall on average (the proposal sampler, whose
@@ -35,8 +35,9 @@ def stratified_levels(n_rays: int, n_samples: int, perturb: bool, device=None,
     return ((base + jitter) / n_samples).expand(n_rays, n_samples).contiguous()
 
 
-def sample_pdf(bins: Tensor, weights: Tensor, n_samples: int, deterministic: bool,
-               generator: torch.Generator | None = None, u: Tensor | None = None) -> Tensor:
+def sample_pdf(
+    bins: Tensor, weights: Tensor, n_samples: int, deterministic: bool, generator: torch.Generator | None = None, u: Tensor | None = None
+) -> Tensor:
     """Inverse-transform samples from the piecewise-constant pdf given by ``weights`` (N, B-1)
     over ``bins`` (N, B), at CDF levels ``u`` (N, n_samples) when given (else NeRF's: evenly
     spaced from 0 to 1 when ``deterministic``, uniform at random otherwise). Returns

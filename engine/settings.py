@@ -38,8 +38,7 @@ class FieldSettings(Settings):
 
 
 #: where an earlier version's checkpoints kept the field settings: old key -> FieldSettings key
-_FLAT_FIELD_KEYS = {"encoding": "encoding", "hashgrid": "hashgrid", "triplane": "triplane", "fast_mlp": "mlp",
-                    "grid_lr_mult": "lr_mult"}
+_FLAT_FIELD_KEYS = {"encoding": "encoding", "hashgrid": "hashgrid", "triplane": "triplane", "fast_mlp": "mlp", "grid_lr_mult": "lr_mult"}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,18 +30,28 @@ INPUT_ACTIVATIONS = ("linear", "leaky_relu")
 
 
 class SlotAggregation(nn.Module):
-    def __init__(self, in_dim: int, dim: int = 128, out_dim: int | None = 128, n_slots: int = 2, iters: int = 3,
-                 init: str = "learned", in_act: str = "linear", mlp_width: int | None = None):
+    def __init__(
+        self,
+        in_dim: int,
+        dim: int = 128,
+        out_dim: int | None = 128,
+        n_slots: int = 2,
+        iters: int = 3,
+        init: str = "learned",
+        in_act: str = "linear",
+        mlp_width: int | None = None,
+    ):
         super().__init__()
         if init not in SLOT_INITS or in_act not in INPUT_ACTIVATIONS:
-            raise ValueError(f"slot init must be one of {SLOT_INITS} and input activation one of {INPUT_ACTIVATIONS}, "
-                             f"got {init!r}, {in_act!r}")
+            raise ValueError(
+                f"slot init must be one of {SLOT_INITS} and input activation one of {INPUT_ACTIVATIONS}, got {init!r}, {in_act!r}"
+            )
         self.iters, self.n_slots, self.dim, self.init = iters, n_slots, dim, init
         self.inp = nn.Linear(in_dim, dim)
         self.in_act = nn.LeakyReLU() if in_act == "leaky_relu" else nn.Identity()
         self.norm_in, self.norm_slots, self.norm_mlp = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
         if init == "learned":
-            self.slots_mu = nn.Parameter(torch.randn(n_slots, dim) * dim ** -0.5)
+            self.slots_mu = nn.Parameter(torch.randn(n_slots, dim) * dim**-0.5)
         else:  # DFRF: one mu and log-sigma for every slot (helpers 501-503)
             self.slots_mu = nn.Parameter(torch.randn(1, 1, dim))
             self.slots_logsigma = nn.Parameter(torch.zeros(1, 1, dim))
@@ -49,8 +59,11 @@ class SlotAggregation(nn.Module):
         self.gru = nn.GRUCell(dim, dim)
         hidden = mlp_width or dim
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(True), nn.Linear(hidden, dim))
-        self.out = (nn.Identity() if out_dim is None else
-                    nn.Sequential(nn.Linear(n_slots * dim, out_dim), nn.ReLU(True), nn.Linear(out_dim, out_dim)))
+        self.out = (
+            nn.Identity()
+            if out_dim is None
+            else nn.Sequential(nn.Linear(n_slots * dim, out_dim), nn.ReLU(True), nn.Linear(out_dim, out_dim))
+        )
         #: width of the output: the flattened slots, or ``out_dim``
         self.out_dim = n_slots * dim if out_dim is None else out_dim
         self.last_attention: Tensor | None = None
@@ -71,7 +84,7 @@ class SlotAggregation(nn.Module):
         for _ in range(self.iters):
             prev = slots
             q = self.q(self.norm_slots(slots))
-            attn = torch.softmax(torch.einsum("pld,psd->psl", k, q) * self.dim ** -0.5, dim=1) + 1e-8
+            attn = torch.softmax(torch.einsum("pld,psd->psl", k, q) * self.dim**-0.5, dim=1) + 1e-8
             self.last_attention = attn.detach()
             attn = attn / attn.sum(-1, keepdim=True)
             updates = torch.einsum("psl,pld->psd", attn, v)

@@ -107,11 +107,21 @@ class Trainer:
     ``lr_mult``, applied at each step: AudioAttNet's 5x), else over all parameters.
     """
 
-    def __init__(self, model: torch.nn.Module, train_cfg, ckpt_root: Path,
-                 batch_fn: Callable[[int, torch.Generator], dict], device: torch.device, seed: int = 0,
-                 meta: dict | None = None, init_from: Path | None = None, desc: str = "train",
-                 reinit: Callable[[torch.nn.Module], None] | None = None, step_offset: int = 0,
-                 reload_state: Callable[[torch.nn.Module], torch.nn.Module] | None = None):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        train_cfg,
+        ckpt_root: Path,
+        batch_fn: Callable[[int, torch.Generator], dict],
+        device: torch.device,
+        seed: int = 0,
+        meta: dict | None = None,
+        init_from: Path | None = None,
+        desc: str = "train",
+        reinit: Callable[[torch.nn.Module], None] | None = None,
+        step_offset: int = 0,
+        reload_state: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
+    ):
         self.model, self.cfg, self.root = model, train_cfg, Path(ckpt_root)
         self.batch_fn, self.device, self.seed, self.meta, self.desc = batch_fn, device, seed, dict(meta or {}), desc
         self.init_from, self.reinit, self.step_offset = init_from, reinit, int(step_offset)
@@ -171,8 +181,10 @@ class Trainer:
         The base and this run have the same network, so parameters match by position."""
         path = Path(self.init_from) / "optim.pt"
         if not path.exists():
-            raise FileNotFoundError(f"{self.init_from} holds no optimizer state (optim.pt) to reload; "
-                                    f"set train.reload_audio_optimizer=false or pretrain the base model again")
+            raise FileNotFoundError(
+                f"{self.init_from} holds no optimizer state (optim.pt) to reload; "
+                f"set train.reload_audio_optimizer=false or pretrain the base model again"
+            )
         saved = torch.load(path, map_location=self.device, weights_only=True)
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         wanted = {id(p) for p in module.parameters()}
@@ -203,11 +215,12 @@ class Trainer:
             if bad >= 0:
                 bad_step, bad_loss, bad_stats = next(p for p in pending if p[0] == bad)
                 terms = ", ".join(f"{k}={float(v):.4g}" for k, v in bad_stats.items())
-                raise NonFiniteLoss(f"{self.desc}: loss is {float(bad_loss)} at step {bad_step} ({terms}); "
-                                    f"lower train.lr or check the inputs; last good checkpoint: {latest_checkpoint(self.root)}")
+                raise NonFiniteLoss(
+                    f"{self.desc}: loss is {float(bad_loss)} at step {bad_step} ({terms}); "
+                    f"lower train.lr or check the inputs; last good checkpoint: {latest_checkpoint(self.root)}"
+                )
             for done_step, done_loss, done_stats in pending:
-                self.history.append({"step": done_step + 1, "loss": float(done_loss),
-                                     **{k: float(v) for k, v in done_stats.items()}})
+                self.history.append({"step": done_step + 1, "loss": float(done_loss), **{k: float(v) for k, v in done_stats.items()}})
             pending.clear()
             if log_step:
                 stats = self.history[-1]

@@ -54,8 +54,7 @@ class Views:
         return tuple(self.frames.shape[1:3])
 
     @classmethod
-    def from_identity(cls, identity, features: str | None = "mfcc", device="cpu",
-                      norm: AudioNorm | None = None) -> Views:
+    def from_identity(cls, identity, features: str | None = "mfcc", device="cpu", norm: AudioNorm | None = None) -> Views:
         """Load a view's frames, masks, poses and (when ``features`` is set) audio windows,
         normalised with ``norm`` (default: this view's own statistics, i.e. the training clip's)."""
         audio = None
@@ -71,8 +70,14 @@ class Views:
             poses=torch.from_numpy(np.ascontiguousarray(identity.poses)).to(device),
             intrinsics=torch.from_numpy(identity.intrinsics.copy()).to(device),
             background=torch.from_numpy(identity.background().copy()).to(device).float().div_(255.0),
-            near=identity.near, far=identity.far, audio=audio,
-            indices=np.asarray(identity.indices), face_box=face_boxes(masks), norm=norm, fps=identity.fps)
+            near=identity.near,
+            far=identity.far,
+            audio=audio,
+            indices=np.asarray(identity.indices),
+            face_box=face_boxes(masks),
+            norm=norm,
+            fps=identity.fps,
+        )
 
 
 def face_boxes(masks: Tensor) -> Tensor:
@@ -96,8 +101,9 @@ def face_boxes(masks: Tensor) -> Tensor:
     return box.long()
 
 
-def sample_rays(views: Views, frame: int, n_rays: int, face_fraction: float,
-                generator: torch.Generator | None = None, face_rect: str = "box") -> dict[str, Tensor]:
+def sample_rays(
+    views: Views, frame: int, n_rays: int, face_fraction: float, generator: torch.Generator | None = None, face_rect: str = "box"
+) -> dict[str, Tensor]:
     """``n_rays`` random pixels of ``frame``, a ``face_fraction`` share of them in the face.
 
     ``face_rect`` ``box``: that share uniform inside the face box (the bounding box of the head
@@ -117,19 +123,34 @@ def sample_rays(views: Views, frame: int, n_rays: int, face_fraction: float,
     if face_rect == "official":
         ys, xs = _official_rect_draw(h, w, (x0, y0, x1, y1), n_face, n_rays - n_face, dev, generator)
     else:
-        xs = torch.cat([torch.randint(x0, x1 + 1, (n_face,), device=dev, generator=generator),
-                        torch.randint(w, (n_rays - n_face,), device=dev, generator=generator)])
-        ys = torch.cat([torch.randint(y0, y1 + 1, (n_face,), device=dev, generator=generator),
-                        torch.randint(h, (n_rays - n_face,), device=dev, generator=generator)])
+        xs = torch.cat(
+            [
+                torch.randint(x0, x1 + 1, (n_face,), device=dev, generator=generator),
+                torch.randint(w, (n_rays - n_face,), device=dev, generator=generator),
+            ]
+        )
+        ys = torch.cat(
+            [
+                torch.randint(y0, y1 + 1, (n_face,), device=dev, generator=generator),
+                torch.randint(h, (n_rays - n_face,), device=dev, generator=generator),
+            ]
+        )
     uv = torch.stack([xs, ys], -1).float() + 0.5
     rays_o, rays_d = pixel_rays(views.poses[frame], views.intrinsics, uv)
-    return {"rays_o": rays_o, "rays_d": rays_d, "rgb": views.frames[frame, ys, xs].float() / 255.0,
-            "label": mask[ys, xs].long(), "bg": views.background[ys, xs], "uv": uv,
-            "frame": torch.tensor(frame, device=dev)}
+    return {
+        "rays_o": rays_o,
+        "rays_d": rays_d,
+        "rgb": views.frames[frame, ys, xs].float() / 255.0,
+        "label": mask[ys, xs].long(),
+        "bg": views.background[ys, xs],
+        "uv": uv,
+        "frame": torch.tensor(frame, device=dev),
+    }
 
 
-def _official_rect_draw(h: int, w: int, box: tuple[int, int, int, int], n_in: int, n_out: int, dev,
-                        generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+def _official_rect_draw(
+    h: int, w: int, box: tuple[int, int, int, int], n_in: int, n_out: int, dev, generator: torch.Generator | None
+) -> tuple[Tensor, Tensor]:
     """Rows and columns (each (n_in + n_out,)) of the official draw: ``rect = (x, y, w, h)``, inside
     means ``x <= row <= x + w`` and ``y <= col <= y + h``; without replacement on each side (with
     replacement only where a side has fewer pixels than it must give, where the official draw fails)."""

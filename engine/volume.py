@@ -46,8 +46,9 @@ STOP_ROUNDS = 4  # with early termination a pass evaluates its samples in this m
 Field = Callable[..., dict]
 
 
-def composite(sigma: Tensor, values: Mapping[str, Tensor], z: Tensor, rays_d: Tensor,
-              backgrounds: Mapping[str, Tensor | float] | None = None) -> dict[str, Tensor]:
+def composite(
+    sigma: Tensor, values: Mapping[str, Tensor], z: Tensor, rays_d: Tensor, backgrounds: Mapping[str, Tensor | float] | None = None
+) -> dict[str, Tensor]:
     """Alpha-composite per-sample ``values`` (N, S[, C]) along rays, sigma (N, S), z (N, S).
 
     alpha_i = 1 - exp(-sigma_i delta_i) with delta_i = (z_{i+1} - z_i) |d| for i < S; the last
@@ -112,10 +113,22 @@ def count_samples() -> Iterator[SampleCount]:
         _COUNTERS.remove(counter)
 
 
-def render_rays(field: Field, rays_o: Tensor, rays_d: Tensor, near: float, far: float, bg_rgb: Tensor,
-                n_coarse: int, n_fine: int, perturb: bool, generator: torch.Generator | None = None,
-                backgrounds: Mapping[str, Tensor | float] | None = None, occupancy: OccupancyGrid | None = None,
-                stop_eps: float = 0.0, proposal: Callable[[Tensor], Tensor] | None = None) -> dict[str, dict[str, Tensor]]:
+def render_rays(
+    field: Field,
+    rays_o: Tensor,
+    rays_d: Tensor,
+    near: float,
+    far: float,
+    bg_rgb: Tensor,
+    n_coarse: int,
+    n_fine: int,
+    perturb: bool,
+    generator: torch.Generator | None = None,
+    backgrounds: Mapping[str, Tensor | float] | None = None,
+    occupancy: OccupancyGrid | None = None,
+    stop_eps: float = 0.0,
+    proposal: Callable[[Tensor], Tensor] | None = None,
+) -> dict[str, dict[str, Tensor]]:
     """Coarse pass on stratified samples, then (``n_fine`` > 0) a fine pass on the coarse
     samples plus ``n_fine`` importance samples. Colour is composited over ``bg_rgb`` (N, 3)
     (the identity's background pixel of each ray); other outputs over ``backgrounds``.
@@ -151,8 +164,9 @@ def render_rays(field: Field, rays_o: Tensor, rays_d: Tensor, near: float, far: 
     if n_fine > 0:
         zc = result["coarse"]["z"]
         mids = 0.5 * (zc[:, 1:] + zc[:, :-1])
-        extra = sample_pdf(mids, result["coarse"]["weights"][:, 1:-1].detach(), n_fine,
-                           deterministic=not perturb, generator=generator).detach()
+        extra = sample_pdf(
+            mids, result["coarse"]["weights"][:, 1:-1].detach(), n_fine, deterministic=not perturb, generator=generator
+        ).detach()
         z_all, order = torch.sort(torch.cat([zc, extra], -1), -1)
         if cache is not None:
             extra_feats = None
@@ -164,8 +178,9 @@ def render_rays(field: Field, rays_o: Tensor, rays_d: Tensor, near: float, far: 
     return result
 
 
-def _proposal_pass(field: Field, proposal: Callable[[Tensor], Tensor], rays_o, rays_d, dirs, z: Tensor, n_fine: int,
-                   perturb: bool, generator, bgs, skip) -> dict[str, Tensor]:
+def _proposal_pass(
+    field: Field, proposal: Callable[[Tensor], Tensor], rays_o, rays_d, dirs, z: Tensor, n_fine: int, perturb: bool, generator, bgs, skip
+) -> dict[str, Tensor]:
     """The field on ``n_fine`` samples drawn from the proposal's weights at the stratified ``z``
     (N, P), one per equal slice of its CDF (:func:`stratified_levels`), plus the background
     sample (see :func:`render_rays`). Rendering with early termination (``stop_eps`` > 0) also
@@ -234,15 +249,28 @@ class FeatureCache:
         out = FeatureCache(n, order.shape[1], order.device)
         out.have = torch.cat([self.have, torch.full((n, e), extra is not None, device=order.device)], 1)[rows, order]
         if self.feats is not None:
-            out.feats = {k: torch.cat([v, extra[k] if extra is not None else v.new_zeros((n, e) + v.shape[2:])], 1)[rows, order]
-                         for k, v in self.feats.items()}
+            out.feats = {
+                k: torch.cat([v, extra[k] if extra is not None else v.new_zeros((n, e) + v.shape[2:])], 1)[rows, order]
+                for k, v in self.feats.items()
+            }
         elif extra is not None:
             raise ValueError("importance-sample features without the coarse samples' features")
         return out
 
 
-def _pass(field: Field, level: str, rays_o, rays_d, dirs, z, bgs, occupancy: OccupancyGrid | None = None,
-          stop_eps: float = 0.0, cache: FeatureCache | None = None, active: Tensor | None = None) -> dict[str, Tensor]:
+def _pass(
+    field: Field,
+    level: str,
+    rays_o,
+    rays_d,
+    dirs,
+    z,
+    bgs,
+    occupancy: OccupancyGrid | None = None,
+    stop_eps: float = 0.0,
+    cache: FeatureCache | None = None,
+    active: Tensor | None = None,
+) -> dict[str, Tensor]:
     """One pass of the field over samples at ``z`` (N, S): every sample, or only the ``active``
     ones (N, S), those in occupied cells of ``occupancy``, and (``stop_eps``) those before the
     ray's transmittance falls below ``stop_eps``."""
@@ -277,8 +305,17 @@ def _count(evaluated, rays: int = 0, features: bool = False) -> None:
         c.rays += rays
 
 
-def _sparse(field: Field, level: str, pts: Tensor, dirs: Tensor, active: Tensor, z: Tensor, rays_d: Tensor,
-            stop_eps: float, cache: FeatureCache | None = None) -> dict[str, Tensor]:
+def _sparse(
+    field: Field,
+    level: str,
+    pts: Tensor,
+    dirs: Tensor,
+    active: Tensor,
+    z: Tensor,
+    rays_d: Tensor,
+    stop_eps: float,
+    cache: FeatureCache | None = None,
+) -> dict[str, Tensor]:
     """The field at the ``active`` (N, S) samples only, scattered into dense (N, S[, C]) outputs
     (0 elsewhere). With ``stop_eps`` the samples go in :data:`STOP_ROUNDS` depth rounds, and a
     ray's samples after its transmittance fell below ``stop_eps`` are not evaluated."""
@@ -299,13 +336,14 @@ def _sparse(field: Field, level: str, pts: Tensor, dirs: Tensor, active: Tensor,
             continue
         part = _packed(field, level, pts[:, cols], dirs, act, cache, cols.start)
         parts.append({k: v for k, v in part.items() if not k.startswith("aux_")})
-        d = dists[:, cols] if cols.stop < s else torch.cat([dists[:, cols.start:], torch.zeros_like(dists[:, :1])], -1)
+        d = dists[:, cols] if cols.stop < s else torch.cat([dists[:, cols.start :], torch.zeros_like(dists[:, :1])], -1)
         log_t = log_t - (part["sigma"] * d).sum(-1)
     return {k: torch.cat([p[k] for p in parts], 1) for k in parts[0]}
 
 
-def _packed(field: Field, level: str, pts: Tensor, dirs: Tensor, active: Tensor, cache: FeatureCache | None = None,
-            col0: int = 0) -> dict[str, Tensor]:
+def _packed(
+    field: Field, level: str, pts: Tensor, dirs: Tensor, active: Tensor, cache: FeatureCache | None = None, col0: int = 0
+) -> dict[str, Tensor]:
     """Evaluate ``field`` on the active samples as (M, 1) rays and scatter back to (N, S)
     (``pts`` and ``active`` may be columns ``col0``... of the cache's samples)."""
     n, s = active.shape

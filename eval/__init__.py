@@ -6,8 +6,10 @@ compute function, recipe module (``eval/metrics/``). Importing this package does
 """
 
 if __name__ != "aebench.eval":  # one import namespace: the folder is the package aebench.eval
-    raise ImportError(f"'{__name__}' is not an import name: the eval/ folder imports as aebench.eval "
-                      "(e.g. `from aebench.eval import evaluate`) once aebench is installed (pip install -e .)")
+    raise ImportError(
+        f"'{__name__}' is not an import name: the eval/ folder imports as aebench.eval "
+        "(e.g. `from aebench.eval import evaluate`) once aebench is installed (pip install -e .)"
+    )
 
 
 from aebench.eval.api import EvalResult, evaluate, read_metrics

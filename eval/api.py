@@ -36,13 +36,11 @@ class EvalResult:
     info: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        return {"summary": {k: _json_num(v) for k, v in self.summary.items()},
-                "missing": dict(self.missing), "info": self.info}
+        return {"summary": {k: _json_num(v) for k, v in self.summary.items()}, "missing": dict(self.missing), "info": self.info}
 
     def hashes(self) -> dict:
         """What this evaluation scored, as sha256: ``pred`` and ``gt`` frames, and each weights file."""
-        return {**self.info.get("sha256", {}),
-                "weights": {w: r.get("sha256") for w, r in self.info.get("weights", {}).items()}}
+        return {**self.info.get("sha256", {}), "weights": {w: r.get("sha256") for w, r in self.info.get("weights", {}).items()}}
 
     def write(self, out_dir) -> None:
         """``metrics.json`` (summary, missing, info) and ``frames.csv``, both written to temporary
@@ -79,8 +77,9 @@ def read_metrics(out_dir) -> dict:
         problem = METRICS[name].check_value(v) if name in METRICS and v is not None else None
         if problem:
             d["summary"][name] = None
-            missing[name] = (f"its stored value was refused as a wrong number ({name} = {problem}, {path}); "
-                             f"run the cell again to score it anew")
+            missing[name] = (
+                f"its stored value was refused as a wrong number ({name} = {problem}, {path}); run the cell again to score it anew"
+            )
     return d
 
 
@@ -110,9 +109,18 @@ def _mean(values: np.ndarray) -> float:
     return float(np.mean(v)) if v.size else float("nan")
 
 
-def evaluate(pred, gt=None, audio=None, metrics=None, weights=None, progress: bool = True,
-             align: str = "strict", resize: bool = False, fps: float | None = None,
-             pair_by_number: bool = False) -> EvalResult:
+def evaluate(
+    pred,
+    gt=None,
+    audio=None,
+    metrics=None,
+    weights=None,
+    progress: bool = True,
+    align: str = "strict",
+    resize: bool = False,
+    fps: float | None = None,
+    pair_by_number: bool = False,
+) -> EvalResult:
     """Score ``pred`` (video path, frame folder, uint8 (n, H, W, 3) array or :class:`FrameSource`),
     streaming its frames (memory stays bounded on long videos).
 
@@ -136,8 +144,11 @@ def evaluate(pred, gt=None, audio=None, metrics=None, weights=None, progress: bo
     t0 = time.perf_counter()
     with peak_memory() as mem:
         result = _score(pred, gt, audio, metrics, weights, progress, align, resize, fps, pair_by_number)
-    result.info["provenance"] = {**provenance(packages=packages_of(result.summary)), "eval_s": time.perf_counter() - t0,
-                                 "peak_memory": mem.to_json()}
+    result.info["provenance"] = {
+        **provenance(packages=packages_of(result.summary)),
+        "eval_s": time.perf_counter() - t0,
+        "peak_memory": mem.to_json(),
+    }
     return result
 
 
@@ -154,9 +165,15 @@ def _score(pred, gt, audio, metrics, weights, progress, align, resize, fps, pair
         pred_src = FrameSource.of(pred, fps)
     audio16k, audio_src = load_audio(audio, pred)
     chosen = select(list(metrics) if metrics is not None else None, gt is not None, audio16k is not None)
-    info: dict = {"n_frames": len(pred_src), "resolution": [int(pred_src.hw[1]), int(pred_src.hw[0])],
-                  "fps": pred_src.fps, "audio": audio_src, "metrics": [m.name for m in chosen],
-                  "recipes": {m.name: m.recipe for m in chosen}, "weights": {}}
+    info: dict = {
+        "n_frames": len(pred_src),
+        "resolution": [int(pred_src.hw[1]), int(pred_src.hw[0])],
+        "fps": pred_src.fps,
+        "audio": audio_src,
+        "metrics": [m.name for m in chosen],
+        "recipes": {m.name: m.recipe for m in chosen},
+        "weights": {},
+    }
     if paired is not None:
         info["paired_by_number"] = paired
     n_given = len(pred_src)
@@ -164,15 +181,20 @@ def _score(pred, gt, audio, metrics, weights, progress, align, resize, fps, pair
     if audio16k is not None and any(m.needs_audio for m in chosen):
         covered = int(np.floor(len(audio16k) / AUDIO_RATE * pred_src.fps + 1e-6))  # whole frames the audio covers
         if covered < len(pred_src) - 1:  # one frame of slack (a render's last frame may outlast its audio)
-            why = (f"the audio ({len(audio16k) / AUDIO_RATE:.2f} s) ends before the prediction "
-                   f"({len(pred_src) / pred_src.fps:.2f} s, {len(pred_src)} frames): its last frames would be scored as silence")
+            why = (
+                f"the audio ({len(audio16k) / AUDIO_RATE:.2f} s) ends before the prediction "
+                f"({len(pred_src) / pred_src.fps:.2f} s, {len(pred_src)} frames): its last frames would be scored as silence"
+            )
             if align == "truncate" and covered > 0:
                 pred_src = pred_src.limit(covered)
                 info["truncated_to_audio"] = {"pred": n_given, "to": covered, "why": why}
                 warnings.warn(f"{why}; scoring the {covered} frames the audio covers", stacklevel=2)
             else:
-                short_audio = why + ("; pass align='truncate' (CLI --align truncate) to score only the "
-                                     f"{covered} frames the audio covers" if covered > 0 else "")
+                short_audio = why + (
+                    f"; pass align='truncate' (CLI --align truncate) to score only the {covered} frames the audio covers"
+                    if covered > 0
+                    else ""
+                )
                 info["audio_too_short"] = short_audio
     info["n_frames"] = len(pred_src)
     gt_src = None
@@ -182,15 +204,16 @@ def _score(pred, gt, audio, metrics, weights, progress, align, resize, fps, pair
         info.update(ainfo)
         info["n_frames"] = len(pred_src)
         info["resolution"] = [int(gt_src.hw[1]), int(gt_src.hw[0])]
-    info["sha256"] = {which: (sha256_frames(src) if src is not None else None)  # what was scored, pixel for pixel
-                      for which, src in (("pred", pred_src), ("gt", gt_src))}
+    info["sha256"] = {
+        which: (sha256_frames(src) if src is not None else None)  # what was scored, pixel for pixel
+        for which, src in (("pred", pred_src), ("gt", gt_src))
+    }
     for which, src in (("pred", pred_src), ("gt", gt_src)):
         if src is not None and src.notes:  # e.g. damaged last frames of a truncated file, dropped
             info[f"{which}_source"] = dict(src.notes)
     # a video file is scored as given (sync's reference pipeline reads the file) unless it was cut
     source = str(pred) if isinstance(pred, (str, Path)) and Path(pred).is_file() and len(pred_src) == n_given else None
-    ctx = Context(pred=pred_src, gt=gt_src, audio=audio16k, fps=pred_src.fps, progress=progress, info=info,
-                  explicit=weights, source=source)
+    ctx = Context(pred=pred_src, gt=gt_src, audio=audio16k, fps=pred_src.fps, progress=progress, info=info, explicit=weights, source=source)
     per_frame: dict[str, np.ndarray] = {}
     summary: dict[str, float | None] = {}
     missing: dict[str, str] = {}
@@ -222,8 +245,14 @@ def _score(pred, gt, audio, metrics, weights, progress, align, resize, fps, pair
             elif value.per_frame is not None:
                 summary[name] = _mean(per_frame[name])
     for m in chosen:
-        problem = None if m.name in missing else (_frame_problem(m, per_frame.get(m.name)) or (
-            m.check_value(summary[m.name]) if summary.get(m.name) is not None else "no value and no reason"))
+        problem = (
+            None
+            if m.name in missing
+            else (
+                _frame_problem(m, per_frame.get(m.name))
+                or (m.check_value(summary[m.name]) if summary.get(m.name) is not None else "no value and no reason")
+            )
+        )
         if problem:  # a wrong number is worse than a missing one
             missing[m.name] = f"its recipe gave a value that cannot be right ({problem}); refused, not reported"
         if m.name in missing:
@@ -274,10 +303,13 @@ def _not_a_continuous_clip(members, paired: dict | None) -> str | None:
         return None
     over_time = any(m.needs_audio or not m.per_frame for m in members)
     if over_time and not paired["consecutive"]:
-        return ("the frames paired by number are not consecutive (pred_only/gt_only in info['paired_by_number']): "
-                "a metric over time would join moments that are not neighbours")
+        return (
+            "the frames paired by number are not consecutive (pred_only/gt_only in info['paired_by_number']): "
+            "a metric over time would join moments that are not neighbours"
+        )
     if any(m.needs_audio for m in members) and not paired["from_pred_start"]:
-        return ("the frames paired by number do not start at the prediction's first frame, where the audio starts: "
-                "the audio would be scored against other moments")
+        return (
+            "the frames paired by number do not start at the prediction's first frame, where the audio starts: "
+            "the audio would be scored against other moments"
+        )
     return None
-

@@ -119,8 +119,10 @@ class FrameSource:
         damaged = [i for i, (_, bad) in enumerate(packets) if bad]
         n = len(packets) - len(damaged)
         if damaged and damaged != list(range(n, len(packets))):
-            raise MediaError(f"{p}: frames {damaged[:5]} are damaged inside the video; pairing frames by index would "
-                             "shift every later one: repair or re-encode the file")
+            raise MediaError(
+                f"{p}: frames {damaged[:5]} are damaged inside the video; pairing frames by index would "
+                "shift every later one: repair or re-encode the file"
+            )
         _check_constant_rate(p, [pts for pts, _ in packets if pts is not None], time_base, own)
 
         def frames():
@@ -136,8 +138,7 @@ class FrameSource:
         src.notes["rotation"] = info.rotation  # degrees counter-clockwise applied from the display matrix
         if damaged:  # a truncated file: its last, half-written frames are not scored
             src.notes["damaged_frames_dropped"] = len(damaged)
-            warnings.warn(f"{p}: the last {len(damaged)} frame(s) are damaged (a truncated file) and are not scored",
-                          stacklevel=2)
+            warnings.warn(f"{p}: the last {len(damaged)} frame(s) are damaged (a truncated file) and are not scored", stacklevel=2)
         return src
 
     # ----- views -------------------------------------------------------------------------
@@ -183,9 +184,11 @@ def _check_constant_rate(p: Path, pts: list[int], time_base: float | None, fps: 
     steps = np.diff(np.sort(np.asarray(pts, dtype=np.float64))) * time_base
     period = 1.0 / fps
     if np.max(np.abs(steps - period)) > 0.25 * period:
-        raise ValueError(f"{p} has a variable frame rate (frames {steps.min() * 1000:.1f} to {steps.max() * 1000:.1f} ms "
-                         f"apart, {fps:g} fps on average): pairing its frames by index would compare different times; "
-                         f"convert it to a constant rate first (ffmpeg -i IN -fps_mode cfr -r {fps:g} OUT)")
+        raise ValueError(
+            f"{p} has a variable frame rate (frames {steps.min() * 1000:.1f} to {steps.max() * 1000:.1f} ms "
+            f"apart, {fps:g} fps on average): pairing its frames by index would compare different times; "
+            f"convert it to a constant rate first (ffmpeg -i IN -fps_mode cfr -r {fps:g} OUT)"
+        )
 
 
 def natural_key(name: str) -> list:
@@ -209,8 +212,9 @@ def frame_numbers(folder: Path) -> dict[int, Path]:
     for f in files:
         digits = re.findall(r"\d+", f.stem)
         if not digits:
-            raise MediaError(f"{folder}: {f.name} carries no frame number; frames are paired by their numbers "
-                             "(name them e.g. 00000.png, 00001.png ...)")
+            raise MediaError(
+                f"{folder}: {f.name} carries no frame number; frames are paired by their numbers (name them e.g. 00000.png, 00001.png ...)"
+            )
         k = int(digits[-1])
         if k in numbers:
             raise MediaError(f"{folder}: {numbers[k].name} and {f.name} both carry frame number {k}")
@@ -232,9 +236,11 @@ def check_numbering(folder: Path, numbers: dict[int, Path]) -> None:
         if len(first) >= 5:
             break
     more = f" and {n_missing - len(first)} more" if n_missing > len(first) else ""
-    raise MediaError(f"{folder}: frame numbers {', '.join(map(str, first))}{more} are missing between {lo} and {hi} "
-                     f"({len(ks)} frames); pairing by position would compare different moments: restore them, "
-                     "or pair prediction and ground-truth frames by number (--pair-by-number, pair_by_number=True)")
+    raise MediaError(
+        f"{folder}: frame numbers {', '.join(map(str, first))}{more} are missing between {lo} and {hi} "
+        f"({len(ks)} frames); pairing by position would compare different moments: restore them, "
+        "or pair prediction and ground-truth frames by number (--pair-by-number, pair_by_number=True)"
+    )
 
 
 def pair_by_number(pred, gt, fps: float | None) -> tuple[FrameSource, FrameSource, dict]:
@@ -248,12 +254,17 @@ def pair_by_number(pred, gt, fps: float | None) -> tuple[FrameSource, FrameSourc
     pn, gn = frame_numbers(Path(pred)), frame_numbers(Path(gt))
     common = sorted(set(pn) & set(gn))
     if not common:
-        raise MediaError(f"{pred} (frames {min(pn)}-{max(pn)}) and {gt} (frames {min(gn)}-{max(gn)}) share no frame "
-                         "number: nothing to pair")
-    info = {"pairs": len(common), "pred_only": sorted(set(pn) - set(gn)), "gt_only": sorted(set(gn) - set(pn)),
-            "consecutive": common[-1] - common[0] + 1 == len(common), "from_pred_start": common[0] == min(pn)}
-    return (FrameSource.images(Path(pred), [pn[k] for k in common], fps),
-            FrameSource.images(Path(gt), [gn[k] for k in common], fps), info)
+        raise MediaError(
+            f"{pred} (frames {min(pn)}-{max(pn)}) and {gt} (frames {min(gn)}-{max(gn)}) share no frame number: nothing to pair"
+        )
+    info = {
+        "pairs": len(common),
+        "pred_only": sorted(set(pn) - set(gn)),
+        "gt_only": sorted(set(gn) - set(pn)),
+        "consecutive": common[-1] - common[0] + 1 == len(common),
+        "from_pred_start": common[0] == min(pn),
+    }
+    return (FrameSource.images(Path(pred), [pn[k] for k in common], fps), FrameSource.images(Path(gt), [gn[k] for k in common], fps), info)
 
 
 def load_audio(audio, pred) -> tuple[np.ndarray | None, str | None]:
@@ -275,12 +286,16 @@ def align(pred: FrameSource, gt: FrameSource, mode: str = "strict", resize: bool
     pred, gt = FrameSource.of(pred), FrameSource.of(gt)
     info: dict = {}
     if abs(pred.fps - gt.fps) > 1e-3:
-        raise ValueError(f"prediction runs at {pred.fps:g} fps, ground truth at {gt.fps:g} fps: refusing to compare "
-                         "frames of different times; resample one of them (ffmpeg -r), or give frame folders --fps")
+        raise ValueError(
+            f"prediction runs at {pred.fps:g} fps, ground truth at {gt.fps:g} fps: refusing to compare "
+            "frames of different times; resample one of them (ffmpeg -r), or give frame folders --fps"
+        )
     if len(pred) != len(gt):
         if mode != "truncate":
-            raise ValueError(f"prediction has {len(pred)} frames, ground truth {len(gt)}: refusing to compare. "
-                             "Pass align='truncate' (CLI --align truncate) to trim both to the shorter.")
+            raise ValueError(
+                f"prediction has {len(pred)} frames, ground truth {len(gt)}: refusing to compare. "
+                "Pass align='truncate' (CLI --align truncate) to trim both to the shorter."
+            )
         n = min(len(pred), len(gt))
         warnings.warn(f"frame counts differ (pred {len(pred)}, gt {len(gt)}): both truncated to {n}", stacklevel=2)
         info["truncated"] = {"pred": len(pred), "gt": len(gt), "to": n}
@@ -288,9 +303,11 @@ def align(pred: FrameSource, gt: FrameSource, mode: str = "strict", resize: bool
     (ph, pw), (gh, gw) = pred.hw, gt.hw
     if (ph, pw) != (gh, gw):
         if not resize:
-            raise ValueError(f"prediction is {pw}x{ph}, ground truth {gw}x{gh}: metrics are computed at the ground "
-                             f"truth's resolution. Render at {gw}x{gh}, or pass resize=True (CLI --resize) to resize "
-                             "the prediction to it (recorded in metrics.json)")
+            raise ValueError(
+                f"prediction is {pw}x{ph}, ground truth {gw}x{gh}: metrics are computed at the ground "
+                f"truth's resolution. Render at {gw}x{gh}, or pass resize=True (CLI --resize) to resize "
+                "the prediction to it (recorded in metrics.json)"
+            )
         if abs(ph / pw - gh / gw) > 1e-3:
             raise ValueError(f"aspect ratios differ (pred {pw}x{ph}, gt {gw}x{gh}): refusing to compare")
         pred = pred.resize((gh, gw))

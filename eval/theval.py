@@ -94,7 +94,7 @@ def speech_frames(segments: list[tuple[float, float]], fps: float, n: int) -> np
     inclusive (``lip_sync.py:36-41``; ``silent_lip_stability.py:51-60`` the same)."""
     mask = np.zeros(n, bool)
     for start, end in segments:
-        mask[int(start * fps): min(int(end * fps) + 1, n)] = True
+        mask[int(start * fps) : min(int(end * fps) + 1, n)] = True
     return mask
 
 
@@ -142,8 +142,13 @@ def pred_and_gt(ctx, names: list[str], name: str, raw) -> dict:
         g, g_info = raw("gt")
         rec.update({"gt": g, **{f"gt_{k}": v for k, v in g_info.items()}})
         c = closeness(p, g)
-        why = (f"ground truth: {g_info.get('why')}" if g is None else
-               f"prediction: {p_info.get('why')}" if p is None else "the ground truth's value is 0")
+        why = (
+            f"ground truth: {g_info.get('why')}"
+            if g is None
+            else f"prediction: {p_info.get('why')}"
+            if p is None
+            else "the ground truth's value is 0"
+        )
         out[f"{name}_close"] = Value(summary=c) if c is not None else Value(missing=why)
     ctx.info[name] = rec
     return {k: v for k, v in out.items() if k in names}

@@ -38,8 +38,9 @@ def test_getting_started_has_the_readme_set_up_commands():
 def test_the_protocols_page_lists_spec_fields():
     doc = (ROOT / "harness" / "protocol" / "spec.py").read_text().split('"""')[1]
     fields = textwrap.dedent(doc.split("::\n\n", 1)[1]).rstrip("\n") + "\n"
-    assert fields in _fenced((ROOT / "docs" / "protocols.md").read_text(), "yaml"), \
+    assert fields in _fenced((ROOT / "docs" / "protocols.md").read_text(), "yaml"), (
         "docs/protocols.md: the protocol fields differ from harness/protocol/spec.py's docstring"
+    )
 
 
 def test_every_page_of_the_nav_exists():

@@ -19,8 +19,14 @@ def lint_imports(tree: Path) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).with_name("lint-imports")
     if not exe.exists():
         pytest.fail("lint-imports is missing: pip install -e '.[dev]' installs import-linter")
-    return subprocess.run([str(exe), "--no-cache", str(ROOT / "pyproject.toml")], cwd=tree, capture_output=True,
-                          text=True, env={**os.environ, "PYTHONPATH": str(tree)}, timeout=300)
+    return subprocess.run(
+        [str(exe), "--no-cache", str(ROOT / "pyproject.toml")],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(tree)},
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -34,17 +40,20 @@ def test_contracts_hold(tree):
     assert "Contracts: 4 kept, 0 broken" in res.stdout
 
 
-@pytest.mark.parametrize("module,bad", [
-    ("aebench/media.py", "from aebench.harness.cli import main"),              # foundation -> CLI
-    ("aebench/eval/frames.py", "from aebench.engine import rays"),      # metrics -> methods
-    ("aebench/baselines/dfrf.py", "from aebench.eval.registry import METRICS"),  # methods -> metrics
-    ("aebench/harness/protocol/cells.py", "from aebench.harness.report import tables"),  # runner -> reports
-    ("aebench/engine/volume.py", "from aebench.aenerf.modules import aaa"),  # engine -> AE-NeRF's modules
-    ("aebench/engine/method.py", "from aebench.baselines import dfrf"),  # engine -> a baseline
-    ("aebench/baselines/adnerf.py", "from aebench.aenerf import model"),  # a baseline -> AE-NeRF
-    ("aebench/data/prepare.py", "from aebench.engine import rays"),  # foundation -> engine
-    ("aebench/harness/report/results.py", "from aebench.harness.report import plots"),  # results -> plots (a circle)
-])
+@pytest.mark.parametrize(
+    "module,bad",
+    [
+        ("aebench/media.py", "from aebench.harness.cli import main"),  # foundation -> CLI
+        ("aebench/eval/frames.py", "from aebench.engine import rays"),  # metrics -> methods
+        ("aebench/baselines/dfrf.py", "from aebench.eval.registry import METRICS"),  # methods -> metrics
+        ("aebench/harness/protocol/cells.py", "from aebench.harness.report import tables"),  # runner -> reports
+        ("aebench/engine/volume.py", "from aebench.aenerf.modules import aaa"),  # engine -> AE-NeRF's modules
+        ("aebench/engine/method.py", "from aebench.baselines import dfrf"),  # engine -> a baseline
+        ("aebench/baselines/adnerf.py", "from aebench.aenerf import model"),  # a baseline -> AE-NeRF
+        ("aebench/data/prepare.py", "from aebench.engine import rays"),  # foundation -> engine
+        ("aebench/harness/report/results.py", "from aebench.harness.report import plots"),  # results -> plots (a circle)
+    ],
+)
 def test_an_import_that_points_up_is_caught(tree, tmp_path, module, bad):
     broken = tmp_path / "broken"
     shutil.copytree(tree, broken)

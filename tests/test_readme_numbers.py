@@ -36,8 +36,9 @@ def test_a_generated_block_is_what_its_command_prints(doc, command, text, monkey
     from readme_tables import run
 
     monkeypatch.chdir(ROOT)
-    assert run(command) == text, f"{doc}: the block of `{command}` differs from its output; regenerate it with " \
-                                 "python tools/readme_tables.py --write"
+    assert run(command) == text, (
+        f"{doc}: the block of `{command}` differs from its output; regenerate it with python tools/readme_tables.py --write"
+    )
 
 
 def test_an_edited_number_fails(tmp_path):

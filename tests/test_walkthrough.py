@@ -36,8 +36,20 @@ def test_the_walkthrough_shows_the_example_module_and_its_registry_line():
 
 def test_a_new_method_is_its_module_and_one_registry_line(tiny, synth_root, tmp_path):
     torch.set_num_threads(1)
-    cfg = load_config([f"data.root={synth_root}", "data.size=32", "data.clip_seconds=1.0", "device=cpu", "method=tiny",
-                       "train.iters=4", "train.batch_rays=64", "train.n_coarse=8", "train.n_fine=8", "tiny.share_levels=false"])
+    cfg = load_config(
+        [
+            f"data.root={synth_root}",
+            "data.size=32",
+            "data.clip_seconds=1.0",
+            "device=cpu",
+            "method=tiny",
+            "train.iters=4",
+            "train.batch_rays=64",
+            "train.n_coarse=8",
+            "train.n_fine=8",
+            "tiny.share_levels=false",
+        ]
+    )
     assert cfg.tiny.width == 32 and cfg.tiny.share_levels is False and "field" not in cfg.tiny  # field.* is shared
     with pytest.raises(ConfigError, match="'tiny.width' must be at least 1, got 0"):
         load_config(["tiny.width=0"])

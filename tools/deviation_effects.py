@@ -30,8 +30,18 @@ SWITCHES = [
     ("dfrf", ["dfrf.slot_mlp_min=0"], "slot MLP width dim (official max(dim, 128); equal at dim 128)"),
     ("dfrf", ["dfrf.token=continuous"], "continuous token position, bilinear first lookup, scaled clamp"),
     ("dfrf", ["dfrf.offset_penalty=mean"], "offset penalty without the depth weighting (loss only)"),
-    ("dfrf", ["dfrf.density=softplus", "dfrf.slot_init=learned", "dfrf.slot_in_act=linear", "dfrf.slot_mlp_min=0",
-              "dfrf.token=continuous", "dfrf.offset_penalty=mean"], "all of DFRF's defaults together"),
+    (
+        "dfrf",
+        [
+            "dfrf.density=softplus",
+            "dfrf.slot_init=learned",
+            "dfrf.slot_in_act=linear",
+            "dfrf.slot_mlp_min=0",
+            "dfrf.token=continuous",
+            "dfrf.offset_penalty=mean",
+        ],
+        "all of DFRF's defaults together",
+    ),
     ("adnerf", ["adnerf.density=softplus"], "softplus density (official ReLU + 1e-6)"),
 ]
 

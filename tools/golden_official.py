@@ -38,8 +38,19 @@ DRAW_SEED = 1234  # torch.manual_seed before each render: the official draws (ji
 #: the render scene; its principal point (cx, cy), in the official convention (pixel i at i), is off
 #: the image centre so that code using the centre where the official code uses the identity's (or
 #: the reverse) shows: the official rays use (cx, cy), its projection into the references (W/2, H/2)
-SCENE = {"H": 16, "focal": 20.0, "near": 0.7, "far": 1.3, "n_rays": 12, "n_refs": 4, "N_samples": 8,
-         "N_importance": 8, "netwidth": 32, "cx": 9.3, "cy": 7.3}
+SCENE = {
+    "H": 16,
+    "focal": 20.0,
+    "near": 0.7,
+    "far": 1.3,
+    "n_rays": 12,
+    "n_refs": 4,
+    "N_samples": 8,
+    "N_importance": 8,
+    "netwidth": 32,
+    "cx": 9.3,
+    "cy": 7.3,
+}
 #: the face-rectangle draws: image size, the official rect (x, y, w, h), and (N_rand, sample_rate)
 #: pairs whose product is not whole (DFRF's 850 x 0.95 = 807.5, AD-NeRF's 2048 x 0.95), so that
 #: int() and round() differ
@@ -48,8 +59,7 @@ FACE_RECT = {"H": 64, "W": 64, "rect": (5, 8, 49, 50), "draws": ((850, 0.95), (2
 
 def commit_of(repo: Path) -> str:
     try:
-        return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
     except (subprocess.CalledProcessError, FileNotFoundError):
         return (repo / "COMMIT").read_text().strip() if (repo / "COMMIT").exists() else "unknown"
 
@@ -87,8 +97,18 @@ def fixtures_of(helpers, runner, tag: str, commit: str, out: Path) -> None:
     rays_d = torch.from_numpy(g.normal(0, 1, (n, 3)))
     bc = torch.from_numpy(g.uniform(0, 1, (n, 3)))
     rgb_map, _, acc_map, weights, depth_map = runner.raw2outputs(raw, z, rays_d, bc)[:5]  # AD-NeRF returns 5, DFRF 6
-    np.savez(out / f"{tag}_raw2outputs.npz", raw=raw.numpy(), z_vals=z.numpy(), rays_d=rays_d.numpy(), bc_rgb=bc.numpy(),
-             rgb_map=rgb_map.numpy(), acc_map=acc_map.numpy(), weights=weights.numpy(), depth_map=depth_map.numpy(), **meta)
+    np.savez(
+        out / f"{tag}_raw2outputs.npz",
+        raw=raw.numpy(),
+        z_vals=z.numpy(),
+        rays_d=rays_d.numpy(),
+        bc_rgb=bc.numpy(),
+        rgb_map=rgb_map.numpy(),
+        acc_map=acc_map.numpy(),
+        weights=weights.numpy(),
+        depth_map=depth_map.numpy(),
+        **meta,
+    )
 
     # sample_pdf, deterministic (rendering) samples
     mids = 0.5 * (z[:, 1:] + z[:, :-1])
@@ -104,9 +124,16 @@ def fixtures_of(helpers, runner, tag: str, commit: str, out: Path) -> None:
     with torch.no_grad():
         a = audnet(windows)
         smoothed = attnet(codes)
-    np.savez(out / f"{tag}_audio.npz", windows=windows.numpy(), codes_in=codes.numpy(), audionet_out=a.numpy(),
-             attnet_out=smoothed.numpy(), **arrays(audnet.state_dict(), "audionet."),
-             **arrays(attnet.state_dict(), "attnet."), **meta)
+    np.savez(
+        out / f"{tag}_audio.npz",
+        windows=windows.numpy(),
+        codes_in=codes.numpy(),
+        audionet_out=a.numpy(),
+        attnet_out=smoothed.numpy(),
+        **arrays(audnet.state_dict(), "audionet."),
+        **arrays(attnet.state_dict(), "attnet."),
+        **meta,
+    )
 
 
 def look_at_poses(g: np.random.Generator, n: int, dist: float = 1.0) -> np.ndarray:
@@ -145,6 +172,7 @@ class Recorder:
             out = self.original(*a, **k)
             self.calls.append({"weights": out[3].detach().numpy().copy(), "depth": out[4].detach().numpy().copy()})
             return out
+
         self.runner.raw2outputs = wrapped
         return self
 
@@ -158,9 +186,21 @@ def render_fixture(runner, tag: str, commit: str, out: Path) -> None:
     h = w = sc["H"]
     g = np.random.default_rng(SEED + 1)
     with tempfile.TemporaryDirectory() as tmp:
-        argv = ["--basedir", tmp, "--expname", "golden", "--N_samples", str(sc["N_samples"]),
-                "--N_importance", str(sc["N_importance"]), "--netwidth", str(sc["netwidth"]),
-                "--netwidth_fine", str(sc["netwidth"]), "--no_reload"]
+        argv = [
+            "--basedir",
+            tmp,
+            "--expname",
+            "golden",
+            "--N_samples",
+            str(sc["N_samples"]),
+            "--N_importance",
+            str(sc["N_importance"]),
+            "--netwidth",
+            str(sc["netwidth"]),
+            "--netwidth_fine",
+            str(sc["netwidth"]),
+            "--no_reload",
+        ]
         if tag == "dfrf":
             argv += ["--N_rand", str(sc["n_rays"])]
         args = runner.config_parser().parse_args(argv)
@@ -178,14 +218,27 @@ def render_fixture(runner, tag: str, commit: str, out: Path) -> None:
     bc_rgb = torch.from_numpy(g.uniform(0, 1, (n, 3)))
     target = torch.from_numpy(g.uniform(0, 1, (n, 3)))
     aud = torch.from_numpy(g.normal(0, 1, 64)).requires_grad_(True)
-    data = {"pose": pose, "rows": rows, "cols": cols, "rays_o": rays_o.numpy(), "rays_d": rays_d.numpy(),
-            "bc_rgb": bc_rgb.numpy(), "target": target.numpy(), "aud": aud.detach().numpy(),
-            "draw_seed": np.array(DRAW_SEED), **{k: np.array(v) for k, v in sc.items()}}
+    data = {
+        "pose": pose,
+        "rows": rows,
+        "cols": cols,
+        "rays_o": rays_o.numpy(),
+        "rays_d": rays_d.numpy(),
+        "bc_rgb": bc_rgb.numpy(),
+        "target": target.numpy(),
+        "aud": aud.detach().numpy(),
+        "draw_seed": np.array(DRAW_SEED),
+        **{k: np.array(v) for k, v in sc.items()},
+    }
     if tag == "dfrf":
         models = made[-1]
-        named = {"coarse": models["model"].nerf_model, "fine": models["model_fine"].nerf_model,
-                 "slot": models["attention_model"], "features": models["feature_extractor"],
-                 "warp": kw["position_warp_model"]}
+        named = {
+            "coarse": models["model"].nerf_model,
+            "fine": models["model_fine"].nerf_model,
+            "slot": models["attention_model"],
+            "features": models["feature_extractor"],
+            "warp": kw["position_warp_model"],
+        }
         ref_poses = torch.from_numpy(look_at_poses(g, sc["n_refs"]))
         images = torch.from_numpy(g.uniform(0, 1, (sc["n_refs"], h, w, 3)))
         intrinsic = torch.tensor([[focal, 0.0, w / 2], [0.0, focal, h / 2], [0.0, 0.0, 1.0]])  # RND 750-752
@@ -193,8 +246,9 @@ def render_fixture(runner, tag: str, commit: str, out: Path) -> None:
     else:
         named = {"coarse": kw["network_fn"], "fine": kw["network_fine"]}
     params = set_weights(named)
-    keep = ("network_fn", "network_query_fn", "N_samples", "N_importance", "network_fine", "white_bkgd",
-            "raw_noise_std") + (("training", "position_warp_model") if tag == "dfrf" else ())
+    keep = ("network_fn", "network_query_fn", "N_samples", "N_importance", "network_fine", "white_bkgd", "raw_noise_std") + (
+        ("training", "position_warp_model") if tag == "dfrf" else ()
+    )
 
     def render(train_mode: bool):
         k = {key: kw[key] for key in keep}
@@ -232,8 +286,7 @@ def render_fixture(runner, tag: str, commit: str, out: Path) -> None:
                     data.update(summary(key, p.grad.numpy()))
             data["param_names"] = np.array(sorted(params))
             data["param_shapes"] = np.array([",".join(map(str, params[k].shape)) for k in sorted(params)])
-    np.savez_compressed(out / f"{tag}_render.npz", **data, official_repo=tag, official_commit=np.array(commit),
-                        seed=np.array(SEED))
+    np.savez_compressed(out / f"{tag}_render.npz", **data, official_repo=tag, official_commit=np.array(commit), seed=np.array(SEED))
 
 
 def lr_block(source: Path) -> str:
@@ -244,7 +297,7 @@ def lr_block(source: Path) -> str:
     lines = source.read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if "update learning rate" in line)
     stop = next(i for i in range(start + 1, len(lines)) if lines[i].strip().startswith("#####"))
-    return textwrap.dedent("\n".join(lines[start + 1:stop]))
+    return textwrap.dedent("\n".join(lines[start + 1 : stop]))
 
 
 def lr_fixture(runner, source: Path, tag: str, commit: str, out: Path, base_step: int) -> None:
@@ -264,11 +317,17 @@ def lr_fixture(runner, source: Path, tag: str, commit: str, out: Path, base_step
     rows = []
     for k in range(6):
         rows.append([opt.param_groups[0]["lr"], aud.param_groups[0]["lr"], att.param_groups[0]["lr"]])
-        exec(block, {"args": args, "global_step": base_step + k, "optimizer": opt, "optimizer_Aud": aud,
-                     "optimizer_AudAtt": att})
-    np.savez(out / f"{tag}_lr_from_{base_step}.npz", lr=np.array(rows), base_step=np.array(base_step),
-             lrate=np.array(args.lrate), lrate_decay=np.array(args.lrate_decay), official_repo=tag,
-             official_commit=np.array(commit), seed=np.array(SEED))
+        exec(block, {"args": args, "global_step": base_step + k, "optimizer": opt, "optimizer_Aud": aud, "optimizer_AudAtt": att})
+    np.savez(
+        out / f"{tag}_lr_from_{base_step}.npz",
+        lr=np.array(rows),
+        base_step=np.array(base_step),
+        lrate=np.array(args.lrate),
+        lrate_decay=np.array(args.lrate_decay),
+        official_repo=tag,
+        official_commit=np.array(commit),
+        seed=np.array(SEED),
+    )
 
 
 def rect_block(source: Path) -> str:
@@ -279,8 +338,7 @@ def rect_block(source: Path) -> str:
     lines = source.read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.strip() == "if args.sample_rate > 0:")
     indent = len(lines[start]) - len(lines[start].lstrip())
-    stop = next(i for i in range(start + 1, len(lines))
-                if lines[i].strip() == "else:" and len(lines[i]) - len(lines[i].lstrip()) == indent)
+    stop = next(i for i in range(start + 1, len(lines)) if lines[i].strip() == "else:" and len(lines[i]) - len(lines[i].lstrip()) == indent)
     return textwrap.dedent("\n".join(lines[start:stop]))
 
 
@@ -291,20 +349,26 @@ def face_rect_fixture(source: Path, tag: str, commit: str, out: Path) -> None:
 
     block = rect_block(source)
     fr = FACE_RECT
-    coords = torch.stack(torch.meshgrid(torch.linspace(0, fr["H"] - 1, fr["H"]), torch.linspace(0, fr["W"] - 1, fr["W"]),
-                                        indexing="ij"), -1).reshape(-1, 2)  # as the loop builds it (RND 999-1002)
+    coords = torch.stack(
+        torch.meshgrid(torch.linspace(0, fr["H"] - 1, fr["H"]), torch.linspace(0, fr["W"] - 1, fr["W"]), indexing="ij"), -1
+    ).reshape(-1, 2)  # as the loop builds it (RND 999-1002)
     data = {"H": np.array(fr["H"]), "W": np.array(fr["W"]), "rect": np.array(fr["rect"])}
     for k, (n_rand, rate) in enumerate(fr["draws"]):
         np.random.seed(SEED + k)
-        ns = {"args": types.SimpleNamespace(sample_rate=rate), "coords": coords, "rect": np.array(fr["rect"]),
-              "N_rand": n_rand, "np": np, "torch": torch}
+        ns = {
+            "args": types.SimpleNamespace(sample_rate=rate),
+            "coords": coords,
+            "rect": np.array(fr["rect"]),
+            "N_rand": n_rand,
+            "np": np,
+            "torch": torch,
+        }
         exec(block, ns)  # noqa: S102  (the official lines, run as written)
         data[f"draw{k}.n_rand"], data[f"draw{k}.rate"] = np.array(n_rand), np.array(rate)
         data[f"draw{k}.rect_num"], data[f"draw{k}.norect_num"] = np.array(ns["rect_num"]), np.array(ns["norect_num"])
         data[f"draw{k}.inside"] = ns["rect_inds"].numpy().reshape(fr["H"], fr["W"])
         data[f"draw{k}.select_coords"] = ns["select_coords"].numpy()
-    np.savez_compressed(out / f"{tag}_face_rect.npz", **data, official_repo=tag, official_commit=np.array(commit),
-                        seed=np.array(SEED))
+    np.savez_compressed(out / f"{tag}_face_rect.npz", **data, official_repo=tag, official_commit=np.array(commit), seed=np.array(SEED))
 
 
 def main() -> None:
@@ -317,8 +381,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     dfrf = args.dfrf / "NeRFs"
     runner = load_module(dfrf / "run_nerf_deform.py", "dfrf_run_nerf_deform")
-    fixtures_of(load_module(dfrf / "run_nerf_helpers_deform.py", "run_nerf_helpers_deform"), runner, "dfrf",
-                commit_of(args.dfrf), args.out)
+    fixtures_of(load_module(dfrf / "run_nerf_helpers_deform.py", "run_nerf_helpers_deform"), runner, "dfrf", commit_of(args.dfrf), args.out)
     render_fixture(runner, "dfrf", commit_of(args.dfrf), args.out)
     for base_step in (0, 299999):  # from scratch; fine-tuning 300000_head.tar (it saved global_step 299999)
         lr_fixture(runner, dfrf / "run_nerf_deform.py", "dfrf", commit_of(args.dfrf), args.out, base_step)
@@ -326,8 +389,7 @@ def main() -> None:
     head = args.adnerf / "NeRFs" / "HeadNeRF"
     sys.modules.pop("run_nerf_helpers", None)
     runner = load_module(head / "run_nerf.py", "adnerf_run_nerf")
-    fixtures_of(load_module(head / "run_nerf_helpers.py", "run_nerf_helpers"), runner, "adnerf",
-                commit_of(args.adnerf), args.out)
+    fixtures_of(load_module(head / "run_nerf_helpers.py", "run_nerf_helpers"), runner, "adnerf", commit_of(args.adnerf), args.out)
     render_fixture(runner, "adnerf", commit_of(args.adnerf), args.out)
     lr_fixture(runner, head / "run_nerf.py", "adnerf", commit_of(args.adnerf), args.out, 0)
     face_rect_fixture(head / "run_nerf.py", "adnerf", commit_of(args.adnerf), args.out)

@@ -36,8 +36,7 @@ import time
 from pathlib import Path
 
 #: dense peak throughput, TFLOP/s, of NVIDIA's data sheets (A100 SXM 80 GB; H100 SXM5), per precision
-PEAK_TFLOPS = {"A100": {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0},
-               "H100": {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4}}
+PEAK_TFLOPS = {"A100": {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0}, "H100": {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4}}
 #: the share of the peak a NeRF training step reaches (small MLPs, gathers, sorting): the assumption
 UTILISATION = 0.2
 #: the paper's wall times on an A100 (AE-NeRF, Implementation details): base model, fine-tune
@@ -103,8 +102,7 @@ def measure(method_name: str, size: int, render_sizes: tuple[int, int], work: Pa
     per_iter = (three - one) / 2
     frame = {}
     for s in render_sizes:
-        c = OmegaConf.merge(cfg, {"data": {"size": s}, "train": {"render_frames": 1, "render_sampler": "hierarchical",
-                                                                   "chunk": 4096}})
+        c = OmegaConf.merge(cfg, {"data": {"size": s}, "train": {"render_frames": 1, "render_sampler": "hierarchical", "chunk": 4096}})
         small = Identity.open(identity.path).at_size(s)
         audio = small.split("test").audio
         flops, _ = _count(lambda: method.render(Path(ckpt), small, audio, c, work / f"{method_name}-{s}.mp4"))  # noqa: B023 (called here)
@@ -113,15 +111,23 @@ def measure(method_name: str, size: int, render_sizes: tuple[int, int], work: Pa
     per_pixel = (f2 - f1) / (s2 * s2 - s1 * s1)
     per_frame_const = f1 - per_pixel * s1 * s1
     train = cfg.train
-    return {"method": method_name, "size": size, "batch_rays": int(train.batch_rays),
-            "samples/ray": f"{int(train.n_coarse)}+{int(train.n_fine)}",
-            "flops_per_train_iter": per_iter, "flops_render_counted": {str(k): v for k, v in frame.items()},
-            "flops_per_ray_render": per_pixel, "flops_per_frame_const": per_frame_const,
-            "flops_per_frame_512": per_frame_const + per_pixel * 512 * 512,
-            "cpu_seconds": {"finetune_1_iter": round(t1 - t0, 1), "finetune_3_iters": round(t3 - t1, 1)},
-            "peak_rss_mib": round(mem.rss / 2**20), "peak_rss_scope": mem.scope,
-            "pretrain_iters": int(train.pretrain_iters), "finetune_iters": int(train.iters),
-            "has_base_model": bool(method.has_base_model)}
+    return {
+        "method": method_name,
+        "size": size,
+        "batch_rays": int(train.batch_rays),
+        "samples/ray": f"{int(train.n_coarse)}+{int(train.n_fine)}",
+        "flops_per_train_iter": per_iter,
+        "flops_render_counted": {str(k): v for k, v in frame.items()},
+        "flops_per_ray_render": per_pixel,
+        "flops_per_frame_const": per_frame_const,
+        "flops_per_frame_512": per_frame_const + per_pixel * 512 * 512,
+        "cpu_seconds": {"finetune_1_iter": round(t1 - t0, 1), "finetune_3_iters": round(t3 - t1, 1)},
+        "peak_rss_mib": round(mem.rss / 2**20),
+        "peak_rss_scope": mem.scope,
+        "pretrain_iters": int(train.pretrain_iters),
+        "finetune_iters": int(train.iters),
+        "has_base_model": bool(method.has_base_model),
+    }
 
 
 def project(m: dict) -> dict:
@@ -132,8 +138,7 @@ def project(m: dict) -> dict:
             rate = tflops * 1e12 * UTILISATION
             base = m["flops_per_train_iter"] * m["pretrain_iters"] / rate / 3600 if m["has_base_model"] else None
             ft = m["flops_per_train_iter"] * m["finetune_iters"] / rate / 3600
-            out[f"{gpu} {prec}"] = {"base_h": base, "finetune_h": ft,
-                                    "render_s_per_512px_frame": m["flops_per_frame_512"] / rate}
+            out[f"{gpu} {prec}"] = {"base_h": base, "finetune_h": ft, "render_s_per_512px_frame": m["flops_per_frame_512"] / rate}
     return out
 
 
@@ -162,10 +167,15 @@ def main(argv: list[str] | None = None) -> int:
             m["projection"] = project(m)
             results.append(m)
             print(json.dumps({k: v for k, v in m.items() if k != "projection"}, indent=1), file=sys.stderr)
-    doc = {"what": "FLOPs per paper-scale training iteration and rendered frame (torch FlopCounterMode: matrix products "
-                   "and convolutions, 2 per multiply-add), projected to the paper's schedule",
-           "utilisation": UTILISATION, "peak_tflops": PEAK_TFLOPS, "paper_hours_a100": PAPER_HOURS,
-           "provenance": provenance(), "methods": results}
+    doc = {
+        "what": "FLOPs per paper-scale training iteration and rendered frame (torch FlopCounterMode: matrix products "
+        "and convolutions, 2 per multiply-add), projected to the paper's schedule",
+        "utilisation": UTILISATION,
+        "peak_tflops": PEAK_TFLOPS,
+        "paper_hours_a100": PAPER_HOURS,
+        "provenance": provenance(),
+        "methods": results,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)

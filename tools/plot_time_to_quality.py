@@ -2,6 +2,7 @@
 docs/time_to_quality/ (files METHOD_VARIANT_SIZE.json): one panel per method (columns) and size (rows), PSNR on
 held-out frames against training wall time, the base model's end dashed.
 `python tools/plot_time_to_quality.py [FOLDER] [OUT.png]` from the repository root."""
+
 import json
 import sys
 from collections import defaultdict
@@ -18,7 +19,7 @@ out = Path(sys.argv[2] if len(sys.argv) > 2 else "docs/time_to_quality_may.png")
 panels = defaultdict(list)
 for f in sorted(folder.glob("*.json")):
     run = json.loads(f.read_text())
-    variant = f.stem[len(run["method"]) + 1:].rsplit("_", 1)[0].replace("_", " + ").replace("occ", "occupancy sampler")
+    variant = f.stem[len(run["method"]) + 1 :].rsplit("_", 1)[0].replace("_", " + ").replace("occ", "occupancy sampler")
     panels[(run["method"], run["size"])].append((variant, run))
 methods = [m for m in NAMES if any(k[0] == m for k in panels)]
 sizes = sorted({k[1] for k in panels}, key=lambda size: int(size.split()[0]))

@@ -25,8 +25,20 @@ from aebench.data import Identity
 from aebench.registry import get_method
 
 #: leaf layers: their time is inside the modules that call them
-LEAVES = {"Linear", "ReLU", "Sequential", "ModuleList", "ModuleDict", "Softplus", "Conv2d", "LeakyReLU", "Dropout",
-          "LayerNorm", "Sigmoid", "Identity"}
+LEAVES = {
+    "Linear",
+    "ReLU",
+    "Sequential",
+    "ModuleList",
+    "ModuleDict",
+    "Softplus",
+    "Conv2d",
+    "LeakyReLU",
+    "Dropout",
+    "LayerNorm",
+    "Sigmoid",
+    "Identity",
+}
 ITERS = 40
 
 
@@ -34,14 +46,24 @@ def main(argv: list[str]) -> None:
     out = None
     if "--json" in argv:
         i = argv.index("--json")
-        out, argv = Path(argv[i + 1]), argv[:i] + argv[i + 2:]
+        out, argv = Path(argv[i + 1]), argv[:i] + argv[i + 2 :]
     words = [a for a in argv if "=" not in a]
     overrides = [a for a in argv if "=" in a]
     enc = words[0] if words else "frequency"
     method_name = words[1] if len(words) > 1 else "aenerf"
     torch.set_num_threads(1)
-    cfg = load_config(["scale=smoke", f"method={method_name}", "data.root=data/prepared/clips-128px-25fps-12s",
-                       "data.size=64", f"train.iters={ITERS}", f"field.encoding={enc}", *overrides], scale="smoke")
+    cfg = load_config(
+        [
+            "scale=smoke",
+            f"method={method_name}",
+            "data.root=data/prepared/clips-128px-25fps-12s",
+            "data.size=64",
+            f"train.iters={ITERS}",
+            f"field.encoding={enc}",
+            *overrides,
+        ],
+        scale="smoke",
+    )
     ident = Identity.open(Path(cfg.data.root) / "may").at_size(64)
     total: collections.Counter = collections.Counter()
     stack: dict[int, float] = {}
@@ -66,9 +88,22 @@ def main(argv: list[str]) -> None:
         print(f"  {k:28s} {v:6.2f} s  ({100 * v / wall:4.1f}% of the wall time, forward, inclusive)")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"method": method_name, "encoding": enc, "overrides": overrides, "iters": ITERS,
-                                   "size": 64, "threads": 1, "wall_s": round(wall, 3),
-                                   "forward_s_by_module": modules}, indent=1) + "\n")
+        out.write_text(
+            json.dumps(
+                {
+                    "method": method_name,
+                    "encoding": enc,
+                    "overrides": overrides,
+                    "iters": ITERS,
+                    "size": 64,
+                    "threads": 1,
+                    "wall_s": round(wall, 3),
+                    "forward_s_by_module": modules,
+                },
+                indent=1,
+            )
+            + "\n"
+        )
         print(f"wrote {out}")
 
 

@@ -30,8 +30,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "speed" / "sampler"
-VARIANTS = {"default": ("default", "occupancy"), "proposal, every sample": ("proposal", "hierarchical"),
-            "proposal": ("proposal", "occupancy")}
+VARIANTS = {
+    "default": ("default", "occupancy"),
+    "proposal, every sample": ("proposal", "hierarchical"),
+    "proposal": ("proposal", "occupancy"),
+}
 
 
 def main() -> None:
@@ -61,8 +64,7 @@ def main() -> None:
             for label, (variant, sampler) in VARIANTS.items():
                 name = f"{args.method}_{variant}_{args.size}_seed{args.seed}"
                 overrides = json.loads((OUT / f"{name}.json").read_text())["overrides"]
-                cfg = load_config([*overrides, f"train.render_sampler={sampler}",
-                                   f"train.render_frames={args.frames}", "device=cpu"])
+                cfg = load_config([*overrides, f"train.render_sampler={sampler}", f"train.render_frames={args.frames}", "device=cpu"])
                 target = Identity.open(Path(cfg.data.root) / "may").at_size(int(cfg.data.size))
                 audio = target.split("test").audio
                 with count_samples() as counted:
@@ -70,15 +72,23 @@ def main() -> None:
                     video = method.render(ckpts / name, target, audio, cfg, Path(tmp) / f"{label}.mp4")
                     seconds = time.perf_counter() - t0
                 pred, n, used = scored_frames(video, target, audio, args.frames)
-                psnr = evaluate(pred, gt=ground_truth(target, n), audio=used, fps=target.fps, metrics=["psnr"],
-                                progress=False).summary["psnr"]
-                runs[label].append({"s_per_frame": round(seconds / n, 4), "evaluated_per_ray": round(counted.per_ray, 2),
-                                    "psnr": float(psnr), "frames": n})
-                print(f"{name} {label}: {seconds / n:.3f} s/frame, {counted.per_ray:.1f} samples/ray, PSNR {psnr:.2f}",
-                      flush=True)
-    out = {"method": args.method, "size": args.size, "seed": args.seed, "threads": 1, "frames": args.frames,
-           "order": "the three renders in turn, each round", "renders": runs,
-           "median_s_per_frame": {k: statistics.median(r["s_per_frame"] for r in v) for k, v in runs.items()}}
+                psnr = evaluate(pred, gt=ground_truth(target, n), audio=used, fps=target.fps, metrics=["psnr"], progress=False).summary[
+                    "psnr"
+                ]
+                runs[label].append(
+                    {"s_per_frame": round(seconds / n, 4), "evaluated_per_ray": round(counted.per_ray, 2), "psnr": float(psnr), "frames": n}
+                )
+                print(f"{name} {label}: {seconds / n:.3f} s/frame, {counted.per_ray:.1f} samples/ray, PSNR {psnr:.2f}", flush=True)
+    out = {
+        "method": args.method,
+        "size": args.size,
+        "seed": args.seed,
+        "threads": 1,
+        "frames": args.frames,
+        "order": "the three renders in turn, each round",
+        "renders": runs,
+        "median_s_per_frame": {k: statistics.median(r["s_per_frame"] for r in v) for k, v in runs.items()},
+    }
     path = OUT / f"{args.method}_{args.size}_seed{args.seed}_renders.json"
     path.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {path}")

@@ -20,8 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 #: the documents that may hold generated blocks, relative to the repository root: the READMEs and
 #: every page of the documentation site (docs/, mkdocs.yml)
-DOCS = ("README.md", "baselines/README.md",
-        *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").rglob("*.md")))
+DOCS = ("README.md", "baselines/README.md", *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").rglob("*.md")))
 BLOCK = re.compile(r"<!-- generated: (?P<cmd>.+?) -->\n(?P<text>.*?)\n?<!-- end generated -->", re.S)
 
 

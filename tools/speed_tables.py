@@ -40,8 +40,10 @@ VARIANTS = ("frequency", "triplane", "triplane_occ", "hashgrid")
 LABELS = {"frequency": "frequency (default)", "triplane_occ": "triplane + `train.sampler=occupancy`"}
 SCALES = ("smoke", "small", "paper")
 DEFAULT, BESIDE_REPEAT = "frequency", "hashgrid"
-RULE = ("where the default ran twice, hashgrid ran beside the repeat and every other variant beside "
-        "the first run (the pairing is not recorded in the files; this rule reproduces the published numbers)")
+RULE = (
+    "where the default ran twice, hashgrid ran beside the repeat and every other variant beside "
+    "the first run (the pairing is not recorded in the files; this rule reproduces the published numbers)"
+)
 
 
 def fmt(x: float, digits: int) -> str:
@@ -123,14 +125,19 @@ def ttq() -> str:
         else:
             ref = beside(defaults, variant)
             reached = time_to_reach(run, ref["final_psnr"])
-            cells += [f"{fmt(wall(run), 1)} s",
-                      "not reached" if reached is None else f"{fmt(reached, 1)} s ({fmt(wall(ref) / reached, 2)}x)"]
+            cells += [
+                f"{fmt(wall(run), 1)} s",
+                "not reached" if reached is None else f"{fmt(reached, 1)} s ({fmt(wall(ref) / reached, 2)}x)",
+            ]
         rows.append(cells)
-    header = ["method", "size", "encoding", "final PSNR", "wall time (base + fine-tune)",
-              "time to the default's final PSNR"]
-    return section("`docs/time_to_quality/*.json` and `docs/time_to_quality/repeats/*.json` (bench converge curves)",
-                   header, rows, f"Ratio: the default's wall time / the time to its final PSNR; {RULE}. "
-                   f"Wall times of the default's two runs differ by {', '.join(spreads)}.")
+    header = ["method", "size", "encoding", "final PSNR", "wall time (base + fine-tune)", "time to the default's final PSNR"]
+    return section(
+        "`docs/time_to_quality/*.json` and `docs/time_to_quality/repeats/*.json` (bench converge curves)",
+        header,
+        rows,
+        f"Ratio: the default's wall time / the time to its final PSNR; {RULE}. "
+        f"Wall times of the default's two runs differ by {', '.join(spreads)}.",
+    )
 
 
 def section(source: str, header: list[str], rows: list[list[str]], note: str) -> str:
@@ -142,8 +149,7 @@ def section(source: str, header: list[str], rows: list[list[str]], note: str) ->
 def fps() -> str:
     """The render table: frames/s (evaluated samples per ray) per encoding, ratios to the default beside."""
     runs = load(DOCS / "render_fps")
-    groups = sorted({(k[0], k[3], k[4]) for k in runs},
-                    key=lambda g: (order(SCALES, g[1]), g[2], order(tuple(NAMES), g[0])))
+    groups = sorted({(k[0], k[3], k[4]) for k in runs}, key=lambda g: (order(SCALES, g[1]), g[2], order(tuple(NAMES), g[0])))
     rows, spreads = [], []
     for method, scale, sampler in groups:
         by_variant = {k[1]: v for k, v in runs.items() if (k[0], k[3], k[4]) == (method, scale, sampler)}
@@ -157,35 +163,53 @@ def fps() -> str:
             return cell(by_variant[name][0], beside(defaults, name)) if name in by_variant else "-"  # noqa: B023 (called here)
 
         again = cell(defaults[1], None) if len(defaults) > 1 else "-"
-        rows.append([NAMES.get(method, method), f"{scale}, {sampler}", cell(defaults[0], None), variant("triplane"),
-                     again, variant("hashgrid")])
+        rows.append(
+            [NAMES.get(method, method), f"{scale}, {sampler}", cell(defaults[0], None), variant("triplane"), again, variant("hashgrid")]
+        )
         if len(defaults) > 1:
             spreads.append(f"{NAMES.get(method, method)} {spread([r['frames/s'] for r in defaults])}")
     header = ["method", "scale, sampler", "frequency (default)", "triplane", "frequency again", "hashgrid"]
-    return section("`docs/render_fps/*.json` and `docs/render_fps/repeats/*.json` (bench render, 128 px, one thread)",
-                   header, rows, f"frames/s (evaluated samples per ray); ratio: the variant's frames/s / the default's; "
-                   f"{RULE}. The default's two runs differ by {', '.join(spreads)}.")
+    return section(
+        "`docs/render_fps/*.json` and `docs/render_fps/repeats/*.json` (bench render, 128 px, one thread)",
+        header,
+        rows,
+        f"frames/s (evaluated samples per ray); ratio: the variant's frames/s / the default's; "
+        f"{RULE}. The default's two runs differ by {', '.join(spreads)}.",
+    )
 
 
 def rate() -> str:
     """The training-rate table: each variant's iterations/s beside the default run it ran with."""
     runs = load(DOCS / "train_rate")
-    keys = sorted((k for k in runs if k[1] != DEFAULT),
-                  key=lambda k: (order(tuple(NAMES), k[0]), order(SCALES, k[3]), order(VARIANTS, k[1])))
+    keys = sorted(
+        (k for k in runs if k[1] != DEFAULT), key=lambda k: (order(tuple(NAMES), k[0]), order(SCALES, k[3]), order(VARIANTS, k[1]))
+    )
     rows = []
     for method, variant, size, scale in keys:
         defaults = runs[(method, DEFAULT, size, scale)]
         ref, run = beside(defaults, variant), runs[(method, variant, size, scale)][0]
         which = "first" if ref is defaults[0] else "repeat"
-        rows.append([NAMES.get(method, method), f"{size} px, {scale}",
-                     f"{fmt(ref['iters/s'], 3)} ({which}; {fmt(1 / ref['iters/s'], 1)} s per iteration)",
-                     variant, fmt(run["iters/s"], 3), f"{fmt(run['iters/s'] / ref['iters/s'], 2)}x"])
+        rows.append(
+            [
+                NAMES.get(method, method),
+                f"{size} px, {scale}",
+                f"{fmt(ref['iters/s'], 3)} ({which}; {fmt(1 / ref['iters/s'], 1)} s per iteration)",
+                variant,
+                fmt(run["iters/s"], 3),
+                f"{fmt(run['iters/s'] / ref['iters/s'], 2)}x",
+            ]
+        )
     header = ["method", "size, scale", "default iterations/s", "variant", "variant iterations/s", "ratio"]
-    hours = [f"{NAMES.get(k[0], k[0])} {k[2]} px {k[3]} {fmt(600 / runs[k][0]['iters/s'] / 3600, 2)} h"
-             for k in sorted(runs) if k[1] == DEFAULT]
-    return section("`docs/train_rate/*.json` (bench train from scratch, one thread, side by side)", header, rows,
-                   f"Ratio: the variant's iterations/s / the default's; {RULE}. "
-                   f"600 iterations at the first default run's rate take {', '.join(hours)}.")
+    hours = [
+        f"{NAMES.get(k[0], k[0])} {k[2]} px {k[3]} {fmt(600 / runs[k][0]['iters/s'] / 3600, 2)} h" for k in sorted(runs) if k[1] == DEFAULT
+    ]
+    return section(
+        "`docs/train_rate/*.json` (bench train from scratch, one thread, side by side)",
+        header,
+        rows,
+        f"Ratio: the variant's iterations/s / the default's; {RULE}. "
+        f"600 iterations at the first default run's rate take {', '.join(hours)}.",
+    )
 
 
 def paper() -> str:
@@ -203,23 +227,46 @@ def paper() -> str:
             return (f"{one(base)} + " if base is not None else "") + one(ft)
 
         schedule = (f"{m['pretrain_iters'] // 1000}k + " if m["has_base_model"] else "") + f"{m['finetune_iters'] // 1000}k"
-        rows.append([NAMES.get(m["method"], m["method"]), f"{m['batch_rays']} rays, {m['samples/ray']}",
-                     f"{fmt(m['flops_per_train_iter'] / 1e12, 2)}", f"{fmt(m['flops_per_frame_512'] / 1e12, 1)}",
-                     f"{fmt(m['peak_rss_mib'] / 1024, 1)} GiB", schedule,
-                     hours("A100 fp32"), hours("A100 tf32"), hours("H100 tf32"), hours("H100 bf16")])
-    header = ["method", "batch", "TFLOP / training iteration", "TFLOP / 512 px frame", "peak memory (CPU run)",
-              "iterations (base + fine-tune)", "A100 fp32", "A100 tf32", "H100 tf32", "H100 bf16"]
+        rows.append(
+            [
+                NAMES.get(m["method"], m["method"]),
+                f"{m['batch_rays']} rays, {m['samples/ray']}",
+                f"{fmt(m['flops_per_train_iter'] / 1e12, 2)}",
+                f"{fmt(m['flops_per_frame_512'] / 1e12, 1)}",
+                f"{fmt(m['peak_rss_mib'] / 1024, 1)} GiB",
+                schedule,
+                hours("A100 fp32"),
+                hours("A100 tf32"),
+                hours("H100 tf32"),
+                hours("H100 bf16"),
+            ]
+        )
+    header = [
+        "method",
+        "batch",
+        "TFLOP / training iteration",
+        "TFLOP / 512 px frame",
+        "peak memory (CPU run)",
+        "iterations (base + fine-tune)",
+        "A100 fp32",
+        "A100 tf32",
+        "H100 tf32",
+        "H100 bf16",
+    ]
     paper_h = doc["paper_hours_a100"]
-    return section("`docs/paper_scale/cpu_512.json` (tools/paper_scale.py: scale=paper at 512 px on this CPU, "
-                   "torch FlopCounterMode)", header, rows,
-                   f"Projected hours = FLOPs x iterations / (dense peak x {fmt(100 * util, 0)}% utilisation); peaks "
-                   "(TFLOP/s) " + "; ".join(f"{g} " + ", ".join(f"{p} {v}" for p, v in peaks.items())
-                                             for g, peaks in doc["peak_tflops"].items())
-                   + f". The paper: {paper_h['base']:g} h base + {paper_h['finetune']:g} h fine-tune on an A100. "
-                   "FlopCounterMode counts matrix products and convolutions only (2 per multiply-add); the "
-                   "utilisation is an assumption, not a measurement, until tools/gpu_check.sh has run on a GPU. "
-                   "Frame FLOPs: the hierarchical sampler (every sample), from renders at 16 and 32 px "
-                   "extrapolated as a + b x pixels.")
+    return section(
+        "`docs/paper_scale/cpu_512.json` (tools/paper_scale.py: scale=paper at 512 px on this CPU, torch FlopCounterMode)",
+        header,
+        rows,
+        f"Projected hours = FLOPs x iterations / (dense peak x {fmt(100 * util, 0)}% utilisation); peaks "
+        "(TFLOP/s) "
+        + "; ".join(f"{g} " + ", ".join(f"{p} {v}" for p, v in peaks.items()) for g, peaks in doc["peak_tflops"].items())
+        + f". The paper: {paper_h['base']:g} h base + {paper_h['finetune']:g} h fine-tune on an A100. "
+        "FlopCounterMode counts matrix products and convolutions only (2 per multiply-add); the "
+        "utilisation is an assumption, not a measurement, until tools/gpu_check.sh has run on a GPU. "
+        "Frame FLOPs: the hierarchical sampler (every sample), from renders at 16 and 32 px "
+        "extrapolated as a + b x pixels.",
+    )
 
 
 def workers() -> str:
@@ -233,24 +280,41 @@ def workers() -> str:
         for label in labels:
             v = doc["variants"][label]
             walls = [r["wall_s"] for r in v["runs"]]
-            ratio = "-" if label == labels[0] else " / ".join(
-                fmt(b / a, 2) for a, b in zip((r["wall_s"] for r in first["runs"]), walls))
+            ratio = "-" if label == labels[0] else " / ".join(fmt(b / a, 2) for a, b in zip((r["wall_s"] for r in first["runs"]), walls))
             failed = sum(r["exit"] != 0 for r in v["runs"])
-            rows.append([f"`{doc['protocol']}`", label, "`" + " ".join(v["words"]) + "`",
-                         ", ".join(f"{fmt(w / 60, 1)}" for w in walls) + " min", f"{fmt(v['wall_s']['median'] / 60, 1)} min",
-                         f"{fmt(v['cpu_s']['median'] / 60, 1)} min", ratio + (f" ({failed} failed)" if failed else "")])
+            rows.append(
+                [
+                    f"`{doc['protocol']}`",
+                    label,
+                    "`" + " ".join(v["words"]) + "`",
+                    ", ".join(f"{fmt(w / 60, 1)}" for w in walls) + " min",
+                    f"{fmt(v['wall_s']['median'] / 60, 1)} min",
+                    f"{fmt(v['cpu_s']['median'] / 60, 1)} min",
+                    ratio + (f" ({failed} failed)" if failed else ""),
+                ]
+            )
         m = doc["machine"]
-        notes.append(f"`{doc['protocol']}`: {m['cores']} cores ({m['cpu']}), {doc['date'][:10]}, commit "
-                     f"{doc['commit'][:7]}")
+        notes.append(f"`{doc['protocol']}`: {m['cores']} cores ({m['cpu']}), {doc['date'][:10]}, commit {doc['commit'][:7]}")
         for label in labels[1:]:
             pairs = [b["wall_s"] / a["wall_s"] for a, b in zip(first["runs"], doc["variants"][label]["runs"])]
             notes.append(f"`{doc['protocol']}` {label} vs {labels[0]}: " + verdict(pairs, "faster", "slower"))
-    header = ["protocol", "variant", "settings", "wall time of each repeat", "median", "CPU time (median)",
-              "wall ratio to the first variant, pair by pair"]
-    return section("`docs/speed/workers_*.json` (tools/workers_bench.py: whole `aebench run`s from an empty run "
-                   "store, the variants in turn, mirrored every other repeat)", header, rows,
-                   "Each run trains every base model, fine-tunes, renders and scores from scratch (the prepared "
-                   "clips are shared). " + "; ".join(notes) + ".")
+    header = [
+        "protocol",
+        "variant",
+        "settings",
+        "wall time of each repeat",
+        "median",
+        "CPU time (median)",
+        "wall ratio to the first variant, pair by pair",
+    ]
+    return section(
+        "`docs/speed/workers_*.json` (tools/workers_bench.py: whole `aebench run`s from an empty run "
+        "store, the variants in turn, mirrored every other repeat)",
+        header,
+        rows,
+        "Each run trains every base model, fine-tunes, renders and scores from scratch (the prepared "
+        "clips are shared). " + "; ".join(notes) + ".",
+    )
 
 
 def sampler() -> str:
@@ -265,8 +329,14 @@ def sampler() -> str:
     rows, ratios, reach = [], {}, {}
     for method, size, seed, variant in sorted(runs, key=lambda k: (order(tuple(NAMES), k[0]), k[1], k[2], k[3] != "default")):
         run, ref = runs[(method, size, seed, variant)], runs.get((method, size, seed, "default"))
-        cells = [NAMES.get(method, method), f"{size} px", str(seed), "default" if variant == "default" else
-                 f"`train.sampler={variant}`", fmt(run["final_psnr"], 2), f"{fmt(wall(run), 1)} s"]
+        cells = [
+            NAMES.get(method, method),
+            f"{size} px",
+            str(seed),
+            "default" if variant == "default" else f"`train.sampler={variant}`",
+            fmt(run["final_psnr"], 2),
+            f"{fmt(wall(run), 1)} s",
+        ]
         if variant == "default" or ref is None:
             cells.append("-")
         else:
@@ -275,19 +345,26 @@ def sampler() -> str:
             ratios.setdefault((method, size), []).append(wall(run) / wall(ref))
             reach.setdefault((method, size), []).append(None if reached is None else reached / wall(ref))
         rows.append(cells)
-    header = ["method", "size", "seed", "sampler", "final PSNR", "wall time (base + fine-tune)",
-              "time to the default's final PSNR"]
+    header = ["method", "size", "seed", "sampler", "final PSNR", "wall time (base + fine-tune)", "time to the default's final PSNR"]
     verdicts = "; ".join(
         f"{NAMES.get(m, m)} {s} px: wall time {', '.join(fmt(x, 2) for x in r)} of the default's, "
         f"{verdict(r, 'faster', 'slower')}; the default's final PSNR "
-        + ("reached in every pair, at " + ", ".join(fmt(x, 2) for x in reach[(m, s)]) + " of its wall time"
-           if None not in reach[(m, s)] else f"not reached in {reach[(m, s)].count(None)} of {len(reach[(m, s)])} pairs")
-        for (m, s), r in ratios.items())
-    return section("`docs/speed/sampler/*_seed*.json` (tools/proposal_bench.sh: bench converge of the default and "
-                   "of the proposal sampler at the same time with the same seed, one thread each; May, base models "
-                   "leave-one-out, 300 + 300 iterations, PSNR on 8 held-out frames every 30)", header, rows,
-                   "Ratio: the default's wall time / the time to its final PSNR (same seed, run at the same time). "
-                   "Per method and size, over the seeds: " + (verdicts or "none") + ".")
+        + (
+            "reached in every pair, at " + ", ".join(fmt(x, 2) for x in reach[(m, s)]) + " of its wall time"
+            if None not in reach[(m, s)]
+            else f"not reached in {reach[(m, s)].count(None)} of {len(reach[(m, s)])} pairs"
+        )
+        for (m, s), r in ratios.items()
+    )
+    return section(
+        "`docs/speed/sampler/*_seed*.json` (tools/proposal_bench.sh: bench converge of the default and "
+        "of the proposal sampler at the same time with the same seed, one thread each; May, base models "
+        "leave-one-out, 300 + 300 iterations, PSNR on 8 held-out frames every 30)",
+        header,
+        rows,
+        "Ratio: the default's wall time / the time to its final PSNR (same seed, run at the same time). "
+        "Per method and size, over the seeds: " + (verdicts or "none") + ".",
+    )
 
 
 def sampler_render() -> str:
@@ -299,19 +376,39 @@ def sampler_render() -> str:
         med = doc["median_s_per_frame"]
         for label, runs in doc["renders"].items():
             speed = "-" if label == "default" else f"{fmt(med['default'] / med[label], 2)}x"
-            rows.append([NAMES.get(doc["method"], doc["method"]), f"{doc['size']} px", str(doc["seed"]), label,
-                         ", ".join(fmt(r["s_per_frame"], 3) for r in runs), fmt(runs[0]["evaluated_per_ray"], 1),
-                         fmt(runs[0]["psnr"], 2), speed])
+            rows.append(
+                [
+                    NAMES.get(doc["method"], doc["method"]),
+                    f"{doc['size']} px",
+                    str(doc["seed"]),
+                    label,
+                    ", ".join(fmt(r["s_per_frame"], 3) for r in runs),
+                    fmt(runs[0]["evaluated_per_ray"], 1),
+                    fmt(runs[0]["psnr"], 2),
+                    speed,
+                ]
+            )
             if label != "default":
                 ratios.setdefault((doc["method"], doc["size"], label), []).append(med[label] / med["default"])
-    header = ["method", "size", "seed", "render", "seconds per frame (each round)", "evaluated samples per ray",
-              "PSNR", "frames/s vs the default (medians)"]
-    verdicts = "; ".join(f"{NAMES.get(m, m)} {s} px {label}: {verdict(r, 'faster', 'slower')}"
-                         for (m, s, label), r in ratios.items())
-    return section("`docs/speed/sampler/*_renders.json` (tools/proposal_render.py: May's first 8 test frames "
-                   "self-driven, one thread, the three renders in turn)", header, rows,
-                   "A render's seconds include its set-up (the default builds an occupancy grid for each render). "
-                   "Per method and size, the seconds per frame over the seeds: " + (verdicts or "none") + ".")
+    header = [
+        "method",
+        "size",
+        "seed",
+        "render",
+        "seconds per frame (each round)",
+        "evaluated samples per ray",
+        "PSNR",
+        "frames/s vs the default (medians)",
+    ]
+    verdicts = "; ".join(f"{NAMES.get(m, m)} {s} px {label}: {verdict(r, 'faster', 'slower')}" for (m, s, label), r in ratios.items())
+    return section(
+        "`docs/speed/sampler/*_renders.json` (tools/proposal_render.py: May's first 8 test frames "
+        "self-driven, one thread, the three renders in turn)",
+        header,
+        rows,
+        "A render's seconds include its set-up (the default builds an occupancy grid for each render). "
+        "Per method and size, the seconds per frame over the seeds: " + (verdicts or "none") + ".",
+    )
 
 
 def profile() -> str:
@@ -320,18 +417,39 @@ def profile() -> str:
     for f in sorted((DOCS / "speed" / "profile").glob("*.json")):
         doc = json.loads(f.read_text())
         top = list(doc["forward_s_by_module"].items())[:7]
-        rows.append([NAMES.get(doc["method"], doc["method"]), " ".join(f"`{o}`" for o in doc["overrides"]) or "default",
-                     f"{fmt(doc['wall_s'], 1)} s ({doc['iters']} iterations)",
-                     "; ".join(f"{k} {fmt(100 * v / doc['wall_s'], 0)}%" for k, v in top)])
-    header = ["method", "settings", "fine-tuning wall time",
-              "forward time per module class, share of the wall time (inclusive: a module's share holds its parts')"]
-    return section("`docs/speed/profile/*.json` (tools/profile_modules.py: May, 64 px, smoke sizes, one thread)",
-                   header, rows, "Forward passes only: the backward passes, the optimiser and the sampling and "
-                   "compositing outside modules make up the rest of the wall time.")
+        rows.append(
+            [
+                NAMES.get(doc["method"], doc["method"]),
+                " ".join(f"`{o}`" for o in doc["overrides"]) or "default",
+                f"{fmt(doc['wall_s'], 1)} s ({doc['iters']} iterations)",
+                "; ".join(f"{k} {fmt(100 * v / doc['wall_s'], 0)}%" for k, v in top),
+            ]
+        )
+    header = [
+        "method",
+        "settings",
+        "fine-tuning wall time",
+        "forward time per module class, share of the wall time (inclusive: a module's share holds its parts')",
+    ]
+    return section(
+        "`docs/speed/profile/*.json` (tools/profile_modules.py: May, 64 px, smoke sizes, one thread)",
+        header,
+        rows,
+        "Forward passes only: the backward passes, the optimiser and the sampling and "
+        "compositing outside modules make up the rest of the wall time.",
+    )
 
 
-COMMANDS = {"ttq": ttq, "fps": fps, "rate": rate, "paper": paper, "workers": workers, "sampler": sampler,
-            "sampler_render": sampler_render, "profile": profile}
+COMMANDS = {
+    "ttq": ttq,
+    "fps": fps,
+    "rate": rate,
+    "paper": paper,
+    "workers": workers,
+    "sampler": sampler,
+    "sampler_render": sampler_render,
+    "profile": profile,
+}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in COMMANDS:

@@ -53,8 +53,7 @@ def one_run(protocol: str, words: list[str], store: Path, log: Path) -> dict:
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "exit": rc, "load_before": round(load, 2),
-            "log": str(log)}
+    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "exit": rc, "load_before": round(load, 2), "log": str(log)}
 
 
 def spread(values: list[float]) -> dict:
@@ -80,19 +79,26 @@ def main() -> None:
             slug = f"{label.replace(' ', '_')}-{r}"
             result = one_run(args.protocol, words, args.keep / slug, args.keep / f"{slug}.log")
             runs[label].append({"repeat": r, **result})
-            print(f"{label} #{r}: {result['wall_s']:.0f} s wall, {result['cpu_s']:.0f} s CPU, exit {result['exit']}",
-                  flush=True)
+            print(f"{label} #{r}: {result['wall_s']:.0f} s wall, {result['cpu_s']:.0f} s CPU, exit {result['exit']}", flush=True)
     first = variants[0][0]
     out = {
-        "protocol": args.protocol, "commit": code_version()["commit"] or "unknown",
+        "protocol": args.protocol,
+        "commit": code_version()["commit"] or "unknown",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cores": machine_cores(), "cpu": machine()["cpu"], "python": platform.python_version()},
         "order": "variants in turn, mirrored every other repeat (A B, B A, ...)",
-        "variants": {label: {"words": words, "runs": runs[label],
-                             "wall_s": spread([x["wall_s"] for x in runs[label]]),
-                             "cpu_s": spread([x["cpu_s"] for x in runs[label]])} for label, words in variants},
-        "wall_ratio_to_first": {label: spread([b["wall_s"] / a["wall_s"] for a, b in zip(runs[first], runs[label])])
-                                for label, _ in variants[1:]},
+        "variants": {
+            label: {
+                "words": words,
+                "runs": runs[label],
+                "wall_s": spread([x["wall_s"] for x in runs[label]]),
+                "cpu_s": spread([x["cpu_s"] for x in runs[label]]),
+            }
+            for label, words in variants
+        },
+        "wall_ratio_to_first": {
+            label: spread([b["wall_s"] / a["wall_s"] for a, b in zip(runs[first], runs[label])]) for label, _ in variants[1:]
+        },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1) + "\n")

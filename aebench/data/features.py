@@ -80,16 +80,33 @@ def _prepare_audio(audio: np.ndarray, n_frames: int, fps: float, rate: int) -> n
 
 
 # ----------------------------------------------------------------------------- mfcc
-MFCC_SETTINGS = {"numcep": 13, "deltas": 2, "winlen": 0.025, "winstep": STEP_S, "nfilt": 26, "nfft": 512,
-                 "winfunc": "hamming", "normalise": "none (AudioNorm of the training clip)"}
+MFCC_SETTINGS = {
+    "numcep": 13,
+    "deltas": 2,
+    "winlen": 0.025,
+    "winstep": STEP_S,
+    "nfilt": 26,
+    "nfft": 512,
+    "winfunc": "hamming",
+    "normalise": "none (AudioNorm of the training clip)",
+}
 
 
 def _mfcc_steps(audio: np.ndarray, rate: int) -> np.ndarray:
     from python_speech_features import delta, mfcc
 
     s = MFCC_SETTINGS
-    feat = mfcc(audio, samplerate=rate, winlen=s["winlen"], winstep=s["winstep"], numcep=s["numcep"],
-                nfilt=s["nfilt"], nfft=s["nfft"], appendEnergy=True, winfunc=np.hamming)
+    feat = mfcc(
+        audio,
+        samplerate=rate,
+        winlen=s["winlen"],
+        winstep=s["winstep"],
+        numcep=s["numcep"],
+        nfilt=s["nfilt"],
+        nfft=s["nfft"],
+        appendEnergy=True,
+        winfunc=np.hamming,
+    )
     return np.concatenate([feat, delta(feat, s["deltas"])], axis=1)
 
 
@@ -147,7 +164,8 @@ def _wav2vec2_weights(folder: Path) -> Path:
             f"which lacks {', '.join(missing)}. Nothing is downloaded at run time. Fix: "
             f"`aebench weights add wav2vec2 PATH` with PATH a Hugging Face model folder of "
             f"wav2vec2-base-960h (config.json + model.safetensors), or set AEBENCH_WEIGHTS to a "
-            f"store that has it; or use the offline extractor `features=mfcc`.")
+            f"store that has it; or use the offline extractor `features=mfcc`."
+        )
     return weights[0]
 
 
@@ -162,8 +180,10 @@ def _wav2vec2_model(folder: Path):
         try:  # every weight from the folder: transformers would fill missing ones with random values
             model = load_hf_model(FEATURE_WEIGHTS["wav2vec2"], folder)
         except WeightsError as exc:
-            raise FeatureError(f"wav2vec2 features: {exc}. Fix: `aebench weights add wav2vec2 PATH` with PATH "
-                               f"a Hugging Face model folder of wav2vec2-base-960h") from exc
+            raise FeatureError(
+                f"wav2vec2 features: {exc}. Fix: `aebench weights add wav2vec2 PATH` with PATH "
+                f"a Hugging Face model folder of wav2vec2-base-960h"
+            ) from exc
         device = "cuda" if torch.cuda.is_available() else "cpu"
         _MODELS.clear()
         _MODELS[key] = model.eval().to(device)
@@ -187,9 +207,9 @@ def _wav2vec2_steps(audio: np.ndarray, rate: int) -> np.ndarray:
         for a in range(0, n_steps, CHUNK_STEPS):
             b = min(a + CHUNK_STEPS, n_steps)
             a0, b0 = max(a - CONTEXT_STEPS, 0), min(b + CONTEXT_STEPS, n_steps)
-            chunk = torch.from_numpy(x[a0 * hop:(b0 - 1) * hop + field][None]).to(device)
+            chunk = torch.from_numpy(x[a0 * hop : (b0 - 1) * hop + field][None]).to(device)
             out = model(chunk).last_hidden_state[0]
-            parts.append(out[a - a0:b - a0].float().cpu().numpy())
+            parts.append(out[a - a0 : b - a0].float().cpu().numpy())
     return np.concatenate(parts)
 
 
@@ -197,10 +217,16 @@ def _wav2vec2_settings() -> dict:
     folder = wav2vec2_dir()
     weights = _wav2vec2_weights(folder)
     config = (folder / "config.json").read_bytes()
-    return {"folder": WAV2VEC2_FOLDER, "config_sha256": hashlib.sha256(config).hexdigest(),
-            "weights": weights.name, "weights_bytes": weights.stat().st_size, "layer": "last_hidden_state",
-            "chunk_steps": CHUNK_STEPS, "context_steps": CONTEXT_STEPS,
-            "input": "zero mean, unit variance"}
+    return {
+        "folder": WAV2VEC2_FOLDER,
+        "config_sha256": hashlib.sha256(config).hexdigest(),
+        "weights": weights.name,
+        "weights_bytes": weights.stat().st_size,
+        "layer": "last_hidden_state",
+        "chunk_steps": CHUNK_STEPS,
+        "context_steps": CONTEXT_STEPS,
+        "input": "zero mean, unit variance",
+    }
 
 
 # ----------------------------------------------------------------------------- registry
@@ -218,8 +244,7 @@ def _lookup(name: str):
 
 def settings(name: str) -> dict:
     """The extractor's settings (what the cache sidecar records besides the audio/frames)."""
-    return {"extractor": name, "version": _VERSION, "step_s": STEP_S, "window": WINDOW,
-            "frame_time": "i / fps", **_lookup(name)[1]()}
+    return {"extractor": name, "version": _VERSION, "step_s": STEP_S, "window": WINDOW, "frame_time": "i / fps", **_lookup(name)[1]()}
 
 
 def extract(name: str, audio: np.ndarray, n_frames: int, fps: float = FPS, rate: int = AUDIO_RATE) -> np.ndarray:
@@ -246,8 +271,13 @@ def load_or_compute(identity, name: str) -> np.ndarray:
     """Windows for ALL frames of ``identity`` (not only its view), cached under ``features/``."""
     audio = np.asarray(identity._audio, dtype=np.float32)
     n_frames, fps = int(identity.meta["n_frames"]), float(identity.meta["fps"])
-    want = {**settings(name), "n_frames": n_frames, "fps": fps, "audio_rate": identity.audio_rate,
-            "audio_sha256": hashlib.sha256(audio.tobytes()).hexdigest()}
+    want = {
+        **settings(name),
+        "n_frames": n_frames,
+        "fps": fps,
+        "audio_rate": identity.audio_rate,
+        "audio_sha256": hashlib.sha256(audio.tobytes()).hexdigest(),
+    }
     folder = Path(identity.path) / "features"
     npy, side = folder / f"{name}.npy", folder / f"{name}.json"
     if npy.exists() and side.exists():

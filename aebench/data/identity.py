@@ -43,8 +43,7 @@ LABELS = {"background": 0, "head": 1, "audio": 2, "torso": 3}
 MIN_FRAMES = 2
 #: what :func:`content_sha256` covers: the data a method and a metric read (not ``meta.json``,
 #: not ``features/``, which is derived and may be added later); a folder or its one-array form
-DATA_FILES = ("frames", "frames.npy", "masks", "masks.npy", "landmarks.npy", "poses.npy", "audio.wav",
-              "background.png")
+DATA_FILES = ("frames", "frames.npy", "masks", "masks.npy", "landmarks.npy", "poses.npy", "audio.wav", "background.png")
 
 
 class IdentityError(RuntimeError):
@@ -102,8 +101,7 @@ class Identity:
         return cls(path, meta)
 
     def _view(self, indices=None, size=None) -> Identity:
-        return Identity(self.path, self.meta, self.indices if indices is None else indices,
-                        self._size if size is None else size)
+        return Identity(self.path, self.meta, self.indices if indices is None else indices, self._size if size is None else size)
 
     # ----- basic facts --------------------------------------------------------------
     @property
@@ -281,7 +279,8 @@ class Identity:
         if n > train.n_frames:
             raise IdentityError(
                 f"{self.name}: a {seconds} s clip needs {n} frames but the training half has only "
-                f"{train.n_frames} ({train.n_frames / self.fps:.1f} s)")
+                f"{train.n_frames} ({train.n_frames / self.fps:.1f} s)"
+            )
         return self._view(indices=train.indices[:n])
 
     def fewshot_clip(self, seconds: float) -> Identity:

@@ -24,13 +24,20 @@ from scipy.spatial.transform import Rotation
 
 # dlib 68-point index -> template point (x, y, z) in the model's own axes (see docstring).
 TEMPLATE_MODEL = {
-    17: (6.825897, 6.760612, 4.402142), 21: (1.330353, 7.122144, 6.903745),
-    22: (-1.330353, 7.122144, 6.903745), 26: (-6.825897, 6.760612, 4.402142),
-    36: (5.311432, 5.485328, 3.987654), 39: (1.789930, 5.393625, 4.413414),
-    42: (-1.789930, 5.393625, 4.413414), 45: (-5.311432, 5.485328, 3.987654),
-    31: (2.005628, 1.409845, 6.165652), 35: (-2.005628, 1.409845, 6.165652),
-    48: (2.774015, -2.080775, 5.048531), 54: (-2.774015, -2.080775, 5.048531),
-    57: (0.000000, -3.116408, 6.097667), 8: (0.000000, -7.415691, 4.070434),
+    17: (6.825897, 6.760612, 4.402142),
+    21: (1.330353, 7.122144, 6.903745),
+    22: (-1.330353, 7.122144, 6.903745),
+    26: (-6.825897, 6.760612, 4.402142),
+    36: (5.311432, 5.485328, 3.987654),
+    39: (1.789930, 5.393625, 4.413414),
+    42: (-1.789930, 5.393625, 4.413414),
+    45: (-5.311432, 5.485328, 3.987654),
+    31: (2.005628, 1.409845, 6.165652),
+    35: (-2.005628, 1.409845, 6.165652),
+    48: (2.774015, -2.080775, 5.048531),
+    54: (-2.774015, -2.080775, 5.048531),
+    57: (0.000000, -3.116408, 6.097667),
+    8: (0.000000, -7.415691, 4.070434),
 }
 
 
@@ -58,8 +65,7 @@ def solve_poses(landmarks: np.ndarray, K: np.ndarray, indices, scale: float) -> 
             ok, r, t = cv2.solvePnP(obj, img, K, None, flags=cv2.SOLVEPNP_EPNP)
             ok, r, t = cv2.solvePnP(obj, img, K, None, r, t, True, cv2.SOLVEPNP_ITERATIVE)
         else:  # start from the previous frame: stable and avoids the mirror solution
-            ok, r, t = cv2.solvePnP(obj, img, K, None, guess[0].copy(), guess[1].copy(), True,
-                                    cv2.SOLVEPNP_ITERATIVE)
+            ok, r, t = cv2.solvePnP(obj, img, K, None, guess[0].copy(), guess[1].copy(), True, cv2.SOLVEPNP_ITERATIVE)
         if not ok:
             raise RuntimeError("cv2.solvePnP failed")
         guess = (r, t)

@@ -106,7 +106,7 @@ def _square(img: np.ndarray, size: int) -> np.ndarray:
     h, w = img.shape[:2]
     s = min(h, w)
     y, x = (h - s) // 2, (w - s) // 2
-    img = img[y:y + s, x:x + s]
+    img = img[y : y + s, x : x + s]
     if s != size:
         img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if s > size else cv2.INTER_CUBIC)
     return np.ascontiguousarray(img)
@@ -138,8 +138,7 @@ def resampled_frames(clip: Path, fps: float, max_seconds: float | None):
                 yield last
                 k += 1
     except av.error.FFmpegError as exc:
-        raise PrepareError(f"{clip}: video cannot be decoded after {k} output frames, the file looks "
-                           f"truncated or corrupt ({exc})") from exc
+        raise PrepareError(f"{clip}: video cannot be decoded after {k} output frames, the file looks truncated or corrupt ({exc})") from exc
     except MediaError as exc:
         raise PrepareError(str(exc)) from exc
 
@@ -161,14 +160,18 @@ def _check_one_face(clip: Path, lms: np.ndarray, crowded: list[int], fps: float)
     from aebench.data.landmarks import MAX_JUMP, OTHER_FACE_RATIO, face_jumps
 
     if crowded:
-        raise PrepareError(f"{clip}: more than one face (a second face at least {OTHER_FACE_RATIO:.0%} as wide as the "
-                           f"largest) in frames {frame_ranges(crowded)} (at {fps:g} fps); an identity is one "
-                           f"person: crop the clip to one face")
+        raise PrepareError(
+            f"{clip}: more than one face (a second face at least {OTHER_FACE_RATIO:.0%} as wide as the "
+            f"largest) in frames {frame_ranges(crowded)} (at {fps:g} fps); an identity is one "
+            f"person: crop the clip to one face"
+        )
     jumps = face_jumps(lms)
     if jumps:
-        raise PrepareError(f"{clip}: the face jumps by more than {MAX_JUMP:g} face sizes from one frame to the next "
-                           f"at frames {frame_ranges(jumps)} (at {fps:g} fps): the landmarks switch between "
-                           f"people, or the clip has a cut; prepare one person in one shot")
+        raise PrepareError(
+            f"{clip}: the face jumps by more than {MAX_JUMP:g} face sizes from one frame to the next "
+            f"at frames {frame_ranges(jumps)} (at {fps:g} fps): the landmarks switch between "
+            f"people, or the clip has a cut; prepare one person in one shot"
+        )
 
 
 def _frames_estimate(info, fps: float) -> float:
@@ -184,8 +187,10 @@ def _check_length(clip: Path, frames: float, fps: float, what: str) -> None:
     from aebench.data.identity import MIN_FRAMES
 
     if frames < MIN_FRAMES - 0.5:
-        raise PrepareError(f"{clip}: {what} gives {max(int(frames), 0)} frame(s) at {fps:g} fps; an identity needs "
-                           f"at least {MIN_FRAMES} ({MIN_FRAMES / fps:.2f} s): the first half trains, the second tests")
+        raise PrepareError(
+            f"{clip}: {what} gives {max(int(frames), 0)} frame(s) at {fps:g} fps; an identity needs "
+            f"at least {MIN_FRAMES} ({MIN_FRAMES / fps:.2f} s): the first half trains, the second tests"
+        )
 
 
 def _check_finite(clip: Path, audio: np.ndarray) -> None:
@@ -216,20 +221,34 @@ def _versions() -> dict:
     import dlib
     import scipy
 
-    return {"numpy": np.__version__, "scipy": scipy.__version__, "cv2": cv2.__version__,
-            "dlib": dlib.__version__, "av": av.__version__}
+    return {"numpy": np.__version__, "scipy": scipy.__version__, "cv2": cv2.__version__, "dlib": dlib.__version__, "av": av.__version__}
 
 
 def _settings(cfg, size: int, fps: float, max_seconds: float | None, features: Sequence[str]) -> dict:
     from omegaconf import OmegaConf
 
-    return {"size": int(size), "fps": float(fps), "max_seconds": None if max_seconds is None else float(max_seconds),
-            "features": list(features), "prepare": OmegaConf.to_container(cfg.prepare, resolve=True)}
+    return {
+        "size": int(size),
+        "fps": float(fps),
+        "max_seconds": None if max_seconds is None else float(max_seconds),
+        "features": list(features),
+        "prepare": OmegaConf.to_container(cfg.prepare, resolve=True),
+    }
 
 
-def prepare(clip: str | Path, name: str, out: str | Path, size: int = 512, fps: float = FPS,
-            max_seconds: float | None = None, overrides: Sequence[str] = (),
-            features: Sequence[str] = ("mfcc",), progress: bool = True, log=print, replace: bool = False) -> Path:
+def prepare(
+    clip: str | Path,
+    name: str,
+    out: str | Path,
+    size: int = 512,
+    fps: float = FPS,
+    max_seconds: float | None = None,
+    overrides: Sequence[str] = (),
+    features: Sequence[str] = ("mfcc",),
+    progress: bool = True,
+    log=print,
+    replace: bool = False,
+) -> Path:
     """Prepare ``clip`` into ``out/name`` (atomic, cached); returns the identity folder.
 
     An identity of that name prepared from another clip (another sha256) is kept unless
@@ -258,8 +277,10 @@ def prepare(clip: str | Path, name: str, out: str | Path, size: int = 512, fps: 
     except FeatureError as exc:
         raise PrepareError(str(exc)) from exc
     if max_seconds is not None and round(max_seconds * fps) < MIN_FRAMES:
-        raise PrepareError(f"{clip}: --max-seconds {max_seconds:g} keeps {round(max_seconds * fps)} frame(s) at "
-                           f"{fps:g} fps; an identity needs at least {MIN_FRAMES} (half trains, half tests)")
+        raise PrepareError(
+            f"{clip}: --max-seconds {max_seconds:g} keeps {round(max_seconds * fps)} frame(s) at "
+            f"{fps:g} fps; an identity needs at least {MIN_FRAMES} (half trains, half tests)"
+        )
     settings = _settings(cfg, size, fps, max_seconds, features)
     try:
         sha = sha256_file(clip)
@@ -273,8 +294,7 @@ def prepare(clip: str | Path, name: str, out: str | Path, size: int = 512, fps: 
             tmp = staging_dir(out, name)
             try:
                 meta = _run(clip, name, tmp, cfg.prepare, size, fps, max_seconds, features, progress, log)
-                meta.update(source=str(clip.resolve()), source_sha256=sha, settings=settings,
-                            content_sha256=content_sha256(tmp))
+                meta.update(source=str(clip.resolve()), source_sha256=sha, settings=settings, content_sha256=content_sha256(tmp))
                 (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
                 _features(tmp, features)
                 publish(tmp, final)
@@ -293,8 +313,10 @@ def _up_to_date(final: Path, clip: Path, sha: str, settings: dict, replace: bool
         return False
     if not (final / "meta.json").exists():
         if not replace:
-            raise PrepareError(f"{final} exists and is not a prepared identity (no meta.json); choose another "
-                               f"--name or --out, or pass --replace to overwrite it")
+            raise PrepareError(
+                f"{final} exists and is not a prepared identity (no meta.json); choose another "
+                f"--name or --out, or pass --replace to overwrite it"
+            )
         log(f"{final}: replacing a folder that is not a prepared identity (no meta.json)")
         return False
     from aebench.json_numbers import JSONFileError, read_json
@@ -308,10 +330,14 @@ def _up_to_date(final: Path, clip: Path, sha: str, settings: dict, replace: bool
     if old.get("source_sha256") != sha:
         was = f"{old.get('source')} (sha256 {str(old.get('source_sha256'))[:16]})"
         if not replace:
-            raise PrepareError(f"{final} is already an identity prepared from another clip, {was}, not {clip} "
-                               f"(sha256 {sha[:16]}); pass --replace to replace it, or choose another --name")
-        log(f"{final}: replacing the identity prepared from {old.get('source')} (sha256 {old.get('source_sha256')}) "
-            f"with {clip} (sha256 {sha})")
+            raise PrepareError(
+                f"{final} is already an identity prepared from another clip, {was}, not {clip} "
+                f"(sha256 {sha[:16]}); pass --replace to replace it, or choose another --name"
+            )
+        log(
+            f"{final}: replacing the identity prepared from {old.get('source')} (sha256 {old.get('source_sha256')}) "
+            f"with {clip} (sha256 {sha})"
+        )
         return False
     if old.get("settings") == settings:
         log(f"{final}: up to date (same source and settings), nothing to do")
@@ -361,8 +387,9 @@ def _run(clip: Path, name: str, tmp: Path, p, size: int, fps: float, max_seconds
     lms, crowded = [], []  # crowded: frames with another face of comparable size
     q = [cv2.IMWRITE_JPEG_QUALITY, int(p.jpeg_quality)]
     total = round(max_seconds * fps) if max_seconds else None
-    for i, img in enumerate(tqdm(resampled_frames(clip, fps, max_seconds), desc=f"{name}: frames+landmarks",
-                                 total=total, disable=not progress, unit="frame")):
+    for i, img in enumerate(
+        tqdm(resampled_frames(clip, fps, max_seconds), desc=f"{name}: frames+landmarks", total=total, disable=not progress, unit="frame")
+    ):
         img = _square(img, size)
         write_image(tmp / "frames" / f"{i:05d}.jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), q)
         lm, other = _detect(det, img, int(p.detect_size))
@@ -388,8 +415,10 @@ def _run(clip: Path, name: str, tmp: Path, p, size: int, fps: float, max_seconds
     lms = np.stack(lms)
     found = int((~np.isnan(lms).any(axis=(1, 2))).sum())
     if n - found > float(p.max_missing) * n or found == 0:
-        raise PrepareError(f"{clip}: no face found in {n - found} of {n} frames (allowed: at most "
-                           f"{float(p.max_missing):.0%}, prepare.max_missing); is there a frontal face in the clip?")
+        raise PrepareError(
+            f"{clip}: no face found in {n - found} of {n} frames (allowed: at most "
+            f"{float(p.max_missing):.0%}, prepare.max_missing); is there a frontal face in the clip?"
+        )
     _check_one_face(clip, lms, [i for i in crowded if i < n], fps)
     if found < n:
         log(f"{clip}: no face in {n - found} of {n} frames, filled from neighbours")
@@ -407,14 +436,14 @@ def _run(clip: Path, name: str, tmp: Path, p, size: int, fps: float, max_seconds
     pick = set(np.linspace(0, n - 1, min(n, int(p.bg_frames))).round().astype(int).tolist())
     bg_frames, bg_masks = [], []
     for i in tqdm(range(n), desc=f"{name}: masks", disable=not progress, unit="frame"):
-        m = region_mask(lms[i], size, float(p.forehead), float(p.neck_width), float(p.shoulder_width),
-                        float(p.hair_width))
+        m = region_mask(lms[i], size, float(p.forehead), float(p.neck_width), float(p.shoulder_width), float(p.hair_width))
         img = None
         if p.refine or i in pick:
             img = cv2.cvtColor(cv2.imread(str(tmp / "frames" / f"{i:05d}.jpg")), cv2.COLOR_BGR2RGB)
         if p.refine:
-            m = refine_person(img, m, lms[i], min(size, int(p.refine_size)), int(p.refine_iters), float(p.refine_ring),
-                             float(p.refine_ring_top))
+            m = refine_person(
+                img, m, lms[i], min(size, int(p.refine_size)), int(p.refine_iters), float(p.refine_ring), float(p.refine_ring_top)
+            )
         write_image(tmp / "masks" / f"{i:05d}.png", m)
         if i in pick:
             bg_masks.append(m)
@@ -423,14 +452,28 @@ def _run(clip: Path, name: str, tmp: Path, p, size: int, fps: float, max_seconds
     write_image(tmp / "background.png", cv2.cvtColor(bg, cv2.COLOR_RGB2BGR))
 
     took = time.perf_counter() - t0
-    log(f"{name}: {n} frames ({n / fps:.2f} s at {fps:g} fps, {size} px), faces found in {found}, "
+    log(
+        f"{name}: {n} frames ({n / fps:.2f} s at {fps:g} fps, {size} px), faces found in {found}, "
         f"PnP reprojection error {err.mean():.2f} px, {1000 * t_detect / n:.0f} ms/frame decode+landmarks, "
-        f"{1000 * took / n:.0f} ms/frame total")
-    return {"schema": 1, "name": name, "fps": float(fps), "n_frames": int(n), "size": [size, size],
-            "frames_format": "jpg", "intrinsics": [float(focal), size / 2.0, size / 2.0],
-            "near": near, "far": far, "audio_rate": AUDIO_RATE, "faces_found": found,
-            "pnp_error_px": float(err.mean()), "seconds_per_frame": took / n, "versions": _versions(),
-            "rotation": info.rotation}  # degrees counter-clockwise applied from the clip's display matrix
+        f"{1000 * took / n:.0f} ms/frame total"
+    )
+    return {
+        "schema": 1,
+        "name": name,
+        "fps": float(fps),
+        "n_frames": int(n),
+        "size": [size, size],
+        "frames_format": "jpg",
+        "intrinsics": [float(focal), size / 2.0, size / 2.0],
+        "near": near,
+        "far": far,
+        "audio_rate": AUDIO_RATE,
+        "faces_found": found,
+        "pnp_error_px": float(err.mean()),
+        "seconds_per_frame": took / n,
+        "versions": _versions(),
+        "rotation": info.rotation,
+    }  # degrees counter-clockwise applied from the clip's display matrix
 
 
 def identity_name(clip: Path) -> str:

@@ -39,7 +39,7 @@ def contact_sheet(identity, n: int = 8, cols: int = 4) -> np.ndarray:
     tiles = [overlay(identity, int(i)) for i in idx]
     while len(tiles) % cols:
         tiles.append(np.zeros_like(tiles[0]))
-    rows = [np.concatenate(tiles[k:k + cols], axis=1) for k in range(0, len(tiles), cols)]
+    rows = [np.concatenate(tiles[k : k + cols], axis=1) for k in range(0, len(tiles), cols)]
     return np.concatenate(rows, axis=0)
 
 
@@ -49,8 +49,7 @@ def write_preview(identity, out: Path) -> Path:
     if out.suffix.lower() == ".mp4":
         from aebench.media import write_video
 
-        return write_video(out, (overlay(identity, i) for i in range(identity.n_frames)), identity.fps,
-                           identity.audio, identity.audio_rate)
+        return write_video(out, (overlay(identity, i) for i in range(identity.n_frames)), identity.fps, identity.audio, identity.audio_rate)
     from aebench.atomic import atomic_files
 
     ok, png = cv2.imencode(".png", cv2.cvtColor(contact_sheet(identity), cv2.COLOR_RGB2BGR))

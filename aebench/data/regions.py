@@ -23,8 +23,9 @@ JAW = slice(0, 17)
 BROWS = slice(17, 27)
 
 
-def region_mask(lm: np.ndarray, size: int, forehead: float = 0.6, neck_width: float = 0.7,
-                shoulder_width: float = 2.6, hair_width: float = 1.3) -> np.ndarray:
+def region_mask(
+    lm: np.ndarray, size: int, forehead: float = 0.6, neck_width: float = 0.7, shoulder_width: float = 2.6, hair_width: float = 1.3
+) -> np.ndarray:
     """uint8 (size, size) labels for one frame's (68, 2) landmarks."""
     mask = np.zeros((size, size), np.uint8)
     jaw, brows = lm[JAW], lm[BROWS]
@@ -40,10 +41,18 @@ def region_mask(lm: np.ndarray, size: int, forehead: float = 0.6, neck_width: fl
     neck_c = chin + down * 0.3 * face_h
     shoulder_c = chin + down * 0.6 * face_h
     bottom_c = shoulder_c + down * 4 * size
-    torso = np.array([jaw[3], jaw[13], neck_c + right * neck_width * face_w / 2,
-                      shoulder_c + right * shoulder_width * face_w / 2, bottom_c + right * shoulder_width * face_w / 2,
-                      bottom_c - right * shoulder_width * face_w / 2, shoulder_c - right * shoulder_width * face_w / 2,
-                      neck_c - right * neck_width * face_w / 2])
+    torso = np.array(
+        [
+            jaw[3],
+            jaw[13],
+            neck_c + right * neck_width * face_w / 2,
+            shoulder_c + right * shoulder_width * face_w / 2,
+            bottom_c + right * shoulder_width * face_w / 2,
+            bottom_c - right * shoulder_width * face_w / 2,
+            shoulder_c - right * shoulder_width * face_w / 2,
+            neck_c - right * neck_width * face_w / 2,
+        ]
+    )
     cv2.fillPoly(mask, [np.round(torso).astype(np.int32)], 3)
 
     lifted = brows - down * forehead * face_h
@@ -74,28 +83,28 @@ def median_background(frames, masks, dilate: int = 7) -> np.ndarray:
     after dilating the person by ``dilate`` px); never-background pixels are inpainted."""
     frames = np.asarray(frames)
     kernel = np.ones((2 * dilate + 1, 2 * dilate + 1), np.uint8) if dilate > 0 else None
-    bg = np.stack([(cv2.dilate((m > 0).astype(np.uint8), kernel) if kernel is not None else (m > 0)) == 0
-                   for m in masks])
+    bg = np.stack([(cv2.dilate((m > 0).astype(np.uint8), kernel) if kernel is not None else (m > 0)) == 0 for m in masks])
     out = np.zeros(frames.shape[1:], np.uint8)
     seen = bg.any(0)
     for y in range(0, frames.shape[1], 32):  # row bands bound the float copy's memory
-        f = frames[:, y:y + 32].astype(np.float32)
-        f[~bg[:, y:y + 32]] = np.nan
+        f = frames[:, y : y + 32].astype(np.float32)
+        f[~bg[:, y : y + 32]] = np.nan
         with np.errstate(all="ignore"):
             import warnings
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 med = np.nanmedian(f, axis=0)
-        out[y:y + 32] = np.nan_to_num(med, nan=0).round().clip(0, 255).astype(np.uint8)
+        out[y : y + 32] = np.nan_to_num(med, nan=0).round().clip(0, 255).astype(np.uint8)
     hole = (~seen).astype(np.uint8)
     if hole.any():
         out = cv2.inpaint(out, hole, 5, cv2.INPAINT_TELEA)
     return out
 
 
-def refine_person(img: np.ndarray, labels: np.ndarray, lm: np.ndarray, work: int = 128, iters: int = 2,
-                  ring: float = 0.35, ring_top: float = 0.12) -> np.ndarray:
+def refine_person(
+    img: np.ndarray, labels: np.ndarray, lm: np.ndarray, work: int = 128, iters: int = 2, ring: float = 0.35, ring_top: float = 0.12
+) -> np.ndarray:
     """Refine the person/background split of ``labels`` with ``cv2.grabCut`` on a ``work`` px copy.
 
     Seeds: the landmarks' hull (face) and the audio region are sure foreground; the rest of
@@ -137,8 +146,7 @@ def refine_person(img: np.ndarray, labels: np.ndarray, lm: np.ndarray, work: int
     cv2.grabCut(np.ascontiguousarray(small[..., ::-1]), gc, None, bgd, fgd, iters, cv2.GC_INIT_WITH_MASK)
     fg = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).astype(np.uint8)
     fg = cv2.resize(fg, (size, size), interpolation=cv2.INTER_NEAREST) > 0
-    head_zone = cv2.resize(dilated(((lab == 1) | (lab == 2)).astype(np.uint8), ring), (size, size),
-                           interpolation=cv2.INTER_NEAREST) > 0
+    head_zone = cv2.resize(dilated(((lab == 1) | (lab == 2)).astype(np.uint8), ring), (size, size), interpolation=cv2.INTER_NEAREST) > 0
     head_zone &= np.arange(size)[:, None] < lm[8, 1]
     out = labels.copy()
     add = fg & (labels == 0)

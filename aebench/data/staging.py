@@ -32,8 +32,10 @@ def write_failure(exc: OSError, where: Path) -> str:
 def check_name(name: str, what: str = "identity name") -> str:
     """``name`` when it is a plain folder name that stays inside its parent; a ValueError otherwise."""
     if not NAME.match(str(name)) or ".." in str(name) or str(name).endswith(".partial"):
-        raise ValueError(f"{what} {name!r} must be a plain folder name (letters, digits, _ . + -; no '/', "
-                         f"no leading dot, no '..', not ending in .partial)")
+        raise ValueError(
+            f"{what} {name!r} must be a plain folder name (letters, digits, _ . + -; no '/', "
+            f"no leading dot, no '..', not ending in .partial)"
+        )
     return str(name)
 
 

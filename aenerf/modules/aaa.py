@@ -53,7 +53,7 @@ class CrossAttention(nn.Module):
         if init not in INITS:
             raise ValueError(f"AAA init {init!r}: one of {', '.join(INITS)}")
         self.heads, self.dh = heads, dim // heads
-        self.scale = dim ** -0.5
+        self.scale = dim**-0.5
         self.wq, self.wk, self.wv = (nn.Linear(dim, dim, bias=False) for _ in range(3))
         self.wo = nn.Linear(dim, dim)
         if init == "identity":
@@ -69,14 +69,13 @@ class CrossAttention(nn.Module):
         n, l, _ = v.shape
         qh = self.wq(q).view(q.shape[0], 1, self.heads, self.dh).transpose(1, 2)  # (Nq, h, 1, dh)
         kh = self.wk(k).view(k.shape[0], l, self.heads, self.dh).transpose(1, 2)  # (Nk, h, L, dh)
-        vh = self.wv(v).view(n, l, self.heads, self.dh).transpose(1, 2)           # (N, h, L, dh)
+        vh = self.wv(v).view(n, l, self.heads, self.dh).transpose(1, 2)  # (N, h, L, dh)
         if weights or (qh.shape[0] == 1 and kh.shape[0] == 1):
             attn = torch.softmax((qh @ kh.transpose(-1, -2)) * self.scale, dim=-1)  # over the L refs
             out = attn @ vh  # (N, h, 1, dh); shared weights broadcast over the points
             kept = attn[:, :, 0].expand(n, -1, -1) if weights else None
         else:  # the same softmax(QK^T / sqrt(d)) V
-            out = F.scaled_dot_product_attention(qh.expand(n, -1, -1, -1), kh.expand(n, -1, -1, -1), vh,
-                                                 scale=self.scale)
+            out = F.scaled_dot_product_attention(qh.expand(n, -1, -1, -1), kh.expand(n, -1, -1, -1), vh, scale=self.scale)
             kept = None
         return self.wo(out.transpose(1, 2).reshape(n, 1, -1)), kept
 
@@ -95,8 +94,9 @@ class CrossBlock(nn.Module):
 
 
 class AudioAwareAggregation(nn.Module):
-    def __init__(self, audio_dim: int, feat_dim: int, dim: int = 128, heads: int = 4, out_dim: int = 128,
-                 blocks: int = 2, init: str = "identity"):
+    def __init__(
+        self, audio_dim: int, feat_dim: int, dim: int = 128, heads: int = 4, out_dim: int = 128, blocks: int = 2, init: str = "identity"
+    ):
         super().__init__()
         self.audio_tok = nn.Linear(audio_dim, dim)
         self.feat_tok = nn.Linear(feat_dim, dim)

@@ -24,8 +24,9 @@ class Warper(nn.Module):
     def __init__(self, x_dim: int, audio_dim: int, width: int = 128):
         super().__init__()
         self.blocks = [x_dim, audio_dim, audio_dim, 3, 3]  # input columns: x, a, a_ref, d, d_ref
-        self.net = nn.Sequential(nn.Linear(x_dim + 2 * audio_dim + 6, width), nn.ReLU(True),
-                                 nn.Linear(width, width), nn.ReLU(True), nn.Linear(width, 2))
+        self.net = nn.Sequential(
+            nn.Linear(x_dim + 2 * audio_dim + 6, width), nn.ReLU(True), nn.Linear(width, width), nn.ReLU(True), nn.Linear(width, 2)
+        )
         nn.init.zeros_(self.net[-1].weight)
         nn.init.zeros_(self.net[-1].bias)
 
@@ -34,9 +35,9 @@ class Warper(nn.Module):
         ``d`` (P, 3) target view directions, ``d_ref`` (L, P, 3). Returns (L, P, 2) offsets."""
         first = self.net[0]
         w_x, w_a, w_ar, w_d, w_dr = first.weight.split(self.blocks, dim=1)
-        per_point = x @ w_x.T + d @ w_d.T                       # (P, W)
-        shared = a @ w_a.T + first.bias                        # (W,)
-        per_ref = a_ref @ w_ar.T                               # (L, W)
+        per_point = x @ w_x.T + d @ w_d.T  # (P, W)
+        shared = a @ w_a.T + first.bias  # (W,)
+        per_ref = a_ref @ w_ar.T  # (L, W)
         h = per_point[None] + (per_ref + shared)[:, None] + d_ref @ w_dr.T  # (L, P, W)
         return self.net[2:](torch.relu(h))
 

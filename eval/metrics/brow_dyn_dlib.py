@@ -30,8 +30,15 @@ def brow_distances(lms: np.ndarray) -> np.ndarray:
     """(n, 2) brow-to-eye distance over the eye distance, image-left and image-right side
     (NaN rows: no face or eyes too close)."""
     lm = np.asarray(lms, np.float64)
-    c = {k: lm[:, idx].mean(1) for k, idx in (("bl", theval.BROW_LEFT_IMG), ("el", theval.EYE_LEFT_IMG),
-                                              ("br", theval.BROW_RIGHT_IMG), ("er", theval.EYE_RIGHT_IMG))}
+    c = {
+        k: lm[:, idx].mean(1)
+        for k, idx in (
+            ("bl", theval.BROW_LEFT_IMG),
+            ("el", theval.EYE_LEFT_IMG),
+            ("br", theval.BROW_RIGHT_IMG),
+            ("er", theval.EYE_RIGHT_IMG),
+        )
+    }
     scale = np.linalg.norm(c["el"] - c["er"], axis=1)
     d = np.stack([np.linalg.norm(c["bl"] - c["el"], axis=1), np.linalg.norm(c["br"] - c["er"], axis=1)], axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -51,8 +58,29 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
 
 
 METRICS = [
-    Metric("brow_dyn_dlib", "target", "Eyebrow Dynamics (dlib)", tolerance=0.01, compute=compute, family="theval",
-           group="brow_dyn_dlib", per_frame=False, packages=LANDMARK_PACKAGES, value_range=(0.0, math.inf)),
-    Metric("brow_dyn_dlib_close", "higher", "Eyebrow Dynamics (dlib) closeness", tolerance=0.2, compute=compute, family="theval",
-           needs_gt=True, group="brow_dyn_dlib", per_frame=False, packages=LANDMARK_PACKAGES, value_range=(-math.inf, 1.0)),
+    Metric(
+        "brow_dyn_dlib",
+        "target",
+        "Eyebrow Dynamics (dlib)",
+        tolerance=0.01,
+        compute=compute,
+        family="theval",
+        group="brow_dyn_dlib",
+        per_frame=False,
+        packages=LANDMARK_PACKAGES,
+        value_range=(0.0, math.inf),
+    ),
+    Metric(
+        "brow_dyn_dlib_close",
+        "higher",
+        "Eyebrow Dynamics (dlib) closeness",
+        tolerance=0.2,
+        compute=compute,
+        family="theval",
+        needs_gt=True,
+        group="brow_dyn_dlib",
+        per_frame=False,
+        packages=LANDMARK_PACKAGES,
+        value_range=(-math.inf, 1.0),
+    ),
 ]

@@ -43,8 +43,29 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
 
 
 METRICS = [
-    Metric("lip_dyn_dlib", "target", "Lip Dynamics (dlib)", tolerance=0.5, compute=compute, family="theval",
-           group="lip_dyn_dlib", per_frame=False, packages=LANDMARK_PACKAGES, value_range=(0.0, math.inf)),
-    Metric("lip_dyn_dlib_close", "higher", "Lip Dynamics (dlib) closeness", tolerance=0.2, compute=compute, family="theval",
-           needs_gt=True, group="lip_dyn_dlib", per_frame=False, packages=LANDMARK_PACKAGES, value_range=(-math.inf, 1.0)),
+    Metric(
+        "lip_dyn_dlib",
+        "target",
+        "Lip Dynamics (dlib)",
+        tolerance=0.5,
+        compute=compute,
+        family="theval",
+        group="lip_dyn_dlib",
+        per_frame=False,
+        packages=LANDMARK_PACKAGES,
+        value_range=(0.0, math.inf),
+    ),
+    Metric(
+        "lip_dyn_dlib_close",
+        "higher",
+        "Lip Dynamics (dlib) closeness",
+        tolerance=0.2,
+        compute=compute,
+        family="theval",
+        needs_gt=True,
+        group="lip_dyn_dlib",
+        per_frame=False,
+        packages=LANDMARK_PACKAGES,
+        value_range=(-math.inf, 1.0),
+    ),
 ]

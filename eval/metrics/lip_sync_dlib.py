@@ -63,15 +63,37 @@ def lip_sync(o: np.ndarray, loudness: np.ndarray, speech: np.ndarray) -> tuple[f
 def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
     _, speech = theval.voice(ctx)
     loud = theval.rms_at_frames(ctx.audio, ctx.fps, ctx.n)
-    return theval.pred_and_gt(ctx, names, "lip_sync_dlib",
-                              lambda which: lip_sync(openness(ctx.landmarks(which), ctx.hw), loud, speech))
+    return theval.pred_and_gt(ctx, names, "lip_sync_dlib", lambda which: lip_sync(openness(ctx.landmarks(which), ctx.hw), loud, speech))
 
 
 #: dlib's landmarks and THEval's voice activity detector
 PACKAGES = (*LANDMARK_PACKAGES, *theval.VAD_PACKAGES)
 METRICS = [
-    Metric("lip_sync_dlib", "lower", "Lip-Sync (dlib)", tolerance=0.1, compute=compute, family="theval", needs_audio=True,
-           group="lip_sync_dlib", per_frame=False, packages=PACKAGES, value_range=(0.0, math.inf)),
-    Metric("lip_sync_dlib_close", "higher", "Lip-Sync (dlib) closeness", tolerance=0.25, compute=compute, family="theval",
-           needs_gt=True, needs_audio=True, group="lip_sync_dlib", per_frame=False, packages=PACKAGES, value_range=(-math.inf, 1.0)),
+    Metric(
+        "lip_sync_dlib",
+        "lower",
+        "Lip-Sync (dlib)",
+        tolerance=0.1,
+        compute=compute,
+        family="theval",
+        needs_audio=True,
+        group="lip_sync_dlib",
+        per_frame=False,
+        packages=PACKAGES,
+        value_range=(0.0, math.inf),
+    ),
+    Metric(
+        "lip_sync_dlib_close",
+        "higher",
+        "Lip-Sync (dlib) closeness",
+        tolerance=0.25,
+        compute=compute,
+        family="theval",
+        needs_gt=True,
+        needs_audio=True,
+        group="lip_sync_dlib",
+        per_frame=False,
+        packages=PACKAGES,
+        value_range=(-math.inf, 1.0),
+    ),
 ]

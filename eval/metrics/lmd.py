@@ -57,14 +57,21 @@ def lmd_value(ctx: Context, name: str, pred_lm: np.ndarray, gt_lm: np.ndarray, l
     vals = lmd_frames(pred_lm, gt_lm)
     ok = ~np.isnan(vals)
     coverage = float(ok.mean()) if len(ok) else 0.0
-    ctx.info[name] = {"resolution": [int(ctx.hw[1]), int(ctx.hw[0])],
-                      "units": "pixels of the evaluated (ground-truth) resolution", "landmarks": landmarks,
-                      "face_coverage": coverage, "frames_without_face": int((~ok).sum()),
-                      "pred_without_face": int(np.isnan(pred_lm).any(axis=(1, 2)).sum()),
-                      "gt_without_face": int(np.isnan(gt_lm).any(axis=(1, 2)).sum())}
+    ctx.info[name] = {
+        "resolution": [int(ctx.hw[1]), int(ctx.hw[0])],
+        "units": "pixels of the evaluated (ground-truth) resolution",
+        "landmarks": landmarks,
+        "face_coverage": coverage,
+        "frames_without_face": int((~ok).sum()),
+        "pred_without_face": int(np.isnan(pred_lm).any(axis=(1, 2)).sum()),
+        "gt_without_face": int(np.isnan(gt_lm).any(axis=(1, 2)).sum()),
+    }
     if coverage < MIN_COVERAGE:
-        return Value(per_frame=vals, missing=f"{landmarks}: a face in both prediction and ground truth in "
-                                             f"{int(ok.sum())}/{len(ok)} frames ({coverage:.0%}; needs {MIN_COVERAGE:.0%})")
+        return Value(
+            per_frame=vals,
+            missing=f"{landmarks}: a face in both prediction and ground truth in "
+            f"{int(ok.sum())}/{len(ok)} frames ({coverage:.0%}; needs {MIN_COVERAGE:.0%})",
+        )
     return Value(per_frame=vals, summary=float(vals[ok].mean()))
 
 
@@ -84,9 +91,15 @@ def face_alignment_from_store(s3fd_path: str, fan_path: str, device: str = "cpu"
             net.load_state_dict(wstore.load_state_dict(fan_path))
             return net.to(device, dtype=dtype).eval()
 
-    return StoreFaceAlignment(face_alignment.LandmarksType.TWO_D, flip_input=False, device=device,
-                              dtype=torch.float32, face_detector="sfd",
-                              face_detector_kwargs={"path_to_detector": s3fd_path}, compile=False)
+    return StoreFaceAlignment(
+        face_alignment.LandmarksType.TWO_D,
+        flip_input=False,
+        device=device,
+        dtype=torch.float32,
+        face_detector="sfd",
+        face_detector_kwargs={"path_to_detector": s3fd_path},
+        compile=False,
+    )
 
 
 def fan_landmarks(fa, frames, n: int) -> np.ndarray:
@@ -118,5 +131,17 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
     return {"lmd": lmd_value(ctx, "lmd", tracks["pred"], tracks["gt"], "face-alignment 2D FAN-4 + S3FD")}
 
 
-METRICS = [Metric("lmd", "lower", "LMD", tolerance=0.5, compute=compute, family="paper", needs_gt=True, weights=WEIGHTS,
-                  packages=("face-alignment", "torch"), value_range=(0.0, math.inf))]
+METRICS = [
+    Metric(
+        "lmd",
+        "lower",
+        "LMD",
+        tolerance=0.5,
+        compute=compute,
+        family="paper",
+        needs_gt=True,
+        weights=WEIGHTS,
+        packages=("face-alignment", "torch"),
+        value_range=(0.0, math.inf),
+    )
+]

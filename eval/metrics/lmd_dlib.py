@@ -36,5 +36,16 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
     return {"lmd_dlib": lmd_value(ctx, "lmd_dlib", ctx.landmarks("pred"), ctx.landmarks("gt"), "dlib 68")}
 
 
-METRICS = [Metric("lmd_dlib", "lower", "LMD (dlib)", tolerance=0.5, compute=compute, family="paper", needs_gt=True,
-                  packages=LANDMARK_PACKAGES, value_range=(0.0, math.inf))]
+METRICS = [
+    Metric(
+        "lmd_dlib",
+        "lower",
+        "LMD (dlib)",
+        tolerance=0.5,
+        compute=compute,
+        family="paper",
+        needs_gt=True,
+        packages=LANDMARK_PACKAGES,
+        value_range=(0.0, math.inf),
+    )
+]

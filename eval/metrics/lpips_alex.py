@@ -62,7 +62,7 @@ def lpips_frames(model, pred: np.ndarray, gt: np.ndarray, batch: int = 4) -> np.
     out = []
     with torch.no_grad():
         for s in range(0, len(pred), batch):
-            d = model(to_lpips_tensor(pred[s:s + batch]), to_lpips_tensor(gt[s:s + batch]))
+            d = model(to_lpips_tensor(pred[s : s + batch]), to_lpips_tensor(gt[s : s + batch]))
             out.append(d.reshape(-1).double().numpy())
     return np.concatenate(out) if out else np.zeros(0)
 
@@ -89,5 +89,17 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
     return {"lpips": Value(per_frame=np.concatenate(vals) if vals else np.zeros(0))}
 
 
-METRICS = [Metric("lpips", "lower", "LPIPS", tolerance=0.03, compute=compute, family="paper", needs_gt=True,
-                  weights=("lpips_alexnet",), packages=("lpips", "torch", "torchvision"), value_range=(0.0, math.inf))]
+METRICS = [
+    Metric(
+        "lpips",
+        "lower",
+        "LPIPS",
+        tolerance=0.03,
+        compute=compute,
+        family="paper",
+        needs_gt=True,
+        weights=("lpips_alexnet",),
+        packages=("lpips", "torch", "torchvision"),
+        value_range=(0.0, math.inf),
+    )
+]

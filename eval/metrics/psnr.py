@@ -39,5 +39,4 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
     return {"psnr": Value(per_frame=vals)}
 
 
-METRICS = [Metric("psnr", "higher", "PSNR", tolerance=1.0, compute=compute, family="paper", needs_gt=True,
-                  value_range=(0.0, PSNR_MAX))]
+METRICS = [Metric("psnr", "higher", "PSNR", tolerance=1.0, compute=compute, family="paper", needs_gt=True, value_range=(0.0, PSNR_MAX))]

@@ -56,24 +56,46 @@ def silent_lip_stability(openings: np.ndarray, silent: np.ndarray) -> tuple[floa
     x = openings[silent & ~np.isnan(openings)]
     info = {"silent_frames": int(silent.sum()), "frames_counted": int(len(x))}
     if len(x) < 2:
-        return None, {**info, "why": f"{len(x)} frames in silences of at least {MIN_SILENCE_S * 1000:.0f} ms "
-                                     f"with a face (needs 2)"}
+        return None, {**info, "why": f"{len(x)} frames in silences of at least {MIN_SILENCE_S * 1000:.0f} ms with a face (needs 2)"}
     return float(np.median(np.abs(x - x.mean()))), info
 
 
 def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
     _, speech = theval.voice(ctx)
     silent = long_silences(speech, ctx.fps)
-    return theval.pred_and_gt(ctx, names, "silent_lip_dlib",
-                              lambda which: silent_lip_stability(lip_openings(ctx.landmarks(which), ctx.hw), silent))
+    return theval.pred_and_gt(
+        ctx, names, "silent_lip_dlib", lambda which: silent_lip_stability(lip_openings(ctx.landmarks(which), ctx.hw), silent)
+    )
 
 
 #: dlib's landmarks and THEval's voice activity detector
 PACKAGES = (*LANDMARK_PACKAGES, *theval.VAD_PACKAGES)
 METRICS = [
-    Metric("silent_lip_dlib", "lower", "Silent Lip Stability (dlib)", tolerance=0.02, compute=compute, family="theval",
-           needs_audio=True, group="silent_lip_dlib", per_frame=False, packages=PACKAGES, value_range=(0.0, math.inf)),
-    Metric("silent_lip_dlib_close", "higher", "Silent Lip Stability (dlib) closeness", tolerance=0.3,
-           compute=compute, family="theval", needs_gt=True, needs_audio=True, group="silent_lip_dlib", per_frame=False, packages=PACKAGES,
-           value_range=(-math.inf, 1.0)),
+    Metric(
+        "silent_lip_dlib",
+        "lower",
+        "Silent Lip Stability (dlib)",
+        tolerance=0.02,
+        compute=compute,
+        family="theval",
+        needs_audio=True,
+        group="silent_lip_dlib",
+        per_frame=False,
+        packages=PACKAGES,
+        value_range=(0.0, math.inf),
+    ),
+    Metric(
+        "silent_lip_dlib_close",
+        "higher",
+        "Silent Lip Stability (dlib) closeness",
+        tolerance=0.3,
+        compute=compute,
+        family="theval",
+        needs_gt=True,
+        needs_audio=True,
+        group="silent_lip_dlib",
+        per_frame=False,
+        packages=PACKAGES,
+        value_range=(-math.inf, 1.0),
+    ),
 ]

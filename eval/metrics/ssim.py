@@ -86,5 +86,16 @@ def compute(ctx: Context, names: list[str]) -> dict[str, Value]:
     return {"ssim": Value(per_frame=np.array(vals, dtype=np.float64))}
 
 
-METRICS = [Metric("ssim", "higher", "SSIM", tolerance=0.03, compute=compute, family="paper", needs_gt=True,
-                  packages=("opencv-python", "opencv-contrib-python"), value_range=(-1.0, 1.0))]
+METRICS = [
+    Metric(
+        "ssim",
+        "higher",
+        "SSIM",
+        tolerance=0.03,
+        compute=compute,
+        family="paper",
+        needs_gt=True,
+        packages=("opencv-python", "opencv-contrib-python"),
+        value_range=(-1.0, 1.0),
+    )
+]

@@ -87,8 +87,9 @@ def mfcc(audio16k: np.ndarray) -> np.ndarray:
     return np.asarray(python_speech_features.mfcc(to_int16(audio16k), AUDIO_RATE)).T
 
 
-def sync_scores(crops: np.ndarray, audio16k: np.ndarray, model, vshift: int = VSHIFT,
-                batch_size: int = BATCH, progress: bool = False) -> tuple[int, float, float]:
+def sync_scores(
+    crops: np.ndarray, audio16k: np.ndarray, model, vshift: int = VSHIFT, batch_size: int = BATCH, progress: bool = False
+) -> tuple[int, float, float]:
     """(offset, LSE-C, LSE-D) of uint8 RGB face crops (n, 224, 224, 3) at 25 fps and 16 kHz audio."""
     import torch
     from tqdm import tqdm
@@ -100,10 +101,12 @@ def sync_scores(crops: np.ndarray, audio16k: np.ndarray, model, vshift: int = VS
     min_length = min(len(crops), len(audio) // 640)
     lastframe = min_length - 5
     if lastframe < 1:
-        raise ValueError(f"too short for SyncNet: {len(crops)} frames, {len(audio) / AUDIO_RATE:.2f} s of audio "
-                         "(needs at least 6 frames and 0.24 s)")
+        raise ValueError(
+            f"too short for SyncNet: {len(crops)} frames, {len(audio) / AUDIO_RATE:.2f} s of audio (needs at least 6 frames and 0.24 s)"
+        )
+
     def window(v: int):  # (1, 3, 5, 224, 224) BGR 0..255, converted per batch (crops stay uint8)
-        return torch.from_numpy(np.ascontiguousarray(crops[v:v + 5, :, :, ::-1])).permute(3, 0, 1, 2).float()[None]
+        return torch.from_numpy(np.ascontiguousarray(crops[v : v + 5, :, :, ::-1])).permute(3, 0, 1, 2).float()[None]
 
     cc = torch.from_numpy(mfcc(audio).astype(float)).float()[None, None]  # (1, 1, 13, T)
     im_feat, cc_feat = [], []
@@ -111,12 +114,13 @@ def sync_scores(crops: np.ndarray, audio16k: np.ndarray, model, vshift: int = VS
         for i in tqdm(range(0, lastframe, batch_size), desc="syncnet", unit="batch", disable=not progress):
             idx = range(i, min(lastframe, i + batch_size))
             im_feat.append(model.forward_lip(torch.cat([window(v) for v in idx], 0)))
-            cc_feat.append(model.forward_aud(torch.cat([cc[:, :, :, v * 4:v * 4 + 20] for v in idx], 0)))
+            cc_feat.append(model.forward_aud(torch.cat([cc[:, :, :, v * 4 : v * 4 + 20] for v in idx], 0)))
     im_feat, cc_feat = torch.cat(im_feat, 0), torch.cat(cc_feat, 0)
     win = 2 * vshift + 1
     ccp = torch.nn.functional.pad(cc_feat, (0, 0, vshift, vshift))
-    dists = torch.stack([torch.nn.functional.pairwise_distance(im_feat[[i], :].repeat(win, 1), ccp[i:i + win])
-                         for i in range(len(im_feat))], 1)
+    dists = torch.stack(
+        [torch.nn.functional.pairwise_distance(im_feat[[i], :].repeat(win, 1), ccp[i : i + win]) for i in range(len(im_feat))], 1
+    )
     mdist = dists.mean(1)
     minval, minidx = torch.min(mdist, 0)
     return int(vshift - minidx), float(torch.median(mdist) - minval), float(minval)
@@ -157,11 +161,9 @@ def crop_faces(frames, boxes: np.ndarray, n: int | None = None, crop_scale: floa
     for i, img in enumerate(frames):
         bs = s[i]
         pad = int(bs * (1 + 2 * crop_scale))
-        img_p = cv2.copyMakeBorder(np.ascontiguousarray(img), pad, pad, pad, pad, cv2.BORDER_CONSTANT,
-                                   value=(110, 110, 110))
+        img_p = cv2.copyMakeBorder(np.ascontiguousarray(img), pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(110, 110, 110))
         my, mx = y[i] + pad, x[i] + pad
-        crop = img_p[int(my - bs):int(my + bs * (1 + 2 * crop_scale)),
-                     int(mx - bs * (1 + crop_scale)):int(mx + bs * (1 + crop_scale))]
+        crop = img_p[int(my - bs) : int(my + bs * (1 + 2 * crop_scale)), int(mx - bs * (1 + crop_scale)) : int(mx + bs * (1 + crop_scale))]
         out[i] = cv2.resize(crop, (SIZE, SIZE))
     return out
 
@@ -211,15 +213,19 @@ def _compute_dlib(ctx: Context, names: list[str]) -> dict[str, Value]:
     landmarks = ctx.landmarks("pred")
     has_face = ~np.isnan(landmarks).any(axis=(1, 2))
     info = ctx.info.setdefault("sync", {})
-    info.update({"frames_without_face": int((~has_face).sum()), "fps_in": float(ctx.fps), "crop": "dlib",
-                 "face_crop": "dlib-landmark box, S3FD-style crop (crop scale 0.4), 224x224 (labelled variant: "
-                              "no S3FD weights in the store)"})
+    info.update(
+        {
+            "frames_without_face": int((~has_face).sum()),
+            "fps_in": float(ctx.fps),
+            "crop": "dlib",
+            "face_crop": "dlib-landmark box, S3FD-style crop (crop scale 0.4), 224x224 (labelled variant: no S3FD weights in the store)",
+        }
+    )
     if has_face.mean() < 0.5:
         why = f"dlib found a face in only {int(has_face.sum())}/{len(has_face)} frames (need half)"
         return {n: Value(missing=why) for n in names}
     rec = ctx.weights["syncnet"]
-    crops = resample_to_25fps(crop_faces(ctx.frames("pred"), fill_missing(boxes_from_landmarks(landmarks)), ctx.n),
-                              ctx.fps)
+    crops = resample_to_25fps(crop_faces(ctx.frames("pred"), fill_missing(boxes_from_landmarks(landmarks)), ctx.n), ctx.fps)
     try:
         offset, conf, dist = sync_scores(crops, ctx.audio, _network(rec.path, rec.sha256), progress=ctx.progress)
     except ValueError as exc:
@@ -261,8 +267,10 @@ def _compute_pipeline(ctx: Context, names: list[str], s3fd) -> dict[str, Value]:
 
     rec = ctx.weights["syncnet"]
     if shutil.which("ffmpeg") is None:
-        why = ("syncnet-python's pipeline needs the ffmpeg program (apt-get install ffmpeg); or remove "
-               "syncnet_s3fd from the weights store to use the labelled dlib-crop variant")
+        why = (
+            "syncnet-python's pipeline needs the ffmpeg program (apt-get install ffmpeg); or remove "
+            "syncnet_s3fd from the weights store to use the labelled dlib-crop variant"
+        )
         return {n: Value(missing=why) for n in names}
     info = ctx.info.setdefault("sync", {})
     info.update({"crop": "s3fd", "pipeline": "syncnet_python.syncnet_pipeline.SyncNetPipeline.inference"})
@@ -272,12 +280,20 @@ def _compute_pipeline(ctx: Context, names: list[str], s3fd) -> dict[str, Value]:
         import torch
 
         offsets, confs, dists, conf, dist, _, has_face = run_pipeline(
-            video, wav, s3fd.path, rec.path, work / "cache", "cuda" if torch.cuda.is_available() else "cpu")
-    info.update(offsets=[int(o) for o in offsets], confs=[float(c) for c in confs], dists=[float(d) for d in dists],
-                has_face=bool(has_face), tracks=len(offsets))
+            video, wav, s3fd.path, rec.path, work / "cache", "cuda" if torch.cuda.is_available() else "cpu"
+        )
+    info.update(
+        offsets=[int(o) for o in offsets],
+        confs=[float(c) for c in confs],
+        dists=[float(d) for d in dists],
+        has_face=bool(has_face),
+        tracks=len(offsets),
+    )
     if not offsets:
-        why = ("S3FD found no face track (more than 50 frames, min_track, of faces over 100 px, min_face_size) "
-               f"in {len(ctx.pred)} frames" + ("" if has_face else ": no face detected at all"))
+        why = (
+            "S3FD found no face track (more than 50 frames, min_track, of faces over 100 px, min_face_size) "
+            f"in {len(ctx.pred)} frames" + ("" if has_face else ": no face detected at all")
+        )
         return {n: Value(missing=why) for n in names}
     info["offset"] = int(offsets[int(np.argmax(confs))])
     values = {"sync_conf": float(conf), "sync_dist": float(dist)}
@@ -305,10 +321,12 @@ def run_pipeline(video: str, wav: str, s3fd_path: str, syncnet_path: str, cache_
 #: what syncnet-python's pipeline needs of a video (its PipelineConfig defaults, kept here): a face
 #: track of more than ``min_track`` = 50 detected frames, of faces whose mean box is larger than
 #: ``min_face_size`` = 100 px
-NEEDS = dict(min_frames=51, min_face_px=101,
-             needs_source="syncnet-python's pipeline keeps only face tracks of more than 50 frames (min_track) of "
-                          "faces larger than 100 px (min_face_size)")
-
+NEEDS = dict(
+    min_frames=51,
+    min_face_px=101,
+    needs_source="syncnet-python's pipeline keeps only face tracks of more than 50 frames (min_track) of "
+    "faces larger than 100 px (min_face_size)",
+)
 
 
 def dlib_crops(info: dict) -> bool:
@@ -317,10 +335,20 @@ def dlib_crops(info: dict) -> bool:
 
 
 #: what the sync metrics' record says of both: weights, packages, variant, needs
-SHARED = dict(compute=compute, family="paper", needs_audio=True, weights=("syncnet",), optional_weights=("syncnet_s3fd",),
-              packages=("syncnet-python", "python-speech-features", "opencv-python", "opencv-contrib-python", "scipy", "torch"),
-              variant=dlib_crops, variant_note="SyncNet on face crops from dlib landmarks (crop: dlib), not the S3FD pipeline",
-              group="sync", per_frame=False, **NEEDS, value_range=(0.0, math.inf))
+SHARED = dict(
+    compute=compute,
+    family="paper",
+    needs_audio=True,
+    weights=("syncnet",),
+    optional_weights=("syncnet_s3fd",),
+    packages=("syncnet-python", "python-speech-features", "opencv-python", "opencv-contrib-python", "scipy", "torch"),
+    variant=dlib_crops,
+    variant_note="SyncNet on face crops from dlib landmarks (crop: dlib), not the S3FD pipeline",
+    group="sync",
+    per_frame=False,
+    **NEEDS,
+    value_range=(0.0, math.inf),
+)
 METRICS = [
     Metric("sync_conf", "higher", "LSE-C", tolerance=0.5, **SHARED),
     Metric("sync_dist", "lower", "LSE-D", tolerance=0.5, **SHARED),

@@ -77,8 +77,10 @@ def _check_outputs(out: Path, keep: Path | None, inputs: dict) -> None:
     writable_file(out, "--json")
     if keep is not None:
         writable_folder(keep, "--keep-checkpoint")
-    inputs_untouched([Output("--json", out, files=(out, out.with_suffix(".png"))),
-                      keep and Output("--keep-checkpoint", keep, "folder", whole=True)], inputs)
+    inputs_untouched(
+        [Output("--json", out, files=(out, out.with_suffix(".png"))), keep and Output("--keep-checkpoint", keep, "folder", whole=True)],
+        inputs,
+    )
 
 
 @click.command("converge")
@@ -87,13 +89,23 @@ def _check_outputs(out: Path, keep: Path | None, inputs: dict) -> None:
 @click.option("--every", default=0, show_default=True, help="fine-tuning iterations between scores (0 = a tenth)")
 @click.option("--frames", default=8, show_default=True, help="held-out test frames scored")
 @click.option("--json", "json_out", required=True, help="write the curve here (and a PNG beside it)")
-@click.option("--keep-checkpoint", "keep", type=click.Path(file_okay=False), default=None,
-              help="copy the final fine-tuned checkpoint here (e.g. for `bench render --checkpoint`); "
-                   "replaces an earlier checkpoint there, refuses any other non-empty folder")
-@click.option("--reference", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="another run's JSON: also report when this run reached its final PSNR")
-def converge_cmd(overrides: tuple[str, ...], target: str, every: int, frames: int, json_out: str,
-                 keep: str | None, reference: str | None) -> None:
+@click.option(
+    "--keep-checkpoint",
+    "keep",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="copy the final fine-tuned checkpoint here (e.g. for `bench render --checkpoint`); "
+    "replaces an earlier checkpoint there, refuses any other non-empty folder",
+)
+@click.option(
+    "--reference",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="another run's JSON: also report when this run reached its final PSNR",
+)
+def converge_cmd(
+    overrides: tuple[str, ...], target: str, every: int, frames: int, json_out: str, keep: str | None, reference: str | None
+) -> None:
     """Time to quality: PSNR on held-out frames against training wall time, e.g.
     `method=aenerf data.root=data/prepared/clips-128px-25fps-12s field.encoding=hashgrid threads=1 --target may`."""
     import torch
@@ -109,8 +121,11 @@ def converge_cmd(overrides: tuple[str, ...], target: str, every: int, frames: in
     found = {p.name: p for p in list_identities(cfg.data.root)}
     _named_identity(found, target, cfg.data.root)
     if keep and Path(keep).exists() and any(Path(keep).iterdir()) and not (Path(keep) / "state.json").exists():
-        raise click.BadParameter(f"{keep} exists and is not a checkpoint (no state.json); it would be replaced: "
-                                 f"name a new folder or an earlier --keep-checkpoint", param_hint="--keep-checkpoint")
+        raise click.BadParameter(
+            f"{keep} exists and is not a checkpoint (no state.json); it would be replaced: "
+            f"name a new folder or an earlier --keep-checkpoint",
+            param_hint="--keep-checkpoint",
+        )
     _check_outputs(Path(json_out), keep and Path(keep), {"--reference": reference, "data.root": found.values()})
     every = every or max(int(cfg.train.iters) // 10, 1)
     others = [n for n in sorted(found) if n != target]
@@ -140,24 +155,38 @@ def converge_cmd(overrides: tuple[str, ...], target: str, every: int, frames: in
         with watch_checkpoints(on_checkpoint):  # the runner's stages, into a scratch store
             base = ensure_base(method, cfg, work, progress=_quiet)
             base_seconds = time.perf_counter() - clock["t0"] if base is not None else 0.0
-            final = ensure_finetuned(method, cfg, tgt, Path(base[0].checkpoint) if base else None, work,
-                                     progress=_quiet)[0].checkpoint
+            final = ensure_finetuned(method, cfg, tgt, Path(base[0].checkpoint) if base else None, work, progress=_quiet)[0].checkpoint
         if keep:
             with reported("--keep-checkpoint", keep):
                 if Path(keep).exists():
                     shutil.rmtree(keep)
                 shutil.copytree(final, keep)
-        result = {"method": str(cfg.method), "label": f"{cfg.method} ({cfg.field.encoding})",
-                  "encoding": str(cfg.field.encoding), "target": target, "size": f"{size} px",
-                  "threads": torch.get_num_threads(), "frames": frames, "every": every, "overrides": list(overrides),
-                  "base_seconds": round(base_seconds, 3), "curve": curve,
-                  "final_psnr": next((p["psnr"] for p in reversed(curve) if p["psnr"] is not None), None)}
+        result = {
+            "method": str(cfg.method),
+            "label": f"{cfg.method} ({cfg.field.encoding})",
+            "encoding": str(cfg.field.encoding),
+            "target": target,
+            "size": f"{size} px",
+            "threads": torch.get_num_threads(),
+            "frames": frames,
+            "every": every,
+            "overrides": list(overrides),
+            "base_seconds": round(base_seconds, 3),
+            "curve": curve,
+            "final_psnr": next((p["psnr"] for p in reversed(curve) if p["psnr"] is not None), None),
+        }
     if reference:
         ref = json.loads(Path(reference).read_text())
         goal, ref_s = ref["final_psnr"], ref["curve"][-1]["seconds"]
         reached = time_to_reach(result, goal)
-        result["reference"] = {"file": str(reference), "label": ref.get("label"), "final_psnr": goal, "seconds": ref_s,
-                               "seconds_to_reach": reached, "ratio": None if reached is None else round(ref_s / reached, 2)}
+        result["reference"] = {
+            "file": str(reference),
+            "label": ref.get("label"),
+            "final_psnr": goal,
+            "seconds": ref_s,
+            "seconds_to_reach": reached,
+            "ratio": None if reached is None else round(ref_s / reached, 2),
+        }
     out, png = Path(json_out), Path(json_out).with_suffix(".png")
     with reported("--json", out), atomic_files(out, png) as (out_tmp, png_tmp):  # both or neither
         out_tmp.write_text(json.dumps(result, indent=1))
@@ -165,6 +194,7 @@ def converge_cmd(overrides: tuple[str, ...], target: str, every: int, frames: in
     click.echo(f"final PSNR {result['final_psnr']:.2f} dB after {curve[-1]['seconds']:.1f} s; wrote {out} and {png}")
     if reference:
         r = result["reference"]
-        click.echo(f"{r['label']} reached {r['final_psnr']:.2f} dB in {r['seconds']:.1f} s; this run "
-                   + (f"in {r['seconds_to_reach']:.1f} s ({r['ratio']}x faster)" if r["seconds_to_reach"] is not None
-                      else "never did"))
+        click.echo(
+            f"{r['label']} reached {r['final_psnr']:.2f} dB in {r['seconds']:.1f} s; this run "
+            + (f"in {r['seconds_to_reach']:.1f} s ({r['ratio']}x faster)" if r["seconds_to_reach"] is not None else "never did")
+        )

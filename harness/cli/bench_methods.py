@@ -43,8 +43,9 @@ def _checked(overrides: tuple[str, ...]):
     except (ConfigError, KeyError) as exc:
         raise click.UsageError(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc)) from exc
     if not issubclass(cls, NeRFMethod):
-        raise click.UsageError(f"bench train|render time the NeRF methods on the shared engine; {cfg.method} is not one "
-                               "(aenerf, dfrf, adnerf)")
+        raise click.UsageError(
+            f"bench train|render time the NeRF methods on the shared engine; {cfg.method} is not one (aenerf, dfrf, adnerf)"
+        )
     return cfg
 
 
@@ -117,8 +118,12 @@ def _report(result: dict, out: str | None) -> None:
 @click.argument("overrides", nargs=-1)
 @click.option("--warmup", default=3, show_default=True, help="iterations of the set-up run subtracted out")
 @click.option("--json", "json_out", default=None, help="also write the figures to this JSON file")
-@click.option("--base", type=click.Path(exists=True, file_okay=False), default=None,
-              help="fine-tune from this base checkpoint (a trained field: what empty-space skipping needs)")
+@click.option(
+    "--base",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="fine-tune from this base checkpoint (a trained field: what empty-space skipping needs)",
+)
 def train_cmd(overrides: tuple[str, ...], warmup: int, json_out: str | None, base: str | None) -> None:
     """Training iterations/s and rays/s of METHOD at SCALE, e.g. `method=aenerf scale=smoke train.iters=30`
     (torch CPU threads: the config's `threads`, as a protocol's cells)."""
@@ -151,29 +156,52 @@ def train_cmd(overrides: tuple[str, ...], warmup: int, json_out: str | None, bas
         with count_samples() as counted:
             t_full, _ = _finetune(method, identity, clip, cfg, iters, work / "full", base_dir)
         if t_full <= t_warm:  # the iterations drown in the set-up's noise (fast methods, few iterations)
-            raise click.ClickException(f"{iters} iterations took {t_full:.2f} s and the {warmup}-iteration set-up run "
-                                       f"{t_warm:.2f} s: too close to measure a rate; raise train.iters")
+            raise click.ClickException(
+                f"{iters} iterations took {t_full:.2f} s and the {warmup}-iteration set-up run "
+                f"{t_warm:.2f} s: too close to measure a rate; raise train.iters"
+            )
         rate = (iters - warmup) / (t_full - t_warm)
-        _report({"method": cfg.method, "scale": cfg.scale, "device": str(device), "threads": torch.get_num_threads(),
-                 "size": f"{identity.size[0]} px",
-                 "iterations": iters, "batch_rays": int(cfg.train.batch_rays), "from": base or "scratch",
-                 "sampler": str(cfg.train.sampler),
-                 "samples/ray": f"{int(cfg.train.n_coarse)}+{int(cfg.train.n_fine)}",
-                 "evaluated/ray": round(counted.per_ray, 2), "features/ray": round(counted.features_per_ray, 2),
-                 "iters/s": round(rate, 3), "rays/s": round(rate * int(cfg.train.batch_rays), 1),
-                 "setup s": round(t_warm - warmup / rate, 2), "peak memory": _peak_memory(device)}, json_out)
+        _report(
+            {
+                "method": cfg.method,
+                "scale": cfg.scale,
+                "device": str(device),
+                "threads": torch.get_num_threads(),
+                "size": f"{identity.size[0]} px",
+                "iterations": iters,
+                "batch_rays": int(cfg.train.batch_rays),
+                "from": base or "scratch",
+                "sampler": str(cfg.train.sampler),
+                "samples/ray": f"{int(cfg.train.n_coarse)}+{int(cfg.train.n_fine)}",
+                "evaluated/ray": round(counted.per_ray, 2),
+                "features/ray": round(counted.features_per_ray, 2),
+                "iters/s": round(rate, 3),
+                "rays/s": round(rate * int(cfg.train.batch_rays), 1),
+                "setup s": round(t_warm - warmup / rate, 2),
+                "peak memory": _peak_memory(device),
+            },
+            json_out,
+        )
 
 
 @click.command("render", context_settings={"ignore_unknown_options": True})
 @click.argument("overrides", nargs=-1)
-@click.option("--frames", default=10, show_default=True, type=click.IntRange(min=2),
-              help="frames to render (driving audio = the test half's own); a 1-frame render is subtracted out")
-@click.option("--checkpoint", type=click.Path(exists=True, file_okay=False), default=None,
-              help="a trained checkpoint; default: a quick fine-tune of train.iters iterations")
+@click.option(
+    "--frames",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=2),
+    help="frames to render (driving audio = the test half's own); a 1-frame render is subtracted out",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="a trained checkpoint; default: a quick fine-tune of train.iters iterations",
+)
 @click.option("--target", default=None, help="identity under data.root to render (default: the first)")
 @click.option("--json", "json_out", default=None, help="also write the figures to this JSON file")
-def render_cmd(overrides: tuple[str, ...], frames: int, checkpoint: str | None, target: str | None,
-               json_out: str | None) -> None:
+def render_cmd(overrides: tuple[str, ...], frames: int, checkpoint: str | None, target: str | None, json_out: str | None) -> None:
     """Rendering frames/s of METHOD at SCALE (full frames at data.size, mp4 with audio), per frame:
     the time of a 1-frame render (set-up) is subtracted from that of --frames frames (torch CPU
     threads: the config's `threads`)."""
@@ -208,10 +236,22 @@ def render_cmd(overrides: tuple[str, ...], frames: int, checkpoint: str | None, 
             t_all, out = timed(frames, "render.mp4")
         rate = (frames - 1) / max(t_all - t_one, 1e-9)
         info = probe(out)
-        _report({"method": cfg.method, "scale": cfg.scale, "device": str(device), "threads": torch.get_num_threads(),
-                 "size": f"{identity.size[0]} px",
-                 "frames": frames, "video": f"{info.n_frames} frames, audio={info.has_audio}",
-                 "sampler": str(cfg.train.render_sampler), "evaluated/ray": round(counted.per_ray, 2),
-                 "features/ray": round(counted.features_per_ray, 2),
-                 "frames/s": round(rate, 3), "rays/s": round(rate * identity.size[0] * identity.size[1], 1),
-                 "setup s": round(t_one - 1 / rate, 2), "peak memory": _peak_memory(device)}, json_out)
+        _report(
+            {
+                "method": cfg.method,
+                "scale": cfg.scale,
+                "device": str(device),
+                "threads": torch.get_num_threads(),
+                "size": f"{identity.size[0]} px",
+                "frames": frames,
+                "video": f"{info.n_frames} frames, audio={info.has_audio}",
+                "sampler": str(cfg.train.render_sampler),
+                "evaluated/ray": round(counted.per_ray, 2),
+                "features/ray": round(counted.features_per_ray, 2),
+                "frames/s": round(rate, 3),
+                "rays/s": round(rate * identity.size[0] * identity.size[1], 1),
+                "setup s": round(t_one - 1 / rate, 2),
+                "peak memory": _peak_memory(device),
+            },
+            json_out,
+        )

@@ -8,8 +8,11 @@ import click
 @click.command("metrics")
 @click.option("--frames", "n_frames", default=25, show_default=True, type=click.IntRange(min=1), help="Frames per metric.")
 @click.option("--size", default=512, show_default=True, type=click.IntRange(min=8), help="Frame size (square).")
-@click.option("--clip", default=None, help="Video to take frames from (default: the shared may_short.mp4, "
-                                           "else random noise, on which dlib finds no face).")
+@click.option(
+    "--clip",
+    default=None,
+    help="Video to take frames from (default: the shared may_short.mp4, else random noise, on which dlib finds no face).",
+)
 @click.option("--weights", "weight_items", multiple=True, metavar="NAME=PATH", help="Explicit weights files.")
 def metrics_cmd(n_frames, size, clip, weight_items) -> None:
     """Time each metric on N frames (prediction = blurred ground truth) and print frames/s."""
@@ -51,9 +54,14 @@ def metrics_cmd(n_frames, size, clip, weight_items) -> None:
         if r.summary[name] is None:
             rows.append([name, "MISSING", "", r.missing[name][:90]])
         else:
-            rows.append([name, f"{len(gt) / dt:.2f}", f"{r.summary[name]:.4f}", "includes landmarks" if name in
-                         ("lmd", "lmd_dlib", "sync_conf", "sync_dist") else ""])
+            rows.append(
+                [
+                    name,
+                    f"{len(gt) / dt:.2f}",
+                    f"{r.summary[name]:.4f}",
+                    "includes landmarks" if name in ("lmd", "lmd_dlib", "sync_conf", "sync_dist") else "",
+                ]
+            )
     click.echo(tabulate(rows, headers=["metric", "frames/s", "value", "note"], tablefmt="simple"))
     if weights:
-        click.echo(f"values from explicit (unofficial) weights {sorted(weights)}: timing only; "
-                   "frames/s include building each network once")
+        click.echo(f"values from explicit (unofficial) weights {sorted(weights)}: timing only; frames/s include building each network once")

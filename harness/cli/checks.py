@@ -164,8 +164,11 @@ def inputs_untouched(outputs: Iterable[Output | None], inputs: Mapping[str, obje
         for file in out.written():
             for other, earlier in seen:
                 if _same(file, earlier):
-                    both = (f"names {file} twice (what it writes beside it too)" if other is out else
-                            f"and {other.option} {other.path} would both write {file}")
+                    both = (
+                        f"names {file} twice (what it writes beside it too)"
+                        if other is out
+                        else f"and {other.option} {other.path} would both write {file}"
+                    )
                     raise click.UsageError(f"{out.option} {out.path} {both}; choose another {out.kind}")
             seen.append((out, file))
 

@@ -13,8 +13,13 @@ def config() -> None:
 
 
 @config.command("show", context_settings={"ignore_unknown_options": True})
-@click.option("--explain", "key", metavar="KEY", help="Explain one setting (e.g. train.iters): its meaning, what it "
-              "accepts, its default, its value for OVERRIDES and where that was set.")
+@click.option(
+    "--explain",
+    "key",
+    metavar="KEY",
+    help="Explain one setting (e.g. train.iters): its meaning, what it "
+    "accepts, its default, its value for OVERRIDES and where that was set.",
+)
 @click.argument("overrides", nargs=-1)
 def show(overrides: tuple[str, ...], key: str | None) -> None:
     """Print the resolved config for OVERRIDES (key=value ...) and its hash."""
@@ -33,9 +38,13 @@ def format_explanation(info: dict) -> str:
     """The lines ``config show --explain`` prints."""
     import textwrap
 
-    lines = [info["key"], f"  declared  {info['declared']}", f"  accepts   {info['accepts']}",
-             f"  default   {info['default']!r}", f"  value     {info['value']!r}  (set by {info['set_by']})"]
+    lines = [
+        info["key"],
+        f"  declared  {info['declared']}",
+        f"  accepts   {info['accepts']}",
+        f"  default   {info['default']!r}",
+        f"  value     {info['value']!r}  (set by {info['set_by']})",
+    ]
     if info["doc"]:
-        lines += [""] + [textwrap.fill(p, 96, initial_indent="  ", subsequent_indent="  ")
-                         for p in info["doc"].split("\n\n")]
+        lines += [""] + [textwrap.fill(p, 96, initial_indent="  ", subsequent_indent="  ") for p in info["doc"].split("\n\n")]
     return "\n".join(lines)

@@ -54,13 +54,12 @@ def _identity_folders(out: Path, names: list[str]) -> list[Output]:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_ROOT, show_default=True)
 @click.option("--size", type=click.IntRange(min=16), default=512, show_default=True, help="Square frame size (px).")
 @click.option("--fps", type=click.FloatRange(min=1), default=float(FPS), show_default=True)
-@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Prepare only the first S seconds.")
+@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=None, help="Prepare only the first S seconds.")
 @click.option("--features", default="mfcc", show_default=True, help="Comma-separated audio features to compute.")
-@click.option("--replace", is_flag=True, help="Replace an identity of the same name prepared from another clip "
-                                              "(refused otherwise).")
-def prepare(args: tuple[str, ...], name: str | None, out: Path, size: int, fps: float,
-            max_seconds: float | None, features: str, replace: bool) -> None:
+@click.option("--replace", is_flag=True, help="Replace an identity of the same name prepared from another clip (refused otherwise).")
+def prepare(
+    args: tuple[str, ...], name: str | None, out: Path, size: int, fps: float, max_seconds: float | None, features: str, replace: bool
+) -> None:
     """Prepare clips into identities: frames, landmarks, poses, masks, background, audio.
 
     ARGS: clip files and/or folders of clips (every video in them), then optional
@@ -82,8 +81,19 @@ def prepare(args: tuple[str, ...], name: str | None, out: Path, size: int, fps: 
     feats = tuple(f.strip() for f in features.split(",") if f.strip())
     for clip, ident in zip(clips, names):
         try:
-            path = run(clip, ident, out, size=size, fps=fps, max_seconds=max_seconds, overrides=tuple(overrides),
-                       features=feats, progress=True, log=click.echo, replace=replace)
+            path = run(
+                clip,
+                ident,
+                out,
+                size=size,
+                fps=fps,
+                max_seconds=max_seconds,
+                overrides=tuple(overrides),
+                features=feats,
+                progress=True,
+                log=click.echo,
+                replace=replace,
+            )
         except (PrepareError, ConfigError) as exc:
             raise click.ClickException(str(exc)) from exc
         click.echo(f"prepared {path}")
@@ -107,8 +117,16 @@ def list_cmd(root: Path) -> None:
     for p in paths:
         m = json.loads((p / "meta.json").read_text())
         feats = ",".join(sorted(f.stem for f in (p / "features").glob("*.npy"))) or "-"
-        rows.append((m.get("name", p.name), str(m["n_frames"]), f"{m['n_frames'] / m['fps']:.1f}",
-                     "x".join(map(str, m["size"])), Path(str(m.get("source"))).name, feats))
+        rows.append(
+            (
+                m.get("name", p.name),
+                str(m["n_frames"]),
+                f"{m['n_frames'] / m['fps']:.1f}",
+                "x".join(map(str, m["size"])),
+                Path(str(m.get("source"))).name,
+                feats,
+            )
+        )
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     for r in rows:
         click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
@@ -117,8 +135,12 @@ def list_cmd(root: Path) -> None:
 @click.command()
 @click.argument("name")
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_ROOT, show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="FILE.png (contact sheet, default NAME_preview.png) or FILE.mp4 (every frame).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="FILE.png (contact sheet, default NAME_preview.png) or FILE.mp4 (every frame).",
+)
 def preview(name: str, root: Path, out: Path | None) -> None:
     """Landmarks, region masks and pose axes drawn over a prepared identity."""
     from aebench.data.identity import Identity, IdentityError

@@ -30,8 +30,7 @@ def _parse_weights(items: tuple[str, ...]) -> dict[str, str]:
     out = {}
     for it in items:
         if "=" not in it:
-            raise click.BadParameter(f"{it!r}: expected NAME=PATH, e.g. syncnet=/path/syncnet_v2.model",
-                                     param_hint="--weights")
+            raise click.BadParameter(f"{it!r}: expected NAME=PATH, e.g. syncnet=/path/syncnet_v2.model", param_hint="--weights")
         k, v = it.split("=", 1)
         out[k.strip()] = v.strip()
     return out
@@ -43,8 +42,9 @@ def _check_outputs(out: Path, export: Path | None, inputs: dict) -> None:
     writable_folder(out, "--out")
     if export is not None:
         writable_file(export, "--export")
-    inputs_untouched([Output("--out", out, "folder", (out / "metrics.json", out / "frames.csv")),
-                      export and Output("--export", export)], inputs)
+    inputs_untouched(
+        [Output("--out", out, "folder", (out / "metrics.json", out / "frames.csv")), export and Output("--export", export)], inputs
+    )
 
 
 def _reading_notes(info: dict) -> list[str]:
@@ -52,13 +52,17 @@ def _reading_notes(info: dict) -> list[str]:
     rotation applied, frames paired by number."""
     from aebench.media import frame_ranges
 
-    lines = [f"--{which}: display rotation of {info[which + '_source']['rotation']} degrees applied (frames as shown)"
-             for which in ("pred", "gt") if info.get(which + "_source", {}).get("rotation")]
+    lines = [
+        f"--{which}: display rotation of {info[which + '_source']['rotation']} degrees applied (frames as shown)"
+        for which in ("pred", "gt")
+        if info.get(which + "_source", {}).get("rotation")
+    ]
     paired = info.get("paired_by_number")
     if paired:
         only = {k: frame_ranges(paired[k]) or "none" for k in ("pred_only", "gt_only")}
-        lines.append(f"paired by number: {paired['pairs']} frame pairs; only in --pred: {only['pred_only']}; "
-                     f"only in --gt: {only['gt_only']}")
+        lines.append(
+            f"paired by number: {paired['pairs']} frame pairs; only in --pred: {only['pred_only']}; only in --gt: {only['gt_only']}"
+        )
     return lines
 
 
@@ -79,20 +83,42 @@ def _finite_fps(fps: float | None) -> float | None:
 @click.option("--gt", default=None, help="Ground-truth video or folder; omit for cross-driven (sync metrics only).")
 @click.option("--audio", default=None, help="Driving audio (wav/mp4); default: the prediction's own audio track.")
 @click.option("--metrics", default=None, help=f"Comma-separated names ({', '.join(METRICS)}); default: all computable.")
-@click.option("--weights", "weight_items", multiple=True, metavar="NAME=PATH",
-              help="Explicit weights file (recorded with its sha256, marked unofficial), repeatable.")
-@click.option("--align", type=click.Choice(["strict", "truncate"]), default="strict", show_default=True,
-              help="Unequal frame counts: refuse, or trim both to the shorter.")
-@click.option("--resize", is_flag=True, help="Resize a prediction of another size to the ground truth's (recorded); "
-                                             "refused otherwise.")
-@click.option("--fps", type=click.FloatRange(min=1), default=None, callback=lambda ctx, p, v: _finite_fps(v),
-              help="Frame rate of frame folders (default 25); a video given with it must run at that rate.")
-@click.option("--pair-by-number", is_flag=True,
-              help="Pair --pred and --gt frame folders by the number in their file names (only numbers in both; "
-                   "recorded) instead of by position, which refuses a gap in a folder's numbering.")
+@click.option(
+    "--weights",
+    "weight_items",
+    multiple=True,
+    metavar="NAME=PATH",
+    help="Explicit weights file (recorded with its sha256, marked unofficial), repeatable.",
+)
+@click.option(
+    "--align",
+    type=click.Choice(["strict", "truncate"]),
+    default="strict",
+    show_default=True,
+    help="Unequal frame counts: refuse, or trim both to the shorter.",
+)
+@click.option("--resize", is_flag=True, help="Resize a prediction of another size to the ground truth's (recorded); refused otherwise.")
+@click.option(
+    "--fps",
+    type=click.FloatRange(min=1),
+    default=None,
+    callback=lambda ctx, p, v: _finite_fps(v),
+    help="Frame rate of frame folders (default 25); a video given with it must run at that rate.",
+)
+@click.option(
+    "--pair-by-number",
+    is_flag=True,
+    help="Pair --pred and --gt frame folders by the number in their file names (only numbers in both; "
+    "recorded) instead of by position, which refuses a gap in a folder's numbering.",
+)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (metrics.json, frames.csv).")
-@click.option("--export", "export", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write a results file (the schema of `aebench export`; `aebench tables --from FILE` reads it).")
+@click.option(
+    "--export",
+    "export",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write a results file (the schema of `aebench export`; `aebench tables --from FILE` reads it).",
+)
 @click.option("--label", default=None, help="The method's name in the results file (default: the prediction's file name).")
 def eval_cmd(pred, gt, audio, metrics, weight_items, align, resize, fps, pair_by_number, out, export, label) -> None:
     """Score any method's rendered video: PSNR, SSIM, LPIPS, LMD against --gt; LSE-C/LSE-D and
@@ -109,8 +135,9 @@ def eval_cmd(pred, gt, audio, metrics, weight_items, align, resize, fps, pair_by
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="METRIC MISSING")
-            result = evaluate(pred, gt, audio, names, weights, progress=True, align=align,
-                              resize=resize, fps=fps, pair_by_number=pair_by_number)
+            result = evaluate(
+                pred, gt, audio, names, weights, progress=True, align=align, resize=resize, fps=fps, pair_by_number=pair_by_number
+            )
     except (ValueError, MediaError, WeightsError) as exc:
         raise click.ClickException(str(exc)) from exc
     with reported("--out", out):
@@ -128,8 +155,14 @@ def eval_cmd(pred, gt, audio, metrics, weight_items, align, resize, fps, pair_by
         click.echo(f"AV offset (frames): {result.info['sync']['offset']}")
     if "sync" in result.info:
         crop = result.info["sync"].get("crop")
-        click.echo("sync face crops: " + ("syncnet-python's S3FD pipeline" if crop == "s3fd" else
-                                          "dlib landmarks (labelled variant; add syncnet_s3fd for the reference pipeline)"))
+        click.echo(
+            "sync face crops: "
+            + (
+                "syncnet-python's S3FD pipeline"
+                if crop == "s3fd"
+                else "dlib landmarks (labelled variant; add syncnet_s3fd for the reference pipeline)"
+            )
+        )
     for name, rec in result.info.get("weights", {}).items():
         if not rec["official"] and rec["verification"] == "explicit file":
             click.secho(f"NOTE: {name} weights are UNOFFICIAL: {rec['path']} (sha256 {rec['sha256']})", fg="yellow")

@@ -32,5 +32,6 @@ def _unavailable(name: str, why: str) -> click.Command:
     def fail(**_):
         raise click.ClickException(f"command '{name}' is unavailable: {why}")
 
-    return click.Command(name, callback=fail, help=f"(unavailable: {why})",
-                         context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+    return click.Command(
+        name, callback=fail, help=f"(unavailable: {why})", context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
+    )

@@ -39,8 +39,17 @@ def runs_root_of(runs: Path | None) -> Path:
     return writable_folder(Path(runs or runs_dir()), "--runs")
 
 
-def execute(protocol_name: str, overrides: list[str], data=None, methods=None, launcher="local",
-            runs_root: Path | None = None, rows=None, workers: int | str = "auto", detach: bool = False):
+def execute(
+    protocol_name: str,
+    overrides: list[str],
+    data=None,
+    methods=None,
+    launcher="local",
+    runs_root: Path | None = None,
+    rows=None,
+    workers: int | str = "auto",
+    detach: bool = False,
+):
     """Expand and launch a protocol, printing what it does and what failed; ``detach``
     (launcher=slurm): submit the jobs, print them and return (nothing failed yet)."""
     from aebench.harness.protocol.launchers import launch
@@ -58,8 +67,10 @@ def execute(protocol_name: str, overrides: list[str], data=None, methods=None, l
     protocol, cells = expand(protocol_name, overrides, data, methods, rows)
     check_protocol_folder(runs_root, protocol, claim=True)
     workers = resolve_workers(workers, cells, launcher)
-    click.echo(f"protocol {protocol.name} (scale {protocol.scale}): {len(cells)} cells -> {runs_root / protocol.name}"
-               + (f" ({workers} workers)" if workers > 1 else ""))
+    click.echo(
+        f"protocol {protocol.name} (scale {protocol.scale}): {len(cells)} cells -> {runs_root / protocol.name}"
+        + (f" ({workers} workers)" if workers > 1 else "")
+    )
     slurm = slurm_settings(protocol, overrides) if launcher == "slurm" else None
     try:
         if detach:
@@ -99,12 +110,16 @@ def submit_detached(cells, runs_root: Path, slurm: dict, status_words: list[str]
     if not submitted.cells:
         click.echo(f"every cell is done already ({len(submitted.done)}): nothing submitted")
         return
-    click.echo(f"submitted {len(submitted.cells)} cells ({len(submitted.done)} already done) and "
-               f"{len(submitted.bases)} base model(s) as SLURM jobs (logs: {runs_root / '_slurm'}):")
+    click.echo(
+        f"submitted {len(submitted.cells)} cells ({len(submitted.done)} already done) and "
+        f"{len(submitted.bases)} base model(s) as SLURM jobs (logs: {runs_root / '_slurm'}):"
+    )
     for line in job_lines(submitted):
         click.echo(line)
-    click.echo(f"follow with: aebench status {shlex.quote(status_words[0])} --runs {shlex.quote(str(runs_root))}"
-               + "".join(f" {shlex.quote(w)}" for w in status_words[1:]))
+    click.echo(
+        f"follow with: aebench status {shlex.quote(status_words[0])} --runs {shlex.quote(str(runs_root))}"
+        + "".join(f" {shlex.quote(w)}" for w in status_words[1:])
+    )
 
 
 def _usage(fn):
@@ -113,14 +128,14 @@ def _usage(fn):
             return fn(*a, **k)
         except (ConfigError, ValueError, KeyError, FileNotFoundError) as exc:  # ProtocolError is a ValueError
             raise click.UsageError(str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)) from exc
+
     wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
     return wrapper
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.option("--runs", **RUNS_OPTION)
-@click.option("--detach", is_flag=True,
-              help="launcher=slurm: submit the jobs and return; follow them with `aebench status PROTOCOL`")
+@click.option("--detach", is_flag=True, help="launcher=slurm: submit the jobs and return; follow them with `aebench status PROTOCOL`")
 @click.argument("args", nargs=-1)
 @_usage
 def run(runs: Path | None, detach: bool, args: tuple[str, ...]) -> None:
@@ -147,16 +162,28 @@ def run(runs: Path | None, detach: bool, args: tuple[str, ...]) -> None:
     workers = run_keys.get("workers", "auto")
     if workers != "auto" and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise click.UsageError(f"workers=N takes a whole number of processes, at least 1, or auto; got {workers!r}")
-    _, _, failed = execute(str(run_keys["protocol"]), overrides, run_keys.get("data"), methods,
-                           str(run_keys.get("launcher", "local")), runs, workers=workers, detach=detach)
+    _, _, failed = execute(
+        str(run_keys["protocol"]),
+        overrides,
+        run_keys.get("data"),
+        methods,
+        str(run_keys.get("launcher", "local")),
+        runs,
+        workers=workers,
+        detach=detach,
+    )
     if failed:
         sys.exit(1)
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
-@click.option("--drop", "drops", multiple=True, required=True,
-              help="ablation to run beside the full model, as the ablation protocol names them (its rows' drop: "
-                   "AAA, AAFG, Warper, RRS; repeatable)")
+@click.option(
+    "--drop",
+    "drops",
+    multiple=True,
+    required=True,
+    help="ablation to run beside the full model, as the ablation protocol names them (its rows' drop: AAA, AAFG, Warper, RRS; repeatable)",
+)
 @click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex"]), default="md")
 @click.option("--runs", **RUNS_OPTION)
 @click.argument("overrides", nargs=-1)
@@ -167,8 +194,7 @@ def ablate(drops: tuple[str, ...], fmt: str, runs: Path | None, overrides: tuple
 
     rows = ablation_rows("ablation", drops)
     run_keys, rest = _split_args(overrides)
-    protocol, _, failed = execute("ablation", rest, run_keys.get("data"), None,
-                                  str(run_keys.get("launcher", "local")), runs, rows=rows)
+    protocol, _, failed = execute("ablation", rest, run_keys.get("data"), None, str(run_keys.get("launcher", "local")), runs, rows=rows)
     from aebench.harness.report.tables import render_table
 
     click.echo(render_table("ablation", Path(runs or runs_dir()), fmt))
@@ -208,8 +234,11 @@ def rescore(runs: Path | None, args: tuple[str, ...]) -> None:
 
 
 #: how every report command reads a results file instead of the run store
-FROM_OPTION = dict(type=click.Path(dir_okay=False, path_type=Path), default=None,
-                   help="read the cells from a results file (aebench export / eval --export) instead of the run store")
+FROM_OPTION = dict(
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="read the cells from a results file (aebench export / eval --export) instead of the run store",
+)
 
 
 def store_inputs(protocol: str | None, root: Path, results: Path | None = None) -> dict[str, list[Path]]:
@@ -244,29 +273,39 @@ def _protocol_or_default(protocol: str | None, results: Path | None) -> str | No
 @click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex"]), default="md")
 @click.option("--runs", **RUNS_OPTION)
 @click.option("--from", "results", **FROM_OPTION)
-@click.option("--metrics", default=None,
-              help="comma-separated: show only these of the protocol's metrics, and/or cost columns "
-                   "(train_s, render_fps, peak_mem, train_hours)")
-@click.option("--versus", default=None, metavar="ROW",
-              help="add each row's paired difference from ROW (a row label) with its 95%% interval and p-value")
+@click.option(
+    "--metrics",
+    default=None,
+    help="comma-separated: show only these of the protocol's metrics, and/or cost columns (train_s, render_fps, peak_mem, train_hours)",
+)
+@click.option(
+    "--versus",
+    default=None,
+    metavar="ROW",
+    help="add each row's paired difference from ROW (a row label) with its 95%% interval and p-value",
+)
 @_usage
-def tables(protocol: str | None, fmt: str, runs: Path | None, results: Path | None, metrics: str | None,
-           versus: str | None) -> None:
+def tables(protocol: str | None, fmt: str, runs: Path | None, results: Path | None, metrics: str | None, versus: str | None) -> None:
     """Our numbers in the layout of the paper's table, with the paper's numbers beside
     (PROTOCOL: a name in protocols/ or a YAML file; default smoke, or the --from file's)."""
     from aebench.harness.report.tables import render_table
 
     only = comma_list(metrics)
-    click.echo(render_table(_protocol_or_default(protocol, results), Path(runs or runs_dir()), fmt, only,
-                            versus=versus, results_file=results))  # unknown metrics or rows: a usage error
+    click.echo(
+        render_table(_protocol_or_default(protocol, results), Path(runs or runs_dir()), fmt, only, versus=versus, results_file=results)
+    )  # unknown metrics or rows: a usage error
 
 
 @click.command()
 @click.argument("protocol", required=False, default=None)
 @click.option("--runs", **RUNS_OPTION)
 @click.option("--from", "results", **FROM_OPTION)
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="folder for the PNGs (default <runs>/<protocol>/plots; with --from: plots/ beside the file)")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="folder for the PNGs (default <runs>/<protocol>/plots; with --from: plots/ beside the file)",
+)
 @_usage
 def plot(protocol: str | None, runs: Path | None, results: Path | None, out: Path | None) -> None:
     """Metric vs clip length / iterations, ablation bars (means with 95% intervals) and training
@@ -291,22 +330,43 @@ def plot(protocol: str | None, runs: Path | None, results: Path | None, out: Pat
 @click.option("--read", "read_only", is_flag=True, help="only read the run store, do not run missing cells")
 @click.option("--write", "write", is_flag=True, help="write (update) the reference from this run instead of comparing")
 @click.option("--runs", **RUNS_OPTION)
-@click.option("--protocol", default=None,
-              help="with --write: the protocol (name or YAML path) to run (default: the existing reference's, else smoke)")
-@click.option("--noise-from", "noise_from", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="with --write: derive the tolerances from the seed spread measured in this (multi-seed) reference")
+@click.option(
+    "--protocol", default=None, help="with --write: the protocol (name or YAML path) to run (default: the existing reference's, else smoke)"
+)
+@click.option(
+    "--noise-from",
+    "noise_from",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="with --write: derive the tolerances from the seed spread measured in this (multi-seed) reference",
+)
 @click.argument("overrides", nargs=-1)
 @_usage
-def regress(reference: Path, read_only: bool, write: bool, runs: Path | None, protocol: str | None,
-            noise_from: Path | None, overrides: tuple[str, ...]) -> None:
+def regress(
+    reference: Path,
+    read_only: bool,
+    write: bool,
+    runs: Path | None,
+    protocol: str | None,
+    noise_from: Path | None,
+    overrides: tuple[str, ...],
+) -> None:
     """Re-run (or read) the reference's protocol and fail when a metric moved from the reference
     by more than its tolerance, either way (an unexplained improvement is a change too; --write
     after a deliberate one), naming the metric and the cells; prints each metric's largest
     deviation against its tolerance."""
     from aebench.harness.protocol.launchers import launch
     from aebench.harness.protocol.plan import expand
-    from aebench.harness.report.regress import (check_reference, checked_tolerances, compare, compared_cells,
-                                                 deviation_summary, read_reference, tolerances_from, write_reference)
+    from aebench.harness.report.regress import (
+        check_reference,
+        checked_tolerances,
+        compare,
+        compared_cells,
+        deviation_summary,
+        read_reference,
+        tolerances_from,
+        write_reference,
+    )
     from aebench.harness.report.results import of_cells
 
     runs_root = runs_root_of(runs)
@@ -326,8 +386,7 @@ def regress(reference: Path, read_only: bool, write: bool, runs: Path | None, pr
     overrides = list(ref.get("overrides", [])) if ref else list(overrides)
     if write:  # where the reference goes, checked before anything is built or run
         writable_file(reference, "--reference")
-        inputs_untouched([Output("--reference", reference)],
-                         {"--noise-from": noise_from, **store_inputs(protocol_name, runs_root)})
+        inputs_untouched([Output("--reference", reference)], {"--noise-from": noise_from, **store_inputs(protocol_name, runs_root)})
     protocol, cells = expand(protocol_name, overrides)
     from aebench.harness.protocol.run_store import check_protocol_folder
 
@@ -342,8 +401,15 @@ def regress(reference: Path, read_only: bool, write: bool, runs: Path | None, pr
             raise click.ClickException(f"only {len(current)} of {len(cells)} cells finished; not writing a reference")
         old = read_reference(reference) if Path(reference).exists() and not noise_from else {}
         with reported("--reference", reference):
-            write_reference(reference, protocol.name, protocol.scale, overrides, current,  # tolerances kept unless re-derived
-                            derived[0] or old.get("tolerances"), derived[1] or old.get("tolerances_how"))
+            write_reference(
+                reference,
+                protocol.name,
+                protocol.scale,
+                overrides,
+                current,  # tolerances kept unless re-derived
+                derived[0] or old.get("tolerances"),
+                derived[1] or old.get("tolerances_how"),
+            )
         click.echo(f"wrote {reference} ({len(current)} cells)")
         return
     findings = compare(ref, current)
@@ -359,8 +425,9 @@ def regress(reference: Path, read_only: bool, write: bool, runs: Path | None, pr
         raise click.ClickException(f"{len(fails)} change(s) beyond tolerance against {reference}")
     n = compared_cells(findings)
     if n == 0:
-        raise click.ClickException(f"no cell of {reference} had a metric with a value in both the reference and the "
-                                   f"run: the check compared nothing")
+        raise click.ClickException(
+            f"no cell of {reference} had a metric with a value in both the reference and the run: the check compared nothing"
+        )
     click.echo(f"regression check passed: {n} cells compared, every metric within tolerance of {reference}")
 
 
@@ -369,8 +436,12 @@ def regress(reference: Path, read_only: bool, write: bool, runs: Path | None, pr
 @click.option("--runs", **RUNS_OPTION)
 @click.option("--target", default=None, help="identity to show (default: the first with finished cells)")
 @click.option("--audio", default="self", show_default=True, help="driving audio of the cells to show (as in the grid)")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="the mp4 (default <runs>/<protocol>/compare_<target>.mp4); a PNG strip is written beside it")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="the mp4 (default <runs>/<protocol>/compare_<target>.mp4); a PNG strip is written beside it",
+)
 @_usage
 def compare(protocol: str, runs: Path | None, target: str | None, audio: str, out: Path | None) -> None:
     """Side-by-side video: ground truth | each row of PROTOCOL (labelled, with the driving audio)."""

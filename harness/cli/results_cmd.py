@@ -14,10 +14,18 @@ from aebench.paths import runs_dir
 @click.command()
 @click.argument("protocol")
 @click.option("--runs", **RUNS_OPTION)
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="the results file to write (JSON, schema aebench/schemas/results-v2.schema.json)")
-@click.option("--versus", default=None, metavar="ROW",
-              help="also write the table's paired comparisons with ROW (over identities, Holm-adjusted as one family)")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="the results file to write (JSON, schema aebench/schemas/results-v2.schema.json)",
+)
+@click.option(
+    "--versus",
+    default=None,
+    metavar="ROW",
+    help="also write the table's paired comparisons with ROW (over identities, Holm-adjusted as one family)",
+)
 @click.option("--metrics", default=None, help="with --versus: the columns compared (comma-separated; default all)")
 @_usage
 def export(protocol: str, runs: Path | None, out: Path, versus: str | None, metrics: str | None) -> None:
@@ -43,8 +51,10 @@ def export(protocol: str, runs: Path | None, out: Path, versus: str | None, metr
     with reported("--out", out):
         write_results(doc, out)
     tests = f", {doc['comparisons']['family_size']} paired tests vs {versus}" if versus else ""
-    click.echo(f"wrote {out}: protocol {doc['protocol']['name']}, {len(doc['cells'])} cells{tests}"
-               + (f" ({sum(doc['unfinished'].values())} unfinished not included)" if doc["unfinished"] else ""))
+    click.echo(
+        f"wrote {out}: protocol {doc['protocol']['name']}, {len(doc['cells'])} cells{tests}"
+        + (f" ({sum(doc['unfinished'].values())} unfinished not included)" if doc["unfinished"] else "")
+    )
 
 
 @click.command()

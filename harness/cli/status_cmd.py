@@ -18,10 +18,8 @@ if TYPE_CHECKING:
 #: per state, the columns of its table: (header, CellStatus field)
 COLUMNS = {
     "done": [("finished", "since")],
-    "running": [("host", "host"), ("job", "job"), ("pid", "pid"), ("started", "since"), ("note", "detail"),
-                ("last log line", "last_log")],
-    "waiting": [("state", "detail"), ("host", "host"), ("job", "job"), ("pid", "pid"), ("started", "since"),
-                ("last log line", "last_log")],
+    "running": [("host", "host"), ("job", "job"), ("pid", "pid"), ("started", "since"), ("note", "detail"), ("last log line", "last_log")],
+    "waiting": [("state", "detail"), ("host", "host"), ("job", "job"), ("pid", "pid"), ("started", "since"), ("last log line", "last_log")],
     "failed": [("error", "error"), ("failed at", "since"), ("host", "host"), ("job", "job")],
 }
 #: the longest last log line a table shows (--json has it whole)
@@ -33,15 +31,19 @@ def summary_line(st: StoreStatus) -> str:
     counts = st.counts()
     waiting = [c.detail for c in st.cells if c.state == "waiting"]
     kinds = ", ".join(f"{waiting.count(k)} {k}" for k in dict.fromkeys(waiting))
-    parts = [f"{counts['done']} done", f"{counts['running']} running",
-             f"{counts['waiting']} waiting" + (f" ({kinds})" if kinds else ""), f"{counts['failed']} failed"]
+    parts = [
+        f"{counts['done']} done",
+        f"{counts['running']} running",
+        f"{counts['waiting']} waiting" + (f" ({kinds})" if kinds else ""),
+        f"{counts['failed']} failed",
+    ]
     return f"protocol {st.protocol} (scale {st.scale}) in {st.store}: {', '.join(parts)}"
 
 
 def _cell(value: object, header: str) -> str:
     """A table cell: blank for nothing, a last log line cut to :data:`LOG_WIDTH`."""
     text = "" if value is None else str(value)
-    return text[:LOG_WIDTH - 3] + "..." if header == "last log line" and len(text) > LOG_WIDTH else text
+    return text[: LOG_WIDTH - 3] + "..." if header == "last log line" and len(text) > LOG_WIDTH else text
 
 
 def state_table(st: StoreStatus, state: str) -> str | None:
@@ -52,10 +54,10 @@ def state_table(st: StoreStatus, state: str) -> str | None:
     if not cells:
         return None
     cols = [(h, f) for h, f in COLUMNS[state] if any(getattr(c, f) not in (None, "") for c in cells)]
-    rows = [[c.cell_id + ("*" if c.planned is False else ""), c.label, *(_cell(getattr(c, f), h) for h, f in cols)]
-            for c in cells]
-    return f"{state} ({len(cells)})\n" + tabulate(rows, headers=["id", "cell", *(h for h, _ in cols)],
-                                                   tablefmt="simple", disable_numparse=True)
+    rows = [[c.cell_id + ("*" if c.planned is False else ""), c.label, *(_cell(getattr(c, f), h) for h, f in cols)] for c in cells]
+    return f"{state} ({len(cells)})\n" + tabulate(
+        rows, headers=["id", "cell", *(h for h, _ in cols)], tablefmt="simple", disable_numparse=True
+    )
 
 
 def render(st: StoreStatus) -> str:
@@ -65,9 +67,11 @@ def render(st: StoreStatus) -> str:
         parts.append(f"note: {st.note}")
     parts += [t for t in (state_table(st, s) for s in ("done", "running", "waiting", "failed")) if t]
     if any(c.planned is False for c in st.cells):
-        parts.append("* not one of the cells the protocol expands to with these settings (another scale, other "
-                     "overrides, an earlier protocol file or aebench version); pass the settings the run had "
-                     "(scale=..., key=value)")
+        parts.append(
+            "* not one of the cells the protocol expands to with these settings (another scale, other "
+            "overrides, an earlier protocol file or aebench version); pass the settings the run had "
+            "(scale=..., key=value)"
+        )
     if any(c.state == "failed" for c in st.cells):
         parts.append(f"tracebacks: {st.store}/<id>/log.txt")
     return "\n\n".join(parts)

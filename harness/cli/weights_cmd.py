@@ -22,14 +22,15 @@ def status_cmd() -> None:
 
     def users(name: str) -> str:
         """Who reads an entry: the metrics' records and the feature extractors say so, not the manifest."""
-        return ", ".join([m for m in METRICS if name in weights_of(m)]
-                         + [f"features={f}" for f, entry in FEATURE_WEIGHTS.items() if entry == name])
+        return ", ".join(
+            [m for m in METRICS if name in weights_of(m)] + [f"features={f}" for f, entry in FEATURE_WEIGHTS.items() if entry == name]
+        )
 
-    rows = [[r["name"], users(r["name"]), "yes" if r["present"] else "NO", r["sha256"], r["verified"], r["path"], r["fix"]]
-            for r in w.status()]
+    rows = [
+        [r["name"], users(r["name"]), "yes" if r["present"] else "NO", r["sha256"], r["verified"], r["path"], r["fix"]] for r in w.status()
+    ]
     click.echo(f"weights store: {weights_dir()}")
-    click.echo(tabulate(rows, headers=["name", "used by", "present", "official sha256", "verified", "path", "fix"],
-                        tablefmt="simple"))
+    click.echo(tabulate(rows, headers=["name", "used by", "present", "official sha256", "verified", "path", "fix"], tablefmt="simple"))
 
 
 @weights.command("add")
@@ -48,8 +49,7 @@ def add_cmd(name, file) -> None:
 
 @weights.command("fetch")
 @click.argument("name")
-@click.option("--allow-unverified", is_flag=True,
-              help="store a file whose full sha256 is unknown (its numbers are then marked unverified)")
+@click.option("--allow-unverified", is_flag=True, help="store a file whose full sha256 is unknown (its numbers are then marked unverified)")
 def fetch_cmd(name, allow_unverified) -> None:
     """Download NAME from its https source URL (needs internet), verify, store."""
     from aebench import weights as w

@@ -98,27 +98,28 @@ def _identity_names(root: Path) -> list[str]:
     return [p.name for p in list_identities(root)]
 
 
-def expand_cells(protocol: Protocol, data_root: Path, overrides: list[str] = (),
-                 methods: list[str] | None = None) -> list[Cell]:
+def expand_cells(protocol: Protocol, data_root: Path, overrides: list[str] = (), methods: list[str] | None = None) -> list[Cell]:
     """All cells of ``protocol`` over the identities in ``data_root``."""
     available = _identity_names(data_root)
     if not available:
-        raise ProtocolError(f"no prepared identities in {data_root} (prepare some with `aebench data prepare` "
-                            f"or use data=synth)")
+        raise ProtocolError(f"no prepared identities in {data_root} (prepare some with `aebench data prepare` or use data=synth)")
     from aebench.paths import shared_path
 
     for audio in protocol.grid["audio"]:
         if str(audio) != "self" and str(audio) not in available and not shared_path(str(audio)).is_file():
-            raise ProtocolError(f"protocol {protocol.name}: driving audio {audio!r} is neither self, an identity in "
-                                f"{data_root} ({', '.join(available)}) nor an audio file")
+            raise ProtocolError(
+                f"protocol {protocol.name}: driving audio {audio!r} is neither self, an identity in "
+                f"{data_root} ({', '.join(available)}) nor an audio file"
+            )
     targets = available if protocol.targets == "all" else list(protocol.targets)
     missing = [t for t in targets if t not in available]
     if missing:
         raise ProtocolError(f"protocol {protocol.name}: identities {missing} not in {data_root}; found: {', '.join(available)}")
     rows = [r for r in protocol.rows if methods is None or r.method in methods]
     if not rows:
-        raise ProtocolError(f"protocol {protocol.name}: no row uses methods {methods}; "
-                            f"its methods: {sorted({r.method for r in protocol.rows})}")
+        raise ProtocolError(
+            f"protocol {protocol.name}: no row uses methods {methods}; its methods: {sorted({r.method for r in protocol.rows})}"
+        )
     data_hash, audio_hash = _hashers(Path(data_root), available)
     cells = []
     for row, target in itertools.product(rows, targets):
@@ -127,20 +128,40 @@ def expand_cells(protocol: Protocol, data_root: Path, overrides: list[str] = (),
         else:
             base_ids = list(protocol.base) if isinstance(protocol.base, list) else []
         for clip, iters, audio, seed in itertools.product(*(protocol.grid[k] for k in ("clip_seconds", "iters", "audio", "seed"))):
-            extra = {**protocol.settings, **row.set, "method": row.method, "data.root": str(data_root),
-                     "data.clip_seconds": float(clip or 0.0), "seed": int(seed),
-                     "run.protocol": protocol.name, "run.row": row.label, "run.identity": target,
-                     "run.audio": str(audio), "run.base_identities": base_ids,
-                     "run.data_sha256": {n: data_hash(n) for n in [target, *base_ids]},
-                     "run.audio_sha256": audio_hash(str(audio))}
+            extra = {
+                **protocol.settings,
+                **row.set,
+                "method": row.method,
+                "data.root": str(data_root),
+                "data.clip_seconds": float(clip or 0.0),
+                "seed": int(seed),
+                "run.protocol": protocol.name,
+                "run.row": row.label,
+                "run.identity": target,
+                "run.audio": str(audio),
+                "run.base_identities": base_ids,
+                "run.data_sha256": {n: data_hash(n) for n in [target, *base_ids]},
+                "run.audio_sha256": audio_hash(str(audio)),
+            }
             if iters is not None:
                 extra["train.iters"] = int(iters)
             cfg = without_launcher_sections(load_config(list(overrides), extra=extra, scale=protocol.scale))
             check_fits_data(protocol.name, Path(data_root) / target, float(cfg.data.clip_seconds), int(cfg.data.size))
-            cells.append(Cell(protocol=protocol.name, row=row.label, method=row.method, identity=target,
-                              clip_seconds=float(cfg.data.clip_seconds), iters=int(cfg.train.iters),
-                              audio=str(audio), seed=int(cfg.seed), cfg=cfg, cell_id=cell_key(cfg),
-                              metrics=[m for m in protocol.metrics if m not in protocol.expected_missing]))
+            cells.append(
+                Cell(
+                    protocol=protocol.name,
+                    row=row.label,
+                    method=row.method,
+                    identity=target,
+                    clip_seconds=float(cfg.data.clip_seconds),
+                    iters=int(cfg.train.iters),
+                    audio=str(audio),
+                    seed=int(cfg.seed),
+                    cfg=cfg,
+                    cell_id=cell_key(cfg),
+                    metrics=[m for m in protocol.metrics if m not in protocol.expected_missing],
+                )
+            )
     return cells
 
 
@@ -158,8 +179,10 @@ def check_fits_data(protocol: str, identity: Path, clip_seconds: float, size: in
             raise ProtocolError(f"protocol {protocol}: clip_seconds {clip_seconds:g}: {exc}") from exc
     native = max(ident.size)
     if size > native:
-        raise ProtocolError(f"protocol {protocol}: data.size {size} is above the {native} px {ident.name} was prepared "
-                            f"at; prepare the clips at that size (clips.size) or choose data.size <= {native}")
+        raise ProtocolError(
+            f"protocol {protocol}: data.size {size} is above the {native} px {ident.name} was prepared "
+            f"at; prepare the clips at that size (clips.size) or choose data.size <= {native}"
+        )
 
 
 def identity_hash(folder: Path) -> str:
@@ -218,12 +241,20 @@ def base_key(cfg: DictConfig) -> str:
     method = cfg.method
     tree = id_view(OmegaConf.to_container(cfg, resolve=True))
     train = {k: v for k, v in tree["train"].items() if k != "iters" and k not in TrainSettings.render_keys()}
-    parts = {"method": method, "method_cfg": tree.get(method), "field": tree["field"], "train": train,
-             "size": cfg.data.size,
-             "data": {n: cfg.run.data_sha256.get(n) or f"{cfg.data.root}/{n}" for n in sorted(cfg.run.base_identities)},
-             "features": cfg.features, "seed": cfg.seed, "scale": cfg.scale, "threads": cfg.threads,
-             "device": cfg.device,
-             "identities": sorted(cfg.run.base_identities)}
+    parts = {
+        "method": method,
+        "method_cfg": tree.get(method),
+        "field": tree["field"],
+        "train": train,
+        "size": cfg.data.size,
+        "data": {n: cfg.run.data_sha256.get(n) or f"{cfg.data.root}/{n}" for n in sorted(cfg.run.base_identities)},
+        "features": cfg.features,
+        "seed": cfg.seed,
+        "scale": cfg.scale,
+        "threads": cfg.threads,
+        "device": cfg.device,
+        "identities": sorted(cfg.run.base_identities),
+    }
     return config_hash(OmegaConf.create(parts))
 
 

@@ -38,8 +38,7 @@ def data_root_for(protocol: Protocol, data: str | None = None) -> Path:
     from aebench.data.synth import make_corpus
 
     try:
-        make_corpus(root, identities=int(s["identities"]), seconds=float(s["seconds"]), size=int(s["size"]),
-                    seed=int(s["seed"]))
+        make_corpus(root, identities=int(s["identities"]), seconds=float(s["seconds"]), size=int(s["size"]), seed=int(s["seed"]))
     except WriteError as exc:  # a full disk or a read-only data folder: one line, before any training
         raise ProtocolError(f"protocol {protocol.name}: the synthetic corpus cannot be written: {exc}") from exc
     return root
@@ -100,8 +99,16 @@ def prepared_clips(clips: dict, under: Path | None = None) -> Path:
     root = prepared_root(clips, under)
     for video in videos:
         try:
-            prepare(video, identity_name(video), root, size=int(clips["size"]), fps=float(clips["fps"]),
-                    max_seconds=None if secs is None else float(secs), progress=True, log=tqdm.write)
+            prepare(
+                video,
+                identity_name(video),
+                root,
+                size=int(clips["size"]),
+                fps=float(clips["fps"]),
+                max_seconds=None if secs is None else float(secs),
+                progress=True,
+                log=tqdm.write,
+            )
         except PrepareError as exc:
             raise ProtocolError(f"preparing {video}: {exc}") from exc
     return root
@@ -186,8 +193,9 @@ def run_ray(cells: list[Cell], runs_root: Path, progress: bool = True) -> list[C
     return run(cells, runs_root, progress)
 
 
-def launch(cells: list[Cell], runs_root: Path, launcher: str = "local", progress: bool = True,
-           workers: int | str = 1, slurm: dict | None = None) -> list[CellOutcome]:
+def launch(
+    cells: list[Cell], runs_root: Path, launcher: str = "local", progress: bool = True, workers: int | str = 1, slurm: dict | None = None
+) -> list[CellOutcome]:
     """Run ``cells`` into ``runs_root`` with ``launcher``; ``workers``: processes side by side (local;
     ``auto``: :func:`aebench.harness.protocol.pool.auto_workers`); ``slurm``: the jobs' resources
     (:func:`aebench.harness.protocol.slurm.slurm_settings`, for launcher=slurm)."""

@@ -14,8 +14,7 @@ def _scale(overrides: list[str]) -> str:
     return str(parse_overrides([o for o in overrides if o.startswith("scale=")]).get("scale", "smoke"))
 
 
-def expand(protocol_name: str, overrides: list[str], data: str | None = None, methods=None,
-           rows: list[str] | None = None):
+def expand(protocol_name: str, overrides: list[str], data: str | None = None, methods=None, rows: list[str] | None = None):
     """Load, prepare data for, and expand a protocol into cells."""
     from aebench.harness.protocol.cells import expand_cells
     from aebench.harness.protocol.launchers import data_root_for
@@ -35,8 +34,10 @@ def load_at_scale(protocol_name: str, overrides: list[str]) -> Protocol:
     """The protocol at the scale the overrides name; refuses a ``method=`` override."""
     protocol = load_protocol(protocol_name, _scale(overrides))
     if "method" in parse_overrides(overrides):  # each row names its method; an override would run every row as one
-        raise ProtocolError(f"method is chosen by each row of a protocol ({', '.join(r.method for r in protocol.rows)}); "
-                            "pick rows by method with methods=[a,b] instead of method=")
+        raise ProtocolError(
+            f"method is chosen by each row of a protocol ({', '.join(r.method for r in protocol.rows)}); "
+            "pick rows by method with methods=[a,b] instead of method="
+        )
     return protocol
 
 
@@ -55,8 +56,7 @@ def expand_prepared(protocol: Protocol, overrides: list[str], data: str | None =
 
     root = data_root_path(protocol, data)
     if not list_identities(root):
-        raise DataNotReady(f"the data of protocol {protocol.name} is not prepared yet (no identities in {root}; "
-                           "`aebench run` prepares it)")
+        raise DataNotReady(f"the data of protocol {protocol.name} is not prepared yet (no identities in {root}; `aebench run` prepares it)")
     try:
         return expand_cells(protocol, root, [o for o in overrides if not o.startswith("scale=")], methods)
     except ProtocolError as exc:
@@ -103,8 +103,9 @@ def check_renders(protocol: Protocol, cells) -> None:
     from aebench.harness.protocol.runner import _identity, driving_audio
     from aebench.method_api import render_span
 
-    needy = [METRICS[m] for m in protocol.metrics
-             if m not in protocol.expected_missing and (METRICS[m].min_frames or METRICS[m].min_face_px)]
+    needy = [
+        METRICS[m] for m in protocol.metrics if m not in protocol.expected_missing and (METRICS[m].min_frames or METRICS[m].min_face_px)
+    ]
     if not needy:
         return
     seen: dict[tuple, tuple[int, float]] = {}
@@ -123,17 +124,20 @@ def check_renders(protocol: Protocol, cells) -> None:
             fixes = []
             if frames < m.min_frames:
                 cap = int(cfg.train.render_frames)
-                fixes.append(f"train.render_frames >= {m.min_frames}" if 0 < cap < m.min_frames else
-                             f"a driving audio of at least {m.min_frames} frames")
+                fixes.append(
+                    f"train.render_frames >= {m.min_frames}"
+                    if 0 < cap < m.min_frames
+                    else f"a driving audio of at least {m.min_frames} frames"
+                )
             if face < m.min_face_px:
-                fixes.append(f"data.size >= {math.ceil(size * m.min_face_px / max(face, 1e-6))} (clips prepared at "
-                             "least that large)")
+                fixes.append(f"data.size >= {math.ceil(size * m.min_face_px / max(face, 1e-6))} (clips prepared at least that large)")
             if fixes:
                 raise ProtocolError(
                     f"protocol {protocol.name} lists {m.name} ({m.label}), whose recipe needs renders of at least "
                     f"{m.min_frames} frames with faces of at least {m.min_face_px} px ({m.needs_source}); cell "
                     f"{cell.label} renders {frames} frames at {size} px with faces about {face:.0f} px. Set "
-                    f"{' and '.join(fixes)}, or declare it in the protocol: expected_missing: {{{m.name}: REASON}}")
+                    f"{' and '.join(fixes)}, or declare it in the protocol: expected_missing: {{{m.name}: REASON}}"
+                )
 
 
 def check_audio(protocol: Protocol) -> None:

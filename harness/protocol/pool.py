@@ -142,9 +142,16 @@ def run_pool(cells: list[Cell], runs_root: Path, progress: bool, workers: int) -
     running: dict = {}
     outcomes: dict[str, CellOutcome] = {}
     try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool, \
-                tqdm(total=len(jobs), desc=f"models and cells ({workers} workers)", unit="job",
-                     disable=not progress or not jobs, dynamic_ncols=True) as bar:
+        with (
+            ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool,
+            tqdm(
+                total=len(jobs),
+                desc=f"models and cells ({workers} workers)",
+                unit="job",
+                disable=not progress or not jobs,
+                dynamic_ncols=True,
+            ) as bar,
+        ):
             while waiting or running:
                 ready = _ready(waiting, finished, failed, order, workers - len(running))
                 if not ready and not running:  # cannot happen by construction; never spin
@@ -163,27 +170,24 @@ def run_pool(cells: list[Cell], runs_root: Path, progress: bool, workers: int) -
                 for future in done:
                     key = running.pop(future)
                     error = _pool_error(future)
-                    _finish(key, jobs[key], None if error else future.result(), error, failed, outcomes, runs_root,
-                            say, bar)
+                    _finish(key, jobs[key], None if error else future.result(), error, failed, outcomes, runs_root, say, bar)
                     finished.add(key)
     except BrokenProcessPool as exc:
-        raise RuntimeError("a worker process died (killed, or out of memory); finished cells are kept: run the same "
-                           "command again to resume") from exc
+        raise RuntimeError(
+            "a worker process died (killed, or out of memory); finished cells are kept: run the same command again to resume"
+        ) from exc
     return [outcomes.get(str(runs_root / c.protocol / c.cell_id)) or CellOutcome(c, "skipped") for c in cells]
 
 
-def _ready(waiting: dict[str, Job], finished: set[str], failed: dict[str, str], order: dict[str, int],
-           slots: int) -> list[str]:
+def _ready(waiting: dict[str, Job], finished: set[str], failed: dict[str, str], order: dict[str, int], slots: int) -> list[str]:
     """The waiting jobs whose needs have all ended: every one whose need failed (they take no
     worker), then up to ``slots`` others, models before cells, in plan order."""
-    ready = sorted((k for k, j in waiting.items() if j.needs <= finished),
-                   key=lambda k: (Job.RANK[waiting[k].kind], order[k]))
+    ready = sorted((k for k, j in waiting.items() if j.needs <= finished), key=lambda k: (Job.RANK[waiting[k].kind], order[k]))
     unrun = [k for k in ready if waiting[k].needs & failed.keys()]
-    return unrun + [k for k in ready if k not in unrun][:max(0, slots)]
+    return unrun + [k for k in ready if k not in unrun][: max(0, slots)]
 
 
-def _finish(key: str, job: Job, result, error: str | None, failed: dict[str, str], outcomes: dict, runs_root: Path,
-            say, bar) -> None:
+def _finish(key: str, job: Job, result, error: str | None, failed: dict[str, str], outcomes: dict, runs_root: Path, say, bar) -> None:
     """Record a job's end: a model's error fails what needs it; a cell's outcome is kept."""
     if job.kind == "cell":
         if isinstance(result, CellOutcome):
@@ -193,8 +197,7 @@ def _finish(key: str, job: Job, result, error: str | None, failed: dict[str, str
         else:
             outcome = CellOutcome(job.cell, "failed", error)
         outcomes[key] = outcome
-        say(f"{job.cell.label}  ({job.cell.cell_id}) -> {outcome.status}"
-            + (f": {outcome.error}" if outcome.error else ""))
+        say(f"{job.cell.label}  ({job.cell.cell_id}) -> {outcome.status}" + (f": {outcome.error}" if outcome.error else ""))
         bar.set_postfix_str(f"{job.cell.row} / {job.cell.identity}")
     else:
         error = error or result

@@ -63,20 +63,28 @@ def run_ray(cells: list[Cell], runs_root: Path, progress: bool = True) -> list[C
     if not cells:
         return []
     if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False, log_to_driver=progress,
-                 runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}})
+        ray.init(
+            address=os.environ.get("RAY_ADDRESS") or None,
+            include_dashboard=False,
+            log_to_driver=progress,
+            runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}},
+        )
     blind = {} if mode == "always" else blind_nodes(ray, cells, Path(runs_root))
     if blind and mode == "never":
-        raise RuntimeError(f"launcher=ray with ray.ship=never, but {_blind_text(blind)}: mount them at the same paths "
-                           "on every node, or let the driver send each task its data and bring back its results "
-                           "(ray.ship=auto)")
+        raise RuntimeError(
+            f"launcher=ray with ray.ship=never, but {_blind_text(blind)}: mount them at the same paths "
+            "on every node, or let the driver send each task its data and bring back its results "
+            "(ray.ship=auto)"
+        )
     gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
     registry = dict(REGISTERED)
     if not blind and mode != "always":
         return _run_in_place(ray, cells, Path(runs_root), progress, gpus, registry)
     if progress:
-        tqdm.write(f"launcher=ray: {_blind_text(blind) if blind else 'ray.ship=always'}; each task gets its data "
-                   f"from the driver and sends its results back to {runs_root}")
+        tqdm.write(
+            f"launcher=ray: {_blind_text(blind) if blind else 'ray.ship=always'}; each task gets its data "
+            f"from the driver and sends its results back to {runs_root}"
+        )
     return _run_shipped(ray, cells, Path(runs_root), progress, gpus, registry)
 
 
@@ -85,16 +93,16 @@ def ship_mode(cells: list[Cell]) -> str:
     nodes, so cells asking for different ways are a mistake in the protocol's settings)."""
     modes = sorted({str(OmegaConf.select(c.cfg, "ray.ship", default="auto")) for c in cells})
     if len(modes) > 1:
-        raise ValueError(f"launcher=ray: the cells set ray.ship to {' and '.join(modes)}; give the run one value "
-                         f"(ray.ship={'|'.join(SHIP_MODES)})")
+        raise ValueError(
+            f"launcher=ray: the cells set ray.ship to {' and '.join(modes)}; give the run one value (ray.ship={'|'.join(SHIP_MODES)})"
+        )
     mode = modes[0] if modes else "auto"
     if mode not in SHIP_MODES:  # the config refuses it too; a cell built without it may not
         raise ValueError(f"ray.ship must be one of {', '.join(SHIP_MODES)}, got {mode}")
     return mode
 
 
-def _run_in_place(ray, cells: list[Cell], runs_root: Path, progress: bool, gpus: int,
-                  registry: dict) -> list[CellOutcome]:
+def _run_in_place(ray, cells: list[Cell], runs_root: Path, progress: bool, gpus: int, registry: dict) -> list[CellOutcome]:
     """Every node sees the store: base models first, then every cell, each a task writing there."""
     base_task = ray.remote(num_gpus=gpus, num_cpus=1)(_remote_base)
     cell_task = ray.remote(num_gpus=gpus, num_cpus=1)(_remote_cell)
@@ -134,12 +142,18 @@ def blind_nodes(ray, cells: list[Cell], runs_root: Path) -> dict[str, list[str]]
         raise RuntimeError(f"launcher=ray: cannot write the run store {runs_root}: {exc.strerror or exc}") from exc
     try:
         probe = ray.remote(num_cpus=0)(_probe)
-        refs = {probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote(
-            str(probe_dir / "marker"), token, _needs(cells)): node for node in nodes}
+        refs = {
+            probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote(
+                str(probe_dir / "marker"), token, _needs(cells)
+            ): node
+            for node in nodes
+        }
         answered, late = ray.wait(list(refs), num_returns=len(refs), timeout=PROBE_TIMEOUT_S)
         if late:
-            raise RuntimeError(f"launcher=ray: node(s) {', '.join(nodes[refs[r]] for r in late)} did not answer the "
-                               f"run-store check in {PROBE_TIMEOUT_S:g} s; check them with `ray status`")
+            raise RuntimeError(
+                f"launcher=ray: node(s) {', '.join(nodes[refs[r]] for r in late)} did not answer the "
+                f"run-store check in {PROBE_TIMEOUT_S:g} s; check them with `ray status`"
+            )
         missed = {nodes[refs[r]]: ray.get(r) for r in answered}
         return {node: what for node, what in missed.items() if what}
     finally:
@@ -231,8 +245,7 @@ def _audio_file(cell: Cell) -> str | None:
 # --- shipping: the driver's side -----------------------------------------------------------------
 
 
-def _run_shipped(ray, cells: list[Cell], runs_root: Path, progress: bool, gpus: int,
-                 registry: dict) -> list[CellOutcome]:
+def _run_shipped(ray, cells: list[Cell], runs_root: Path, progress: bool, gpus: int, registry: dict) -> list[CellOutcome]:
     """No shared disk: base models first, then the first cell of each fine-tuned model, then the
     cells that share it; each task gets what it needs from the driver and returns what it wrote."""
     say = tqdm.write if progress else _quiet
@@ -252,8 +265,7 @@ def _run_shipped(ray, cells: list[Cell], runs_root: Path, progress: bool, gpus: 
     outcomes = [CellOutcome(c, "skipped") for c in cells if is_done(runs_root / cell_folder(c))]
     firsts, later = _waves([c for c in cells if not is_done(runs_root / cell_folder(c))], runs_root)
     pending = dict(submit("cell", c) for c in firsts)
-    with tqdm(total=len(cells), initial=len(outcomes), desc="cells (ray, shipped)", unit="cell",
-              disable=not progress) as bar:
+    with tqdm(total=len(cells), initial=len(outcomes), desc="cells (ray, shipped)", unit="cell", disable=not progress) as bar:
         while pending:
             cell, outcome = _collect(ray, pending, runs_root)
             say(f"{cell.label}  ({cell.cell_id}) -> {outcome.status}" + (f": {outcome.error}" if outcome.error else ""))
@@ -326,11 +338,17 @@ class Parcels:
         names = [str(n) for n in cell.cfg.run.base_identities] if job == "base" else _identities_of(cell, needs_base)
         folders = [base] if job == "base" else [base, _finetune_folder(cell), cell_folder(cell)]
         audio = _audio_file(cell) if job == "cell" else None
-        return {"identities": {n: self._put(root / n) for n in names},
-                "audio": (audio, self._put(shared_path(audio))) if audio else None,
-                "store": {rel: self._put(self.runs_root / rel, cache=is_done(self.runs_root / rel))
-                          for rel in folders if rel and (self.runs_root / rel).is_dir()},
-                "runs_root": str(self.runs_root), "data_root": str(root)}
+        return {
+            "identities": {n: self._put(root / n) for n in names},
+            "audio": (audio, self._put(shared_path(audio))) if audio else None,
+            "store": {
+                rel: self._put(self.runs_root / rel, cache=is_done(self.runs_root / rel))
+                for rel in folders
+                if rel and (self.runs_root / rel).is_dir()
+            },
+            "runs_root": str(self.runs_root),
+            "data_root": str(root),
+        }
 
 
 def cell_folder(cell: Cell) -> str:
@@ -372,8 +390,10 @@ def install(blob: bytes, dest: Path) -> bool:
                 shutil.rmtree(old, ignore_errors=True)
             return True
     except OSError as exc:
-        raise RuntimeError(f"launcher=ray: cannot write {dest} into the run store: {exc.strerror or exc}; "
-                           "finished cells are kept: fix that (space, permissions), then run the same command again") from exc
+        raise RuntimeError(
+            f"launcher=ray: cannot write {dest} into the run store: {exc.strerror or exc}; "
+            "finished cells are kept: fix that (space, permissions), then run the same command again"
+        ) from exc
 
 
 def pack(path: Path) -> bytes:
@@ -381,7 +401,7 @@ def pack(path: Path) -> bytes:
     path = Path(path)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", dereference=True) as tar:
-        for child in (sorted(path.iterdir()) if path.is_dir() else [path]):
+        for child in sorted(path.iterdir()) if path.is_dir() else [path]:
             tar.add(child, arcname=child.name)
     return buf.getvalue()
 
@@ -448,8 +468,17 @@ def _rewired(cell: Cell, data: Path, audio: Path | None) -> Cell:
 def written_folders(store: Path) -> list[str]:
     """Every folder two levels down the run store (``<protocol>/<cell>``, ``_base/<...>``,
     ``_finetune/<...>``), as paths in the store; hidden ones (locks, staging) left out."""
-    return sorted(f"{top.name}/{sub.name}" for top in sorted(store.iterdir()) if top.is_dir() and not top.name.startswith(".")
-                  for sub in top.iterdir() if sub.is_dir() and not sub.name.startswith(".")) if store.is_dir() else []
+    return (
+        sorted(
+            f"{top.name}/{sub.name}"
+            for top in sorted(store.iterdir())
+            if top.is_dir() and not top.name.startswith(".")
+            for sub in top.iterdir()
+            if sub.is_dir() and not sub.name.startswith(".")
+        )
+        if store.is_dir()
+        else []
+    )
 
 
 def rebase(folder: Path, moves: dict[str, str]) -> None:
@@ -497,5 +526,5 @@ def _moved(value, moves: dict[str, str]):
     if isinstance(value, str):
         for old, to in sorted(moves.items(), key=lambda m: -len(m[0])):
             if value == old or value.startswith(old + "/"):
-                return to + value[len(old):]
+                return to + value[len(old) :]
     return value

@@ -47,15 +47,19 @@ class Record:
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
             raise RecordError(f"{where}: schema {version!r} is not a layout version")
         if version > SCHEMA:
-            raise RecordError(f"{where}: a {cls.WHAT} of layout version {version}, written by a newer aebench "
-                              f"(this one reads versions 1 to {SCHEMA}); upgrade aebench to read this store")
+            raise RecordError(
+                f"{where}: a {cls.WHAT} of layout version {version}, written by a newer aebench "
+                f"(this one reads versions 1 to {SCHEMA}); upgrade aebench to read this store"
+            )
         names = {f.name for f in dataclasses.fields(cls)}
-        required = [f.name for f in dataclasses.fields(cls)
-                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name != "schema"]
+        required = [
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name != "schema"
+        ]
         missing = [n for n in required if n not in data]
         if missing:
-            raise RecordError(f"{where}: a {cls.WHAT} without {', '.join(missing)}; a damaged record: "
-                              f"delete its folder and run again")
+            raise RecordError(f"{where}: a {cls.WHAT} without {', '.join(missing)}; a damaged record: delete its folder and run again")
         return cls(**{**{k: v for k, v in data.items() if k in names}, "schema": version})
 
     def to_json(self) -> dict:

@@ -34,7 +34,6 @@ from aebench.json_numbers import read_json
 DONE = "done"
 
 
-
 def base_folder(cfg) -> str:
     """``_base/<method>-<base-key>``: where the base model of a cell with config ``cfg`` is
     trained, relative to the store's root (shared by every cell with its key)."""
@@ -154,8 +153,7 @@ def job_id(env: dict | None = None) -> str | None:
 
 def runner_record() -> dict:
     """Who runs a cell: host name, pid, start time (UTC) and batch job (:func:`job_id`)."""
-    return {"host": socket.gethostname(), "pid": os.getpid(),
-            "started": datetime.now(UTC).isoformat(timespec="seconds"), "job": job_id()}
+    return {"host": socket.gethostname(), "pid": os.getpid(), "started": datetime.now(UTC).isoformat(timespec="seconds"), "job": job_id()}
 
 
 def mark_running(cell_dir: Path) -> None:
@@ -173,9 +171,16 @@ def mark_failed(cell_dir: Path, error: str) -> None:
     """Record the cell's failure (its one-line error, when, who ran it) for `aebench status`;
     the traceback is in log.txt."""
     who = read_marker(cell_dir / RUNNING) or runner_record()
-    write_json(cell_dir / FAILED, {"error": " ".join(str(error).split()),
-                                   "time": datetime.now(UTC).isoformat(timespec="seconds"),
-                                   "host": who.get("host"), "pid": who.get("pid"), "job": who.get("job")})
+    write_json(
+        cell_dir / FAILED,
+        {
+            "error": " ".join(str(error).split()),
+            "time": datetime.now(UTC).isoformat(timespec="seconds"),
+            "host": who.get("host"),
+            "pid": who.get("pid"),
+            "job": who.get("job"),
+        },
+    )
     clear_running(cell_dir)
 
 
@@ -247,9 +252,11 @@ def check_protocol_folder(runs_root: Path, spec, claim: bool = False) -> None:
             theirs = None  # a damaged record is claimed again
         if isinstance(theirs, dict):
             if theirs.get("source") != mine["source"] and theirs.get("sha256") != mine["sha256"]:
-                raise ValueError(f"the run store folder {Path(runs_root) / spec.name} holds the cells of another "
-                                 f"protocol named {spec.name!r} ({theirs.get('source')}); {mine['source']} has other "
-                                 f"content: give it its own name (name: ... in the file) or its own store (--runs DIR)")
+                raise ValueError(
+                    f"the run store folder {Path(runs_root) / spec.name} holds the cells of another "
+                    f"protocol named {spec.name!r} ({theirs.get('source')}); {mine['source']} has other "
+                    f"content: give it its own name (name: ... in the file) or its own store (--runs DIR)"
+                )
             return
         if claim:
             write_json(mark, mine)
@@ -265,8 +272,9 @@ def _read_config(cell_dir: Path) -> dict | None:
     try:
         return yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
     except yaml.YAMLError as exc:
-        raise ValueError(f"cell config {path} is not valid YAML ({' '.join(str(exc).split())}); "
-                         f"a damaged cell: delete its folder and run again") from exc
+        raise ValueError(
+            f"cell config {path} is not valid YAML ({' '.join(str(exc).split())}); a damaged cell: delete its folder and run again"
+        ) from exc
 
 
 def read_cells(runs_root: Path, protocol: str) -> list[dict]:
@@ -303,8 +311,15 @@ def read_cell(cell_dir: Path) -> dict:
     record = read_record(cell_dir, CellRecord)
     metrics = read_metrics(cell_dir)
     cell = {**{k: v for k, v in record.to_json().items() if k != "schema"}, "key": record.grid_key}
-    cell.update(summary=metrics["summary"], missing=metrics.get("missing", {}), info=metrics.get("info", {}),
-                dir=cell_dir, finished=(cell_dir / DONE).stat().st_mtime, superseded=[], config=_read_config(cell_dir))
+    cell.update(
+        summary=metrics["summary"],
+        missing=metrics.get("missing", {}),
+        info=metrics.get("info", {}),
+        dir=cell_dir,
+        finished=(cell_dir / DONE).stat().st_mtime,
+        superseded=[],
+        config=_read_config(cell_dir),
+    )
     return cell
 
 

@@ -26,9 +26,20 @@ from aebench.paths import shared_path
 from aebench.provenance import peak_memory, provenance
 from aebench.harness.protocol.cells import Cell
 from aebench.harness.protocol.records import SCHEMA, BaseRecord, CellRecord, FinetuneRecord
-from aebench.harness.protocol.run_store import (atomic_write, base_folder, cell_lock, clear_running, finetune_folder,
-                                                is_done, log_line, mark_done, mark_failed, mark_running, read_record,
-                                                write_record)
+from aebench.harness.protocol.run_store import (
+    atomic_write,
+    base_folder,
+    cell_lock,
+    clear_running,
+    finetune_folder,
+    is_done,
+    log_line,
+    mark_done,
+    mark_failed,
+    mark_running,
+    read_record,
+    write_record,
+)
 
 
 @dataclass
@@ -73,15 +84,22 @@ def ensure_base(method, cfg: DictConfig, runs_root: Path, progress=print) -> tup
         t0 = time.perf_counter()
         with peak_memory() as mem:
             ckpt = method.pretrain([_identity(cfg, n) for n in ids], cfg, folder)
-        record = BaseRecord(SCHEMA, checkpoint=str(ckpt), identities=ids, pretrain_s=time.perf_counter() - t0,
-                            peak_memory=mem.to_json(), provenance=provenance(_device(cfg)))
+        record = BaseRecord(
+            SCHEMA,
+            checkpoint=str(ckpt),
+            identities=ids,
+            pretrain_s=time.perf_counter() - t0,
+            peak_memory=mem.to_json(),
+            provenance=provenance(_device(cfg)),
+        )
         write_record(folder, record)
         mark_done(folder)
         return record, folder
 
 
-def ensure_finetuned(method, cfg: DictConfig, identity: Identity, base: Path | None, runs_root: Path,
-                     progress=print) -> tuple[FinetuneRecord, Path]:
+def ensure_finetuned(
+    method, cfg: DictConfig, identity: Identity, base: Path | None, runs_root: Path, progress=print
+) -> tuple[FinetuneRecord, Path]:
     """The cell's fine-tuned model, trained once for every cell that differs only in what it
     does after fine-tuning (driving audio, frames rendered, row label, protocol): the paper
     drives one fine-tuned model with its own and other voices. Returns its record (checkpoint,
@@ -96,8 +114,13 @@ def ensure_finetuned(method, cfg: DictConfig, identity: Identity, base: Path | N
         t0 = time.perf_counter()
         with peak_memory() as mem:
             ckpt = method.finetune(identity, identity.fewshot_clip(float(cfg.data.clip_seconds)), base, cfg, ft_dir)
-        record = FinetuneRecord(SCHEMA, checkpoint=str(ckpt), finetune_s=time.perf_counter() - t0,
-                                peak_memory=mem.to_json(), provenance=provenance(_device(cfg)))
+        record = FinetuneRecord(
+            SCHEMA,
+            checkpoint=str(ckpt),
+            finetune_s=time.perf_counter() - t0,
+            peak_memory=mem.to_json(),
+            provenance=provenance(_device(cfg)),
+        )
         write_record(ft_dir, record)
         mark_done(ft_dir)
         return record, ft_dir
@@ -111,8 +134,9 @@ def ensure_models(cell: Cell, runs_root: Path, progress=print) -> None:
     with torch_threads(int(cell.cfg.threads)):
         method = get_method(cell.method)
         base = ensure_base(method, cell.cfg, runs_root, progress)
-        ensure_finetuned(method, cell.cfg, _identity(cell.cfg, cell.identity), Path(base[0].checkpoint) if base else None,
-                         runs_root, progress)
+        ensure_finetuned(
+            method, cell.cfg, _identity(cell.cfg, cell.identity), Path(base[0].checkpoint) if base else None, runs_root, progress
+        )
 
 
 def fail_unrun(cell: Cell, runs_root: Path, error: str) -> CellOutcome:
@@ -182,17 +206,35 @@ def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
             timings["eval_s"] = time.perf_counter() - t0
             memory["eval"] = scored.info["provenance"]["peak_memory"]
             rendered = rendered_frames(Path(video))
-            write_record(cell_dir, CellRecord(
-                SCHEMA, protocol=cell.protocol, cell_id=cell.cell_id, row=cell.row, method=cell.method,
-                identity=cell.identity, clip_seconds=cell.clip_seconds, iters=cell.iters, audio=cell.audio, seed=cell.seed,
-                scale=cfg.scale, data_root=str(cfg.data.root), size=int(identity.size[0]),
-                base=str(base_dir) if base_dir else None, finetuned=str(ft_dir),
-                base_identities=list(cfg.run.base_identities), timings=timings,
-                train_hours=(timings["pretrain_s"] + timings["finetune_s"]) / 3600.0,
-                cost=cell_cost(timings, memory, rendered), peak_memory=memory, sha256=scored.hashes(),
-                provenance=provenance(_device(cfg)),
-                trained_with={"pretrain": base_record.provenance if base_record else None, "finetune": ft_record.provenance},
-                key=cell.key))
+            write_record(
+                cell_dir,
+                CellRecord(
+                    SCHEMA,
+                    protocol=cell.protocol,
+                    cell_id=cell.cell_id,
+                    row=cell.row,
+                    method=cell.method,
+                    identity=cell.identity,
+                    clip_seconds=cell.clip_seconds,
+                    iters=cell.iters,
+                    audio=cell.audio,
+                    seed=cell.seed,
+                    scale=cfg.scale,
+                    data_root=str(cfg.data.root),
+                    size=int(identity.size[0]),
+                    base=str(base_dir) if base_dir else None,
+                    finetuned=str(ft_dir),
+                    base_identities=list(cfg.run.base_identities),
+                    timings=timings,
+                    train_hours=(timings["pretrain_s"] + timings["finetune_s"]) / 3600.0,
+                    cost=cell_cost(timings, memory, rendered),
+                    peak_memory=memory,
+                    sha256=scored.hashes(),
+                    provenance=provenance(_device(cfg)),
+                    trained_with={"pretrain": base_record.provenance if base_record else None, "finetune": ft_record.provenance},
+                    key=cell.key,
+                ),
+            )
             if not (cell_dir / "render.mp4").exists():
                 shutil.copy(video, cell_dir / "render.mp4")
             mark_done(cell_dir)
@@ -231,13 +273,14 @@ def cell_cost(timings: dict, memory: dict, rendered: int) -> dict:
     ``train_s`` (base model + fine-tune), ``render_fps`` (frames rendered / render wall time) and
     ``peak_mem`` (the largest resident peak of the cell's stages, GiB)."""
     peaks = [m["rss_bytes"] for m in memory.values() if m and m.get("rss_bytes")]
-    return {"train_s": timings["pretrain_s"] + timings["finetune_s"],
-            "render_fps": rendered / timings["render_s"] if timings.get("render_s") else None,
-            "peak_mem": max(peaks) / 2**30 if peaks else None}
+    return {
+        "train_s": timings["pretrain_s"] + timings["finetune_s"],
+        "render_fps": rendered / timings["render_s"] if timings.get("render_s") else None,
+        "peak_mem": max(peaks) / 2**30 if peaks else None,
+    }
 
 
-def score_cell(cell: Cell, identity: Identity, video: Path, audio: np.ndarray, self_driven: bool,
-               cell_dir: Path):
+def score_cell(cell: Cell, identity: Identity, video: Path, audio: np.ndarray, self_driven: bool, cell_dir: Path):
     """Score a cell's render with the protocol's metrics into ``metrics.json``/``frames.csv``;
     returns the :class:`aebench.eval.EvalResult`."""
     from aebench.eval import evaluate
@@ -246,8 +289,7 @@ def score_cell(cell: Cell, identity: Identity, video: Path, audio: np.ndarray, s
     pred, n, audio = scored_frames(video, identity, audio, int(cfg.train.render_frames))
     gt = ground_truth(identity, n) if self_driven else None
     weights = {k: str(v) for k, v in cfg.weights.items()} or None
-    result = evaluate(pred, gt=gt, audio=audio, fps=identity.fps,
-                      metrics=_metrics_for(cell, self_driven), weights=weights, progress=False)
+    result = evaluate(pred, gt=gt, audio=audio, fps=identity.fps, metrics=_metrics_for(cell, self_driven), weights=weights, progress=False)
     result.info["scored_from"] = str(scored_source(video))
     result.write(cell_dir)
     return result
@@ -302,9 +344,11 @@ def check_render_complete(cell: Cell, cell_dir: Path, identity: Identity, audio:
     else:
         missing = list(range(len(FrameSource.of(source)), expected - slack))
     if missing:
-        raise RenderIncomplete(f"cell {cell.cell_id}: {len(missing)} render frame(s) missing from {source} (numbers "
-                               f"{frame_ranges(missing)}; the cell {what} {expected} frames); refusing to score the "
-                               "frames left: run the cell again (remove its folder, then `aebench run`)")
+        raise RenderIncomplete(
+            f"cell {cell.cell_id}: {len(missing)} render frame(s) missing from {source} (numbers "
+            f"{frame_ranges(missing)}; the cell {what} {expected} frames); refusing to score the "
+            "frames left: run the cell again (remove its folder, then `aebench run`)"
+        )
 
 
 def _frames_scored(cell_dir: Path) -> int | None:

@@ -38,8 +38,7 @@ from aebench.harness.protocol.spec import Protocol
 #: where submitit's files and the jobs' logs lie, under the run store root
 JOBS_FOLDER = "_slurm"
 #: squeue states of a job that has ended (any other state it shows means it is still queued or running)
-ENDED = {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY", "BOOT_FAIL",
-         "DEADLINE", "REVOKED"}
+ENDED = {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "REVOKED"}
 #: seconds a job that ended as if it returned may take to show its result file (a shared filesystem's caching)
 RESULT_GRACE_S = 10.0
 #: how squeue names a job it no longer lists (ended some minutes ago)
@@ -52,6 +51,7 @@ KILLED = {"CANCELLED", "TIMEOUT", "PREEMPTED", "NODE_FAIL", "OUT_OF_MEMORY", "DE
 class Submitted:
     """What one submission made: the jobs of the base models and of the cells (submitit jobs,
     with their cells) and the cells already done (not submitted)."""
+
     bases: list[tuple[Cell, Any]] = field(default_factory=list)
     cells: list[tuple[Cell, Any]] = field(default_factory=list)
     done: list[Cell] = field(default_factory=list)
@@ -64,8 +64,7 @@ def slurm_settings(protocol: Protocol, overrides: list[str]) -> dict:
 
     from aebench.config import load_config
 
-    cfg = load_config([o for o in overrides if not o.startswith("scale=")], extra=protocol.settings,
-                      scale=protocol.scale)
+    cfg = load_config([o for o in overrides if not o.startswith("scale=")], extra=protocol.settings, scale=protocol.scale)
     return OmegaConf.to_container(cfg.slurm, resolve=True)
 
 
@@ -77,15 +76,15 @@ def require_slurm() -> None:
         raise RuntimeError("launcher=slurm needs submitit: pip install 'aebench[slurm]'") from exc
     missing = [cmd for cmd in ("sbatch", "squeue", "srun") if shutil.which(cmd) is None]
     if missing:
-        raise RuntimeError(f"launcher=slurm needs SLURM's {', '.join(missing)} on PATH: run it on a machine that "
-                           "submits to the cluster (a login node)")
+        raise RuntimeError(
+            f"launcher=slurm needs SLURM's {', '.join(missing)} on PATH: run it on a machine that submits to the cluster (a login node)"
+        )
 
 
 def sbatch_parameters(settings: dict, name: str, dependency: str | None = None) -> dict:
     """submitit's SlurmExecutor parameters for one array of jobs: the ``slurm`` section's
     resources (0 or "" = the site's default, so nothing is asked), a job name, a dependency."""
-    params: dict[str, Any] = {"job_name": name, "time": int(settings["time_min"]),
-                              "cpus_per_task": int(settings["cpus_per_job"])}
+    params: dict[str, Any] = {"job_name": name, "time": int(settings["time_min"]), "cpus_per_task": int(settings["cpus_per_job"])}
     if str(settings.get("partition") or ""):
         params["partition"] = str(settings["partition"])
     if int(settings["gpus_per_job"]):
@@ -126,8 +125,10 @@ def _submit_array(folder: Path, fn: Callable, calls: list[tuple], params: dict) 
             with executor.batch():
                 jobs = [executor.submit(fn, *args) for args in calls]
     except (FailedJobError, FailedSubmissionError) as exc:
-        raise RuntimeError(f"launcher=slurm: sbatch refused the jobs: {sbatch_message(str(exc))} (check the "
-                           f"slurm.* settings: aebench config show; slurm.extra names sbatch options)") from exc
+        raise RuntimeError(
+            f"launcher=slurm: sbatch refused the jobs: {sbatch_message(str(exc))} (check the "
+            f"slurm.* settings: aebench config show; slurm.extra names sbatch options)"
+        ) from exc
     return jobs
 
 
@@ -152,14 +153,12 @@ def submit(cells: list[Cell], runs_root: Path, settings: dict) -> Submitted:
     bases = [c for c in _bases_needed(todo, runs_root) if not is_done(_base_dir(c, runs_root))]
     try:
         if bases:
-            jobs = _submit_array(folder, _pool_base, [(c, root, registry) for c in bases],
-                                 sbatch_parameters(settings, f"{name}-base"))
+            jobs = _submit_array(folder, _pool_base, [(c, root, registry) for c in bases], sbatch_parameters(settings, f"{name}-base"))
             out.bases = list(zip(bases, jobs))
         after = {base_key(c.cfg): job.job_id for c, job in out.bases}
         for key, group in _by_base(todo).items():
             dependency = f"afterany:{after[key]}" if key in after else None
-            jobs = _submit_array(folder, _remote_cell, [(c, root, registry) for c in group],
-                                 sbatch_parameters(settings, name, dependency))
+            jobs = _submit_array(folder, _remote_cell, [(c, root, registry) for c in group], sbatch_parameters(settings, name, dependency))
             out.cells += list(zip(group, jobs))
     except BaseException:
         cancel(out)
@@ -248,12 +247,19 @@ def _log_tail(job) -> str:
 def _cell_outcome(cell: Cell, job, result: tuple[str, Any] | None, state: str) -> CellOutcome:
     """What a cell's job ended with: the cell's own outcome, or one line naming why it gave none."""
     if result is None and state in KILLED:
-        return CellOutcome(cell, "failed", f"SLURM job {job.job_id} ended without finishing the cell ({state}); run "
-                                           f"the same command again to resume it from its checkpoint [job log: {_log(job)}]")
+        return CellOutcome(
+            cell,
+            "failed",
+            f"SLURM job {job.job_id} ended without finishing the cell ({state}); run "
+            f"the same command again to resume it from its checkpoint [job log: {_log(job)}]",
+        )
     if result is None:
         why = _log_tail(job)
-        return CellOutcome(cell, "failed", f"SLURM job {job.job_id} ended without running the cell ({state})"
-                                           + (f": {why}" if why else "") + f" [job log: {_log(job)}]")
+        return CellOutcome(
+            cell,
+            "failed",
+            f"SLURM job {job.job_id} ended without running the cell ({state})" + (f": {why}" if why else "") + f" [job log: {_log(job)}]",
+        )
     outcome, value = result
     if outcome == "success":
         return value
@@ -263,8 +269,10 @@ def _cell_outcome(cell: Cell, job, result: tuple[str, Any] | None, state: str) -
 def _base_line(cell: Cell, job, result: tuple[str, Any] | None, state: str) -> str:
     """What a base model's job ended with, for a person."""
     if result is None:
-        return (f"base model of {cell.label}: SLURM job {job.job_id} ended without finishing it ({state}); the cells "
-                "that need it train it themselves, from its checkpoint")
+        return (
+            f"base model of {cell.label}: SLURM job {job.job_id} ended without finishing it ({state}); the cells "
+            "that need it train it themselves, from its checkpoint"
+        )
     outcome, value = result
     if outcome == "success" and value is None:
         return f"base model of {cell.label}: ready"
@@ -278,8 +286,7 @@ def follow(submitted: Submitted, poll_s: float = 10.0, progress: bool = True) ->
     waiting = [("base", c, j) for c, j in submitted.bases] + [("cell", c, j) for c, j in submitted.cells]
     ended_at: dict[str, float] = {}
     outcomes = {c.cell_id: CellOutcome(c, "skipped") for c in submitted.done}
-    with tqdm(total=len(submitted.cells), desc="cells (slurm)", unit="cell", disable=not progress,
-              dynamic_ncols=True) as bar:
+    with tqdm(total=len(submitted.cells), desc="cells (slurm)", unit="cell", disable=not progress, dynamic_ncols=True) as bar:
         while waiting:
             states = queue_states()
             still = []
@@ -289,8 +296,11 @@ def follow(submitted: Submitted, poll_s: float = 10.0, progress: bool = True) ->
                 if result is None and state not in ENDED and state != UNLISTED:
                     still.append((kind, cell, job))
                     continue
-                if result is None and state in ("COMPLETED", "FAILED", UNLISTED) and \
-                        time.monotonic() - ended_at.setdefault(job.job_id, time.monotonic()) < RESULT_GRACE_S:
+                if (
+                    result is None
+                    and state in ("COMPLETED", "FAILED", UNLISTED)
+                    and time.monotonic() - ended_at.setdefault(job.job_id, time.monotonic()) < RESULT_GRACE_S
+                ):
                     still.append((kind, cell, job))  # ended as if it returned: its result file may be on its way
                     continue
                 if kind == "base":

@@ -59,8 +59,24 @@ from aebench.media import FPS
 from aebench.paths import paper_results_dir, protocols_dir
 from aebench.settings import RootSettings, TrainSettings, declaration
 
-FIELDS = {"name", "description", "noise", "table", "metrics", "expected_missing", "rows", "targets", "base", "data",
-          "synth", "clips", "grid", "settings", "scales", "include"}
+FIELDS = {
+    "name",
+    "description",
+    "noise",
+    "table",
+    "metrics",
+    "expected_missing",
+    "rows",
+    "targets",
+    "base",
+    "data",
+    "synth",
+    "clips",
+    "grid",
+    "settings",
+    "scales",
+    "include",
+}
 #: the folder of the shared blocks a protocol names in ``include:`` (protocols/shared/<name>.yaml)
 SHARED_BLOCKS = "shared"
 ROW_FIELDS = {"label", "method", "set", "drop"}
@@ -70,8 +86,12 @@ PLOTS = ("none", "lines", "bars")
 #: what a table column may show besides a metric: the cell's cost (cell.json; the paper's Table 5
 #: reports training hours): name -> (label, better direction). ``train_hours`` is a top-level field
 #: of cell.json, the others its ``cost`` (:func:`aebench.harness.protocol.runner.cell_cost`).
-CELL_VALUES = {"train_hours": ("training hours", "lower"), "train_s": ("training s", "lower"),
-               "render_fps": ("render fps", "higher"), "peak_mem": ("peak memory GiB", "lower")}
+CELL_VALUES = {
+    "train_hours": ("training hours", "lower"),
+    "train_s": ("training s", "lower"),
+    "render_fps": ("render fps", "higher"),
+    "peak_mem": ("peak memory GiB", "lower"),
+}
 GRID_FIELDS = {"clip_seconds", "iters", "audio", "seed"}
 SYNTH_FIELDS = {"identities", "seconds", "size", "seed"}
 #: ``clips``: a folder of videos (``shared:`` = under the shared data folder) prepared at
@@ -162,8 +182,9 @@ def protocol_file(name_or_path: str | Path) -> Path:
     if not path.suffix:
         path = protocols_dir() / f"{name_or_path}.yaml"
     if not path.exists():
-        raise ProtocolError(f"unknown protocol '{name_or_path}'; available: {', '.join(available_protocols())} "
-                            f"(or the path of a protocol YAML file)")
+        raise ProtocolError(
+            f"unknown protocol '{name_or_path}'; available: {', '.join(available_protocols())} (or the path of a protocol YAML file)"
+        )
     return path
 
 
@@ -187,8 +208,10 @@ def _layout(where: str, raw: Any, grid: dict, metric_names: set[str]) -> TableLa
     if raw is None:
         return TableLayout()
     if not isinstance(raw, dict):
-        raise ProtocolError(f"{where}: table is a mapping, e.g. table: {{paper: {raw}, columns: {{PSNR: psnr}}}} "
-                            f"(paper, columns, axis, by_audio, plot), got {raw!r}")
+        raise ProtocolError(
+            f"{where}: table is a mapping, e.g. table: {{paper: {raw}, columns: {{PSNR: psnr}}}} "
+            f"(paper, columns, axis, by_audio, plot), got {raw!r}"
+        )
     _check_fields(where, raw, TABLE_FIELDS)
     paper = raw.get("paper")
     header = paper_table(paper)[0] if paper else []
@@ -199,8 +222,10 @@ def _layout(where: str, raw: Any, grid: dict, metric_names: set[str]) -> TableLa
         if col not in header:
             raise ProtocolError(f"{where}: the paper's {paper} has no column {col!r}; its columns: {', '.join(header[1:])}")
         if ours not in metric_names and ours not in CELL_VALUES:
-            raise ProtocolError(f"{where}: column {col} maps to {ours!r}, which is neither a metric "
-                                f"({', '.join(sorted(metric_names))}) nor a cell value ({', '.join(CELL_VALUES)})")
+            raise ProtocolError(
+                f"{where}: column {col} maps to {ours!r}, which is neither a metric "
+                f"({', '.join(sorted(metric_names))}) nor a cell value ({', '.join(CELL_VALUES)})"
+            )
     axis = None
     if raw.get("axis") is not None:
         a = raw["axis"]
@@ -210,8 +235,9 @@ def _layout(where: str, raw: Any, grid: dict, metric_names: set[str]) -> TableLa
         if a["grid"] not in ("clip_seconds", "iters"):
             raise ProtocolError(f"{where}: axis.grid must be clip_seconds or iters, got {a['grid']!r}")
         if a.get("paper") and paper and a["paper"] not in header:
-            raise ProtocolError(f"{where}: the paper's {paper} has no column {a['paper']!r} for the axis; its columns: "
-                                f"{', '.join(header[1:])}")
+            raise ProtocolError(
+                f"{where}: the paper's {paper} has no column {a['paper']!r} for the axis; its columns: {', '.join(header[1:])}"
+            )
         axis = Axis(grid=str(a["grid"]), paper=a.get("paper"), label=str(a.get("label") or a["grid"]))
     plot = str(raw.get("plot", "lines" if axis else "none"))
     if plot not in PLOTS:
@@ -231,8 +257,7 @@ MAX_ITERS = declaration(TrainSettings, "iters")[0].metadata["high"]
 
 def _number(v, whole: bool = False) -> bool:
     """A finite int or float (not a bool), whole when asked."""
-    return (not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
-            and (not whole or float(v).is_integer()))
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and (not whole or float(v).is_integer())
 
 
 def _check_grid(path: Path, grid: dict[str, list]) -> None:
@@ -242,8 +267,9 @@ def _check_grid(path: Path, grid: dict[str, list]) -> None:
             raise ProtocolError(f"{path} grid.{k}: no values (an empty list runs nothing)")
     for v in grid["iters"]:
         if v is not None and not (_number(v, whole=True) and 1 <= v <= MAX_ITERS):
-            raise ProtocolError(f"{path} grid.iters: {v!r} is not a whole number of iterations from 1 to {MAX_ITERS:g} "
-                                f"(null: the scale's train.iters)")
+            raise ProtocolError(
+                f"{path} grid.iters: {v!r} is not a whole number of iterations from 1 to {MAX_ITERS:g} (null: the scale's train.iters)"
+            )
     for v in grid["seed"]:
         if not (_number(v, whole=True) and 0 <= v <= MAX_SEED):
             raise ProtocolError(f"{path} grid.seed: {v!r} is not a whole number from 0 to {MAX_SEED}")
@@ -260,8 +286,16 @@ def _check_grid(path: Path, grid: dict[str, list]) -> None:
 
 
 #: top-level fields and the types they take (the rest of each field's shape is checked where it is read;
-FIELD_TYPES = {"name": (str,), "description": (str,), "noise": (str,), "data": (str,), "synth": (dict,),
-               "clips": (dict,), "grid": (dict,), "scales": (dict,)}  # table, rows, metrics, targets, base,
+FIELD_TYPES = {
+    "name": (str,),
+    "description": (str,),
+    "noise": (str,),
+    "data": (str,),
+    "synth": (dict,),
+    "clips": (dict,),
+    "grid": (dict,),
+    "scales": (dict,),
+}  # table, rows, metrics, targets, base,
 #                settings and expected_missing have their own checks, with an example of the right shape
 _TYPE_NAMES = {str: "a string", dict: "a mapping", list: "a list"}
 
@@ -277,9 +311,14 @@ def _check_types(where: str, data: dict) -> None:
 
 def _check_data_sources(where: Path, synth: dict, clips: dict) -> None:
     """The synthetic corpus and clip settings are numbers in range, the clip folders strings."""
-    checks = [("synth.identities", synth["identities"], True, 2, 1000), ("synth.seconds", synth["seconds"], False, 0.5, 3600),
-              ("synth.size", synth["size"], True, 16, 4096), ("synth.seed", synth["seed"], True, 0, MAX_SEED),
-              ("clips.size", clips["size"], True, 16, 4096), ("clips.fps", clips["fps"], False, 1, 240)]
+    checks = [
+        ("synth.identities", synth["identities"], True, 2, 1000),
+        ("synth.seconds", synth["seconds"], False, 0.5, 3600),
+        ("synth.size", synth["size"], True, 16, 4096),
+        ("synth.seed", synth["seed"], True, 0, MAX_SEED),
+        ("clips.size", clips["size"], True, 16, 4096),
+        ("clips.fps", clips["fps"], False, 1, 240),
+    ]
     if clips["max_seconds"] is not None:
         checks.append(("clips.max_seconds", clips["max_seconds"], False, 0.1, 36000))
     for key, v, whole, lo, hi in checks:
@@ -305,12 +344,12 @@ def _check_lists(path: Path, data: dict) -> None:
         raise ProtocolError(f"{path}: targets is all or a list of identity names{example}, got {targets!r}")
     base = data.get("base", "leave_one_out")
     if base != "leave_one_out" and not (isinstance(base, list) and all(isinstance(b, str) and b for b in base)):
-        raise ProtocolError(f"{path}: base is leave_one_out (every identity but the target) or a list of identity "
-                            f"names ([] for none), got {base!r}")
+        raise ProtocolError(
+            f"{path}: base is leave_one_out (every identity but the target) or a list of identity names ([] for none), got {base!r}"
+        )
     settings = data.get("settings")
     if settings is not None and not isinstance(settings, dict):
-        raise ProtocolError(f"{path}: settings is a mapping of dotted config keys, e.g. settings: {{train.iters: 3}}, "
-                            f"got {settings!r}")
+        raise ProtocolError(f"{path}: settings is a mapping of dotted config keys, e.g. settings: {{train.iters: 3}}, got {settings!r}")
 
 
 def _merged(base: dict, top: dict) -> dict:
@@ -333,8 +372,7 @@ def with_includes(raw: dict, path: Path, seen: tuple[Path, ...] = ()) -> dict:
     names = raw.pop("include")
     names = [names] if isinstance(names, str) else names
     if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
-        raise ProtocolError(f"{path}: include is a shared block's name or a list of them, e.g. include: [paper_table], "
-                            f"got {names!r}")
+        raise ProtocolError(f"{path}: include is a shared block's name or a list of them, e.g. include: [paper_table], got {names!r}")
     merged: dict = {}
     for name in names:
         block_path = _include_file(name, Path(path))
@@ -416,15 +454,25 @@ def parse_protocol(text: str, path: Path, scale: str | None = "smoke", check_met
             raise ProtocolError(f"{path} rows[{i}] sets method in set:; a row names its method with method: NAME")
         launcher = [k for k in row_set if str(k).split(".")[0] in ("slurm", "ray")]
         if launcher:  # where cells run is the run's choice, not a row's (and not part of a cell)
-            raise ProtocolError(f"{path} rows[{i}] sets {', '.join(map(str, launcher))}: launcher settings apply to a "
-                                f"whole run; give them on the command line (aebench run ... launcher=slurm slurm.KEY=VALUE)")
+            raise ProtocolError(
+                f"{path} rows[{i}] sets {', '.join(map(str, launcher))}: launcher settings apply to a "
+                f"whole run; give them on the command line (aebench run ... launcher=slurm slurm.KEY=VALUE)"
+            )
         shared = [k for k in row_set if str(k).split(".")[0] in SHARED_SECTIONS]
         if shared:
-            raise ProtocolError(f"{path} rows[{i}] sets {', '.join(shared)}: training conditions ({', '.join(SHARED_SECTIONS)}) "
-                                f"are shared by every row of a protocol; put them under 'settings' (all rows), or use "
-                                f"train.preset=official for each method's own values")
-        rows.append(Row(label=str(r.get("label", r["method"])), method=r["method"], set=row_set,
-                        drop=None if r.get("drop") is None else str(r["drop"])))
+            raise ProtocolError(
+                f"{path} rows[{i}] sets {', '.join(shared)}: training conditions ({', '.join(SHARED_SECTIONS)}) "
+                f"are shared by every row of a protocol; put them under 'settings' (all rows), or use "
+                f"train.preset=official for each method's own values"
+            )
+        rows.append(
+            Row(
+                label=str(r.get("label", r["method"])),
+                method=r["method"],
+                set=row_set,
+                drop=None if r.get("drop") is None else str(r["drop"]),
+            )
+        )
     if not rows:
         raise ProtocolError(f"{path}: no rows")
     labels = [r.label for r in rows]
@@ -452,17 +500,28 @@ def parse_protocol(text: str, path: Path, scale: str | None = "smoke", check_met
         raise ProtocolError(f"{path}: {exc}") from exc
     expected = data.get("expected_missing") or {}
     if not isinstance(expected, dict) or not all(isinstance(v, str) and v.strip() for v in expected.values()):
-        raise ProtocolError(f"{path}: expected_missing maps a metric to the reason its renders cannot yield it "
-                            f"(metric: \"reason\"), got {expected!r}")
+        raise ProtocolError(
+            f'{path}: expected_missing maps a metric to the reason its renders cannot yield it (metric: "reason"), got {expected!r}'
+        )
     strays = [m for m in expected if m not in metrics]
     if strays:
-        raise ProtocolError(f"{path}: expected_missing names {strays}, which the protocol does not list; its metrics: "
-                            f"{', '.join(metrics)}")
-    return Protocol(name=name, scale=scale, description=str(data.get("description", "")),
-                    table=_layout(f"{path} table", data.get("table"), grid, set(METRICS)),
-                    metrics=metrics,
-                    rows=rows, targets=data.get("targets", "all"), base=data.get("base", "leave_one_out"),
-                    data=str(data.get("data", "synth")), synth=synth, clips=clips, grid=grid,
-                    settings=dict(data.get("settings") or {}), path=path,
-                    noise=None if data.get("noise") is None else str(data["noise"]), text=text,
-                    expected_missing={str(k): str(v) for k, v in expected.items()})
+        raise ProtocolError(f"{path}: expected_missing names {strays}, which the protocol does not list; its metrics: {', '.join(metrics)}")
+    return Protocol(
+        name=name,
+        scale=scale,
+        description=str(data.get("description", "")),
+        table=_layout(f"{path} table", data.get("table"), grid, set(METRICS)),
+        metrics=metrics,
+        rows=rows,
+        targets=data.get("targets", "all"),
+        base=data.get("base", "leave_one_out"),
+        data=str(data.get("data", "synth")),
+        synth=synth,
+        clips=clips,
+        grid=grid,
+        settings=dict(data.get("settings") or {}),
+        path=path,
+        noise=None if data.get("noise") is None else str(data["noise"]),
+        text=text,
+        expected_missing={str(k): str(v) for k, v in expected.items()},
+    )

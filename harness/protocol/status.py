@@ -27,8 +27,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from aebench.harness.protocol.run_store import (DONE, FAILED, PROTOCOL_MARKS, RUNNING, is_done, last_log_line,
-                                                lock_held, read_marker)
+from aebench.harness.protocol.run_store import DONE, FAILED, PROTOCOL_MARKS, RUNNING, is_done, last_log_line, lock_held, read_marker
 
 STATES = ("done", "running", "waiting", "failed")
 #: what makes a folder of a protocol's store a cell (its plots/ folder holds none of them)
@@ -67,8 +66,14 @@ class StoreStatus:
         return {s: sum(c.state == s for c in self.cells) for s in STATES}
 
     def to_json(self) -> dict:
-        return {"protocol": self.protocol, "scale": self.scale, "store": str(self.store), "note": self.note,
-                "counts": self.counts(), "cells": [asdict(c) for c in self.cells]}
+        return {
+            "protocol": self.protocol,
+            "scale": self.scale,
+            "store": str(self.store),
+            "note": self.note,
+            "counts": self.counts(),
+            "cells": [asdict(c) for c in self.cells],
+        }
 
 
 def pid_alive(pid) -> bool | None:
@@ -117,8 +122,7 @@ def store_label(cell_dir: Path) -> str:
     try:
         cfg = yaml.safe_load((cell_dir / "config.yaml").read_text())
         run = cfg["run"]
-        return cell_label(run["row"], run["identity"], cfg["data"]["clip_seconds"], cfg["train"]["iters"],
-                          run["audio"], cfg["seed"])
+        return cell_label(run["row"], run["identity"], cfg["data"]["clip_seconds"], cfg["train"]["iters"], run["audio"], cfg["seed"])
     except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
         return "(no readable config.yaml)"
 
@@ -175,15 +179,16 @@ def check_store(runs_root: Path, protocol: str) -> None:
     """Refuse (StoreError) a run store that is none: missing, or no protocol ever claimed it
     (every `aebench run` records its protocol in ``_protocols/`` before anything else)."""
     if not runs_root.is_dir():
-        raise StoreError(f"no run store at {runs_root}: nothing has run there (name the store `aebench run` "
-                         f"wrote into with --runs DIR)")
+        raise StoreError(f"no run store at {runs_root}: nothing has run there (name the store `aebench run` wrote into with --runs DIR)")
     if not (runs_root / PROTOCOL_MARKS).is_dir() and not (runs_root / protocol).is_dir():
-        raise StoreError(f"{runs_root} holds no run store: no protocol has run there (name the store `aebench run` "
-                         f"wrote into with --runs DIR)")
+        raise StoreError(
+            f"{runs_root} holds no run store: no protocol has run there (name the store `aebench run` wrote into with --runs DIR)"
+        )
 
 
-def protocol_status(runs_root: Path, protocol_name: str, overrides: list[str] = (), data: str | None = None,
-                    methods: list[str] | None = None) -> StoreStatus:
+def protocol_status(
+    runs_root: Path, protocol_name: str, overrides: list[str] = (), data: str | None = None, methods: list[str] | None = None
+) -> StoreStatus:
     """Every cell of the protocol in its state: the expansion's cells first (in its order), then
     the store's other cells. Refuses (ValueError) an unknown protocol, a store that is none, or a
     store folder that holds another protocol file of the same name."""

@@ -26,8 +26,7 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
     h, w = img.shape[:2]
     band = np.zeros((LABEL_HEIGHT, w, 3), np.uint8)
     scale = 0.4 if w < 200 else 0.5
-    cv2.putText(band, text[: max(4, w // 7)], (3, LABEL_HEIGHT - 5), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
-                cv2.LINE_AA)
+    cv2.putText(band, text[: max(4, w // 7)], (3, LABEL_HEIGHT - 5), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
     return np.concatenate([band, img], 0)
 
 
@@ -41,8 +40,9 @@ def _write_png(path: Path, rgb: np.ndarray) -> None:
     path.write_bytes(data.tobytes())
 
 
-def compare(protocol: str | Path, runs_root: Path, out: Path, target: str | None = None, audio: str = "self",
-            strip_frames: int = 4) -> tuple[Path, Path]:
+def compare(
+    protocol: str | Path, runs_root: Path, out: Path, target: str | None = None, audio: str = "self", strip_frames: int = 4
+) -> tuple[Path, Path]:
     """Write ``out`` (mp4, GT | rows, with audio) and ``out`` with ``.png`` (a strip of
     ``strip_frames`` frames); returns both paths."""
     import cv2
@@ -57,8 +57,9 @@ def compare(protocol: str | Path, runs_root: Path, out: Path, target: str | None
     name = spec.name
     cells = [c for c in read_cells(Path(runs_root), name) if str(c.get("audio", "self")) == audio]
     if not cells:
-        raise FileNotFoundError(f"no finished {audio}-driven cells of protocol '{name}' under {runs_root}; "
-                                f"run `aebench run protocol={protocol}` first")
+        raise FileNotFoundError(
+            f"no finished {audio}-driven cells of protocol '{name}' under {runs_root}; run `aebench run protocol={protocol}` first"
+        )
     targets = sorted({c["identity"] for c in cells})
     target = target or targets[0]
     if target not in targets:
@@ -68,8 +69,7 @@ def compare(protocol: str | Path, runs_root: Path, out: Path, target: str | None
         chosen.setdefault(c["row"], c)  # first seed / clip of each row
     first = next(iter(chosen.values()))
     identity = Identity.open(Path(first["data_root"]) / target).at_size(int(first["size"]) or None)
-    sources = {row: FrameSource.of(scored_source(Path(c["dir"]) / "render.mp4"), identity.fps)
-               for row, c in chosen.items()}
+    sources = {row: FrameSource.of(scored_source(Path(c["dir"]) / "render.mp4"), identity.fps) for row, c in chosen.items()}
     n = min(len(s) for s in sources.values())
     columns = {}
     if audio == "self":

@@ -31,8 +31,9 @@ def _src(folder: str, path: Path) -> str:
     return _attr(f"{folder}/{quote(path.name)}")
 
 
-def write_report(protocol: str | Path | None, runs_root: Path, out: Path, versus: str | None = None,
-                 results_file: Path | None = None) -> Path:
+def write_report(
+    protocol: str | Path | None, runs_root: Path, out: Path, versus: str | None = None, results_file: Path | None = None
+) -> Path:
     """Write ``out/index.html`` (and its plots, videos and strips); returns the page. ``versus``:
     a row label, the table adds each row's paired difference from it; ``results_file``: read
     the cells from a results file (no renders there: the page says so instead of the videos)."""
@@ -47,16 +48,21 @@ def write_report(protocol: str | Path | None, runs_root: Path, out: Path, versus
     name = spec.name
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    parts = [f"<h1>aebench: protocol {html.escape(name)}</h1>",
-             f"<p>{html.escape(' '.join(spec.description.split()))}</p>",
-             "<h2>Table</h2>", render_table(res, runs_root, "html", versus=versus),
-             "<h2>Plots</h2>"]
+    parts = [
+        f"<h1>aebench: protocol {html.escape(name)}</h1>",
+        f"<p>{html.escape(' '.join(spec.description.split()))}</p>",
+        "<h2>Table</h2>",
+        render_table(res, runs_root, "html", versus=versus),
+        "<h2>Plots</h2>",
+    ]
     for png in plot(res, runs_root, out / "plots"):
         parts.append(f'<img src="{_src("plots", png)}" alt="{_attr(png.stem)}">')
     parts.append("<h2>Side by side</h2>")
     if res.from_file:
-        parts.append(f"<p class=note>Read from the results file {html.escape(str(results_file))}: it holds numbers, "
-                     "not renders, so there are no side-by-side videos here (`aebench report` on the run store has them).</p>")
+        parts.append(
+            f"<p class=note>Read from the results file {html.escape(str(results_file))}: it holds numbers, "
+            "not renders, so there are no side-by-side videos here (`aebench report` on the run store has them).</p>"
+        )
         cells = []
     for audio in sorted({str(c.get("audio", "self")) for c in cells}):
         for target in sorted({c["identity"] for c in cells if str(c.get("audio", "self")) == audio}):
@@ -66,7 +72,9 @@ def write_report(protocol: str | Path | None, runs_root: Path, out: Path, versus
             parts.append(f'<video controls preload="metadata" src="{_src("videos", video)}"></video>')
             parts.append(f'<img src="{_src("videos", strip)}" alt="{_attr("frames of " + target)}">')
     page = out / "index.html"
-    atomic_write(page, "<!doctype html>\n<html><head><meta charset=utf-8><title>aebench "
-                 f"{html.escape(name)}</title><style>{STYLE}</style></head><body>\n" + "\n".join(parts)
-                 + "\n</body></html>\n")  # last, whole: a page never points at what failed to be written
+    atomic_write(
+        page,
+        "<!doctype html>\n<html><head><meta charset=utf-8><title>aebench "
+        f"{html.escape(name)}</title><style>{STYLE}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n",
+    )  # last, whole: a page never points at what failed to be written
     return page

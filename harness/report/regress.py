@@ -69,10 +69,11 @@ class Finding:
         if self.kind == "not-a-number":
             return f"{self.cell}: {self.metric} is {self.current!r} in the run, not a finite number"
         if self.kind in ("worse", "better", "changed"):
-            why = " (an unexplained improvement is a change too; after a deliberate one: --write)" \
-                if self.kind == "better" else ""
-            return (f"{self.cell}: {self.metric} {self.kind} beyond its tolerance: reference {self.reference:.6g}, "
-                    f"now {self.current:.6g}, deviation {self.deviation:+.4g}, tolerance {self.tolerance:.4g}{why}")
+            why = " (an unexplained improvement is a change too; after a deliberate one: --write)" if self.kind == "better" else ""
+            return (
+                f"{self.cell}: {self.metric} {self.kind} beyond its tolerance: reference {self.reference:.6g}, "
+                f"now {self.current:.6g}, deviation {self.deviation:+.4g}, tolerance {self.tolerance:.4g}{why}"
+            )
         return f"{self.cell}: {self.metric} {self.kind} (reference {self.reference}, now {self.current})"
 
 
@@ -121,25 +122,32 @@ def check_reference(reference: dict, written: bool = False) -> None:
 
     cells = reference.get("cells") if isinstance(reference, dict) else None
     if not isinstance(cells, dict) or not cells:
-        raise BadReference("the run has no finished cells to write" if written else
-                           "the reference holds no cells: a check against it would compare nothing; "
-                           "write it from a run with --write")
+        raise BadReference(
+            "the run has no finished cells to write"
+            if written
+            else "the reference holds no cells: a check against it would compare nothing; write it from a run with --write"
+        )
     which = "run" if written else "reference"
     for key, ref_metrics in cells.items():
         if not isinstance(ref_metrics, dict) or not ref_metrics:
             raise BadReference(f"{which} cell {key} holds no metrics")
         for metric, ref in ref_metrics.items():
             if metric not in METRICS:
-                raise BadReference(f"{which} metric {metric!r} of cell {key} is not a known metric "
-                                   f"({', '.join(METRICS)}); regenerate the reference with --write")
+                raise BadReference(
+                    f"{which} metric {metric!r} of cell {key} is not a known metric "
+                    f"({', '.join(METRICS)}); regenerate the reference with --write"
+                )
             ref = from_json(ref)
             if ref is not None and not _number(ref):
-                raise BadReference(f"{which} value of {metric} in cell {key} is {ref!r}, not a finite number "
-                                   f"(null means missing)" + ("" if written else "; regenerate the reference with --write"))
+                raise BadReference(
+                    f"{which} value of {metric} in cell {key} is {ref!r}, not a finite number "
+                    f"(null means missing)" + ("" if written else "; regenerate the reference with --write")
+                )
             problem = METRICS[metric].check_value(ref) if ref is not None else None
             if problem:
-                raise BadReference(f"{which} value of {metric} in cell {key}: {problem}"
-                                   + ("" if written else "; regenerate the reference with --write"))
+                raise BadReference(
+                    f"{which} value of {metric} in cell {key}: {problem}" + ("" if written else "; regenerate the reference with --write")
+                )
 
 
 def compare(reference: dict, current: dict[str, dict]) -> list[Finding]:
@@ -156,8 +164,7 @@ def compare(reference: dict, current: dict[str, dict]) -> list[Finding]:
             continue
         now = current[key]
         for metric, ref in ref_metrics.items():
-            findings.append(_compare_value(key, metric, ref, now.get(metric), float(tolerances[metric]),
-                                           METRICS[metric].direction))
+            findings.append(_compare_value(key, metric, ref, now.get(metric), float(tolerances[metric]), METRICS[metric].direction))
     return findings
 
 
@@ -176,8 +183,10 @@ def deviation_summary(findings: list[Finding]) -> list[str]:
     for metric, fs in by_metric.items():
         worst = max(fs, key=lambda f: abs(f.deviation))
         tol = worst.tolerance
-        lines.append(f"{metric}: largest |deviation| {abs(worst.deviation):.4g} of tolerance {tol:.4g} "
-                     f"({abs(worst.deviation) / tol:.0%}; {worst.cell}; {len(fs)} cells)")
+        lines.append(
+            f"{metric}: largest |deviation| {abs(worst.deviation):.4g} of tolerance {tol:.4g} "
+            f"({abs(worst.deviation) / tol:.0%}; {worst.cell}; {len(fs)} cells)"
+        )
     return lines
 
 
@@ -205,8 +214,7 @@ def seed_spread(current: dict[str, dict]) -> dict | None:
         sd[m], dof[m] = pooled_sd([[from_json(s.get(m)) for s in g] for g in groups.values()])
     points = sum(len(g) > 1 for g in groups.values())
     seeds = max(len(g) for g in groups.values())
-    return {"sd": sd, "dof": dof,
-            "how": f"pooled sd between seeds within each of {points} (row, target) points, {seeds} seeds each"}
+    return {"sd": sd, "dof": dof, "how": f"pooled sd between seeds within each of {points} (row, target) points, {seeds} seeds each"}
 
 
 def tolerances_from(noise_reference: Path) -> tuple[dict, str]:
@@ -215,17 +223,28 @@ def tolerances_from(noise_reference: Path) -> tuple[dict, str]:
     ref = read_reference(noise_reference)
     spread = (ref.get("spread") or {}).get("sd") or {}
     if not spread:
-        raise ValueError(f"{noise_reference} holds no measured seed spread (write it from a protocol with "
-                         f"several seeds: aebench regress --write --protocol NAME)")
+        raise ValueError(
+            f"{noise_reference} holds no measured seed spread (write it from a protocol with "
+            f"several seeds: aebench regress --write --protocol NAME)"
+        )
     tol = {m: Z95 * math.sqrt(2.0) * v for m, v in spread.items() if v is not None and v > 0}  # 0: no spread measured
-    how = (f"{Z95:.2f} x sqrt(2) x the seed standard deviation measured by {Path(noise_reference).name} "
-           f"(protocol {ref['protocol']}: {ref['spread']['how']}): two single runs differing only in the seed differ "
-           f"by less than this 95% of the time; metrics without a measured spread keep the registry's tolerance")
+    how = (
+        f"{Z95:.2f} x sqrt(2) x the seed standard deviation measured by {Path(noise_reference).name} "
+        f"(protocol {ref['protocol']}: {ref['spread']['how']}): two single runs differing only in the seed differ "
+        f"by less than this 95% of the time; metrics without a measured spread keep the registry's tolerance"
+    )
     return tol, how
 
 
-def write_reference(path: Path, protocol: str, scale: str, overrides: list[str], current: dict[str, dict],
-                    tolerances: dict | None = None, tolerances_how: str | None = None) -> None:
+def write_reference(
+    path: Path,
+    protocol: str,
+    scale: str,
+    overrides: list[str],
+    current: dict[str, dict],
+    tolerances: dict | None = None,
+    tolerances_how: str | None = None,
+) -> None:
     from aebench.harness.protocol.run_store import write_json
 
     extra = {"tolerances": dict(tolerances)} if tolerances else {}
@@ -236,10 +255,17 @@ def write_reference(path: Path, protocol: str, scale: str, overrides: list[str],
     spread = seed_spread(current)
     if spread:
         extra["spread"] = spread
-    write_json(path, {"protocol": protocol, "scale": scale, "overrides": list(overrides), **extra,
-                      "how_to_update": f"aebench regress --reference {path} --write",
-                      "cells": {k: {m: to_json(v) for m, v in s.items()}
-                                for k, s in sorted(current.items())}})
+    write_json(
+        path,
+        {
+            "protocol": protocol,
+            "scale": scale,
+            "overrides": list(overrides),
+            **extra,
+            "how_to_update": f"aebench regress --reference {path} --write",
+            "cells": {k: {m: to_json(v) for m, v in s.items()} for k, s in sorted(current.items())},
+        },
+    )
 
 
 def reference_path(protocol: str) -> Path:

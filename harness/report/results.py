@@ -62,8 +62,9 @@ def from_store(protocol, runs_root: Path) -> Results:
     if not cells:
         started = f" ({sum(unfinished.values())} started but unfinished)" if unfinished else ""
         old = f" ({len(stale)} finished on data prepared again since)" if stale else ""
-        raise FileNotFoundError(f"no finished runs of protocol '{spec.name}' under {runs_root}{started}{old}; "
-                                f"run `aebench run protocol={spec.name}` first")
+        raise FileNotFoundError(
+            f"no finished runs of protocol '{spec.name}' under {runs_root}{started}{old}; run `aebench run protocol={spec.name}` first"
+        )
     return Results(spec, cells, unfinished, f"{runs_root}/{spec.name}", [Path(c["dir"]).name for c in stale])
 
 
@@ -107,8 +108,7 @@ def _varied_axes(spec) -> set[str]:
     grids = [spec.grid]
     for scale in ("smoke", "small", "paper") if spec.text else ():  # an eval file's layout has no text
         try:
-            grids.append(parse_protocol(spec.text, spec.path or Path(f"{spec.name}.yaml"), scale=scale,
-                                        check_methods=False).grid)
+            grids.append(parse_protocol(spec.text, spec.path or Path(f"{spec.name}.yaml"), scale=scale, check_methods=False).grid)
         except ProtocolError:
             continue
     return {"audio"} | {axis for g in grids for axis, values in g.items() if len(values or [None]) > 1}
@@ -129,13 +129,13 @@ def check_repeats(spec, cells: list[dict], origin: str) -> None:
     for row, group in by_row.items():
         apart = settings_apart([c["config"] for c in group], allowed=varied + RUNTIME_KEYS)
         if apart:
-            what = "; ".join(f"{k}: " + ", ".join(f"{v} in {n} cell(s)" for v, n in vals.items())
-                             for k, vals in list(apart.items())[:4])
+            what = "; ".join(f"{k}: " + ", ".join(f"{v} in {n} cell(s)" for v, n in vals.items()) for k, vals in list(apart.items())[:4])
             more = f" (and {len(apart) - 4} more settings)" if len(apart) > 4 else ""
             raise ResultsError(
                 f"protocol {spec.name}, row {row!r}: {origin} holds cells that differ in {what}{more}. They are "
                 f"different experiments, not repeats, and would be pooled as one entry; keep one: delete the "
-                f"other cells' folders, or run each variant into its own store (--runs DIR) or as its own row")
+                f"other cells' folders, or run each variant into its own store (--runs DIR) or as its own row"
+            )
 
 
 def load(protocol, runs_root: Path, results_file: Path | None = None) -> Results:
@@ -149,12 +149,14 @@ def load(protocol, runs_root: Path, results_file: Path | None = None) -> Results
     if protocol is not None:
         name = getattr(protocol, "name", None) or Path(str(protocol)).stem  # a name or a YAML path
         if name != res.spec.name:
-            raise ValueError(f"{results_file} holds protocol '{res.spec.name}', not '{name}'; drop the protocol "
-                             f"argument to show the file's")
+            raise ValueError(
+                f"{results_file} holds protocol '{res.spec.name}', not '{name}'; drop the protocol argument to show the file's"
+            )
     return res
 
 
 # ----- writing ------------------------------------------------------------------------------
+
 
 def _clean(obj):
     """JSON-safe: infinities as ``"inf"``, NaN as null, paths as strings."""
@@ -180,15 +182,19 @@ def _cell_record(cell: dict) -> dict:
     return rec
 
 
-def document(protocol_text: str | None, protocol_name: str | None, cells: list[dict],
-             unfinished: dict[str, int] | None = None) -> dict:
+def document(protocol_text: str | None, protocol_name: str | None, cells: list[dict], unfinished: dict[str, int] | None = None) -> dict:
     """A results document (schema version :data:`SCHEMA_VERSION`) of ready cell records."""
     from aebench.provenance import provenance
 
-    doc = {"schema": SCHEMA_NAME, "schema_version": SCHEMA_VERSION,
-           "created": datetime.now(UTC).isoformat(timespec="seconds"), "producer": provenance(),
-           "protocol": None if protocol_name is None else {"name": protocol_name, "yaml": protocol_text or ""},
-           "unfinished": dict(unfinished or {}), "cells": cells}
+    doc = {
+        "schema": SCHEMA_NAME,
+        "schema_version": SCHEMA_VERSION,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "producer": provenance(),
+        "protocol": None if protocol_name is None else {"name": protocol_name, "yaml": protocol_text or ""},
+        "unfinished": dict(unfinished or {}),
+        "cells": cells,
+    }
     return _clean(doc)
 
 
@@ -204,15 +210,28 @@ def eval_document(result, label: str, pred: str, gt: str | None, audio: str | No
     row ``label``, no protocol."""
     from aebench.provenance import provenance
 
-    cell = {"cell_id": label, "row": label, "method": "external", "identity": Path(str(gt or pred)).stem,
-            "clip_seconds": None, "iters": None, "audio": "self" if gt else str(audio or "own track"), "seed": None,
-            "scale": None, "size": (result.info.get("resolution") or [None, None])[1], "data_root": None,
-            "inputs": {"pred": str(pred), "gt": gt, "audio": audio},
-            "timings": {"eval_s": result.info.get("provenance", {}).get("eval_s")},
-            "sha256": result.hashes(),
-            "provenance": result.info.get("provenance") or provenance(), "config": None,
-            "summary": result.to_json()["summary"], "missing": dict(result.missing), "info": result.info,
-            "frames": result.frames}
+    cell = {
+        "cell_id": label,
+        "row": label,
+        "method": "external",
+        "identity": Path(str(gt or pred)).stem,
+        "clip_seconds": None,
+        "iters": None,
+        "audio": "self" if gt else str(audio or "own track"),
+        "seed": None,
+        "scale": None,
+        "size": (result.info.get("resolution") or [None, None])[1],
+        "data_root": None,
+        "inputs": {"pred": str(pred), "gt": gt, "audio": audio},
+        "timings": {"eval_s": result.info.get("provenance", {}).get("eval_s")},
+        "sha256": result.hashes(),
+        "provenance": result.info.get("provenance") or provenance(),
+        "config": None,
+        "summary": result.to_json()["summary"],
+        "missing": dict(result.missing),
+        "info": result.info,
+        "frames": result.frames,
+    }
     return document(None, None, [cell])
 
 
@@ -226,6 +245,7 @@ def write_results(doc: dict, path: Path) -> Path:
 
 
 # ----- reading and checking -----------------------------------------------------------------
+
 
 def schema(version: int = SCHEMA_VERSION) -> dict:
     """The JSON Schema of results files of ``version`` (package data)."""
@@ -241,8 +261,7 @@ def validate(doc) -> None:
     if type(version) is not int:  # noqa: E721  (not True, not 1.0: each version has its own file)
         version = None
     if isinstance(doc, dict) and doc.get("schema") == SCHEMA_NAME and version not in READABLE_VERSIONS:
-        raise ResultsError(f"schema_version {version!r}: this aebench reads versions "
-                           f"{', '.join(map(str, READABLE_VERSIONS))}")
+        raise ResultsError(f"schema_version {version!r}: this aebench reads versions {', '.join(map(str, READABLE_VERSIONS))}")
     validator = jsonschema.Draft202012Validator(schema(version if version in READABLE_VERSIONS else SCHEMA_VERSION))
     errors = sorted(validator.iter_errors(doc), key=lambda e: (len(list(e.absolute_path)), list(map(str, e.absolute_path))))
     if errors:
@@ -262,8 +281,9 @@ def _check_values(doc: dict) -> None:
         for name, v in cell["summary"].items():
             where = f"field $.cells[{i}].summary.{name}"
             if name not in METRICS:
-                raise ResultsError(f"{where}: unknown metric {name!r} (known here: {', '.join(METRICS)}; a plugin's "
-                                   f"metric needs its package installed)")
+                raise ResultsError(
+                    f"{where}: unknown metric {name!r} (known here: {', '.join(METRICS)}; a plugin's metric needs its package installed)"
+                )
             if v is None:
                 if not str((cell.get("missing") or {}).get(name) or "").strip():
                     raise ResultsError(f"{where}: null without a reason in $.cells[{i}].missing.{name}")
@@ -308,8 +328,7 @@ def read_results(path: Path) -> Results:
         spec = _external_protocol(cells)
     else:
         try:
-            spec = parse_protocol(doc["protocol"]["yaml"], Path(f"{doc['protocol']['name']}.yaml"), scale=None,
-                                  check_methods=False)
+            spec = parse_protocol(doc["protocol"]["yaml"], Path(f"{doc['protocol']['name']}.yaml"), scale=None, check_methods=False)
         except ProtocolError as exc:
             raise ResultsError(f"{path}: field $.protocol.yaml: {exc}") from exc
     check_repeats(spec, cells, str(path))
@@ -322,6 +341,18 @@ def _external_protocol(cells: list[dict]):
 
     metrics = list(dict.fromkeys(m for c in cells for m in c["summary"]))
     rows = [Row(label=r, method="external") for r in dict.fromkeys(c["row"] for c in cells)]
-    return Protocol(name="eval", scale=None, description="external videos scored by `aebench eval`", table=TableLayout(),
-                    metrics=metrics, rows=rows, targets=sorted({c["identity"] for c in cells}), base=[], data="",
-                    synth={}, clips={}, grid={"seed": [None]}, settings={})
+    return Protocol(
+        name="eval",
+        scale=None,
+        description="external videos scored by `aebench eval`",
+        table=TableLayout(),
+        metrics=metrics,
+        rows=rows,
+        targets=sorted({c["identity"] for c in cells}),
+        base=[],
+        data="",
+        synth={},
+        clips={},
+        grid={"seed": [None]},
+        settings={},
+    )

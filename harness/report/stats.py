@@ -68,8 +68,7 @@ class Difference(Interval):
 
 def _as_float(values: Sequence[float | None] | np.ndarray) -> np.ndarray:
     """A flat float array with None as NaN."""
-    return np.array([np.nan if v is None else v for v in np.asarray(values, dtype=object).ravel()],
-                    dtype=float)
+    return np.array([np.nan if v is None else v for v in np.asarray(values, dtype=object).ravel()], dtype=float)
 
 
 def mean_ci(values: Sequence[float | None] | np.ndarray, level: float = 0.95) -> Interval:
@@ -117,9 +116,14 @@ def _sign_flip_p(d: np.ndarray, max_exact: int, resamples: int, seed: int) -> fl
     return (k + 1) / (resamples + 1)
 
 
-def paired_difference(a: Sequence[float | None] | np.ndarray, b: Sequence[float | None] | np.ndarray,
-                      level: float = 0.95, max_exact: int = 20, resamples: int = 100_000,
-                      seed: int = 0) -> Difference:
+def paired_difference(
+    a: Sequence[float | None] | np.ndarray,
+    b: Sequence[float | None] | np.ndarray,
+    level: float = 0.95,
+    max_exact: int = 20,
+    resamples: int = 100_000,
+    seed: int = 0,
+) -> Difference:
     """Mean of ``a - b`` over element-wise pairs, its t interval and a sign-flip p-value.
 
     Pairs where either side is NaN/None are dropped. The p-value is two-sided for the mean of
@@ -141,9 +145,11 @@ def paired_difference(a: Sequence[float | None] | np.ndarray, b: Sequence[float 
 
 def t_interval_note(level: float = 0.95) -> str:
     """One-line table footnote saying what ``mean ± half`` means."""
-    return (f"mean and {level * 100:g}% confidence interval over identities (Student t, n-1 degrees "
-            "of freedom); n = identities with a value (the seeds of an identity are averaged first; "
-            "frames are never repeats); a single identity has no interval")
+    return (
+        f"mean and {level * 100:g}% confidence interval over identities (Student t, n-1 degrees "
+        "of freedom); n = identities with a value (the seeds of an identity are averaged first; "
+        "frames are never repeats); a single identity has no interval"
+    )
 
 
 def pooled_sd(groups: Sequence[Sequence[float | None]]) -> tuple[float | None, int]:

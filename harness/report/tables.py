@@ -135,17 +135,25 @@ class Comparison:
         if d.p is None or self.p_adjusted is None:  # a cost column: shown, not a test of the family
             return f"{_signed(d.mean)} [{_signed(d.low)}, {_signed(d.high)}] ({n}, a cost: not tested)"
         verdict = "resolved" if self.resolved else "not resolved"
-        return (f"{_signed(d.mean)} [{_signed(d.low)}, {_signed(d.high)}] p={d.p:.3g}, adj. p={self.p_adjusted:.3g} "
-                f"({n}, {verdict})")
+        return f"{_signed(d.mean)} [{_signed(d.low)}, {_signed(d.high)}] p={d.p:.3g}, adj. p={self.p_adjusted:.3g} ({n}, {verdict})"
 
     def record(self) -> dict:
         """The comparison as a results file holds it."""
         d = self.difference
-        return {"row": self.row, "axis": self.axis or None, "audio": self.audio or None, "metric": self.metric,
-                "n": None if d is None else d.n, "seeds": self.seeds,
-                "mean": None if d is None else d.mean, "low": None if d is None else d.low,
-                "high": None if d is None else d.high, "p": None if d is None else d.p,
-                "p_adjusted": self.p_adjusted, "resolved": self.resolved}
+        return {
+            "row": self.row,
+            "axis": self.axis or None,
+            "audio": self.audio or None,
+            "metric": self.metric,
+            "n": None if d is None else d.n,
+            "seeds": self.seeds,
+            "mean": None if d is None else d.mean,
+            "low": None if d is None else d.low,
+            "high": None if d is None else d.high,
+            "p": None if d is None else d.p,
+            "p_adjusted": self.p_adjusted,
+            "resolved": self.resolved,
+        }
 
 
 def _pair(group: pd.DataFrame, base: pd.DataFrame, key: tuple[str, str, str], metric: str) -> Comparison:
@@ -157,19 +165,20 @@ def _pair(group: pd.DataFrame, base: pd.DataFrame, key: tuple[str, str, str], me
     row, axis, audio = key
     if merged.empty:
         return Comparison(row, axis, audio, metric, None, np.array([]), [])
-    per_unit = merged.groupby(_UNIT_COLS, dropna=False).agg(a=(metric, "mean"), b=(f"{metric}__base", "mean"),
-                                                             seeds=(metric, "size"))
+    per_unit = merged.groupby(_UNIT_COLS, dropna=False).agg(a=(metric, "mean"), b=(f"{metric}__base", "mean"), seeds=(metric, "size"))
     a, b = per_unit["a"].to_numpy(float), per_unit["b"].to_numpy(float)
-    return Comparison(row, axis, audio, metric, stats.paired_difference(a, b), a - b,
-                      per_unit["seeds"].astype(int).tolist())
+    return Comparison(row, axis, audio, metric, stats.paired_difference(a, b), a - b, per_unit["seeds"].astype(int).tolist())
 
 
 def adjust(family: list[Comparison]) -> None:
     """Holm-adjust the p-values of one table's comparisons in place: the tests are the metrics'
     comparisons with an interval and a p-value (two units or more); cost columns are shown, not
     tested."""
-    tested = [c for c in family if c.difference is not None and c.difference.p is not None
-              and c.difference.low is not None and c.metric not in CELL_VALUES]
+    tested = [
+        c
+        for c in family
+        if c.difference is not None and c.difference.p is not None and c.difference.low is not None and c.metric not in CELL_VALUES
+    ]
     for c, adj in zip(tested, stats.holm([c.difference.p for c in tested])):
         c.p_adjusted = adj
 
@@ -239,8 +248,10 @@ def _noise_note(protocol_name: str | None) -> str | None:
     if not spread.get("sd"):
         return None
     parts = ", ".join(f"{_value_label(m)} {_fmt(v)}" for m, v in spread["sd"].items() if v is not None)
-    return (f"run-to-run noise of this setup, measured by protocol {protocol_name} ({spread.get('how', '')}): "
-            f"standard deviation between seeds {parts}")
+    return (
+        f"run-to-run noise of this setup, measured by protocol {protocol_name} ({spread.get('how', '')}): "
+        f"standard deviation between seeds {parts}"
+    )
 
 
 def _axis_value(v) -> str:
@@ -261,8 +272,7 @@ def _cell_marks(cell: dict, metric: str) -> str:
     marks = ""
     m = METRICS.get(metric)
     records = [(info.get("weights", {}).get(w) or {}) for w in weights_of(metric)]
-    if any((r.get("verification") == "explicit file" and not r.get("official"))
-           or r.get("verification") in UNVERIFIED for r in records):
+    if any((r.get("verification") == "explicit file" and not r.get("official")) or r.get("verification") in UNVERIFIED for r in records):
         marks += UNOFFICIAL
     if m and m.variant and m.variant(info):
         marks += VARIANT
@@ -296,8 +306,14 @@ class Built:
         return family_size(self.family)
 
 
-def render_table(protocol: str | Path | None, runs_root: Path, fmt: str = "md", only: list[str] | None = None,
-                 versus: str | None = None, results_file: Path | None = None) -> str:
+def render_table(
+    protocol: str | Path | None,
+    runs_root: Path,
+    fmt: str = "md",
+    only: list[str] | None = None,
+    versus: str | None = None,
+    results_file: Path | None = None,
+) -> str:
     """The table of ``protocol`` (a name in ``protocols/``, a YAML path, or the
     :class:`~aebench.harness.report.results.Results` a caller already read) from the run store, or
     from ``results_file`` (a results file; ``protocol`` may then be None), laid out as the
@@ -306,19 +322,25 @@ def render_table(protocol: str | Path | None, runs_root: Path, fmt: str = "md", 
     return format_table(build_table(protocol, runs_root, only, versus, results_file), fmt)
 
 
-def comparisons(protocol, runs_root: Path, versus: str, only: list[str] | None = None,
-                results_file: Path | None = None) -> dict:
+def comparisons(protocol, runs_root: Path, versus: str, only: list[str] | None = None, results_file: Path | None = None) -> dict:
     """The ``--versus`` family of a table as a results file holds it: how the tests were made and
     one record per comparison (:meth:`Comparison.record`)."""
     built = build_table(protocol, runs_root, only, versus, results_file)
-    return {"versus": versus, "unit": "identity (seeds averaged within each)", "interval": "Student t, 95%",
-            "test": "exact two-sided sign-flip permutation", "adjustment": "holm", "alpha": stats.ALPHA,
-            "family_size": built.family_size,
-            "tests": [c.record() for c in built.family]}
+    return {
+        "versus": versus,
+        "unit": "identity (seeds averaged within each)",
+        "interval": "Student t, 95%",
+        "test": "exact two-sided sign-flip permutation",
+        "adjustment": "holm",
+        "alpha": stats.ALPHA,
+        "family_size": built.family_size,
+        "tests": [c.record() for c in built.family],
+    }
 
 
-def build_table(protocol: str | Path | None, runs_root: Path, only: list[str] | None = None,
-                versus: str | None = None, results_file: Path | None = None) -> Built:
+def build_table(
+    protocol: str | Path | None, runs_root: Path, only: list[str] | None = None, versus: str | None = None, results_file: Path | None = None
+) -> Built:
     """The table of :func:`render_table`, not yet formatted: the cells read (after the arguments
     are checked against the protocol), their values as records, the columns laid out, the rows
     filled (with the ``versus`` family, Holm-adjusted as one), the footnotes."""
@@ -330,22 +352,22 @@ def build_table(protocol: str | Path | None, runs_root: Path, only: list[str] | 
     return Built(layout.headers, body, _caption(res, layout), footnotes, family)
 
 
-def _table_inputs(protocol, runs_root: Path, only: list[str] | None, versus: str | None,
-                  results_file: Path | None) -> tuple:
+def _table_inputs(protocol, runs_root: Path, only: list[str] | None, versus: str | None, results_file: Path | None) -> tuple:
     """(the :class:`Results` a table shows, its metric and cost columns): the arguments are checked
     against the protocol before the run store is read."""
     from aebench.harness.protocol.spec import load_protocol
     from aebench.harness.report.results import Results, from_store, load
 
-    res = protocol if isinstance(protocol, Results) else (
-        load(protocol, runs_root, results_file) if results_file is not None else None)
+    res = protocol if isinstance(protocol, Results) else (load(protocol, runs_root, results_file) if results_file is not None else None)
     spec = res.spec if res is not None else load_protocol(protocol, scale=None)
     metrics = list(spec.metrics)
     if only:
         unknown = [m for m in only if m not in metrics and m not in CELL_VALUES]
         if unknown:
-            raise ValueError(f"protocol {spec.name} has no metric(s) {unknown}; its metrics: {', '.join(metrics)}; "
-                             f"cost columns: {', '.join(CELL_VALUES)}")
+            raise ValueError(
+                f"protocol {spec.name} has no metric(s) {unknown}; its metrics: {', '.join(metrics)}; "
+                f"cost columns: {', '.join(CELL_VALUES)}"
+            )
         metrics = [m for m in metrics if m in only] + [m for m in only if m in CELL_VALUES]
     labels = list(dict.fromkeys([r.label for r in spec.rows] + ([c["row"] for c in res.cells] if res else [])))
     if versus is not None and versus not in labels:
@@ -377,21 +399,27 @@ def _lay_out(res, metrics: list[str], only: list[str] | None, versus: str | None
     table, axis = layout.paper, layout.axis
     by_audio = layout.by_audio or len({str(c.get("audio", "self")) for c in cells}) > 1
     if table and not by_audio:
-        metric_cols = [(col, ours) for col, ours in layout.columns.items()  # our column paired with the paper's
-                       if not only or ours in metrics]
+        metric_cols = [
+            (col, ours)
+            for col, ours in layout.columns.items()  # our column paired with the paper's
+            if not only or ours in metrics
+        ]
         paired = {m for _, m in metric_cols}
         metric_cols += [(_value_label(m), m) for m in metrics if m not in paired]  # ours only (e.g. LMD (dlib))
     else:
         metric_cols = [(_value_label(m), m) for m in metrics]
     ours_only = {m for name, m in metric_cols if name not in layout.columns}
-    audios = sorted({audio_name(c.get("audio", "self")) if by_audio else "" for c in cells},
-                    key=lambda a: (a != "self", a))  # self-driven first
+    audios = sorted(
+        {audio_name(c.get("audio", "self")) if by_audio else "" for c in cells}, key=lambda a: (a != "self", a)
+    )  # self-driven first
     paper: dict = {}
     if table:
         header, prows = paper_table(table)
         paper = {(r[header[0]], _axis_value(r.get(axis.paper)) if axis and axis.paper else ""): r for r in prows}
-    ours_keys = sorted(dict.fromkeys((c["row"], _axis_value(c.get(axis.grid)) if axis else "") for c in cells),
-                       key=lambda k: (spec.row_rank(k[0]), k[0], k[1]))
+    ours_keys = sorted(
+        dict.fromkeys((c["row"], _axis_value(c.get(axis.grid)) if axis else "") for c in cells),
+        key=lambda k: (spec.row_rank(k[0]), k[0], k[1]),
+    )
     keys = list(paper) + [k for k in ours_keys if k not in paper]
     headers = ["row"] + ([axis.header] if axis else [])
     for name, metric in metric_cols:
@@ -414,10 +442,16 @@ def _records(cells: list[dict], layout: Layout) -> pd.DataFrame:
     value and marks."""
     records = []
     for c in cells:
-        rec = {"row": c["row"], "axis": _axis_value(c.get(layout.axis.grid)) if layout.axis else "",
-               "audio": audio_name(c.get("audio", "self")) if layout.by_audio else "", "scale": c["scale"],
-               "size": c["size"], "iters": str(c["iters"]), "data": Path(c.get("data_root") or "").name,
-               **{f"pair__{k}": str(c.get(k)) for k in PAIR_KEYS}}
+        rec = {
+            "row": c["row"],
+            "axis": _axis_value(c.get(layout.axis.grid)) if layout.axis else "",
+            "audio": audio_name(c.get("audio", "self")) if layout.by_audio else "",
+            "scale": c["scale"],
+            "size": c["size"],
+            "iters": str(c["iters"]),
+            "data": Path(c.get("data_root") or "").name,
+            **{f"pair__{k}": str(c.get(k)) for k in PAIR_KEYS},
+        }
         for _, metric in layout.metric_cols:
             v = _cell_value(c, metric)
             rec[metric] = float("nan") if v is None else float(v)
@@ -449,8 +483,9 @@ def _rows(res, df: pd.DataFrame, layout: Layout, versus: str | None) -> tuple[li
                             if c["row"] == key[0] and metric in c.get("missing", {}):
                                 notes[metric] = c["missing"][metric]
                         if metric in CELL_VALUES:
-                            notes[metric] = ("not recorded by cells run before aebench recorded costs "
-                                             "(`aebench run` of a fresh run store records them)")
+                            notes[metric] = (
+                                "not recorded by cells run before aebench recorded costs (`aebench run` of a fresh run store records them)"
+                            )
                 if versus is not None:
                     base = df[(df["row"] == versus) & (df["axis"] == key[1]) & (df["audio"] == audio)]
                     if key[0] == versus or g.empty or base.empty:
@@ -464,8 +499,7 @@ def _rows(res, df: pd.DataFrame, layout: Layout, versus: str | None) -> tuple[li
         if group.empty:
             row += ["", "", "", ""]
         else:
-            row += [group["scale"].iloc[0], group["size"].iloc[0], ",".join(sorted(set(group["iters"]))),
-                    group["data"].iloc[0]]
+            row += [group["scale"].iloc[0], group["size"].iloc[0], ",".join(sorted(set(group["iters"]))), group["data"].iloc[0]]
         body.append(row)
     adjust(family)
     body = [[v.text() if isinstance(v, Comparison) else v for v in r] for r in body]
@@ -484,13 +518,15 @@ def _rows(res, df: pd.DataFrame, layout: Layout, versus: str | None) -> tuple[li
 
 def _caption(res, layout: Layout) -> str:
     table = layout.table
-    return (f"Protocol {res.spec.name}" + (f" - paper table {table} (paper numbers: arXiv 2312.10921)" if table else "")
-            + f"; ours from {res.origin}: {stats.t_interval_note()}; ± is the interval's half width; "
-              "scale, size and iterations per row")
+    return (
+        f"Protocol {res.spec.name}"
+        + (f" - paper table {table} (paper numbers: arXiv 2312.10921)" if table else "")
+        + f"; ours from {res.origin}: {stats.t_interval_note()}; ± is the interval's half width; "
+        "scale, size and iterations per row"
+    )
 
 
-def _footnotes(res, df: pd.DataFrame, layout: Layout, body: list[list], notes: dict[str, str], versus: str | None,
-               tests: int) -> list[str]:
+def _footnotes(res, df: pd.DataFrame, layout: Layout, body: list[list], notes: dict[str, str], versus: str | None, tests: int) -> list[str]:
     """What a reader needs to read the table: why a value is missing, how the comparisons were
     made, the seed spread and the setup's noise, what is not shown, what the marks mean."""
     from aebench.eval.registry import METRICS
@@ -505,40 +541,58 @@ def _footnotes(res, df: pd.DataFrame, layout: Layout, body: list[list], notes: d
             f"vs {versus}: each row minus {versus}; seeds paired within an identity and averaged (only seeds both rows "
             "have), then paired by identity and grid point (n = identities): mean [95% Student t interval], the exact "
             f"two-sided sign-flip permutation p and that p adjusted by Holm over the {tests} comparisons of the metric "
-            "columns of this table as shown (one family; cost columns are not tested); \"resolved\" exactly when the "
-            f"adjusted p is below {stats.ALPHA:g}, \"not resolved\" otherwise. Row \"resolvable difference\" (a t "
+            'columns of this table as shown (one family; cost columns are not tested); "resolved" exactly when the '
+            f'adjusted p is below {stats.ALPHA:g}, "not resolved" otherwise. Row "resolvable difference" (a t '
             f"approximation): the smallest mean difference the column could resolve, t(1 - {stats.ALPHA:g}/(2m), n-1) x "
             f"sd / sqrt(n) with m = {tests} tests, n the fewest identities of a row and sd the measured standard deviation "
             "of the paired differences (pooled over the rows; the half width of the interval at Holm's strictest step; "
-            "the sign-flip test also needs nearly every identity's difference to share its sign); \"none\" where the "
-            "smallest sign-flip p of n pairs, 2/2^n, times m is not below the level, or n < 2")
-    spread = [f"{_value_label(metric)}{f' [{audio}]' if layout.by_audio else ''} {_fmt(sd)} (dof {dof})"
-              for _, metric in layout.metric_cols for audio in _audios_of(metric, layout.audios)
-              for sd, dof in [_seed_spread(df, metric, audio)] if sd is not None]
+            'the sign-flip test also needs nearly every identity\'s difference to share its sign); "none" where the '
+            "smallest sign-flip p of n pairs, 2/2^n, times m is not below the level, or n < 2"
+        )
+    spread = [
+        f"{_value_label(metric)}{f' [{audio}]' if layout.by_audio else ''} {_fmt(sd)} (dof {dof})"
+        for _, metric in layout.metric_cols
+        for audio in _audios_of(metric, layout.audios)
+        for sd, dof in [_seed_spread(df, metric, audio)]
+        if sd is not None
+    ]
     if spread:
-        footnotes.append("seed-to-seed standard deviation (pooled within each identity and row where seeds were "
-                         "repeated; the entries average the seeds first): " + ", ".join(spread))
+        footnotes.append(
+            "seed-to-seed standard deviation (pooled within each identity and row where seeds were "
+            "repeated; the entries average the seeds first): " + ", ".join(spread)
+        )
     noise = _noise_note(spec.noise)
     if noise:
         footnotes.append(noise)
     if res.unfinished:
-        footnotes.append("unfinished (started, not done; `aebench run` resumes them): "
-                         + ", ".join(f"{row} ({n} cell{'s' if n > 1 else ''})" for row, n in res.unfinished.items()))
+        footnotes.append(
+            "unfinished (started, not done; `aebench run` resumes them): "
+            + ", ".join(f"{row} ({n} cell{'s' if n > 1 else ''})" for row, n in res.unfinished.items())
+        )
     if res.stale:
-        footnotes.append(f"{len(res.stale)} finished cell(s) ran on identities prepared again since and are not "
-                         f"shown (`aebench run` runs them on the new data): {', '.join(res.stale)}")
+        footnotes.append(
+            f"{len(res.stale)} finished cell(s) ran on identities prepared again since and are not "
+            f"shown (`aebench run` runs them on the new data): {', '.join(res.stale)}"
+        )
     superseded = sorted(i for c in cells for i in c.get("superseded", []))
     if superseded:
-        footnotes.append(f"{len(superseded)} older finished cell(s) at the same grid points, run with other settings, are not "
-                         f"shown (the latest of each is): {', '.join(superseded)}")
+        footnotes.append(
+            f"{len(superseded)} older finished cell(s) at the same grid points, run with other settings, are not "
+            f"shown (the latest of each is): {', '.join(superseded)}"
+        )
     used = "".join(str(v) for r in body for v in r)
     if UNOFFICIAL in used:
-        footnotes.append(f"{UNOFFICIAL} computed with weights not verified as the official files: a file the user gave, or a "
-                         "store file whose full sha256 is unknown (only a prefix, or nothing; see each cell's "
-                         "metrics.json: weights)")
+        footnotes.append(
+            f"{UNOFFICIAL} computed with weights not verified as the official files: a file the user gave, or a "
+            "store file whose full sha256 is unknown (only a prefix, or nothing; see each cell's "
+            "metrics.json: weights)"
+        )
     if VARIANT in used:
-        marked = dict.fromkeys(METRICS[m].variant_note for _, m in layout.metric_cols
-                               if m in METRICS and METRICS[m].variant_note and f"{VARIANT}" in "".join(df[f"{m}__marks"]))
+        marked = dict.fromkeys(
+            METRICS[m].variant_note
+            for _, m in layout.metric_cols
+            if m in METRICS and METRICS[m].variant_note and f"{VARIANT}" in "".join(df[f"{m}__marks"])
+        )
         footnotes.append(f"{VARIANT} " + "; ".join(marked))
     return footnotes
 
@@ -569,14 +623,18 @@ def format_table(built: Built, fmt: str = "md") -> str:
         w.writerows([[csv_cell(v) for v in r] for r in body])
         return buf.getvalue()
     if fmt == "latex":
-        return (f"% {caption}\n" + tabulate(body, headers, tablefmt="latex", disable_numparse=True)
-                + "".join(f"\n% {n}" for n in footnotes))
+        return f"% {caption}\n" + tabulate(body, headers, tablefmt="latex", disable_numparse=True) + "".join(f"\n% {n}" for n in footnotes)
     if fmt == "html":
         import html
 
-        return (f"<p class=caption>{html.escape(caption)}</p>\n"
-                + tabulate(body, headers, tablefmt="html", disable_numparse=True)
-                + "".join(f"\n<p class=note>{html.escape(n)}</p>" for n in footnotes))
-    return (caption + "\n\n" + tabulate([[md_cell(v) for v in r] for r in body], [md_cell(h) for h in headers],
-                                        tablefmt="github", disable_numparse=True)
-            + ("\n\n" + "\n".join(footnotes) if footnotes else ""))
+        return (
+            f"<p class=caption>{html.escape(caption)}</p>\n"
+            + tabulate(body, headers, tablefmt="html", disable_numparse=True)
+            + "".join(f"\n<p class=note>{html.escape(n)}</p>" for n in footnotes)
+        )
+    return (
+        caption
+        + "\n\n"
+        + tabulate([[md_cell(v) for v in r] for r in body], [md_cell(h) for h in headers], tablefmt="github", disable_numparse=True)
+        + ("\n\n" + "\n".join(footnotes) if footnotes else "")
+    )

@@ -112,7 +112,8 @@ def test_protocol_settings_and_cell_facts_are_kept_as_written():
     the config whole (they used to be re-parsed as YAML: a traceback, or a path cut at '#')."""
     from aebench.config import load_config
 
-    cfg = load_config([], extra={"run.row": '"quoted label', "data.root": "/data/my #1: clips", "train.iters": 3,
-                                 "run.base_identities": ["a", "b"]})
+    cfg = load_config(
+        [], extra={"run.row": '"quoted label', "data.root": "/data/my #1: clips", "train.iters": 3, "run.base_identities": ["a", "b"]}
+    )
     assert cfg.run.row == '"quoted label' and cfg.data.root == "/data/my #1: clips"
     assert cfg.train.iters == 3 and list(cfg.run.base_identities) == ["a", "b"]

@@ -22,8 +22,18 @@ def _identity(tmp_path: Path, audio: np.ndarray, n_frames: int) -> Identity:
     d = tmp_path / "idt"
     d.mkdir(exist_ok=True)
     wavfile.write(d / "audio.wav", 16000, np.round(np.clip(audio, -1, 1) * 32767).astype(np.int16))
-    meta = {"schema": 1, "name": "idt", "fps": 25, "n_frames": n_frames, "size": [16, 16], "audio_rate": 16000,
-            "intrinsics": [16, 8, 8], "near": 1, "far": 2, "frames_format": "npy"}
+    meta = {
+        "schema": 1,
+        "name": "idt",
+        "fps": 25,
+        "n_frames": n_frames,
+        "size": [16, 16],
+        "audio_rate": 16000,
+        "intrinsics": [16, 8, 8],
+        "near": 1,
+        "far": 2,
+        "frames_format": "npy",
+    }
     (d / "meta.json").write_text(json.dumps(meta))
     return Identity.open(d)
 
@@ -110,9 +120,16 @@ def test_wav2vec2_from_a_tiny_local_model(tmp_path, monkeypatch):
     from transformers import Wav2Vec2Config, Wav2Vec2Model
 
     torch.manual_seed(0)
-    cfg = Wav2Vec2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37,
-                         conv_dim=(8,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
-                         vocab_size=12)
+    cfg = Wav2Vec2Config(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=37,
+        conv_dim=(8,) * 7,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        vocab_size=12,
+    )
     model = Wav2Vec2Model(cfg).eval()
     model.save_pretrained(tmp_path / "wav2vec2-base-960h")
     monkeypatch.setenv("AEBENCH_WEIGHTS", str(tmp_path))

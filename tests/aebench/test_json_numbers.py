@@ -9,8 +9,7 @@ from aebench.json_numbers import from_json, to_json
 
 
 def test_infinities_round_trip_through_json_text():
-    written = json.dumps([to_json(v) for v in (math.inf, -math.inf, 1.5, np.float64(math.inf), 3, None, "x")],
-                         allow_nan=False)
+    written = json.dumps([to_json(v) for v in (math.inf, -math.inf, 1.5, np.float64(math.inf), 3, None, "x")], allow_nan=False)
     back = [from_json(v) for v in json.loads(written)]
     assert back == [math.inf, -math.inf, 1.5, math.inf, 3, None, "x"]
 

@@ -20,8 +20,7 @@ SECONDS = 4
 @pytest.fixture(scope="module")
 def may(shared_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("prepared")
-    path = prepare(shared_data / "clips" / "may_short.mp4", "may", out, size=SIZE, max_seconds=SECONDS,
-                   progress=False, log=lambda m: None)
+    path = prepare(shared_data / "clips" / "may_short.mp4", "may", out, size=SIZE, max_seconds=SECONDS, progress=False, log=lambda m: None)
     return Identity.open(path)
 
 
@@ -105,22 +104,49 @@ def test_views(may):
 def test_idempotent_and_settings_change(may, shared_data):
     mtimes = {p: p.stat().st_mtime_ns for p in may.path.rglob("*")}
     msgs = []
-    prepare(shared_data / "clips" / "may_short.mp4", "may", may.path.parent, size=SIZE, max_seconds=SECONDS,
-            progress=False, log=msgs.append)
+    prepare(
+        shared_data / "clips" / "may_short.mp4", "may", may.path.parent, size=SIZE, max_seconds=SECONDS, progress=False, log=msgs.append
+    )
     assert any("up to date" in m for m in msgs)
     assert {p: p.stat().st_mtime_ns for p in may.path.rglob("*")} == mtimes
 
 
 def test_french_30fps_resampled(shared_data, tmp_path):
     runner = CliRunner()
-    res = runner.invoke(prepare_cmd, [str(shared_data / "clips" / "french_30fps.mp4"), "--name", "fr", "--out",
-                                      str(tmp_path), "--size", "64", "--max-seconds", "2", "prepare.pose_sigma=1"])
+    res = runner.invoke(
+        prepare_cmd,
+        [
+            str(shared_data / "clips" / "french_30fps.mp4"),
+            "--name",
+            "fr",
+            "--out",
+            str(tmp_path),
+            "--size",
+            "64",
+            "--max-seconds",
+            "2",
+            "prepare.pose_sigma=1",
+        ],
+    )
     assert res.exit_code == 0, res.output
     ident = Identity.open(tmp_path / "fr")
     assert ident.n_frames == 50 and ident.fps == 25 and len(ident.audio) == 50 * 640
     assert ident.meta["settings"]["prepare"]["pose_sigma"] == 1
-    again = runner.invoke(prepare_cmd, [str(shared_data / "clips" / "french_30fps.mp4"), "--name", "fr", "--out",
-                                        str(tmp_path), "--size", "64", "--max-seconds", "2", "prepare.pose_sigma=2"])
+    again = runner.invoke(
+        prepare_cmd,
+        [
+            str(shared_data / "clips" / "french_30fps.mp4"),
+            "--name",
+            "fr",
+            "--out",
+            str(tmp_path),
+            "--size",
+            "64",
+            "--max-seconds",
+            "2",
+            "prepare.pose_sigma=2",
+        ],
+    )
     assert again.exit_code == 0 and "settings changed, preparing again" in again.output, again.output
     assert Identity.open(tmp_path / "fr").meta["settings"]["prepare"]["pose_sigma"] == 2
     res = runner.invoke(list_cmd, ["--root", str(tmp_path)])
@@ -177,8 +203,7 @@ def test_video_without_face(tmp_path):
     frames = [rng.integers(0, 255, (64, 64, 3), dtype=np.uint8) for _ in range(10)]
     audio = (0.1 * np.sin(np.arange(16000) / 10)).astype(np.float32)
     write_video(tmp_path / "noface.mp4", frames, fps=25, audio=audio)
-    res = CliRunner().invoke(prepare_cmd, [str(tmp_path / "noface.mp4"), "--name", "nf", "--out", str(tmp_path / "out"),
-                                           "--size", "64"])
+    res = CliRunner().invoke(prepare_cmd, [str(tmp_path / "noface.mp4"), "--name", "nf", "--out", str(tmp_path / "out"), "--size", "64"])
     assert res.exit_code != 0 and "no face found in 10 of 10 frames" in res.output, res.output
     print(res.output)
     _no_leftovers(tmp_path / "out", "nf")
@@ -186,16 +211,16 @@ def test_video_without_face(tmp_path):
 
 def test_unknown_setting(shared_data, tmp_path):
     with pytest.raises(ConfigError, match="nope") as err:
-        prepare(shared_data / "clips" / "may_short.mp4", "x", tmp_path, size=32, max_seconds=1,
-                overrides=["prepare.nope=1"], progress=False)
+        prepare(
+            shared_data / "clips" / "may_short.mp4", "x", tmp_path, size=32, max_seconds=1, overrides=["prepare.nope=1"], progress=False
+        )
     print(err.value)
     _no_leftovers(tmp_path, "x")
 
 
 def test_unknown_feature_fails_before_work(shared_data, tmp_path):
     with pytest.raises(PrepareError, match="unknown audio feature extractor 'nope'"):
-        prepare(shared_data / "clips" / "may_short.mp4", "x", tmp_path, size=32, max_seconds=1,
-                features=("mfcc", "nope"), progress=False)
+        prepare(shared_data / "clips" / "may_short.mp4", "x", tmp_path, size=32, max_seconds=1, features=("mfcc", "nope"), progress=False)
     _no_leftovers(tmp_path, "x")
 
 
@@ -232,11 +257,11 @@ def test_close_crop_masks(shared_data):
         img = _square(next(box.decode(video=0)).to_ndarray(format="rgb24"), SIZE)
     lm = LandmarkDetector(upsample=1).detect(img)
     m = refine_person(img, region_mask(lm, SIZE), lm)
-    block = m[: int(0.15 * SIZE), int(0.14 * SIZE): int(0.2 * SIZE)]  # backdrop left of the hair, at the top edge
+    block = m[: int(0.15 * SIZE), int(0.14 * SIZE) : int(0.2 * SIZE)]  # backdrop left of the hair, at the top edge
     assert (block == LABELS["background"]).mean() > 0.9
-    bottom = m[-SIZE // 20:]
+    bottom = m[-SIZE // 20 :]
     assert (bottom[:, : SIZE // 10] == LABELS["torso"]).mean() > 0.5
-    assert (bottom[:, -SIZE // 10:] == LABELS["torso"]).mean() > 0.5
+    assert (bottom[:, -SIZE // 10 :] == LABELS["torso"]).mean() > 0.5
 
 
 @pytest.mark.parametrize("name", ["../x", "/tmp/abs", "a/b", ".hidden", "x.partial", ".."])

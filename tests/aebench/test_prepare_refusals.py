@@ -58,7 +58,7 @@ def _canvas(tile: np.ndarray, *cols: int) -> np.ndarray:
     """A 256x256 grey frame with ``tile`` pasted at each of the columns, vertically centred."""
     frame = np.full((256, 256, 3), 128, np.uint8)
     for c in cols:
-        frame[64:192, c:c + 128] = tile
+        frame[64:192, c : c + 128] = tile
     return frame
 
 
@@ -113,8 +113,11 @@ def test_a_one_frame_clip_is_refused_before_decoding(tmp_path, monkeypatch):
         raise AssertionError("frames were decoded before the length was checked")
 
     monkeypatch.setattr(P, "resampled_frames", no_decoding)
-    with pytest.raises(PrepareError, match=rf"one\.mp4: the video gives 1 frame\(s\) at 25 fps; an identity needs "
-                                           rf"at least {MIN_FRAMES}"):
+    with pytest.raises(
+        PrepareError,
+        match=rf"one\.mp4: the video gives 1 frame\(s\) at 25 fps; an identity needs "
+        rf"at least {MIN_FRAMES}",
+    ):
         prepare(clip, "one", tmp_path / "out", size=32, progress=False, log=_quiet)
     _no_leftovers(tmp_path / "out", "one")
 
@@ -164,8 +167,9 @@ def test_audio_with_nan_or_inf_samples_is_refused(tmp_path):
 @pytest.fixture(scope="module")
 def may_small(shared_data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("refusals")
-    return prepare(shared_data / "clips" / "may_short.mp4", "may", out, size=64, max_seconds=0.6, overrides=FAST,
-                   progress=False, log=_quiet)
+    return prepare(
+        shared_data / "clips" / "may_short.mp4", "may", out, size=64, max_seconds=0.6, overrides=FAST, progress=False, log=_quiet
+    )
 
 
 def test_prepare_records_the_content_hash(may_small):
@@ -207,13 +211,13 @@ def test_another_clip_under_a_taken_name_needs_replace(may_small, shared_data, t
     out, other = tmp_path / "ids", shared_data / "clips" / "hdtf_aoc_8s.mp4"
     may_small = Path(shutil.copytree(may_small, out / "may"))
     old = json.loads((may_small / "meta.json").read_text())
-    res = _cli("data", "prepare", str(other), "--name", "may", "--out", str(out), "--size", "64",
-               "--max-seconds", "0.6", *FAST)
+    res = _cli("data", "prepare", str(other), "--name", "may", "--out", str(out), "--size", "64", "--max-seconds", "0.6", *FAST)
     assert res.exit_code != 0 and "already an identity prepared from another clip" in res.output, res.output
     assert "may_short.mp4" in res.output and "--replace" in res.output
     assert json.loads((may_small / "meta.json").read_text()) == old  # untouched
-    res = _cli("data", "prepare", str(other), "--name", "may", "--out", str(out), "--size", "64",
-               "--max-seconds", "0.6", "--replace", *FAST)
+    res = _cli(
+        "data", "prepare", str(other), "--name", "may", "--out", str(out), "--size", "64", "--max-seconds", "0.6", "--replace", *FAST
+    )
     assert res.exit_code == 0, res.output
     assert f"replacing the identity prepared from {old['source']} (sha256 {old['source_sha256']})" in res.output
     new = json.loads((may_small / "meta.json").read_text())
@@ -224,8 +228,7 @@ def test_a_folder_that_is_not_an_identity_is_not_overwritten(shared_data, tmp_pa
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     with pytest.raises(PrepareError, match="exists and is not a prepared identity"):
-        prepare(shared_data / "clips" / "may_short.mp4", "mine", tmp_path, size=32, max_seconds=0.2,
-                progress=False, log=_quiet)
+        prepare(shared_data / "clips" / "may_short.mp4", "mine", tmp_path, size=32, max_seconds=0.2, progress=False, log=_quiet)
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
 
@@ -252,8 +255,7 @@ def _disk_full_for(monkeypatch, module, name: str) -> None:
 
 def test_synth_into_a_read_only_folder(tmp_path, monkeypatch):
     _read_only(monkeypatch, tmp_path / "ro")
-    res = _cli("data", "synth", "--out", str(tmp_path / "ro" / "synth"), "--identities", "1", "--seconds", "0.2",
-               "--size", "16")
+    res = _cli("data", "synth", "--out", str(tmp_path / "ro" / "synth"), "--identities", "1", "--seconds", "0.2", "--size", "16")
     assert res.exit_code != 0 and f"{tmp_path / 'ro' / 'synth'}: cannot be written (Read-only file system" in res.output
 
 
@@ -272,8 +274,17 @@ def test_synth_too_short_to_split(tmp_path):
 
 def test_prepare_into_a_read_only_folder(shared_data, tmp_path, monkeypatch):
     _read_only(monkeypatch, tmp_path / "ro")
-    res = _cli("data", "prepare", str(shared_data / "clips" / "may_short.mp4"), "--out", str(tmp_path / "ro"),
-               "--size", "32", "--max-seconds", "0.2")
+    res = _cli(
+        "data",
+        "prepare",
+        str(shared_data / "clips" / "may_short.mp4"),
+        "--out",
+        str(tmp_path / "ro"),
+        "--size",
+        "32",
+        "--max-seconds",
+        "0.2",
+    )
     assert res.exit_code != 0 and f"{tmp_path / 'ro' / 'may'}: cannot be written (Read-only" in res.output, res.output
 
 
@@ -286,8 +297,18 @@ def test_prepare_on_a_full_disk_leaves_nothing(shared_data, tmp_path, monkeypatc
         _disk_full_for(monkeypatch, np, "save")
     else:
         monkeypatch.setattr(cv2, "imwrite", lambda *a, **k: False)
-    res = _cli("data", "prepare", str(shared_data / "clips" / "may_short.mp4"), "--out", str(tmp_path / "out"),
-               "--size", "64", "--max-seconds", "0.2", *FAST)
+    res = _cli(
+        "data",
+        "prepare",
+        str(shared_data / "clips" / "may_short.mp4"),
+        "--out",
+        str(tmp_path / "out"),
+        "--size",
+        "64",
+        "--max-seconds",
+        "0.2",
+        *FAST,
+    )
     assert res.exit_code != 0 and f"{tmp_path / 'out' / 'may'}: cannot be written (" in res.output, res.output
     assert ("No space left on device" if where == "numpy.save" else "the image could not be written") in res.output
     _no_leftovers(tmp_path / "out", "may")

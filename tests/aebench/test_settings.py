@@ -68,12 +68,14 @@ def test_every_declared_setting_has_a_docstring_and_the_tree_holds_exactly_the_d
 
 
 def test_ranges_and_choices_come_from_the_declarations():
-    for override, message in [("field.encoding=nope", "'field.encoding' must be one of frequency, hashgrid, triplane, got nope"),
-                              ("dfrf.slot_init=x", "'dfrf.slot_init' must be one of learned, sampled"),
-                              ("aenerf.heads=0", "'aenerf.heads' must be at least 1, got 0"),
-                              ("aenerf.rrs_eps=2", "'aenerf.rrs_eps' must be at most 1.0"),
-                              ("prepare.jpeg_quality=101", "'prepare.jpeg_quality' must be at most 100"),
-                              ("device=gpu", "'device' must be auto, cpu, cuda, cuda:N or mps, got 'gpu'")]:
+    for override, message in [
+        ("field.encoding=nope", "'field.encoding' must be one of frequency, hashgrid, triplane, got nope"),
+        ("dfrf.slot_init=x", "'dfrf.slot_init' must be one of learned, sampled"),
+        ("aenerf.heads=0", "'aenerf.heads' must be at least 1, got 0"),
+        ("aenerf.rrs_eps=2", "'aenerf.rrs_eps' must be at most 1.0"),
+        ("prepare.jpeg_quality=101", "'prepare.jpeg_quality' must be at most 100"),
+        ("device=gpu", "'device' must be auto, cpu, cuda, cuda:N or mps, got 'gpu'"),
+    ]:
         with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
             load_config([override])
 
@@ -102,8 +104,13 @@ def test_a_checkpoint_written_before_the_field_part_reads_back():
 
     now = DFRFSettings.from_tree(load_config(["field.encoding=hashgrid"]), "dfrf")
     old = {k: v for k, v in now.to_dict().items() if k != "field"}
-    old.update(encoding="hashgrid", hashgrid=now.field.hashgrid, triplane=now.field.triplane, fast_mlp=now.field.mlp,
-               grid_lr_mult=now.field.lr_mult)
+    old.update(
+        encoding="hashgrid",
+        hashgrid=now.field.hashgrid,
+        triplane=now.field.triplane,
+        fast_mlp=now.field.mlp,
+        grid_lr_mult=now.field.lr_mult,
+    )
     assert DFRFSettings.from_dict(old) == now
     with pytest.raises(SettingsError, match="checkpoint x: 'width' takes a number"):
         DFRFSettings.from_dict({**now.to_dict(), "width": "wide"}, context="checkpoint x")

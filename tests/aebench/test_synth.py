@@ -97,10 +97,12 @@ def test_vowels_differ_in_formants_not_only_loudness():
     look = synth_look.draw_look(np.random.default_rng(0))
     seq = [("i", 0.0, 0.4), ("u", 0.4, 0.8)]
     audio = voice.synth_audio(np.random.default_rng(0), seq, 12800, look)
+
     def band_ratio(x):
         spec = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
         f = np.fft.rfftfreq(len(x), 1 / 16000)
         return spec[(f > 1900) & (f < 2700)].sum() / spec[(f > 600) & (f < 1000)].sum()
+
     i_seg, u_seg = audio[1600:4800], audio[8000:11200]
     assert band_ratio(i_seg) > 10 * band_ratio(u_seg)  # F2 high in /i/, low in /u/
     mouth = voice.mouth_track(seq, 20)
@@ -145,8 +147,7 @@ def test_identity_views(idts):
 def test_cli_synth(tmp_path):
     from aebench.harness.cli.data_synth import synth as synth_cmd
 
-    res = CliRunner().invoke(synth_cmd, ["--out", str(tmp_path), "--identities", "2", "--seconds", "0.4",
-                                         "--size", "16", "--seed", "1"])
+    res = CliRunner().invoke(synth_cmd, ["--out", str(tmp_path), "--identities", "2", "--seconds", "0.4", "--size", "16", "--seed", "1"])
     assert res.exit_code == 0, res.output
     assert "synth_00" in res.output and "synth_01" in res.output and "10 frames" in res.output
     assert [p.name for p in list_identities(tmp_path)] == ["synth_00", "synth_01"]

@@ -33,8 +33,7 @@ def fake_entry(tmp_path, monkeypatch):
     torch.save({"a": torch.arange(3.0)}, f)
     digest = hashlib.sha256(f.read_bytes()).hexdigest()
     m = dict(w.manifest())
-    m["tiny"] = {"file": "tiny_official.pth", "sha256": digest, "url": "https://127.0.0.1:9/tiny.pth",
-                 "licence": "test", "kind": "torch"}
+    m["tiny"] = {"file": "tiny_official.pth", "sha256": digest, "url": "https://127.0.0.1:9/tiny.pth", "licence": "test", "kind": "torch"}
     monkeypatch.setattr(w, "manifest", lambda: m)
     return f, digest
 
@@ -116,8 +115,9 @@ def test_sync_missing_without_weights():
 
 
 def test_every_manifest_url_is_https():
-    assert all(e["url"].startswith("https://") for e in w.manifest().values()), \
-        {n: e["url"] for n, e in w.manifest().items() if not e["url"].startswith("https://")}
+    assert all(e["url"].startswith("https://") for e in w.manifest().values()), {
+        n: e["url"] for n, e in w.manifest().items() if not e["url"].startswith("https://")
+    }
 
 
 def test_fetch_refuses_plain_http_and_downgrading_redirects(fake_entry, monkeypatch):

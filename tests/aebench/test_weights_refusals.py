@@ -33,8 +33,16 @@ def _cli(*args: str):
 def _tiny_wav2vec2_config(**over):
     from transformers import Wav2Vec2Config
 
-    kw = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37, conv_dim=(8,) * 7,
-              num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, vocab_size=12)
+    kw = dict(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=37,
+        conv_dim=(8,) * 7,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        vocab_size=12,
+    )
     return Wav2Vec2Config(**{**kw, **over})
 
 
@@ -157,13 +165,23 @@ def talking_clip(tmp_path_factory):
 def test_eval_with_wrong_weights_is_a_one_line_error(talking_clip, syncnet_file, tmp_path):
     """Today: a KeyError from the LPIPS builder, a RuntimeError listing missing keys for SyncNet."""
     clip = str(talking_clip)
-    res = _cli("eval", "--pred", clip, "--gt", clip, "--metrics", "lpips", "--weights",
-               f"lpips_alexnet={syncnet_file}", "--out", str(tmp_path / "a"))
+    res = _cli(
+        "eval",
+        "--pred",
+        clip,
+        "--gt",
+        clip,
+        "--metrics",
+        "lpips",
+        "--weights",
+        f"lpips_alexnet={syncnet_file}",
+        "--out",
+        str(tmp_path / "a"),
+    )
     assert res.exit_code != 0 and "is not a state dict of torchvision.models:AlexNet" in res.output, res.output
     rand = tmp_path / "rand.pth"
     torch.save({"a": torch.zeros(3), "b": torch.ones(2)}, rand)
-    res = _cli("eval", "--pred", clip, "--metrics", "sync_conf", "--weights", f"syncnet={rand}", "--out",
-               str(tmp_path / "b"))
+    res = _cli("eval", "--pred", clip, "--metrics", "sync_conf", "--weights", f"syncnet={rand}", "--out", str(tmp_path / "b"))
     assert res.exit_code != 0 and "is not a state dict of syncnet_python:SyncNetModel" in res.output, res.output
     assert "2 unexpected keys (e.g. a)" in res.output
 
@@ -175,8 +193,13 @@ def tiny_entry(tmp_path, monkeypatch):
     f = tmp_path / "tiny.pth"
     torch.save({"a": torch.arange(3.0)}, f)
     m = dict(w.manifest())
-    m["tiny"] = {"file": "tiny_official.pth", "sha256": hashlib.sha256(f.read_bytes()).hexdigest(),
-                 "url": "https://127.0.0.1:9/tiny.pth", "licence": "test", "kind": "torch"}
+    m["tiny"] = {
+        "file": "tiny_official.pth",
+        "sha256": hashlib.sha256(f.read_bytes()).hexdigest(),
+        "url": "https://127.0.0.1:9/tiny.pth",
+        "licence": "test",
+        "kind": "torch",
+    }
     monkeypatch.setattr(w, "manifest", lambda: m)
     return f
 
@@ -186,8 +209,11 @@ def test_add_into_a_store_that_cannot_be_written(tiny_entry, empty_store, monkey
     def fail(src, dst, *a, **k):
         with open(dst, "wb") as fh:  # half a copy, then the error
             fh.write(b"half")
-        raise OSError(code, {errno.EROFS: "Read-only file system", errno.ENOSPC: "No space left on device",
-                             errno.EACCES: "Permission denied"}[code], str(dst))
+        raise OSError(
+            code,
+            {errno.EROFS: "Read-only file system", errno.ENOSPC: "No space left on device", errno.EACCES: "Permission denied"}[code],
+            str(dst),
+        )
 
     monkeypatch.setattr(shutil, "copyfile", fail)
     res = _cli("weights", "add", "tiny", str(tiny_entry))

@@ -29,16 +29,25 @@ def fake_views(n: int = 6, size: int = 16, channels: int = 8, window: int = 8, s
 
     g = torch.Generator().manual_seed(seed)
     masks = torch.zeros(n, size, size, dtype=torch.uint8)
-    masks[:, size // 4: 3 * size // 4, size // 4: 3 * size // 4] = 1
-    masks[:, size // 2: 3 * size // 4, size // 3: 2 * size // 3] = 2
-    masks[:, 3 * size // 4:, :] = 3
+    masks[:, size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = 1
+    masks[:, size // 2 : 3 * size // 4, size // 3 : 2 * size // 3] = 2
+    masks[:, 3 * size // 4 :, :] = 3
     raw = torch.randn(n, window, channels, generator=g).numpy()
     norm = AudioNorm.of(raw)
-    return Views(name="fake", frames=torch.randint(0, 256, (n, size, size, 3), generator=g, dtype=torch.uint8), masks=masks,
-                 poses=torch.stack([orbit_pose(0.1 * i) for i in range(n)]),
-                 intrinsics=torch.tensor([size * 1.2, size / 2, size / 2]), background=torch.rand(size, size, 3, generator=g),
-                 near=2.0, far=6.0, audio=torch.from_numpy(norm(raw)), indices=np.arange(n), face_box=face_boxes(masks),
-                 norm=norm)
+    return Views(
+        name="fake",
+        frames=torch.randint(0, 256, (n, size, size, 3), generator=g, dtype=torch.uint8),
+        masks=masks,
+        poses=torch.stack([orbit_pose(0.1 * i) for i in range(n)]),
+        intrinsics=torch.tensor([size * 1.2, size / 2, size / 2]),
+        background=torch.rand(size, size, 3, generator=g),
+        near=2.0,
+        far=6.0,
+        audio=torch.from_numpy(norm(raw)),
+        indices=np.arange(n),
+        face_box=face_boxes(masks),
+        norm=norm,
+    )
 
 
 def build_model(method, cfg, channels: int = 8):
@@ -55,8 +64,12 @@ def model_on_a_batch(method, cfg, seed: int = 0):
     views = batch["views"]
     code = model.audio(views.audio, torch.tensor([batch["frame_index"]]), False)[0]
     idx = batch["refs"]
-    refs = model.references(views.frames[idx].float() / 255.0, views.poses[idx], views.intrinsics,
-                            model.audio(views.audio, idx, False) if model.uses_ref_audio else None)
+    refs = model.references(
+        views.frames[idx].float() / 255.0,
+        views.poses[idx],
+        views.intrinsics,
+        model.audio(views.audio, idx, False) if model.uses_ref_audio else None,
+    )
     return model, batch, code, refs
 
 

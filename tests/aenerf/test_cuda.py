@@ -33,17 +33,21 @@ def test_config_refuses_an_unknown_precision():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: the GPU smoke test runs where one exists")
 @pytest.mark.parametrize("mode", ["fp32", "tf32", "bf16"])
 @pytest.mark.parametrize("method", ["aenerf", "dfrf", "adnerf"])
-@pytest.mark.parametrize("extra", [[], ["train.sampler=occupancy", "train.chunk=0", "train.compile=true"],
-                                   ["field.encoding=hashgrid"], ["field.encoding=triplane"]],
-                         ids=["default", "occupancy-autochunk-compile", "hashgrid", "triplane"])
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["train.sampler=occupancy", "train.chunk=0", "train.compile=true"], ["field.encoding=hashgrid"], ["field.encoding=triplane"]],
+    ids=["default", "occupancy-autochunk-compile", "hashgrid", "triplane"],
+)
 def test_cuda_smoke_finetune_and_render(method, mode, extra, synth_root, tmp_path):
     from aebench.config import load_config
     from aebench.data import Identity, list_identities
     from aebench.media import probe
     from aebench.registry import get_method
 
-    cfg = load_config([f"method={method}", "device=cuda", f"train.precision={mode}", "train.iters=20",
-                       "train.render_frames=3", "data.size=32", *extra], scale="smoke")
+    cfg = load_config(
+        [f"method={method}", "device=cuda", f"train.precision={mode}", "train.iters=20", "train.render_frames=3", "data.size=32", *extra],
+        scale="smoke",
+    )
     identity = Identity.open(list_identities(synth_root)[0]).at_size(32)
     m = get_method(method)
     ckpt = m.finetune(identity, identity.fewshot_clip(0), None, cfg, tmp_path / "ft")

@@ -15,8 +15,7 @@ from tests.aenerf.helpers import build_model, fake_batch, fake_views, smoke_cfg
 from tests.aenerf.test_modules import VARIANTS
 
 torch.set_num_threads(1)  # 2 threads on the shared 2-core machine spin-wait badly under load
-TINY = ["data.size=32", "train.batch_rays=64", "train.n_coarse=8", "train.n_fine=8", "train.log_every=1",
-        "train.chunk=1024"]
+TINY = ["data.size=32", "train.batch_rays=64", "train.n_coarse=8", "train.n_fine=8", "train.log_every=1", "train.chunk=1024"]
 
 
 def identities(root, size=32):
@@ -109,7 +108,9 @@ def test_self_driven_render_features_equal_the_cached_features(synth_root, tmp_p
     inner = slice(6, n - 6)  # windows reach 8 steps (4 frames) back, MFCC deltas 2 steps more, frame 0 half a window
     np.testing.assert_allclose(driving[inner], cached[inner], atol=1e-3)
     # the old recipe (z-scoring the driving clip on its own) is measurably off
-    own = AudioNorm.of(AENeRF.driving_windows({**meta, "audio_norm": {"mean": [0.0] * norm.mean.size,
-                                                                      "std": [1.0] * norm.mean.size}},
-                                              test.audio, n, ident.fps))
+    own = AudioNorm.of(
+        AENeRF.driving_windows(
+            {**meta, "audio_norm": {"mean": [0.0] * norm.mean.size, "std": [1.0] * norm.mean.size}}, test.audio, n, ident.fps
+        )
+    )
     assert np.abs(own(driving * norm.std + norm.mean)[inner] - cached[inner]).max() > 1e-2

@@ -135,7 +135,7 @@ def test_aaa_logits_are_divided_by_sqrt_of_the_whole_width(heads):
     q = block.attn.wq(block.ln_q(aaa.audio_tok(a)))  # (D,)
     k = block.attn.wk(block.ln_k(aaa.audio_tok(a_ref)))  # (L, D)
     dh = dim // heads
-    logits = torch.stack([k[:, h * dh:(h + 1) * dh] @ q[h * dh:(h + 1) * dh] for h in range(heads)]) / dim ** 0.5
+    logits = torch.stack([k[:, h * dh : (h + 1) * dh] @ q[h * dh : (h + 1) * dh] for h in range(heads)]) / dim**0.5
     assert torch.allclose(aaa.last_attention[0], torch.softmax(logits, -1), atol=1e-6)
 
 
@@ -148,7 +148,7 @@ def test_aaa_init_identity_or_random():
         for name in ("wq", "wk"):
             assert torch.equal(getattr(b_i.attn, name).weight, torch.eye(32))
             w = getattr(b_r.attn, name).weight
-            assert not torch.allclose(w, torch.eye(32), atol=0.5) and float(w.abs().max()) <= 32 ** -0.5
+            assert not torch.allclose(w, torch.eye(32), atol=0.5) and float(w.abs().max()) <= 32**-0.5
     with pytest.raises(ValueError, match="AAA init 'eye'"):
         AudioAwareAggregation(audio_dim=16, feat_dim=8, dim=32, heads=4, out_dim=8, init="eye")
 
@@ -197,8 +197,7 @@ def test_warper_first_layer_by_blocks_equals_the_concatenated_input():
     w = Warper(x_dim=9, audio_dim=4, width=8)
     torch.nn.init.normal_(w.net[-1].weight)
     x, a, a_ref, d, d_ref = torch.randn(30, 9), torch.randn(4), torch.randn(3, 4), torch.randn(30, 3), torch.randn(3, 30, 3)
-    concat = torch.cat([x.expand(3, -1, -1), a.expand(3, 30, -1), a_ref[:, None].expand(-1, 30, -1),
-                        d.expand(3, -1, -1), d_ref], -1)
+    concat = torch.cat([x.expand(3, -1, -1), a.expand(3, 30, -1), a_ref[:, None].expand(-1, 30, -1), d.expand(3, -1, -1), d_ref], -1)
     assert torch.allclose(w(x, a, a_ref, d, d_ref), w.net(concat), atol=1e-6)
 
 

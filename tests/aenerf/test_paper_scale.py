@@ -36,8 +36,10 @@ def test_paper_shapes_train_checkpoint_and_render_on_a_cpu(method_name, identity
 
     cfg = load_config([f"method={method_name}", "scale=paper", "features=mfcc", "data.size=16", "device=cpu"])
     assert (int(cfg.train.batch_rays), int(cfg.train.n_coarse), int(cfg.train.n_fine)) == (850, 64, 128)
-    cfg = OmegaConf.merge(cfg, {"train": {"iters": 2, "ckpt_every": 10**6, "log_every": 1, "render_frames": 1,
-                                          "render_sampler": "hierarchical", "chunk": 4096}})
+    cfg = OmegaConf.merge(
+        cfg,
+        {"train": {"iters": 2, "ckpt_every": 10**6, "log_every": 1, "render_frames": 1, "render_sampler": "hierarchical", "chunk": 4096}},
+    )
     method = get_method(method_name)
     ckpt = method.finetune(identity, identity.fewshot_clip(0.0), None, cfg, tmp_path / "ft")
     state = read_state(Path(ckpt))

@@ -31,8 +31,18 @@ def toy_views(n: int = 6, size: int = 16, t: int = 16, c: int = 13, seed: int = 
     poses = np.repeat(pose[None], n, 0)
     f = size * 1.2
     frames = np.round(frames * 255.0).astype(np.uint8)  # Views hold uint8 frames, as prepared identities do
-    return Views(name="toy", frames=torch.from_numpy(frames), masks=torch.from_numpy(masks),
-                 poses=torch.from_numpy(poses), intrinsics=torch.tensor([f, size / 2, size / 2]),
-                 background=torch.full((size, size, 3), 0.0) + torch.tensor([0.1, 0.2, 0.3]),
-                 near=1.5, far=3.5, audio=torch.from_numpy(audio), indices=np.arange(n),
-                 face_box=face_boxes(torch.from_numpy(masks)), norm=AudioNorm.of(audio), fps=25.0)
+    return Views(
+        name="toy",
+        frames=torch.from_numpy(frames),
+        masks=torch.from_numpy(masks),
+        poses=torch.from_numpy(poses),
+        intrinsics=torch.tensor([f, size / 2, size / 2]),
+        background=torch.full((size, size, 3), 0.0) + torch.tensor([0.1, 0.2, 0.3]),
+        near=1.5,
+        far=3.5,
+        audio=torch.from_numpy(audio),
+        indices=np.arange(n),
+        face_box=face_boxes(torch.from_numpy(masks)),
+        norm=AudioNorm.of(audio),
+        fps=25.0,
+    )

@@ -16,8 +16,9 @@ RATE = 16000
 def _identity(root, name="anna"):
     path = root / "ids" / name
     path.mkdir(parents=True)
-    (path / "meta.json").write_text(json.dumps({"schema": 1, "name": name, "n_frames": 20, "fps": FPS,
-                                                "size": [16, 16], "audio_rate": RATE}))
+    (path / "meta.json").write_text(
+        json.dumps({"schema": 1, "name": name, "n_frames": 20, "fps": FPS, "size": [16, 16], "audio_rate": RATE})
+    )
     return Identity.open(path)
 
 
@@ -84,15 +85,18 @@ def test_folder_layout_picks_audio_and_checks_fps(tmp_path):
     _video(folder / "fast.mp4", 12, fps=30)
     method = External()
     ckpt = method.finetune(ident, ident, None, _cfg(tmp_path / "renders"), tmp_path / "run")
-    out = method.render(ckpt, ident, np.zeros(12 * 640, np.float32), _cfg(tmp_path / "renders", **{"external.audio": "zozo"}),
-                        tmp_path / "z.mp4")
+    out = method.render(
+        ckpt, ident, np.zeros(12 * 640, np.float32), _cfg(tmp_path / "renders", **{"external.audio": "zozo"}), tmp_path / "z.mp4"
+    )
     assert len(read_video(out)[0]) == 12
     with pytest.raises(ExternalError, match="not 'nope'"):
-        method.render(ckpt, ident, np.zeros(8 * 640, np.float32), _cfg(tmp_path / "renders", **{"external.audio": "nope"}),
-                      tmp_path / "n.mp4")
+        method.render(
+            ckpt, ident, np.zeros(8 * 640, np.float32), _cfg(tmp_path / "renders", **{"external.audio": "nope"}), tmp_path / "n.mp4"
+        )
     with pytest.raises(ExternalError, match="30 fps"):
-        method.render(ckpt, ident, np.zeros(12 * 640, np.float32), _cfg(tmp_path / "renders", **{"external.audio": "fast"}),
-                      tmp_path / "f.mp4")
+        method.render(
+            ckpt, ident, np.zeros(12 * 640, np.float32), _cfg(tmp_path / "renders", **{"external.audio": "fast"}), tmp_path / "f.mp4"
+        )
 
 
 def test_missing_identity_and_root(tmp_path):

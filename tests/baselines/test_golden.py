@@ -73,7 +73,7 @@ def _state(f: dict, prefix: str, rename: dict) -> dict:
     out = {}
     for k, v in f.items():
         if k.startswith(prefix):
-            key = k[len(prefix):]
+            key = k[len(prefix) :]
             for a, b in rename.items():
                 key = key.replace(a, b) if key.startswith(a) else key
             out[key] = t(v)
@@ -100,6 +100,7 @@ def test_audionet_and_audioattnet_are_the_official_networks(repo):
 # Whole renders and one training step under train.preset=official (``*_render.npz``): the official
 # create_nerf + render_rays with every weight from golden_weights' rule and the draws of a seed.
 
+
 def _gl_to_cv(pose: np.ndarray) -> np.ndarray:
     """An official (OpenGL, (3, 4)) camera-to-world as aebench's OpenCV (4, 4): y and z flipped."""
     c2w = np.eye(4)
@@ -125,23 +126,38 @@ def _mapping(repo: str, width: int, depth: int, f: dict) -> list[tuple[str, str,
     for level in ("coarse", "fine"):
         for i in range(depth):
             kind = "in" if i == 0 else "skip" if i == depth // 2 + 1 else "same"
-            out += [(f"{level}.pts_linears.{i}.weight", f"{level}.layers.{i}.weight", kind, (perm, width)),
-                    (f"{level}.pts_linears.{i}.bias", f"{level}.layers.{i}.bias", "same", ())]
+            out += [
+                (f"{level}.pts_linears.{i}.weight", f"{level}.layers.{i}.weight", kind, (perm, width)),
+                (f"{level}.pts_linears.{i}.bias", f"{level}.layers.{i}.bias", "same", ()),
+            ]
         for j in range(n_views):
             out += [(f"{level}.views_linears.{j}.{p}", f"{level}.rgb.{2 * j}.{p}", "same", ()) for p in ("weight", "bias")]
         out += [(f"{level}.rgb_linear.{p}", f"{level}.rgb.{2 * n_views}.{p}", "same", ()) for p in ("weight", "bias")]
         out += [(f"{level}.alpha_linear.{p}", f"{level}.sigma.{p}", "same", ()) for p in ("weight", "bias")]
     if repo == "dfrf":
-        rename = {"slot.fc1.0.": "rel.0.", "slot.fc6.": "rel.2.", "slot.fc7.0.": "slots.inp.", "slot.norm_input.": "slots.norm_in.",
-                  "slot.norm_slots.": "slots.norm_slots.", "slot.norm_pre_ff.": "slots.norm_mlp.", "slot.to_q.": "slots.q.",
-                  "slot.to_k.": "slots.k.", "slot.to_v.": "slots.v.", "slot.gru.": "slots.gru.", "slot.mlp.": "slots.mlp.",
-                  "slot.slots_": "slots.slots_", "features.conv1.0.": "features.convs.0.", "features.conv2.0.": "features.convs.2.",
-                  "features.fc.": "features.fc.", "warp.mlp.": "warp.mlp."}
+        rename = {
+            "slot.fc1.0.": "rel.0.",
+            "slot.fc6.": "rel.2.",
+            "slot.fc7.0.": "slots.inp.",
+            "slot.norm_input.": "slots.norm_in.",
+            "slot.norm_slots.": "slots.norm_slots.",
+            "slot.norm_pre_ff.": "slots.norm_mlp.",
+            "slot.to_q.": "slots.q.",
+            "slot.to_k.": "slots.k.",
+            "slot.to_v.": "slots.v.",
+            "slot.gru.": "slots.gru.",
+            "slot.mlp.": "slots.mlp.",
+            "slot.slots_": "slots.slots_",
+            "features.conv1.0.": "features.convs.0.",
+            "features.conv2.0.": "features.convs.2.",
+            "features.fc.": "features.fc.",
+            "warp.mlp.": "warp.mlp.",
+        }
         for key in f["param_names"]:
             key = str(key)
             for a, b in rename.items():
                 if key.startswith(a):
-                    out.append((key, b + key[len(a):], "same", ()))
+                    out.append((key, b + key[len(a) :], "same", ()))
     return out
 
 
@@ -187,15 +203,25 @@ def _official_model(repo: str, f: dict, overrides: tuple[str, ...] = ()):
     from aebench.settings import TrainSettings
 
     width, samples = int(f["netwidth"]), (int(f["N_samples"]), int(f["N_importance"]))
-    cfg = load_config([f"method={repo}", "train.preset=official", "scale=paper", f"{repo}.width={width}",
-                       f"train.n_coarse={samples[0]}", f"train.n_fine={samples[1]}", *overrides])
+    cfg = load_config(
+        [
+            f"method={repo}",
+            "train.preset=official",
+            "scale=paper",
+            f"{repo}.width={width}",
+            f"train.n_coarse={samples[0]}",
+            f"train.n_fine={samples[1]}",
+            *overrides,
+        ]
+    )
     cls = method_class(repo)
     settings = cls.settings_cls.from_tree(cfg, repo)
     model = cls.model_cls(settings, 29, TrainSettings.from_tree(cfg, "train")).double()
     mapping = _mapping(repo, width, settings.depth, f)
     shapes = dict(zip((str(k) for k in f["param_names"]), (tuple(int(v) for v in str(s).split(",")) for s in f["param_shapes"])))
-    state = {ours: torch.from_numpy(_to_ours(weight(off, shapes[off], int(f["seed"])), kind, layout))
-             for off, ours, kind, layout in mapping}
+    state = {
+        ours: torch.from_numpy(_to_ours(weight(off, shapes[off], int(f["seed"])), kind, layout)) for off, ours, kind, layout in mapping
+    }
     own = model.state_dict()
     if "slots.slots_mu" in state and own["slots.slots_mu"].shape != state["slots.slots_mu"].shape:
         state["slots.slots_mu"] = state["slots.slots_mu"].reshape(1, -1).expand(own["slots.slots_mu"].shape).clone()
@@ -224,8 +250,9 @@ def _render(repo: str, model, f: dict, train: bool, samples: tuple[int, int] | N
         refs = model.references(t(f["ref_images"]), c2w, intr, None)
     code = t(f["aud"]).requires_grad_(True)
     torch.manual_seed(int(f["draw_seed"]))
-    out = model.render(code, refs, rays_o, rays_d, t(f["bc_rgb"]), float(f["near"]), float(f["far"]), None,
-                       perturb=train, generator=None, samples=samples)
+    out = model.render(
+        code, refs, rays_o, rays_d, t(f["bc_rgb"]), float(f["near"]), float(f["far"]), None, perturb=train, generator=None, samples=samples
+    )
     return out, code, refs
 
 
@@ -263,8 +290,9 @@ def test_preset_official_training_step_has_the_official_gradients(repo, float64)
     np.testing.assert_allclose(loss.item(), float(f["train.loss"]), rtol=1e-9)
     loss.backward()
     params = dict(model.named_parameters())
-    grads = {off: (params[ours].grad.numpy() if params[ours].grad is not None else None, kind, layout)
-             for off, ours, kind, layout in mapping}
+    grads = {
+        off: (params[ours].grad.numpy() if params[ours].grad is not None else None, kind, layout) for off, ours, kind, layout in mapping
+    }
     grads["aud"] = (code.grad.numpy(), "same", ())
     checked = 0
     for off, (g, kind, layout) in grads.items():
@@ -306,11 +334,16 @@ def test_preset_official_lr_of_the_first_steps_is_the_official_schedule(name, de
             self.net, self.aud, self.att = (torch.nn.Linear(1, 1) for _ in range(3))
 
         def param_groups(self):
-            return [{"params": list(self.net.parameters())}, {"params": list(self.aud.parameters())},
-                    {"params": list(self.att.parameters()), "lr_mult": 5.0}]
+            return [
+                {"params": list(self.net.parameters())},
+                {"params": list(self.aud.parameters())},
+                {"params": list(self.att.parameters()), "lr_mult": 5.0},
+            ]
 
-    cfg = OmegaConf.merge(load_config([f"method={repo}", "train.preset=official"]).train,
-                          {"lr": float(f["lrate"]), "lr_decay_steps": int(f["lrate_decay"]) * decay_unit})
+    cfg = OmegaConf.merge(
+        load_config([f"method={repo}", "train.preset=official"]).train,
+        {"lr": float(f["lrate"]), "lr_decay_steps": int(f["lrate_decay"]) * decay_unit},
+    )
     assert cfg.schedule == "official"
     model = Groups()
     trainer = Trainer(model, cfg, Path("unused"), lambda s, g: {}, torch.device("cpu"), step_offset=base + 1 if base else 0)
@@ -333,10 +366,19 @@ def test_face_rect_draw_is_the_official_one(repo):
     f = fixture(repo, "face_rect")
     h, w = int(f["H"]), int(f["W"])
     x, y, rw, rh = (int(v) for v in f["rect"])
-    views = Views(name="v", frames=torch.zeros(1, h, w, 3, dtype=torch.uint8), masks=torch.zeros(1, h, w, dtype=torch.uint8),
-                  poses=torch.eye(4)[None], intrinsics=torch.tensor([10.0, w / 2, h / 2]), background=torch.zeros(h, w, 3),
-                  near=1.0, far=2.0, audio=None, indices=np.arange(1),
-                  face_box=torch.tensor([[x, y, x + rw, y + rh]]))  # the official rect (x, y, w, h) as our box
+    views = Views(
+        name="v",
+        frames=torch.zeros(1, h, w, 3, dtype=torch.uint8),
+        masks=torch.zeros(1, h, w, dtype=torch.uint8),
+        poses=torch.eye(4)[None],
+        intrinsics=torch.tensor([10.0, w / 2, h / 2]),
+        background=torch.zeros(h, w, 3),
+        near=1.0,
+        far=2.0,
+        audio=None,
+        indices=np.arange(1),
+        face_box=torch.tensor([[x, y, x + rw, y + rh]]),
+    )  # the official rect (x, y, w, h) as our box
     k = 0
     while f"draw{k}.n_rand" in f:
         n, rate = int(f[f"draw{k}.n_rand"]), float(f[f"draw{k}.rate"])

@@ -16,9 +16,18 @@ torch.set_num_threads(1)  # 2 threads on a loaded 2-core machine spin-wait
 
 
 def _cfg(root, **extra):
-    over = [f"data.root={root}", "data.size=32", "data.clip_seconds=1.0", "device=cpu", "train.iters=6",
-            "train.pretrain_iters=5", "train.batch_rays=64", "train.n_coarse=8", "train.n_fine=8",
-            "train.render_frames=0"]
+    over = [
+        f"data.root={root}",
+        "data.size=32",
+        "data.clip_seconds=1.0",
+        "device=cpu",
+        "train.iters=6",
+        "train.pretrain_iters=5",
+        "train.batch_rays=64",
+        "train.n_coarse=8",
+        "train.n_fine=8",
+        "train.render_frames=0",
+    ]
     return load_config(over + [f"{k}={v}" for k, v in extra.items()])
 
 

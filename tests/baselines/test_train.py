@@ -34,12 +34,28 @@ def _train(method, views, cfg, root, iters, base=None, phase="finetune"):
         offset = state["step"] + state["meta"]["step_offset"]
     model.phase, model.step_offset = phase, offset
     settings = method.settings(cfg)
-    meta = {"method": method.name, "phase": phase, "settings": settings.to_dict(), "features": "mfcc",
-            "audio_channels": views.audio.shape[-1], "audio_norm": views.norm.to_dict(), "step_offset": offset,
-            "refs": [1, 2, 3, 4] if settings.n_refs else []}
-    trainer = Trainer(model, method.train_settings(cfg), root, method.batch_fn([views], method.train_settings(cfg), settings.n_refs),
-                      torch.device("cpu"), 0, meta, init_from=base, reinit=lambda m: m.reinit_for_finetune(),
-                      step_offset=offset)
+    meta = {
+        "method": method.name,
+        "phase": phase,
+        "settings": settings.to_dict(),
+        "features": "mfcc",
+        "audio_channels": views.audio.shape[-1],
+        "audio_norm": views.norm.to_dict(),
+        "step_offset": offset,
+        "refs": [1, 2, 3, 4] if settings.n_refs else [],
+    }
+    trainer = Trainer(
+        model,
+        method.train_settings(cfg),
+        root,
+        method.batch_fn([views], method.train_settings(cfg), settings.n_refs),
+        torch.device("cpu"),
+        0,
+        meta,
+        init_from=base,
+        reinit=lambda m: m.reinit_for_finetune(),
+        step_offset=offset,
+    )
     return trainer.fit(iters)
 
 
@@ -76,8 +92,7 @@ def test_smoke_training_raises_psnr_and_checkpoint_round_trips(method_cls, tmp_p
 
 def test_audioattnet_starts_late_and_gets_5x_lr(tmp_path):
     views = toy_views()
-    cfg = load_config(["device=cpu", "data.size=16", "train.batch_rays=32", "train.smooth_from=3",
-                       "train.n_coarse=8", "train.n_fine=0"])
+    cfg = load_config(["device=cpu", "data.size=16", "train.batch_rays=32", "train.smooth_from=3", "train.n_coarse=8", "train.n_fine=0"])
     method = ADNeRF()
     seed_everything(0)
     model = build_model(method, cfg, views.audio.shape[-1])
@@ -108,9 +123,9 @@ def test_dfrf_offsets_are_clamped_and_penalised_with_the_phase_weight():
     assert torch.allclose(offset, torch.full_like(offset, clamp))
     out = {"fine": {"aux_offset": offset}}
     model.phase = "finetune"
-    assert float(model.extra_loss(out, None)[0].detach()) == pytest.approx(5e-8 * clamp ** 2, rel=1e-5)
+    assert float(model.extra_loss(out, None)[0].detach()) == pytest.approx(5e-8 * clamp**2, rel=1e-5)
     model.phase = "pretrain"
-    assert float(model.extra_loss(out, None)[0].detach()) == pytest.approx(5e-9 * clamp ** 2, rel=1e-5)
+    assert float(model.extra_loss(out, None)[0].detach()) == pytest.approx(5e-9 * clamp**2, rel=1e-5)
 
 
 def test_dfrf_finetune_reinitialises_the_warp_and_continues_the_lr_schedule(tmp_path):
@@ -143,4 +158,4 @@ def test_dfrf_finetune_reinitialises_the_warp_and_continues_the_lr_schedule(tmp_
     import re
 
     log = (tmp_path / "ft" / "log.txt").read_text()
-    assert float(re.search(r"^step 1 .*lr=([\d.e-]+)", log, re.M).group(1)) == pytest.approx(1e-3 * 0.1 ** 0.5, rel=1e-4)
+    assert float(re.search(r"^step 1 .*lr=([\d.e-]+)", log, re.M).group(1)) == pytest.approx(1e-3 * 0.1**0.5, rel=1e-4)

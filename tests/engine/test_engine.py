@@ -25,8 +25,13 @@ def test_composite_hand_computed():
     sigma = torch.tensor([[1.0, 2.0, 7.0]])
     z = torch.tensor([[0.0, 1.0, 2.0]])
     rgb = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.3, 0.3, 0.3]]])
-    out = composite(sigma, {"rgb": rgb, "m": torch.tensor([[1.0, 0.0, 0.9]])}, z, torch.tensor([[0.0, 0.0, 1.0]]),
-                    {"rgb": torch.tensor([[0.0, 0.0, 1.0]]), "m": 0.5})
+    out = composite(
+        sigma,
+        {"rgb": rgb, "m": torch.tensor([[1.0, 0.0, 0.9]])},
+        z,
+        torch.tensor([[0.0, 0.0, 1.0]]),
+        {"rgb": torch.tensor([[0.0, 0.0, 1.0]]), "m": 0.5},
+    )
     a1, a2 = 1 - math.exp(-1), 1 - math.exp(-2)
     w = [a1, (1 - a1) * a2, (1 - a1) * (1 - a2)]
     assert torch.allclose(out["weights"], torch.tensor([w]), atol=1e-6)
@@ -44,8 +49,7 @@ def test_empty_softplus_field_shows_the_background(raw, tol):
 
     def field(pts, dirs, level):
         n, s = pts.shape[:2]
-        return {"sigma": F.softplus(torch.full((n, s), raw)), "rgb": torch.zeros(n, s, 3),
-                "mask": torch.full((n, s), 0.7)}
+        return {"sigma": F.softplus(torch.full((n, s), raw)), "rgb": torch.zeros(n, s, 3), "mask": torch.full((n, s), 0.7)}
 
     c2w = look_at_origin()
     o, d = pixel_rays(c2w, torch.tensor([10.0, 0.0, 0.0]), torch.rand(50, 2) * 20 - 10)
@@ -82,8 +86,9 @@ def test_opaque_shell_hides_the_background():
 def test_composite_background_and_ray_length():
     # empty space shows the background; density scales with |d|
     z = torch.tensor([[1.0, 2.0, 3.0]])
-    zero = composite(torch.zeros(1, 3), {"rgb": torch.ones(1, 3, 3)}, z, torch.tensor([[0.0, 0.0, 1.0]]),
-                     {"rgb": torch.tensor([[0.2, 0.3, 0.4]])})
+    zero = composite(
+        torch.zeros(1, 3), {"rgb": torch.ones(1, 3, 3)}, z, torch.tensor([[0.0, 0.0, 1.0]]), {"rgb": torch.tensor([[0.2, 0.3, 0.4]])}
+    )
     assert torch.allclose(zero["rgb"], torch.tensor([[0.2, 0.3, 0.4]]))
     sig = torch.tensor([[0.5, 0.0, 0.0]])
     one = composite(sig, {}, z, torch.tensor([[0.0, 0.0, 1.0]]))

@@ -32,7 +32,7 @@ def naive(grid: HashGrid, x: torch.Tensor) -> torch.Tensor:
                 else:
                     h = 0
                     for vi, prime in zip(v, PRIMES):
-                        h ^= (vi * prime) % 2 ** 32  # the paper's uint32 arithmetic
+                        h ^= (vi * prime) % 2**32  # the paper's uint32 arithmetic
                     idx = h % grid.table_size
                 acc = acc + w * grid.table[offset + idx % size].detach()
             feats.append(acc)
@@ -60,8 +60,7 @@ def test_triplane_concatenates_the_three_planes():
     torch.manual_seed(0)
     tri = TriPlane(levels=3, features=2, log2_table=5, min_res=2, max_res=8).double()
     x = torch.rand(10, 3, dtype=torch.float64) * 2 - 1
-    want = torch.cat([naive(tri.planes[0], x[:, [0, 1]]), naive(tri.planes[1], x[:, [1, 2]]),
-                      naive(tri.planes[2], x[:, [0, 2]])], -1)
+    want = torch.cat([naive(tri.planes[0], x[:, [0, 1]]), naive(tri.planes[1], x[:, [1, 2]]), naive(tri.planes[2], x[:, [0, 2]])], -1)
     torch.testing.assert_close(tri(x), want, rtol=0, atol=1e-12)
     assert tri.out_dim == 3 * 3 * 2
 
@@ -105,7 +104,7 @@ def test_a_level_that_fits_is_collision_free():
 def test_table_memory_is_the_formula():
     for dim, (levels, feats, log2, lo, hi) in ((3, (16, 2, 19, 16, 2048)), (2, (12, 1, 14, 64, 512))):
         grid = HashGrid(dim, levels, feats, log2, lo, hi)
-        want = feats * sum(min(2 ** log2, (n + 1) ** dim) for n in level_resolutions(levels, lo, hi))
+        want = feats * sum(min(2**log2, (n + 1) ** dim) for n in level_resolutions(levels, lo, hi))
         assert grid.table.numel() == want
     tri = TriPlane()
-    assert sum(p.numel() for p in tri.parameters()) == 3 * sum(min(2 ** 14, (n + 1) ** 2) for n in level_resolutions(12, 64, 512))
+    assert sum(p.numel() for p in tri.parameters()) == 3 * sum(min(2**14, (n + 1) ** 2) for n in level_resolutions(12, 64, 512))

@@ -112,8 +112,12 @@ def test_early_termination_stops_behind_an_opaque_surface():
 
 
 def test_ray_groups_follow_packed_samples():
-    g = RayGroups(torch.tensor([True, False, False]), torch.tensor([False, True, False]),
-                  torch.tensor([False, False, True]), torch.tensor([False, True, False]))
+    g = RayGroups(
+        torch.tensor([True, False, False]),
+        torch.tensor([False, True, False]),
+        torch.tensor([False, False, True]),
+        torch.tensor([False, True, False]),
+    )
     t = g.take(torch.tensor([2, 2, 0, 1]))
     assert t.ai_only.tolist() == [True, True, False, False] and t.overlap.tolist() == [False, False, True, False]
     assert t.audio_region.tolist() == [False, False, False, True]
@@ -155,8 +159,9 @@ def test_training_updates_the_grid_and_a_render_builds_its_own(synth_root, tmp_p
     from aebench.media import probe
     from aebench.baselines.adnerf import ADNeRF
 
-    cfg = smoke_cfg("data.size=32", "train.batch_rays=64", "train.sampler=occupancy", "train.occ_every=3",
-                    "train.iters=7", "train.occ_resolution=8")
+    cfg = smoke_cfg(
+        "data.size=32", "train.batch_rays=64", "train.sampler=occupancy", "train.occ_every=3", "train.iters=7", "train.occ_resolution=8"
+    )
     ident = Identity.open(list_identities(synth_root)[0]).at_size(32)
     seen = []
     orig = OccupancyGrid.update
@@ -229,8 +234,20 @@ def test_fine_pass_reuses_the_coarse_samples_features(method_name, sampler):
     for f in (field, plain):
         model.zero_grad()
         with count_samples() as counted:
-            out = render_rays(f, batch["rays_o"], batch["rays_d"], views.near, views.far, batch["bg"], 4, 4,
-                              perturb=False, occupancy=grid, stop_eps=stop, backgrounds=model.mask_backgrounds)
+            out = render_rays(
+                f,
+                batch["rays_o"],
+                batch["rays_d"],
+                views.near,
+                views.far,
+                batch["bg"],
+                4,
+                4,
+                perturb=False,
+                occupancy=grid,
+                stop_eps=stop,
+                backgrounds=model.mask_backgrounds,
+            )
         (out["fine"]["rgb"].square().sum() + out["coarse"]["rgb"].sum()).backward(retain_graph=True)
         outs.append(out)
         grads.append([p.grad.clone() if p.grad is not None else None for p in model.parameters()])

@@ -59,8 +59,9 @@ def test_the_field_evaluates_only_the_proposed_samples_and_renders_the_sphere():
     error = (out["fine"]["rgb"] - dense["rgb"]).abs().amax(-1)
     assert error.mean() < 0.01 and (dense["acc"][error > 0.05] < 0.9).all()
     with torch.no_grad():  # rendering: no loss to compute
-        assert "proposal_loss" not in render_rays(sphere_field(), rays_o, rays_d, 2.0, 6.0, bg, 16, 4, perturb=False,
-                                                  proposal=knows)["fine"]
+        assert (
+            "proposal_loss" not in render_rays(sphere_field(), rays_o, rays_d, 2.0, 6.0, bg, 16, 4, perturb=False, proposal=knows)["fine"]
+        )
 
 
 @pytest.mark.parametrize("method_name", ["aenerf", "dfrf"])
@@ -72,9 +73,18 @@ def test_a_reference_method_computes_features_only_for_the_proposed_samples(meth
     assert isinstance(model.proposal, ProposalField)
     views = batch["views"]
     with count_samples() as counted:
-        out = model.render(code, refs, batch["rays_o"], batch["rays_d"], batch["bg"], views.near, views.far,
-                           model.ray_groups(batch["label"], torch.Generator().manual_seed(1)), perturb=True,
-                           generator=torch.Generator().manual_seed(2))
+        out = model.render(
+            code,
+            refs,
+            batch["rays_o"],
+            batch["rays_d"],
+            batch["bg"],
+            views.near,
+            views.far,
+            model.ray_groups(batch["label"], torch.Generator().manual_seed(1)),
+            perturb=True,
+            generator=torch.Generator().manual_seed(2),
+        )
     assert (counted.per_ray, counted.features_per_ray) == (4 + 1, 4 + 1)  # smoke_cfg: n_fine 4, + the background's
     out["fine"]["proposal_loss"].backward()
     assert all(p.grad is not None for p in model.proposal.parameters())
@@ -116,7 +126,6 @@ def test_a_render_skips_what_the_proposal_bounds_as_empty_and_stops_rays_early()
         with count_samples() as every:
             full = render_rays(sphere_field(), rays_o, rays_d, 2.0, 6.0, bg, 64, 16, perturb=False, proposal=knows)
         with count_samples() as skipped:
-            fast = render_rays(sphere_field(), rays_o, rays_d, 2.0, 6.0, bg, 64, 16, perturb=False, proposal=knows,
-                               stop_eps=1e-4)
+            fast = render_rays(sphere_field(), rays_o, rays_d, 2.0, 6.0, bg, 64, 16, perturb=False, proposal=knows, stop_eps=1e-4)
     assert every.per_ray == 17 and skipped.per_ray < 8
     assert (full["fine"]["rgb"] - fast["fine"]["rgb"]).abs().max() < 2e-3

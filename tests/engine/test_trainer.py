@@ -137,8 +137,7 @@ def test_fine_tuning_reloads_only_the_named_modules_adam_state(tmp_path):
     assert (final / "optim.pt").exists()
     saved = base.optimizer.state
     model = TwoParts()
-    tuned = Trainer(model, cfg(), tmp_path / "tune", batches, torch.device("cpu"), init_from=final,
-                    reload_state=lambda m: m.audio)
+    tuned = Trainer(model, cfg(), tmp_path / "tune", batches, torch.device("cpu"), init_from=final, reload_state=lambda m: m.audio)
     tuned._restore()
     for p_new, p_old in zip(model.audio.parameters(), base.model.audio.parameters()):
         assert torch.equal(tuned.optimizer.state[p_new]["exp_avg"], saved[p_old]["exp_avg"])

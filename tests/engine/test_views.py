@@ -9,10 +9,19 @@ from aebench.engine.views import Views, face_boxes, sample_rays
 def _views(h=12, w=20):
     masks = torch.zeros(1, h, w, dtype=torch.uint8)
     masks[0, 2:6, 3:9] = 1  # head rows 2-5, columns 3-8: box x0=3, y0=2, x1=8, y1=5
-    return Views(name="v", frames=torch.zeros(1, h, w, 3, dtype=torch.uint8), masks=masks,
-                 poses=torch.eye(4)[None], intrinsics=torch.tensor([10.0, w / 2, h / 2]),
-                 background=torch.zeros(h, w, 3), near=1.0, far=2.0, audio=None, indices=np.arange(1),
-                 face_box=face_boxes(masks))
+    return Views(
+        name="v",
+        frames=torch.zeros(1, h, w, 3, dtype=torch.uint8),
+        masks=masks,
+        poses=torch.eye(4)[None],
+        intrinsics=torch.tensor([10.0, w / 2, h / 2]),
+        background=torch.zeros(h, w, 3),
+        near=1.0,
+        far=2.0,
+        audio=None,
+        indices=np.arange(1),
+        face_box=face_boxes(masks),
+    )
 
 
 def test_official_rectangle_is_transposed_and_drawn_without_replacement():

@@ -123,16 +123,27 @@ def test_cli_eval_writes_both_files(tmp_path):
     blurred = np.stack([cv2.GaussianBlur(f, (0, 0), 1.5) for f in gt])
     write_video(tmp_path / "pred.mp4", blurred, 25)
     out = tmp_path / "out"
-    res = CliRunner().invoke(main, ["eval", "--pred", str(tmp_path / "pred.mp4"), "--gt", str(tmp_path / "gt.mp4"),
-                                    "--audio", str(tmp_path / "gt.mp4"), "--out", str(out)])
+    res = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "--pred",
+            str(tmp_path / "pred.mp4"),
+            "--gt",
+            str(tmp_path / "gt.mp4"),
+            "--audio",
+            str(tmp_path / "gt.mp4"),
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     m = json.loads((out / "metrics.json").read_text())
     assert m["summary"]["lpips"] is None and m["summary"]["sync_conf"] is None  # no weights in the test store
     assert 0 < m["summary"]["ssim"] < 1 and m["info"]["n_frames"] == 6
     assert (out / "frames.csv").read_text().startswith("frame,psnr,ssim")
     assert "MISSING" in res.output and "aebench weights add syncnet" in res.output
-    bad = CliRunner().invoke(main, ["eval", "--pred", str(tmp_path / "pred.mp4"), "--metrics", "psnr",
-                                    "--out", str(out)])
+    bad = CliRunner().invoke(main, ["eval", "--pred", str(tmp_path / "pred.mp4"), "--metrics", "psnr", "--out", str(out)])
     assert bad.exit_code != 0 and "needs ground truth" in bad.output
 
 
@@ -156,8 +167,7 @@ def test_the_registry_owns_every_fact_of_a_metric(monkeypatch):
     def mean_abs(ctx, names):
         return {"mae": Value(per_frame=np.array([np.abs(p.astype(float) - g).mean() for p, g in ctx.pairs()]))}
 
-    monkeypatch.setitem(METRICS, "mae", Metric("mae", "lower", "MAE", tolerance=0.25, compute=mean_abs, needs_gt=True,
-                                               recipe=__name__))
+    monkeypatch.setitem(METRICS, "mae", Metric("mae", "lower", "MAE", tolerance=0.25, compute=mean_abs, needs_gt=True, recipe=__name__))
     r = evaluate(_frames(3), _frames(3), metrics=["mae", "psnr"], progress=False)
     assert r.summary["mae"] == 0.0 and r.frames[0]["mae"] == 0.0
     assert not [f for f in compare({"cells": {"c": {"mae": 1.0}}}, {"c": {"mae": 1.2}}) if f.fails]  # within 0.25

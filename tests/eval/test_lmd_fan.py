@@ -49,8 +49,7 @@ def _reference_lmd(frames_pred, frames_gt, torch_home, monkeypatch):
     import face_alignment
 
     monkeypatch.setenv("TORCH_HOME", str(torch_home))
-    predictor = face_alignment.FaceAlignment(face_alignment.LandmarksType.TWO_D, flip_input=False, device="cpu",
-                                             compile=False)
+    predictor = face_alignment.FaceAlignment(face_alignment.LandmarksType.TWO_D, flip_input=False, device="cpu", compile=False)
     dists = []
     for pred, truth in zip(frames_pred, frames_gt):
         lms_pred = predictor.get_landmarks(pred)[-1].astype(np.float32)[48:68]
@@ -67,8 +66,9 @@ def test_lmd_matches_face_alignments_own_pipeline(face_frames, random_fan_weight
     torch_home, s3fd_path, fan_path = random_fan_weights
     gt = face_frames[:3]
     pred = np.stack([cv2.GaussianBlur(f, (7, 7), 2.0) for f in gt])
-    r = evaluate(pred, gt, metrics=["lmd"], progress=False,
-                 weights={"face_alignment_s3fd": str(s3fd_path), "face_alignment_2dfan4": str(fan_path)})
+    r = evaluate(
+        pred, gt, metrics=["lmd"], progress=False, weights={"face_alignment_s3fd": str(s3fd_path), "face_alignment_2dfan4": str(fan_path)}
+    )
     assert r.info["lmd"]["face_coverage"] == 1.0  # the detector fired on every frame, both sides
     assert r.info["weights"]["face_alignment_2dfan4"]["official"] is False  # random weights are never "official"
     ref, per_frame = _reference_lmd(pred, gt, torch_home, monkeypatch)

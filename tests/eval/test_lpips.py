@@ -51,8 +51,10 @@ def test_identical_zero_and_blur_monotone(alexnet_file):
     w = {"lpips_alexnet": alexnet_file}
     same = evaluate(gt, gt, metrics=["lpips"], weights=w, progress=False).summary["lpips"]
     assert same == pytest.approx(0.0, abs=1e-7)
-    vals = [evaluate(np.stack([cv2.GaussianBlur(f, (0, 0), s) for f in gt]), gt, metrics=["lpips"], weights=w,
-                     progress=False).summary["lpips"] for s in (1.0, 3.0)]
+    vals = [
+        evaluate(np.stack([cv2.GaussianBlur(f, (0, 0), s) for f in gt]), gt, metrics=["lpips"], weights=w, progress=False).summary["lpips"]
+        for s in (1.0, 3.0)
+    ]
     shifted = evaluate(np.roll(gt, 3, axis=2), gt, metrics=["lpips"], weights=w, progress=False).summary["lpips"]
     assert 0 < vals[0] < vals[1]
     assert shifted > 0

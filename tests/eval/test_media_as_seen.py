@@ -26,8 +26,7 @@ from aebench.media import AUDIO_RATE, MediaError, probe, read_video
 FPS = 25
 
 
-def write_mp4(path: Path, stored: np.ndarray, rotation: int | None = None, hflip: bool = False,
-              audio: np.ndarray | None = None) -> Path:
+def write_mp4(path: Path, stored: np.ndarray, rotation: int | None = None, hflip: bool = False, audio: np.ndarray | None = None) -> Path:
     """A lossless H.264 mp4 of ``stored`` frames, with a display rotation (counter-clockwise
     degrees, PyAV's ``set_display_rotation``) when given, and mono float audio when given."""
     with av.open(str(path), "w") as box:
@@ -48,8 +47,7 @@ def write_mp4(path: Path, stored: np.ndarray, rotation: int | None = None, hflip
         if aud is not None:
             samples = np.asarray(audio, np.float32).reshape(1, -1)
             for start in range(0, samples.shape[1], 1024):
-                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start:start + 1024]), format="flt",
-                                                layout="mono")
+                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start : start + 1024]), format="flt", layout="mono")
                 af.sample_rate, af.pts = AUDIO_RATE, start
                 for pk in aud.encode(af):
                     box.mux(pk)
@@ -92,8 +90,9 @@ def test_a_rotate_tag_set_by_ffmpeg_decodes_as_ffmpeg_shows_it(tmp_path, tag):
     """The reference: ``ffmpeg -i IN OUT.png`` applies the rotation as ffplay does."""
     plain = write_mp4(tmp_path / "plain.mp4", marked())
     tagged = tmp_path / "tagged.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(plain), "-c", "copy", "-metadata:s:v", f"rotate={tag}",
-                    str(tagged)], check=True)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-i", str(plain), "-c", "copy", "-metadata:s:v", f"rotate={tag}", str(tagged)], check=True
+    )
     shown = tmp_path / "shown.png"
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(tagged), "-frames:v", "1", str(shown)], check=True)
     reference = cv2.imread(str(shown))[:, :, ::-1]
@@ -122,8 +121,7 @@ def test_a_mirrored_display_matrix_is_refused(tmp_path):
     video = write_mp4(tmp_path / "mirror.mp4", marked(), rotation=0, hflip=True)
     with pytest.raises(MediaError, match="mirrors the picture"):
         probe(video)
-    res = CliRunner().invoke(main, ["eval", "--pred", str(video), "--gt", str(video), "--metrics", "psnr",
-                                    "--out", str(tmp_path / "out")])
+    res = CliRunner().invoke(main, ["eval", "--pred", str(video), "--gt", str(video), "--metrics", "psnr", "--out", str(tmp_path / "out")])
     assert res.exit_code != 0 and "Traceback" not in res.output and "mirrors the picture" in res.output
 
 
@@ -139,7 +137,6 @@ def test_prepare_reads_a_rotated_phone_clip_upright_and_records_it(tmp_path, sha
     phone = write_mp4(tmp_path / "phone.mp4", np.rot90(shown, -1, axes=(1, 2)), rotation=90, audio=audio)
     first = next(resampled_frames(phone, FPS, 1.0))
     assert np.abs(first.astype(int) - shown[0]).max() <= 2  # upright, as shown
-    ident = prepare(phone, "phone", tmp_path / "prepared", size=64, max_seconds=1.0, progress=False,
-                    log=lambda *_: None)
+    ident = prepare(phone, "phone", tmp_path / "prepared", size=64, max_seconds=1.0, progress=False, log=lambda *_: None)
     meta = json.loads((ident / "meta.json").read_text())
     assert meta["rotation"] == 90 and meta["faces_found"] > 0

@@ -20,11 +20,14 @@ from aebench.weights import load_state_dict
 def _inputs(n_frames=14, seed=0):
     """Smooth random 224x224 crops (so the net sees structure) and speech-like int16 audio."""
     rng = np.random.default_rng(seed)
-    base = cv2.resize(rng.integers(0, 256, (n_frames, 14, 14, 3), dtype=np.uint8).reshape(n_frames * 14, 14, 3),
-                      (224, n_frames * 224), interpolation=cv2.INTER_LINEAR)
+    base = cv2.resize(
+        rng.integers(0, 256, (n_frames, 14, 14, 3), dtype=np.uint8).reshape(n_frames * 14, 14, 3),
+        (224, n_frames * 224),
+        interpolation=cv2.INTER_LINEAR,
+    )
     crops = np.ascontiguousarray(base.reshape(n_frames, 224, 224, 3))
     t = np.arange(n_frames * 640) / 16000
-    audio = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t)) + 0.05 * rng.standard_normal(len(t)))
+    audio = 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t)) + 0.05 * rng.standard_normal(len(t))
     audio16 = np.clip(np.round(audio * 32768), -32768, 32767).astype(np.int16)
     return crops, audio16
 
@@ -142,8 +145,7 @@ def firing_s3fd_file(tmp_path_factory):
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="syncnet-python's pipeline needs the ffmpeg program")
-def test_sync_runs_the_packages_own_pipeline_when_s3fd_is_in_the_store(shared_data, syncnet_file, firing_s3fd_file,
-                                                                      tmp_path):
+def test_sync_runs_the_packages_own_pipeline_when_s3fd_is_in_the_store(shared_data, syncnet_file, firing_s3fd_file, tmp_path):
     import cv2
     from scipy.io import wavfile
 
@@ -159,8 +161,7 @@ def test_sync_runs_the_packages_own_pipeline_when_s3fd_is_in_the_store(shared_da
     assert r.info["sync"]["crop"] == "s3fd" and r.info["sync"]["tracks"] >= 1  # the detector fired and tracked
     wav = tmp_path / "ref.wav"
     wavfile.write(wav, 16000, sync.to_int16(audio))
-    offsets, confs, dists, conf, dist, _, has_face = run_pipeline(str(video), str(wav), firing_s3fd_file, syncnet_file,
-                                                                  tmp_path / "ref")
+    offsets, confs, dists, conf, dist, _, has_face = run_pipeline(str(video), str(wav), firing_s3fd_file, syncnet_file, tmp_path / "ref")
     assert has_face and offsets
     assert r.summary["sync_conf"] == conf and r.summary["sync_dist"] == dist
     assert r.info["sync"]["offsets"] == offsets and r.info["sync"]["offset"] == offsets[int(np.argmax(confs))]

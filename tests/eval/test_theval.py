@@ -28,8 +28,9 @@ def face_track(gaps: np.ndarray, brow_lift: np.ndarray | None = None) -> np.ndar
     base[42:48] = base[36:42] + [72, 0]
     base[17:22] = np.c_[np.linspace(76, 108, 5), np.full(5, 86)]  # brows
     base[22:27] = base[17:22] + [72, 0]
-    base[48:60] = np.c_[128 + 30 * np.cos(np.linspace(0, 2 * np.pi, 12, endpoint=False)),
-                        170 + 12 * np.sin(np.linspace(0, 2 * np.pi, 12, endpoint=False))]
+    base[48:60] = np.c_[
+        128 + 30 * np.cos(np.linspace(0, 2 * np.pi, 12, endpoint=False)), 170 + 12 * np.sin(np.linspace(0, 2 * np.pi, 12, endpoint=False))
+    ]
     base[60:68] = np.c_[[110, 120, 128, 136, 146, 136, 128, 120], np.full(8, 170.0)]
     lm = np.repeat(base[None], n, axis=0)
     lm[:, 61:64, 1] -= gaps[:, None] / 2  # inner upper lip
@@ -45,8 +46,12 @@ def zozo(shared_data):
 
 
 def test_the_four_metrics_are_registered_as_labelled_dlib_variants():
-    for name, label in (("lip_sync_dlib", "Lip-Sync (dlib)"), ("silent_lip_dlib", "Silent Lip Stability (dlib)"),
-                        ("lip_dyn_dlib", "Lip Dynamics (dlib)"), ("brow_dyn_dlib", "Eyebrow Dynamics (dlib)")):
+    for name, label in (
+        ("lip_sync_dlib", "Lip-Sync (dlib)"),
+        ("silent_lip_dlib", "Silent Lip Stability (dlib)"),
+        ("lip_dyn_dlib", "Lip Dynamics (dlib)"),
+        ("brow_dyn_dlib", "Eyebrow Dynamics (dlib)"),
+    ):
         assert METRICS[name].label == label and not METRICS[name].needs_gt
         close = METRICS[f"{name}_close"]
         assert close.direction == "higher" and close.needs_gt and close.label == f"{label} closeness"
@@ -140,12 +145,19 @@ def test_real_clip_shifted_against_its_audio_scores_worse(shared_data):
     frames, _ = read_video(clip, max_frames=210)
     frames = np.stack([cv2.resize(f, (256, 256), interpolation=cv2.INTER_AREA) for f in frames])
     audio = read_audio(clip)
-    names = ["lip_sync_dlib", "lip_sync_dlib_close", "silent_lip_dlib", "lip_dyn_dlib", "lip_dyn_dlib_close",
-             "brow_dyn_dlib", "brow_dyn_dlib_close"]
+    names = [
+        "lip_sync_dlib",
+        "lip_sync_dlib_close",
+        "silent_lip_dlib",
+        "lip_dyn_dlib",
+        "lip_dyn_dlib_close",
+        "brow_dyn_dlib",
+        "brow_dyn_dlib_close",
+    ]
     n, shift = 200, 10
     a = audio[: n * 640]
     synced = evaluate(frames[:n], gt=frames[:n], audio=a, fps=FPS, metrics=names, progress=False)
-    late = evaluate(frames[shift: shift + n], audio=a, fps=FPS, metrics=["lip_sync_dlib"], progress=False)
+    late = evaluate(frames[shift : shift + n], audio=a, fps=FPS, metrics=["lip_sync_dlib"], progress=False)
     s = synced.summary
     assert s["lip_sync_dlib"] is not None and late.summary["lip_sync_dlib"] > s["lip_sync_dlib"] + 0.03
     assert s["lip_sync_dlib_close"] == 1.0 and s["lip_dyn_dlib_close"] == 1.0 and s["brow_dyn_dlib_close"] == 1.0

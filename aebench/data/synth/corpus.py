@@ -10,8 +10,7 @@ import numpy as np
 
 from aebench.data.staging import WriteError, identity_lock, publish, staging_dir, write_failure
 from aebench.data.synth.look import draw_look
-from aebench.data.synth.scene import (CAM_DIST, _ray_dirs, camera_poses, focal_for, make_background,
-                                        project_landmarks, render_frame)
+from aebench.data.synth.scene import CAM_DIST, _ray_dirs, camera_poses, focal_for, make_background, project_landmarks, render_frame
 from aebench.data.synth.voice import mouth_track, phoneme_sequence, synth_audio
 from aebench.media import AUDIO_RATE as RATE
 from aebench.media import FPS, write_image
@@ -26,8 +25,9 @@ def _versions() -> dict:
     return {"numpy": np.__version__, "scipy": scipy.__version__}
 
 
-def make_identity(out_dir: Path, index: int, seconds: float, size: int, seed: int,
-                  settings: dict | None = None, progress: bool = False) -> Path:
+def make_identity(
+    out_dir: Path, index: int, seconds: float, size: int, seed: int, settings: dict | None = None, progress: bool = False
+) -> Path:
     """Render identity ``synth_<index>`` into ``out_dir`` (atomic, and exclusive: concurrent runs
     never meet, :mod:`aebench.data.staging`); returns its folder."""
     out_dir = Path(out_dir)
@@ -38,14 +38,14 @@ def make_identity(out_dir: Path, index: int, seconds: float, size: int, seed: in
         meta_path = final / "meta.json"
         if meta_path.exists():
             old = json.loads(meta_path.read_text()).get("settings", {})
-            if {k: old.get(k) for k in ("seconds", "size", "seed", "index")} == \
-                    {k: settings[k] for k in ("seconds", "size", "seed", "index")}:
+            if {k: old.get(k) for k in ("seconds", "size", "seed", "index")} == {
+                k: settings[k] for k in ("seconds", "size", "seed", "index")
+            }:
                 return final
         return _render_identity(out_dir, name, index, seconds, size, seed, settings, progress)
 
 
-def _render_identity(out_dir: Path, name: str, index: int, seconds: float, size: int, seed: int, settings: dict,
-                     progress: bool) -> Path:
+def _render_identity(out_dir: Path, name: str, index: int, seconds: float, size: int, seed: int, settings: dict, progress: bool) -> Path:
     """Render and write identity ``name`` (the caller holds its lock)."""
     from tqdm import tqdm
 
@@ -76,12 +76,22 @@ def _render_identity(out_dir: Path, name: str, index: int, seconds: float, size:
         _write_files(tmp, frames, masks, lms, poses, mouth, audio, background, seq)
         f = focal_for(size)
         meta = {
-            "schema": SCHEMA, "name": name, "source": "synthetic", "source_sha256": None,
-            "fps": FPS, "n_frames": n_frames, "size": [size, size], "frames_format": "npy",
+            "schema": SCHEMA,
+            "name": name,
+            "source": "synthetic",
+            "source_sha256": None,
+            "fps": FPS,
+            "n_frames": n_frames,
+            "size": [size, size],
+            "frames_format": "npy",
             "intrinsics": [f, size / 2.0, size / 2.0],
-            "near": CAM_DIST - 1.5, "far": CAM_DIST + 1.5, "audio_rate": RATE,
-            "settings": settings, "versions": _versions(),
-            "voice": {"f0": look.f0, "tract": look.tract}, "content_sha256": content_sha256(tmp),
+            "near": CAM_DIST - 1.5,
+            "far": CAM_DIST + 1.5,
+            "audio_rate": RATE,
+            "settings": settings,
+            "versions": _versions(),
+            "voice": {"f0": look.f0, "tract": look.tract},
+            "content_sha256": content_sha256(tmp),
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         return publish(tmp, final)
@@ -106,8 +116,7 @@ def _write_files(tmp: Path, frames, masks, lms, poses, mouth, audio, background,
     (tmp / "phonemes.json").write_text(json.dumps([[n, round(a, 4), round(b, 4)] for n, a, b in seq]))
 
 
-def make_corpus(out: Path, identities: int = 3, seconds: float = 10.0, size: int = 64, seed: int = 0,
-                progress: bool = False) -> list[Path]:
+def make_corpus(out: Path, identities: int = 3, seconds: float = 10.0, size: int = 64, seed: int = 0, progress: bool = False) -> list[Path]:
     """Write ``synth_00`` ... ``synth_<identities-1>`` under ``out``; existing identical ones are kept.
     A failed write (full disk, read-only folder) is a :class:`~aebench.data.staging.WriteError`
     naming the folder; the identity being written is left out, not half-written."""
@@ -118,13 +127,17 @@ def make_corpus(out: Path, identities: int = 3, seconds: float = 10.0, size: int
     if identities < 1 or seconds <= 0 or size < 8:
         raise ValueError(f"need identities >= 1, seconds > 0, size >= 8 (got {identities}, {seconds}, {size})")
     if round(seconds * FPS) < MIN_FRAMES:
-        raise ValueError(f"{seconds:g} s is {round(seconds * FPS)} frame(s) at {FPS} fps; an identity needs at least "
-                         f"{MIN_FRAMES} ({MIN_FRAMES / FPS:.2f} s): the first half trains, the second tests")
+        raise ValueError(
+            f"{seconds:g} s is {round(seconds * FPS)} frame(s) at {FPS} fps; an identity needs at least "
+            f"{MIN_FRAMES} ({MIN_FRAMES / FPS:.2f} s): the first half trains, the second tests"
+        )
     out = Path(out)
     settings = {"identities": int(identities)}
     try:
         out.mkdir(parents=True, exist_ok=True)
-        return [make_identity(out, i, seconds, size, seed, settings, progress=progress)
-                for i in tqdm(range(identities), desc="synth corpus", disable=not progress)]
+        return [
+            make_identity(out, i, seconds, size, seed, settings, progress=progress)
+            for i in tqdm(range(identities), desc="synth corpus", disable=not progress)
+        ]
     except OSError as exc:
         raise WriteError(write_failure(exc, out)) from exc

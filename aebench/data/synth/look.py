@@ -31,5 +31,4 @@ def draw_look(rng: np.random.Generator) -> Look:
     female = rng.random() < 0.5
     f0 = rng.uniform(180, 240) if female else rng.uniform(95, 140)
     tract = rng.uniform(1.05, 1.15) if female else rng.uniform(0.9, 1.0)
-    return Look(radii, tuple(skin), tuple(hair), tuple(lips), tuple(shirt),
-                float(rng.uniform(-0.6, -0.2)), float(f0), float(tract))
+    return Look(radii, tuple(skin), tuple(hair), tuple(lips), tuple(shirt), float(rng.uniform(-0.6, -0.2)), float(f0), float(tract))

@@ -23,7 +23,6 @@ def make_background(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.clip(img, 0, 1)
 
 
-
 def _rot(yaw: float, pitch: float, roll: float) -> np.ndarray:
     cy, sy, cp, sp, cr, sr = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch), np.cos(roll), np.sin(roll)
     ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
@@ -158,8 +157,7 @@ def scene_hits(c2w: np.ndarray, dirs: np.ndarray, look: Look) -> tuple[np.ndarra
     return t_head, t_torso, t_neck
 
 
-def render_frame(c2w: np.ndarray, mouth, look: Look, background: np.ndarray,
-                 dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def render_frame(c2w: np.ndarray, mouth, look: Look, background: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Ray-cast one frame: float RGB (H, W, 3) and uint8 labels (H, W)."""
     size = background.shape[0]
     R, o = c2w[:3, :3], c2w[:3, 3]
@@ -176,9 +174,11 @@ def render_frame(c2w: np.ndarray, mouth, look: Look, background: np.ndarray,
     if body.any():
         p = t_body[body, None] * dirs[body]
         is_neck = t_neck[body] <= t_torso[body]
-        n = np.where(is_neck[:, None],
-                     np.stack([p[:, 0] - hc[0], np.zeros(len(p)), p[:, 2] - hc[2] - 0.15], -1),
-                     (p - hc - TORSO_OFFSET) / np.asarray(TORSO_RADII) ** 2)
+        n = np.where(
+            is_neck[:, None],
+            np.stack([p[:, 0] - hc[0], np.zeros(len(p)), p[:, 2] - hc[2] - 0.15], -1),
+            (p - hc - TORSO_OFFSET) / np.asarray(TORSO_RADII) ** 2,
+        )
         n /= np.linalg.norm(n, axis=-1, keepdims=True)
         shade = 0.35 + 0.65 * np.clip(n @ light, 0, 1)
         alb = np.where(is_neck[:, None], np.asarray(look.skin) * 0.85, np.asarray(look.shirt))
@@ -223,10 +223,8 @@ def landmark_points(mouth) -> np.ndarray:
 
 def project_landmarks(c2w: np.ndarray, mouth, look: Look, size: int) -> np.ndarray:
     sxy = landmark_points(mouth)
-    sz = -np.sqrt(np.clip(1 - (sxy ** 2).sum(-1), 0, 1))
+    sz = -np.sqrt(np.clip(1 - (sxy**2).sum(-1), 0, 1))
     p = np.column_stack([sxy, sz]) * np.asarray(look.radii)
     cam = (p - c2w[:3, 3]) @ c2w[:3, :3]  # world -> camera: R^T (p - o)
     f, c = focal_for(size), size / 2.0
     return np.column_stack([f * cam[:, 0] / cam[:, 2] + c, f * cam[:, 1] / cam[:, 2] + c])
-
-

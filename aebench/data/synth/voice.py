@@ -110,8 +110,8 @@ def synth_audio(rng: np.random.Generator, seq, n_samples: int, look: Look) -> np
                 seg[start:end] = burst / (np.std(burst) + 1e-12)
         env = np.ones(m)
         ramp = np.sin(np.linspace(0, np.pi / 2, min(2 * pad, m // 2) + 1)[1:]) ** 2
-        env[:len(ramp)] *= ramp
-        env[m - len(ramp):] *= ramp[::-1]
+        env[: len(ramp)] *= ramp
+        env[m - len(ramp) :] *= ramp[::-1]
         out[a0:a1] += seg * env * GAIN[name]
     peak = np.abs(out).max()
     return (out / peak * 0.8 if peak > 0 else out).astype(np.float32)
@@ -128,9 +128,7 @@ def mouth_track(seq, n_frames: int, smooth_s: float = 0.04) -> np.ndarray:
     n = int(np.ceil(n_frames / FPS / step)) + 1
     grid = np.tile(NEUTRAL, (n, 1))
     for name, t0, t1 in seq:
-        grid[int(t0 / step):int(t1 / step) + 1] = PHONEMES[name][4]
+        grid[int(t0 / step) : int(t1 / step) + 1] = PHONEMES[name][4]
     grid = gaussian_filter1d(grid, smooth_s / step, axis=0, mode="nearest")
     idx = np.clip(np.round(np.arange(n_frames) / FPS / step).astype(int), 0, n - 1)
     return grid[idx]
-
-

@@ -79,10 +79,18 @@ def hold(gate: Path, limit_s: float = 300.0) -> None:
 def toy_protocol(folder: Path, name: str = "mine") -> Path:
     """A one-row protocol of :class:`NoisyGT` on a 2-identity 16 px synthetic corpus, written
     to ``folder/my_protocol.yaml`` (the method must be registered by the test)."""
-    spec = {"name": name, "table": None, "metrics": ["psnr", "ssim"],
-            "rows": [{"label": "A", "method": "noisy_gt"}], "targets": ["synth_01"], "base": "leave_one_out",
-            "data": "synth", "synth": {"identities": 2, "seconds": 2.0, "size": 16, "seed": 0},
-            "grid": {"iters": [2]}, "settings": {"data.size": 16, "train.render_frames": 4}}
+    spec = {
+        "name": name,
+        "table": None,
+        "metrics": ["psnr", "ssim"],
+        "rows": [{"label": "A", "method": "noisy_gt"}],
+        "targets": ["synth_01"],
+        "base": "leave_one_out",
+        "data": "synth",
+        "synth": {"identities": 2, "seconds": 2.0, "size": 16, "seed": 0},
+        "grid": {"iters": [2]},
+        "settings": {"data.size": 16, "train.render_frames": 4},
+    }
     path = Path(folder) / "my_protocol.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path

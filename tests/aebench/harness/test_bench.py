@@ -9,17 +9,27 @@ TINY = ["method=aenerf", "scale=smoke", "data.size=32", "train.batch_rays=32", "
 
 def test_bench_train_and_render_report_speed(tmp_path):
     root = ["data.root=" + str(tmp_path / "none")]  # no identities there: a synthetic one is made
-    res = CliRunner().invoke(train_cmd, [*TINY, *root, "train.iters=5", "--warmup", "2", "threads=1",
-                                         "--json", str(tmp_path / "t.json")])
+    res = CliRunner().invoke(train_cmd, [*TINY, *root, "train.iters=5", "--warmup", "2", "threads=1", "--json", str(tmp_path / "t.json")])
     assert res.exit_code == 0, res.output
     figures = json.loads((tmp_path / "t.json").read_text())
     assert figures["iters/s"] > 0 and abs(figures["rays/s"] - figures["iters/s"] * 32) <= 0.1 + 32 * 0.001  # both printed rounded
     assert "peak memory" in res.output
     assert figures["evaluated/ray"] == 4 + 4 + 4  # coarse, then coarse + fine samples again
     assert figures["features/ray"] == 4 + 4
-    res = CliRunner().invoke(render_cmd, [*TINY, *root, "train.iters=2", "train.render_sampler=hierarchical",
-                                          "--frames", "2", "threads=1",
-                                          "--json", str(tmp_path / "r.json")])
+    res = CliRunner().invoke(
+        render_cmd,
+        [
+            *TINY,
+            *root,
+            "train.iters=2",
+            "train.render_sampler=hierarchical",
+            "--frames",
+            "2",
+            "threads=1",
+            "--json",
+            str(tmp_path / "r.json"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     figures = json.loads((tmp_path / "r.json").read_text())
     assert figures["frames/s"] > 0 and figures["video"] == "2 frames, audio=True"
@@ -43,11 +53,22 @@ def test_bench_converge_writes_the_curve_base_model_included(synth_root, tmp_pat
     from aebench.harness.cli.bench_converge import converge_cmd
 
     out = tmp_path / "c.json"
-    args = ["method=dfrf", "scale=smoke", f"data.root={synth_root}", "data.size=32", "train.batch_rays=32",
-            "train.n_coarse=4", "train.n_fine=4", "train.iters=4", "train.pretrain_iters=2"]
+    args = [
+        "method=dfrf",
+        "scale=smoke",
+        f"data.root={synth_root}",
+        "data.size=32",
+        "train.batch_rays=32",
+        "train.n_coarse=4",
+        "train.n_fine=4",
+        "train.iters=4",
+        "train.pretrain_iters=2",
+    ]
     keep = tmp_path / "final"
-    res = CliRunner().invoke(converge_cmd, [*args, "--target", "synth_00", "--every", "2", "--frames", "2",
-                                            "threads=1", "--json", str(out), "--keep-checkpoint", str(keep)])
+    res = CliRunner().invoke(
+        converge_cmd,
+        [*args, "--target", "synth_00", "--every", "2", "--frames", "2", "threads=1", "--json", str(out), "--keep-checkpoint", str(keep)],
+    )
     assert res.exit_code == 0, res.output
     result = json.loads(out.read_text())
     curve = result["curve"]
@@ -69,8 +90,10 @@ def test_bench_converge_writes_the_curve_base_model_included(synth_root, tmp_pat
     bad = CliRunner().invoke(converge_cmd, [*args, "--target", "synth_00", "--json", str(out), "--keep-checkpoint", str(other)])
     assert bad.exit_code == 2 and "is not a checkpoint" in bad.output and (other / "keep.txt").read_text() == "mine"
     # the kept final checkpoint renders through bench render, on the named identity
-    res = CliRunner().invoke(render_cmd, [*args, "--checkpoint", str(keep), "--target", "synth_00", "--frames", "2",
-                                          "threads=1", "--json", str(tmp_path / "r.json")])
+    res = CliRunner().invoke(
+        render_cmd,
+        [*args, "--checkpoint", str(keep), "--target", "synth_00", "--frames", "2", "threads=1", "--json", str(tmp_path / "r.json")],
+    )
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "r.json").read_text())["video"] == "2 frames, audio=True"
     bad = CliRunner().invoke(render_cmd, [*args, "--checkpoint", str(keep), "--target", "nobody"])

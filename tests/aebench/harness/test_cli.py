@@ -121,10 +121,12 @@ def test_help_and_light_commands_import_no_torch():
     import subprocess
     import sys
 
-    code = ("import sys\nfrom click.testing import CliRunner\nfrom aebench.harness.cli import main\n"
-            "for args in (['--help'], ['ls', 'protocols'], ['ls', 'metrics']):\n"
-            "    assert CliRunner().invoke(main, args).exit_code == 0, args\n"
-            "print('torch' in sys.modules)\n")
+    code = (
+        "import sys\nfrom click.testing import CliRunner\nfrom aebench.harness.cli import main\n"
+        "for args in (['--help'], ['ls', 'protocols'], ['ls', 'metrics']):\n"
+        "    assert CliRunner().invoke(main, args).exit_code == 0, args\n"
+        "print('torch' in sys.modules)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "False", out.stdout + out.stderr
 
@@ -139,8 +141,7 @@ BAD_PROTOCOLS = [  # (protocol file text, a fragment of the message): refused be
     ("name: x\nrows: [{method: adnerf}]\ngrid: {audio: ['shared:audio/nosuch.wav']}\n", "driving audio shared:audio/nosuch.wav not found"),
     ("name: x\nrows: [{method: adnerf}]\ntable: t.csv\n", "table is a mapping"),
     ("name: x\nrows: [{method: adnerf}]\ntable: {paper: nosuch.csv}\n", "paper table 'nosuch.csv' not found"),
-    ("name: x\nrows: [{method: adnerf}]\ntable: {paper: table4_ablation.csv, columns: {PSNR: nosuch}}\n",
-     "neither a metric"),
+    ("name: x\nrows: [{method: adnerf}]\ntable: {paper: table4_ablation.csv, columns: {PSNR: nosuch}}\n", "neither a metric"),
     ("name: x\nrows: [{method: adnerf}]\ntable: {plot: lines}\n", "plot: lines draws metrics against the table's axis"),
 ]
 
@@ -158,8 +159,14 @@ def test_a_bad_protocol_file_is_one_clear_error(text, fragment, command, tmp_pat
     assert not (tmp_path / "r").exists() and not (tmp_path / "data").exists()  # nothing was started
 
 
-@pytest.mark.parametrize("args", [["run", "protocol=smoke", "--runs", "afile"], ["rescore", "protocol=smoke", "--runs", "afile"],
-                                  ["eval", "--pred", "p.mp4", "--out", "afile"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "protocol=smoke", "--runs", "afile"],
+        ["rescore", "protocol=smoke", "--runs", "afile"],
+        ["eval", "--pred", "p.mp4", "--out", "afile"],
+    ],
+)
 def test_an_output_folder_that_is_a_file_is_refused_before_work(args, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "afile").write_text("x")

@@ -43,6 +43,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 # ----- eval: a few tiny frames, PSNR only ------------------------------------------------------
 
+
 @pytest.fixture
 def clips(tmp_path, monkeypatch):
     """``pred.mp4`` and ``gt.mp4`` (3 frames of 16 px) in the working directory ``tmp_path``."""
@@ -56,8 +57,7 @@ def clips(tmp_path, monkeypatch):
 
 
 def _eval(*extra: str, out: str = "out"):
-    return CliRunner().invoke(main, ["eval", "--pred", "pred.mp4", "--gt", "gt.mp4", "--metrics", "psnr",
-                                     "--out", out, *extra])
+    return CliRunner().invoke(main, ["eval", "--pred", "pred.mp4", "--gt", "gt.mp4", "--metrics", "psnr", "--out", out, *extra])
 
 
 def _not_scored(monkeypatch) -> None:
@@ -66,17 +66,21 @@ def _not_scored(monkeypatch) -> None:
 
     def scored(*_a, **_k):
         raise AssertionError("scored before the destination was checked")
+
     monkeypatch.setattr(api, "evaluate", scored)
 
 
-@pytest.mark.parametrize("export,fragment", [
-    ("pred.mp4", "--export pred.mp4 is the --pred input"),
-    ("gt.mp4", "--export gt.mp4 is the --gt input"),
-    ("audio.wav", "--export audio.wav is the --audio input"),
-    ("hard.mp4", "--export hard.mp4 is the --pred input"),     # a hard link to the prediction
-    ("soft.mp4", "--export soft.mp4 is the --gt input"),       # a symbolic link to the ground truth
-    ("out/metrics.json", "--export out/metrics.json and --out out would both write"),
-])
+@pytest.mark.parametrize(
+    "export,fragment",
+    [
+        ("pred.mp4", "--export pred.mp4 is the --pred input"),
+        ("gt.mp4", "--export gt.mp4 is the --gt input"),
+        ("audio.wav", "--export audio.wav is the --audio input"),
+        ("hard.mp4", "--export hard.mp4 is the --pred input"),  # a hard link to the prediction
+        ("soft.mp4", "--export soft.mp4 is the --gt input"),  # a symbolic link to the ground truth
+        ("out/metrics.json", "--export out/metrics.json and --out out would both write"),
+    ],
+)
 def test_eval_never_exports_onto_an_input(export, fragment, clips, monkeypatch):
     (clips / "audio.wav").write_bytes(b"RIFF")
     os.link(clips / "pred.mp4", clips / "hard.mp4")
@@ -101,8 +105,7 @@ def test_eval_out_is_never_an_input_folder_but_may_hold_one(clips, monkeypatch):
     res = CliRunner().invoke(main, ["eval", "--pred", "frames", "--gt", "gt.mp4", "--metrics", "psnr", "--out", "frames"])
     refused(res, "--out frames is the --pred input; choose another folder")
     assert snapshot(folder) == before
-    inside = CliRunner().invoke(main, ["eval", "--pred", "frames", "--gt", "gt.mp4", "--metrics", "psnr",
-                                       "--out", "frames/scores"])
+    inside = CliRunner().invoke(main, ["eval", "--pred", "frames", "--gt", "gt.mp4", "--metrics", "psnr", "--out", "frames/scores"])
     refused(inside, "--out frames/scores is inside the --pred input frames")
     # an output folder that holds an input is fine when nothing written there is one
     (clips / "run").mkdir()
@@ -151,10 +154,12 @@ def test_eval_refuses_a_read_only_folder_before_scoring(clips, monkeypatch):
 
 def _csv_writer_on_a_full_disk(monkeypatch):
     """frames.csv gets its header's first bytes, then the disk is full."""
+
     def writer(fh, *_a, **_k):
         fh.write("frame,")
         fh.flush()
         return SimpleNamespace(writerow=_full_disk)
+
     monkeypatch.setattr(csv, "writer", writer)
 
 
@@ -183,11 +188,17 @@ def _write_text_fails_for(monkeypatch, name: str, exc: OSError) -> None:
             return real(self, data, *a, **k)
         real(self, data[: len(data) // 2], *a, **k)
         raise exc
+
     monkeypatch.setattr(Path, "write_text", write_text)
 
 
-@pytest.mark.parametrize("exc,fragment", [(OSError(errno.ENOSPC, "No space left on device"), "No space left"),
-                                          (PermissionError(errno.EACCES, "Permission denied"), "Permission denied")])
+@pytest.mark.parametrize(
+    "exc,fragment",
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), "No space left"),
+        (PermissionError(errno.EACCES, "Permission denied"), "Permission denied"),
+    ],
+)
 def test_eval_export_failing_to_write_is_one_line_and_leaves_no_partial(exc, fragment, clips, monkeypatch):
     _write_text_fails_for(monkeypatch, "r.json", exc)
     refused(_eval("--export", "r.json"), "cannot write --export r.json", fragment)
@@ -232,6 +243,7 @@ def test_atomic_write_removes_its_temporary_when_the_write_fails(tmp_path, monke
 
 # ----- the reports, on a toy protocol's run store -----------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """The toy protocol run once: its YAML, the run store (one finished cell) and a results file."""
@@ -264,22 +276,31 @@ def _run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-@pytest.mark.parametrize("command,dest,fragment", [
-    ("export", "cell/metrics.json", "--out {dest} is inside the run store input"),
-    ("export", "protocol", "--out {dest} is the PROTOCOL input; choose another file"),
-    ("export", "data", "is inside the data input"),
-    ("compare", "cell/render.mp4", "--out {dest} is inside the run store input"),
-    ("compare", "protocol", "is the PROTOCOL input"),
-    ("compare", "strip.png", "--out {dest} names {dest} twice"),
-    ("plot", "cell", "--out {dest} is the run store input; choose another folder"),
-    ("plot", "cell/plots", "is inside the run store input"),
-    ("report", "cell", "--out {dest} is the run store input; choose another folder"),
-])
+@pytest.mark.parametrize(
+    "command,dest,fragment",
+    [
+        ("export", "cell/metrics.json", "--out {dest} is inside the run store input"),
+        ("export", "protocol", "--out {dest} is the PROTOCOL input; choose another file"),
+        ("export", "data", "is inside the data input"),
+        ("compare", "cell/render.mp4", "--out {dest} is inside the run store input"),
+        ("compare", "protocol", "is the PROTOCOL input"),
+        ("compare", "strip.png", "--out {dest} names {dest} twice"),
+        ("plot", "cell", "--out {dest} is the run store input; choose another folder"),
+        ("plot", "cell/plots", "is inside the run store input"),
+        ("report", "cell", "--out {dest} is the run store input; choose another folder"),
+    ],
+)
 def test_reports_never_write_onto_what_they_read(command, dest, fragment, toy, tmp_path):
     identity = next(p for p in (toy.root / "data").rglob("meta.json")).parent
-    where = {"cell/metrics.json": toy.cell / "metrics.json", "protocol": toy.protocol, "data": identity / "meta.json",
-             "cell/render.mp4": toy.cell / "render.mp4", "strip.png": tmp_path / "strip.png",
-             "cell": toy.cell, "cell/plots": toy.cell / "plots"}[dest]
+    where = {
+        "cell/metrics.json": toy.cell / "metrics.json",
+        "protocol": toy.protocol,
+        "data": identity / "meta.json",
+        "cell/render.mp4": toy.cell / "render.mp4",
+        "strip.png": tmp_path / "strip.png",
+        "cell": toy.cell,
+        "cell/plots": toy.cell / "plots",
+    }[dest]
     before = snapshot(toy.root)
     refused(_run(command, toy.protocol, "--runs", toy.runs, "--out", where), fragment.format(dest=where))
     assert snapshot(toy.root) == before
@@ -295,14 +316,14 @@ def test_a_report_from_a_results_file_never_writes_onto_it(command, toy):
 
 def test_regress_write_never_writes_the_reference_onto_its_protocol(toy):
     before = toy.protocol.read_bytes()
-    res = _run("regress", "--write", "--read", "--protocol", toy.protocol, "--reference", toy.protocol,
-               "--runs", toy.runs)
+    res = _run("regress", "--write", "--read", "--protocol", toy.protocol, "--reference", toy.protocol, "--runs", toy.runs)
     refused(res, f"--reference {toy.protocol} is the PROTOCOL input")
     assert toy.protocol.read_bytes() == before
 
 
-@pytest.mark.parametrize("command,option", [("plot", "--out"), ("report", "--out"), ("export", "--out"),
-                                            ("compare", "--out"), ("regress", "--reference")])
+@pytest.mark.parametrize(
+    "command,option", [("plot", "--out"), ("report", "--out"), ("export", "--out"), ("compare", "--out"), ("regress", "--reference")]
+)
 def test_a_destination_that_cannot_be_written_is_refused_before_work(command, option, toy, tmp_path):
     os.symlink(tmp_path / "loop", tmp_path / "loop")
     args = ["regress", "--write", "--read", "--protocol", toy.protocol] if command == "regress" else [command, toy.protocol]
@@ -323,13 +344,17 @@ def _savefig_on_a_full_disk(monkeypatch):
     def savefig(self, fname, *a, **k):
         Path(fname).write_bytes(b"\x89PNG half")
         _full_disk()
+
     monkeypatch.setattr(Figure, "savefig", savefig)
 
 
 def test_plot_on_a_full_disk_is_one_line_and_leaves_no_partial_image(toy, tmp_path, monkeypatch):
     _savefig_on_a_full_disk(monkeypatch)
-    refused(_run("plot", toy.protocol, "--runs", toy.runs, "--out", tmp_path / "png"),
-            f"cannot write --out {tmp_path / 'png'}", "No space left on device")
+    refused(
+        _run("plot", toy.protocol, "--runs", toy.runs, "--out", tmp_path / "png"),
+        f"cannot write --out {tmp_path / 'png'}",
+        "No space left on device",
+    )
     assert list(tmp_path.iterdir()) == []  # no image, no temporary, no empty folder
 
 
@@ -355,18 +380,25 @@ def test_compare_on_a_full_disk_leaves_neither_video_nor_strip(toy, tmp_path, mo
             pass
         Path(path).write_bytes(b"half a video")
         _full_disk()
+
     monkeypatch.setattr(aebench.media, "write_video", write_video)
     before = snapshot(toy.root)
-    refused(_run("compare", toy.protocol, "--runs", toy.runs, "--out", tmp_path / "cmp.mp4"),
-            f"cannot write --out {tmp_path / 'cmp.mp4'}", "No space left on device")
+    refused(
+        _run("compare", toy.protocol, "--runs", toy.runs, "--out", tmp_path / "cmp.mp4"),
+        f"cannot write --out {tmp_path / 'cmp.mp4'}",
+        "No space left on device",
+    )
     assert snapshot(tmp_path) == {} and snapshot(toy.root) == before
 
 
 @pytest.mark.parametrize("command", ["export", "regress"])
 def test_export_and_regress_on_a_full_disk_keep_the_old_file(command, toy, tmp_path, monkeypatch):
     dest = tmp_path / "dest.json"
-    args = (["export", toy.protocol, "--out", dest] if command == "export" else
-            ["regress", "--write", "--read", "--protocol", toy.protocol, "--reference", dest])
+    args = (
+        ["export", toy.protocol, "--out", dest]
+        if command == "export"
+        else ["regress", "--write", "--read", "--protocol", toy.protocol, "--reference", dest]
+    )
     first = _run(*args, "--runs", toy.runs)  # the earlier file
     assert first.exit_code == 0, first.output
     before = snapshot(tmp_path)
@@ -378,12 +410,15 @@ def test_export_and_regress_on_a_full_disk_keep_the_old_file(command, toy, tmp_p
 
 # ----- data, bench --------------------------------------------------------------------------------
 
+
 def test_data_prepare_never_replaces_the_folder_holding_its_clip(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "ids" / "may").mkdir(parents=True)
     (tmp_path / "ids" / "may" / "may.mp4").write_bytes(b"a clip")
-    refused(_run("data", "prepare", "ids/may/may.mp4", "--out", "ids"),
-            "--out ids/may holds the CLIP input ids/may/may.mp4, and would be replaced")
+    refused(
+        _run("data", "prepare", "ids/may/may.mp4", "--out", "ids"),
+        "--out ids/may holds the CLIP input ids/may/may.mp4, and would be replaced",
+    )
     assert snapshot(tmp_path) == {"ids/may/may.mp4": b"a clip"}
 
 
@@ -405,14 +440,30 @@ def test_bench_json_is_checked_before_the_benchmark(synth_root, tmp_path, monkey
     refused(_run("bench", "train", *common, "--json", meta), "--json", "is inside the data.root input")
     refused(_run("bench", "render", *common, "--json", meta), "is inside the data.root input")
     (tmp_path / "ref.json").write_text("{}")
-    refused(_run("bench", "converge", *common, "--target", "synth_00", "--json", "ref.json", "--reference", "ref.json"),
-            "--json ref.json is the --reference input")
+    refused(
+        _run("bench", "converge", *common, "--target", "synth_00", "--json", "ref.json", "--reference", "ref.json"),
+        "--json ref.json is the --reference input",
+    )
     kept = tmp_path / "kept"  # an earlier checkpoint, which --keep-checkpoint replaces as a whole
     kept.mkdir()
     (kept / "state.json").write_text("{}")
     (kept / "ref.json").write_text("{}")
-    refused(_run("bench", "converge", *common, "--target", "synth_00", "--json", "c.json", "--keep-checkpoint", "kept",
-                 "--reference", "kept/ref.json"), "--keep-checkpoint kept holds the --reference input kept/ref.json")
+    refused(
+        _run(
+            "bench",
+            "converge",
+            *common,
+            "--target",
+            "synth_00",
+            "--json",
+            "c.json",
+            "--keep-checkpoint",
+            "kept",
+            "--reference",
+            "kept/ref.json",
+        ),
+        "--keep-checkpoint kept holds the --reference input kept/ref.json",
+    )
     os.symlink(tmp_path / "loop", tmp_path / "loop")
     refused(_run("bench", "converge", *common, "--target", "synth_00", "--json", "loop"), "symbolic link loop")
     assert meta.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["kept", "loop", "ref.json"]

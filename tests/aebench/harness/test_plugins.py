@@ -23,16 +23,37 @@ def plugin_env(tmp_path_factory) -> dict:
     target = tmp_path_factory.mktemp("plugin_site")
     src = tmp_path_factory.mktemp("plugin_src") / "pkg"
     shutil.copytree(PLUGIN, src)  # setuptools builds in the source folder: not in the repository
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-                    "--target", str(target), str(src)], check=True, cwd=src,
-                   env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(src),
+        ],
+        check=True,
+        cwd=src,
+        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+    )
     assert list(target.glob("aebench_plugin_example-*.dist-info/entry_points.txt"))
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
 
 
 def aebench(env: dict, cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from aebench.harness.cli import main; main()", *args],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-c", "from aebench.harness.cli import main; main()", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_plugins_are_listed(plugin_env, tmp_path):
@@ -47,18 +68,28 @@ def test_plugins_are_listed(plugin_env, tmp_path):
 
 
 def test_plugin_method_and_metric_run_in_a_protocol(plugin_env, tmp_path):
-    spec = {"name": "plugged", "description": "a plugin method and metric beside a built-in metric",
-            "metrics": ["psnr", "example"],  # "example": the plugin metric's family
-            "rows": [{"label": "copycat", "method": "copycat"},
-                     {"label": "copycat darker", "method": "copycat", "set": {"copycat.darken": 40}}],
-            "targets": ["synth_01"], "base": "leave_one_out", "data": "synth",
-            "synth": {"identities": 2, "seconds": 1.6, "size": 16, "seed": 0},
-            "settings": {"data.size": 16, "train.render_frames": 4}}
+    spec = {
+        "name": "plugged",
+        "description": "a plugin method and metric beside a built-in metric",
+        "metrics": ["psnr", "example"],  # "example": the plugin metric's family
+        "rows": [
+            {"label": "copycat", "method": "copycat"},
+            {"label": "copycat darker", "method": "copycat", "set": {"copycat.darken": 40}},
+        ],
+        "targets": ["synth_01"],
+        "base": "leave_one_out",
+        "data": "synth",
+        "synth": {"identities": 2, "seconds": 1.6, "size": 16, "seed": 0},
+        "settings": {"data.size": 16, "train.render_frames": 4},
+    }
     (tmp_path / "plugged.yaml").write_text(yaml.safe_dump(spec))
     run = aebench(plugin_env, tmp_path, "run", "protocol=plugged.yaml", "--runs", "runs")
     assert run.returncode == 0, run.stdout + run.stderr
-    cells = {json.loads((d / "cell.json").read_text())["row"]: json.loads((d / "metrics.json").read_text())["summary"]
-             for d in (tmp_path / "runs" / "plugged").iterdir() if (d / "done").exists()}
+    cells = {
+        json.loads((d / "cell.json").read_text())["row"]: json.loads((d / "metrics.json").read_text())["summary"]
+        for d in (tmp_path / "runs" / "plugged").iterdir()
+        if (d / "done").exists()
+    }
     assert set(cells) == {"copycat", "copycat darker"}
     assert cells["copycat"]["psnr"] > cells["copycat darker"]["psnr"]  # the plugin read its own section
     assert cells["copycat"]["brightness"] > cells["copycat darker"]["brightness"] + 30

@@ -20,20 +20,33 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aebench.eval.registry import METRICS
-from aebench.harness.protocol.spec import (CLIPS_FIELDS, FIELDS, GRID_FIELDS, ROW_FIELDS, SYNTH_FIELDS, TABLE_FIELDS,
-                                           ProtocolError, parse_protocol)
+from aebench.harness.protocol.spec import (
+    CLIPS_FIELDS,
+    FIELDS,
+    GRID_FIELDS,
+    ROW_FIELDS,
+    SYNTH_FIELDS,
+    TABLE_FIELDS,
+    ProtocolError,
+    parse_protocol,
+)
 from aebench.harness.report.regress import BadReference, compare, compared_cells
 from aebench.harness.report.results import ResultsError, validate
 
 EXPORT = Path(__file__).parents[3] / "results" / "exports" / "real_quick.json"
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**40, 10**40),
-                    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
-                    st.sampled_from(["all", "leave_one_out", "self", "psnr", "aenerf", "synth_02", "paper", "inf"]))
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                       st.dictionaries(st.text(max_size=8), inner, max_size=4)),
-                      max_leaves=12)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**40), 10**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(["all", "leave_one_out", "self", "psnr", "aenerf", "synth_02", "paper", "inf"]),
+)
+values = st.recursive(
+    scalars, lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)), max_leaves=12
+)
 
 
 # ----- the protocol loader -----------------------------------------------------------------
@@ -74,16 +87,20 @@ def _mapping_of(names: set[str]):
     return st.dictionaries(st.sampled_from(sorted(names)), values, max_size=4)
 
 
-structured = st.fixed_dictionaries({}, optional={
-    "rows": st.one_of(st.lists(_mapping_of(ROW_FIELDS), max_size=3), values),
-    "grid": _mapping_of(GRID_FIELDS), "synth": _mapping_of(SYNTH_FIELDS), "clips": _mapping_of(CLIPS_FIELDS),
-    "table": _mapping_of(TABLE_FIELDS), "settings": st.dictionaries(
-        st.sampled_from(["train.iters", "data.size", "seed", "aenerf.aaa", "nope.key"]), values, max_size=3),
-    "scales": st.dictionaries(st.sampled_from(["smoke", "small", "paper"]), _mapping_of(FIELDS - {"scales"}),
-                              max_size=2),
-    "expected_missing": st.dictionaries(metric_names_all := st.sampled_from(["psnr", "sync_conf", "x"]), values,
-                                        max_size=2),
-    "metrics": st.one_of(st.lists(metric_names_all, max_size=3), values)})
+structured = st.fixed_dictionaries(
+    {},
+    optional={
+        "rows": st.one_of(st.lists(_mapping_of(ROW_FIELDS), max_size=3), values),
+        "grid": _mapping_of(GRID_FIELDS),
+        "synth": _mapping_of(SYNTH_FIELDS),
+        "clips": _mapping_of(CLIPS_FIELDS),
+        "table": _mapping_of(TABLE_FIELDS),
+        "settings": st.dictionaries(st.sampled_from(["train.iters", "data.size", "seed", "aenerf.aaa", "nope.key"]), values, max_size=3),
+        "scales": st.dictionaries(st.sampled_from(["smoke", "small", "paper"]), _mapping_of(FIELDS - {"scales"}), max_size=2),
+        "expected_missing": st.dictionaries(metric_names_all := st.sampled_from(["psnr", "sync_conf", "x"]), values, max_size=2),
+        "metrics": st.one_of(st.lists(metric_names_all, max_size=3), values),
+    },
+)
 
 
 @SETTINGS
@@ -102,6 +119,7 @@ def test_any_text_as_a_protocol_file_loads_or_is_refused_by_name(text):
 
 
 # ----- validate ------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def export_doc() -> dict:
@@ -164,15 +182,21 @@ def test_any_json_value_as_a_results_file_is_refused_by_name(doc):
 
 metric_names = st.sampled_from(["psnr", "ssim", "lpips", "nosuch"])
 metric_values = st.one_of(scalars, st.floats(0, 40))
-cells = st.dictionaries(st.sampled_from(["A|x", "B|x", "C|x"]),
-                        st.one_of(st.dictionaries(metric_names, metric_values, max_size=3), values), max_size=3)
+cells = st.dictionaries(
+    st.sampled_from(["A|x", "B|x", "C|x"]), st.one_of(st.dictionaries(metric_names, metric_values, max_size=3), values), max_size=3
+)
 
 
 @SETTINGS
-@given(st.one_of(st.fixed_dictionaries({"cells": cells}, optional={"tolerances": st.one_of(
-    st.dictionaries(metric_names, metric_values, max_size=2), values)}), values),
-       st.dictionaries(st.sampled_from(["A|x", "B|x", "C|x"]), st.dictionaries(metric_names, metric_values, max_size=3),
-                       max_size=3))
+@given(
+    st.one_of(
+        st.fixed_dictionaries(
+            {"cells": cells}, optional={"tolerances": st.one_of(st.dictionaries(metric_names, metric_values, max_size=2), values)}
+        ),
+        values,
+    ),
+    st.dictionaries(st.sampled_from(["A|x", "B|x", "C|x"]), st.dictionaries(metric_names, metric_values, max_size=3), max_size=3),
+)
 def test_regress_on_any_reference_fails_refuses_or_really_compared(reference, current):
     try:
         findings = compare(reference, current)

@@ -39,11 +39,17 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def write_protocol(tmp_path: Path, **fields) -> Path:
-    spec = {"name": "toy", "table": None, "metrics": ["psnr", "ssim"],
-            "rows": [{"label": "A", "method": "noisy_gt"}, {"label": "B", "method": "noisy_gt", "set": {"external.tolerance": 2}}],
-            "targets": ["synth_02"], "base": "leave_one_out", "data": "synth",
-            "grid": {"clip_seconds": [0, 0.4], "iters": [5], "audio": ["self"], "seed": [0]},
-            "settings": {"data.size": 16, "train.render_frames": 4}}
+    spec = {
+        "name": "toy",
+        "table": None,
+        "metrics": ["psnr", "ssim"],
+        "rows": [{"label": "A", "method": "noisy_gt"}, {"label": "B", "method": "noisy_gt", "set": {"external.tolerance": 2}}],
+        "targets": ["synth_02"],
+        "base": "leave_one_out",
+        "data": "synth",
+        "grid": {"clip_seconds": [0, 0.4], "iters": [5], "audio": ["self"], "seed": [0]},
+        "settings": {"data.size": 16, "train.render_frames": 4},
+    }
     spec.update(fields)
     path = tmp_path / "toy.yaml"
     path.write_text(yaml.safe_dump(spec))
@@ -131,8 +137,7 @@ def test_two_rows_of_a_protocol_get_identical_ray_batches(corpus):
         views = [Views.from_identity(clip, str(cell.cfg.features))]
         train, settings = method.train_settings(cell.cfg), method.settings(cell.cfg)
         fn = method.batch_fn(views, train, settings.n_refs)
-        batches[cell.row] = [fn(step, torch.Generator().manual_seed(int(cell.cfg.seed) * 1_000_003 + step))
-                             for step in (0, 7)]
+        batches[cell.row] = [fn(step, torch.Generator().manual_seed(int(cell.cfg.seed) * 1_000_003 + step)) for step in (0, 7)]
     rows = list(batches)
     first = batches[rows[0]]
     for row in rows[1:]:
@@ -266,8 +271,7 @@ def test_concurrent_runs_of_one_cell_do_not_collide(tmp_path, corpus, monkeypatc
     cell = expand_cells(load_protocol(write_protocol(tmp_path)), corpus)[0]
     runs = tmp_path / "runs"
     outcomes = []
-    threads = [threading.Thread(target=lambda: outcomes.append(run_cell(cell, runs, progress=lambda *_: None)))
-               for _ in range(2)]
+    threads = [threading.Thread(target=lambda: outcomes.append(run_cell(cell, runs, progress=lambda *_: None))) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
@@ -290,9 +294,10 @@ def test_regression_on_a_metric_without_a_better_side_is_two_sided():
 def test_regression_compare_flags_changes_both_ways():
     """Beyond the tolerance either way fails: worse by the metric's direction, or better (an
     unexplained improvement is a change too); within it passes and its deviation is reported."""
-    ref = {"tolerances": {"psnr": 1.0, "lmd_dlib": 0.5},
-           "cells": {"A|x": {"psnr": 30.0, "lmd_dlib": 2.0, "lpips": None, "ssim": 0.9},
-                     "B|x": {"psnr": 25.0}}}
+    ref = {
+        "tolerances": {"psnr": 1.0, "lmd_dlib": 0.5},
+        "cells": {"A|x": {"psnr": 30.0, "lmd_dlib": 2.0, "lpips": None, "ssim": 0.9}, "B|x": {"psnr": 25.0}},
+    }
     ok = compare(ref, {"A|x": {"psnr": 29.5, "lmd_dlib": 2.4, "lpips": None, "ssim": 0.91}, "B|x": {"psnr": 25.2}})
     assert _failing(ok) == []
     assert [f.kind for f in ok] == ["within", "within", "not-comparable", "within", "within"]
@@ -302,28 +307,30 @@ def test_regression_compare_flags_changes_both_ways():
     assert summary[0].startswith("psnr: largest |deviation| 0.5 of tolerance 1 (50%; A|x; 2 cells)")
     bad = compare(ref, {"A|x": {"psnr": 28.0, "lmd_dlib": 1.0, "lpips": None, "ssim": None}})
     fails = {(f.cell, f.metric, f.kind) for f in bad if f.fails}
-    assert fails == {("A|x", "psnr", "worse"), ("A|x", "lmd_dlib", "better"), ("A|x", "ssim", "missing-now"),
-                     ("B|x", "", "cell-missing")}
+    assert fails == {("A|x", "psnr", "worse"), ("A|x", "lmd_dlib", "better"), ("A|x", "ssim", "missing-now"), ("B|x", "", "cell-missing")}
     better = compare(ref, {"A|x": {"psnr": 32.0, "lmd_dlib": 2.0, "lpips": None, "ssim": 0.9}, "B|x": {"psnr": 25.0}})
     assert _failing(better) == ["better"] and "an unexplained improvement is a change too" in str(better[0])
     worse_lmd = compare({"cells": {"A": {"lmd_dlib": 1.0}}, "tolerances": {"lmd_dlib": 0.1}}, {"A": {"lmd_dlib": 1.5}})
     assert _failing(worse_lmd) == ["worse"]
 
 
-@pytest.mark.parametrize("reference, message", [
-    ({"cells": {}}, "holds no cells"),
-    ({}, "holds no cells"),
-    ({"cells": {"A": {}}}, "reference cell A holds no metrics"),
-    ({"cells": {"A": {"psnr": float("nan")}}}, "reference value of psnr in cell A is nan"),
-    ({"cells": {"A": {"psnr": "inf"}}}, "reference value of psnr in cell A is inf"),
-    ({"cells": {"A": {"psnr": "15.4"}}}, "is '15.4', not a finite number"),
-    ({"cells": {"A": {"psnr": 15.4}}, "tolerances": {"psnr": float("nan")}}, "tolerance of psnr is nan"),
-    ({"cells": {"A": {"psnr": 15.4}}, "tolerances": {"psnr": -1.0}}, "tolerance of psnr is -1.0"),
-    ({"cells": {"A": {"psnr": 15.4}}, "tolerances": {"psnr": 0}}, "tolerance of psnr is 0"),
-    ({"cells": {"A": {"psnr": 15.4}}, "tolerances": {"psnr": None}}, "tolerance of psnr is None"),
-    ({"cells": {"A": {"psnr": 15.4}}, "tolerances": [1.0]}, "tolerances is a mapping"),
-    ({"cells": {"A": {"nosuch": 15.4}}}, "not a known metric"),
-])
+@pytest.mark.parametrize(
+    "reference, message",
+    [
+        ({"cells": {}}, "holds no cells"),
+        ({}, "holds no cells"),
+        ({"cells": {"A": {}}}, "reference cell A holds no metrics"),
+        ({"cells": {"A": {"psnr": float("nan")}}}, "reference value of psnr in cell A is nan"),
+        ({"cells": {"A": {"psnr": "inf"}}}, "reference value of psnr in cell A is inf"),
+        ({"cells": {"A": {"psnr": "15.4"}}}, "is '15.4', not a finite number"),
+        ({"cells": {"A": {"psnr": 15.4}}, "tolerances": {"psnr": float("nan")}}, "tolerance of psnr is nan"),
+        ({"cells": {"A": {"psnr": 15.4}}, "tolerances": {"psnr": -1.0}}, "tolerance of psnr is -1.0"),
+        ({"cells": {"A": {"psnr": 15.4}}, "tolerances": {"psnr": 0}}, "tolerance of psnr is 0"),
+        ({"cells": {"A": {"psnr": 15.4}}, "tolerances": {"psnr": None}}, "tolerance of psnr is None"),
+        ({"cells": {"A": {"psnr": 15.4}}, "tolerances": [1.0]}, "tolerances is a mapping"),
+        ({"cells": {"A": {"nosuch": 15.4}}}, "not a known metric"),
+    ],
+)
 def test_regression_refuses_a_reference_that_compares_nothing(reference, message):
     from aebench.harness.report.regress import BadReference
 
@@ -410,8 +417,10 @@ def test_two_workers_give_the_same_cells_as_one(tmp_path, corpus):
 
 def _two_voices(tmp_path, corpus):
     """The toy protocol driven by its own voice and by another identity's: 8 cells, 4 fine-tunes, 1 base model."""
-    return expand_cells(load_protocol(write_protocol(tmp_path, grid={
-        "clip_seconds": [0, 0.4], "iters": [5], "audio": ["self", "synth_00"], "seed": [0]})), corpus)
+    return expand_cells(
+        load_protocol(write_protocol(tmp_path, grid={"clip_seconds": [0, 0.4], "iters": [5], "audio": ["self", "synth_00"], "seed": [0]})),
+        corpus,
+    )
 
 
 def test_the_pool_trains_each_shared_model_once_before_what_needs_it(tmp_path, corpus, monkeypatch):
@@ -628,8 +637,12 @@ def test_a_multi_seed_reference_records_its_spread_and_tolerances_derive_from_it
 
     from aebench.harness.report.regress import read_reference, tolerances_from, write_reference
 
-    current = {"A|may|0|300|self|0": {"psnr": 28.0, "lpips": None}, "A|may|0|300|self|1": {"psnr": 27.0, "lpips": None},
-               "B|may|0|300|self|0": {"psnr": 25.0, "lpips": None}, "B|may|0|300|self|1": {"psnr": 25.0, "lpips": None}}
+    current = {
+        "A|may|0|300|self|0": {"psnr": 28.0, "lpips": None},
+        "A|may|0|300|self|1": {"psnr": 27.0, "lpips": None},
+        "B|may|0|300|self|0": {"psnr": 25.0, "lpips": None},
+        "B|may|0|300|self|1": {"psnr": 25.0, "lpips": None},
+    }
     write_reference(tmp_path / "rep.json", "real_repeats", "smoke", [], current)
     spread = read_reference(tmp_path / "rep.json")["spread"]
     assert spread["sd"]["psnr"] == math.sqrt((0.5 + 0.0) / 2) and spread["dof"]["psnr"] == 2  # pooled within A and B

@@ -110,14 +110,16 @@ def test_rebase_moves_the_paths_records_name_and_no_other(tmp_path):
 
     folder = tmp_path / "cell"
     folder.mkdir()
-    (folder / "base.json").write_text(json.dumps({"checkpoint": "/w/runs/_base/x/ckpt", "n": 3,
-                                                  "others": ["/w/runs2/y", "/w/runs"]}))
+    (folder / "base.json").write_text(json.dumps({"checkpoint": "/w/runs/_base/x/ckpt", "n": 3, "others": ["/w/runs2/y", "/w/runs"]}))
     (folder / "config.yaml").write_text(yaml.safe_dump({"data": {"root": "/w/data", "size": 16}}))
     (folder / "log.txt").write_text("base model -> /w/runs/_base/x\nnot /w/runsy\n")
     (folder / "frames.csv").write_text("/w/runs\n")
     rebase(folder, {"/w/runs": "/home/me/runs", "/w/data": "/srv/data"})
     assert json.loads((folder / "base.json").read_text()) == {
-        "checkpoint": "/home/me/runs/_base/x/ckpt", "n": 3, "others": ["/w/runs2/y", "/home/me/runs"]}
+        "checkpoint": "/home/me/runs/_base/x/ckpt",
+        "n": 3,
+        "others": ["/w/runs2/y", "/home/me/runs"],
+    }
     assert yaml.safe_load((folder / "config.yaml").read_text()) == {"data": {"root": "/srv/data", "size": 16}}
     assert (folder / "log.txt").read_text() == "base model -> /home/me/runs/_base/x\nnot /w/runsy\n"
     assert (folder / "frames.csv").read_text() == "/w/runs\n"  # not a record
@@ -131,8 +133,11 @@ def test_install_that_cannot_write_is_one_line_naming_the_folder(tmp_path):
 
     (tmp_path / "sent").mkdir()
     (tmp_path / "store").write_text("a file where the store's folder should be")
-    with pytest.raises(RuntimeError, match=r"launcher=ray: cannot write .*store/mine/c1 into the run store: .*"
-                                           r"run the same command again"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"launcher=ray: cannot write .*store/mine/c1 into the run store: .*"
+        r"run the same command again",
+    ):
         install(pack(tmp_path / "sent"), tmp_path / "store" / "mine" / "c1")
 
 
@@ -159,8 +164,7 @@ def test_a_node_check_names_what_the_node_cannot_see(tmp_path):
     assert _probe(str(marker), "another run's token", needs) == [f"the run store {tmp_path / 'runs'}"]
     (tmp_path / "data" / "synth_00" / "meta.json").write_text('{"other": "preparation"}')
     (tmp_path / "voice.wav").unlink()
-    assert _probe(str(marker), "token", needs) == [f"the prepared data {tmp_path / 'data'}",
-                                                   f"the driving audio {tmp_path / 'voice.wav'}"]
+    assert _probe(str(marker), "token", needs) == [f"the prepared data {tmp_path / 'data'}", f"the driving audio {tmp_path / 'voice.wav'}"]
 
 
 def test_a_node_that_sees_the_store_read_only_cannot_use_it(tmp_path):
@@ -169,12 +173,23 @@ def test_a_node_that_sees_the_store_read_only_cannot_use_it(tmp_path):
         pytest.skip(why)
     marker, needs = probe_setup(tmp_path)
     store = shlex.quote(str(tmp_path / "runs"))
-    code = (f"from aebench.harness.protocol.ray_launcher import _probe; "
-            f"print(_probe({str(marker)!r}, 'token', {needs!r}))")
-    res = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                          f"mount --bind {store} {store} && mount -o remount,bind,ro {store} && "
-                          f"exec {shlex.quote(sys.executable)} -c {shlex.quote(code)}"],
-                         capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[3])
+    code = f"from aebench.harness.protocol.ray_launcher import _probe; print(_probe({str(marker)!r}, 'token', {needs!r}))"
+    res = subprocess.run(
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            f"mount --bind {store} {store} && mount -o remount,bind,ro {store} && "
+            f"exec {shlex.quote(sys.executable)} -c {shlex.quote(code)}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parents[3],
+    )
     assert res.stdout.strip() == repr([f"the run store {tmp_path / 'runs'} (read-only there)"]), res.stderr
 
 
@@ -276,8 +291,9 @@ def test_ray_without_a_shared_disk_ships_cells_and_brings_results_back(tmp_path,
                 launch(never, store, "ray", progress=False)
             monkeypatch.setattr(ray_launcher, "PROBE_TIMEOUT_S", 300.0)
             assert list(store.iterdir()) == []  # the check's marker is gone
-            refused = CliRunner().invoke(main, ["run", f"protocol={path}", f"data={corpus}", "launcher=ray",
-                                                "ray.ship=never", "--runs", str(store)])
+            refused = CliRunner().invoke(
+                main, ["run", f"protocol={path}", f"data={corpus}", "launcher=ray", "ray.ship=never", "--runs", str(store)]
+            )
             assert [p.name for p in store.iterdir()] == ["_protocols"]  # the command's claim, no work
             outcomes = launch(cells, store, "ray", progress=False)
         finally:
@@ -285,16 +301,19 @@ def test_ray_without_a_shared_disk_ships_cells_and_brings_results_back(tmp_path,
     message = refused.output
     assert refused.exit_code == 1 and "Traceback" not in message, message
     assert message.count("cannot see") == 1 and "Error: launcher=ray with ray.ship=never, but node " in message, message
-    assert (f"cannot see the run store {store} and the prepared data {corpus} and the driving audio "
-            f"{tmp_path / 'voices' / 'voice.wav'}: mount them") in message, message
+    assert (
+        f"cannot see the run store {store} and the prepared data {corpus} and the driving audio "
+        f"{tmp_path / 'voices' / 'voice.wav'}: mount them"
+    ) in message, message
     assert [o.status for o in outcomes] == ["done"] * 6, [o.error for o in outcomes]
     assert counter.read_text().split() == ["pretrain", "finetune"]  # on the worker node, each once
     _check_store(store, cells, corpus)
     tables = [render_table(path, s).replace(str(s), "STORE") for s in (store, tmp_path / "local")]  # its caption names it
     assert tables[0] == tables[1] and "| A " in tables[0]
     for c in cells:
-        ours, local = (json.loads((s / c.protocol / c.cell_id / "metrics.json").read_text())["summary"]
-                       for s in (store, tmp_path / "local"))
+        ours, local = (
+            json.loads((s / c.protocol / c.cell_id / "metrics.json").read_text())["summary"] for s in (store, tmp_path / "local")
+        )
         assert ours == local
 
 
@@ -305,13 +324,16 @@ def private_mounts_unavailable(tmp_path: Path) -> str | None:
     probe = tmp_path / "mount-probe"
     probe.mkdir()
     try:
-        res = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                              f"mount -t tmpfs tmpfs {shlex.quote(str(probe))}"], capture_output=True, text=True, timeout=60)
+        res = subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", f"mount -t tmpfs tmpfs {shlex.quote(str(probe))}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"unshare --mount failed ({exc}): the private-disk Ray test needs a private mount namespace"
     if res.returncode:
-        return ("unshare --mount cannot mount a private tmpfs here (needs root or CAP_SYS_ADMIN): "
-                f"{res.stderr.strip()}")
+        return f"unshare --mount cannot mount a private tmpfs here (needs root or CAP_SYS_ADMIN): {res.stderr.strip()}"
     return None
 
 
@@ -326,21 +348,34 @@ def two_node_cluster(hide: list[Path], env: dict[str, str]) -> Iterator[str]:
 
     ray_bin = str(Path(sys.executable).with_name("ray"))
     temp = Path(tempfile.mkdtemp(prefix="aeray-", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
-    full_env = {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled"),  # the driver's
-                "RAY_USAGE_STATS_ENABLED": "0", **env}
+    full_env = {
+        **os.environ,
+        "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled"),  # the driver's
+        "RAY_USAGE_STATS_ENABLED": "0",
+        **env,
+    }
     full_env.pop("RAY_ADDRESS", None)
     address = f"{get_node_ip_address()}:{_free_port()}"
     started: list[subprocess.Popen] = []
     try:
-        head = [ray_bin, "start", "--head", "--block", "--num-cpus=0", f"--port={address.rsplit(':', 1)[1]}",
-                "--include-dashboard=false", f"--dashboard-port={_free_port()}", f"--ray-client-server-port={_free_port()}",
-                f"--temp-dir={temp}", *_node_ports()]
+        head = [
+            ray_bin,
+            "start",
+            "--head",
+            "--block",
+            "--num-cpus=0",
+            f"--port={address.rsplit(':', 1)[1]}",
+            "--include-dashboard=false",
+            f"--dashboard-port={_free_port()}",
+            f"--ray-client-server-port={_free_port()}",
+            f"--temp-dir={temp}",
+            *_node_ports(),
+        ]
         started.append(_start(head, full_env, temp / "head.log"))
         _wait_started(started[-1], temp / "head.log")
         mounts = " && ".join(f"mount -t tmpfs tmpfs {shlex.quote(str(p))}" for p in hide)
         worker = f"{mounts} && exec {shlex.quote(ray_bin)} start --block --address={address} --num-cpus=1 " + " ".join(_node_ports())
-        started.append(_start(["unshare", "--mount", "--propagation", "private", "sh", "-c", worker], full_env,
-                              temp / "worker.log"))
+        started.append(_start(["unshare", "--mount", "--propagation", "private", "sh", "-c", worker], full_env, temp / "worker.log"))
         _wait_started(started[-1], temp / "worker.log")
         yield address
     finally:
@@ -356,9 +391,13 @@ def _free_port() -> int:
 
 def _node_ports() -> list[str]:
     """Ports of a node's agents, free ones (two nodes on one machine would both take the defaults)."""
-    return [f"--dashboard-agent-listen-port={_free_port()}", f"--dashboard-agent-grpc-port={_free_port()}",
-            f"--runtime-env-agent-port={_free_port()}", f"--metrics-export-port={_free_port()}",
-            "--object-store-memory=100000000"]
+    return [
+        f"--dashboard-agent-listen-port={_free_port()}",
+        f"--dashboard-agent-grpc-port={_free_port()}",
+        f"--runtime-env-agent-port={_free_port()}",
+        f"--metrics-export-port={_free_port()}",
+        "--object-store-memory=100000000",
+    ]
 
 
 def _start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:

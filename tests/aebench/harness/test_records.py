@@ -8,20 +8,49 @@ from aebench.harness.protocol.records import SCHEMA, BaseRecord, CellRecord, Fin
 from aebench.harness.protocol.run_store import read_record, write_record
 
 V1_CELL = {  # a cell.json as aebench wrote it before the records were typed (no schema, no key)
-    "protocol": "smoke", "cell_id": "abc", "row": "DFRF", "method": "dfrf", "identity": "synth_02", "clip_seconds": 0.0,
-    "iters": 120, "audio": "self", "seed": 0, "scale": "smoke", "data_root": "data/synth", "size": 32, "base": "/s/_base/x",
-    "finetuned": "/s/_finetune/y", "base_identities": ["synth_00"], "timings": {"pretrain_s": 1.0, "finetune_s": 2.0},
-    "train_hours": 0.001, "sha256": {"pred": "00"}, "provenance": {"code": {"version": "0.1.0"}}}
+    "protocol": "smoke",
+    "cell_id": "abc",
+    "row": "DFRF",
+    "method": "dfrf",
+    "identity": "synth_02",
+    "clip_seconds": 0.0,
+    "iters": 120,
+    "audio": "self",
+    "seed": 0,
+    "scale": "smoke",
+    "data_root": "data/synth",
+    "size": 32,
+    "base": "/s/_base/x",
+    "finetuned": "/s/_finetune/y",
+    "base_identities": ["synth_00"],
+    "timings": {"pretrain_s": 1.0, "finetune_s": 2.0},
+    "train_hours": 0.001,
+    "sha256": {"pred": "00"},
+    "provenance": {"code": {"version": "0.1.0"}},
+}
 
 
 def test_records_round_trip_with_their_schema(tmp_path):
-    cell = CellRecord(SCHEMA, protocol="p", cell_id="c", row="A", method="dfrf", identity="may", clip_seconds=3.0,
-                      iters=300, audio="self", seed=1, key=grid_key("A", "may", 3.0, 300, "self", 1))
+    cell = CellRecord(
+        SCHEMA,
+        protocol="p",
+        cell_id="c",
+        row="A",
+        method="dfrf",
+        identity="may",
+        clip_seconds=3.0,
+        iters=300,
+        audio="self",
+        seed=1,
+        key=grid_key("A", "may", 3.0, 300, "self", 1),
+    )
     write_record(tmp_path, cell)
     assert json.loads((tmp_path / "cell.json").read_text())["schema"] == SCHEMA
     assert read_record(tmp_path, CellRecord) == cell and cell.grid_key == "A|may|3|300|self|1"
-    for record in (BaseRecord(SCHEMA, checkpoint="/x", identities=["a"], pretrain_s=2.5),
-                   FinetuneRecord(SCHEMA, checkpoint="/y", finetune_s=1.5)):
+    for record in (
+        BaseRecord(SCHEMA, checkpoint="/x", identities=["a"], pretrain_s=2.5),
+        FinetuneRecord(SCHEMA, checkpoint="/y", finetune_s=1.5),
+    ):
         write_record(tmp_path, record)
         assert read_record(tmp_path, type(record)) == record
 

@@ -39,8 +39,9 @@ def chromium() -> str:
         path = None
     if path is None:
         if os.environ.get("AEBENCH_REQUIRE_BROWSER") == "1":
-            pytest.fail("AEBENCH_REQUIRE_BROWSER=1 but Chromium or Playwright is missing "
-                        "(apt-get install chromium; pip install -e '.[dev]')")
+            pytest.fail(
+                "AEBENCH_REQUIRE_BROWSER=1 but Chromium or Playwright is missing (apt-get install chromium; pip install -e '.[dev]')"
+            )
         pytest.skip("no Chromium (apt-get install chromium) or Playwright: the browser test of the report is skipped")
     return path
 

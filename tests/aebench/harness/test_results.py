@@ -24,8 +24,7 @@ def _store(root):
     for (target, seed), v in A.items():
         cost = {"train_s": 90.0 + seed, "render_fps": 1.5, "peak_mem": 1.2}
         make_cell(root, "real_repeats", f"a{target}{seed}", "AE-NeRF", v, identity=target, seed=seed, cost=cost)
-        make_cell(root, "real_repeats", f"b{target}{seed}", "DFRF", v - OFFSET[(target, seed)], identity=target,
-                  seed=seed, cost=cost)
+        make_cell(root, "real_repeats", f"b{target}{seed}", "DFRF", v - OFFSET[(target, seed)], identity=target, seed=seed, cost=cost)
     make_cell(root, "real_repeats", "c", "AD-NeRF", 22.0, identity="t1", seed=0)  # one run, no cost recorded
 
 
@@ -39,16 +38,16 @@ def _header(md: str) -> list[str]:
 
 
 def _sign_flip_p(d):
-    return sps.permutation_test((d,), lambda x, axis: np.mean(x, axis=axis), permutation_type="samples",
-                                n_resamples=np.inf, alternative="two-sided").pvalue
+    return sps.permutation_test(
+        (d,), lambda x, axis: np.mean(x, axis=axis), permutation_type="samples", n_resamples=np.inf, alternative="two-sided"
+    ).pvalue
 
 
 def _expected(d, p_adj, seeds):
     low, high = sps.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=sps.sem(d))
     verdict = "resolved" if p_adj < 0.05 else "not resolved"
     sign = lambda v: ("+" if v > 0 else "") + f"{v:.3f}"  # noqa: E731
-    return (f"{sign(d.mean())} [{sign(low)}, {sign(high)}] p={_sign_flip_p(d):.3g}, adj. p={p_adj:.3g} "
-            f"(n={len(d)}{seeds}, {verdict})")
+    return f"{sign(d.mean())} [{sign(low)}, {sign(high)}] p={_sign_flip_p(d):.3g}, adj. p={p_adj:.3g} (n={len(d)}{seeds}, {verdict})"
 
 
 def test_paired_difference_column_equals_scipy_and_statsmodels(tmp_path):
@@ -69,7 +68,8 @@ def test_paired_difference_column_equals_scipy_and_statsmodels(tmp_path):
     means = [np.mean([A[(t, 0)], A[(t, 1)]]) for t in ("t1", "t2", "t3")]
     ci = sps.t.interval(0.95, 2, loc=np.mean(means), scale=sps.sem(means))
     assert _row(md, "AE-NeRF")[cols.index("PSNR (ours)")].startswith(
-        f"{np.mean(means):.2f} ± {(ci[1] - ci[0]) / 2:.3f} (n=3, 2 seeds each)")
+        f"{np.mean(means):.2f} ± {(ci[1] - ci[0]) / 2:.3f} (n=3, 2 seeds each)"
+    )
     assert _row(md, "resolvable difference")[i] == "none (n=3: smallest p 0.25 x 1 tests)"
     notes = md.split("\n\n")[-1]
     assert "adjusted by Holm over the 1 comparisons of the metric columns" in notes and "n = identities" in notes
@@ -176,6 +176,7 @@ def test_export_validate_tables_round_trip(tmp_path):
     for fmt in ("md", "csv"):
         ours = render_table("real_repeats", tmp_path / "runs", fmt, versus="AE-NeRF")
         theirs = render_table(None, tmp_path / "elsewhere", fmt, versus="AE-NeRF", results_file=path)
+
         def strip(t):
             return [li for li in t.splitlines() if not li.startswith("Protocol ")]
 
@@ -218,9 +219,24 @@ def test_eval_export_writes_the_same_schema(tmp_path):
     gt = _frames(6, 32)
     write_video(tmp_path / "gt.mp4", gt, 25)
     write_video(tmp_path / "pred.mp4", gt[::-1].copy(), 25)
-    res = CliRunner().invoke(main, ["eval", "--pred", str(tmp_path / "pred.mp4"), "--gt", str(tmp_path / "gt.mp4"),
-                                    "--metrics", "psnr,ssim", "--out", str(tmp_path / "out"),
-                                    "--export", str(tmp_path / "e.json"), "--label", "RAD-NeRF"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "--pred",
+            str(tmp_path / "pred.mp4"),
+            "--gt",
+            str(tmp_path / "gt.mp4"),
+            "--metrics",
+            "psnr,ssim",
+            "--out",
+            str(tmp_path / "out"),
+            "--export",
+            str(tmp_path / "e.json"),
+            "--label",
+            "RAD-NeRF",
+        ],
+    )
     assert res.exit_code == 0, res.output
     r = read_results(tmp_path / "e.json")
     cell = r.cells[0]
@@ -244,8 +260,13 @@ def test_a_protocol_with_measured_noise_quotes_it_under_its_table(tmp_path, monk
     from aebench.harness.report.regress import write_reference
 
     refs = tmp_path / "refs"
-    write_reference(refs / "real_repeats.json", "real_repeats", "smoke", [],
-                    {"A|may|0|300|self|0": {"psnr": 28.0}, "A|may|0|300|self|1": {"psnr": 27.0}})
+    write_reference(
+        refs / "real_repeats.json",
+        "real_repeats",
+        "smoke",
+        [],
+        {"A|may|0|300|self|0": {"psnr": 28.0}, "A|may|0|300|self|1": {"psnr": 27.0}},
+    )
     monkeypatch.setenv("AEBENCH_REFERENCES", str(refs))
     make_cell(tmp_path / "runs", "real_quick", "a", "AE-NeRF", 28.1, identity="may")
     md = render_table("real_quick", tmp_path / "runs", "md", only=["psnr"])
@@ -261,8 +282,9 @@ def test_export_with_versus_writes_the_family_and_old_files_are_still_read(tmp_p
 
     _store(tmp_path / "runs")
     out = tmp_path / "r.json"
-    res = CliRunner().invoke(main, ["export", "real_repeats", "--runs", str(tmp_path / "runs"), "--out", str(out),
-                                    "--versus", "AE-NeRF", "--metrics", "psnr"])
+    res = CliRunner().invoke(
+        main, ["export", "real_repeats", "--runs", str(tmp_path / "runs"), "--out", str(out), "--versus", "AE-NeRF", "--metrics", "psnr"]
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads(out.read_text())
     assert doc["schema_version"] == 2 and doc["comparisons"]["adjustment"] == "holm"
@@ -276,8 +298,7 @@ def test_export_with_versus_writes_the_family_and_old_files_are_still_read(tmp_p
     old = P(__file__).parents[3] / "results" / "exports" / "real_repeats.json"
     assert json.loads(old.read_text())["schema_version"] == 1
     assert len(read_results(old).cells) == 24
-    bad = CliRunner().invoke(main, ["export", "real_repeats", "--runs", str(tmp_path / "runs"), "--out", str(out),
-                                    "--metrics", "psnr"])
+    bad = CliRunner().invoke(main, ["export", "real_repeats", "--runs", str(tmp_path / "runs"), "--out", str(out), "--metrics", "psnr"])
     assert bad.exit_code == 2 and "give --versus ROW too" in bad.output
 
 

@@ -145,11 +145,15 @@ def test_detach_submits_the_base_model_then_the_cells_array_waiting_for_it(tmp_p
     try:
         assert base and cells, res.output
         assert f"follow with: aebench status {path} --runs {runs} seed=0\n" in res.output  # the cells' settings
-        shown = subprocess.run(["squeue", "-h", "-r", "-j", f"{base[1]},{cells[1]}", "-o", "%i|%T|%E|%j"],
-                               capture_output=True, text=True, check=True).stdout.split()
-        assert sorted(shown) == sorted([f"{base[1]}|PENDING|(null)|aebench-mine-base",
-                                        *(f"{cells[1]}_{k}|PENDING|afterany:{base[1]}(unfulfilled)|aebench-mine"
-                                          for k in (0, 1))])
+        shown = subprocess.run(
+            ["squeue", "-h", "-r", "-j", f"{base[1]},{cells[1]}", "-o", "%i|%T|%E|%j"], capture_output=True, text=True, check=True
+        ).stdout.split()
+        assert sorted(shown) == sorted(
+            [
+                f"{base[1]}|PENDING|(null)|aebench-mine-base",
+                *(f"{cells[1]}_{k}|PENDING|afterany:{base[1]}(unfulfilled)|aebench-mine" for k in (0, 1)),
+            ]
+        )
     finally:
         subprocess.run(["scancel", *(m[1] for m in (base, cells) if m)], check=False)
 
@@ -189,31 +193,42 @@ def test_sbatch_parameters_ask_only_what_is_set():
 
     base = {"partition": "", "gpus_per_job": 0, "cpus_per_job": 2, "mem_gb": 0, "time_min": 30, "extra": {}}
     assert sbatch_parameters(base, "n") == {"job_name": "n", "time": 30, "cpus_per_task": 2}
-    full = sbatch_parameters({**base, "partition": "gpu", "gpus_per_job": 1, "mem_gb": 1.5, "extra": {"qos": "hi"}},
-                             "n", "afterany:7")
-    assert full == {"job_name": "n", "time": 30, "cpus_per_task": 2, "partition": "gpu", "gpus_per_node": 1,
-                    "mem": "1536M", "dependency": "afterany:7", "additional_parameters": {"qos": "hi"}}
+    full = sbatch_parameters({**base, "partition": "gpu", "gpus_per_job": 1, "mem_gb": 1.5, "extra": {"qos": "hi"}}, "n", "afterany:7")
+    assert full == {
+        "job_name": "n",
+        "time": 30,
+        "cpus_per_task": 2,
+        "partition": "gpu",
+        "gpus_per_node": 1,
+        "mem": "1536M",
+        "dependency": "afterany:7",
+        "additional_parameters": {"qos": "hi"},
+    }
 
 
 def test_a_job_that_fails_outside_its_cell_is_one_line_naming_its_log(tmp_path):
     from aebench.harness.protocol.slurm import _cell_outcome, sbatch_message
 
     job = SimpleNamespace(job_id="12_1", paths=SimpleNamespace(stderr=tmp_path / "12_1_0_log.err"))
-    trace = ('Traceback (most recent call last):\n  File "x.py", line 1, in <module>\n    import aebench\n'
-             "ModuleNotFoundError: No module named 'aebench'\n")
+    trace = (
+        'Traceback (most recent call last):\n  File "x.py", line 1, in <module>\n    import aebench\n'
+        "ModuleNotFoundError: No module named 'aebench'\n"
+    )
     outcome = _cell_outcome(SimpleNamespace(), job, ("error", trace), "FAILED")
     assert outcome.status == "failed"
-    assert outcome.error == (f"ModuleNotFoundError: No module named 'aebench' (SLURM job 12_1) "
-                             f"[job log: {tmp_path / '12_1_0_log.err'}]")
+    assert outcome.error == (f"ModuleNotFoundError: No module named 'aebench' (SLURM job 12_1) [job log: {tmp_path / '12_1_0_log.err'}]")
     log = tmp_path / "13_0_log.err"
     log.write_text("srun: error: vm: task 0: Exited with exit code 2\n/nfs/venv/bin/python: No such file or directory\n")
-    never = _cell_outcome(SimpleNamespace(), SimpleNamespace(job_id="13", paths=SimpleNamespace(stderr=log)), None,
-                          "FAILED")  # the node could not start this Python: no shared filesystem
-    assert never.error == f"SLURM job 13 ended without running the cell (FAILED): /nfs/venv/bin/python: No such " \
-                          f"file or directory [job log: {log}]"
-    assert sbatch_message("sbatch: error: invalid partition specified: x\nsbatch: error: Batch job submission "
-                          "failed: Invalid partition name specified\n") == (
-        "invalid partition specified: x; Batch job submission failed: Invalid partition name specified")
+    never = _cell_outcome(
+        SimpleNamespace(), SimpleNamespace(job_id="13", paths=SimpleNamespace(stderr=log)), None, "FAILED"
+    )  # the node could not start this Python: no shared filesystem
+    assert (
+        never.error == f"SLURM job 13 ended without running the cell (FAILED): /nfs/venv/bin/python: No such "
+        f"file or directory [job log: {log}]"
+    )
+    assert sbatch_message(
+        "sbatch: error: invalid partition specified: x\nsbatch: error: Batch job submission failed: Invalid partition name specified\n"
+    ) == ("invalid partition specified: x; Batch job submission failed: Invalid partition name specified")
 
 
 def test_a_submission_refused_half_way_takes_back_what_it_submitted(tmp_path, monkeypatch):

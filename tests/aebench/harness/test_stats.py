@@ -46,18 +46,23 @@ def test_mean_ci_drops_missing_and_edge_cases():
 
 
 def scipy_sign_flip_p(d) -> float:
-    res = stats.permutation_test((np.asarray(d, dtype=float),), statistic=lambda x, axis: np.mean(x, axis=axis),
-                                 permutation_type="samples", n_resamples=np.inf, alternative="two-sided")
+    res = stats.permutation_test(
+        (np.asarray(d, dtype=float),),
+        statistic=lambda x, axis: np.mean(x, axis=axis),
+        permutation_type="samples",
+        n_resamples=np.inf,
+        alternative="two-sided",
+    )
     return float(res.pvalue)
 
 
 D_ARRAYS = [
     [0.5, 1.2, 0.9],
     [1.0, -0.4, 2.2, 0.8],
-    [0.3, 0.3, -0.3, 0.6, 0.0],                      # ties and a zero
-    [1.0, -1.0, 2.0, -2.0],                          # mean exactly 0
+    [0.3, 0.3, -0.3, 0.6, 0.0],  # ties and a zero
+    [1.0, -1.0, 2.0, -2.0],  # mean exactly 0
     [0.12, 0.05, 0.2, -0.03, 0.08, 0.15],
-    [2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0],             # all flips distinct only by count
+    [2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0],  # all flips distinct only by count
     [0.4, -0.1, 0.0, 0.0, 0.7, 0.2, -0.2, 0.5],
     [1.5, 0.7, -0.2, 0.9, 1.1, 0.3, 0.8, -0.5, 1.4, 0.6],
 ]

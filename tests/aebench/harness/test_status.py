@@ -16,8 +16,7 @@ from click.testing import CliRunner
 
 from aebench.harness.cli import main
 from aebench.harness.protocol import status as status_mod
-from aebench.harness.protocol.run_store import (FAILED, RUNNING, cell_lock, job_id, lock_path, log_line,
-                                                mark_running, write_json)
+from aebench.harness.protocol.run_store import FAILED, RUNNING, cell_lock, job_id, lock_path, log_line, mark_running, write_json
 from aebench.harness.protocol.status import folder_status
 from aebench.registry import REGISTERED
 from tests.aebench.harness.fake_method import NoisyGT, toy_protocol
@@ -30,8 +29,10 @@ class Peeking(NoisyGT):
     def render(self, checkpoint, identity, driving_audio, cfg, out):
         seen = folder_status(Path(out).parent)
         with open(os.environ["PEEK_STATUS"], "a") as fh:
-            fh.write(json.dumps({"row": str(cfg.run.row), "state": seen.state, "host": seen.host, "pid": seen.pid,
-                                 "last_log": seen.last_log}) + "\n")
+            fh.write(
+                json.dumps({"row": str(cfg.run.row), "state": seen.state, "host": seen.host, "pid": seen.pid, "last_log": seen.last_log})
+                + "\n"
+            )
         return super().render(checkpoint, identity, driving_audio, cfg, out)
 
 
@@ -136,25 +137,35 @@ def dead_pid() -> int:
 HERE, ELSEWHERE = "here", "elsewhere"
 
 
-@pytest.mark.parametrize("host, pid, locked, state, detail", [
-    (HERE, "live", True, "running", ""),
-    (HERE, "dead", True, "waiting", "interrupted"),  # the lock is not the recorded runner's
-    (HERE, "live", False, "waiting", "interrupted"),  # a pid reused by another program
-    (ELSEWHERE, "dead", True, "running", ""),  # another host: its lock tells
-    (ELSEWHERE, "live", False, "waiting", "interrupted"),
-    (None, None, True, "running", ""),  # locked before running.json is written
-    (None, None, False, "waiting", "started"),  # progress but no record of who ran it
-])
-def test_who_runs_a_cell_is_told_by_its_lock_and_on_its_host_by_its_pid(tmp_path, monkeypatch, live_pid, dead_pid,
-                                                                      host, pid, locked, state, detail):
+@pytest.mark.parametrize(
+    "host, pid, locked, state, detail",
+    [
+        (HERE, "live", True, "running", ""),
+        (HERE, "dead", True, "waiting", "interrupted"),  # the lock is not the recorded runner's
+        (HERE, "live", False, "waiting", "interrupted"),  # a pid reused by another program
+        (ELSEWHERE, "dead", True, "running", ""),  # another host: its lock tells
+        (ELSEWHERE, "live", False, "waiting", "interrupted"),
+        (None, None, True, "running", ""),  # locked before running.json is written
+        (None, None, False, "waiting", "started"),  # progress but no record of who ran it
+    ],
+)
+def test_who_runs_a_cell_is_told_by_its_lock_and_on_its_host_by_its_pid(
+    tmp_path, monkeypatch, live_pid, dead_pid, host, pid, locked, state, detail
+):
     cell_dir = tmp_path / "store" / "mine" / "abc"
     cell_dir.mkdir(parents=True)
     (cell_dir / "config.yaml").write_text("{}\n")
     log_line(cell_dir, "fine-tune")
     if host is not None:
-        write_json(cell_dir / RUNNING, {"host": socket.gethostname() if host == HERE else "node-7",
-                                        "pid": live_pid if pid == "live" else dead_pid,
-                                        "started": "2025-01-02T03:04:05+00:00", "job": "123_4"})
+        write_json(
+            cell_dir / RUNNING,
+            {
+                "host": socket.gethostname() if host == HERE else "node-7",
+                "pid": live_pid if pid == "live" else dead_pid,
+                "started": "2025-01-02T03:04:05+00:00",
+                "job": "123_4",
+            },
+        )
     if locked:
         with cell_lock(cell_dir):
             seen = folder_status(cell_dir)
@@ -167,24 +178,32 @@ def test_who_runs_a_cell_is_told_by_its_lock_and_on_its_host_by_its_pid(tmp_path
         assert seen.job == "123_4" and seen.since == "2025-01-02 03:04:05Z"
 
 
-@pytest.mark.parametrize("host, pid, state, detail", [
-    (HERE, "live", "running", ""),
-    (HERE, "dead", "waiting", "interrupted"),
-    (ELSEWHERE, "live", "running", "unverified: the cell lock cannot be probed from this host"),
-])
-def test_where_the_lock_cannot_be_probed_the_pid_tells_on_its_host(tmp_path, monkeypatch, live_pid, dead_pid,
-                                                                   host, pid, state, detail):
+@pytest.mark.parametrize(
+    "host, pid, state, detail",
+    [
+        (HERE, "live", "running", ""),
+        (HERE, "dead", "waiting", "interrupted"),
+        (ELSEWHERE, "live", "running", "unverified: the cell lock cannot be probed from this host"),
+    ],
+)
+def test_where_the_lock_cannot_be_probed_the_pid_tells_on_its_host(tmp_path, monkeypatch, live_pid, dead_pid, host, pid, state, detail):
     monkeypatch.setattr(status_mod, "lock_held", lambda cell_dir: None)  # a filesystem without flock
     cell_dir = tmp_path / "abc"
     cell_dir.mkdir()
-    write_json(cell_dir / RUNNING, {"host": socket.gethostname() if host == HERE else "node-7",
-                                    "pid": live_pid if pid == "live" else dead_pid, "started": None, "job": None})
+    write_json(
+        cell_dir / RUNNING,
+        {
+            "host": socket.gethostname() if host == HERE else "node-7",
+            "pid": live_pid if pid == "live" else dead_pid,
+            "started": None,
+            "job": None,
+        },
+    )
     seen = folder_status(cell_dir)
     assert (seen.state, seen.detail) == (state, detail)
 
 
-def test_a_simulated_running_cell_is_shown_with_host_job_pid_and_last_log_line(tmp_path, monkeypatch, live_pid,
-                                                                              dead_pid):
+def test_a_simulated_running_cell_is_shown_with_host_job_pid_and_last_log_line(tmp_path, monkeypatch, live_pid, dead_pid):
     """A store whose protocol's data is not here (another machine prepared it): the store's cells
     alone, a running one (a live pid on this host, its lock held) and an interrupted one."""
     monkeypatch.setitem(REGISTERED, "noisy_gt", "tests.aebench.harness.fake_method:NoisyGT")
@@ -196,9 +215,16 @@ def test_a_simulated_running_cell_is_shown_with_host_job_pid_and_last_log_line(t
     for name, pid in (("aaa", live_pid), ("bbb", dead_pid)):
         cell_dir = store / "mine" / name
         cell_dir.mkdir(parents=True)
-        (cell_dir / "config.yaml").write_text(yaml.safe_dump({
-            "run": {"row": "A", "identity": "synth_01", "audio": "self"}, "data": {"clip_seconds": 0.0},
-            "train": {"iters": 2}, "seed": 0}))
+        (cell_dir / "config.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "run": {"row": "A", "identity": "synth_01", "audio": "self"},
+                    "data": {"clip_seconds": 0.0},
+                    "train": {"iters": 2},
+                    "seed": 0,
+                }
+            )
+        )
         mark_running(cell_dir)
         record = json.loads((cell_dir / RUNNING).read_text())
         write_json(cell_dir / RUNNING, {**record, "pid": pid})
@@ -233,12 +259,15 @@ def test_a_store_folder_of_another_protocol_file_of_the_same_name_is_refused(tmp
     assert code == 2 and "holds the cells of another protocol named 'mine'" in out, out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["nope"], "unknown protocol 'nope'"),
-    (["{proto}", "protocol=smoke"], "name the protocol once, as PROTOCOL"),
-    (["{proto}", "--runs", "{tmp}/missing"], "no run store at"),
-    (["{proto}", "--runs", "{tmp}/empty"], "holds no run store: no protocol has run there"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["nope"], "unknown protocol 'nope'"),
+        (["{proto}", "protocol=smoke"], "name the protocol once, as PROTOCOL"),
+        (["{proto}", "--runs", "{tmp}/missing"], "no run store at"),
+        (["{proto}", "--runs", "{tmp}/empty"], "holds no run store: no protocol has run there"),
+    ],
+)
 def test_mistakes_end_in_one_line(tmp_path, monkeypatch, args, message):
     monkeypatch.setitem(REGISTERED, "noisy_gt", "tests.aebench.harness.fake_method:NoisyGT")
     monkeypatch.setenv("AEBENCH_RUNS", str(tmp_path / "empty"))

@@ -9,13 +9,25 @@ from aebench.harness.report.plots import plot
 from aebench.harness.report.tables import render_table
 
 
-def make_cell(root: Path, protocol: str, cid: str, row: str, psnr, lpips=None, done=True, info=None, sync=None,
-              **extra) -> None:
+def make_cell(root: Path, protocol: str, cid: str, row: str, psnr, lpips=None, done=True, info=None, sync=None, **extra) -> None:
     d = root / protocol / cid
     d.mkdir(parents=True)
-    cell = {"protocol": protocol, "cell_id": cid, "row": row, "method": "aenerf", "identity": "synth_02",
-            "clip_seconds": 0.0, "iters": 60, "audio": "self", "seed": 0, "scale": "smoke",
-            "data_root": "/x/data/synth/3x4s", "size": 32, "train_hours": 0.01, **extra}
+    cell = {
+        "protocol": protocol,
+        "cell_id": cid,
+        "row": row,
+        "method": "aenerf",
+        "identity": "synth_02",
+        "clip_seconds": 0.0,
+        "iters": 60,
+        "audio": "self",
+        "seed": 0,
+        "scale": "smoke",
+        "data_root": "/x/data/synth/3x4s",
+        "size": 32,
+        "train_hours": 0.01,
+        **extra,
+    }
     (d / "cell.json").write_text(json.dumps(cell))
     summary = {"psnr": psnr, "ssim": 0.5, "lpips": lpips, "lmd_dlib": 1.5, "sync_conf": sync, "sync_dist": None}
     missing = {m: f"{m} weights absent. Fix: aebench weights add ..." for m, v in summary.items() if v is None}
@@ -162,9 +174,11 @@ def test_bars_draw_the_papers_sync(tmp_path, monkeypatch):
 
     drawn = []
     real_bar = matplotlib.axes.Axes.bar
-    monkeypatch.setattr(matplotlib.axes.Axes, "bar",
-                        lambda self, x, h, *a, **k: drawn.append((self, k.get("label"), list(h)))
-                        or real_bar(self, x, h, *a, **k))
+    monkeypatch.setattr(
+        matplotlib.axes.Axes,
+        "bar",
+        lambda self, x, h, *a, **k: drawn.append((self, k.get("label"), list(h))) or real_bar(self, x, h, *a, **k),
+    )
     make_cell(tmp_path, "ablation", "a", "AE-NeRF", 21.0)
     make_cell(tmp_path, "ablation", "b", "w/o AAA", 20.0)
     plot("ablation", tmp_path, tmp_path / "p")
@@ -178,8 +192,10 @@ def test_a_resumed_log_gives_one_point_per_step(tmp_path):
     from aebench.harness.protocol.run_store import training_curve
 
     log = tmp_path / "log.txt"
-    log.write_text("[10:00:00] fine-tune\nstep 10 loss=0.5\nstep 20 loss=0.4\nstep 30 loss=0.3\nstep 40 loss=0.35\n"
-                   "[10:05:00] resumed\nstep 30 loss=0.29\nstep 40 loss=0.2\nstep 50 loss=0.1\n")
+    log.write_text(
+        "[10:00:00] fine-tune\nstep 10 loss=0.5\nstep 20 loss=0.4\nstep 30 loss=0.3\nstep 40 loss=0.35\n"
+        "[10:05:00] resumed\nstep 30 loss=0.29\nstep 40 loss=0.2\nstep 50 loss=0.1\n"
+    )
     curve = training_curve(tmp_path)
     assert [r["step"] for r in curve] == [10, 20, 30, 40, 50]
     assert [r["loss"] for r in curve] == [0.5, 0.4, 0.29, 0.2, 0.1]
@@ -187,8 +203,12 @@ def test_a_resumed_log_gives_one_point_per_step(tmp_path):
 
 def test_store_weights_without_a_known_hash_are_marked(tmp_path):
     """LMD from face-alignment files the store could check only by their hash prefix is marked †."""
-    prefix_only = {"weights": {"face_alignment_s3fd": {"official": False, "verification": "sha256-prefix"},
-                               "face_alignment_2dfan4": {"official": False, "verification": "sha256-prefix"}}}
+    prefix_only = {
+        "weights": {
+            "face_alignment_s3fd": {"official": False, "verification": "sha256-prefix"},
+            "face_alignment_2dfan4": {"official": False, "verification": "sha256-prefix"},
+        }
+    }
     make_cell(tmp_path, "ablation", "a", "AE-NeRF", 21.0, info=prefix_only)
     d = tmp_path / "ablation" / "a" / "metrics.json"
     data = json.loads(d.read_text())

@@ -23,14 +23,18 @@ EXPORT = Path(__file__).parents[3] / "results" / "exports" / "real_quick.json"
 
 def _cli(*args: str):
     res = CliRunner().invoke(main, list(args))
-    assert "Traceback" not in res.output and not isinstance(res.exception, (TypeError, AttributeError, KeyError,
-                                                                            RecursionError))
+    assert "Traceback" not in res.output and not isinstance(res.exception, (TypeError, AttributeError, KeyError, RecursionError))
     return res
 
 
 def _config(**train) -> dict:
-    return {"seed": 0, "scale": "smoke", "data": {"root": "/x", "size": 32, "clip_seconds": 0.0},
-            "train": {"iters": 3, "lr": 0.01, **train}, "run": {"identity": "synth_02", "audio": "self"}}
+    return {
+        "seed": 0,
+        "scale": "smoke",
+        "data": {"root": "/x", "size": 32, "clip_seconds": 0.0},
+        "train": {"iters": 3, "lr": 0.01, **train},
+        "run": {"identity": "synth_02", "audio": "self"},
+    }
 
 
 def _cell_with_config(root: Path, cid: str, psnr: float, config: dict, **extra) -> None:
@@ -39,6 +43,7 @@ def _cell_with_config(root: Path, cid: str, psnr: float, config: dict, **extra) 
 
 
 # ----- tables never pool different experiments -----------------------------------------------
+
 
 def test_cells_that_differ_in_a_setting_are_refused_not_pooled(tmp_path):
     """The trial: a second run with train.iters=4 beside one with 3 showed one entry, n=2."""
@@ -70,6 +75,7 @@ def test_a_results_file_that_pools_experiments_is_refused(tmp_path):
 
 # ----- validate refuses what cannot be a value ------------------------------------------------
 
+
 def _doc_with(tmp_path: Path, edit, text: str | None = None) -> Path:
     doc = json.loads(EXPORT.read_text())
     edit(doc)
@@ -81,17 +87,21 @@ def _doc_with(tmp_path: Path, edit, text: str | None = None) -> Path:
 def _set_summary(name, value):
     def edit(doc):
         doc["cells"][0]["summary"][name] = value
+
     return edit
 
 
-@pytest.mark.parametrize("edit,fragment", [
-    (_set_summary("ssim", "inf"), "summary.ssim: inf is not a finite number"),
-    (_set_summary("psnr", -3.0), "-3 is outside the range of PSNR [0, 60]"),
-    (_set_summary("psnr", "inf"), "summary.psnr: inf is not a finite number"),
-    (_set_summary("ssim", 1.5), "1.5 is outside the range of SSIM [-1, 1]"),
-    (_set_summary("psnrr", 20.0), "unknown metric 'psnrr'"),
-    (_set_summary("psnr", None), "null without a reason"),
-])
+@pytest.mark.parametrize(
+    "edit,fragment",
+    [
+        (_set_summary("ssim", "inf"), "summary.ssim: inf is not a finite number"),
+        (_set_summary("psnr", -3.0), "-3 is outside the range of PSNR [0, 60]"),
+        (_set_summary("psnr", "inf"), "summary.psnr: inf is not a finite number"),
+        (_set_summary("ssim", 1.5), "1.5 is outside the range of SSIM [-1, 1]"),
+        (_set_summary("psnrr", 20.0), "unknown metric 'psnrr'"),
+        (_set_summary("psnr", None), "null without a reason"),
+    ],
+)
 def test_validate_refuses_values_a_metric_cannot_have(tmp_path, edit, fragment):
     path = _doc_with(tmp_path, edit)
     res = _cli("validate", str(path))
@@ -112,11 +122,15 @@ def test_validate_refuses_nan_literals_and_deep_nesting(tmp_path):
 
 # ----- the run store: damaged or impossible values are named, never shown --------------------
 
-@pytest.mark.parametrize("damage,fragment", [
-    (lambda d: (d / "metrics.json").write_text('{"summary": {"psnr": 15.'), "metrics record"),
-    (lambda d: (d / "cell.json").write_text('{"row": "AE-'), "cell record"),
-    (lambda d: (d / "metrics.json").write_text('{"summary": {"psnr": NaN}}'), "NaN is not a JSON number"),
-])
+
+@pytest.mark.parametrize(
+    "damage,fragment",
+    [
+        (lambda d: (d / "metrics.json").write_text('{"summary": {"psnr": 15.'), "metrics record"),
+        (lambda d: (d / "cell.json").write_text('{"row": "AE-'), "cell record"),
+        (lambda d: (d / "metrics.json").write_text('{"summary": {"psnr": NaN}}'), "NaN is not a JSON number"),
+    ],
+)
 def test_a_damaged_cell_is_named_by_tables(tmp_path, damage, fragment):
     make_cell(tmp_path, "ablation", "a", "AE-NeRF", 21.0)
     damage(tmp_path / "ablation" / "a")
@@ -124,9 +138,15 @@ def test_a_damaged_cell_is_named_by_tables(tmp_path, damage, fragment):
     assert res.exit_code != 0 and fragment in res.output and str(tmp_path / "ablation" / "a") in res.output, res.output
 
 
-@pytest.mark.parametrize("value,problem", [("15.4", "'15.4' is not a number"), ([15.4], "[15.4] is not a number"),
-                                           ("inf", "inf is not a finite number"),
-                                           (75.0, "75 is outside the range of PSNR [0, 60]")])
+@pytest.mark.parametrize(
+    "value,problem",
+    [
+        ("15.4", "'15.4' is not a number"),
+        ([15.4], "[15.4] is not a number"),
+        ("inf", "inf is not a finite number"),
+        (75.0, "75 is outside the range of PSNR [0, 60]"),
+    ],
+)
 def test_a_stored_value_that_cannot_be_right_is_refused_not_shown(tmp_path, value, problem):
     """The trial: string values made tracebacks, a NaN passed regress; a cell scored before PSNR was
     capped holds "inf". Each is refused as a wrong number: missing, with the reason, never shown."""
@@ -145,6 +165,7 @@ def test_a_stored_value_that_cannot_be_right_is_refused_not_shown(tmp_path, valu
 
 # ----- protocols: what would fail mid-run, or run something else, is refused at load ---------
 
+
 def _protocol(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "p.yaml"
     path.write_text(text)
@@ -155,26 +176,33 @@ BASE = "name: mine\nmetrics: [psnr]\n"
 ROWS = "rows:\n  - {label: A, method: aenerf}\n"
 
 
-@pytest.mark.parametrize("text,fragment", [
-    (BASE + ROWS + "grid:\n  iters: [3]\n  iters: [4]\n", "key 'iters' appears twice"),
-    (BASE + "rows:\n  - {label: A, method: aenerf}\n  - {label: A, method: aenerf, set: {aenerf.aaa: false}}\n",
-     "row label(s) ['A'] used by more than one row"),
-    (BASE + ROWS + "targets: synth_02\n", "targets is all or a list of identity names, e.g. targets: [synth_02]"),
-    ("name: mine\nmetrics: psnr\n" + ROWS, "metrics is a list"),
-    (BASE + ROWS + "base: everything\n", "base is leave_one_out"),
-    (BASE + ROWS + "grid: {iters: [2.7]}\n", "grid.iters: 2.7 is not a whole number"),
-    (BASE + ROWS + "grid: {seed: [1e30]}\n", "grid.seed: '1e30' is not a whole number"),
-    (BASE + ROWS + "grid: {seed: [1.0e+30]}\n", "grid.seed: 1e+30 is not a whole number"),
-    (BASE + ROWS + "grid: {clip_seconds: [-1]}\n", "grid.clip_seconds: -1 is not a length"),
-    (BASE + ROWS + "grid: {seed: [0, 0]}\n", "repeats a value"),
-    (BASE + ROWS + "grid: {seed: []}\n", "grid.seed: no values"),
-    (BASE + "rows: [aenerf]\n", "a row is a mapping"),
-    (BASE + ROWS + "settings: [train.iters=3]\n", "settings is a mapping"),
-    (BASE + ROWS + "settings: {train.iters: 2.7}\n", "'train.iters' takes a whole number, got 2.7"),
-    (BASE.replace("name: mine", "name: _base") + ROWS, "protocol name '_base' must be a plain folder name"),
-    (BASE + "rows:\n  - {label: A, method: aenerf, set: {slurm.partition: gpu}}\n",
-     "rows[0] sets slurm.partition: launcher settings apply to a whole run"),
-])
+@pytest.mark.parametrize(
+    "text,fragment",
+    [
+        (BASE + ROWS + "grid:\n  iters: [3]\n  iters: [4]\n", "key 'iters' appears twice"),
+        (
+            BASE + "rows:\n  - {label: A, method: aenerf}\n  - {label: A, method: aenerf, set: {aenerf.aaa: false}}\n",
+            "row label(s) ['A'] used by more than one row",
+        ),
+        (BASE + ROWS + "targets: synth_02\n", "targets is all or a list of identity names, e.g. targets: [synth_02]"),
+        ("name: mine\nmetrics: psnr\n" + ROWS, "metrics is a list"),
+        (BASE + ROWS + "base: everything\n", "base is leave_one_out"),
+        (BASE + ROWS + "grid: {iters: [2.7]}\n", "grid.iters: 2.7 is not a whole number"),
+        (BASE + ROWS + "grid: {seed: [1e30]}\n", "grid.seed: '1e30' is not a whole number"),
+        (BASE + ROWS + "grid: {seed: [1.0e+30]}\n", "grid.seed: 1e+30 is not a whole number"),
+        (BASE + ROWS + "grid: {clip_seconds: [-1]}\n", "grid.clip_seconds: -1 is not a length"),
+        (BASE + ROWS + "grid: {seed: [0, 0]}\n", "repeats a value"),
+        (BASE + ROWS + "grid: {seed: []}\n", "grid.seed: no values"),
+        (BASE + "rows: [aenerf]\n", "a row is a mapping"),
+        (BASE + ROWS + "settings: [train.iters=3]\n", "settings is a mapping"),
+        (BASE + ROWS + "settings: {train.iters: 2.7}\n", "'train.iters' takes a whole number, got 2.7"),
+        (BASE.replace("name: mine", "name: _base") + ROWS, "protocol name '_base' must be a plain folder name"),
+        (
+            BASE + "rows:\n  - {label: A, method: aenerf, set: {slurm.partition: gpu}}\n",
+            "rows[0] sets slurm.partition: launcher settings apply to a whole run",
+        ),
+    ],
+)
 def test_protocol_mistakes_are_refused_before_any_work(tmp_path, monkeypatch, text, fragment):
     monkeypatch.chdir(tmp_path)
     res = _cli("run", f"protocol={_protocol(tmp_path, text)}", "--runs", str(tmp_path / "runs"))
@@ -204,8 +232,19 @@ def test_an_identity_copy_of_a_frame_is_scored_at_the_cap_by_the_cli(tmp_path):
         d.mkdir()
         for i, f in enumerate(frames):
             cv2.imwrite(str(d / f"{i:04d}.png"), f[..., ::-1])
-    res = _cli("eval", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "--metrics", "psnr",
-               "--out", str(tmp_path / "out"), "--export", str(tmp_path / "r.json"))
+    res = _cli(
+        "eval",
+        "--pred",
+        str(tmp_path / "pred"),
+        "--gt",
+        str(tmp_path / "gt"),
+        "--metrics",
+        "psnr",
+        "--out",
+        str(tmp_path / "out"),
+        "--export",
+        str(tmp_path / "r.json"),
+    )
     assert res.exit_code == 0, res.output
     summary = json.loads((tmp_path / "out" / "metrics.json").read_text())["summary"]
     assert 0 < summary["psnr"] < 60 and "inf" not in res.output
@@ -215,7 +254,8 @@ def test_an_identity_copy_of_a_frame_is_scored_at_the_cap_by_the_cli(tmp_path):
 
 # ----- tables escape what would break them or run as a formula -------------------------------
 
-@pytest.mark.parametrize("label", ["A|B", "two\nlines", "=HYPERLINK(\"http://x\",\"y\")", "-cmd", "@SUM(1)"])
+
+@pytest.mark.parametrize("label", ["A|B", "two\nlines", '=HYPERLINK("http://x","y")', "-cmd", "@SUM(1)"])
 def test_row_labels_cannot_break_a_table_or_run_as_a_formula(tmp_path, label):
     import csv
     import io
@@ -239,6 +279,7 @@ def test_signed_numbers_are_not_taken_for_formulas():
 
 # ----- a protocol's store folder holds one protocol ------------------------------------------
 
+
 def test_a_user_protocol_named_like_a_shipped_one_does_not_pool_with_its_cells(tmp_path, monkeypatch):
     """The trial: a user protocol whose name: is smoke pooled into results/runs/smoke."""
     from aebench.harness.protocol.run_store import check_protocol_folder
@@ -260,6 +301,7 @@ def test_a_user_protocol_named_like_a_shipped_one_does_not_pool_with_its_cells(t
 
 # ----- cells are keyed by their data, not its path --------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def two_corpora(tmp_path_factory) -> tuple[Path, Path]:
     from aebench.data.synth import make_corpus
@@ -278,8 +320,7 @@ def _ids(protocol: Path, root: Path) -> list[str]:
     return [c.cell_id for c in expand_cells(load_protocol(protocol), root)]
 
 
-def test_the_same_data_moved_keeps_its_cells_and_other_data_at_the_same_path_does_not(tmp_path, two_corpora,
-                                                                                      monkeypatch):
+def test_the_same_data_moved_keeps_its_cells_and_other_data_at_the_same_path_does_not(tmp_path, two_corpora, monkeypatch):
     from aebench.registry import REGISTERED
     from tests.aebench.harness.test_protocol import write_protocol
 
@@ -316,13 +357,18 @@ def test_cells_of_data_prepared_again_are_not_shown_as_its_results(tmp_path, two
         render_table(str(proto), runs, "md")
 
 
-@pytest.mark.parametrize("fields,override,fragment", [
-    ({"grid": {"clip_seconds": [1000]}}, [],
-     "clip_seconds 1000: synth_02: a 1000.0 s clip needs 25000 frames but the training half has only 25"),
-    ({}, ["data.size=4096"], "data.size 4096 is above the 16 px synth_02 was prepared at"),
-])
-def test_cells_their_data_cannot_serve_are_refused_before_any_work(tmp_path, two_corpora, monkeypatch, fields,
-                                                                   override, fragment):
+@pytest.mark.parametrize(
+    "fields,override,fragment",
+    [
+        (
+            {"grid": {"clip_seconds": [1000]}},
+            [],
+            "clip_seconds 1000: synth_02: a 1000.0 s clip needs 25000 frames but the training half has only 25",
+        ),
+        ({}, ["data.size=4096"], "data.size 4096 is above the 16 px synth_02 was prepared at"),
+    ],
+)
+def test_cells_their_data_cannot_serve_are_refused_before_any_work(tmp_path, two_corpora, monkeypatch, fields, override, fragment):
     from aebench.harness.protocol.cells import expand_cells
     from aebench.harness.protocol.spec import ProtocolError, load_protocol
     from aebench.registry import REGISTERED
@@ -335,6 +381,7 @@ def test_cells_their_data_cannot_serve_are_refused_before_any_work(tmp_path, two
 
 
 # ----- audio that is not sound is not silence ---------------------------------------------------
+
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 def test_eval_refuses_audio_with_non_finite_samples(tmp_path, bad):
@@ -359,8 +406,13 @@ def test_a_native_size_run_records_the_size_it_ran_at(tmp_path, monkeypatch, two
     from tests.aebench.harness.test_protocol import write_protocol
 
     monkeypatch.setitem(REGISTERED, "noisy_gt", "tests.aebench.harness.fake_method:NoisyGT")
-    proto = write_protocol(tmp_path, grid={"iters": [5]}, rows=[{"label": "A", "method": "noisy_gt"}],
-                           data=str(two_corpora[0]), settings={"data.size": 0, "train.render_frames": 4})
+    proto = write_protocol(
+        tmp_path,
+        grid={"iters": [5]},
+        rows=[{"label": "A", "method": "noisy_gt"}],
+        data=str(two_corpora[0]),
+        settings={"data.size": 0, "train.render_frames": 4},
+    )
     _, cells = expand(str(proto), [])
     launch(cells, tmp_path / "runs", progress=False)
     record = json.loads((tmp_path / "runs" / "toy" / cells[0].cell_id / "cell.json").read_text())
@@ -368,6 +420,7 @@ def test_a_native_size_run_records_the_size_it_ran_at(tmp_path, monkeypatch, two
 
 
 # ----- what repeats may differ in ----------------------------------------------------------------
+
 
 def test_voices_a_scale_adds_are_columns_not_pooled_experiments(tmp_path):
     """cross_driven names one voice at the top of its file and three at small/paper scale: cells of

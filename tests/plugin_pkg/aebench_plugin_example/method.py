@@ -30,6 +30,7 @@ class Copycat(Method):
         darken = json.loads((Path(checkpoint) / "copycat.json").read_text())["darken"]
         test = identity.split("test")
         n, audio = render_span(identity, driving_audio, int(cfg.train.render_frames))
-        frames = (np.clip(test.frame(int(k)).astype(np.int16) - darken, 0, 255).astype(np.uint8)
-                  for k in driving_pose_indices(test.n_frames, n))
+        frames = (
+            np.clip(test.frame(int(k)).astype(np.int16) - darken, 0, 255).astype(np.uint8) for k in driving_pose_indices(test.n_frames, n)
+        )
         return write_video(out, frames, identity.fps, audio, crf=0)
