@@ -83,8 +83,10 @@ def execute(
     skipped = sum(o.status == "skipped" for o in outcomes)
     failed = [o for o in outcomes if o.status == "failed"]
     click.echo(f"{done} cells run, {skipped} already done, {len(failed)} failed")
+    from aebench.harness.protocol.run_store import cell_folder
+
     for o in failed:
-        log = runs_root / o.cell.protocol / o.cell.cell_id / "log.txt"
+        log = cell_folder(runs_root, o.cell) / "log.txt"
         click.echo(f"  FAILED {o.cell.label} ({o.cell.cell_id}): {o.error}  [log: {log}]", err=True)
     return protocol, cells, failed
 

@@ -138,12 +138,12 @@ def _quiet(*_) -> None:
 
 def _bases_needed(cells: list[Cell], runs_root: Path) -> list[Cell]:
     """One cell per distinct base model that an unfinished cell needs (methods with a base model)."""
-    from aebench.harness.protocol.run_store import is_done
+    from aebench.harness.protocol.run_store import cell_folder, is_done
     from aebench.registry import method_class
 
     firsts: dict[str, Cell] = {}
     for cell in cells:
-        if method_class(cell.method).has_base_model and not is_done(runs_root / cell.protocol / cell.cell_id):
+        if method_class(cell.method).has_base_model and not is_done(cell_folder(runs_root, cell)):
             firsts.setdefault(base_key(cell.cfg), cell)
     return list(firsts.values())
 

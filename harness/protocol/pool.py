@@ -20,7 +20,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from aebench.harness.protocol.cells import Cell
-from aebench.harness.protocol.run_store import base_folder, finetune_folder
+from aebench.harness.protocol.run_store import base_folder, cell_folder, finetune_folder
 from aebench.harness.protocol.runner import CellOutcome, fail_unrun
 
 #: what `workers=` takes besides a whole number
@@ -81,7 +81,7 @@ def plan_jobs(cells: list[Cell], runs_root: Path) -> dict[str, Job]:
 
     jobs: dict[str, Job] = {}
     for cell in cells:
-        cell_dir = runs_root / cell.protocol / cell.cell_id
+        cell_dir = cell_folder(runs_root, cell)
         if is_done(cell_dir):
             continue
         needs: set[str] = set()
@@ -176,7 +176,7 @@ def run_pool(cells: list[Cell], runs_root: Path, progress: bool, workers: int) -
         raise RuntimeError(
             "a worker process died (killed, or out of memory); finished cells are kept: run the same command again to resume"
         ) from exc
-    return [outcomes.get(str(runs_root / c.protocol / c.cell_id)) or CellOutcome(c, "skipped") for c in cells]
+    return [outcomes.get(str(cell_folder(runs_root, c))) or CellOutcome(c, "skipped") for c in cells]
 
 
 def _ready(waiting: dict[str, Job], finished: set[str], failed: dict[str, str], order: dict[str, int], slots: int) -> list[str]:

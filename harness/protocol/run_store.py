@@ -34,6 +34,12 @@ from aebench.json_numbers import read_json
 DONE = "done"
 
 
+def cell_folder(runs_root: Path, cell) -> Path:
+    """``<root>/<protocol>/<cell-id>``: the folder of a cell (a
+    :class:`~aebench.harness.protocol.cells.Cell`) in the store at ``runs_root``."""
+    return Path(runs_root) / cell.protocol / cell.cell_id
+
+
 def base_folder(cfg) -> str:
     """``_base/<method>-<base-key>``: where the base model of a cell with config ``cfg`` is
     trained, relative to the store's root (shared by every cell with its key)."""

@@ -29,6 +29,7 @@ from aebench.harness.protocol.records import SCHEMA, BaseRecord, CellRecord, Fin
 from aebench.harness.protocol.run_store import (
     atomic_write,
     base_folder,
+    cell_folder,
     cell_lock,
     clear_running,
     finetune_folder,
@@ -142,7 +143,7 @@ def ensure_models(cell: Cell, runs_root: Path, progress=print) -> None:
 def fail_unrun(cell: Cell, runs_root: Path, error: str) -> CellOutcome:
     """Record ``cell`` failed without running it (a model it needs failed), unless it is done:
     its config.yaml (what reports count unfinished cells by), log line and failed.json."""
-    cell_dir = runs_root / cell.protocol / cell.cell_id
+    cell_dir = cell_folder(runs_root, cell)
     with cell_lock(cell_dir):
         if is_done(cell_dir):
             return CellOutcome(cell, "skipped")
@@ -159,7 +160,7 @@ def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
     failed.json and returned; while it runs, running.json says who runs it (`aebench status`)."""
     from aebench.registry import get_method
 
-    cell_dir = runs_root / cell.protocol / cell.cell_id
+    cell_dir = cell_folder(runs_root, cell)
     if is_done(cell_dir):
         return CellOutcome(cell, "skipped")
     with cell_lock(cell_dir), torch_threads(int(cell.cfg.threads)):
@@ -305,7 +306,7 @@ def ground_truth(identity: Identity, n: int):
 def rescore_cell(cell: Cell, runs_root: Path) -> CellOutcome:
     """Score a finished cell again with the protocol's metrics as they are now (a metric added
     or fixed later), from its stored render, without training or rendering."""
-    cell_dir = runs_root / cell.protocol / cell.cell_id
+    cell_dir = cell_folder(runs_root, cell)
     if not is_done(cell_dir):
         return CellOutcome(cell, "skipped", "not finished")
     with cell_lock(cell_dir), torch_threads(int(cell.cfg.threads)):

@@ -136,13 +136,13 @@ def submit(cells: list[Cell], runs_root: Path, settings: dict) -> Submitted:
     """Submit the unfinished cells (and the base models they need) as SLURM jobs and return at
     once. A refused submission cancels what was already submitted and raises RuntimeError."""
     from aebench.harness.protocol.launchers import _bases_needed, _pool_base, _remote_cell
-    from aebench.harness.protocol.run_store import is_done
+    from aebench.harness.protocol.run_store import cell_folder, is_done
     from aebench.registry import REGISTERED
 
     require_slurm()
     registry = dict(REGISTERED)  # methods a test or session registered here, for the jobs
     root = str(runs_root)
-    out = Submitted(done=[c for c in cells if is_done(runs_root / c.protocol / c.cell_id)])
+    out = Submitted(done=[c for c in cells if is_done(cell_folder(runs_root, c))])
     finished = {c.cell_id for c in out.done}
     todo = [c for c in cells if c.cell_id not in finished]
     if not todo:

@@ -71,9 +71,9 @@ def from_store(protocol, runs_root: Path) -> Results:
 def of_cells(spec, runs_root: Path, cells: list) -> Results:
     """The finished ones of ``cells`` (:class:`~aebench.harness.protocol.cells.Cell`, e.g. what a
     regression check just ran) as :class:`Results`, read as every report reads the store."""
-    from aebench.harness.protocol.run_store import is_done, read_cell
+    from aebench.harness.protocol.run_store import cell_folder, is_done, read_cell
 
-    folders = [Path(runs_root) / c.protocol / c.cell_id for c in cells]
+    folders = [cell_folder(runs_root, c) for c in cells]
     return Results(spec, [read_cell(d) for d in folders if is_done(d)], origin=f"{runs_root}/{spec.name}")
 
 
