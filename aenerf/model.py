@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aebench.engine.method import NeRFModel
+from aebench.engine.model import NeRFModel
 from aebench.engine.mlp import NeRFMLP
 from aebench.engine.references import FeatureExtractor, clamp_to_image, project_to_refs, reference_tokens
 from aebench.engine.settings import ReferenceSettings

@@ -42,7 +42,8 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from aebench.engine.method import NeRFMethod, NeRFModel
+from aebench.engine.method import NeRFMethod
+from aebench.engine.model import NeRFModel
 from aebench.engine.mlp import NeRFMLP
 from aebench.engine.settings import NeRFSettings
 from aebench.settings import TrainSettings

@@ -59,7 +59,8 @@ import torch
 from torch import Tensor, nn
 
 from aebench.engine.encoding import PositionalEncoding
-from aebench.engine.method import NeRFMethod, NeRFModel
+from aebench.engine.method import NeRFMethod
+from aebench.engine.model import NeRFModel
 from aebench.engine.mlp import NeRFMLP
 from aebench.engine.references import FeatureExtractor, clamp_to_image, project_to_refs, reference_tokens, sample_features
 from aebench.engine.settings import ReferenceSettings

@@ -26,7 +26,10 @@ Modules (import from them directly; their public functions are stable):
   and ``write_render`` (mp4 + audio).
 - :mod:`~aebench.engine.settings`: ``NeRFSettings`` that each method's section extends,
   and ``FieldSettings`` (``cfg.field``), the position encoding they share.
-- :mod:`~aebench.engine.method`: the one NeRF-method skeleton (``NeRFMethod``, ``NeRFModel``).
+- :mod:`~aebench.engine.model`: the network half of a NeRF method (``NeRFModel``: encoders, samplers' networks,
+  the hooks a method fills in, the training step).
+- :mod:`~aebench.engine.method`: the one NeRF-method skeleton (``NeRFMethod``: settings, training, checkpoints,
+  rendering).
 - Reusable networks: :mod:`~aebench.engine.mlp` ``NeRFMLP`` (trunk with skip, density,
   colour, optional parsing mask), :mod:`~aebench.engine.audio` ``AudioEncoder`` (AD-NeRF's
   AudioNet + AudioAttNet smoothing), :mod:`~aebench.engine.references` ``FeatureExtractor``

@@ -202,7 +202,7 @@ def test_warper_first_layer_by_blocks_equals_the_concatenated_input():
 
 
 def test_opacity_entropy_is_the_binary_entropy_in_bits():
-    from aebench.engine.method import opacity_entropy
+    from aebench.engine.model import opacity_entropy
 
     assert opacity_entropy(torch.tensor([0.5, 0.5])).item() == pytest.approx(1.0, abs=1e-6)
     assert opacity_entropy(torch.tensor([0.0, 1.0])).item() == pytest.approx(0.0, abs=1e-3)
