@@ -156,8 +156,10 @@ def fail_unrun(cell: Cell, runs_root: Path, error: str) -> CellOutcome:
 
 
 def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
-    """Run ``cell`` unless already done. Failures are logged in the cell, recorded in its
-    failed.json and returned; while it runs, running.json says who runs it (`aebench status`)."""
+    """Run ``cell`` unless already done: its models (:func:`train_stage`), its render
+    (:func:`render_stage`), its scores (:func:`score_cell`) and its record. Failures are logged in
+    the cell, recorded in its failed.json and returned; while it runs, running.json says who runs it
+    (`aebench status`)."""
     from aebench.registry import get_method
 
     cell_dir = cell_folder(runs_root, cell)
@@ -166,76 +168,23 @@ def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
     with cell_lock(cell_dir), torch_threads(int(cell.cfg.threads)):
         if is_done(cell_dir):
             return CellOutcome(cell, "skipped")
-        cfg = cell.cfg
         try:
             cell_dir.mkdir(parents=True, exist_ok=True)
             mark_running(cell_dir)
-            (cell_dir / "config.yaml").write_text(to_yaml(cfg))
+            (cell_dir / "config.yaml").write_text(to_yaml(cell.cfg))
             log_line(cell_dir, f"cell {cell.cell_id}: {cell.label}")
-            method = get_method(cell.method)
-            identity = _identity(cfg, cell.identity)
-            timings = {"prepare_s": prepare_seconds(identity)}
-            memory = {}
-            base_model = ensure_base(method, cfg, runs_root, progress)
-            base_record, base_dir = base_model if base_model else (None, None)
-            base = Path(base_record.checkpoint) if base_record else None
-            timings["pretrain_s"] = base_record.pretrain_s if base_record else 0.0
-            if base_record:
-                memory["pretrain"] = base_record.peak_memory
-            log_line(cell_dir, "fine-tune")
-            ft_record, ft_dir = ensure_finetuned(method, cfg, identity, base, runs_root, progress)
-            ckpt = ft_record.checkpoint
-            timings["finetune_s"] = ft_record.finetune_s
-            memory["finetune"] = ft_record.peak_memory
-            train_log = Path(ckpt).parent / "log.txt"
-            if train_log.exists():  # the training steps once, also when an attempt is resumed
-                own = cell_dir / "log.txt"
-                lines = own.read_text().splitlines(keepends=True) if own.exists() else []
-                atomic_write(own, "".join(li for li in lines if not li.startswith("step ")) + train_log.read_text())
-            audio, self_driven = driving_audio(cfg, identity)
-            progress(f"  render ({'self' if self_driven else cfg.run.audio}-driven)")
-            log_line(cell_dir, "render")
-            t0 = time.perf_counter()
-            with peak_memory() as mem:
-                video = method.render(Path(ckpt), identity, audio, cfg, cell_dir / "render.mp4")
-            timings["render_s"] = time.perf_counter() - t0
-            memory["render"] = mem.to_json()
+            method, identity = get_method(cell.method), _identity(cell.cfg, cell.identity)
+            spent = Spent({"prepare_s": prepare_seconds(identity)}, {})
+            models = train_stage(method, cell, identity, runs_root, cell_dir, spent, progress)
+            audio, self_driven = driving_audio(cell.cfg, identity)
+            video = render_stage(method, models, cell, identity, audio, self_driven, cell_dir, spent, progress)
             progress("  evaluate")
             log_line(cell_dir, "evaluate")
             t0 = time.perf_counter()
-            scored = score_cell(cell, identity, Path(video), audio, self_driven, cell_dir)
-            timings["eval_s"] = time.perf_counter() - t0
-            memory["eval"] = scored.info["provenance"]["peak_memory"]
-            rendered = rendered_frames(Path(video))
-            write_record(
-                cell_dir,
-                CellRecord(
-                    SCHEMA,
-                    protocol=cell.protocol,
-                    cell_id=cell.cell_id,
-                    row=cell.row,
-                    method=cell.method,
-                    identity=cell.identity,
-                    clip_seconds=cell.clip_seconds,
-                    iters=cell.iters,
-                    audio=cell.audio,
-                    seed=cell.seed,
-                    scale=cfg.scale,
-                    data_root=str(cfg.data.root),
-                    size=int(identity.size[0]),
-                    base=str(base_dir) if base_dir else None,
-                    finetuned=str(ft_dir),
-                    base_identities=list(cfg.run.base_identities),
-                    timings=timings,
-                    train_hours=(timings["pretrain_s"] + timings["finetune_s"]) / 3600.0,
-                    cost=cell_cost(timings, memory, rendered),
-                    peak_memory=memory,
-                    sha256=scored.hashes(),
-                    provenance=provenance(_device(cfg)),
-                    trained_with={"pretrain": base_record.provenance if base_record else None, "finetune": ft_record.provenance},
-                    key=cell.key,
-                ),
-            )
+            scored = score_cell(cell, identity, video, audio, self_driven, cell_dir)
+            spent.timings["eval_s"] = time.perf_counter() - t0
+            spent.memory["eval"] = scored.info["provenance"]["peak_memory"]
+            write_record(cell_dir, cell_record(cell, identity, models, spent, scored, rendered_frames(video)))
             if not (cell_dir / "render.mp4").exists():
                 shutil.copy(video, cell_dir / "render.mp4")
             mark_done(cell_dir)
@@ -247,6 +196,99 @@ def run_cell(cell: Cell, runs_root: Path, progress=print) -> CellOutcome:
             log_line(cell_dir, "FAILED:\n" + traceback.format_exc())
             mark_failed(cell_dir, error)
             return CellOutcome(cell, "failed", error)
+
+
+@dataclass
+class Spent:
+    """What a cell's stages cost: wall seconds per stage and peak memory per stage."""
+
+    timings: dict
+    memory: dict
+
+
+@dataclass
+class Models:
+    """A cell's trained models: the base model's record and folder (None without one) and the
+    fine-tuned model's."""
+
+    base: BaseRecord | None
+    base_dir: Path | None
+    finetuned: FinetuneRecord
+    finetuned_dir: Path
+
+
+def train_stage(method, cell: Cell, identity: Identity, runs_root: Path, cell_dir: Path, spent: Spent, progress=print) -> Models:
+    """The cell's base model and fine-tuned model (each trained once and shared), their cost, and
+    the training steps in the cell's log (once, also when an attempt was resumed)."""
+    cfg = cell.cfg
+    base_record, base_dir = ensure_base(method, cfg, runs_root, progress) or (None, None)
+    spent.timings["pretrain_s"] = base_record.pretrain_s if base_record else 0.0
+    if base_record:
+        spent.memory["pretrain"] = base_record.peak_memory
+    log_line(cell_dir, "fine-tune")
+    base = Path(base_record.checkpoint) if base_record else None
+    ft_record, ft_dir = ensure_finetuned(method, cfg, identity, base, runs_root, progress)
+    spent.timings["finetune_s"] = ft_record.finetune_s
+    spent.memory["finetune"] = ft_record.peak_memory
+    train_log = Path(ft_record.checkpoint).parent / "log.txt"
+    if train_log.exists():
+        own = cell_dir / "log.txt"
+        lines = own.read_text().splitlines(keepends=True) if own.exists() else []
+        atomic_write(own, "".join(li for li in lines if not li.startswith("step ")) + train_log.read_text())
+    return Models(base_record, base_dir, ft_record, ft_dir)
+
+
+def render_stage(
+    method,
+    models: Models,
+    cell: Cell,
+    identity: Identity,
+    audio: np.ndarray,
+    self_driven: bool,
+    cell_dir: Path,
+    spent: Spent,
+    progress=print,
+) -> Path:
+    """The fine-tuned model's render of ``identity`` driven by ``audio`` (``render.mp4`` in the cell)."""
+    progress(f"  render ({'self' if self_driven else cell.cfg.run.audio}-driven)")
+    log_line(cell_dir, "render")
+    t0 = time.perf_counter()
+    with peak_memory() as mem:
+        video = method.render(Path(models.finetuned.checkpoint), identity, audio, cell.cfg, cell_dir / "render.mp4")
+    spent.timings["render_s"] = time.perf_counter() - t0
+    spent.memory["render"] = mem.to_json()
+    return Path(video)
+
+
+def cell_record(cell: Cell, identity: Identity, models: Models, spent: Spent, scored, rendered: int) -> CellRecord:
+    """What a finished cell ran and what it cost (``cell.json``)."""
+    cfg, timings = cell.cfg, spent.timings
+    return CellRecord(
+        SCHEMA,
+        protocol=cell.protocol,
+        cell_id=cell.cell_id,
+        row=cell.row,
+        method=cell.method,
+        identity=cell.identity,
+        clip_seconds=cell.clip_seconds,
+        iters=cell.iters,
+        audio=cell.audio,
+        seed=cell.seed,
+        scale=cfg.scale,
+        data_root=str(cfg.data.root),
+        size=int(identity.size[0]),
+        base=str(models.base_dir) if models.base_dir else None,
+        finetuned=str(models.finetuned_dir),
+        base_identities=list(cfg.run.base_identities),
+        timings=timings,
+        train_hours=(timings["pretrain_s"] + timings["finetune_s"]) / 3600.0,
+        cost=cell_cost(timings, spent.memory, rendered),
+        peak_memory=spent.memory,
+        sha256=scored.hashes(),
+        provenance=provenance(_device(cfg)),
+        trained_with={"pretrain": models.base.provenance if models.base else None, "finetune": models.finetuned.provenance},
+        key=cell.key,
+    )
 
 
 def _device(cfg: DictConfig) -> str:
