@@ -213,38 +213,44 @@ def _hashers(data_root: Path, available: list[str]):
     return data_hash, audio_hash
 
 
-def _without_root(cfg: DictConfig) -> dict:
-    """The resolved config as a cell id covers it (:func:`aebench.config.id_view`: every setting
-    but those at their neutral value), without ``data.root``: where the data lies is not part of what a cell
-    computes (``run.data_sha256`` and ``run.audio_sha256`` say what the data is), so the same data
-    moved keeps its results and other data at the same path does not reuse them. Nor is how it
-    reached a Ray node (:data:`RAY_SECTION`)."""
+def _id_tree(cfg: DictConfig, legacy: bool = False) -> dict:
+    """The resolved config as an id covers it (:func:`aebench.config.id_view`: every setting but those
+    at their neutral value); ``legacy``: as the ids of stores written before the settings tree
+    covered it (:func:`legacy_folders`)."""
     from omegaconf import OmegaConf
 
-    data = id_view(OmegaConf.to_container(cfg, resolve=True))
+    tree = OmegaConf.to_container(cfg, resolve=True)
+    return _legacy_tree(tree) if legacy else id_view(tree)
+
+
+def _without_root(cfg: DictConfig, legacy: bool = False) -> dict:
+    """The resolved config as a cell id covers it (:func:`_id_tree`), without ``data.root``: where the
+    data lies is not part of what a cell computes (``run.data_sha256`` and ``run.audio_sha256`` say
+    what the data is), so the same data moved keeps its results and other data at the same path
+    does not reuse them. Nor is how it reached a Ray node (:data:`RAY_SECTION`)."""
+    data = _id_tree(cfg, legacy)
     data.get("data", {}).pop("root", None)
     data.pop(RAY_SECTION, None)  # how the cell reached a Ray node
     return data
 
 
-def cell_key(cfg: DictConfig) -> str:
+def cell_key(cfg: DictConfig, legacy: bool = False) -> str:
     """A cell's id: the hash of its resolved config, its data by content (:func:`_without_root`)."""
     from omegaconf import OmegaConf
 
-    return config_hash(OmegaConf.create(_without_root(cfg)))
+    return config_hash(OmegaConf.create(_without_root(cfg, legacy)))
 
 
-def base_key(cfg: DictConfig) -> str:
+def base_key(cfg: DictConfig, legacy: bool = False) -> str:
     """Hash of the config parts that shape a base model (not the fine-tuning ones)."""
     from omegaconf import OmegaConf
 
     method = cfg.method
-    tree = id_view(OmegaConf.to_container(cfg, resolve=True))
+    tree = _id_tree(cfg, legacy)
     train = {k: v for k, v in tree["train"].items() if k != "iters" and k not in TrainSettings.render_keys()}
     parts = {
         "method": method,
         "method_cfg": tree.get(method),
-        "field": tree["field"],
         "train": train,
         "size": cfg.data.size,
         "data": {n: cfg.run.data_sha256.get(n) or f"{cfg.data.root}/{n}" for n in sorted(cfg.run.base_identities)},
@@ -255,6 +261,8 @@ def base_key(cfg: DictConfig) -> str:
         "device": cfg.device,
         "identities": sorted(cfg.run.base_identities),
     }
+    if not legacy:  # then the field's settings were in the method's section
+        parts["field"] = tree["field"]
     return config_hash(OmegaConf.create(parts))
 
 
@@ -263,12 +271,44 @@ def base_key(cfg: DictConfig) -> str:
 AFTER_FINETUNE = {"run": ("audio", "audio_sha256", "protocol", "row"), "train": TrainSettings.render_keys()}
 
 
-def finetune_key(cfg: DictConfig) -> str:
+def finetune_key(cfg: DictConfig, legacy: bool = False) -> str:
     """Hash of the config without the parts that act only after fine-tuning."""
     from omegaconf import OmegaConf
 
-    data = _without_root(cfg)
+    data = _without_root(cfg, legacy)
     for section, keys in AFTER_FINETUNE.items():
         for k in keys:
             (data.get(section) or {}).pop(k, None)
     return config_hash(OmegaConf.create(data))
+
+
+#: where a NeRF method's section kept the field part's settings before the settings tree (old key ->
+#: the field's key): the ids of stores written then hashed them there
+_LEGACY_FIELD_KEYS = {"encoding": "encoding", "hashgrid": "hashgrid", "triplane": "triplane", "fast_mlp": "mlp", "grid_lr_mult": "lr_mult"}
+
+
+def _legacy_tree(tree: dict) -> dict:
+    """A resolved config (plain containers) as aebench resolved it before the settings tree: every
+    setting in the id (no neutral values), and each NeRF method's section holding the five field
+    settings it copied from ``field.*``."""
+    import dataclasses
+
+    from aebench.config import section_classes
+
+    for name, cls in section_classes().items():
+        shared = cls is not None and any(f.metadata.get("shared") == "field" for f in dataclasses.fields(cls))
+        if shared and isinstance(tree.get(name), dict):
+            tree[name] = {**tree[name], **{old: tree["field"][new] for old, new in _LEGACY_FIELD_KEYS.items()}}
+    return tree
+
+
+def legacy_folders(cfg: DictConfig) -> dict[str, str]:
+    """Where a store written before the settings tree keeps this config's cell, base model and
+    fine-tuned model (relative to its root; the same kinds of folder as today's, other ids): what
+    :func:`aebench.harness.protocol.run_store.adopt_earlier` moves to today's names."""
+    method = cfg.method
+    return {
+        "cell": f"{cfg.run.protocol}/{cell_key(cfg, legacy=True)}",
+        "base": f"_base/{method}-{base_key(cfg, legacy=True)}",
+        "finetune": f"_finetune/{method}-{finetune_key(cfg, legacy=True)}",
+    }

@@ -200,10 +200,14 @@ def launch(
     ``auto``: :func:`aebench.harness.protocol.pool.auto_workers`); ``slurm``: the jobs' resources
     (:func:`aebench.harness.protocol.slurm.slurm_settings`, for launcher=slurm)."""
     from aebench.harness.protocol.pool import resolve_workers
+    from aebench.harness.protocol.run_store import adopt_earlier
 
     if launcher != "local" and workers not in (1, "auto"):
         raise ValueError(f"workers=N is for launcher=local; launcher={launcher} places the cells itself")
     workers = resolve_workers(workers, cells, launcher)
+    moved = adopt_earlier(runs_root, cells)  # finished work of a store written before today's ids
+    if moved and progress:
+        print(f"{len(moved)} finished folder(s) of a store written before the settings tree take today's ids: " + ", ".join(moved))
     if launcher == "local":
         return run_local(cells, runs_root, progress, workers)
     if launcher == "ray":

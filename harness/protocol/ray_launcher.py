@@ -24,9 +24,7 @@ import copy
 import dataclasses
 import hashlib
 import io
-import json
 import os
-import re
 import secrets
 import shutil
 import tarfile
@@ -39,15 +37,13 @@ from tqdm import tqdm
 
 from aebench.harness.protocol.cells import Cell
 from aebench.harness.protocol.launchers import _bases_needed, _pool_base, _quiet, _remote_base, _remote_cell
-from aebench.harness.protocol.run_store import base_folder, cell_lock, finetune_folder, is_done
+from aebench.harness.protocol.run_store import base_folder, cell_lock, finetune_folder, is_done, rebase
 from aebench.harness.protocol.runner import CellOutcome
 
 #: ``ray.ship`` values (configs/sections/ray.yaml)
 SHIP_MODES = ("auto", "always", "never")
 #: how long the driver waits for every node's answer to the store check
 PROBE_TIMEOUT_S = 300.0
-#: records whose paths a shipped folder's move rewrites (checkpoints, configs, logs)
-RECORDS = (".json", ".yaml", ".yml", ".txt", ".log")
 
 
 def run_ray(cells: list[Cell], runs_root: Path, progress: bool = True) -> list[CellOutcome]:
@@ -479,52 +475,3 @@ def written_folders(store: Path) -> list[str]:
         if store.is_dir()
         else []
     )
-
-
-def rebase(folder: Path, moves: dict[str, str]) -> None:
-    """The paths under each folder ``moves`` maps (one machine's -> the other's) rewritten in the
-    records under ``folder`` (JSON and YAML values, text logs): a base model's ``base.json`` names
-    its checkpoint, which must be found where the folder now lies."""
-    for path in sorted(Path(folder).rglob("*")):
-        if path.is_file() and path.suffix in RECORDS:
-            _rebase_file(path, moves)
-
-
-def _rebase_file(path: Path, moves: dict[str, str]) -> None:
-    """One record rewritten where a path in it moved: JSON and YAML value by value (parsed, so
-    quoting and line folding do not hide a path), text in one pass (a moved path is not moved twice)."""
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError):
-        return
-    if path.suffix in (".json", ".yaml", ".yml"):
-        import yaml
-
-        is_json = path.suffix == ".json"
-        try:
-            data = json.loads(text) if is_json else yaml.safe_load(text)
-        except (ValueError, yaml.YAMLError):
-            return
-        moved = _moved(data, moves)
-        if json.dumps(moved, default=str) == json.dumps(data, default=str):  # (NaN != NaN: compare the text)
-            return
-        new = json.dumps(moved, indent=2, default=str) + "\n" if is_json else yaml.safe_dump(moved, sort_keys=False)
-    else:
-        olds = "|".join(map(re.escape, sorted(moves, key=len, reverse=True)))
-        new = re.sub(f"(?:{olds})" + r"""(?=[/\s"',:;)\]}>]|$)""", lambda m: moves[m.group(0)], text, flags=re.MULTILINE)
-    if new != text:
-        path.write_text(new)
-
-
-def _moved(value, moves: dict[str, str]):
-    """``value`` (parsed JSON or YAML) with every string that is one of ``moves``' folders, or a
-    path under one, moved to the other folder."""
-    if isinstance(value, dict):
-        return {k: _moved(v, moves) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_moved(v, moves) for v in value]
-    if isinstance(value, str):
-        for old, to in sorted(moves.items(), key=lambda m: -len(m[0])):
-            if value == old or value.startswith(old + "/"):
-                return to + value[len(old) :]
-    return value

@@ -18,8 +18,10 @@ one place.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 import socket
 import sys
 from datetime import datetime, UTC
@@ -371,3 +373,93 @@ def training_curve(cell_dir: Path) -> list[dict]:
             rows = [r for r in rows if r["step"] < row["step"]]
         rows.append(row)
     return rows
+
+
+#: records whose paths a moved folder rewrites (checkpoints, configs, logs)
+RECORDS = (".json", ".yaml", ".yml", ".txt", ".log")
+
+
+def rebase(folder: Path, moves: dict[str, str]) -> None:
+    """The paths under each folder ``moves`` maps (one machine's -> the other's) rewritten in the
+    records under ``folder`` (JSON and YAML values, text logs): a base model's ``base.json`` names
+    its checkpoint, which must be found where the folder now lies."""
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file() and path.suffix in RECORDS:
+            _rebase_file(path, moves)
+
+
+def _rebase_file(path: Path, moves: dict[str, str]) -> None:
+    """One record rewritten where a path in it moved: JSON and YAML value by value (parsed, so
+    quoting and line folding do not hide a path), text in one pass (a moved path is not moved twice)."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return
+    if path.suffix in (".json", ".yaml", ".yml"):
+        import yaml
+
+        is_json = path.suffix == ".json"
+        try:
+            data = json.loads(text) if is_json else yaml.safe_load(text)
+        except (ValueError, yaml.YAMLError):
+            return
+        moved = _moved(data, moves)
+        if json.dumps(moved, default=str) == json.dumps(data, default=str):  # (NaN != NaN: compare the text)
+            return
+        new = json.dumps(moved, indent=2, default=str) + "\n" if is_json else yaml.safe_dump(moved, sort_keys=False)
+    else:
+        olds = "|".join(map(re.escape, sorted(moves, key=len, reverse=True)))
+        new = re.sub(f"(?:{olds})" + r"""(?=[/\s"',:;)\]}>]|$)""", lambda m: moves[m.group(0)], text, flags=re.MULTILINE)
+    if new != text:
+        path.write_text(new)
+
+
+def _moved(value, moves: dict[str, str]):
+    """``value`` (parsed JSON or YAML) with every string that is one of ``moves``' folders, or a
+    path under one, moved to the other folder."""
+    if isinstance(value, dict):
+        return {k: _moved(v, moves) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_moved(v, moves) for v in value]
+    if isinstance(value, str):
+        for old, to in sorted(moves.items(), key=lambda m: -len(m[0])):
+            if value == old or value.startswith(old + "/"):
+                return to + value[len(old) :]
+    return value
+
+
+def adopt_earlier(runs_root: Path, cells: list) -> list[str]:
+    """Give today's names to the folders a store written before the settings tree keeps ``cells``'
+    finished work under (:func:`aebench.harness.protocol.cells.legacy_folders`: the same settings,
+    hashed as then), so that work is found, not redone: each finished legacy folder whose today's
+    folder is absent is renamed, the paths in the moved folders' records follow, and a moved cell's
+    record and config take today's id and form. Returns the folders moved (``old -> new``)."""
+    from aebench.harness.protocol.cells import legacy_folders
+
+    root = Path(runs_root)
+    moves: dict[str, str] = {}
+    adopted_cells = []
+    for cell in cells:
+        old = legacy_folders(cell.cfg)
+        new = {"cell": f"{cell.protocol}/{cell.cell_id}", "base": base_folder(cell.cfg), "finetune": finetune_folder(cell.cfg)}
+        for kind in ("base", "finetune", "cell"):
+            src, dst = root / old[kind], root / new[kind]
+            if str(src) in moves or src == dst or not is_done(src) or dst.exists():
+                continue
+            with cell_lock(src):
+                if not is_done(src) or dst.exists():
+                    continue
+                src.rename(dst)
+            moves[str(src)] = str(dst)
+            if kind == "cell":
+                adopted_cells.append((cell, dst))
+    for dst in moves.values():
+        rebase(Path(dst), moves)
+    for cell, dst in adopted_cells:
+        from aebench.config import to_yaml
+
+        record = read_record(dst, CellRecord)
+        write_record(dst, dataclasses.replace(record, cell_id=cell.cell_id))
+        atomic_write(dst / "config.yaml", to_yaml(cell.cfg))
+        log_line(dst, f"adopted from a store written before the settings tree (was {Path(record.cell_id).name})")
+    return [f"{Path(a).relative_to(root)} -> {Path(b).relative_to(root)}" for a, b in moves.items()]

@@ -106,7 +106,7 @@ def test_install_puts_a_folder_whole_and_keeps_a_finished_one(tmp_path):
 
 
 def test_rebase_moves_the_paths_records_name_and_no_other(tmp_path):
-    from aebench.harness.protocol.ray_launcher import rebase
+    from aebench.harness.protocol.run_store import rebase
 
     folder = tmp_path / "cell"
     folder.mkdir()
