@@ -293,7 +293,7 @@ def prepare(
                 return final
             tmp = staging_dir(out, name)
             try:
-                meta = _run(clip, name, tmp, cfg.prepare, size, fps, max_seconds, features, progress, log)
+                meta = _run(clip, name, tmp, PrepareSettings.from_tree(cfg, "prepare"), size, fps, max_seconds, features, progress, log)
                 meta.update(source=str(clip.resolve()), source_sha256=sha, settings=settings, content_sha256=content_sha256(tmp))
                 (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
                 _features(tmp, features)
@@ -355,102 +355,19 @@ def _features(path: Path, names: Sequence[str]) -> None:
         load_or_compute(ident, n)
 
 
-def _run(clip: Path, name: str, tmp: Path, p, size: int, fps: float, max_seconds, features, progress, log) -> dict:
-    import cv2
-    from scipy.io import wavfile
-    from tqdm import tqdm
-
-    from aebench.data import pose as P
-    from aebench.data.landmarks import LandmarkDetector
-    from aebench.data.regions import median_background, refine_person, region_mask
-    from aebench.media import probe, read_audio
-
+def _run(clip: Path, name: str, tmp: Path, p: PrepareSettings, size: int, fps: float, max_seconds, features, progress, log) -> dict:
+    """The stages of a preparation into ``tmp``: the speech track, the frames and their landmarks,
+    video and audio trimmed to one length, the landmarks checked and smoothed, the head poses, the
+    region masks and the background; returns ``meta.json``'s fields."""
     t0 = time.perf_counter()
-    try:
-        info = probe(clip)
-    except MediaError as exc:
-        raise PrepareError(f"{exc}; is the file complete (not truncated) and a video?") from exc
-    if not info.has_audio:
-        raise PrepareError(f"{clip}: no audio stream; a talking-head identity needs the speech track")
-    _check_length(clip, _frames_estimate(info, fps), fps, "the video")
-    try:
-        audio = read_audio(clip, AUDIO_RATE)
-    except MediaError as exc:
-        raise PrepareError(f"{exc}; the speech track is needed") from exc
-    if max_seconds is not None:
-        audio = audio[: int(round(max_seconds * AUDIO_RATE))]
-    _check_finite(clip, audio)
-    _check_length(clip, len(audio) / AUDIO_RATE * fps, fps, "the audio")
-
-    det = LandmarkDetector(upsample=int(p.upsample))
-    (tmp / "frames").mkdir()
-    lms, crowded = [], []  # crowded: frames with another face of comparable size
-    q = [cv2.IMWRITE_JPEG_QUALITY, int(p.jpeg_quality)]
-    total = round(max_seconds * fps) if max_seconds else None
-    for i, img in enumerate(
-        tqdm(resampled_frames(clip, fps, max_seconds), desc=f"{name}: frames+landmarks", total=total, disable=not progress, unit="frame")
-    ):
-        img = _square(img, size)
-        write_image(tmp / "frames" / f"{i:05d}.jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), q)
-        lm, other = _detect(det, img, int(p.detect_size))
-        lms.append(np.full((68, 2), np.nan, np.float32) if lm is None else lm)
-        crowded += [i] if other else []
-    n = len(lms)
-    if n == 0:
-        raise PrepareError(f"{clip}: no video frames")
+    info, audio = _speech(clip, fps, max_seconds)
+    lms, crowded = _frames_and_landmarks(clip, name, tmp, p, size, fps, max_seconds, progress)
     t_detect = time.perf_counter() - t0
-
-    spf = AUDIO_RATE / fps
-    n_audio = int(len(audio) // spf)
-    if n_audio != n:
-        m = min(n, n_audio)
-        log(f"{clip}: audio {len(audio) / AUDIO_RATE:.2f} s vs video {n / fps:.2f} s: trimming both to {m / fps:.2f} s")
-        for j in range(m, n):
-            (tmp / "frames" / f"{j:05d}.jpg").unlink()
-        n, lms = m, lms[:m]
-    _check_length(clip, n, fps, "the video and audio together")
-    audio = audio[: int(round(n * spf))]
-    wavfile.write(tmp / "audio.wav", AUDIO_RATE, np.round(np.clip(audio, -1, 1) * 32767).astype(np.int16))
-
-    lms = np.stack(lms)
-    found = int((~np.isnan(lms).any(axis=(1, 2))).sum())
-    if n - found > float(p.max_missing) * n or found == 0:
-        raise PrepareError(
-            f"{clip}: no face found in {n - found} of {n} frames (allowed: at most "
-            f"{float(p.max_missing):.0%}, prepare.max_missing); is there a frontal face in the clip?"
-        )
-    _check_one_face(clip, lms, [i for i in crowded if i < n], fps)
-    if found < n:
-        log(f"{clip}: no face in {n - found} of {n} frames, filled from neighbours")
-    lms = fill_and_smooth(lms, float(p.landmark_sigma))
+    n, lms = _trimmed(clip, tmp, audio, lms, fps, log)
+    lms, found = _checked_landmarks(clip, lms, [i for i in crowded if i < n], p, fps, log)
     np.save(tmp / "landmarks.npy", lms)
-
-    focal = P.focal_from_fov(size, float(p.fov_deg))
-    K = np.array([[focal, 0, size / 2], [0, focal, size / 2], [0, 0, 1]], np.float64)
-    rv, tv, err = P.solve_poses(lms, K, list(p.pnp_points), float(p.template_scale))
-    rv, tv = P.smooth_poses(rv, tv, float(p.pose_sigma))
-    np.save(tmp / "poses.npy", P.camera_to_world(rv, tv))
-    near, far = P.near_far(tv, float(p.head_radius))
-
-    (tmp / "masks").mkdir()
-    pick = set(np.linspace(0, n - 1, min(n, int(p.bg_frames))).round().astype(int).tolist())
-    bg_frames, bg_masks = [], []
-    for i in tqdm(range(n), desc=f"{name}: masks", disable=not progress, unit="frame"):
-        m = region_mask(lms[i], size, float(p.forehead), float(p.neck_width), float(p.shoulder_width), float(p.hair_width))
-        img = None
-        if p.refine or i in pick:
-            img = cv2.cvtColor(cv2.imread(str(tmp / "frames" / f"{i:05d}.jpg")), cv2.COLOR_BGR2RGB)
-        if p.refine:
-            m = refine_person(
-                img, m, lms[i], min(size, int(p.refine_size)), int(p.refine_iters), float(p.refine_ring), float(p.refine_ring_top)
-            )
-        write_image(tmp / "masks" / f"{i:05d}.png", m)
-        if i in pick:
-            bg_masks.append(m)
-            bg_frames.append(img)
-    bg = median_background(np.stack(bg_frames), bg_masks, max(0, round(int(p.bg_dilate) * size / 512)))
-    write_image(tmp / "background.png", cv2.cvtColor(bg, cv2.COLOR_RGB2BGR))
-
+    focal, near, far, err = _head_poses(tmp, lms, size, p)
+    _masks_and_background(tmp, name, lms, size, p, progress)
     took = time.perf_counter() - t0
     log(
         f"{name}: {n} frames ({n / fps:.2f} s at {fps:g} fps, {size} px), faces found in {found}, "
@@ -474,6 +391,132 @@ def _run(clip: Path, name: str, tmp: Path, p, size: int, fps: float, max_seconds
         "versions": _versions(),
         "rotation": info.rotation,
     }  # degrees counter-clockwise applied from the clip's display matrix
+
+
+def _speech(clip: Path, fps: float, max_seconds):
+    """(the clip's stream info, its speech track at 16 kHz, cut to ``max_seconds``), refused with a
+    message when the file is not a video with speech, long enough, of finite samples."""
+    from aebench.media import probe, read_audio
+
+    try:
+        info = probe(clip)
+    except MediaError as exc:
+        raise PrepareError(f"{exc}; is the file complete (not truncated) and a video?") from exc
+    if not info.has_audio:
+        raise PrepareError(f"{clip}: no audio stream; a talking-head identity needs the speech track")
+    _check_length(clip, _frames_estimate(info, fps), fps, "the video")
+    try:
+        audio = read_audio(clip, AUDIO_RATE)
+    except MediaError as exc:
+        raise PrepareError(f"{exc}; the speech track is needed") from exc
+    if max_seconds is not None:
+        audio = audio[: int(round(max_seconds * AUDIO_RATE))]
+    _check_finite(clip, audio)
+    _check_length(clip, len(audio) / AUDIO_RATE * fps, fps, "the audio")
+    return info, audio
+
+
+def _frames_and_landmarks(clip: Path, name: str, tmp: Path, p: PrepareSettings, size: int, fps: float, max_seconds, progress):
+    """Every frame at ``fps``, square at ``size`` px, into ``frames/``, and its 68 landmarks (NaN
+    where no face); also the frames with another face of comparable size."""
+    import cv2
+    from tqdm import tqdm
+
+    from aebench.data.landmarks import LandmarkDetector
+
+    det = LandmarkDetector(upsample=p.upsample)
+    (tmp / "frames").mkdir()
+    lms, crowded = [], []  # crowded: frames with another face of comparable size
+    q = [cv2.IMWRITE_JPEG_QUALITY, p.jpeg_quality]
+    total = round(max_seconds * fps) if max_seconds else None
+    frames = resampled_frames(clip, fps, max_seconds)
+    for i, img in enumerate(tqdm(frames, desc=f"{name}: frames+landmarks", total=total, disable=not progress, unit="frame")):
+        img = _square(img, size)
+        write_image(tmp / "frames" / f"{i:05d}.jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), q)
+        lm, other = _detect(det, img, p.detect_size)
+        lms.append(np.full((68, 2), np.nan, np.float32) if lm is None else lm)
+        crowded += [i] if other else []
+    if not lms:
+        raise PrepareError(f"{clip}: no video frames")
+    return lms, crowded
+
+
+def _trimmed(clip: Path, tmp: Path, audio: np.ndarray, lms: list, fps: float, log) -> tuple[int, list]:
+    """Video and audio cut to the shorter of the two (frames removed from ``frames/``) and the
+    audio written (``audio.wav``): (frames kept, their landmarks)."""
+    from scipy.io import wavfile
+
+    n = len(lms)
+    spf = AUDIO_RATE / fps
+    n_audio = int(len(audio) // spf)
+    if n_audio != n:
+        m = min(n, n_audio)
+        log(f"{clip}: audio {len(audio) / AUDIO_RATE:.2f} s vs video {n / fps:.2f} s: trimming both to {m / fps:.2f} s")
+        for j in range(m, n):
+            (tmp / "frames" / f"{j:05d}.jpg").unlink()
+        n, lms = m, lms[:m]
+    _check_length(clip, n, fps, "the video and audio together")
+    audio = audio[: int(round(n * spf))]
+    wavfile.write(tmp / "audio.wav", AUDIO_RATE, np.round(np.clip(audio, -1, 1) * 32767).astype(np.int16))
+    return n, lms
+
+
+def _checked_landmarks(clip: Path, lms: list, crowded: list[int], p: PrepareSettings, fps: float, log) -> tuple[np.ndarray, int]:
+    """The landmarks (n, 68, 2), refused when too many frames have no face or another person's, the
+    gaps filled from neighbours and smoothed over time; and how many frames had a face."""
+    lms = np.stack(lms)
+    n = len(lms)
+    found = int((~np.isnan(lms).any(axis=(1, 2))).sum())
+    if n - found > p.max_missing * n or found == 0:
+        raise PrepareError(
+            f"{clip}: no face found in {n - found} of {n} frames (allowed: at most "
+            f"{p.max_missing:.0%}, prepare.max_missing); is there a frontal face in the clip?"
+        )
+    _check_one_face(clip, lms, crowded, fps)
+    if found < n:
+        log(f"{clip}: no face in {n - found} of {n} frames, filled from neighbours")
+    return fill_and_smooth(lms, p.landmark_sigma), found
+
+
+def _head_poses(tmp: Path, lms: np.ndarray, size: int, p: PrepareSettings):
+    """Camera poses from the landmarks (PnP on a template, smoothed) into ``poses.npy``: (focal,
+    near, far, the PnP reprojection errors)."""
+    from aebench.data import pose as P
+
+    focal = P.focal_from_fov(size, p.fov_deg)
+    K = np.array([[focal, 0, size / 2], [0, focal, size / 2], [0, 0, 1]], np.float64)
+    rv, tv, err = P.solve_poses(lms, K, list(p.pnp_points), p.template_scale)
+    rv, tv = P.smooth_poses(rv, tv, p.pose_sigma)
+    np.save(tmp / "poses.npy", P.camera_to_world(rv, tv))
+    near, far = P.near_far(tv, p.head_radius)
+    return focal, near, far, err
+
+
+def _masks_and_background(tmp: Path, name: str, lms: np.ndarray, size: int, p: PrepareSettings, progress) -> None:
+    """Each frame's region mask (``masks/``, refined by grabCut when asked) and the median
+    background of ``bg_frames`` frames outside the dilated person (``background.png``)."""
+    import cv2
+    from tqdm import tqdm
+
+    from aebench.data.regions import median_background, refine_person, region_mask
+
+    n = len(lms)
+    (tmp / "masks").mkdir()
+    pick = set(np.linspace(0, n - 1, min(n, p.bg_frames)).round().astype(int).tolist())
+    bg_frames, bg_masks = [], []
+    for i in tqdm(range(n), desc=f"{name}: masks", disable=not progress, unit="frame"):
+        m = region_mask(lms[i], size, p.forehead, p.neck_width, p.shoulder_width, p.hair_width)
+        img = None
+        if p.refine or i in pick:
+            img = cv2.cvtColor(cv2.imread(str(tmp / "frames" / f"{i:05d}.jpg")), cv2.COLOR_BGR2RGB)
+        if p.refine:
+            m = refine_person(img, m, lms[i], min(size, p.refine_size), p.refine_iters, p.refine_ring, p.refine_ring_top)
+        write_image(tmp / "masks" / f"{i:05d}.png", m)
+        if i in pick:
+            bg_masks.append(m)
+            bg_frames.append(img)
+    bg = median_background(np.stack(bg_frames), bg_masks, max(0, round(p.bg_dilate * size / 512)))
+    write_image(tmp / "background.png", cv2.cvtColor(bg, cv2.COLOR_RGB2BGR))
 
 
 def identity_name(clip: Path) -> str:
