@@ -406,6 +406,53 @@ def parse_protocol(text: str, path: Path, scale: str | None = "smoke", check_met
     ``check_methods=False`` reads a protocol whose methods are not installed here (a results
     file from elsewhere: its table is laid out, nothing is run)."""
     path = Path(path)
+    raw, text = _document(text, path)
+    data = _at_scale(raw, path, scale)
+    grid = {"clip_seconds": [0.0], "iters": [None], "audio": ["self"], "seed": [0], **(data.get("grid") or {})}
+    _check_fields(f"{path} grid", grid, GRID_FIELDS)
+    grid = {k: (v if isinstance(v, list) else [v]) for k, v in grid.items()}
+    _check_grid(path, grid)
+    _check_lists(path, data)
+    synth = {"identities": 3, "seconds": 6.0, "size": 64, "seed": 0, **(data.get("synth") or {})}
+    _check_fields(f"{path} synth", synth, SYNTH_FIELDS)
+    clips = {"from": "shared:clips", "size": 128, "max_seconds": None, "fps": float(FPS), **(data.get("clips") or {})}
+    _check_fields(f"{path} clips", clips, CLIPS_FIELDS)
+    _check_data_sources(path, synth, clips)
+    rows = _rows(path, data.get("rows") or [], check_methods)
+    if "method" in {str(k).split(".")[0] for k in (data.get("settings") or {})}:
+        raise ProtocolError(f"{path}: settings set method; each row names its method with method: NAME")
+    from aebench.data.staging import check_name
+    from aebench.eval.registry import METRICS
+
+    metrics, expected = _metrics(path, data)
+    try:  # the run store keeps cells under <runs>/<name>/: nothing may land outside it
+        name = check_name(str(data.get("name", path.stem)), "protocol name")
+    except ValueError as exc:
+        raise ProtocolError(f"{path}: {exc}") from exc
+    return Protocol(
+        name=name,
+        scale=scale,
+        description=str(data.get("description", "")),
+        table=_layout(f"{path} table", data.get("table"), grid, set(METRICS)),
+        metrics=metrics,
+        rows=rows,
+        targets=data.get("targets", "all"),
+        base=data.get("base", "leave_one_out"),
+        data=str(data.get("data", "synth")),
+        synth=synth,
+        clips=clips,
+        grid=grid,
+        settings=dict(data.get("settings") or {}),
+        path=path,
+        noise=None if data.get("noise") is None else str(data["noise"]),
+        text=text,
+        expected_missing={str(k): str(v) for k, v in expected.items()},
+    )
+
+
+def _document(text: str, path: Path) -> tuple[dict, str]:
+    """The protocol file as a mapping of known fields, its ``include:`` blocks merged in, and the
+    text it is recorded as (the merged protocol when it includes blocks)."""
     try:
         raw = strict_yaml(text) or {}
     except yaml.YAMLError as exc:
@@ -417,6 +464,13 @@ def parse_protocol(text: str, path: Path, scale: str | None = "smoke", check_met
         raw = with_includes(raw, path)
         text = f"# {path.name}, its include: blocks merged in\n" + yaml.safe_dump(raw, sort_keys=False, allow_unicode=True)
     _check_types(str(path), raw)
+    return raw, text
+
+
+def _at_scale(raw: dict, path: Path, scale: str | None) -> dict:
+    """The protocol's fields with the overlay of ``scale`` applied (every scale's overlay checked);
+    ``grid``, ``settings``, ``synth`` and ``clips`` merge key by key, other fields are replaced."""
+    raw = dict(raw)
     scales = raw.pop("scales", {}) or {}
     _check_fields(f"{path} scales", scales, {"smoke", "small", "paper"})
     for name, over in scales.items():  # every scale's overlay, not only the one asked for
@@ -429,18 +483,14 @@ def parse_protocol(text: str, path: Path, scale: str | None = "smoke", check_met
             data[key] = {**(data.get(key) or {}), **value}
         else:
             data[key] = value
-    grid = {"clip_seconds": [0.0], "iters": [None], "audio": ["self"], "seed": [0], **(data.get("grid") or {})}
-    _check_fields(f"{path} grid", grid, GRID_FIELDS)
-    grid = {k: (v if isinstance(v, list) else [v]) for k, v in grid.items()}
-    _check_grid(path, grid)
-    _check_lists(path, data)
-    synth = {"identities": 3, "seconds": 6.0, "size": 64, "seed": 0, **(data.get("synth") or {})}
-    _check_fields(f"{path} synth", synth, SYNTH_FIELDS)
-    clips = {"from": "shared:clips", "size": 128, "max_seconds": None, "fps": float(FPS), **(data.get("clips") or {})}
-    _check_fields(f"{path} clips", clips, CLIPS_FIELDS)
-    _check_data_sources(path, synth, clips)
+    return data
+
+
+def _rows(path: Path, raw_rows: list, check_methods: bool) -> list[Row]:
+    """The table's rows: each a method and its own switches (never a shared training condition
+    or a launcher setting), one label each, methods registered here (when ``check_methods``)."""
     rows = []
-    for i, r in enumerate(data.get("rows") or []):
+    for i, r in enumerate(raw_rows):
         if not isinstance(r, dict):
             raise ProtocolError(f"{path} rows[{i}]: a row is a mapping, e.g. {{label: AE-NeRF, method: aenerf}}, got {r!r}")
         _check_fields(f"{path} rows[{i}]", r, ROW_FIELDS)
@@ -484,18 +534,16 @@ def parse_protocol(text: str, path: Path, scale: str | None = "smoke", check_met
     unknown_methods = sorted({r.method for r in rows} - set(registered())) if check_methods else []
     if unknown_methods:
         raise ProtocolError(f"{path}: unknown method(s) {unknown_methods}; registered: {', '.join(registered())}")
-    if "method" in {str(k).split(".")[0] for k in (data.get("settings") or {})}:
-        raise ProtocolError(f"{path}: settings set method; each row names its method with method: NAME")
+    return rows
+
+
+def _metrics(path: Path, data: dict) -> tuple[list[str], dict]:
+    """The protocol's metrics (families expanded; all by default) and those it expects to be
+    missing, each with its reason (a metric it does not list is refused)."""
     from aebench.eval.registry import METRICS, expand
 
     try:
         metrics = expand(list(data.get("metrics") or list(METRICS)))
-    except ValueError as exc:
-        raise ProtocolError(f"{path}: {exc}") from exc
-    from aebench.data.staging import check_name
-
-    try:  # the run store keeps cells under <runs>/<name>/: nothing may land outside it
-        name = check_name(str(data.get("name", path.stem)), "protocol name")
     except ValueError as exc:
         raise ProtocolError(f"{path}: {exc}") from exc
     expected = data.get("expected_missing") or {}
@@ -506,22 +554,4 @@ def parse_protocol(text: str, path: Path, scale: str | None = "smoke", check_met
     strays = [m for m in expected if m not in metrics]
     if strays:
         raise ProtocolError(f"{path}: expected_missing names {strays}, which the protocol does not list; its metrics: {', '.join(metrics)}")
-    return Protocol(
-        name=name,
-        scale=scale,
-        description=str(data.get("description", "")),
-        table=_layout(f"{path} table", data.get("table"), grid, set(METRICS)),
-        metrics=metrics,
-        rows=rows,
-        targets=data.get("targets", "all"),
-        base=data.get("base", "leave_one_out"),
-        data=str(data.get("data", "synth")),
-        synth=synth,
-        clips=clips,
-        grid=grid,
-        settings=dict(data.get("settings") or {}),
-        path=path,
-        noise=None if data.get("noise") is None else str(data["noise"]),
-        text=text,
-        expected_missing={str(k): str(v) for k, v in expected.items()},
-    )
+    return metrics, expected
