@@ -165,14 +165,33 @@ def _remote_cell(cell: Cell, runs_root: str, registry: dict, say=print) -> CellO
     return run_cell(cell, Path(runs_root), progress=say)
 
 
-def _pool_base(cell: Cell, runs_root: str, registry: dict) -> str | None:
-    """A pool process: the cell's base model; the error text when it fails (the cells that need
-    it then fail with their own message, in the run store)."""
+def model_job(kind: str, cell: Cell, runs_root: str, registry: dict) -> str | None:
+    """In a worker (a pool process, a SLURM job, a Ray task): the cell's base model (``kind``
+    "base") or its base and fine-tuned models ("finetune"), each trained once. None, or the error
+    as text with its traceback appended to the model folder's log.txt: the cells that need the
+    model then fail with that message, in the run store."""
+    import traceback
+
+    from aebench.harness.protocol.run_store import base_folder, finetune_folder, log_line
+    from aebench.harness.protocol.runner import ensure_models
+    from aebench.registry import REGISTERED
+
+    REGISTERED.update(registry)
+    folder = Path(runs_root) / (base_folder(cell.cfg) if kind == "base" else finetune_folder(cell.cfg))
     try:
-        _remote_base(cell, runs_root, registry, say=_quiet)
+        if kind == "base":
+            _remote_base(cell, runs_root, registry, say=_quiet)
+        else:
+            ensure_models(cell, Path(runs_root), progress=_quiet)
         return None
     except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
+        log_line(folder, "FAILED:\n" + traceback.format_exc())
+        return f"{type(exc).__name__}: {exc} (traceback: {folder / 'log.txt'})"
+
+
+def _pool_base(cell: Cell, runs_root: str, registry: dict) -> str | None:
+    """A worker: the cell's base model (:func:`model_job`)."""
+    return model_job("base", cell, runs_root, registry)
 
 
 def _pool_error(job) -> str | None:

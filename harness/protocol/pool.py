@@ -99,28 +99,13 @@ def plan_jobs(cells: list[Cell], runs_root: Path) -> dict[str, Job]:
 
 
 def _run_job(kind: str, cell: Cell, runs_root: str, registry: dict) -> CellOutcome | str | None:
-    """In a pool process: a base or fine-tuned model (None, or its error as text, the traceback
-    appended to the model folder's log.txt) or a cell."""
-    import traceback
-
-    from aebench.harness.protocol.launchers import _quiet, _remote_base, _remote_cell
-    from aebench.harness.protocol.run_store import log_line
-    from aebench.harness.protocol.runner import ensure_models
-    from aebench.registry import REGISTERED
+    """In a pool process: a base or fine-tuned model (:func:`~aebench.harness.protocol.launchers.model_job`:
+    None, or its error as text) or a cell."""
+    from aebench.harness.protocol.launchers import _quiet, _remote_cell, model_job
 
     if kind == "cell":
         return _remote_cell(cell, runs_root, registry, say=_quiet)
-    REGISTERED.update(registry)
-    folder = Path(runs_root) / (base_folder(cell.cfg) if kind == "base" else finetune_folder(cell.cfg))
-    try:
-        if kind == "base":
-            _remote_base(cell, runs_root, registry, say=_quiet)
-        else:
-            ensure_models(cell, Path(runs_root), progress=_quiet)
-        return None
-    except Exception as exc:
-        log_line(folder, "FAILED:\n" + traceback.format_exc())
-        return f"{type(exc).__name__}: {exc} (traceback: {folder / 'log.txt'})"
+    return model_job(kind, cell, runs_root, registry)
 
 
 def run_pool(cells: list[Cell], runs_root: Path, progress: bool, workers: int) -> list[CellOutcome]:
