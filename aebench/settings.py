@@ -396,7 +396,7 @@ class TrainSettings(Settings):
     """``box``: the face share uniform in the face box, the rest uniform over the image, with replacement
     (aebench); ``official``: AD-NeRF's and DFRF's draw, rows compared with the box's x range and columns with
     its y range (a transposed rectangle), both shares without replacement, the rest outside the rectangle
-    (DFRF run_nerf_deform.py 999-1021, AD-NeRF run_nerf.py 845-866)."""
+    (the lines of both: ``configs/presets/official.yaml``)."""
     sampler: str = setting("hierarchical", choices=("hierarchical", "occupancy", "proposal"))
     """Training: ``hierarchical``, every stratified and importance sample is evaluated (NeRF);
     ``occupancy``, the same samples but only those in occupied cells of an occupancy grid
@@ -432,13 +432,13 @@ class TrainSettings(Settings):
     from a base model's start."""
     smooth_at_render: bool = setting(True, render=True)
     """Render with smoothed codes once training smoothed (DFRF); false renders AudioNet's codes only, as
-    AD-NeRF's ``render_path`` does (``auds_val = AudNet(auds)``, run_nerf.py 731)."""
+    AD-NeRF's ``render_path`` does (``auds_val = AudNet(auds)``; ``configs/presets/official.yaml``)."""
     audio_pad: str = setting("normalised", choices=("normalised", "raw"))
     """What AudioAttNet's window holds beyond the clip's ends: ``normalised`` zero windows (the clip mean
     in raw units; aebench) or ``raw`` zero windows (the official zeros of raw DeepSpeech windows)."""
     reload_audio_optimizer: bool = setting(False, neutral=False)
-    """Fine-tuning reloads the base model's Adam state of AudioNet, as DFRF (run_nerf_deform.py 335,
-    788-789); the other parameters' state starts fresh (AudioAttNet's reload is lost to a key typo there)."""
+    """Fine-tuning reloads the base model's Adam state of AudioNet, as DFRF does; the other parameters'
+    state starts fresh (DFRF's reload of AudioAttNet's is lost to a key typo; ``baselines/README.md``)."""
     chunk: int = setting(4096, low=0, render=True)
     """Rays per forward pass when rendering images; 0 = from the free memory (CUDA; 4096 on a CPU)."""
     ckpt_every: int = setting(1000, low=1)
