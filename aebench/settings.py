@@ -377,6 +377,8 @@ class TrainSettings(Settings):
     """Base-model iterations."""
     lr: float = setting(5.0e-4, low=0.0)
     """Adam learning rate (the paper's; DFRF's lrate)."""
+    adam_betas: list[float] = setting([0.9, 0.999], neutral=[0.9, 0.999])
+    """Adam's (beta1, beta2) (NeRF's; ER-NeRF trains with (0, 0.99))."""
     lr_decay_rate: float = setting(0.1)
     """Exponential decay: lr * rate ** (global step / lr_decay_steps) (NeRF's and DFRF's schedule)."""
     lr_decay_steps: int = setting(750000)

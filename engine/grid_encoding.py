@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -46,7 +48,23 @@ def level_resolutions(levels: int, min_res: int, max_res: int) -> list[int]:
     return [int(math.floor(min_res * b**lv + 1e-9)) for lv in range(levels)]
 
 
-class HashGrid(nn.Module):
+class _Grid(nn.Module):
+    """What both grid layouts share: ``levels`` x ``features`` outputs over a saved (2, d) ``box``."""
+
+    levels: int
+    features: int
+    box: Tensor
+
+    @property
+    def out_dim(self) -> int:
+        return self.levels * self.features
+
+    def set_box(self, box: Tensor) -> None:
+        """The (2, in_dim) min/max corners the grid spans (mapped to [0, 1])."""
+        self.box.copy_(box.to(self.box))
+
+
+class HashGrid(_Grid):
     """(..., in_dim) positions inside the box (``[-bound, bound]^in_dim`` until :meth:`set_box`)
     -> (..., levels * features); points outside take the values at the box's faces."""
 
@@ -90,13 +108,6 @@ class HashGrid(nn.Module):
             if self.textured[lv] and not self.level_fits[lv]:
                 self.register_buffer(f"texel_rows_{lv}", self._texel_rows(lv), persistent=False)
 
-    @property
-    def out_dim(self) -> int:
-        return self.levels * self.features
-
-    def set_box(self, box: Tensor) -> None:
-        """The (2, in_dim) min/max corners the grid spans."""
-        self.box.copy_(box.to(self.box))
 
     def table_entries(self) -> int:
         """sum_l min(T, (N_l + 1)^d): the table rows (times ``features`` = the parameters)."""
@@ -188,3 +199,83 @@ class TriPlane(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.cat([grid(x[..., list(axes)]) for grid, axes in zip(self.planes, self.PLANES)], -1)
+
+
+class NGPGrid(_Grid):
+    """torch-ngp's hash grid, as ER-NeRF's ``gridencoder`` computes it (``Fictionarry/ER-NeRF``
+    gridencoder/grid.py and src/gridencoder.cu, hash type, ``align_corners=False``): the layout
+    its official network needs, which differs from :class:`HashGrid`'s in four ways.
+
+    * Level l's scale is ``2^(l S) H - 1`` with S = log2 of the per-level factor
+      ``(N_max / H)^(1 / (L - 1))`` and H the base resolution (float32, as ``exp2f``), its
+      resolution ``ceil(scale) + 1``; a point u in [0, 1] sits at ``u scale + 0.5`` in vertex units.
+    * Level l's table holds ``min(T, (ceil(H b^l) + 1)^d)`` rows rounded up to a multiple of 8.
+    * A vertex's row is its direct index while the level's ``(resolution + 1)^d`` vertices fit the
+      table, else the spatial hash (XOR of coordinate x prime, in uint32), then modulo the table.
+    * A point outside the box gives 0 at every level.
+
+    Values start uniform in [-1e-4, 1e-4]. Levels are read as (resolution + 1)^d textures through
+    ``grid_sample`` (the same bilinear weights as the kernel's loop over corners)."""
+
+    def __init__(
+        self, in_dim: int = 2, levels: int = 12, features: int = 1, log2_table: int = 14, base_res: int = 64, max_res: float = 512.0
+    ):
+        super().__init__()
+        if in_dim != 2:
+            raise ValueError("NGPGrid reads its levels as 2D textures: in_dim must be 2 (ER-NeRF's planes)")
+        self.in_dim, self.levels, self.features = in_dim, levels, features
+        table = 2 ** int(log2_table)
+        per_level = float(np.exp2(np.log2(max_res / base_res) / (levels - 1))) if levels > 1 else 1.0
+        log_scale = np.float32(np.log2(per_level))
+        sizes, self.scales, self.resolutions = [], [], []
+        for lv in range(levels):
+            rows = min(table, (int(np.ceil(base_res * per_level**lv)) + 1) ** in_dim)
+            sizes.append(int(np.ceil(rows / 8) * 8))
+            scale = float(np.exp2(np.float32(lv) * log_scale, dtype=np.float32) * np.float32(base_res) - np.float32(1.0))
+            self.scales.append(scale)
+            self.resolutions.append(int(np.ceil(np.float32(scale))) + 1)
+        self.sizes = sizes
+        self.offsets = [int(o) for o in np.cumsum([0] + sizes[:-1])]
+        self.register_buffer("box", torch.tensor([[-1.0] * in_dim, [1.0] * in_dim]))  # (2, d), saved
+        self.table = nn.Parameter(torch.empty(sum(sizes), features).uniform_(-INIT_RANGE, INIT_RANGE))
+        for lv in range(levels):
+            self.register_buffer(f"texel_rows_{lv}", self._texel_rows(lv), persistent=False)
+
+
+    def _texel_rows(self, level: int) -> Tensor:
+        """Rows of level ``level``'s (R + 1)^2 vertices, laid out (y, x) as grid_sample reads them."""
+        r1 = self.resolutions[level] + 1
+        y, x = torch.meshgrid(torch.arange(r1, dtype=torch.long), torch.arange(r1, dtype=torch.long), indexing="ij")
+        size = self.sizes[level]
+        if r1**2 <= size:
+            local = x + y * r1
+        else:
+            local = ((x * PRIMES[0]) ^ (y * PRIMES[1])) & 0xFFFFFFFF
+        return self.offsets[level] + local % size
+
+    def forward(self, x: Tensor) -> Tensor:
+        shape = x.shape[:-1]
+        lo, hi = self.box.to(x.dtype)
+        u = (x.reshape(-1, self.in_dim) - lo) / (hi - lo)  # (P, 2), in [0, 1] inside the box
+        inside = ((u >= 0) & (u <= 1)).all(-1, keepdim=True).to(x.dtype)
+        out = []
+        for lv in range(self.levels):
+            r1 = self.resolutions[lv] + 1
+            texture = self.table[getattr(self, f"texel_rows_{lv}")].to(x.dtype)  # (R + 1, R + 1, F)
+            pos = u * self.scales[lv] + 0.5  # vertex units, in [0.5, scale + 0.5] inside
+            where = (2.0 * pos / (r1 - 1) - 1.0).reshape(1, 1, -1, 2)
+            val = F.grid_sample(texture.permute(2, 0, 1)[None], where, mode="bilinear", padding_mode="border", align_corners=True)
+            out.append(val.reshape(self.features, -1).t())
+        return (torch.cat(out, -1) * inside).reshape(*shape, self.out_dim)
+
+
+class NGPTriPlane(TriPlane):
+    """ER-NeRF's tri-plane with its official grid layout (:class:`NGPGrid` per plane): (..., 3) ->
+    (..., 3 levels features), planes (x, y), (y, z), (x, z) (``encode_x``, ``split_xyz``)."""
+
+    def __init__(self, levels: int = 12, features: int = 1, log2_table: int = 14, min_res: int = 64, max_res: int = 512):
+        nn.Module.__init__(self)
+        self.planes = nn.ModuleList(NGPGrid(2, levels, features, log2_table, min_res, max_res) for _ in self.PLANES)
+
+    def table_entries(self) -> int:
+        return sum(sum(p.sizes) for p in self.planes)

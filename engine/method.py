@@ -165,6 +165,7 @@ class NeRFMethod(Method):
         iters = train.pretrain_iters if phase == "pretrain" else train.iters
         model.smooth_start = self.smooth_start(train, iters)
         cameras = [(v.poses, v.intrinsics, *v.hw, v.near, v.far) for v in views]
+        model.fit_statistics(views)
         if model.fast:  # the grids cover the training cameras' view volume (a fine-tune then loads the base's)
             model.set_scene_box(cameras_box(cameras))
         if train.compile:
@@ -275,6 +276,8 @@ class NeRFMethod(Method):
             )
         test = identity.split("test")
         poses = to_t(test.poses)
+        marks = to_t(test.landmarks)
+        at = lambda i: model.at_frame(refs, marks[int(order[i])], None)  # noqa: E731  (frame i's conditioning)
         order = driving_pose_indices(test.n_frames, n)
         intr = to_t(identity.intrinsics.copy())
         bg = to_t(identity.background()).float() / 255.0
@@ -283,12 +286,12 @@ class NeRFMethod(Method):
             model.occupancy = occupancy_grid(model.train_cfg, [(poses, intr, h, w, identity.near, identity.far)], decay=1.0)
             g = torch.Generator(device=device).manual_seed(0)
             for i in sorted({*range(0, n, RENDER_GRID_EVERY), n - 1}):
-                model.occupancy.update(model.density_fn(codes[i], refs), g)
+                model.occupancy.update(model.density_fn(codes[i], at(i)), g)
 
         def frames():
             chunk = model.train_cfg.chunk
             for i in range(n):
-                fn = model.render_fn(codes[i], refs, identity.near, identity.far)
+                fn = model.render_fn(codes[i], at(i), identity.near, identity.far)
                 if chunk == 0:  # from free memory, measured on the first frame
                     chunk = auto_chunk(fn, h, w, intr, poses[int(order[i])], bg)
                 yield render_image(fn, h, w, intr, poses[int(order[i])], bg, chunk)

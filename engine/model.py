@@ -93,6 +93,20 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
         """The field (see :mod:`aebench.engine.volume`) for audio code ``code`` (A,): every method
         implements it."""
 
+    def at_frame(self, refs: Any, landmarks: Tensor | None, index: int | None, generator: torch.Generator | None = None) -> Any:
+        """What :meth:`field` receives as ``refs`` for one frame: ``refs`` itself (the default), or
+        for a method conditioned on the frame (ER-NeRF's eye and individual code) refs completed
+        from its (68, 2) ``landmarks`` and its training-frame ``index`` (None when rendering)."""
+        return refs
+
+    def fit_statistics(self, views: list) -> None:
+        """Statistics of the training :class:`~aebench.engine.views.Views` the network keeps in its
+        state (ER-NeRF's open-eye aspect ratio); called before training."""
+
+    def image_loss(self, out: dict, batch: dict, step: int) -> tuple[Tensor, dict[str, Tensor]]:
+        """The loss on the rendered rays: the MSE of every level's colour (ER-NeRF weights it per ray)."""
+        return sum(F.mse_loss(o["rgb"], batch["rgb"]) for o in out.values()), {}
+
     def ray_groups(self, labels: Tensor | None, generator: torch.Generator | None) -> Any:
         """Per-ray routing for a batch with mask ``labels`` (N,); ``labels`` None at inference."""
         return None
@@ -218,6 +232,8 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
             idx = batch["refs"]
             codes = self.audio(views.audio, idx, smooth, pad) if self.uses_ref_audio else None
             refs = self.references(views.frames[idx].float() / 255.0, views.poses[idx], views.intrinsics, codes)
+        frame = batch["frame_index"]
+        refs = self.at_frame(refs, views.landmarks[frame] if views.landmarks is not None else None, frame, g)
         grid = self.occupancy
         if grid is not None and (grid.updates == 0 or step % self.train_cfg.occ_every == 0):
             grid.update(self.density_fn(code, refs), g, fraction=1.0 if grid.updates < OCC_FULL_UPDATES else 0.25)
@@ -227,8 +243,9 @@ class NeRFModel(nn.Module, metaclass=ABCMeta):
         )
         target = batch["rgb"]
         l_prop = out["fine"].pop("proposal_loss", None) if "fine" in out else None
-        l_p = sum(F.mse_loss(o["rgb"], target) for o in out.values())
+        l_p, image_stats = self.image_loss(out, batch, step)
         extra, stats = self.extra_loss(out, groups)
+        stats = {**image_stats, **stats}
         if l_prop is not None:  # the proposal learns only from it (the fine weights are detached)
             extra = extra + l_prop
             stats = {**stats, "l_prop": l_prop.detach()}

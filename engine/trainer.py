@@ -128,7 +128,7 @@ class Trainer:
         self.reload_state = reload_state
         self._reloaded: set[int] = set()  # ids of parameters whose Adam state came from init_from
         groups = model.param_groups() if hasattr(model, "param_groups") else model.parameters()
-        self.optimizer = ScaledAdam(groups, lr=train_cfg.lr, betas=(0.9, 0.999))
+        self.optimizer = ScaledAdam(groups, lr=train_cfg.lr, betas=tuple(train_cfg.adam_betas))
         self.step = 0
         self.history: list[dict] = []
 

@@ -24,7 +24,8 @@ class Views:
     1 head, 2 audio-related lower face, 3 torso); ``poses`` (n, 4, 4) camera-to-world;
     ``intrinsics`` (3,) focal, cx, cy; ``background`` (H, W, 3); ``audio`` float (n, T, C)
     feature windows normalised by ``norm`` (or None); ``face_box`` long (n, 4) inclusive pixel
-    bounds x0, y0, x1, y1 of the head labels; ``indices`` the identity-level frame numbers.
+    bounds x0, y0, x1, y1 of the head labels; ``indices`` the identity-level frame numbers;
+    ``landmarks`` (n, 68, 2) pixel (x, y) of the 68-point face landmarks (None when not loaded).
     """
 
     name: str
@@ -40,6 +41,7 @@ class Views:
     face_box: Tensor
     norm: AudioNorm | None = None
     fps: float = float(FPS)
+    landmarks: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.frames.dtype != torch.uint8:
@@ -77,6 +79,7 @@ class Views:
             face_box=face_boxes(masks),
             norm=norm,
             fps=identity.fps,
+            landmarks=torch.from_numpy(np.ascontiguousarray(identity.landmarks)).to(device),
         )
 
 

@@ -41,6 +41,7 @@ from aebench.engine.sampling import sample_pdf, stratified, stratified_levels
 if TYPE_CHECKING:
     from aebench.engine.occupancy import OccupancyGrid
 
+SUM_STOP = 1e-4  # a sum_ value counts the samples before the transmittance falls below this (ER-NeRF's T_thresh)
 STOP_ROUNDS = 4  # with early termination a pass evaluates its samples in this many depth rounds
 
 Field = Callable[..., dict]
@@ -57,6 +58,10 @@ def composite(
     composited value, ``weights`` (N, S; the last column is the background's share),
     ``acc`` (N,) the field's opacity (sum of the first S-1 weights) and ``depth`` (N,)
     (expected z, the background counting as the last sample's z).
+
+    A value whose name begins with ``sum_`` (N, S) is summed *unweighted* over the field's
+    samples before the ray's transmittance falls below :data:`SUM_STOP` (ER-NeRF's ambient
+    terms, as its CUDA ``composite_rays_train_triplane`` accumulates them).
     """
     backgrounds = backgrounds or {}
     dists = (z[:, 1:] - z[:, :-1]) * rays_d.norm(dim=-1, keepdim=True)
@@ -66,6 +71,9 @@ def composite(
     acc = weights[:, :-1].sum(-1)
     out = {"weights": weights, "acc": acc, "depth": (weights * z).sum(-1)}
     for name, v in values.items():
+        if name.startswith("sum_"):
+            out[name] = (v[:, :-1] * (trans[:, :-1] >= SUM_STOP)).sum(-1)
+            continue
         squeeze = v.dim() == 2
         v3 = v[..., None] if squeeze else v
         res = (weights[:, :-1, None] * v3[:, :-1]).sum(-2)
