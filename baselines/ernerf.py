@@ -52,6 +52,10 @@ from aebench.settings import TrainSettings, setting
 AMBIENT_EYE_STEPS = 16
 #: the uncertainty-weighted loss keeps this share unweighted (``alpha = 0.2`` in ``train_step``)
 UNC_FLOOR = 0.2
+#: AdamW's default weight decay, which the official optimiser applies to the grids (their groups set none)
+GRID_DECAY = 1e-2
+#: the official AudioAttNet group's weight decay (``get_params``: lr_net x 5, weight_decay 1e-4)
+ATT_DECAY = 1e-4
 #: eye landmarks of the 68-point scheme (right, left): p1..p6 around each eye
 EYES = (slice(36, 42), slice(42, 48))
 
@@ -140,10 +144,15 @@ class ERNeRFModel(NeRFModel):
         return True  # a grid encoding: set_scene_box places it over the training cameras
 
     def param_groups(self) -> list[dict]:
+        """The engine's groups with the grids at ``grid_lr_mult`` and the official AdamW weight
+        decays (``get_params``: the grids' groups set none, so AdamW's default applies)."""
         groups = super().param_groups()
-        grid = {id(p) for p in self.pos.parameters()}
-        groups[0]["params"] = [p for p in groups[0]["params"] if id(p) not in grid]
-        return groups[:3] + [{"params": list(self.pos.parameters()), "lr_mult": self.settings.grid_lr_mult, "name": "grid"}]
+        for g in groups:
+            if g.get("name") == "att_net":
+                g["decoupled_decay"] = ATT_DECAY
+            elif g.get("name") == "grid":
+                g.update(lr_mult=self.settings.grid_lr_mult, decoupled_decay=GRID_DECAY)
+        return groups
 
     # ----- per-frame conditioning --------------------------------------------------------
     def fit_statistics(self, views: list) -> None:

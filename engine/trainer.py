@@ -76,12 +76,19 @@ def lr_at(step: int, lr: float, rate: float, decay_steps: int) -> float:
 
 class ScaledAdam(torch.optim.Adam):
     """Adam whose param groups may carry ``lr_mult``: the Trainer sets one schedule for every
-    group and this applies each group's multiple at the step (AudioAttNet's 5x)."""
+    group and this applies each group's multiple at the step (AudioAttNet's 5x); and
+    ``decoupled_decay``: AdamW's weight decay, p <- p (1 - lr decay) before the step (ER-NeRF)."""
 
     def step(self, closure=None):
         saved = [g["lr"] for g in self.param_groups]
         for g in self.param_groups:
             g["lr"] = g["lr"] * g.get("lr_mult", 1.0)
+            decay = g.get("decoupled_decay", 0.0)
+            if decay:
+                with torch.no_grad():
+                    for p in g["params"]:
+                        if p.grad is not None:
+                            p.mul_(1.0 - g["lr"] * decay)
         try:
             return super().step(closure)
         finally:

@@ -117,3 +117,11 @@ def test_protocol_settings_and_cell_facts_are_kept_as_written():
     )
     assert cfg.run.row == '"quoted label' and cfg.data.root == "/data/my #1: clips"
     assert cfg.train.iters == 3 and list(cfg.run.base_identities) == ["a", "b"]
+
+
+def test_ernerf_official_preset_is_its_optimiser_and_schedule():
+    er = load_config(["method=ernerf", "train.preset=official"], scale="paper")
+    assert list(er.train.adam_betas) == [0.0, 0.99] and er.train.batch_rays == 4096 * 16 and er.train.face_fraction == 0.0
+    assert er.train.lr * er.ernerf.grid_lr_mult == pytest.approx(1e-2)  # lr 1e-2 (grids), lr_net 1e-3
+    assert er.train.lr_decay_rate == 0.5 and er.train.smooth_from_share == 0.0
+    assert list(load_config(["method=ernerf"]).train.adam_betas) == [0.9, 0.999]  # shared conditions otherwise

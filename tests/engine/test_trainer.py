@@ -142,3 +142,25 @@ def test_fine_tuning_reloads_only_the_named_modules_adam_state(tmp_path):
     for p_new, p_old in zip(model.audio.parameters(), base.model.audio.parameters()):
         assert torch.equal(tuned.optimizer.state[p_new]["exp_avg"], saved[p_old]["exp_avg"])
     assert all(p not in tuned.optimizer.state for p in model.rest.parameters())
+
+
+def test_decoupled_decay_is_adamw():
+    """A group's ``decoupled_decay`` steps as torch's AdamW with that weight decay (ER-NeRF's
+    optimiser); groups without it as Adam."""
+    from aebench.engine.trainer import ScaledAdam
+
+    torch.manual_seed(0)
+    a, b = torch.randn(5, 3), torch.randn(4)
+    ours = [torch.nn.Parameter(a.clone()), torch.nn.Parameter(b.clone())]
+    ref = [torch.nn.Parameter(a.clone()), torch.nn.Parameter(b.clone())]
+    opt = ScaledAdam([{"params": [ours[0]], "lr_mult": 10.0, "decoupled_decay": 1e-2}, {"params": [ours[1]]}], lr=1e-3, betas=(0.0, 0.99))
+    adamw = torch.optim.AdamW(
+        [{"params": [ref[0]], "lr": 1e-2, "weight_decay": 1e-2}, {"params": [ref[1]], "weight_decay": 0.0}], lr=1e-3, betas=(0.0, 0.99)
+    )
+    for step in range(4):
+        for params, o in ((ours, opt), (ref, adamw)):
+            o.zero_grad()
+            ((params[0] ** 2).sum() * (step + 1) + (params[1] ** 3).sum()).backward()
+            o.step()
+    for p, q in zip(ours, ref):
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
