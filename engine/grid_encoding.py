@@ -108,7 +108,6 @@ class HashGrid(_Grid):
             if self.textured[lv] and not self.level_fits[lv]:
                 self.register_buffer(f"texel_rows_{lv}", self._texel_rows(lv), persistent=False)
 
-
     def table_entries(self) -> int:
         """sum_l min(T, (N_l + 1)^d): the table rows (times ``features`` = the parameters)."""
         return int(self.sizes.sum())
@@ -240,7 +239,6 @@ class NGPGrid(_Grid):
         self.table = nn.Parameter(torch.empty(sum(sizes), features).uniform_(-INIT_RANGE, INIT_RANGE))
         for lv in range(levels):
             self.register_buffer(f"texel_rows_{lv}", self._texel_rows(lv), persistent=False)
-
 
     def _texel_rows(self, level: int) -> Tensor:
         """Rows of level ``level``'s (R + 1)^2 vertices, laid out (y, x) as grid_sample reads them."""
