@@ -17,7 +17,8 @@ The network follows the official ``Fictionarry/ER-NeRF`` (commit 0cf72d8) ``nerf
 * **Uncertainty** ``softplus(unc_net(enc_x.detach()))`` (2 layers x 32) and the training loss of
   ``nerf_triplane/utils.py`` ``train_step``: the per-ray MSE weighted by the uncertainty's softmax
   as the step factor grows, the uncertainty's own loss in the face box, ambient losses outside
-  (audio) and inside (eye x audio) the face, and the opacity entropy (1e-4).
+  (audio) and inside (eye x audio) the face, the opacity entropy (1e-4), and every 16th step the
+  smoothness of the ambient and uncertainty outputs under a 1e-3 jitter of the samples.
 * **Individual codes**: one learned 4-d code per training frame (10000 x 4, randn x 0.1); rendering
   uses code 0, as the official test does.
 * **Audio**: AudioNet to a 32-d code and AudioAttNet over the 8 frames ``[i - 4, i + 4)``
@@ -28,9 +29,8 @@ Deviations (the rows of ``baselines/README.md``): the eye feature is the eye asp
 with EAR_open the training clip's median, clipped to [0, 1]) where the official reads AU45 from
 OpenFace; the samples are the engine's (stratified, coarse/fine, the occupancy grid) where the
 official marches its CUDA occupancy grid with at most 16 samples per ray; the face box is the
-prepared masks' head box where the official takes the landmarks' box; the every-16-steps
-smoothness regulariser of the ambient and uncertainty outputs (weight 1e-5 x step factor) and the
-lip fine-tune stage (LPIPS on the mouth patch) are not run yet.
+prepared masks' head box where the official takes the landmarks' box; the lip fine-tune stage
+(LPIPS on the mouth patch) is not run yet.
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ UNC_FLOOR = 0.2
 GRID_DECAY = 1e-2
 #: the official AudioAttNet group's weight decay (``get_params``: lr_net x 5, weight_decay 1e-4)
 ATT_DECAY = 1e-4
+#: the ambient/uncertainty smoothness regulariser runs every this many global steps, weighted by this x step factor
+SMOOTH_EVERY, SMOOTH_WEIGHT = 16, 1e-5
 #: eye landmarks of the 68-point scheme (right, left): p1..p6 around each eye
 EYES = (slice(36, 42), slice(42, 48))
 
@@ -199,6 +201,9 @@ class ERNeRFModel(NeRFModel):
         eye, ind = frame.get("eye"), frame.get("ind")
         unc = self.training and self.settings.unc_loss and torch.is_grad_enabled()
 
+        if self.training:  # what the every-16th-step regulariser of image_loss evaluates again
+            self._conditioning = (code, eye)
+
         def fn(points: Tensor, dirs: Tensor, level: str, rays: Tensor | None = None) -> dict:
             n, s = points.shape[:2]
             enc_x = self.pos(points.reshape(-1, 3))
@@ -244,7 +249,38 @@ class ERNeRFModel(NeRFModel):
                 if s.eye:
                     loss = loss + amb * ((o["sum_amb_eye"] / AMBIENT_EYE_STEPS) * aud.detach() * face).mean()
             total = total + loss
+        if (self.global_step(step) + 1) % SMOOTH_EVERY == 0 and self.training:
+            last = out["fine"] if "fine" in out else out["coarse"]
+            points = batch["rays_o"][:, None] + batch["rays_d"][:, None] * last["z"][:, :-1, None]  # the field's samples
+            code, eye = self._conditioning
+            reg = self.smoothness(points.reshape(-1, 3).detach(), code.detach(), eye, batch.get("generator"))
+            stats["l_smooth"] = reg.detach()
+            total = total + factor * SMOOTH_WEIGHT * reg
         return total, stats
+
+    def _ambient(self, points: Tensor, code: Tensor, eye: Tensor | None) -> dict[str, Tensor]:
+        """The uncertainty, audio ambient and eye attention (P,) at points (P, 3)."""
+        enc_x = self.pos(points)
+        out = {"amb_aud": self.aud_ch_att_net(enc_x).norm(dim=-1), "amb_eye": torch.sigmoid(self.eye_att_net(enc_x))[:, 0]}
+        out["unc"] = F.softplus(self.unc_net(enc_x.detach()))[:, 0]
+        return out
+
+    def smoothness(self, points: Tensor, code: Tensor, eye: Tensor | None, generator: torch.Generator | None) -> Tensor:
+        """ER-NeRF's regulariser (``train_step``, every 16th step): the MSE between the uncertainty
+        and ambient outputs at the samples and at the samples moved by U(-1e-3, 1e-3) per axis
+        (gradients through the moved ones)."""
+        s = self.settings
+        with torch.no_grad():
+            raw = self._ambient(points, code, eye)
+        moved = self._ambient(points + jitter(points, generator), code, eye)
+        keys = (["unc"] if s.unc_loss else []) + (["amb_aud"] + (["amb_eye"] if s.eye else []) if s.lambda_amb > 0 else [])
+        return sum((F.mse_loss(moved[k], raw[k]) for k in keys), points.new_zeros(()))
+
+
+def jitter(points: Tensor, generator: torch.Generator | None) -> Tensor:
+    """U(-1e-3, 1e-3) per coordinate of (P, 3) points (the regulariser's ``xyz_delta``)."""
+    u = torch.rand(points.shape, generator=generator, device=points.device, dtype=points.dtype)
+    return (u * 2 - 1) * 1e-3
 
 
 def face_mask(batch: dict) -> Tensor:

@@ -27,7 +27,9 @@ Fixtures: ``ernerf_encoders.npz`` (``encode_x``: the tri-plane, points partly ou
 ``encoder_dir``: SH degree 4), ``ernerf_network.npz`` (``encode_audio`` on an 8-frame window at the
 clip start, ``forward`` in training mode: sigma, colour, ambient outputs, uncertainty) and
 ``ernerf_step.npz`` (one ``Trainer.train_step`` of the head stage on a few rays at global step 5 of
-8: its image, weights sum, ambient and uncertainty sums, loss and every parameter's gradient).
+8: its image, weights sum, ambient and uncertainty sums, loss and every parameter's gradient) and
+``ernerf_step16.npz`` (the same at step 16 of 32, where the smoothness regulariser runs; its
+``torch.rand`` jitter is recorded).
 """
 
 from __future__ import annotations
@@ -224,6 +226,42 @@ def set_weights(model: nn.Module) -> None:
             p.copy_(torch.from_numpy(weight(name, tuple(p.shape), SEED)))
 
 
+def train_step(trainer_cls, model: nn.Module, data: dict, global_step: int, iters: int) -> dict[str, np.ndarray]:
+    """The official ``Trainer.train_step`` at ``global_step`` of ``iters``: its outputs, loss and
+    gradients, and the ``torch.rand`` draws it made (the regulariser's jitter at a multiple of 16)."""
+    trainer = trainer_cls.__new__(trainer_cls)
+    model.opt.iters = iters
+    trainer.opt, trainer.model, trainer.global_step = model.opt, model, global_step
+    trainer.criterion, trainer.flip_finetune_lips, trainer.log_ptr = torch.nn.MSELoss(reduction="none"), False, None
+    outputs, draws = {}, []
+    render, rand = model.render, torch.rand
+
+    def recording_render(*a, **k):
+        outputs.update(render(*a, **k))
+        return outputs
+
+    def recording_rand(*a, **k):
+        draws.append(rand(*a, **k))
+        return draws[-1]
+
+    model.render, torch.rand = recording_render, recording_rand
+    try:
+        model.zero_grad()
+        pred, _, loss = trainer.train_step({k: v.clone() if torch.is_tensor(v) else v for k, v in data.items()})
+        loss.backward()
+    finally:
+        model.render, torch.rand = render, rand
+        del model.render
+    grads = {}
+    for name, p in model.named_parameters():
+        if p.grad is not None:
+            grads.update(summary(name, p.grad.numpy()))
+    out = {k: outputs[k].detach().numpy().reshape(-1) for k in ("weights_sum", "ambient_aud", "ambient_eye", "uncertainty")}
+    jitter = {"jitter": draws[0].numpy() * 2e-3 - 1e-3} if draws else {}  # (rand * 2 - 1) * 1e-3
+    return dict(global_step=np.array(global_step), iters=np.array(iters), image=pred.detach().numpy()[0], loss=loss.detach().numpy(),
+                **out, **jitter, **grads)  # fmt: skip
+
+
 def commit_of(repo: Path) -> str:
     return (repo / "COMMIT").read_text().strip() if (repo / "COMMIT").exists() else "unknown"
 
@@ -285,32 +323,11 @@ def main() -> None:
         "index": [st["index"]], "images": torch.from_numpy(g.uniform(0, 1, (1, n, 3))),
         "bg_color": torch.from_numpy(g.uniform(0, 1, (1, n, 3))),
     }  # fmt: skip
-    trainer = Trainer.__new__(Trainer)
-    trainer.opt, trainer.model, trainer.global_step = model.opt, model, st["global_step"]
-    trainer.criterion, trainer.flip_finetune_lips, trainer.log_ptr = torch.nn.MSELoss(reduction="none"), False, None
-    outputs = {}
-    render = model.render
-
-    def recording_render(*a, **k):
-        outputs.update(render(*a, **k))
-        return outputs
-
-    model.render = recording_render
-    model.zero_grad()
-    pred, _, loss = trainer.train_step(data)
-    loss.backward()
-    grads = {}
-    for name, p in model.named_parameters():
-        if p.grad is not None:
-            grads.update(summary(name, p.grad.numpy()))
-    np.savez(
-        args.out / "ernerf_step.npz", rays_o=rays_o.numpy(), rays_d=rays_d.numpy(), t=t.numpy(), face=face.numpy(),
-        images=data["images"].numpy()[0], bg=data["bg_color"].numpy()[0], eye=eye.numpy(), feats=feats.numpy(),
-        index=np.array(st["index"]), global_step=np.array(st["global_step"]), iters=np.array(st["iters"]),
-        image=pred.detach().numpy()[0], weights_sum=outputs["weights_sum"].detach().numpy(),
-        ambient_aud=outputs["ambient_aud"].detach().numpy(), ambient_eye=outputs["ambient_eye"].detach().numpy(),
-        uncertainty=outputs["uncertainty"].detach().numpy(), loss=loss.detach().numpy(), **grads, **meta,
-    )  # fmt: skip
+    scene = dict(rays_o=rays_o.numpy(), rays_d=rays_d.numpy(), t=t.numpy(), face=face.numpy(), images=data["images"].numpy()[0],
+                 bg=data["bg_color"].numpy()[0], eye=eye.numpy(), feats=feats.numpy(), index=np.array(st["index"]))  # fmt: skip
+    for name, global_step, iters in (("step", st["global_step"], st["iters"]), ("step16", 16, 32)):
+        fix = train_step(Trainer, model, data, global_step, iters)
+        np.savez(args.out / f"ernerf_{name}.npz", **scene, **fix, **meta)
     for f in sorted(args.out.glob("ernerf_*.npz")):
         print(f, f.stat().st_size, "bytes")
 

@@ -74,7 +74,7 @@ def model():
 
 
 def test_fixtures_come_from_the_official_commit():
-    for name in ("encoders", "network", "step"):
+    for name in ("encoders", "network", "step", "step16"):
         assert str(fixture(name)["official_commit"]).startswith("0cf72d8")
 
 
@@ -112,10 +112,15 @@ def test_network_is_the_official_forward(model):
         np.testing.assert_allclose(got[ours_key], f[official].reshape(-1), rtol=1e-9, atol=1e-12, err_msg=ours_key)
 
 
-def test_training_step_is_the_official_train_step(model):
+@pytest.mark.parametrize("step", ["step", "step16"])
+def test_training_step_is_the_official_train_step(model, step, monkeypatch):
     """The official ``train_step`` on fixed samples: aebench composites the same samples (the far end
-    as its background sample) and computes the same loss and gradients."""
-    f = fixture("step")
+    as its background sample) and computes the same loss and gradients; at step 16 with the
+    smoothness regulariser, on the jitter the official step drew."""
+    f = fixture(step)
+    assert ("jitter" in f) == (int(f["global_step"]) % 16 == 0)
+    if "jitter" in f:
+        monkeypatch.setattr("aebench.baselines.ernerf.jitter", lambda points, generator: t(f["jitter"]))
     code, refs = _conditioning(model, f)
     rays_o, rays_d, z = t(f["rays_o"]), t(f["rays_d"]), t(f["t"])
     out = _pass(model.field(code, refs, None), "coarse", rays_o, rays_d, rays_d, z, {"rgb": t(f["bg"])})
@@ -131,10 +136,12 @@ def test_training_step_is_the_official_train_step(model):
         "views": views,
         "frame_index": int(f["index"]),
         "uv": torch.where(face[:, None], 0.5, 5.5).expand(-1, 2),
+        "rays_o": rays_o,
+        "rays_d": rays_d,
     }
+    model.train_cfg = TrainSettings(iters=int(f["iters"]))
     model.zero_grad()
     loss, _ = model.image_loss({"coarse": out}, batch, int(f["global_step"]) - 1)
-    assert model.train_cfg.iters == int(f["iters"])
     np.testing.assert_allclose(loss.item(), float(f["loss"]), rtol=1e-9)
     loss.backward()
     checked = 0
