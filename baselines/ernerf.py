@@ -29,13 +29,18 @@ Deviations (the rows of ``baselines/README.md``): the eye feature is the eye asp
 with EAR_open the training clip's median, clipped to [0, 1]) where the official reads AU45 from
 OpenFace; the samples are the engine's (stratified, coarse/fine, the occupancy grid) where the
 official marches its CUDA occupancy grid with at most 16 samples per ray; the face box is the
-prepared masks' head box where the official takes the landmarks' box; the lip fine-tune stage
-(LPIPS on the mouth patch) is not run yet.
+prepared masks' head box where the official takes the landmarks' box. The lip fine-tune stage
+(``ernerf.lips_share`` of the iterations: LPIPS on the mouth's square and on random patches, every
+other step each) runs when the LPIPS AlexNet weights are in the store, and is skipped with a message
+naming the fix when they are not.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +63,12 @@ GRID_DECAY = 1e-2
 ATT_DECAY = 1e-4
 #: the ambient/uncertainty smoothness regulariser runs every this many global steps, weighted by this x step factor
 SMOOTH_EVERY, SMOOTH_WEIGHT = 16, 1e-5
+#: the lip stage's LPIPS weights: on the mouth's square (``0.01``) and on the random patches (``0.1``)
+LPIPS_LIPS, LPIPS_PATCH = 0.01, 0.1
+#: the lip stage's patches are padded to at least this side before LPIPS (``train_step`` pads the mouth's square)
+LPIPS_MIN_SIDE = 32
+#: lip landmarks of the 68-point scheme (``lips = slice(48, 60)``)
+LIPS = slice(48, 60)
 #: eye landmarks of the 68-point scheme (right, left): p1..p6 around each eye
 EYES = (slice(36, 42), slice(42, 48))
 
@@ -93,6 +104,12 @@ class ERNeRFSettings(NeRFSettings):
     """Weight of the ambient losses (``lambda_amb``; 0 turns both off)."""
     entropy: float = setting(1.0e-4, low=0.0, arch=False)
     """Weight of the opacity entropy in ER-NeRF's loss (1e-4)."""
+    lips_share: float = setting(0.2, low=0.0, high=0.9, arch=False)
+    """Share of the iterations spent in the lip fine-tune stage after the head stage (official: 25k
+    after 100k). It needs the LPIPS AlexNet weights (``lpips_alexnet``): without them it is skipped,
+    with a message, and the head stage trains every iteration (the checkpoint records which)."""
+    lips_patch: int = setting(32, low=2, arch=False)
+    """Side of the random patches of the lip stage's every other step (``--patch_size 32``)."""
     grid_lr_mult: float = setting(10.0, low=0.0, arch=False)
     """The grids' lr = ``train.lr`` x this (official: lr 1e-2 for the grids, lr_net 1e-3 for the rest)."""
 
@@ -225,7 +242,11 @@ class ERNeRFModel(NeRFModel):
 
     # ----- the loss ----------------------------------------------------------------------
     def image_loss(self, out: dict, batch: dict, step: int) -> tuple[Tensor, dict[str, Tensor]]:
-        """ER-NeRF's ``train_step`` (head, ``finetune_lips`` off) on each level's rays, summed."""
+        """ER-NeRF's ``train_step`` on each level's rays, summed: the head stage's (``finetune_lips``
+        off), or in the lip stage (``phase`` "lips") its MSE and LPIPS without the uncertainty terms
+        and the regulariser."""
+        if self.phase == "lips":
+            return self.lips_loss(out, batch, step)
         s = self.settings
         factor = min((self.global_step(step) + 1) / max(self.train_cfg.iters, 1), 1.0)  # step_factor
         face = face_mask(batch)
@@ -256,6 +277,34 @@ class ERNeRFModel(NeRFModel):
             reg = self.smoothness(points.reshape(-1, 3).detach(), code.detach(), eye, batch.get("generator"))
             stats["l_smooth"] = reg.detach()
             total = total + factor * SMOOTH_WEIGHT * reg
+        return total, stats
+
+    def lips_loss(self, out: dict, batch: dict, step: int) -> tuple[Tensor, dict[str, Tensor]]:
+        """The lip stage's step (``flip_finetune_lips``): per-ray MSE, opacity entropy, ambient
+        losses, and LPIPS on the batch's patches: 0.01 on the mouth's square (padded to 32) or 0.1
+        on the random patches, every other step."""
+        s = self.settings
+        factor = min((self.global_step(step) + 1) / max(self.train_cfg.iters, 1), 1.0)
+        face = face_mask(batch)
+        k, h, w = batch["patches"]
+        total, stats = 0.0, {}
+        for o in out.values():
+            loss = ((o["rgb"] - batch["rgb"]) ** 2).mean(-1).mean() + s.entropy * opacity_entropy(o["acc"])
+            pred = o["rgb"].reshape(k, h, w, 3).permute(0, 3, 1, 2) * 2 - 1
+            gt = batch["rgb"].reshape(k, h, w, 3).permute(0, 3, 1, 2) * 2 - 1
+            # padded to 32 as the official pads the lip square (its patches are 32 already; smaller
+            # ones, at small working sizes, would be too small for AlexNet)
+            pad_h, pad_w = max(0, (LPIPS_MIN_SIDE - h + 1) // 2), max(0, (LPIPS_MIN_SIDE - w + 1) // 2)
+            pred, gt = (F.pad(x, (pad_w, pad_w, pad_h, pad_h)) for x in (pred, gt))
+            l_lpips = lips_network()(pred, gt).mean()
+            loss = loss + (LPIPS_LIPS if batch["lips"] else LPIPS_PATCH) * l_lpips
+            stats["l_lpips"] = l_lpips.detach()
+            if s.lambda_amb > 0 and "sum_amb_aud" in o:
+                amb, aud = factor * s.lambda_amb, o["sum_amb_aud"]
+                loss = loss + amb * (aud * (~face)).mean()
+                if s.eye:
+                    loss = loss + amb * ((o["sum_amb_eye"] / AMBIENT_EYE_STEPS) * aud.detach() * face).mean()
+            total = total + loss
         return total, stats
 
     def _ambient(self, points: Tensor, code: Tensor, eye: Tensor | None) -> dict[str, Tensor]:
@@ -290,8 +339,86 @@ def face_mask(batch: dict) -> Tensor:
     return (px[:, 0] >= x0) & (px[:, 0] <= x1) & (px[:, 1] >= y0) & (px[:, 1] <= y1)
 
 
+@lru_cache(maxsize=1)
+def lips_network() -> nn.Module | None:
+    """The LPIPS (AlexNet) network of the lip stage from the weights store, frozen; None when its
+    weights are absent."""
+    from aebench.lpips_net import lpips_from_store
+    from aebench.weights import WeightsMissing
+
+    try:
+        net = lpips_from_store()
+    except WeightsMissing:
+        return None
+    return net.requires_grad_(False)
+
+
+def lips_square(landmarks: Tensor, h: int, w: int) -> tuple[int, int, int, int]:
+    """The official lip rectangle of (68, 2) pixel landmarks: the lips' box (points 48-59) made
+    square about its centre (half side = the longer side // 2), clipped to the image;
+    (x0, x1, y0, y1) with exclusive ends."""
+    lips = landmarks[LIPS]
+    x0, x1 = int(lips[:, 0].min()), int(lips[:, 0].max())
+    y0, y1 = int(lips[:, 1].min()), int(lips[:, 1].max())
+    cx, cy, half = (x0 + x1) // 2, (y0 + y1) // 2, max(x1 - x0, y1 - y0) // 2
+    return max(0, cx - half), min(w, cx + half), max(0, cy - half), min(h, cy + half)
+
+
 class ERNeRF(NeRFMethod):
     name = "ernerf"
     has_base_model = False
     settings_cls = ERNeRFSettings
     model_cls = ERNeRFModel
+    #: side of the lip stage's random patches (``ernerf.lips_patch``, set by :meth:`finetune`)
+    lips_patch: int = 32
+
+    def finetune(self, identity, clip, base, cfg, run_dir):
+        """The head stage, then (``ernerf.lips_share`` of the iterations, when the LPIPS weights are
+        present) the lip stage from the head's weights, continuing its global step."""
+        from aebench.weights import fix_command
+
+        s, train = self.settings(cfg), self.train_settings(cfg)
+        lips = round(s.lips_share * train.iters) if base is None else 0
+        if lips == 0:
+            return super().finetune(identity, clip, base, cfg, run_dir)
+        run_dir = Path(run_dir)
+        if lips_network() is None:
+            warnings.warn(
+                f"ernerf: the lip fine-tune stage ({lips} of {train.iters} iterations, ernerf.lips_share) needs the LPIPS "
+                f"AlexNet weights, absent: {fix_command('lpips_alexnet')}. Skipped: the head stage trains all {train.iters}.",
+                stacklevel=2,
+            )
+            return self._train([clip], cfg, run_dir, None, "finetune")
+        self.lips_patch = s.lips_patch  # read by batch_fn in the lip stage
+        head = self._train([clip], cfg, run_dir / "head", None, "finetune", iters=train.iters - lips)
+        return self._train([clip], cfg, run_dir, head, "lips", iters=lips)
+
+    def batch_fn(self, views: list, train: TrainSettings, n_refs: int, phase: str = "finetune"):
+        """In the lip stage, every other step (from the first) all pixels of the target frame's lip
+        square, the others ``train.batch_rays // lips_patch^2`` random patches (at least one)."""
+        if phase != "lips":
+            return super().batch_fn(views, train, n_refs, phase)
+        from aebench.engine.views import pixel_batch
+
+        def fn(step: int, g: torch.Generator) -> dict:
+            dev = g.device
+            v = views[int(torch.randint(len(views), (1,), generator=g, device=dev))]
+            frame = int(torch.randint(v.n, (1,), generator=g, device=dev))
+            h, w = v.hw
+            if step % 2 == 0:
+                x0, x1, y0, y1 = lips_square(v.landmarks[frame].float(), h, w)
+                ys, xs = torch.meshgrid(torch.arange(y0, y1, device=dev), torch.arange(x0, x1, device=dev), indexing="ij")
+                patches = (1, y1 - y0, x1 - x0)
+            else:
+                p = min(self.lips_patch, h - 1, w - 1)
+                k = max(1, train.batch_rays // p**2)
+                top = torch.randint(0, h - p, (k,), generator=g, device=dev)
+                left = torch.randint(0, w - p, (k,), generator=g, device=dev)
+                dy, dx = torch.meshgrid(torch.arange(p, device=dev), torch.arange(p, device=dev), indexing="ij")
+                ys, xs = top[:, None, None] + dy, left[:, None, None] + dx
+                patches = (k, p, p)
+            batch = pixel_batch(v, frame, xs.reshape(-1), ys.reshape(-1))
+            batch.update(views=v, frame_index=frame, generator=g, refs=None, patches=patches, lips=step % 2 == 0)
+            return batch
+
+        return fn

@@ -91,9 +91,10 @@ class NeRFMethod(Method):
             raise ValueError(f"{self.name} trains each identity from scratch; it has no base model")
         return self._train([clip], cfg, Path(run_dir), base, "finetune")
 
-    def batch_fn(self, views: list, train: TrainSettings, n_refs: int):
+    def batch_fn(self, views: list, train: TrainSettings, n_refs: int, phase: str = "finetune"):
         """``batch_fn(step, generator)`` for the Trainer: one identity, one frame, its rays and
-        (``n_refs`` > 0) as many other frames of the same clip as references."""
+        (``n_refs`` > 0) as many other frames of the same clip as references. ``phase`` is the
+        training's (a method with a stage of its own draws other rays there: ER-NeRF's lips)."""
         from aebench.engine.views import sample_rays
 
         def fn(step: int, g: torch.Generator) -> dict:
@@ -139,7 +140,12 @@ class NeRFMethod(Method):
                 + f"); pretrain a base model with the same {self.name} settings"
             )
 
-    def _train(self, identities: list[Identity], cfg: DictConfig, run_dir: Path, base: Path | None, phase: str) -> Path:
+    def _train(
+        self, identities: list[Identity], cfg: DictConfig, run_dir: Path, base: Path | None, phase: str, iters: int | None = None
+    ) -> Path:
+        """Train ``phase`` ("pretrain", "finetune" or a method's own stage) for ``iters`` steps
+        (default ``train.pretrain_iters`` for a base model, else ``train.iters``) into ``run_dir``,
+        from ``base``'s weights when given."""
         from aebench.device import resolve_device
         from aebench.engine.checkpoint import read_state
         from aebench.engine.trainer import FINAL, Trainer, seed_everything
@@ -162,8 +168,9 @@ class NeRFMethod(Method):
         seed_everything(top.seed)  # the same seed gives the same initial weights
         model = self.model_cls(settings, channels, train).to(device)
         model.phase, model.step_offset = phase, offset
-        iters = train.pretrain_iters if phase == "pretrain" else train.iters
-        model.smooth_start = self.smooth_start(train, iters)
+        if iters is None:
+            iters = train.pretrain_iters if phase == "pretrain" else train.iters
+        model.smooth_start = self.smooth_start(train, train.pretrain_iters if phase == "pretrain" else train.iters)
         cameras = [(v.poses, v.intrinsics, *v.hw, v.near, v.far) for v in views]
         model.fit_statistics(views)
         if model.fast:  # the grids cover the training cameras' view volume (a fine-tune then loads the base's)
@@ -193,7 +200,7 @@ class NeRFMethod(Method):
             model,
             train,
             root,
-            self.batch_fn(views, train, settings.n_refs),
+            self.batch_fn(views, train, settings.n_refs, phase),
             device,
             top.seed,
             meta,

@@ -119,7 +119,6 @@ def sample_rays(
     Returns rays, target colours, labels, background colours and pixel positions."""
     h, w = views.hw
     dev = views.frames.device
-    mask = views.masks[frame]
     share = n_rays * face_fraction
     n_face = int(share) if face_rect == "official" else int(round(share))  # official: int(N_rand * sample_rate)
     x0, y0, x1, y1 = (int(v) for v in views.face_box[frame])
@@ -138,6 +137,14 @@ def sample_rays(
                 torch.randint(h, (n_rays - n_face,), device=dev, generator=generator),
             ]
         )
+    return pixel_batch(views, frame, xs, ys)
+
+
+def pixel_batch(views: Views, frame: int, xs: Tensor, ys: Tensor) -> dict[str, Tensor]:
+    """The rays of pixels (``xs``, ``ys``) (N,) of ``frame``: origins, directions, target colours,
+    labels, background colours, pixel positions (centres) and the frame."""
+    dev = views.frames.device
+    mask = views.masks[frame]
     uv = torch.stack([xs, ys], -1).float() + 0.5
     rays_o, rays_d = pixel_rays(views.poses[frame], views.intrinsics, uv)
     return {

@@ -29,7 +29,8 @@ clip start, ``forward`` in training mode: sigma, colour, ambient outputs, uncert
 ``ernerf_step.npz`` (one ``Trainer.train_step`` of the head stage on a few rays at global step 5 of
 8: its image, weights sum, ambient and uncertainty sums, loss and every parameter's gradient) and
 ``ernerf_step16.npz`` (the same at step 16 of 32, where the smoothness regulariser runs; its
-``torch.rand`` jitter is recorded).
+``torch.rand`` jitter is recorded), and ``ernerf_lips_rect.npz`` (the lip stage's square, the official
+``provider.py`` block run as written on random landmarks).
 """
 
 from __future__ import annotations
@@ -262,6 +263,31 @@ def train_step(trainer_cls, model: nn.Module, data: dict, global_step: int, iter
                 **out, **jitter, **grads)  # fmt: skip
 
 
+def lips_rect_fixture(official: Path, out: Path, meta: dict) -> None:
+    """The official lip rectangle (``provider.py``: the ``finetune_lips`` block, run as written) of
+    random landmarks, some near the image's edges, in square and oblong images."""
+    import textwrap
+
+    source = (official / "nerf_triplane" / "provider.py").read_text()
+    start = source.index("lips = slice(48, 60)")
+    end = source.index("self.lips_rect.append([xmin, xmax, ymin, ymax])") + len("self.lips_rect.append([xmin, xmax, ymin, ymax])")
+    line_start = source.rindex("\n", 0, start) + 1
+    block = textwrap.dedent(source[line_start:end])
+    g = np.random.default_rng(SEED)
+    sizes, marks, rects = [], [], []
+    for h, w in ((64, 64), (48, 64), (64, 40)):
+        for _ in range(6):
+            centre = g.uniform([-4, -4], [w + 4, h + 4])  # (x, y), some mouths past the edges
+            lms = np.zeros((68, 2))
+            lms[48:60] = centre + g.normal(0, [6, 3], (12, 2))
+            ns = {"lms": lms, "self": Namespace(H=h, W=w, lips_rect=[])}
+            exec(block, ns)  # noqa: S102 (the official block)
+            sizes.append((h, w))
+            marks.append(lms)
+            rects.append(ns["self"].lips_rect[0])
+    np.savez(out / "ernerf_lips_rect.npz", sizes=np.array(sizes), landmarks=np.array(marks), rects=np.array(rects), **meta)
+
+
 def commit_of(repo: Path) -> str:
     return (repo / "COMMIT").read_text().strip() if (repo / "COMMIT").exists() else "unknown"
 
@@ -277,6 +303,7 @@ def main() -> None:
     from nerf_triplane.utils import Trainer, get_audio_features
 
     g = np.random.default_rng(SEED)
+    torch.manual_seed(SEED)  # the official step's own draws (the regulariser's jitter) repeat from run to run
     meta = {"official_repo": "ernerf", "official_commit": np.array(commit_of(args.ernerf)), "seed": np.array(SEED)}
     st = STEP
     model = NeRFNetwork(options(iters=st["iters"])).double()
@@ -328,6 +355,7 @@ def main() -> None:
     for name, global_step, iters in (("step", st["global_step"], st["iters"]), ("step16", 16, 32)):
         fix = train_step(Trainer, model, data, global_step, iters)
         np.savez(args.out / f"ernerf_{name}.npz", **scene, **fix, **meta)
+    lips_rect_fixture(args.ernerf, args.out, meta)
     for f in sorted(args.out.glob("ernerf_*.npz")):
         print(f, f.stat().st_size, "bytes")
 

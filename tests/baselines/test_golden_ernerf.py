@@ -157,3 +157,14 @@ def test_training_step_is_the_official_train_step(model, step, monkeypatch):
             np.testing.assert_allclose(got[k], v, rtol=1e-7, atol=1e-6 * float(np.abs(v).max()), err_msg=k)
         checked += 1
     assert checked >= 20
+
+
+def test_lip_square_is_the_official_lips_rect():
+    """The official block names rows x and columns y: its [xmin, xmax, ymin, ymax] is aebench's
+    (y0, y1, x0, x1)."""
+    from aebench.baselines.ernerf import lips_square
+
+    f = fixture("lips_rect")
+    for (h, w), lms, (xmin, xmax, ymin, ymax) in zip(f["sizes"], f["landmarks"], f["rects"]):
+        x0, x1, y0, y1 = lips_square(t(lms), int(h), int(w))
+        assert (y0, y1, x0, x1) == (xmin, xmax, ymin, ymax)
