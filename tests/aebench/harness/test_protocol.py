@@ -85,7 +85,7 @@ def test_real_quick_prepares_its_clips_on_first_use(tmp_path, shared_data):
     p = load_protocol("real_quick")
     assert p.data == "clips" and p.clips["from"] == "shared:clips" and p.targets == ["may"]
     assert {"self", "shared:audio/hdtf_rd_radio31_000.wav"} == set(p.grid["audio"])
-    assert {r.label for r in p.rows} == {"AE-NeRF", "w/o AAA", "DFRF", "AD-NeRF"}
+    assert {r.label for r in p.rows} == {"AE-NeRF", "w/o AAA", "DFRF", "AD-NeRF", "ER-NeRF"}
     clips = tmp_path / "clips"
     clips.mkdir()
     (clips / "may_short.mp4").symlink_to(shared_data / "clips" / "may_short.mp4")
@@ -120,8 +120,8 @@ def test_rows_cannot_change_the_shared_training_conditions(tmp_path):
 
 
 def test_two_rows_of_a_protocol_get_identical_ray_batches(corpus):
-    """Equal footing: AE-NeRF, DFRF and AD-NeRF rows of one protocol see the same rays, colours
-    and (for the reference methods) the same references at every step, for the same seed."""
+    """Equal footing: AE-NeRF, DFRF, AD-NeRF and ER-NeRF rows of one protocol see the same rays,
+    colours and (for the reference methods) the same references at every step, for the same seed."""
     import torch
 
     from aebench.data import Identity
@@ -129,7 +129,7 @@ def test_two_rows_of_a_protocol_get_identical_ray_batches(corpus):
     from aebench.engine.views import Views
 
     cells = expand_cells(load_protocol("smoke"), corpus, ["data.size=16"])
-    assert {c.method for c in cells} == {"aenerf", "dfrf", "adnerf"}
+    assert {c.method for c in cells} == {"aenerf", "dfrf", "adnerf", "ernerf"}
     batches = {}
     for cell in cells:
         method = get_method(cell.method)
