@@ -8,6 +8,7 @@
     python tools/speed_tables.py sampler  # proposal sampler vs default: docs/speed/sampler/*_seed*.json (tools/proposal_bench.sh)
     python tools/speed_tables.py sampler_render  # their renders: docs/speed/sampler/*_renders.json (tools/proposal_render.py)
     python tools/speed_tables.py profile  # forward time per module: docs/speed/profile/*.json (tools/profile_modules.py)
+    python tools/speed_tables.py ernerf   # ER-NeRF beside the others' defaults: docs/speed/ernerf/*.json (tools/ernerf_speed.sh)
 
 Sources. ``ttq`` reads the ``aebench bench converge`` curves (files ``METHOD_VARIANT_SIZE.json``;
 a curve point's ``seconds`` is training wall time, base model included). ``fps`` reads
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 import sys
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -440,6 +442,51 @@ def profile() -> str:
     )
 
 
+def ernerf() -> str:
+    """ER-NeRF beside the other methods' defaults (tools/ernerf_speed.sh): training iterations/s and
+    render frames/s per round, the median of the rounds, and each method's ratio to AE-NeRF's."""
+    runs: dict[tuple[str, str], list[dict]] = {}
+    for f in sorted((DOCS / "speed" / "ernerf").glob("*_round*.json")):
+        method, kind, _ = f.stem.split("_")
+        runs.setdefault((method, kind), []).append(json.loads(f.read_text()))
+    methods = sorted({m for m, _ in runs}, key=lambda m: order(("ernerf", *NAMES), m))
+    median = {k: statistics.median(r["iters/s" if k[1] == "train" else "frames/s"] for r in v) for k, v in runs.items()}
+    rows = []
+    for m in methods:
+        train, render = runs[(m, "train")], runs[(m, "render")]
+        rows.append(
+            [
+                {"ernerf": "ER-NeRF", **NAMES}.get(m, m),
+                ", ".join(fmt(r["iters/s"], 3) for r in train),
+                f"{fmt(median[(m, 'train')], 3)} ({fmt(1 / median[(m, 'train')], 2)} s)",
+                f"{fmt(median[(m, 'train')] / median[('aenerf', 'train')], 2)}x",
+                ", ".join(fmt(r["frames/s"], 3) for r in render),
+                fmt(median[(m, "render")], 3),
+                f"{fmt(median[(m, 'render')] / median[('aenerf', 'render')], 2)}x",
+                f"{fmt(render[0]['evaluated/ray'], 1)}",
+            ]
+        )
+    header = [
+        "method",
+        "iterations/s per round",
+        "median (s per iteration)",
+        "vs AE-NeRF",
+        "frames/s per round",
+        "median",
+        "vs AE-NeRF",
+        "evaluated/ray",
+    ]
+    return section(
+        "`docs/speed/ernerf/*.json` (tools/ernerf_speed.sh: 128 px, small sizes, hierarchical sampler, one thread, "
+        "methods in turn)",
+        header,
+        rows,
+        "Training: bench train from scratch, 8 iterations less a 3-iteration set-up run; rendering: bench render of 2 frames "
+        "less a 1-frame render. Ratios: a method's median / AE-NeRF's (the `frequency` field of the three others, "
+        "ER-NeRF's own tri-plane network). Each method's own network at small sizes, under the same rays and samples.",
+    )
+
+
 COMMANDS = {
     "ttq": ttq,
     "fps": fps,
@@ -449,6 +496,7 @@ COMMANDS = {
     "sampler": sampler,
     "sampler_render": sampler_render,
     "profile": profile,
+    "ernerf": ernerf,
 }
 
 if __name__ == "__main__":

@@ -27,32 +27,49 @@ from aebench.paths import runs_dir
     help="also write the table's paired comparisons with ROW (over identities, Holm-adjusted as one family)",
 )
 @click.option("--metrics", default=None, help="with --versus: the columns compared (comma-separated; default all)")
+@click.option(
+    "--keep-from",
+    "earlier",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="an earlier results file of PROTOCOL: its cells at grid points the run store lacks are kept "
+    "(rows added since need not run the others again); refused if its protocol differs in more than added rows",
+)
 @_usage
-def export(protocol: str, runs: Path | None, out: Path, versus: str | None, metrics: str | None) -> None:
+def export(protocol: str, runs: Path | None, out: Path, versus: str | None, metrics: str | None, earlier: Path | None) -> None:
     """Write PROTOCOL's finished cells as one results file: the protocol as written, and per cell
     its resolved config, summary and per-frame metrics, cost and provenance; with --versus the
     paired comparisons `aebench tables --versus` prints. `aebench tables|plot|report --from FILE`
     read it as they read the run store."""
-    from aebench.harness.report.results import export as make, write_results
+    from aebench.harness.report.results import export as make, from_store, read_results, with_earlier, write_results
     from aebench.harness.report.tables import comparisons
 
     if metrics and not versus:
         raise click.UsageError("--metrics picks the columns of --versus's comparisons; give --versus ROW too")
-    from aebench.harness.report.results import from_store
-
     root = Path(runs or runs_dir())
     writable_file(out, "--out")
-    inputs_untouched([Output("--out", out)], store_inputs(protocol, root))
+    inputs_untouched([Output("--out", out)], store_inputs(protocol, root))  # --keep-from may be --out: it is read first
     res = from_store(protocol, root)  # read once, for the cells and the comparisons
+    kept = 0
+    if earlier is not None:
+        res, kept = with_earlier(res, read_results(earlier))
     doc = make(res, root)
     if versus:
         only = comma_list(metrics)
-        doc["comparisons"] = {**comparisons(res, root, versus, only), "metrics": only}
+        if kept:  # the comparisons read the cells as a results file holds them
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                draft = write_results(doc, Path(tmp) / out.name)
+                doc["comparisons"] = {**comparisons(None, root, versus, only, results_file=draft), "metrics": only}
+        else:
+            doc["comparisons"] = {**comparisons(res, root, versus, only), "metrics": only}
     with reported("--out", out):
         write_results(doc, out)
     tests = f", {doc['comparisons']['family_size']} paired tests vs {versus}" if versus else ""
     click.echo(
         f"wrote {out}: protocol {doc['protocol']['name']}, {len(doc['cells'])} cells{tests}"
+        + (f", {kept} kept from {earlier}" if earlier else "")
         + (f" ({sum(doc['unfinished'].values())} unfinished not included)" if doc["unfinished"] else "")
     )
 

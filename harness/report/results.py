@@ -175,6 +175,8 @@ def _cell_record(cell: dict) -> dict:
     from aebench.eval.api import read_frames
     from aebench.harness.protocol.run_store import training_curve
 
+    if cell.get("dir") is None:  # read from a results file (with_earlier): already a record
+        return {k: v for k, v in cell.items() if k != "dir"}
     d = Path(cell["dir"])
     rec = {k: v for k, v in cell.items() if k not in ("dir", "finished", "base", "finetuned", "protocol")}
     rec["frames"] = read_frames(d)
@@ -203,6 +205,34 @@ def export(protocol, runs_root: Path) -> dict:
     name, a YAML path, or the :class:`Results` a caller already read from it)."""
     res = protocol if isinstance(protocol, Results) else from_store(protocol, runs_root)
     return document(res.spec.text, res.spec.name, [_cell_record(c) for c in res.cells], res.unfinished)
+
+
+def grid_point(cell: dict) -> tuple:
+    """What a cell measured: its row, identity and grid values."""
+    return (cell["row"], cell["identity"], cell["clip_seconds"], cell["iters"], cell["audio"], cell["seed"])
+
+
+def with_earlier(res: Results, earlier: Results) -> tuple[Results, int]:
+    """``res`` (a run store's cells) and the cells of ``earlier`` (a results file of the same
+    protocol) at the grid points ``res`` lacks, and how many were kept: the rows added since that
+    file need not run its other rows again. Each kept cell carries its own provenance (code,
+    machine). Refused when the file is another protocol, or its protocol differs from this one in
+    anything but rows added since (a changed row or setting would compare different experiments)."""
+    import dataclasses
+
+    a, b = res.spec, earlier.spec
+    if a.name != b.name:
+        raise ResultsError(f"{earlier.origin} holds protocol '{b.name}', not '{a.name}'")
+    now = {r.label: r for r in a.rows}
+    changed = [r.label for r in b.rows if now.get(r.label) != r]
+    if changed:
+        raise ResultsError(f"{earlier.origin}: row(s) {', '.join(changed)} differ from protocol '{a.name}' as it is now; run them again")
+    bare = {"rows": [], "text": ""}
+    if dataclasses.replace(a, **bare) != dataclasses.replace(b, **bare):
+        raise ResultsError(f"{earlier.origin}: protocol '{a.name}' changed since that file (more than rows added); run it again")
+    have = {grid_point(c) for c in res.cells}
+    kept = [c for c in earlier.cells if grid_point(c) not in have]
+    return Results(a, res.cells + kept, res.unfinished, res.origin, res.stale), len(kept)
 
 
 def eval_document(result, label: str, pred: str, gt: str | None, audio: str | None) -> dict:

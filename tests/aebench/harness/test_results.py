@@ -327,3 +327,32 @@ def test_cost_columns_are_shown_but_not_tested(tmp_path):
     entry = _row(md, "DFRF")[_header(md).index("training s vs AE-NeRF")]
     assert entry.endswith("(n=3, 2 seeds each, a cost: not tested)")
     assert "over the 1 comparisons" in md  # PSNR's DFRF row only
+
+
+def test_with_earlier_keeps_the_grid_points_the_store_lacks_and_refuses_changed_protocols():
+    """A row added to a protocol runs alone: the earlier results file gives the other rows' cells
+    (the store's own cell wins at a grid point both hold); another protocol, a changed row or a
+    changed setting is refused."""
+    import dataclasses
+
+    from aebench.harness.protocol.spec import Row, load_protocol
+    from aebench.harness.report.results import Results, ResultsError, with_earlier
+
+    now = load_protocol("real_identities", scale=None)
+    before = dataclasses.replace(now, rows=[r for r in now.rows if r.label != "ER-NeRF"])
+
+    def cell(row, identity):
+        return {"row": row, "identity": identity, "clip_seconds": 0.0, "iters": 300, "audio": "self", "seed": 0, "dir": None}
+
+    earlier = Results(before, [cell("AE-NeRF", "may"), cell("AE-NeRF", "cnn2"), cell("DFRF", "may")], origin="old.json")
+    store = Results(now, [cell("ER-NeRF", "may"), {**cell("DFRF", "may"), "dir": "store"}], origin="runs")
+    merged, kept = with_earlier(store, earlier)
+    assert kept == 2 and len(merged.cells) == 4 and merged.spec is now
+    assert [c["dir"] for c in merged.cells if c["row"] == "DFRF"] == ["store"]  # the store's cell, not the file's
+    with pytest.raises(ResultsError, match="holds protocol 'real_quick'"):
+        with_earlier(store, Results(load_protocol("real_quick", scale=None), [], origin="q.json"))
+    changed = dataclasses.replace(before, rows=[Row("AE-NeRF", "aenerf", {"aenerf.aaa": False})] + before.rows[1:])
+    with pytest.raises(ResultsError, match="row\\(s\\) AE-NeRF differ"):
+        with_earlier(store, Results(changed, [], origin="c.json"))
+    with pytest.raises(ResultsError, match="changed since that file"):
+        with_earlier(store, Results(dataclasses.replace(before, metrics=["paper"]), [], origin="m.json"))
