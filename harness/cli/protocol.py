@@ -270,6 +270,13 @@ def _protocol_or_default(protocol: str | None, results: Path | None) -> str | No
     return protocol if protocol is not None or results is not None else "smoke"
 
 
+#: the --rows option of tables and export: the rows shown are the --versus family
+ROWS_HELP = (
+    "comma-separated row labels: show only these rows; the --versus comparisons are those rows' "
+    "(one family: choose it before the run, as the comparison a claim rests on)"
+)
+
+
 @click.command()
 @click.argument("protocol", required=False, default=None)
 @click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex"]), default="md")
@@ -286,15 +293,26 @@ def _protocol_or_default(protocol: str | None, results: Path | None) -> str | No
     metavar="ROW",
     help="add each row's paired difference from ROW (a row label) with its 95%% interval and p-value",
 )
+@click.option("--rows", default=None, help=ROWS_HELP)
 @_usage
-def tables(protocol: str | None, fmt: str, runs: Path | None, results: Path | None, metrics: str | None, versus: str | None) -> None:
+def tables(
+    protocol: str | None, fmt: str, runs: Path | None, results: Path | None, metrics: str | None, versus: str | None, rows: str | None
+) -> None:
     """Our numbers in the layout of the paper's table, with the paper's numbers beside
     (PROTOCOL: a name in protocols/ or a YAML file; default smoke, or the --from file's)."""
     from aebench.harness.report.tables import render_table
 
     only = comma_list(metrics)
     click.echo(
-        render_table(_protocol_or_default(protocol, results), Path(runs or runs_dir()), fmt, only, versus=versus, results_file=results)
+        render_table(
+            _protocol_or_default(protocol, results),
+            Path(runs or runs_dir()),
+            fmt,
+            only,
+            versus=versus,
+            results_file=results,
+            rows=comma_list(rows),
+        )
     )  # unknown metrics or rows: a usage error
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from aebench.harness.cli.checks import Output, comma_list, inputs_untouched, reported, writable_file
-from aebench.harness.cli.protocol import RUNS_OPTION, _usage, store_inputs
+from aebench.harness.cli.protocol import ROWS_HELP, RUNS_OPTION, _usage, store_inputs
 from aebench.paths import runs_dir
 
 
@@ -35,8 +35,11 @@ from aebench.paths import runs_dir
     help="an earlier results file of PROTOCOL: its cells at grid points the run store lacks are kept "
     "(rows added since need not run the others again); refused if its protocol differs in more than added rows",
 )
+@click.option("--rows", default=None, help="with --versus: " + ROWS_HELP)
 @_usage
-def export(protocol: str, runs: Path | None, out: Path, versus: str | None, metrics: str | None, earlier: Path | None) -> None:
+def export(
+    protocol: str, runs: Path | None, out: Path, versus: str | None, metrics: str | None, earlier: Path | None, rows: str | None
+) -> None:
     """Write PROTOCOL's finished cells as one results file: the protocol as written, and per cell
     its resolved config, summary and per-frame metrics, cost and provenance; with --versus the
     paired comparisons `aebench tables --versus` prints. `aebench tables|plot|report --from FILE`
@@ -46,6 +49,8 @@ def export(protocol: str, runs: Path | None, out: Path, versus: str | None, metr
 
     if metrics and not versus:
         raise click.UsageError("--metrics picks the columns of --versus's comparisons; give --versus ROW too")
+    if rows and not versus:
+        raise click.UsageError("--rows picks the rows of --versus's comparisons (the file keeps every cell); give --versus ROW too")
     root = Path(runs or runs_dir())
     writable_file(out, "--out")
     inputs_untouched([Output("--out", out)], store_inputs(protocol, root))  # --keep-from may be --out: it is read first
@@ -61,9 +66,13 @@ def export(protocol: str, runs: Path | None, out: Path, versus: str | None, metr
 
             with tempfile.TemporaryDirectory() as tmp:
                 draft = write_results(doc, Path(tmp) / out.name)
-                doc["comparisons"] = {**comparisons(None, root, versus, only, results_file=draft), "metrics": only}
+                doc["comparisons"] = {
+                    **comparisons(None, root, versus, only, draft, comma_list(rows)),
+                    "metrics": only,
+                    "rows": comma_list(rows),
+                }
         else:
-            doc["comparisons"] = {**comparisons(res, root, versus, only), "metrics": only}
+            doc["comparisons"] = {**comparisons(res, root, versus, only, rows=comma_list(rows)), "metrics": only, "rows": comma_list(rows)}
     with reported("--out", out):
         write_results(doc, out)
     tests = f", {doc['comparisons']['family_size']} paired tests vs {versus}" if versus else ""

@@ -213,40 +213,66 @@ def _hashers(data_root: Path, available: list[str]):
     return data_hash, audio_hash
 
 
-def _id_tree(cfg: DictConfig, legacy: bool = False) -> dict:
-    """The resolved config as an id covers it (:func:`aebench.config.id_view`: every setting but those
-    at their neutral value); ``legacy``: as the ids of stores written before the settings tree
-    covered it (:func:`legacy_folders`)."""
+#: the id schemes of stores written by earlier versions, newest first (:func:`legacy_folders`):
+#: ``3d25c8e`` hashed every method's section into every cell's id (the settings tree before ER-NeRF);
+#: ``972eef0`` also every setting, with the field's settings in each NeRF method's section
+LEGACY_SCHEMES = ("3d25c8e", "972eef0")
+#: sections registered after each scheme's version (absent from its configs, so from its ids)
+_SECTIONS_SINCE = {"3d25c8e": ("ernerf",), "972eef0": ("ernerf",)}
+#: settings declared after 972eef0 (whose ids held every setting): a config at their neutral value
+#: computes what that version computed, so its id leaves them out
+_SETTINGS_SINCE_972EEF0 = {"train": ("adam_betas",)}
+
+
+def _id_tree(cfg: DictConfig, scheme: str | None = None) -> dict:
+    """The resolved config as an id covers it: every setting but those at their neutral value
+    (:func:`aebench.config.id_view`), and of the methods' sections only the cell's own method's (the
+    others cannot act on it: a method added or changed re-keys none of the others' cells).
+    ``scheme``: as a store written by an earlier version hashed it (:data:`LEGACY_SCHEMES`)."""
     from omegaconf import OmegaConf
 
+    from aebench.registry import methods
+
     tree = OmegaConf.to_container(cfg, resolve=True)
-    return _legacy_tree(tree) if legacy else id_view(tree)
+    if scheme == "972eef0":
+        tree = _legacy_tree(tree)
+        for section, keys in _SETTINGS_SINCE_972EEF0.items():
+            neutral = id_view({section: {k: tree[section][k] for k in keys}})[section]
+            for k in keys:
+                if k not in neutral:  # at its neutral value
+                    tree[section].pop(k, None)
+    else:
+        tree = id_view(tree)
+    drop = _SECTIONS_SINCE[scheme] if scheme else [m for m in methods() if m != cfg.method]
+    for name in drop:
+        tree.pop(name, None)
+    return tree
 
 
-def _without_root(cfg: DictConfig, legacy: bool = False) -> dict:
+def _without_root(cfg: DictConfig, scheme: str | None = None) -> dict:
     """The resolved config as a cell id covers it (:func:`_id_tree`), without ``data.root``: where the
     data lies is not part of what a cell computes (``run.data_sha256`` and ``run.audio_sha256`` say
     what the data is), so the same data moved keeps its results and other data at the same path
     does not reuse them. Nor is how it reached a Ray node (:data:`RAY_SECTION`)."""
-    data = _id_tree(cfg, legacy)
+    data = _id_tree(cfg, scheme)
     data.get("data", {}).pop("root", None)
     data.pop(RAY_SECTION, None)  # how the cell reached a Ray node
     return data
 
 
-def cell_key(cfg: DictConfig, legacy: bool = False) -> str:
+def cell_key(cfg: DictConfig, scheme: str | None = None) -> str:
     """A cell's id: the hash of its resolved config, its data by content (:func:`_without_root`)."""
     from omegaconf import OmegaConf
 
-    return config_hash(OmegaConf.create(_without_root(cfg, legacy)))
+    return config_hash(OmegaConf.create(_without_root(cfg, scheme)))
 
 
-def base_key(cfg: DictConfig, legacy: bool = False) -> str:
+def base_key(cfg: DictConfig, scheme: str | None = None) -> str:
     """Hash of the config parts that shape a base model (not the fine-tuning ones)."""
     from omegaconf import OmegaConf
 
     method = cfg.method
-    tree = _id_tree(cfg, legacy)
+    tree = _id_tree(cfg, scheme)
     train = {k: v for k, v in tree["train"].items() if k != "iters" and k not in TrainSettings.render_keys()}
     parts = {
         "method": method,
@@ -261,7 +287,7 @@ def base_key(cfg: DictConfig, legacy: bool = False) -> str:
         "device": cfg.device,
         "identities": sorted(cfg.run.base_identities),
     }
-    if not legacy:  # then the field's settings were in the method's section
+    if scheme != "972eef0":  # then the field's settings were in the method's section
         parts["field"] = tree["field"]
     return config_hash(OmegaConf.create(parts))
 
@@ -271,11 +297,11 @@ def base_key(cfg: DictConfig, legacy: bool = False) -> str:
 AFTER_FINETUNE = {"run": ("audio", "audio_sha256", "protocol", "row"), "train": TrainSettings.render_keys()}
 
 
-def finetune_key(cfg: DictConfig, legacy: bool = False) -> str:
+def finetune_key(cfg: DictConfig, scheme: str | None = None) -> str:
     """Hash of the config without the parts that act only after fine-tuning."""
     from omegaconf import OmegaConf
 
-    data = _without_root(cfg, legacy)
+    data = _without_root(cfg, scheme)
     for section, keys in AFTER_FINETUNE.items():
         for k in keys:
             (data.get(section) or {}).pop(k, None)
@@ -302,13 +328,14 @@ def _legacy_tree(tree: dict) -> dict:
     return tree
 
 
-def legacy_folders(cfg: DictConfig) -> dict[str, str]:
-    """Where a store written before the settings tree keeps this config's cell, base model and
-    fine-tuned model (relative to its root; the same kinds of folder as today's, other ids): what
-    :func:`aebench.harness.protocol.run_store.adopt_earlier` moves to today's names."""
+def legacy_folders(cfg: DictConfig, scheme: str = LEGACY_SCHEMES[-1]) -> dict[str, str]:
+    """Where a store written by an earlier version (``scheme``, :data:`LEGACY_SCHEMES`) keeps this
+    config's cell, base model and fine-tuned model (relative to its root; the same kinds of folder
+    as today's, other ids): what :func:`aebench.harness.protocol.run_store.adopt_earlier` moves to
+    today's names."""
     method = cfg.method
     return {
-        "cell": f"{cfg.run.protocol}/{cell_key(cfg, legacy=True)}",
-        "base": f"_base/{method}-{base_key(cfg, legacy=True)}",
-        "finetune": f"_finetune/{method}-{finetune_key(cfg, legacy=True)}",
+        "cell": f"{cfg.run.protocol}/{cell_key(cfg, scheme)}",
+        "base": f"_base/{method}-{base_key(cfg, scheme)}",
+        "finetune": f"_finetune/{method}-{finetune_key(cfg, scheme)}",
     }

@@ -434,25 +434,26 @@ def adopt_earlier(runs_root: Path, cells: list) -> list[str]:
     hashed as then), so that work is found, not redone: each finished legacy folder whose today's
     folder is absent is renamed, the paths in the moved folders' records follow, and a moved cell's
     record and config take today's id and form. Returns the folders moved (``old -> new``)."""
-    from aebench.harness.protocol.cells import legacy_folders
+    from aebench.harness.protocol.cells import LEGACY_SCHEMES, legacy_folders
 
     root = Path(runs_root)
     moves: dict[str, str] = {}
     adopted_cells = []
     for cell in cells:
-        old = legacy_folders(cell.cfg)
         new = {"cell": f"{cell.protocol}/{cell.cell_id}", "base": base_folder(cell.cfg), "finetune": finetune_folder(cell.cfg)}
-        for kind in ("base", "finetune", "cell"):
-            src, dst = root / old[kind], root / new[kind]
-            if str(src) in moves or src == dst or not is_done(src) or dst.exists():
-                continue
-            with cell_lock(src):
-                if not is_done(src) or dst.exists():
+        for scheme in LEGACY_SCHEMES:  # the newest first: a store holds one scheme's names
+            old = legacy_folders(cell.cfg, scheme)
+            for kind in ("base", "finetune", "cell"):
+                src, dst = root / old[kind], root / new[kind]
+                if str(src) in moves or src == dst or not is_done(src) or dst.exists():
                     continue
-                src.rename(dst)
-            moves[str(src)] = str(dst)
-            if kind == "cell":
-                adopted_cells.append((cell, dst))
+                with cell_lock(src):
+                    if not is_done(src) or dst.exists():
+                        continue
+                    src.rename(dst)
+                moves[str(src)] = str(dst)
+                if kind == "cell":
+                    adopted_cells.append((cell, dst))
     for dst in moves.values():
         rebase(Path(dst), moves)
     for cell, dst in adopted_cells:
@@ -461,5 +462,5 @@ def adopt_earlier(runs_root: Path, cells: list) -> list[str]:
         record = read_record(dst, CellRecord)
         write_record(dst, dataclasses.replace(record, cell_id=cell.cell_id))
         atomic_write(dst / "config.yaml", to_yaml(cell.cfg))
-        log_line(dst, f"adopted from a store written before the settings tree (was {Path(record.cell_id).name})")
+        log_line(dst, f"adopted from a store written by an earlier version (was {Path(record.cell_id).name})")
     return [f"{Path(a).relative_to(root)} -> {Path(b).relative_to(root)}" for a, b in moves.items()]

@@ -227,7 +227,7 @@ def with_earlier(res: Results, earlier: Results) -> tuple[Results, int]:
     changed = [r.label for r in b.rows if now.get(r.label) != r]
     if changed:
         raise ResultsError(f"{earlier.origin}: row(s) {', '.join(changed)} differ from protocol '{a.name}' as it is now; run them again")
-    bare = {"rows": [], "text": ""}
+    bare = {"rows": [], "text": "", "path": Path(f"{a.name}.yaml")}  # where each was read from is not the protocol
     if dataclasses.replace(a, **bare) != dataclasses.replace(b, **bare):
         raise ResultsError(f"{earlier.origin}: protocol '{a.name}' changed since that file (more than rows added); run it again")
     have = {grid_point(c) for c in res.cells}

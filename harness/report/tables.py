@@ -36,6 +36,8 @@ One function, :func:`render_table`, builds every table from the run store with p
 
 from __future__ import annotations
 
+import dataclasses
+
 import csv
 import io
 import math
@@ -313,19 +315,23 @@ def render_table(
     only: list[str] | None = None,
     versus: str | None = None,
     results_file: Path | None = None,
+    rows: list[str] | None = None,
 ) -> str:
     """The table of ``protocol`` (a name in ``protocols/``, a YAML path, or the
     :class:`~aebench.harness.report.results.Results` a caller already read) from the run store, or
     from ``results_file`` (a results file; ``protocol`` may then be None), laid out as the
     protocol's ``table:`` says; ``only``: show just these of its metrics (in the protocol's
-    order) and cost columns; ``versus``: a row label, adds each row's paired difference from it."""
-    return format_table(build_table(protocol, runs_root, only, versus, results_file), fmt)
+    order) and cost columns; ``versus``: a row label, adds each row's paired difference from it;
+    ``rows``: show just these rows (the ``versus`` family is the rows shown)."""
+    return format_table(build_table(protocol, runs_root, only, versus, results_file, rows), fmt)
 
 
-def comparisons(protocol, runs_root: Path, versus: str, only: list[str] | None = None, results_file: Path | None = None) -> dict:
+def comparisons(
+    protocol, runs_root: Path, versus: str, only: list[str] | None = None, results_file: Path | None = None, rows: list[str] | None = None
+) -> dict:
     """The ``--versus`` family of a table as a results file holds it: how the tests were made and
     one record per comparison (:meth:`Comparison.record`)."""
-    built = build_table(protocol, runs_root, only, versus, results_file)
+    built = build_table(protocol, runs_root, only, versus, results_file, rows)
     return {
         "versus": versus,
         "unit": "identity (seeds averaged within each)",
@@ -339,12 +345,17 @@ def comparisons(protocol, runs_root: Path, versus: str, only: list[str] | None =
 
 
 def build_table(
-    protocol: str | Path | None, runs_root: Path, only: list[str] | None = None, versus: str | None = None, results_file: Path | None = None
+    protocol: str | Path | None,
+    runs_root: Path,
+    only: list[str] | None = None,
+    versus: str | None = None,
+    results_file: Path | None = None,
+    rows: list[str] | None = None,
 ) -> Built:
     """The table of :func:`render_table`, not yet formatted: the cells read (after the arguments
     are checked against the protocol), their values as records, the columns laid out, the rows
     filled (with the ``versus`` family, Holm-adjusted as one), the footnotes."""
-    res, metrics = _table_inputs(protocol, runs_root, only, versus, results_file)
+    res, metrics = _table_inputs(protocol, runs_root, only, versus, results_file, rows)
     layout = _lay_out(res, metrics, only, versus)
     df = _records(res.cells, layout)
     body, family, notes = _rows(res, df, layout, versus)
@@ -352,9 +363,11 @@ def build_table(
     return Built(layout.headers, body, _caption(res, layout), footnotes, family)
 
 
-def _table_inputs(protocol, runs_root: Path, only: list[str] | None, versus: str | None, results_file: Path | None) -> tuple:
+def _table_inputs(
+    protocol, runs_root: Path, only: list[str] | None, versus: str | None, results_file: Path | None, rows: list[str] | None = None
+) -> tuple:
     """(the :class:`Results` a table shows, its metric and cost columns): the arguments are checked
-    against the protocol before the run store is read."""
+    against the protocol before the run store is read; ``rows`` keeps just those rows."""
     from aebench.harness.protocol.spec import load_protocol
     from aebench.harness.report.results import Results, from_store, load
 
@@ -370,9 +383,20 @@ def _table_inputs(protocol, runs_root: Path, only: list[str] | None, versus: str
             )
         metrics = [m for m in metrics if m in only] + [m for m in only if m in CELL_VALUES]
     labels = list(dict.fromkeys([r.label for r in spec.rows] + ([c["row"] for c in res.cells] if res else [])))
+    if rows:
+        unknown = [r for r in rows if r not in labels]
+        if unknown:
+            raise ValueError(f"--rows: {unknown} not rows of protocol {spec.name}; its rows: {', '.join(labels)}")
+        labels = [r for r in labels if r in rows]
     if versus is not None and versus not in labels:
-        raise ValueError(f"--versus {versus!r} is not a row of protocol {spec.name}; its rows: {', '.join(labels)}")
-    return res or from_store(spec, runs_root), metrics
+        raise ValueError(
+            f"--versus {versus!r} is not a row of protocol {spec.name}{' shown' if rows else ''}; its rows: {', '.join(labels)}"
+        )
+    res = res or from_store(spec, runs_root)
+    if rows:
+        kept = dataclasses.replace(res.spec, rows=[r for r in res.spec.rows if r.label in rows])
+        res = dataclasses.replace(res, spec=kept, cells=[c for c in res.cells if c["row"] in rows])
+    return res, metrics
 
 
 @dataclass

@@ -16,6 +16,8 @@ from aebench.harness.protocol.spec import load_protocol
 from aebench.registry import REGISTERED as METHODS
 
 FIXTURE = Path(__file__).parent / "fixtures" / "legacy_ids_972eef0.json"
+#: the methods of the smoke protocol's rows at 972eef0
+METHODS_THEN = ("aenerf", "dfrf", "adnerf")
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +34,8 @@ def test_the_old_codes_ids_are_reproduced(smoke_corpus):
     assert {p.name: identity_hash(p) for p in sorted(smoke_corpus.iterdir()) if (p / "meta.json").exists()} == fixture["corpus_sha256"]
     for overrides in ([], ["field.encoding=hashgrid", "train.opacity_entropy=1e-4"]):
         for c in expand_cells(load_protocol("smoke", scale="smoke"), smoke_corpus, overrides):
+            if c.method not in METHODS_THEN:  # a row added since: the old code had no such cell
+                continue
             old = fixture["folders"][f"smoke{'+' + ','.join(overrides) if overrides else ''}|{c.key}"]
             folders = legacy_folders(c.cfg)
             assert folders["cell"] == f"smoke/{old['cell']}" and folders["finetune"] == old["finetune"]
@@ -85,6 +89,6 @@ def test_an_old_stores_finished_cells_are_adopted_not_run_again(tmp_path, monkey
         assert record.cell_id == c.cell_id and record.schema == SCHEMA  # rewritten in today's layout
         assert Path(record.finetuned) == store / finetune_folder(c.cfg) and Path(record.base) == store / base_folder(c.cfg)
         assert json.loads((cell_folder(store, c) / "metrics.json").read_text())["summary"] == before[c.cell_id]
-        assert "adopted from a store written before" in (cell_folder(store, c) / "log.txt").read_text()
+        assert "adopted from a store written by an earlier version" in (cell_folder(store, c) / "log.txt").read_text()
     base_record = json.loads((store / base_folder(cells[0].cfg) / "base.json").read_text())
     assert base_record["checkpoint"].startswith(str(store / base_folder(cells[0].cfg)))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from aebench.harness.report.plots import plot
 from aebench.harness.report.tables import render_table
 
@@ -243,3 +245,17 @@ def test_a_metric_the_protocol_expects_missing_gives_the_protocols_reason(tmp_pa
     md = render_table("real_quick", tmp_path, "md", only=["psnr", "sync_conf"])
     assert "missing sync_conf: this protocol's renders cannot yield it: 40 frames at 64 px" in md
     assert "weights absent" not in md
+
+
+def test_rows_pick_the_table_and_its_family(tmp_path):
+    """--rows shows only the named rows, and the --versus family is theirs (Holm over them); a row
+    the protocol lacks, or a --versus row not shown, is refused by name."""
+    results = Path(__file__).resolve().parents[3] / "results" / "exports" / "real_identities.json"
+    two = render_table(None, tmp_path, "md", ["psnr"], versus="ER-NeRF", results_file=results, rows=["AE-NeRF", "DFRF", "ER-NeRF"])
+    assert "Holm over the 2 comparisons" in two and "AD-NeRF" not in two and "w/o AAA" not in two
+    every = render_table(None, tmp_path, "md", ["psnr"], versus="ER-NeRF", results_file=results)
+    assert "Holm over the 5 comparisons" in every and "AD-NeRF" in every
+    with pytest.raises(ValueError, match=r"--rows: \['GAN'\] not rows"):
+        render_table(None, tmp_path, "md", ["psnr"], results_file=results, rows=["AE-NeRF", "GAN"])
+    with pytest.raises(ValueError, match="'ER-NeRF' is not a row of protocol real_identities shown"):
+        render_table(None, tmp_path, "md", ["psnr"], versus="ER-NeRF", results_file=results, rows=["AE-NeRF", "DFRF"])
