@@ -1,22 +1,22 @@
 """A store written before the settings tree: its finished work is found under today's ids, not redone.
 
-The old ids are what aebench at commit 972eef0 computed itself (the fixture records how), so the
-test compares today's reading of an old store with the old code's own naming."""
+The old ids are what aebench at commits 972eef0 and 3d25c8e computed itself (each fixture records
+how), so the test compares today's reading of an old store with the old code's own naming."""
 
 import json
 from pathlib import Path
 
 import pytest
 
-from aebench.harness.protocol.cells import expand_cells, identity_hash, legacy_folders
+from aebench.harness.protocol.cells import LEGACY_SCHEMES, expand_cells, identity_hash, legacy_folders
 from aebench.harness.protocol.launchers import launch
 from aebench.harness.protocol.records import SCHEMA, CellRecord
 from aebench.harness.protocol.run_store import base_folder, cell_folder, finetune_folder, read_record, rebase
 from aebench.harness.protocol.spec import load_protocol
 from aebench.registry import REGISTERED as METHODS
 
-FIXTURE = Path(__file__).parent / "fixtures" / "legacy_ids_972eef0.json"
-#: the methods of the smoke protocol's rows at 972eef0
+FIXTURES = Path(__file__).parent / "fixtures"
+#: the methods of the smoke protocol's rows at 972eef0 and 3d25c8e
 METHODS_THEN = ("aenerf", "dfrf", "adnerf")
 
 
@@ -29,15 +29,17 @@ def smoke_corpus(tmp_path_factory) -> Path:
     return out
 
 
-def test_the_old_codes_ids_are_reproduced(smoke_corpus):
-    fixture = json.loads(FIXTURE.read_text())
+@pytest.mark.parametrize("scheme", LEGACY_SCHEMES)
+def test_the_old_codes_ids_are_reproduced(smoke_corpus, scheme):
+    fixture = json.loads((FIXTURES / f"legacy_ids_{scheme}.json").read_text())
+    assert fixture["commit"] == scheme
     assert {p.name: identity_hash(p) for p in sorted(smoke_corpus.iterdir()) if (p / "meta.json").exists()} == fixture["corpus_sha256"]
     for overrides in ([], ["field.encoding=hashgrid", "train.opacity_entropy=1e-4"]):
         for c in expand_cells(load_protocol("smoke", scale="smoke"), smoke_corpus, overrides):
             if c.method not in METHODS_THEN:  # a row added since: the old code had no such cell
                 continue
             old = fixture["folders"][f"smoke{'+' + ','.join(overrides) if overrides else ''}|{c.key}"]
-            folders = legacy_folders(c.cfg)
+            folders = legacy_folders(c.cfg, scheme)
             assert folders["cell"] == f"smoke/{old['cell']}" and folders["finetune"] == old["finetune"]
             assert old["base"] in (None, folders["base"])
             assert folders["cell"] != f"smoke/{c.cell_id}"  # today's ids differ: the adoption below is needed
@@ -92,3 +94,11 @@ def test_an_old_stores_finished_cells_are_adopted_not_run_again(tmp_path, monkey
         assert "adopted from a store written by an earlier version" in (cell_folder(store, c) / "log.txt").read_text()
     base_record = json.loads((store / base_folder(cells[0].cfg) / "base.json").read_text())
     assert base_record["checkpoint"].startswith(str(store / base_folder(cells[0].cfg)))
+
+
+def test_a_cell_id_covers_its_own_methods_section_only(smoke_corpus):
+    """Another method's settings cannot act on a cell: changing them (or adding a method) re-keys
+    only that method's cells."""
+    plain = {c.key: c.cell_id for c in expand_cells(load_protocol("smoke", scale="smoke"), smoke_corpus, [])}
+    changed = {c.key: c.cell_id for c in expand_cells(load_protocol("smoke", scale="smoke"), smoke_corpus, ["ernerf.hidden=16"])}
+    assert {k for k in plain if plain[k] != changed[k]} == {k for k in plain if k.startswith("ER-NeRF|")}
