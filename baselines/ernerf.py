@@ -31,13 +31,12 @@ OpenFace; the samples are the engine's (stratified, coarse/fine, the occupancy g
 official marches its CUDA occupancy grid with at most 16 samples per ray; the face box is the
 prepared masks' head box where the official takes the landmarks' box. The lip fine-tune stage
 (``ernerf.lips_share`` of the iterations: LPIPS on the mouth's square and on random patches, every
-other step each) runs when the LPIPS AlexNet weights are in the store, and is skipped with a message
-naming the fix when they are not.
+other step each) needs the LPIPS AlexNet weights; without them training is refused naming the fix
+(or ``ernerf.lips_share=0``, the head stage alone, as the shipped protocols' rows set it).
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -106,8 +105,8 @@ class ERNeRFSettings(NeRFSettings):
     """Weight of the opacity entropy in ER-NeRF's loss (1e-4)."""
     lips_share: float = setting(0.2, low=0.0, high=0.9, arch=False)
     """Share of the iterations spent in the lip fine-tune stage after the head stage (official: 25k
-    after 100k). It needs the LPIPS AlexNet weights (``lpips_alexnet``): without them it is skipped,
-    with a message, and the head stage trains every iteration (the checkpoint records which)."""
+    after 100k); 0: the head stage alone. It needs the LPIPS AlexNet weights (``lpips_alexnet``):
+    without them training is refused with the fix (a cell's id must say which stages ran)."""
     lips_patch: int = setting(32, low=2, arch=False)
     """Side of the random patches of the lip stage's every other step (``--patch_size 32``)."""
     grid_lr_mult: float = setting(10.0, low=0.0, arch=False)
@@ -382,13 +381,12 @@ class ERNeRF(NeRFMethod):
         if lips == 0:
             return super().finetune(identity, clip, base, cfg, run_dir)
         run_dir = Path(run_dir)
-        if lips_network() is None:
-            warnings.warn(
-                f"ernerf: the lip fine-tune stage ({lips} of {train.iters} iterations, ernerf.lips_share) needs the LPIPS "
-                f"AlexNet weights, absent: {fix_command('lpips_alexnet')}. Skipped: the head stage trains all {train.iters}.",
-                stacklevel=2,
+        if lips_network() is None:  # refused, not skipped: the cell's id says a lip stage ran
+            raise ValueError(
+                f"ernerf: the lip fine-tune stage ({lips} of {train.iters} iterations, ernerf.lips_share={s.lips_share}) needs "
+                f"the LPIPS AlexNet weights, absent: {fix_command('lpips_alexnet')}; or set ernerf.lips_share=0 to train "
+                "the head stage alone (what the shipped protocols' ER-NeRF rows do)"
             )
-            return self._train([clip], cfg, run_dir, None, "finetune")
         self.lips_patch = s.lips_patch  # read by batch_fn in the lip stage
         head = self._train([clip], cfg, run_dir / "head", None, "finetune", iters=train.iters - lips)
         return self._train([clip], cfg, run_dir, head, "lips", iters=lips)

@@ -17,7 +17,7 @@ DATA=data/prepared/clips-128px-25fps-12s   # real_quick's prepared clips
 OUT=docs/speed/ernerf
 mkdir -p "$OUT"
 [ -d "$DATA/may" ] || { echo "no $DATA/may: run 'aebench run protocol=real_quick' once to prepare the clips" >&2; exit 2; }
-COMMON=(scale=small data.root="$DATA" data.size=128 threads=1 train.sampler=hierarchical train.render_sampler=hierarchical)
+COMMON=(scale=small data.root="$DATA" data.size=128 threads=1 train.sampler=hierarchical train.render_sampler=hierarchical ernerf.lips_share=0)
 for round in $(seq 1 "$ROUNDS"); do
   for m in $METHODS; do
     "$AEBENCH" bench train method="$m" "${COMMON[@]}" train.iters=8 --json "$OUT/${m}_train_round$round.json" > /dev/null

@@ -54,12 +54,14 @@ def test_head_then_lip_stage_then_render(synth_root, tmp_path, random_lpips):
     assert info.n_frames == 2 and (info.width, info.height) == (32, 32)
 
 
-def test_without_lpips_weights_the_head_trains_every_iteration(synth_root, tmp_path, monkeypatch):
+def test_without_lpips_weights_the_lip_stage_is_refused_and_lips_share_0_trains_the_head(synth_root, tmp_path, monkeypatch):
     monkeypatch.setattr(ernerf, "lips_network", lambda: None)
     cfg = _cfg(synth_root)
     ids = _identities(synth_root, cfg)
-    with pytest.warns(UserWarning, match=r"lip fine-tune stage \(1 of 6 iterations.*aebench weights add lpips_alexnet"):
-        ckpt = get_method("ernerf").finetune(ids[0], ids[0].clip(1.0), None, cfg, tmp_path / "ft")
+    with pytest.raises(ValueError, match=r"lip fine-tune stage \(1 of 6 iterations.*aebench weights add lpips_alexnet.*lips_share=0"):
+        get_method("ernerf").finetune(ids[0], ids[0].clip(1.0), None, cfg, tmp_path / "ft")
+    assert not (tmp_path / "ft").exists()  # refused before any work
+    ckpt = get_method("ernerf").finetune(ids[0], ids[0].clip(1.0), None, _cfg(synth_root, **{"ernerf.lips_share": 0}), tmp_path / "ft")
     state = read_state(ckpt)
     assert state["meta"]["phase"] == "finetune" and state["step"] == 6
 
