@@ -477,8 +477,7 @@ def ernerf() -> str:
         "evaluated/ray",
     ]
     return section(
-        "`docs/speed/ernerf/*.json` (tools/ernerf_speed.sh: 128 px, small sizes, hierarchical sampler, one thread, "
-        "methods in turn)",
+        "`docs/speed/ernerf/*.json` (tools/ernerf_speed.sh: 128 px, small sizes, hierarchical sampler, one thread, methods in turn)",
         header,
         rows,
         "Training: bench train from scratch, 8 iterations less a 3-iteration set-up run; rendering: bench render of 2 frames "
