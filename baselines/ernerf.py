@@ -403,8 +403,9 @@ class ERNeRF(NeRFMethod):
             v = views[int(torch.randint(len(views), (1,), generator=g, device=dev))]
             frame = int(torch.randint(v.n, (1,), generator=g, device=dev))
             h, w = v.hw
-            if step % 2 == 0:
-                x0, x1, y0, y1 = lips_square(v.landmarks[frame].float(), h, w)
+            x0, x1, y0, y1 = lips_square(v.landmarks[frame].float(), h, w)
+            square = step % 2 == 0 and x1 > x0 and y1 > y0  # a mouth outside the image: a patch step instead
+            if square:
                 ys, xs = torch.meshgrid(torch.arange(y0, y1, device=dev), torch.arange(x0, x1, device=dev), indexing="ij")
                 patches = (1, y1 - y0, x1 - x0)
             else:
@@ -416,7 +417,7 @@ class ERNeRF(NeRFMethod):
                 ys, xs = top[:, None, None] + dy, left[:, None, None] + dx
                 patches = (k, p, p)
             batch = pixel_batch(v, frame, xs.reshape(-1), ys.reshape(-1))
-            batch.update(views=v, frame_index=frame, generator=g, refs=None, patches=patches, lips=step % 2 == 0)
+            batch.update(views=v, frame_index=frame, generator=g, refs=None, patches=patches, lips=square)
             return batch
 
         return fn
