@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +15,21 @@ import yaml
 
 from aebench.media import write_video
 from aebench.method_api import Method, driving_pose_indices, render_span
+from aebench.settings import Settings, setting
+
+
+@dataclass(frozen=True)
+class NoisyGTSettings(Settings):
+    """``cfg.noisy_gt``."""
+
+    noise: float = setting(8.0, low=0.0)
+    """Standard deviation of the noise added to the ground truth frames (0-255 units)."""
 
 
 class NoisyGT(Method):
     name = "noisy_gt"
     has_base_model = True
+    settings_cls = NoisyGTSettings
 
     def pretrain(self, identities, cfg, run_dir):
         ckpt = Path(run_dir) / "ckpt"
@@ -54,7 +65,7 @@ class NoisyGT(Method):
                 fh.write(f"{torch.get_num_threads()}\n")
         test = identity.split("test")
         n, audio = render_span(identity, driving_audio, int(cfg.train.render_frames))
-        noise = 8.0
+        noise = float(cfg.noisy_gt.noise)
         rng = np.random.default_rng(int(cfg.seed))
         frames = []
         for k in driving_pose_indices(test.n_frames, n):

@@ -43,7 +43,7 @@ def write_protocol(tmp_path: Path, **fields) -> Path:
         "name": "toy",
         "table": None,
         "metrics": ["psnr", "ssim"],
-        "rows": [{"label": "A", "method": "noisy_gt"}, {"label": "B", "method": "noisy_gt", "set": {"external.tolerance": 2}}],
+        "rows": [{"label": "A", "method": "noisy_gt"}, {"label": "B", "method": "noisy_gt", "set": {"noisy_gt.noise": 6.0}}],
         "targets": ["synth_02"],
         "base": "leave_one_out",
         "data": "synth",
@@ -189,7 +189,7 @@ def test_run_store_resume_after_failure_and_base_shared(tmp_path, corpus, monkey
     steps = [li for li in (failed_dir / "log.txt").read_text().splitlines() if li.startswith("step ")]
     assert steps == ["step 1 loss=0.5 psnr=10", "step 2 loss=0.25 psnr=12"]  # the resumed cell logs its steps once
     assert (done_dir / "done").read_text() == stamp
-    assert counter.read_text().count("pretrain") == 1  # one base model shared by every cell
+    assert counter.read_text().count("pretrain") == 2  # one base model per row (its own setting), shared by its cells
     info = json.loads((done_dir / "cell.json").read_text())
     assert info["row"] == "A" and info["identity"] == "synth_02" and info["scale"] == "smoke"
     metrics = json.loads((done_dir / "metrics.json").read_text())
@@ -416,7 +416,7 @@ def test_two_workers_give_the_same_cells_as_one(tmp_path, corpus):
 
 
 def _two_voices(tmp_path, corpus):
-    """The toy protocol driven by its own voice and by another identity's: 8 cells, 4 fine-tunes, 1 base model."""
+    """The toy protocol driven by its own voice and by another identity's: 8 cells, 4 fine-tunes, 2 base models."""
     return expand_cells(
         load_protocol(write_protocol(tmp_path, grid={"clip_seconds": [0, 0.4], "iters": [5], "audio": ["self", "synth_00"], "seed": [0]})),
         corpus,
@@ -431,15 +431,15 @@ def test_the_pool_trains_each_shared_model_once_before_what_needs_it(tmp_path, c
     cells = _two_voices(tmp_path, corpus)
     jobs = plan_jobs(cells, tmp_path / "runs")
     kinds = [j.kind for j in jobs.values()]
-    assert (kinds.count("base"), kinds.count("model"), kinds.count("cell")) == (1, 4, 8)
-    base = next(k for k, j in jobs.items() if j.kind == "base")
-    assert all(j.needs == {base} for j in jobs.values() if j.kind == "model")
+    # rows A and B differ in their method's own setting: a base model each, two fine-tunes each, a cell per voice
+    assert (kinds.count("base"), kinds.count("model"), kinds.count("cell")) == (2, 4, 8)
+    assert all(len(j.needs) == 1 and jobs[next(iter(j.needs))].kind == "base" for j in jobs.values() if j.kind == "model")
     assert all(len(j.needs) == 1 and jobs[next(iter(j.needs))].kind == "model" for j in jobs.values() if j.kind == "cell")
     counter = tmp_path / "counter.txt"
     monkeypatch.setenv("FAKE_METHOD_COUNTER", str(counter))
     outcomes = launch(cells, tmp_path / "runs", progress=False, workers=2)
     assert [o.status for o in outcomes] == ["done"] * 8
-    assert sorted(counter.read_text().split()) == ["finetune"] * 4 + ["pretrain"]
+    assert sorted(counter.read_text().split()) == ["finetune"] * 4 + ["pretrain"] * 2
     assert plan_jobs(cells, tmp_path / "runs") == {}
 
 
@@ -452,7 +452,7 @@ def test_a_failing_base_model_fails_the_cells_that_need_it_without_running_them(
     monkeypatch.setenv("FAKE_METHOD_FAIL_PRETRAIN", "1")
     outcomes = launch(cells, tmp_path / "runs", progress=False, workers=2)
     assert [o.status for o in outcomes] == ["failed"] * 8
-    assert counter.read_text().split() == ["pretrain"]  # tried once, not once per cell
+    assert counter.read_text().split() == ["pretrain"] * 2  # each base model tried once, not once per cell
     for o in outcomes:
         assert "base model of" in o.error and "injected pretrain failure" in o.error
         cell_dir = tmp_path / "runs" / "toy" / o.cell.cell_id
@@ -460,7 +460,8 @@ def test_a_failing_base_model_fails_the_cells_that_need_it_without_running_them(
         assert record and "injected pretrain failure" in record["error"]
         assert (cell_dir / "config.yaml").exists()  # reports count it as started, unfinished
     logs = list((tmp_path / "runs" / "_base").glob("*/log.txt"))
-    assert len(logs) == 1 and "Traceback" in logs[0].read_text() and str(logs[0]) in outcomes[0].error
+    assert len(logs) == 2 and all("Traceback" in log.read_text() for log in logs)
+    assert any(str(log) in outcomes[0].error for log in logs)
     monkeypatch.delenv("FAKE_METHOD_FAIL_PRETRAIN")
     assert [o.status for o in launch(cells, tmp_path / "runs", progress=False, workers=2)] == ["done"] * 8
 
