@@ -217,7 +217,8 @@ def with_earlier(res: Results, earlier: Results) -> tuple[Results, int]:
     protocol) at the grid points ``res`` lacks, and how many were kept: the rows added since that
     file need not run its other rows again. Each kept cell carries its own provenance (code,
     machine). Refused when the file is another protocol, or its protocol differs from this one in
-    anything but rows added since (a changed row or setting would compare different experiments)."""
+    what its cells compute or are scored on (targets, base, data, grid, settings, metrics, a row)
+    beyond rows added since: that would compare different experiments."""
     import dataclasses
 
     a, b = res.spec, earlier.spec
@@ -227,7 +228,17 @@ def with_earlier(res: Results, earlier: Results) -> tuple[Results, int]:
     changed = [r.label for r in b.rows if now.get(r.label) != r]
     if changed:
         raise ResultsError(f"{earlier.origin}: row(s) {', '.join(changed)} differ from protocol '{a.name}' as it is now; run them again")
-    bare = {"rows": [], "text": "", "path": Path(f"{a.name}.yaml")}  # where each was read from is not the protocol
+    # what a cell computes and is scored on must match; how the protocol is described, laid out and
+    # where it was read from need not (an expected-missing note declares, it computes nothing)
+    bare = {
+        "rows": [],
+        "text": "",
+        "path": Path(f"{a.name}.yaml"),
+        "description": "",
+        "table": a.table,
+        "noise": None,
+        "expected_missing": {},
+    }
     if dataclasses.replace(a, **bare) != dataclasses.replace(b, **bare):
         raise ResultsError(f"{earlier.origin}: protocol '{a.name}' changed since that file (more than rows added); run it again")
     have = {grid_point(c) for c in res.cells}
