@@ -277,7 +277,7 @@ def test_a_protocol_with_measured_noise_quotes_it_under_its_table(tmp_path, monk
 
 def test_export_with_versus_writes_the_family_and_old_files_are_still_read(tmp_path):
     """Schema 2: `export --versus` holds the table's comparisons (the same numbers and verdicts the
-    table prints); a version 1 file (results/exports/real_repeats.json, committed) is still read."""
+    table prints); a version 1 file (four cells of the real_repeats file as committed in that version) is still read."""
     from pathlib import Path as P
 
     _store(tmp_path / "runs")
@@ -295,9 +295,9 @@ def test_export_with_versus_writes_the_family_and_old_files_are_still_read(tmp_p
     assert f"adj. p={dfrf['p_adjusted']:.3g}" in _row(md, "DFRF")[_header(md).index("PSNR vs AE-NeRF")]
     assert doc["comparisons"]["family_size"] == 1 and tests[("AD-NeRF", "psnr")]["p_adjusted"] is None
     read_results(out)  # validates against version 2
-    old = P(__file__).parents[3] / "results" / "exports" / "real_repeats.json"
+    old = P(__file__).parent / "fixtures" / "results_v1_real_repeats.json"  # four cells of the version 1 real_repeats file
     assert json.loads(old.read_text())["schema_version"] == 1
-    assert len(read_results(old).cells) == 24
+    assert len(read_results(old).cells) == 4
     bad = CliRunner().invoke(main, ["export", "real_repeats", "--runs", str(tmp_path / "runs"), "--out", str(out), "--metrics", "psnr"])
     assert bad.exit_code == 2 and "give --versus ROW too" in bad.output
 
