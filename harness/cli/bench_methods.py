@@ -30,6 +30,19 @@ from aebench.harness.cli.checks import Output, inputs_untouched, reported, writa
 from aebench.harness.protocol.run_store import atomic_write
 
 
+def _what_ran(cfg, device, identity) -> dict:
+    """The fields every bench report opens with: method, scale, device, threads, size."""
+    import torch
+
+    return {
+        "method": cfg.method,
+        "scale": cfg.scale,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "size": f"{identity.size[0]} px",
+    }
+
+
 def _checked(overrides: tuple[str, ...]):
     """The config of a bench command, with the method looked up: user mistakes as clear errors."""
     from aebench.config import ConfigError, load_config
@@ -163,11 +176,7 @@ def train_cmd(overrides: tuple[str, ...], warmup: int, json_out: str | None, bas
         rate = (iters - warmup) / (t_full - t_warm)
         _report(
             {
-                "method": cfg.method,
-                "scale": cfg.scale,
-                "device": str(device),
-                "threads": torch.get_num_threads(),
-                "size": f"{identity.size[0]} px",
+                **_what_ran(cfg, device, identity),
                 "iterations": iters,
                 "batch_rays": int(cfg.train.batch_rays),
                 "from": base or "scratch",
@@ -238,11 +247,7 @@ def render_cmd(overrides: tuple[str, ...], frames: int, checkpoint: str | None, 
         info = probe(out)
         _report(
             {
-                "method": cfg.method,
-                "scale": cfg.scale,
-                "device": str(device),
-                "threads": torch.get_num_threads(),
-                "size": f"{identity.size[0]} px",
+                **_what_ran(cfg, device, identity),
                 "frames": frames,
                 "video": f"{info.n_frames} frames, audio={info.has_audio}",
                 "sampler": str(cfg.train.render_sampler),
